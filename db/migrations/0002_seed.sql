@@ -1,0 +1,240 @@
+-- HealthGuard Ops seed data: staff, admitted patients, alert catalogue, shifts, rotations, escalation.
+-- Applied once after 0001_schema.sql. Every staff account uses the shared demo password; only its
+-- salted scrypt hash (a different salt per employee) is stored here.
+
+-- Staff. employee_id doubles as the login. Tier 1: nurses and biomedical engineers, tier 2: emergency
+-- doctors, tier 3: specialists. N01 is the charge nurse; emergency doctors supervise.
+INSERT INTO employees (employee_id, login, name, role, specialty, tier, is_supervisor, password_hash) VALUES
+    ('N01', 'N01', 'Maria Gonzalez', 'NURSE', 'Charge Nurse, Medical-Surgical', 1, true,
+     'scrypt$16384$8$1$s18YyoQhecCh8DxHPVL+QQ==$NXuYfVlG0dXS93Tz8o6x0PK6/8Xi8tvLpuaHD0Rs6Zo='),
+    ('N02', 'N02', 'James O''Connor', 'NURSE', 'Critical Care Nursing', 1, false,
+     'scrypt$16384$8$1$ul8oxgkAA1GDc/FnvqXcdQ==$lEq+LMGM+/07woScvzvhb9oZyszod8+c4LpmZlARAXU='),
+    ('N03', 'N03', 'Aisha Patel', 'NURSE', 'Cardiac Nursing', 1, false,
+     'scrypt$16384$8$1$GHjWWMwke9ZkDUIi8jt1xg==$QwaE6O2FBdA9Sc5cufHKWr/aEVrZQbpeK2KNi5RfYXI='),
+    ('N04', 'N04', 'Tom Becker', 'NURSE', 'Emergency Nursing', 1, false,
+     'scrypt$16384$8$1$7xtB0eQICi1iAuFvqisX2Q==$WpbQaKxisLa5z4ST1ZbF1Cy4OeF/tC2vDYZkL/XbuWs='),
+    ('N05', 'N05', 'Linh Nguyen', 'NURSE', 'Maternity Nursing', 1, false,
+     'scrypt$16384$8$1$JIvJlN2Ex28IUfPIkrhMFQ==$KJcsZckfQ30MYf0W8jl3BIwl3CWisOAPXSnS2NINhy8='),
+    ('N06', 'N06', 'Grace Okafor', 'NURSE', 'Neuroscience Nursing', 1, false,
+     'scrypt$16384$8$1$eepsOXvoJAyGWJNlfVpWhg==$KpGHw9fPkqZpM2AQm4IesmqKJk9H8RG8PcCCN09qG38='),
+    ('D01', 'D01', 'Dr. Michael Brooks', 'EMERGENCY_DOCTOR', 'Emergency Medicine', 2, true,
+     'scrypt$16384$8$1$WBKz7tngAhisSaVIGR4PIw==$i+pcScEa3ThoEXCecbjHP1LH5pXXenOvHMaD7Z/osDE='),
+    ('D02', 'D02', 'Dr. Elena Rossi', 'EMERGENCY_DOCTOR', 'Emergency Medicine', 2, true,
+     'scrypt$16384$8$1$/gXsBk0PpfXjXfvnOEnFkQ==$xGNZBGUZicdwf1qjNNoWKyCRHHV0f4kPEWz+N7WKhbA='),
+    ('D03', 'D03', 'Dr. Samuel Adeyemi', 'EMERGENCY_DOCTOR', 'Emergency Medicine', 2, true,
+     'scrypt$16384$8$1$FeIioUXU8Wjka9fSw1Ea9A==$4b88dv+U+pnPw8WYNmx8d5zY0SczagIP7w6NARf386M='),
+    ('D04', 'D04', 'Dr. Hannah Lindqvist', 'EMERGENCY_DOCTOR', 'Emergency Medicine', 2, true,
+     'scrypt$16384$8$1$HLBG+Vorp6saDzhheZtIBg==$B1FqdDAY72t6cJCgJ2vEFHoZM5Cob8hFio/7mGU0rKE='),
+    ('S01', 'S01', 'Dr. Sarah Chen', 'CARDIOLOGIST', 'Cardiology', 3, false,
+     'scrypt$16384$8$1$goArvSWR5fI9/7mrtCcjlQ==$3U4RTTlaqks5kb/wXlMs9K3BHM+05DbrWMRLVSzthOA='),
+    ('S02', 'S02', 'Dr. Robert Hughes', 'CARDIOLOGIST', 'Interventional Cardiology', 3, false,
+     'scrypt$16384$8$1$VY8vr9nvE56qdiyxXj1QDw==$jdyzldntC5wVib5Hz2pFC6ONxL1J3iVgpBK1+i9XWGo='),
+    ('S03', 'S03', 'Dr. Priya Raman', 'PULMONOLOGIST', 'Pulmonology', 3, false,
+     'scrypt$16384$8$1$Yi30YOGuzxVp5sBZrMDa5g==$kjKvVSsZNNClQb0wITIeFzHOD2GpTHYxmndVtILt+VE='),
+    ('S04', 'S04', 'Dr. David Kowalski', 'PULMONOLOGIST', 'Pulmonology and Critical Care', 3, false,
+     'scrypt$16384$8$1$R22xChyCqnmJBO1ooxFGTQ==$0tKrLFXgoJsJ4RfSo5jshaEw6DcmYiLRTl/mtAGO4Oc='),
+    ('S05', 'S05', 'Dr. Fatima Haddad', 'NEUROLOGIST', 'Neurology', 3, false,
+     'scrypt$16384$8$1$P5E1fVU/5Yu8FTHbfwhgWw==$Hv+rBrC2D4LU0upucCB7tHJoESChrssuyKflgoql5Hk='),
+    ('S06', 'S06', 'Dr. Lukas Meyer', 'NEUROLOGIST', 'Stroke Neurology', 3, false,
+     'scrypt$16384$8$1$o2eIdSQiF0rWYgcVlylqZg==$xqkyZvpQ8ndZ29M2r4Rm7e7oF80i1AJgKczF4Zey/cA='),
+    ('S07', 'S07', 'Dr. Olivia Grant', 'SURGEON', 'General Surgery', 3, false,
+     'scrypt$16384$8$1$Bpg8F2zk0wPyBiZQyJOJ3Q==$xKtCCwE4X1e+J6DSrIELle/stjGB1ehv2PiUzXRnRpQ='),
+    ('S08', 'S08', 'Dr. Kenji Tanaka', 'SURGEON', 'Trauma Surgery', 3, false,
+     'scrypt$16384$8$1$qBbfp7bCYHChDXGp61hm2w==$GbHga4CHXV611z34cU4OQSHPjclfrqr4IyyEAhilFp8='),
+    ('S09', 'S09', 'Dr. Isabel Moreno', 'OBSTETRICIAN', 'Obstetrics', 3, false,
+     'scrypt$16384$8$1$seFZm0SgzTs4B+8VjrvOgQ==$Zg1cIad0TLlOCA0F56Ai4+Nv4lKX1AOicCr7oFlFrRI='),
+    ('S10', 'S10', 'Dr. Daniel Weiss', 'PSYCHIATRIST', 'Psychiatry', 3, false,
+     'scrypt$16384$8$1$BfUy6EKZ4AKGDVLmQh9cPw==$RgqWPYb/kszlIqvLxdVYofAfP3yjeee7+ahcGp+ONv4='),
+    ('S11', 'S11', 'Dr. Nadia Petrova', 'ENDOCRINOLOGIST', 'Endocrinology', 3, false,
+     'scrypt$16384$8$1$PMiqLJpFGetdPvoptExjrg==$6dZkjnFioO7OJSVjOf3LigCO+yC7LC99egKnMWPzptw='),
+    ('S12', 'S12', 'Dr. Omar Farouk', 'INFECTIOUS_DISEASE_SPECIALIST', 'Infectious Diseases', 3, false,
+     'scrypt$16384$8$1$L5Ip0ld5ljSZ09bTtrqfLw==$OM+YggV09sncDgGR3eYF34Dyip9fz5ubUGHxPn5YF4M='),
+    ('E01', 'E01', 'Peter Lindgren', 'BIOMEDICAL_ENGINEER', 'Clinical Engineering', 1, false,
+     'scrypt$16384$8$1$BBuoO64phO+qbCGTH528yQ==$EP+zU4zwgECTu0euQGUq7mYJ8Rb6har9kT/02BoeICg='),
+    ('E02', 'E02', 'Chloe Martin', 'BIOMEDICAL_ENGINEER', 'Clinical Engineering', 1, false,
+     'scrypt$16384$8$1$G9FkR7BRHOAtILNKehj1Yw==$XAckQdLlXucyWJ/AS72kelAp1LuSxoeG3XhwEJqUkCo=');
+
+-- Admitted patients.
+INSERT INTO patients (patient_id, name, date_of_birth, room, ward) VALUES
+    ('P001', 'John Whitfield', '1951-03-14', '312', 'Cardiology'),
+    ('P002', 'Margaret Ellison', '1946-11-02', 'ICU-2', 'ICU'),
+    ('P003', 'Sofia Almeida', '1993-07-21', 'M-104', 'Maternity'),
+    ('P004', 'Harold Jensen', '1958-01-30', '418', 'Neurology'),
+    ('P005', 'Rachel Kim', '1979-09-09', '226', 'Surgery'),
+    ('P006', 'Ethan Novak', '2001-05-17', 'PSY-7', 'Psychiatry'),
+    ('P007', 'Walter Simmons', '1964-12-05', '509', 'Internal Medicine'),
+    ('P008', 'Beatriz Santos', '1970-04-26', '336', 'Pulmonology');
+
+-- Alert catalogue. typical_min/typical_max bound the alarming value in `unit` (NULL: no measured value).
+-- routes_to lists the roles to page, in order.
+INSERT INTO alert_types (alert_type, name, category, severity, description, unit, typical_min, typical_max, routes_to) VALUES
+    -- CARDIAC
+    ('CARDIAC_ARREST', 'Cardiac arrest', 'CARDIAC', 'CRITICAL',
+     'Pulseless rhythm (VF, pulseless VT, asystole or PEA) detected or called; start CPR and call the resuscitation team.',
+     NULL, NULL, NULL, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('HEART_RATE_HIGH', 'Tachycardia', 'CARDIAC', 'HIGH',
+     'Sustained heart rate above the alarm limit; assess for arrhythmia, hypovolaemia, sepsis or pain.',
+     'bpm', 140, 190, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('HEART_RATE_LOW', 'Bradycardia', 'CARDIAC', 'HIGH',
+     'Sustained heart rate below the alarm limit; check perfusion, conduction block and rate-slowing drugs.',
+     'bpm', 25, 45, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('ARRHYTHMIA_DETECTED', 'Arrhythmia detected', 'CARDIAC', 'HIGH',
+     'Monitor detected a new arrhythmia (e.g. atrial fibrillation with rapid ventricular response, runs of VT); obtain a 12-lead ECG.',
+     NULL, NULL, NULL, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('ST_ELEVATION_DETECTED', 'ST elevation', 'CARDIAC', 'CRITICAL',
+     'ST-segment elevation on continuous ECG suggesting acute myocardial infarction; obtain a 12-lead ECG and activate the cath lab pathway.',
+     'mm', 1, 5, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    -- RESPIRATORY
+    ('O2_SATURATION_LOW', 'Low oxygen saturation', 'RESPIRATORY', 'HIGH',
+     'SpO2 below the alarm limit; check probe position, airway and oxygen delivery, escalate oxygen therapy.',
+     '%', 75, 89, '{EMERGENCY_DOCTOR,PULMONOLOGIST}'),
+    ('RESPIRATORY_RATE_HIGH', 'Tachypnoea', 'RESPIRATORY', 'MEDIUM',
+     'Respiratory rate above the alarm limit; early sign of respiratory failure, sepsis or metabolic acidosis.',
+     'breaths/min', 25, 45, '{EMERGENCY_DOCTOR,PULMONOLOGIST}'),
+    ('APNEA_DETECTED', 'Apnoea', 'RESPIRATORY', 'CRITICAL',
+     'No breathing effort detected for longer than the apnoea delay; stimulate the patient, open the airway, ventilate if needed.',
+     's', 20, 60, '{EMERGENCY_DOCTOR,PULMONOLOGIST}'),
+    ('VENTILATOR_DISCONNECT', 'Ventilator disconnection', 'RESPIRATORY', 'CRITICAL',
+     'Loss of circuit pressure or expired volume on a mechanically ventilated patient; reconnect or bag-ventilate immediately.',
+     NULL, NULL, NULL, '{EMERGENCY_DOCTOR,PULMONOLOGIST}'),
+    -- NEUROLOGICAL
+    ('STROKE_SUSPECTED', 'Suspected stroke', 'NEUROLOGICAL', 'CRITICAL',
+     'New focal neurological deficit (face, arm, speech); note the time last known well and activate the stroke pathway.',
+     NULL, NULL, NULL, '{EMERGENCY_DOCTOR,NEUROLOGIST}'),
+    ('SEIZURE_DETECTED', 'Seizure', 'NEUROLOGICAL', 'HIGH',
+     'Seizure activity detected or observed; protect the patient, time the seizure, give benzodiazepine per protocol if over 5 minutes.',
+     's', 30, 600, '{EMERGENCY_DOCTOR,NEUROLOGIST}'),
+    ('GCS_DROP', 'Drop in consciousness (GCS)', 'NEUROLOGICAL', 'HIGH',
+     'Glasgow Coma Scale fallen by 2 or more points from baseline; check glucose, oxygenation and pupils, consider urgent CT.',
+     'GCS', 3, 12, '{EMERGENCY_DOCTOR,NEUROLOGIST}'),
+    -- BLOOD_PRESSURE
+    ('BP_HIGH', 'Hypertensive crisis', 'BLOOD_PRESSURE', 'HIGH',
+     'Systolic blood pressure at crisis level; look for end-organ damage (chest pain, headache, confusion, visual change).',
+     'mmHg', 180, 240, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('BP_LOW', 'Hypotension', 'BLOOD_PRESSURE', 'HIGH',
+     'Systolic blood pressure below the alarm limit; assess for shock, bleeding, sepsis or drug effect.',
+     'mmHg', 60, 89, '{EMERGENCY_DOCTOR,CARDIOLOGIST}'),
+    ('BP_ELEVATED', 'Elevated blood pressure', 'BLOOD_PRESSURE', 'MEDIUM',
+     'Systolic blood pressure persistently above target but below crisis level; repeat the measurement and review antihypertensives.',
+     'mmHg', 160, 179, '{NURSE,EMERGENCY_DOCTOR}'),
+    -- TRAUMA
+    ('HEMORRHAGE', 'Haemorrhage', 'TRAUMA', 'CRITICAL',
+     'Active bleeding with significant estimated blood loss; apply pressure, obtain large-bore access, activate the major haemorrhage protocol.',
+     'mL', 500, 2000, '{EMERGENCY_DOCTOR,SURGEON}'),
+    ('WOUND_DEHISCENCE', 'Wound dehiscence', 'TRAUMA', 'MEDIUM',
+     'Separation of a surgical wound; cover with sterile moist dressing and request surgical review.',
+     NULL, NULL, NULL, '{EMERGENCY_DOCTOR,SURGEON}'),
+    -- METABOLIC
+    ('GLUCOSE_LOW', 'Hypoglycaemia', 'METABOLIC', 'HIGH',
+     'Blood glucose below the alarm limit; give oral or IV glucose per hypoglycaemia protocol and recheck in 15 minutes.',
+     'mg/dL', 20, 69, '{NURSE,ENDOCRINOLOGIST}'),
+    ('GLUCOSE_HIGH', 'Hyperglycaemia', 'METABOLIC', 'MEDIUM',
+     'Blood glucose above the alarm limit; check ketones and review insulin regimen.',
+     'mg/dL', 250, 600, '{NURSE,ENDOCRINOLOGIST}'),
+    ('POTASSIUM_HIGH', 'Hyperkalaemia', 'METABOLIC', 'HIGH',
+     'Serum potassium above the critical limit; obtain an ECG and start hyperkalaemia treatment per protocol.',
+     'mmol/L', 6.0, 8.0, '{NURSE,ENDOCRINOLOGIST}'),
+    -- INFECTION
+    ('SEPSIS_SUSPECTED', 'Suspected sepsis', 'INFECTION', 'CRITICAL',
+     'Sepsis screen positive with raised lactate; take cultures, give antibiotics within one hour, start fluid resuscitation.',
+     'mmol/L', 2.0, 8.0, '{EMERGENCY_DOCTOR,INFECTIOUS_DISEASE_SPECIALIST}'),
+    ('TEMPERATURE_HIGH', 'Fever', 'INFECTION', 'MEDIUM',
+     'Body temperature above the alarm limit; screen for sepsis and take blood cultures if indicated.',
+     '°C', 38.3, 41.5, '{EMERGENCY_DOCTOR,INFECTIOUS_DISEASE_SPECIALIST}'),
+    -- MEDICATION
+    ('MEDICATION_OVERDOSE_RISK', 'Medication overdose risk', 'MEDICATION', 'HIGH',
+     'Programmed or administered dose exceeds the hard limit of the drug library; stop the infusion and verify the order.',
+     NULL, NULL, NULL, '{NURSE,EMERGENCY_DOCTOR}'),
+    ('ADVERSE_DRUG_REACTION', 'Adverse drug reaction', 'MEDICATION', 'HIGH',
+     'Suspected adverse or allergic reaction after drug administration; stop the drug, assess airway and circulation.',
+     NULL, NULL, NULL, '{NURSE,EMERGENCY_DOCTOR}'),
+    -- EQUIPMENT
+    ('EQUIPMENT_MALFUNCTION', 'Equipment malfunction', 'EQUIPMENT', 'MEDIUM',
+     'Medical device reported a technical fault; check the patient, replace the device and tag it for service.',
+     NULL, NULL, NULL, '{BIOMEDICAL_ENGINEER,NURSE}'),
+    ('INFUSION_PUMP_OCCLUSION', 'Infusion pump occlusion', 'EQUIPMENT', 'HIGH',
+     'Downstream occlusion on an infusion line; the infusion is interrupted. Check clamps, line kinks and cannula patency.',
+     'mmHg', 300, 1000, '{BIOMEDICAL_ENGINEER,NURSE}'),
+    ('SENSOR_DISCONNECTED', 'Sensor disconnected', 'EQUIPMENT', 'LOW',
+     'A monitoring lead or probe is off or has no signal; reattach and confirm a valid reading.',
+     NULL, NULL, NULL, '{NURSE,BIOMEDICAL_ENGINEER}'),
+    -- SAFETY
+    ('FALL_DETECTED', 'Patient fall', 'SAFETY', 'HIGH',
+     'Patient fall detected or reported; do not move the patient until assessed for head injury and fractures.',
+     NULL, NULL, NULL, '{NURSE,EMERGENCY_DOCTOR}'),
+    ('PATIENT_WANDERING', 'Patient wandering', 'SAFETY', 'MEDIUM',
+     'At-risk patient left the bed area or the ward without escort; locate and accompany back.',
+     NULL, NULL, NULL, '{NURSE,EMERGENCY_DOCTOR}'),
+    -- OBSTETRIC
+    ('FETAL_DISTRESS', 'Fetal distress', 'OBSTETRIC', 'CRITICAL',
+     'Abnormal fetal heart rate trace (sustained bradycardia or late decelerations); reposition the mother, give oxygen, prepare for expedited delivery.',
+     'bpm', 60, 110, '{OBSTETRICIAN,EMERGENCY_DOCTOR}'),
+    ('POSTPARTUM_HEMORRHAGE', 'Postpartum haemorrhage', 'OBSTETRIC', 'CRITICAL',
+     'Blood loss after delivery above the alarm threshold; uterine massage, uterotonics and the obstetric haemorrhage protocol.',
+     'mL', 500, 1500, '{OBSTETRICIAN,EMERGENCY_DOCTOR}'),
+    -- PSYCHIATRIC
+    ('SELF_HARM_RISK', 'Self-harm risk', 'PSYCHIATRIC', 'HIGH',
+     'Patient expressing intent or attempting self-harm; ensure one-to-one observation and remove hazards.',
+     NULL, NULL, NULL, '{PSYCHIATRIST,NURSE}'),
+    ('SEVERE_AGITATION', 'Severe agitation', 'PSYCHIATRIC', 'MEDIUM',
+     'Escalating agitation or aggression; attempt verbal de-escalation and request psychiatric review.',
+     NULL, NULL, NULL, '{PSYCHIATRIST,NURSE}');
+
+-- Shifts in hospital local time. end_local <= start_local means the shift ends the next day;
+-- '24:00' is the end of the same day.
+INSERT INTO shifts (shift_code, name, start_local, end_local) VALUES
+    ('DAY',      'Day (8 h)',          '08:00', '16:00'),
+    ('EVENING',  'Evening (8 h)',      '16:00', '24:00'),
+    ('NIGHT',    'Night (8 h)',        '00:00', '08:00'),
+    ('DAY12',    'Day (12 h)',         '08:00', '20:00'),
+    ('NIGHT12',  'Night (12 h)',       '20:00', '08:00'),
+    ('ONCALL24', 'On call (24 h)',     '00:00', '24:00');
+
+-- Rotations: in period k after start_date (a Monday), the member at position p works
+-- shift_codes[(k + p) mod n] every day of that period. Specialists are on call around the clock.
+INSERT INTO oncall_rotations (name, role, start_date, period_days, shift_codes) VALUES
+    ('Nursing weekly rotation', 'NURSE', '2026-01-05', 7, '{DAY,EVENING,NIGHT}'),
+    ('Emergency doctors', 'EMERGENCY_DOCTOR', '2026-01-05', 7, '{DAY12,NIGHT12}'),
+    ('Biomedical engineering', 'BIOMEDICAL_ENGINEER', '2026-01-05', 7, '{DAY12,NIGHT12}'),
+    ('Cardiology on call', 'CARDIOLOGIST', '2026-01-05', 7, '{ONCALL24}'),
+    ('Pulmonology on call', 'PULMONOLOGIST', '2026-01-05', 7, '{ONCALL24}'),
+    ('Neurology on call', 'NEUROLOGIST', '2026-01-05', 7, '{ONCALL24}'),
+    ('Surgery on call', 'SURGEON', '2026-01-05', 7, '{ONCALL24}'),
+    ('Obstetrics on call', 'OBSTETRICIAN', '2026-01-05', 7, '{ONCALL24}'),
+    ('Psychiatry on call', 'PSYCHIATRIST', '2026-01-05', 7, '{ONCALL24}'),
+    ('Endocrinology on call', 'ENDOCRINOLOGIST', '2026-01-05', 7, '{ONCALL24}'),
+    ('Infectious diseases on call', 'INFECTIOUS_DISEASE_SPECIALIST', '2026-01-05', 7, '{ONCALL24}');
+
+-- rotation_id is an identity: look it up by the rotation's unique name (a misspelt name fails on NOT NULL).
+INSERT INTO oncall_rotation_members (rotation_id, employee_id, position) VALUES
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N01', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N02', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N03', 1),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N04', 1),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N05', 2),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Nursing weekly rotation'), 'N06', 2),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Emergency doctors'), 'D01', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Emergency doctors'), 'D02', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Emergency doctors'), 'D03', 1),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Emergency doctors'), 'D04', 1),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Biomedical engineering'), 'E01', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Biomedical engineering'), 'E02', 1),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Cardiology on call'), 'S01', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Cardiology on call'), 'S02', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Pulmonology on call'), 'S03', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Pulmonology on call'), 'S04', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Neurology on call'), 'S05', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Neurology on call'), 'S06', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Surgery on call'), 'S07', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Surgery on call'), 'S08', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Obstetrics on call'), 'S09', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Psychiatry on call'), 'S10', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Endocrinology on call'), 'S11', 0),
+    ((SELECT rotation_id FROM oncall_rotations WHERE name = 'Infectious diseases on call'), 'S12', 0);
+
+-- Escalation: an unacknowledged incident escalates after ack_timeout_seconds, up to max_level times.
+INSERT INTO escalation_policies (severity, ack_timeout_seconds, escalate_to_roles, max_level) VALUES
+    ('CRITICAL',   60, '{EMERGENCY_DOCTOR}', 3),
+    ('HIGH',      180, '{EMERGENCY_DOCTOR}', 3),
+    ('MEDIUM',    600, '{NURSE,EMERGENCY_DOCTOR}', 3),
+    ('LOW',      1800, '{NURSE}', 3);

@@ -1,0 +1,1 @@
+"""HealthGuard Ops shared library: config, database, broker, web app factory, metrics, auth."""

@@ -1,0 +1,50 @@
+"""Configuration from the environment.
+
+Required values have no default in code: a service that lacks one stops at start with a message
+naming it. Development values live in `.env.example`; a local `.env` is read with python-dotenv.
+"""
+import os
+
+from dotenv import find_dotenv, load_dotenv
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; raised at start-up, never per request."""
+
+
+# Settings every service needs. Each service adds its own to `required`.
+COMMON_REQUIRED = ("DATABASE_URL", "RABBITMQ_URL")
+
+DEFAULTS = {
+    "LOG_LEVEL": "INFO",
+    "WEB_ORIGIN": "http://localhost:8080",
+    "HOSPITAL_TZ": "UTC",
+    "SESSION_TTL_HOURS": "12",
+    "MAX_CONTENT_LENGTH": str(64 * 1024),
+}
+
+
+def load_config(overrides=None, *, required=(), optional=()) -> dict:
+    """Return the settings: defaults < environment (and .env) < explicit overrides."""
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    overrides = dict(overrides or {})
+    names = set(DEFAULTS) | set(required) | set(optional) | set(overrides)
+    config = dict(DEFAULTS)
+    for name in names:
+        if os.environ.get(name):
+            config[name] = os.environ[name]
+    config.update(overrides)
+    missing = [name for name in required if not config.get(name)]
+    if missing:
+        raise ConfigError(
+            "missing required setting(s): " + ", ".join(sorted(missing))
+            + " (set them in the environment or in .env; see .env.example)"
+        )
+    return config
+
+
+def env_int(config: dict, name: str) -> int:
+    try:
+        return int(config[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name} must be an integer, got {config.get(name)!r}") from exc

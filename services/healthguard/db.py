@@ -1,0 +1,67 @@
+"""PostgreSQL access: one pool per process, one transaction per unit of work."""
+import contextlib
+import logging
+import threading
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 3
+
+
+class Database:
+    """A lazily created, thread-safe connection pool.
+
+    The pool is created on first use, in the process that uses it: gunicorn forks workers after
+    the app is built, and a libpq connection must never cross a fork.
+    """
+
+    def __init__(self, url: str, *, maxconn: int = 10):
+        self.url = url
+        self.maxconn = maxconn
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self):
+        with self._lock:
+            if self._pool is None:
+                self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    0, self.maxconn, self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    application_name="healthguard",
+                )
+            return self._pool
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Yield a dict cursor inside one transaction: commit on success, roll back on error."""
+        pool = self._get_pool()
+        conn = pool.getconn()
+        broken = False
+        try:
+            with conn:  # commits, or rolls back on exception
+                with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                    yield cur
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            broken = True  # the server went away: never hand this connection out again
+            raise
+        finally:
+            pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def ping(self) -> None:
+        """Raise unless the server answers now. Uses a fresh connection, so a dead pooled one
+        cannot hide a live server and a live pooled one cannot hide a dead server."""
+        conn = psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.closeall()
+                self._pool = None

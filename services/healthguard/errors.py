@@ -1,0 +1,48 @@
+"""JSON errors: no route ever answers an HTML page or a stack trace."""
+import logging
+
+import psycopg2
+from flask import g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the caller can act on: `raise ApiError(409, "already acknowledged", status=...)`."""
+
+    def __init__(self, status: int, message: str, **details):
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+
+
+def error_response(status: int, error: str, message: str, **details):
+    body = {"error": error, "message": message, "status": status, **details}
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    return jsonify(body), status
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        from http import HTTPStatus
+        return error_response(exc.status, HTTPStatus(exc.status).phrase, exc.message, **exc.details)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        response = error_response(exc.code or 500, exc.name, exc.description or exc.name)
+        if exc.code == 405 and exc.valid_methods:
+            response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(psycopg2.OperationalError)
+    def database_unavailable(exc):
+        log.error("database unavailable", extra={"error": repr(exc)})
+        return error_response(503, "Service Unavailable", "the database is not answering; retry shortly")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error")
+        return error_response(500, "Internal Server Error", "internal error; it has been logged")

@@ -1,0 +1,45 @@
+"""Gunicorn settings shared by the four services: `gunicorn -c python:healthguard.gunicorn_conf
+"<service>.app:create_app()"`. The port comes from $PORT, which compose and the Procfile set."""
+import os
+import shutil
+import sys
+import tempfile
+
+if not os.environ.get("PORT"):
+    sys.exit("healthguard: missing required setting PORT (the port this service listens on)")
+
+# prometheus-client picks its storage when first imported, so the directory must be set here,
+# in the master, before any worker imports the app.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="healthguard-metrics-")
+
+bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 30
+graceful_timeout = 10
+accesslog = None  # the app logs every request itself, as JSON with its request id
+errorlog = "-"
+
+
+def on_starting(server):
+    # Counts of a previous run must not leak into this one.
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def post_worker_init(worker):
+    from healthguard.web import start_background
+    start_background(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    from healthguard.web import stop_background
+    stop_background(worker.wsgi)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)

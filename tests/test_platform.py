@@ -1,0 +1,168 @@
+"""The platform foundation: migrations, seed data, health, metrics across workers."""
+import concurrent.futures
+import glob
+import os
+import re
+import uuid
+
+import psycopg2
+import pytest
+import requests
+from psycopg2 import sql
+
+from healthguard.migrate import create_database, migrate
+from healthguard.passwords import verify_password
+from tests.support import SERVICE_MODULES, ThrowawayPostgres, ThrowawayRabbitMQ, wait_for
+
+
+@pytest.fixture
+def scratch_database(postgres_admin_url):
+    """An empty database, dropped after the test."""
+    name = f"hg_scratch_{uuid.uuid4().hex[:10]}"
+    url = postgres_admin_url.rsplit("/", 1)[0] + "/" + name
+    yield name, url
+    admin = psycopg2.connect(postgres_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
+
+
+def count(url, query):
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchone()[0]
+
+
+def test_migrations_create_database_and_are_idempotent(scratch_database):
+    name, url = scratch_database
+    assert create_database(url) is True
+    assert create_database(url) is False
+    first = migrate(url)
+    assert first == ["0001_schema", "0002_seed"]
+    assert migrate(url) == []  # a second run applies nothing and fails on nothing
+    assert count(url, "SELECT count(*) FROM employees") == 24
+
+
+def test_migrations_are_safe_when_several_copies_start_at_once(scratch_database):
+    name, url = scratch_database
+    create_database(url)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: migrate(url), range(4)))
+    applied = sorted(version for result in results for version in result)
+    assert applied == ["0001_schema", "0002_seed"]  # each applied exactly once, by one copy
+    assert count(url, "SELECT count(*) FROM schema_migrations") == 2
+    assert count(url, "SELECT count(*) FROM alert_types") == 33
+
+
+def test_seed_data(db):
+    with db.transaction() as cur:
+        cur.execute("SELECT role, count(*) AS n FROM employees GROUP BY role")
+        roles = {row["role"]: row["n"] for row in cur.fetchall()}
+        cur.execute("SELECT count(*) AS n FROM patients WHERE status = 'ADMITTED' AND room <> ''")
+        patients = cur.fetchone()["n"]
+        cur.execute("SELECT alert_type, routes_to FROM alert_types")
+        alert_types = {row["alert_type"]: row["routes_to"] for row in cur.fetchall()}
+        cur.execute("SELECT severity FROM escalation_policies ORDER BY severity")
+        policies = [row["severity"] for row in cur.fetchall()]
+    assert sum(roles.values()) == 24
+    assert roles["NURSE"] == 6 and roles["EMERGENCY_DOCTOR"] == 4 and roles["BIOMEDICAL_ENGINEER"] == 2
+    assert patients == 8
+    assert len(alert_types) == 33
+    assert alert_types["CARDIAC_ARREST"][:2] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
+    assert alert_types["EQUIPMENT_MALFUNCTION"][0] == "BIOMEDICAL_ENGINEER"
+    assert set(policies) == {"CRITICAL", "HIGH", "MEDIUM", "LOW"}
+
+
+def test_no_password_is_stored_in_clear(db, database_url):
+    with db.transaction() as cur:
+        cur.execute("SELECT employee_id, password_hash FROM employees")
+        rows = cur.fetchall()
+    hashes = [row["password_hash"] for row in rows]
+    assert all(h.startswith("scrypt$") for h in hashes)
+    assert len({h.split("$")[4] for h in hashes}) == len(hashes), "every hash has its own salt"
+    assert verify_password("password123", hashes[0]) and not verify_password("password124", hashes[0])
+    # Nowhere in the whole database does the demo password appear in clear.
+    dump = count(database_url, """
+        SELECT count(*) FROM employees e
+        WHERE row_to_json(e)::text LIKE '%password123%'""")
+    assert dump == 0
+
+
+@pytest.mark.parametrize("name", list(SERVICE_MODULES))
+def test_each_service_starts_healthy_with_json_errors(start_service, name):
+    service = start_service(name)
+    health = requests.get(service.url + "/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["checks"] == {"database": {"status": "up"}, "broker": {"status": "up"}}
+    missing = requests.get(service.url + "/no/such/route", timeout=5)
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("application/json")
+    assert missing.json()["error"] == "Not Found"
+    assert re.fullmatch(r"[0-9a-f]{32}", missing.headers["X-Request-ID"])
+    metrics = requests.get(service.url + "/metrics", timeout=5).text
+    served = re.search(rf'http_requests_total{{method="GET",route="unmatched",service="{name}",'
+                       rf'status="404"}} ([0-9.]+)', metrics)
+    assert served and float(served.group(1)) == 1.0
+
+
+def test_service_refuses_to_start_without_required_settings(service_env, tmp_path):
+    from tests.support import ServiceProcess
+    env = {k: v for k, v in service_env.items() if k != "DATABASE_URL"}
+    proc = ServiceProcess("oncall", {**env, "DATABASE_URL": ""})
+    with pytest.raises(RuntimeError, match="missing required setting.*DATABASE_URL"):
+        proc.start(timeout=20)
+    proc.stop()
+
+
+def test_health_reports_database_down_and_recovers(start_service, rabbitmq_url):
+    pg = ThrowawayPostgres().start()
+    try:
+        service = start_service("oncall", env={"DATABASE_URL": pg.url, "RABBITMQ_URL": rabbitmq_url})
+        pg.stop()
+        down = requests.get(service.url + "/health", timeout=15)
+        assert down.status_code == 503
+        assert down.json()["checks"]["database"]["status"] == "down"
+        assert down.json()["checks"]["broker"]["status"] == "up"
+        assert down.json()["down"] == ["database"]
+        pg.start()
+        wait_for(service.healthy, 15, what="health to return to 200")
+    finally:
+        pg.destroy()
+
+
+def test_health_reports_broker_down_and_recovers(start_service, database_url):
+    rabbit = ThrowawayRabbitMQ().start()
+    try:
+        service = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        rabbit.stop()
+        down = requests.get(service.url + "/health", timeout=15)
+        assert down.status_code == 503
+        body = down.json()
+        assert body["status"] == "unavailable"
+        assert body["checks"]["broker"]["status"] == "down" and body["checks"]["broker"]["error"]
+        assert body["checks"]["database"]["status"] == "up"
+        rabbit.start()
+        wait_for(service.healthy, 30, what="health to return to 200")
+    finally:
+        rabbit.destroy()
+
+
+def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
+    service = start_service("incident-management", workers=2)
+    session = requests.Session()
+    total = 0
+    # Keep asking until both workers have answered (each writes its own counter file).
+    def both_workers_served():
+        nonlocal total
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            total += sum(1 for r in pool.map(
+                lambda _: requests.get(service.url + "/no-such-page", timeout=5), range(40))
+                if r.status_code == 404)
+        return len(glob.glob(os.path.join(service.metrics_dir, "counter_*.db"))) >= 2
+    wait_for(both_workers_served, 30, 0, "two workers to serve requests")
+    session.close()
+    text = requests.get(service.url + "/metrics", timeout=5).text
+    match = re.search(r'http_requests_total\{method="GET",route="unmatched",'
+                      r'service="incident-management",status="404"\} ([0-9.]+)', text)
+    assert match and float(match.group(1)) == total
