@@ -13,7 +13,7 @@ class ConfigError(RuntimeError):
 
 
 # Settings every service needs. Each service adds its own to `required`.
-COMMON_REQUIRED = ("DATABASE_URL", "RABBITMQ_URL")
+COMMON_REQUIRED = ("DATABASE_URL", "RABBITMQ_URL", "SERVICE_TOKEN")
 
 DEFAULTS = {
     "LOG_LEVEL": "INFO",
@@ -40,6 +40,9 @@ def load_config(overrides=None, *, required=(), optional=()) -> dict:
             "missing required setting(s): " + ", ".join(sorted(missing))
             + " (set them in the environment or in .env; see .env.example)"
         )
+    token = config.get("SERVICE_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError("setting SERVICE_TOKEN must be at least 16 characters (use a random value)")
     return config
 
 

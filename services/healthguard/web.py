@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_cors import CORS
 
 from . import broker, metrics
+from .auth import public, register_authentication
 from .config import COMMON_REQUIRED, env_int, load_config
 from .db import Database
 from .errors import ApiError, register_error_handlers
@@ -54,6 +55,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     )
     register_error_handlers(app)
     _register_request_hooks(app, service)
+    register_authentication(app)
     app.register_blueprint(_ops_blueprint())
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -107,6 +109,7 @@ def _ops_blueprint() -> Blueprint:
     ops = Blueprint("ops", __name__)
 
     @ops.get("/health")
+    @public
     def health():
         hg = platform()
         checks = {}
@@ -124,6 +127,7 @@ def _ops_blueprint() -> Blueprint:
         return body, 200 if healthy else 503
 
     @ops.get("/metrics")
+    @public
     def prometheus_metrics():
         payload, content_type = metrics.exposition()
         return Response(payload, content_type=content_type)
