@@ -146,3 +146,33 @@ def start_service(service_env):
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def login_as(db):
+    """Sign a clinician in the way the on-call service does (a session row holding the token's
+    hash) and return the bearer token. For tests of other services; the login route itself is
+    tested in the on-call tests."""
+    from healthguard.auth import new_session_token, token_hash
+
+    def login(employee_id: str, *, expires_in: str = "12 hours") -> str:
+        token = new_session_token()
+        with db.transaction() as cur:
+            cur.execute("""
+                INSERT INTO sessions (employee_id, token_hash, expires_at)
+                VALUES (%s, %s, now() + %s::interval)""", (employee_id, token_hash(token), expires_in))
+            cur.execute("UPDATE employees SET is_logged_in = true, last_login = now() "
+                        "WHERE employee_id = %s", (employee_id,))
+        return token
+
+    return login
+
+
+@pytest.fixture(autouse=True)
+def _sign_everyone_out(request):
+    """Sessions and sign-in state do not leak from one test into the next."""
+    yield
+    if "db" in request.fixturenames:
+        db = request.getfixturevalue("db")
+        with db.transaction() as cur:
+            cur.execute("UPDATE employees SET is_logged_in = false, availability = 'AVAILABLE'")
