@@ -1,0 +1,186 @@
+"""Transactional outbox: a message is written to the `outbox` table in the same transaction as
+the fact it announces, and a relay publishes it to RabbitMQ afterwards.
+
+Writing to the database and to the broker as two steps would lose an alarm (crash after the
+commit, before the publish) or announce one that was never stored (crash the other way round).
+With the outbox the commit is the only decision: once it happened, the relay keeps trying until
+the broker confirmed the message, and only then deletes the row. Delivery is at least once (a
+crash between the confirm and the delete publishes the row again), so every consumer must
+tolerate a message it has already handled; messages carry their `message_id` for that.
+
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO alerts ...")
+        enqueue(cur, queue="alerts", message_id=f"alert-{alert_id}", payload={"alert_id": alert_id})
+
+Every service runs an `OutboxRelay` in each worker process (`platform().background`); any relay
+publishes any row, whichever service wrote it. Copies never publish the same row at the same
+time: each claims a batch with `FOR UPDATE SKIP LOCKED`.
+"""
+import datetime
+import decimal
+import json
+import logging
+import os
+import select
+import threading
+
+import psycopg2
+from prometheus_client import Counter
+from psycopg2.extras import Json
+
+from .broker import BrokerError
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+
+MESSAGES_RELAYED = Counter(
+    "outbox_messages_relayed_total", "Outbox messages confirmed by the broker and deleted", ["queue"])
+RELAY_FAILURES = Counter(
+    "outbox_relay_failures_total", "Attempts to publish an outbox message that failed", ["queue"])
+
+
+def _json_default(value):
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(payload) -> str:
+    return json.dumps(payload, default=_json_default)
+
+
+def enqueue(cur, *, queue: str, message_id: str, payload: dict) -> None:
+    """Add a message to the outbox inside the caller's transaction; it is published once that
+    transaction commits. A message_id already waiting in the outbox is not added twice."""
+    cur.execute("""
+        INSERT INTO outbox (queue, message_id, payload) VALUES (%s, %s, %s)
+        ON CONFLICT (message_id) DO NOTHING
+    """, (queue, message_id, Json(payload, dumps=to_json)))
+    # Delivered to listeners only when the transaction commits, so the relay wakes up exactly
+    # when the row becomes visible to it.
+    cur.execute("NOTIFY " + NOTIFY_CHANNEL)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in a background thread: wakes on NOTIFY, polls as a backstop,
+    and keeps retrying (with a growing pause) while the broker or the database is down."""
+
+    def __init__(self, db, publisher, *, batch_size: int = 100, poll_interval: float = 2.0,
+                 max_backoff: float = 5.0):
+        self.db, self.publisher = db, publisher
+        self.batch_size, self.poll_interval, self.max_backoff = batch_size, poll_interval, max_backoff
+        self._stopping = threading.Event()
+        self._wake_r = self._wake_w = None
+        self._thread = None
+
+    def start(self) -> "OutboxRelay":
+        self._stopping.clear()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._wake_w is not None:
+            os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+        self._wake_r = self._wake_w = None
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        listener = None
+        backoff = 0.0
+        while not self._stopping.is_set():
+            if listener is None:
+                listener = self._listen()
+            try:
+                self.relay_pending()
+                backoff = 0.0
+            except (BrokerError, psycopg2.Error) as exc:
+                backoff = min(max(backoff * 2, 0.5), self.max_backoff)
+                log.warning("outbox relay could not publish, will retry",
+                            extra={"error": repr(exc)[:300], "retry_in": backoff})
+            listener = self._wait(listener, backoff or self.poll_interval)
+        if listener is not None:
+            listener.close()
+
+    def _listen(self):
+        """A dedicated autocommit connection that LISTENs; None while the database is down
+        (polling carries on without it)."""
+        try:
+            conn = psycopg2.connect(self.db.url, connect_timeout=3, application_name="outbox-relay")
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("LISTEN " + NOTIFY_CHANNEL)
+            return conn
+        except psycopg2.Error as exc:
+            log.warning("outbox relay cannot LISTEN, polling only", extra={"error": repr(exc)[:300]})
+            return None
+
+    def _wait(self, listener, timeout: float):
+        """Sleep until a NOTIFY, stop() or the timeout. Returns the listener, or None if it broke."""
+        watched = [self._wake_r] + ([listener] if listener is not None else [])
+        try:
+            readable, _, _ = select.select(watched, [], [], timeout)
+            if listener is not None and listener in readable:
+                listener.poll()
+                listener.notifies.clear()
+        except (psycopg2.Error, OSError, ValueError):
+            if listener is not None:
+                listener.close()
+            return None
+        return listener
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    def relay_pending(self) -> int:
+        """Publish everything waiting now (that no other relay holds). Returns how many were
+        published; raises BrokerError if the broker refused one (the rest stay for later)."""
+        total = 0
+        while not self._stopping.is_set():
+            published = self._relay_batch()
+            total += published
+            if published < self.batch_size:
+                break
+        return total
+
+    def _relay_batch(self) -> int:
+        failure = None
+        with self.db.transaction() as cur:
+            cur.execute("""
+                SELECT outbox_id, queue, message_id, payload FROM outbox
+                ORDER BY outbox_id
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            """, (self.batch_size,))
+            rows = cur.fetchall()
+            published = []
+            for row in rows:
+                try:
+                    # Returns only once the broker confirmed the (persistent) message.
+                    self.publisher.publish(row["queue"], row["payload"], message_id=row["message_id"])
+                except BrokerError as exc:
+                    failure = exc
+                    RELAY_FAILURES.labels(queue=row["queue"]).inc()
+                    cur.execute("UPDATE outbox SET attempts = attempts + 1 WHERE outbox_id = %s",
+                                (row["outbox_id"],))
+                    break
+                published.append(row)
+            if published:
+                cur.execute("DELETE FROM outbox WHERE outbox_id = ANY(%s)",
+                            ([row["outbox_id"] for row in published],))
+        for row in published:
+            MESSAGES_RELAYED.labels(queue=row["queue"]).inc()
+        if failure is not None:
+            raise failure
+        return len(published)
