@@ -6,9 +6,15 @@ scrape builds a fresh registry that sums the workers' files.
 """
 import os
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
-                               Histogram, generate_latest)
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
@@ -18,11 +24,31 @@ MESSAGES_DEAD_LETTERED = Counter(
     "messages_dead_lettered_total", "Messages moved to a dead-letter queue", ["queue"])
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text exposition of this service's metrics, across all its worker processes."""
+def add_scrape_collector(app, collector) -> None:
+    """Register a collector (an object with collect()) that computes its metrics when scraped,
+    e.g. from the database. Kept per app: it works in multiprocess mode, where every scrape
+    builds a fresh registry, and several apps in one test process do not collide."""
+    app.extensions.setdefault("healthguard.scrape_collectors", []).append(collector)
+
+
+def _scrape_collectors() -> list:
+    from flask import current_app, has_app_context
+    return current_app.extensions.get("healthguard.scrape_collectors", []) if has_app_context() else []
+
+
+def exposition(extra_collectors=None) -> tuple[bytes, str]:
+    """The text exposition of this service's metrics, across all its worker processes, plus the
+    scrape-time collectors (by default those the current app registered)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    payload = generate_latest(registry)
+    extra = _scrape_collectors() if extra_collectors is None else list(extra_collectors)
+    if extra:
+        scrape_time = CollectorRegistry(auto_describe=False)
+        for collector in extra:
+            scrape_time.register(collector)
+        payload += generate_latest(scrape_time)
+    return payload, CONTENT_TYPE_LATEST

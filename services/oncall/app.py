@@ -1,6 +1,34 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "oncall.app:create_app()"`."""
-from healthguard.web import create_service_app
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from healthguard import metrics as shared_metrics
+from healthguard.config import ConfigError
+from healthguard.openapi import openapi_blueprint
+from healthguard.web import create_service_app, platform
+
+from . import auth_views, views
+from .metrics import OnCallCollector
+from .openapi import document
 
 
 def create_app(config=None):
-    return create_service_app("oncall", config)
+    app = create_service_app("oncall", config, optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS"),
+                             blueprints=(auth_views.blueprint, views.blueprint,
+                                         openapi_blueprint(document())))
+    try:
+        tz = ZoneInfo(app.config["HOSPITAL_TZ"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"setting HOSPITAL_TZ must be an IANA time zone name, got "
+                          f"{app.config['HOSPITAL_TZ']!r}") from exc
+    try:
+        ttl_hours = float(app.config["SESSION_TTL_HOURS"])
+    except (TypeError, ValueError):
+        ttl_hours = 0
+    if not 0 < ttl_hours <= 24 * 30:
+        raise ConfigError("setting SESSION_TTL_HOURS must be a number of hours between 0 and 720, got "
+                          f"{app.config['SESSION_TTL_HOURS']!r}")
+    app.extensions["oncall.tz"] = tz
+    app.extensions["oncall.session_ttl_hours"] = ttl_hours
+    with app.app_context():
+        shared_metrics.add_scrape_collector(app, OnCallCollector(db=platform().db, tz=tz))
+    return app

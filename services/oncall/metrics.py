@@ -1,0 +1,28 @@
+"""oncall_current{role}: clinicians on duty and signed in, read from the database when Prometheus
+scrapes, so every worker (and every replica) reports the same truth."""
+import datetime as dt
+import logging
+
+from prometheus_client.core import GaugeMetricFamily
+
+from .roster import signed_in_on_duty_by_role
+
+log = logging.getLogger(__name__)
+
+
+class OnCallCollector:
+    def __init__(self, *, db, tz):
+        self.db, self.tz = db, tz
+
+    def collect(self):
+        try:
+            with self.db.transaction() as cur:
+                counts = signed_in_on_duty_by_role(cur, tz=self.tz, at=dt.datetime.now(dt.UTC))
+        except Exception as exc:  # a scrape must still answer the other metrics
+            log.warning("oncall_current not collected", extra={"error": repr(exc)})
+            return
+        gauge = GaugeMetricFamily("oncall_current", "Clinicians on duty and signed in, by role",
+                                  labels=["role"])
+        for role, count in sorted(counts.items()):
+            gauge.add_metric([role], count)
+        yield gauge
