@@ -118,7 +118,7 @@ class ThrowawayRabbitMQ:
     def start(self, timeout: float = 60):
         env = {
             **os.environ,
-            "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else os.environ.get("HOME", "/tmp"),
+            "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else str(self.dir),
             "RABBITMQ_NODENAME": f"hgtest{self.port}@localhost",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),

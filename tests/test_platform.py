@@ -10,8 +10,7 @@ import pytest
 import requests
 from psycopg2 import sql
 
-from healthguard.migrate import (create_database, default_migrations_dir, migrate,
-                                 migration_files)
+from healthguard.migrate import create_database, default_migrations_dir, migrate, migration_files
 from healthguard.passwords import verify_password
 from tests.support import SERVICE_MODULES, ThrowawayPostgres, ThrowawayRabbitMQ, wait_for
 

@@ -13,7 +13,8 @@ if not os.environ.get("PORT"):
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="healthguard-metrics-")
 
-bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"
+# In a container the service must answer on the network; the local runner sets 127.0.0.1.
+bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"  # noqa: S104
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))

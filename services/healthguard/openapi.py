@@ -48,3 +48,22 @@ def openapi_blueprint(document: dict) -> Blueprint:
         return document
 
     return blueprint
+
+
+def _openapi_path(rule: str) -> str:
+    """Flask's /api/v1/alerts/<int:alert_id> is OpenAPI's /api/v1/alerts/{alert_id}."""
+    import re
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def app_operations(app) -> set[tuple[str, str]]:
+    """(METHOD, path) of every route the app serves, as OpenAPI spells them; for tests that the
+    published document and the url_map agree."""
+    return {(method, _openapi_path(rule.rule))
+            for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def document_operations(document: dict) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in document["paths"].items()
+            for method in item if method in ("get", "post", "put", "patch", "delete")}
