@@ -80,14 +80,12 @@ def parse_shift_time(text: str) -> dt.time | None:
 
 
 def local_instant(day: dt.date, time: dt.time, tz: ZoneInfo) -> dt.datetime:
-    """The instant `time` o'clock on `day` in `tz`. A wall time skipped by a spring-forward
-    change is read as the first valid instant after the gap (normalised through UTC)."""
-    naive = dt.datetime.combine(day, time)
-    instant = naive.replace(tzinfo=tz)
-    roundtrip = instant.astimezone(dt.UTC).astimezone(tz)
-    if roundtrip.replace(tzinfo=None) != naive:  # inside the gap
-        instant = roundtrip
-    return instant
+    """The instant (in UTC) at `time` o'clock on `day` in `tz`. A wall time skipped by a
+    spring-forward change falls after the gap; a repeated one is its first occurrence.
+
+    Instants are kept in UTC: Python compares and subtracts two datetimes of the same zone by
+    wall clock, which is wrong across a clock change."""
+    return dt.datetime.combine(day, time).replace(tzinfo=tz, fold=0).astimezone(dt.UTC)
 
 
 def shift_span(shift: Shift, day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:

@@ -39,11 +39,13 @@ def parse_instant(text: str, name: str, *, end_of_day: bool = False) -> dt.datet
             day = dt.date.fromisoformat(text)
             if end_of_day:
                 day += dt.timedelta(days=1)
-            return dt.datetime.combine(day, dt.time(0), tzinfo=hospital_tz())
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+            value = dt.datetime.combine(day, dt.time(0))
+        else:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
         raise ApiError(422, f"{name} must be an ISO 8601 date or date-time, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=hospital_tz())
+    # In UTC: Python subtracts two times of one zone by wall clock, wrong across a clock change.
+    return (value if value.tzinfo else value.replace(tzinfo=hospital_tz())).astimezone(dt.UTC)
 
 
 def duty_json(duty, names: dict, tz: ZoneInfo) -> dict:
@@ -77,10 +79,10 @@ def current():
 def schedules():
     tz = hospital_tz()
     args = request.args
-    start = parse_instant(args["from"], "from") if args.get("from") else \
-        dt.datetime.combine(now().astimezone(tz).date(), dt.time(0), tzinfo=tz)
+    start = parse_instant(args["from"] if args.get("from") else now().astimezone(tz).date().isoformat(),
+                          "from")
     end = parse_instant(args["to"], "to", end_of_day=True) if args.get("to") else \
-        start + dt.timedelta(days=1)
+        parse_instant(start.astimezone(tz).date().isoformat(), "to", end_of_day=True)
     if end <= start:
         raise ApiError(422, "'to' must be after 'from'")
     if end - start > MAX_PERIOD:
