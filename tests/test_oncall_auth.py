@@ -1,0 +1,213 @@
+"""Signing in and out of the on-call service: hashed passwords, server-side sessions that every
+service honours, expiry, the 401 and 429 answers, CORS and the published OpenAPI document."""
+import datetime as dt
+import importlib
+import re
+
+import pytest
+import requests
+
+from healthguard.auth import token_hash
+from tests.support import SERVICE_MODULES, ServiceProcess
+
+PASSWORD = "password123"  # the seed's demo password (see 0002_seed.sql)
+
+
+@pytest.fixture(scope="module")
+def oncall(service_env):
+    service = ServiceProcess("oncall", service_env, workers=1).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fresh(clean_state):
+    """No sessions and no recorded sign-in attempts."""
+
+
+def login(oncall, login_name, password=PASSWORD):
+    return requests.post(oncall.url + "/api/v1/auth/login", json={"login": login_name, "password": password},
+                         timeout=10)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def logout(oncall, token):
+    return requests.post(oncall.url + "/api/v1/auth/logout", headers=bearer(token), timeout=10)
+
+
+def me(base_url, token):
+    return requests.get(base_url + "/api/v1/auth/me", headers=bearer(token), timeout=10)
+
+
+def signed_in(db, employee_id):
+    with db.transaction() as cur:
+        cur.execute("SELECT is_logged_in, last_login FROM employees WHERE employee_id = %s", (employee_id,))
+        return cur.fetchone()
+
+
+def protected_get_route_elsewhere(service_env):
+    """A protected GET route (no path parameters) of another service, or None if none has one yet."""
+    for name, module in SERVICE_MODULES.items():
+        if name == "oncall":
+            continue
+        app = importlib.import_module(f"{module}.app").create_app(dict(service_env))
+        for rule in app.url_map.iter_rules():
+            view = app.view_functions[rule.endpoint]
+            if ("GET" in rule.methods and not rule.arguments and rule.endpoint != "static"
+                    and not getattr(view, "hg_public", False)):
+                return name, rule.rule
+    return None
+
+
+def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fresh, db, service_env,
+                                                                     start_service):
+    response = login(oncall, "N01")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["employee"] == {"employee_id": "N01", "login": "N01", "name": "Maria Gonzalez",
+                                "role": "NURSE", "tier": 1, "is_supervisor": True}
+    token = body["token"]
+    expires_at = dt.datetime.fromisoformat(body["expires_at"])
+    assert dt.timedelta(hours=11, minutes=59) < expires_at - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=12)
+    state = signed_in(db, "N01")
+    assert state["is_logged_in"] and state["last_login"] is not None
+    with db.transaction() as cur:
+        cur.execute("SELECT token_hash FROM sessions WHERE employee_id = 'N01'")
+        assert [row["token_hash"] for row in cur.fetchall()] == [token_hash(token)]  # never the token
+
+    answer = me(oncall.url, token)
+    assert answer.status_code == 200
+    assert answer.json()["employee"]["employee_id"] == "N01"
+    assert "password_hash" not in answer.text
+
+    # Another process sees the same session: another service if one has a protected route, or
+    # else a second on-call process.
+    found = protected_get_route_elsewhere(service_env)
+    other_name, other_path = found if found else ("oncall", "/api/v1/auth/me")
+    other = start_service(other_name)
+    assert requests.get(other.url + other_path, headers=bearer(token), timeout=10).status_code != 401
+
+    assert logout(oncall, token).status_code == 204
+    assert not signed_in(db, "N01")["is_logged_in"]
+    for base_url, path in ((oncall.url, "/api/v1/auth/me"), (other.url, other_path)):
+        refused = requests.get(base_url + path, headers=bearer(token), timeout=10)
+        assert refused.status_code == 401
+        assert "sign in again" in refused.json()["message"]
+
+
+def test_signing_out_of_one_workstation_keeps_the_clinician_signed_in_on_the_other(oncall, fresh, db):
+    first, second = login(oncall, "D02").json()["token"], login(oncall, "D02").json()["token"]
+    assert logout(oncall, first).status_code == 204
+    assert me(oncall.url, first).status_code == 401
+    assert me(oncall.url, second).status_code == 200
+    assert signed_in(db, "D02")["is_logged_in"]  # still reachable for incidents
+    logout(oncall, second)
+    assert not signed_in(db, "D02")["is_logged_in"]
+
+
+def test_an_expired_session_is_refused(oncall, fresh, db):
+    token = login(oncall, "N02").json()["token"]
+    assert me(oncall.url, token).status_code == 200
+    with db.transaction() as cur:
+        cur.execute("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = %s",
+                    (token_hash(token),))
+    refused = me(oncall.url, token)
+    assert refused.status_code == 401 and refused.json()["error"] == "Unauthorized"
+
+
+def test_session_lifetime_comes_from_the_configuration(service_env, fresh):
+    service = ServiceProcess("oncall", {**service_env, "SESSION_TTL_HOURS": "1"}).start()
+    try:
+        body = login(service, "N03").json()
+    finally:
+        service.stop()
+    left = dt.datetime.fromisoformat(body["expires_at"]) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=59) < left <= dt.timedelta(hours=1)
+
+
+def test_wrong_login_or_password_get_the_same_401(oncall, fresh):
+    wrong_password = login(oncall, "N04", "password124")
+    unknown_login = login(oncall, "NOBODY")
+    assert wrong_password.status_code == unknown_login.status_code == 401
+    assert wrong_password.json()["message"] == unknown_login.json()["message"] == "wrong login or password"
+    assert "token" not in wrong_password.json()
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"login": "N01"}, 422), ({"password": PASSWORD}, 422), ({"login": 7, "password": PASSWORD}, 422),
+    ({"login": "", "password": PASSWORD}, 422), ([], 400)])
+def test_malformed_sign_in_requests(oncall, fresh, body, status):
+    response = requests.post(oncall.url + "/api/v1/auth/login", json=body, timeout=10)
+    assert response.status_code == status and response.json()["status"] == status
+    not_json = requests.post(oncall.url + "/api/v1/auth/login", data="login=N01", timeout=10)
+    assert not_json.status_code == 400
+
+
+def test_five_failures_lock_the_login_for_the_rest_of_the_window(oncall, fresh, db):
+    for _ in range(5):
+        assert login(oncall, "N05", "guess").status_code == 401
+    locked = login(oncall, "N05")  # even the right password
+    assert locked.status_code == 429
+    retry_after = int(locked.headers["Retry-After"])
+    assert 0 < retry_after <= 15 * 60
+    assert locked.json()["retry_after_seconds"] == retry_after
+    assert login(oncall, "N06").status_code == 200  # other logins are not affected
+    # Once the failures are older than 15 minutes the login opens again.
+    with db.transaction() as cur:
+        cur.execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '15 minutes' "
+                    "WHERE login = 'N05'")
+    assert login(oncall, "N05").status_code == 200
+
+
+def test_a_success_resets_the_failure_count(oncall, fresh):
+    for _ in range(4):
+        login(oncall, "E01", "guess")
+    assert login(oncall, "E01").status_code == 200
+    for _ in range(4):
+        assert login(oncall, "E01", "guess").status_code == 401
+    assert login(oncall, "E01").status_code == 200
+
+
+def test_no_clear_password_or_token_anywhere_in_the_database(oncall, fresh, db):
+    token = login(oncall, "S01").json()["token"]
+    login(oncall, "S02", "hunter2-wrong")
+    with db.transaction() as cur:
+        cur.execute("""SELECT table_name FROM information_schema.tables
+                       WHERE table_schema = 'public' AND table_type = 'BASE TABLE'""")
+        tables = [row["table_name"] for row in cur.fetchall()]
+        for table in tables:
+            cur.execute(f'SELECT count(*) AS n FROM "{table}" t '  # noqa: S608 - names from the catalogue
+                        "WHERE row_to_json(t)::text LIKE ANY (%s)",
+                        (["%password123%", "%hunter2%", f"%{token}%"],))
+            assert cur.fetchone()["n"] == 0, f"a clear secret in table {table}"
+
+
+def test_cors_allows_only_the_web_origin(oncall, service_env):
+    allowed = service_env["WEB_ORIGIN"]
+    for origin, expected in ((allowed, allowed), ("https://evil.example", None)):
+        preflight = requests.options(oncall.url + "/api/v1/auth/login", timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type"})
+        assert preflight.headers.get("Access-Control-Allow-Origin") == expected
+        simple = requests.get(oncall.url + "/api/v1/openapi.json", headers={"Origin": origin}, timeout=10)
+        assert simple.headers.get("Access-Control-Allow-Origin") == expected
+        assert "*" not in simple.headers.get("Access-Control-Allow-Origin", "")
+
+
+def test_openapi_document_matches_the_routes(service_env):
+    from oncall.app import create_app
+    app = create_app(dict(service_env))
+    served = {(method, re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule))
+              for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    published = {(method.upper(), path) for path, item in document["paths"].items()
+                 for method in item if method in ("get", "post", "put", "patch", "delete")}
+    assert served == published
+    # Public operations say so; everything else inherits the bearer requirement.
+    public = {path for path, item in document["paths"].items() for op in item.values()
+              if op.get("security") == []}
+    assert public == {"/api/v1/auth/login", "/api/v1/openapi.json", "/health", "/metrics"}
