@@ -1,1 +1,2 @@
-"""Alert ingestion service (:8001): receives device alarms, stores them and publishes them to the alerts queue."""
+"""Alert ingestion service (:8001): receives device alarms, stores them and publishes them
+to the alerts queue through the transactional outbox."""

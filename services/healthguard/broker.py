@@ -103,7 +103,12 @@ class Publisher:
                     self._local.declared.add(queue)
                 channel.basic_publish("", queue, body, properties, mandatory=True)
                 return
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            except pika.exceptions.UnroutableError as exc:
+                # The queue was deleted since this connection declared it: declare it again.
+                self._local.declared.discard(queue)
+                if attempt == 2:
+                    raise BrokerError(f"broker refused message {message_id} for {queue}: {exc!r}") from exc
+            except pika.exceptions.NackError as exc:
                 raise BrokerError(f"broker refused message {message_id} for {queue}: {exc!r}") from exc
             except CONNECTION_ERRORS as exc:
                 self._reset()

@@ -1,0 +1,176 @@
+"""Recording alerts: validation of what a device reports, the alert row and its outbox message in
+one transaction, and reading alerts back."""
+import datetime
+import math
+from dataclasses import dataclass
+
+from healthguard.broker import ALERTS_QUEUE
+from healthguard.errors import ApiError
+from healthguard.outbox import enqueue
+from healthguard.params import parse_timestamp
+
+from . import catalogue
+
+# A device clock a little ahead of ours is normal; an alarm from further in the future is not.
+FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
+SOURCES = ("DEVICE", "MANUAL", "SIMULATOR")
+DEVICE_SOURCES = ("DEVICE", "SIMULATOR")
+
+ALERT_SELECT = """
+    SELECT a.alert_id, a.patient_id, p.name AS patient_name, a.alert_type, t.name AS alert_name,
+           a.severity, a.category, a.room, a.value::float AS value, a.device_id, a.source_alarm_id,
+           a.source, a.triggered_by, a.occurred_at, a.received_at,
+           i.incident_id, i.status AS incident_status
+    FROM alerts a
+    JOIN patients p USING (patient_id)
+    JOIN alert_types t ON t.alert_type = a.alert_type
+    LEFT JOIN incidents i ON i.alert_id = a.alert_id
+"""
+
+
+@dataclass(frozen=True)
+class AlertReport:
+    """An alarm as reported, validated for shape; whether its ids exist is checked on record."""
+    patient_id: str
+    alert_type: str
+    value: float | None = None
+    device_id: str | None = None
+    source_alarm_id: str | None = None
+    occurred_at: datetime.datetime | None = None
+    source: str = "DEVICE"
+    triggered_by: str | None = None
+
+
+def _text(body: dict, field: str, *, required: bool, max_length: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise ApiError(400, f"{field} is required", field=field)
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"{field} must be a non-empty string", field=field)
+    if len(value) > max_length:
+        raise ApiError(400, f"{field} must be at most {max_length} characters", field=field)
+    return value.strip()
+
+
+def _number(body: dict, field: str) -> float | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(400, f"{field} must be a finite number", field=field)
+    return float(value)
+
+
+def parse_report(body: dict, *, sources=DEVICE_SOURCES, require_ids: bool = True) -> dict:
+    """The fields of an alarm report, type-checked (400 names the field). Fields the platform
+    derives itself (room, severity, category) are not read from the caller."""
+    fields = {
+        "patient_id": _text(body, "patient_id", required=require_ids, max_length=32),
+        "alert_type": _text(body, "alert_type", required=require_ids, max_length=64),
+        "value": _number(body, "value"),
+        "device_id": _text(body, "device_id", required=False, max_length=100),
+        "source_alarm_id": _text(body, "source_alarm_id", required=False, max_length=200),
+    }
+    if fields["source_alarm_id"] and not fields["device_id"]:
+        raise ApiError(400, "source_alarm_id identifies an alarm of one device: send device_id too",
+                       field="device_id")
+    if body.get("occurred_at") is not None:
+        occurred_at = parse_timestamp(body["occurred_at"], "occurred_at")
+        now = datetime.datetime.now(datetime.UTC)
+        if occurred_at > now + FUTURE_TOLERANCE:
+            raise ApiError(422, "occurred_at is in the future", field="occurred_at")
+        fields["occurred_at"] = occurred_at
+    source = body.get("source", sources[0])
+    if source not in sources:
+        raise ApiError(400, f"source must be one of {', '.join(sources)}", field="source")
+    fields["source"] = source
+    return fields
+
+
+def record_alert(cur, report: AlertReport) -> tuple[dict, bool]:
+    """Store the alert and queue its announcement, in the caller's transaction.
+
+    Returns (alert, created). A device retrying an alarm it already reported (same device_id
+    and source_alarm_id) gets the stored alert back with created=False and nothing is written.
+    """
+    patient = catalogue.get_patient(cur, patient_id=report.patient_id)
+    if patient is None:
+        raise ApiError(422, f"unknown patient_id {report.patient_id!r}", field="patient_id")
+    if patient["status"] != "ADMITTED":
+        raise ApiError(422, f"patient {report.patient_id} is not admitted", field="patient_id")
+    alert_type = catalogue.get_alert_type(cur, alert_type=report.alert_type)
+    if alert_type is None:
+        raise ApiError(422, f"unknown alert_type {report.alert_type!r}", field="alert_type")
+
+    cur.execute("""
+        INSERT INTO alerts (patient_id, alert_type, severity, category, room, value, device_id,
+                            source_alarm_id, source, triggered_by, occurred_at)
+        VALUES (%(patient_id)s, %(alert_type)s, %(severity)s, %(category)s, %(room)s, %(value)s,
+                %(device_id)s, %(source_alarm_id)s, %(source)s, %(triggered_by)s,
+                coalesce(%(occurred_at)s, now()))
+        ON CONFLICT (device_id, source_alarm_id)
+            WHERE device_id IS NOT NULL AND source_alarm_id IS NOT NULL
+            DO NOTHING
+        RETURNING alert_id
+    """, {**report.__dict__, "severity": alert_type["severity"], "category": alert_type["category"],
+          "room": patient["room"]})
+    inserted = cur.fetchone()
+    if inserted is None:
+        # The same alarm again: a concurrent first attempt has committed by now (the insert
+        # waited for it), so the row is visible.
+        existing = get_alert_by_source(cur, device_id=report.device_id,
+                                       source_alarm_id=report.source_alarm_id)
+        if (existing["patient_id"], existing["alert_type"]) != (report.patient_id, report.alert_type):
+            raise ApiError(409, f"device {report.device_id} already reported alarm "
+                           f"{report.source_alarm_id} for another patient or alert type",
+                           alert_id=existing["alert_id"])
+        return existing, False
+
+    alert = get_alert(cur, alert_id=inserted["alert_id"])
+    enqueue(cur, queue=ALERTS_QUEUE, message_id=f"alert-{alert['alert_id']}", payload={
+        "alert_id": alert["alert_id"],
+        "patient_id": alert["patient_id"],
+        "alert_type": alert["alert_type"],
+        "severity": alert["severity"],
+        "occurred_at": alert["occurred_at"],
+    })
+    return alert, True
+
+
+def get_alert(cur, *, alert_id: int) -> dict | None:
+    cur.execute(ALERT_SELECT + " WHERE a.alert_id = %s", (alert_id,))
+    return cur.fetchone()
+
+
+def get_alert_by_source(cur, *, device_id: str, source_alarm_id: str) -> dict | None:
+    cur.execute(ALERT_SELECT + " WHERE a.device_id = %s AND a.source_alarm_id = %s",
+                (device_id, source_alarm_id))
+    return cur.fetchone()
+
+
+def list_alerts(cur, *, limit: int, before_id: int | None = None, severities=(), patient_id=None,
+                alert_type=None, since=None, until=None) -> list[dict]:
+    """Newest first, at most limit + 1 rows (the extra one says another page exists)."""
+    cur.execute(ALERT_SELECT + """
+        WHERE (%(before_id)s::bigint IS NULL OR a.alert_id < %(before_id)s)
+          AND (cardinality(%(severities)s::text[]) = 0 OR a.severity = ANY(%(severities)s))
+          AND (%(patient_id)s::text IS NULL OR a.patient_id = %(patient_id)s)
+          AND (%(alert_type)s::text IS NULL OR a.alert_type = %(alert_type)s)
+          AND (%(since)s::timestamptz IS NULL OR a.received_at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR a.received_at < %(until)s)
+        ORDER BY a.alert_id DESC
+        LIMIT %(limit)s
+    """, {"before_id": before_id, "severities": list(severities), "patient_id": patient_id,
+          "alert_type": alert_type, "since": since, "until": until, "limit": limit + 1})
+    return cur.fetchall()
+
+
+def alert_json(alert: dict) -> dict:
+    """The alert as the API shows it; `status` says whether it has become an incident yet."""
+    body = dict(alert)
+    body["status"] = "RECEIVED" if alert["incident_id"] is None else "INCIDENT_CREATED"
+    for key in ("occurred_at", "received_at"):
+        body[key] = alert[key].isoformat()
+    return body

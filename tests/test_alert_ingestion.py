@@ -1,0 +1,265 @@
+"""The alert ingestion service (:8001) as a device, a clinician and the web UI see it."""
+import json
+import re
+import subprocess
+import sys
+
+import pika
+import pytest
+import requests
+
+from alert_ingestion.api_document import DOCUMENT
+from alert_ingestion.app import create_app
+from healthguard.openapi import app_operations, document_operations
+from tests.support import REPO, ServiceProcess, wait_for
+
+DEVICE_KEY = "test-device-key"  # conftest's service_env: DEVICE_API_KEYS
+
+
+@pytest.fixture(scope="module")
+def ingestion(service_env):
+    """One alert ingestion service for the whole module (starting gunicorn per test is slow)."""
+    service = ServiceProcess("alert-ingestion", service_env).start()
+    yield service
+    service.stop()
+
+
+def post_alert(service, body, *, key=DEVICE_KEY, **kwargs):
+    headers = {"X-API-Key": key} if key else {}
+    return requests.post(service.url + "/api/v1/alerts", json=body, headers=headers, timeout=10, **kwargs)
+
+
+def counts(db) -> dict:
+    with db.transaction() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM alerts) AS alerts, (SELECT count(*) FROM outbox) AS outbox")
+        return cur.fetchone()
+
+
+def queued_alerts(rabbitmq_url) -> list[dict]:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    channel.queue_declare("alerts", durable=True)
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get("alerts", auto_ack=True)
+        if method is None:
+            break
+        messages.append({"message_id": properties.message_id, **json.loads(body)})
+    connection.close()
+    return messages
+
+
+def received_total(service, severity: str) -> float:
+    text = requests.get(service.url + "/metrics", timeout=5).text
+    match = re.search(rf'^alerts_received_total{{severity="{severity}"}} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db, rabbitmq_url, clean_state):
+    before = received_total(ingestion, "CRITICAL")
+    response = post_alert(ingestion, {
+        "patient_id": "P001", "alert_type": "CARDIAC_ARREST", "device_id": "MON-312",
+        "source_alarm_id": "a-1", "occurred_at": "2026-02-01T10:15:00Z",
+        "severity": "LOW", "room": "999"})  # the caller's severity and room are not believed
+    assert response.status_code == 201, response.text
+    alert = response.json()
+    assert response.headers["Location"] == f"/api/v1/alerts/{alert['alert_id']}"
+    assert alert["status"] == "RECEIVED"
+    assert (alert["room"], alert["severity"], alert["category"]) == ("312", "CRITICAL", "CARDIAC")
+    assert alert["source"] == "DEVICE" and alert["occurred_at"] == "2026-02-01T10:15:00+00:00"
+    # Durably stored before the answer; the outbox relay then publishes it and empties the outbox.
+    wait_for(lambda: counts(db) == {"alerts": 1, "outbox": 0}, 10, what="the outbox to drain")
+    [message] = queued_alerts(rabbitmq_url)
+    assert message["message_id"] == f"alert-{alert['alert_id']}"
+    assert message["alert_id"] == alert["alert_id"] and message["severity"] == "CRITICAL"
+    assert received_total(ingestion, "CRITICAL") == before + 1
+
+    fetched = requests.get(ingestion.url + response.headers["Location"],
+                           headers={"Authorization": f"Bearer {ingestion.env['SERVICE_TOKEN']}"}, timeout=5)
+    assert fetched.status_code == 200 and fetched.json()["alert_id"] == alert["alert_id"]
+
+
+def test_a_retried_device_alarm_is_stored_once(ingestion, db, rabbitmq_url, clean_state):
+    body = {"patient_id": "P002", "alert_type": "O2_SATURATION_LOW", "value": 84,
+            "device_id": "MON-ICU2", "source_alarm_id": "alarm-77"}
+    first, again = post_alert(ingestion, body), post_alert(ingestion, body)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["alert_id"] == first.json()["alert_id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    clash = post_alert(ingestion, {**body, "patient_id": "P003"})
+    assert clash.status_code == 409 and "already reported alarm alarm-77" in clash.json()["message"]
+    # Another device may use the same alarm id of its own.
+    other = post_alert(ingestion, {**body, "device_id": "MON-OTHER"})
+    assert other.status_code == 201
+    wait_for(lambda: counts(db) == {"alerts": 2, "outbox": 0}, 10, what="the outbox to drain")
+    assert len(queued_alerts(rabbitmq_url)) == 2
+
+
+VALID = {"patient_id": "P001", "alert_type": "HEART_RATE_HIGH", "value": 150}
+
+
+@pytest.mark.parametrize("kwargs, status, message, field", [
+    ({"key": None}, 401, "valid device key is required", None),
+    ({"key": "wrong-key"}, 401, "valid device key is required", None),
+    ({"data": "patient_id=P001", "headers": {"Content-Type": "text/plain"}}, 400, "must be JSON", None),
+    ({"data": '{"patient_id": "P0', "headers": {"Content-Type": "application/json"}}, 400,
+     "must be a JSON object", None),
+    ({"body": [VALID]}, 400, "must be a JSON object", None),
+    ({"body": {"alert_type": "HEART_RATE_HIGH"}}, 400, "patient_id is required", "patient_id"),
+    ({"body": {**VALID, "patient_id": 1}}, 400, "patient_id must be a non-empty string", "patient_id"),
+    ({"body": {**VALID, "alert_type": ""}}, 400, "alert_type must be a non-empty string", "alert_type"),
+    ({"body": {**VALID, "value": "high"}}, 400, "value must be a finite number", "value"),
+    ({"body": {**VALID, "value": True}}, 400, "value must be a finite number", "value"),
+    ({"body": {**VALID, "occurred_at": "yesterday"}}, 400, "not an ISO-8601 date-time", "occurred_at"),
+    ({"body": {**VALID, "occurred_at": "2026-02-01T10:00:00"}}, 400, "must include a UTC offset",
+     "occurred_at"),
+    ({"body": {**VALID, "occurred_at": "2999-01-01T00:00:00Z"}}, 422, "in the future", "occurred_at"),
+    ({"body": {**VALID, "source_alarm_id": "x"}}, 400, "send device_id too", "device_id"),
+    ({"body": {**VALID, "source": "MANUAL"}}, 400, "source must be one of DEVICE, SIMULATOR", "source"),
+    ({"body": {**VALID, "patient_id": "P999"}}, 422, "unknown patient_id 'P999'", "patient_id"),
+    ({"body": {**VALID, "alert_type": "ALIENS"}}, 422, "unknown alert_type 'ALIENS'", "alert_type"),
+    ({"body": {**VALID, "notes": "x" * 70_000}}, 413, "", None),
+])
+def test_bad_alert_reports_are_refused_and_store_nothing(ingestion, db, clean_state, kwargs, status,
+                                                         message, field):
+    kwargs = dict(kwargs)
+    key = kwargs.pop("key", DEVICE_KEY)
+    headers = {**({"X-API-Key": key} if key else {}), **kwargs.pop("headers", {})}
+    if "body" in kwargs:
+        kwargs["json"] = kwargs.pop("body")
+    response = requests.post(ingestion.url + "/api/v1/alerts", headers=headers, timeout=10, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and message in body["message"]
+    assert body.get("field") == field
+    assert counts(db) == {"alerts": 0, "outbox": 0}
+
+
+def test_manual_alert_by_a_signed_in_clinician(ingestion, db, login_as, clean_state):
+    token = login_as("N01")
+    auth = {"Authorization": f"Bearer {token}"}
+    random_alert = requests.post(ingestion.url + "/api/v1/alerts/manual", headers=auth, timeout=10)
+    assert random_alert.status_code == 201, random_alert.text
+    assert random_alert.json()["source"] == "MANUAL" and random_alert.json()["triggered_by"] == "N01"
+
+    chosen = requests.post(ingestion.url + "/api/v1/alerts/manual", headers=auth, timeout=10,
+                           json={"patient_id": "P004", "alert_type": "GLUCOSE_LOW"})
+    assert chosen.status_code == 201
+    alert = chosen.json()
+    assert (alert["patient_id"], alert["alert_type"], alert["room"]) == ("P004", "GLUCOSE_LOW", "418")
+    assert alert["value"] is not None  # a typical value from the definition
+
+    unknown = requests.post(ingestion.url + "/api/v1/alerts/manual", headers=auth, timeout=10,
+                            json={"alert_type": "NOPE"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "alert_type"
+    as_service = requests.post(ingestion.url + "/api/v1/alerts/manual", timeout=10,
+                               headers={"Authorization": f"Bearer {ingestion.env['SERVICE_TOKEN']}"})
+    assert as_service.status_code == 403
+    anonymous = requests.post(ingestion.url + "/api/v1/alerts/manual", timeout=10)
+    assert anonymous.status_code == 401
+    assert counts(db)["alerts"] == 2
+
+
+def test_alert_list_filters_and_keyset_pagination(ingestion, login_as, clean_state):
+    for patient, alert_type in ([("P001", "CARDIAC_ARREST"), ("P002", "APNEA_DETECTED"),
+                                               ("P001", "BP_ELEVATED"), ("P003", "FETAL_DISTRESS"),
+                                               ("P001", "SENSOR_DISCONNECTED"), ("P005", "HEMORRHAGE"),
+                                               ("P001", "TEMPERATURE_HIGH")]):
+        assert post_alert(ingestion, {"patient_id": patient, "alert_type": alert_type}).status_code == 201
+    auth = {"Authorization": f"Bearer {login_as('D01')}"}
+
+    def page(**params):
+        response = requests.get(ingestion.url + "/api/v1/alerts", params=params, headers=auth, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    seen, cursor = [], None
+    while True:
+        result = page(limit=3, **({"cursor": cursor} if cursor else {}))
+        seen += [alert["alert_id"] for alert in result["alerts"]]
+        cursor = result["next"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 7  # newest first
+
+    assert len(page(patient_id="P001")["alerts"]) == 4
+    critical = page(severity="CRITICAL")["alerts"]
+    assert {a["alert_type"] for a in critical} == {"CARDIAC_ARREST", "APNEA_DETECTED", "FETAL_DISTRESS",
+                                                   "HEMORRHAGE"}
+    assert len(page(severity="LOW,MEDIUM")["alerts"]) == 3
+    assert len(page(severity=["LOW", "MEDIUM"], patient_id="P001")["alerts"]) == 3
+    assert page(alert_type="HEMORRHAGE")["alerts"][0]["room"] == "226"
+    assert page(since="2999-01-01T00:00:00Z")["alerts"] == []
+    assert len(page(until="2999-01-01T00:00:00+01:00")["alerts"]) == 7
+
+    for params, message in [({"limit": 501}, "limit must be between 1 and 500"),
+                            ({"limit": "ten"}, "limit must be an integer"),
+                            ({"cursor": "abc"}, "cursor must be"),
+                            ({"severity": "URGENT"}, "unknown severity URGENT"),
+                            ({"since": "last week"}, "since is not an ISO-8601")]:
+        response = requests.get(ingestion.url + "/api/v1/alerts", params=params, headers=auth, timeout=5)
+        assert response.status_code == 400 and message in response.json()["message"]
+    assert requests.get(ingestion.url + "/api/v1/alerts", timeout=5).status_code == 401
+    missing = requests.get(ingestion.url + "/api/v1/alerts/999999", headers=auth, timeout=5)
+    assert missing.status_code == 404 and missing.json()["message"] == "no alert 999999"
+
+
+def test_catalogue_for_clinicians_and_devices(ingestion, login_as):
+    auth = {"Authorization": f"Bearer {login_as('N02')}"}
+    for headers in (auth, {"X-API-Key": DEVICE_KEY}):
+        types = requests.get(ingestion.url + "/api/v1/alert-types", headers=headers, timeout=5)
+        assert types.status_code == 200
+        by_type = {t["alert_type"]: t for t in types.json()["alert_types"]}
+        assert len(by_type) == 33
+        assert by_type["HEART_RATE_HIGH"]["typical_min"] == 140
+        assert by_type["CARDIAC_ARREST"]["routes_to"] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
+        patients = requests.get(ingestion.url + "/api/v1/patients", headers=headers, timeout=5).json()
+        assert {p["patient_id"]: p["room"] for p in patients["patients"]}["P001"] == "312"
+        assert len(patients["patients"]) == 8
+    cardiac = requests.get(ingestion.url + "/api/v1/alert-types", params={"category": "CARDIAC"},
+                           headers=auth, timeout=5).json()["alert_types"]
+    assert cardiac and {t["category"] for t in cardiac} == {"CARDIAC"}
+    assert requests.get(ingestion.url + "/api/v1/patients", timeout=5).status_code == 401
+    wrong = requests.get(ingestion.url + "/api/v1/patients", headers={"X-API-Key": "nope"}, timeout=5)
+    assert wrong.status_code == 401
+
+
+def test_simulator_posts_realistic_alerts_through_the_api(ingestion, db, clean_state):
+    result = subprocess.run(
+        [sys.executable, "-m", "alert_ingestion.simulator", "--rate", "50", "--count", "5", "--seed", "7",
+         "--url", ingestion.url, "--api-key", DEVICE_KEY],
+        cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "sent 5, accepted 5, failed 0" in result.stdout
+    with db.transaction() as cur:
+        cur.execute("""
+            SELECT a.source, a.device_id, a.value, t.unit, t.typical_min, t.typical_max
+            FROM alerts a JOIN alert_types t USING (alert_type)""")
+        rows = cur.fetchall()
+    assert len(rows) == 5
+    for row in rows:
+        assert row["source"] == "SIMULATOR" and row["device_id"].startswith("SIM-")
+        if row["unit"] is not None:
+            assert row["typical_min"] <= row["value"] <= row["typical_max"]
+
+
+def test_simulator_refuses_a_wrong_key(ingestion):
+    result = subprocess.run(
+        [sys.executable, "-m", "alert_ingestion.simulator", "--count", "1", "--url", ingestion.url,
+         "--api-key", "wrong"], cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "answered 401" in result.stderr
+
+
+def test_service_needs_device_keys(service_env):
+    proc = ServiceProcess("alert-ingestion", {**service_env, "DEVICE_API_KEYS": ""})
+    with pytest.raises(RuntimeError, match="missing required setting.*DEVICE_API_KEYS"):
+        proc.start(timeout=20)
+    proc.stop()
+
+
+def test_openapi_document_lists_exactly_the_routes(ingestion, service_env):
+    app = create_app(dict(service_env))
+    assert app_operations(app) == document_operations(DOCUMENT)
+    served = requests.get(ingestion.url + "/api/v1/openapi.json", timeout=5)
+    assert served.status_code == 200 and served.json()["paths"].keys() == DOCUMENT["paths"].keys()
+    assert served.json()["openapi"].startswith("3.")
