@@ -98,7 +98,7 @@ def test_available_never_assigned_first_and_with_service_token(api, service_env,
             for c in response.json()["clinicians"]] == [("S02", True), ("S01", False)]
 
 
-def test_available_excludes_signed_out_and_away_clinicians(api):
+def test_available_excludes_signed_out_and_away_clinicians(api, login_as):
     for who in ("S01", "S02", "S05"):
         api.token(who)
     away = api.call("PATCH", "/api/v1/employees/me/availability", who="S02", json={"availability": "AWAY"})
@@ -107,7 +107,13 @@ def test_available_excludes_signed_out_and_away_clinicians(api):
 
     response = api.call("GET", "/api/v1/oncall/available?roles=CARDIOLOGIST,NEUROLOGIST", who="D01")
     ids = [c["employee_id"] for c in response.json()["clinicians"]]
-    assert ids == ["S01"]  # S02 away, S05 signed out, S06 never signed in
+    assert ids == ["S01"]  # S02 away, S05 signed out, S06 not signed in
+
+    # A session that ran out without a logout signs the clinician out just the same.
+    login_as("S06", expires_in="-1 minute")
+    ids = [c["employee_id"] for c in api.call(
+        "GET", "/api/v1/oncall/available?roles=NEUROLOGIST", who="D01").json()["clinicians"]]
+    assert ids == []
 
     back = api.call("PATCH", "/api/v1/employees/me/availability", who="S02",
                     json={"availability": "AVAILABLE"})

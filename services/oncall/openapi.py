@@ -81,7 +81,7 @@ PATHS = {
             "employee": _ref("Employee"), "session": {"type": "object", "properties": {
                 "expires_at": {"type": "string", "format": "date-time"}}}}}), **_errors(401, 403)}}},
     "/api/v1/oncall/available": {"get": {
-        "summary": "Clinicians who can take an incident now (on duty, signed in, not away)",
+        "summary": "Who can take an incident now: on duty, signed in (live session), not away",
         "description": "Ordered by active incidents, then longest idle (never assigned first), then id.",
         "parameters": [_query("roles", "comma-separated roles; absent: any role")],
         "responses": {"200": _json("least busy first", {"type": "object", "properties": {

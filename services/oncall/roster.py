@@ -33,7 +33,14 @@ def _workload(cur, employee_ids) -> dict[str, dict]:
                  WHERE i.assigned_to = e.employee_id AND i.status <> 'RESOLVED')::int
                    AS active_incidents,
                (SELECT max(a.assigned_at) FROM incident_assignments a
-                 WHERE a.employee_id = e.employee_id) AS last_assigned_at
+                 WHERE a.employee_id = e.employee_id) AS last_assigned_at,
+               -- Sessions end by expiry without a logout: whoever has sessions but no live one is
+               -- signed out, whatever is_logged_in still says.
+               e.is_logged_in AND (
+                   EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id
+                             AND s.revoked_at IS NULL AND s.expires_at > now())
+                   OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id)
+               ) AS signed_in
         FROM employees e
         WHERE e.employee_id = ANY(%s)
     """, (list(employee_ids),))
@@ -52,7 +59,7 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     on_duty = on_duty_at(cur, tz=tz, at=at)
     rows = _workload(cur, on_duty)
     chosen = [row for row in rows.values()
-              if row["is_logged_in"] and row["availability"] == "AVAILABLE"
+              if row["signed_in"] and row["availability"] == "AVAILABLE"
               and (not roles or row["role"] in roles)]
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
     chosen.sort(key=lambda r: (r["active_incidents"], r["last_assigned_at"] or never, r["employee_id"]))
@@ -75,7 +82,7 @@ def on_call_now(cur, *, tz: ZoneInfo, at: dt.datetime, role=None) -> list[dict]:
         result.append({
             "employee_id": employee_id, "name": row["name"], "role": row["role"], "tier": row["tier"],
             "specialty": row["specialty"], "is_supervisor": row["is_supervisor"],
-            "signed_in": row["is_logged_in"], "availability": row["availability"],
+            "signed_in": row["signed_in"], "availability": row["availability"],
             "active_incidents": row["active_incidents"],
             "last_assigned_at": _iso(row["last_assigned_at"]),
             "shift": {"shift_code": duty.shift_code, "starts_at": duty.starts_at.astimezone(tz).isoformat(),
