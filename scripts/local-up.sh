@@ -3,8 +3,8 @@
 # PostgreSQL and RabbitMQ named in .env (default: this machine's). Returns once all are healthy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=${HG_RUN_DIR:-.run}
-mkdir -p "$run"
+mkdir -p "${HG_RUN_DIR:-.run}"
+run=$(cd "${HG_RUN_DIR:-.run}" && pwd)
 if [ -f "$run/honcho.pid" ] && kill -0 "$(cat "$run/honcho.pid")" 2>/dev/null; then
   echo "HealthGuard Ops is already running (make down stops it)."
   exit 0
@@ -16,10 +16,17 @@ while IFS= read -r line; do
 done < .env
 export BIND_HOST=127.0.0.1 HG_RUN_DIR="$run"
 .venv/bin/python -m healthguard.migrate --create-database
+# The SPA nginx serves, rebuilt when its sources changed; nginx and Prometheus configs rendered
+# from the shipped files with loopback ports in place of the compose names.
+if [ ! -f web-ui/dist/index.html ] || [ -n "$(find web-ui/src web-ui/index.html web-ui/package-lock.json -newer web-ui/dist/index.html -print -quit)" ]; then
+  (cd web-ui && npm run build --silent >/dev/null)
+fi
+.venv/bin/python -m scripts.local_config "$run"
 setsid .venv/bin/honcho -f Procfile -e /dev/null start >"$run/honcho.log" 2>&1 </dev/null &
 echo $! >"$run/honcho.pid"
 ports=("${ALERT_INGESTION_PORT:-8001}" "${INCIDENT_MANAGEMENT_PORT:-8002}" "${ONCALL_PORT:-8003}" "${NOTIFICATION_PORT:-8004}")
 urls=(); for port in "${ports[@]}"; do urls+=("http://127.0.0.1:$port/health"); done
+urls+=("http://127.0.0.1:${WEB_UI_PORT:-8080}/health" "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/-/ready")
 if ! .venv/bin/python scripts/wait_healthy.py "${urls[@]}"; then
   tail -n 40 "$run/honcho.log" >&2
   scripts/local-down.sh
@@ -31,4 +38,7 @@ HealthGuard Ops is up (logs: make logs, stop: make down):
   incident management  http://127.0.0.1:${ports[1]}
   on-call              http://127.0.0.1:${ports[2]}
   notification         http://127.0.0.1:${ports[3]}   (WebSocket /ws)
+  web UI (nginx)       http://127.0.0.1:${WEB_UI_PORT:-8080}
+  Prometheus           http://127.0.0.1:${PROMETHEUS_PORT:-9090}
+Grafana runs in the compose suite only (docker compose up -d, http://localhost:3001).
 MSG

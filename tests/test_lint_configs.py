@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.local_config import render_nginx
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
 DATASOURCES = REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
@@ -204,35 +206,10 @@ def test_dashboard_provider_reads_the_mounted_folder():
 
 
 # --------------------------------------------------------------------------- nginx
-def nginx_wrapper(directory: Path, server_conf: Path) -> Path:
-    """A top-level nginx.conf that includes the server block the way the image does
-    (conf.d/default.conf inside `http`), with every path inside `directory`."""
-    wrapper = directory / "nginx.conf"
-    wrapper.write_text(f"""
-daemon off;
-master_process off;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    include {server_conf};
-}}
-""")
-    return wrapper
-
-
 def test_nginx_config_is_valid_without_the_backends(tmp_path):
     """`nginx -t` on the file as shipped. The backend names do not resolve on this machine, so
     this also proves nginx starts while a backend is missing (names are resolved per request)."""
-    wrapper = nginx_wrapper(tmp_path, NGINX_CONF)
+    wrapper = render_nginx(tmp_path)
     result = run([tool("nginx", "Debian's nginx-light package"), "-t", "-p", str(tmp_path),
                   "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -284,20 +261,7 @@ def nginx_proxy(tmp_path):
     (html / "index.html").write_text("<!doctype html><title>HealthGuard Ops</title>SPA-INDEX")
     (html / "assets" / "app-1234.js").write_text("console.log('app')")
 
-    conf = NGINX_CONF.read_text()
-    replacements = {"listen 8080;": f"listen 127.0.0.1:{listen};",
-                    "root /usr/share/nginx/html;": f"root {html};"}
-    for name, (service, port) in {"alert-ingestion": ("alert-ingestion", 8001),
-                                  "incident-management": ("incident-management", 8002),
-                                  "oncall": ("oncall", 8003),
-                                  "notification": ("notification", 8004)}.items():
-        replacements[f"http://{service}:{port}"] = f"http://127.0.0.1:{ports[name]}"
-    for old, new in replacements.items():
-        assert conf.count(old) == 1, f"nginx.conf should contain {old!r} exactly once"
-        conf = conf.replace(old, new)
-    server_conf = tmp_path / "default.conf"
-    server_conf.write_text(conf)
-    wrapper = nginx_wrapper(tmp_path, server_conf)
+    wrapper = render_nginx(tmp_path, listen=listen, ports=ports, html_root=html)
 
     process = subprocess.Popen(
         [tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),

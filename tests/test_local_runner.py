@@ -15,11 +15,13 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
     name = f"hg_localrun_{os.getpid()}"
     database_url = postgres_admin_url.rsplit("/", 1)[0] + "/" + name
     ports = {service: free_port() for service in SERVICE_MODULES}
+    web_port, prometheus_port = free_port(), free_port()
     env = {**os.environ, **service_env, "DATABASE_URL": database_url, "RABBITMQ_URL": rabbitmq_url,
            "HG_RUN_DIR": str(tmp_path / "run"),
            "ALERT_INGESTION_PORT": str(ports["alert-ingestion"]),
            "INCIDENT_MANAGEMENT_PORT": str(ports["incident-management"]),
-           "ONCALL_PORT": str(ports["oncall"]), "NOTIFICATION_PORT": str(ports["notification"])}
+           "ONCALL_PORT": str(ports["oncall"]), "NOTIFICATION_PORT": str(ports["notification"]),
+           "WEB_UI_PORT": str(web_port), "PROMETHEUS_PORT": str(prometheus_port)}
     if not (REPO / ".env").exists():
         subprocess.run([str(REPO / ".venv/bin/python"), "scripts/make_env.py"], cwd=REPO, check=True)
     try:
@@ -30,6 +32,13 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
         for service, port in ports.items():
             health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
             assert health.status_code == 200 and health.json()["service"] == service
+        # The clinicians' entry point: nginx serves the SPA and proxies to each service.
+        page = requests.get(f"http://127.0.0.1:{web_port}/", timeout=5)
+        assert page.status_code == 200 and "<div id=\"root\"" in page.text
+        for service in SERVICE_MODULES:
+            proxied = requests.get(f"http://127.0.0.1:{web_port}/health/{service}", timeout=5)
+            assert proxied.status_code == 200 and proxied.json()["service"] == service
+        assert requests.get(f"http://127.0.0.1:{prometheus_port}/-/ready", timeout=5).status_code == 200
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")
@@ -43,4 +52,4 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not any(port_open(port) for port in ports.values())
+    assert not any(port_open(port) for port in [*ports.values(), web_port, prometheus_port])

@@ -6,28 +6,19 @@ import tempfile
 
 import pytest
 import requests
-import yaml
 
-from tests.support import REPO, SERVICE_MODULES, free_port, wait_for
+from scripts.local_config import render_prometheus
+from tests.support import SERVICE_MODULES, free_port, wait_for
 
 
 @pytest.fixture
 def prometheus(tmp_path):
     def start(targets: dict[str, str]):
-        config = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())
-        config["global"]["scrape_interval"] = "1s"
-        config["global"]["evaluation_interval"] = "1s"
-        config["global"]["scrape_timeout"] = "1s"
         port = free_port()
-        targets = {**targets, "prometheus": f"127.0.0.1:{port}"}
-        for job in config["scrape_configs"]:
-            if job["job_name"] in targets:
-                job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        shutil.copy(REPO / "prometheus/alerts.yml", tmp_path / "alerts.yml")
+        config = render_prometheus(tmp_path, listen=port, ports=targets, interval="1s")
         storage = tempfile.mkdtemp(prefix="hg-prom-")
         proc = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+            ["prometheus", f"--config.file={config}",
              f"--storage.tsdb.path={storage}", f"--web.listen-address=127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
         started.append((proc, storage))
@@ -51,7 +42,7 @@ def query(base, promql):
 
 def test_prometheus_scrapes_every_service_with_the_shipped_config(start_service, prometheus):
     services = {name: start_service(name) for name in SERVICE_MODULES}
-    base = prometheus({name: f"127.0.0.1:{proc.port}" for name, proc in services.items()})
+    base = prometheus({name: proc.port for name, proc in services.items()})
     for name in SERVICE_MODULES:
         requests.get(services[name].url + "/no-such-page", timeout=5)
 

@@ -1,0 +1,102 @@
+"""Renders the shipped nginx and Prometheus configs for processes on this machine instead of the
+compose network: the same files, with the container names replaced by loopback ports. Used by the
+local runner (`make up`) and by the tests, so both exercise the files the containers use.
+
+    python -m scripts.local_config RUN_DIR   (ports from the environment, as in the Procfile)
+"""
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NGINX_CONF = REPO / "web-ui" / "nginx.conf"
+PROMETHEUS_CONF = REPO / "prometheus" / "prometheus.yml"
+
+# The services as compose names them, with their container ports.
+COMPOSE_SERVICES = {"alert-ingestion": 8001, "incident-management": 8002, "oncall": 8003,
+                    "notification": 8004}
+
+
+def render_nginx(directory: Path, *, listen: int | None = None, ports: dict[str, int] | None = None,
+                 html_root: Path | None = None) -> Path:
+    """Write a top-level nginx.conf in `directory` that includes web-ui/nginx.conf the way the
+    image does (inside `http`); given them, listening on 127.0.0.1:`listen`, serving `html_root`
+    and proxying to the services on `ports` (otherwise as shipped, for the compose network)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = NGINX_CONF.read_text()
+    replacements = {}
+    if listen is not None:
+        replacements["listen 8080;"] = f"listen 127.0.0.1:{listen};"
+    if html_root is not None:
+        replacements["root /usr/share/nginx/html;"] = f"root {html_root};"
+    for service, port in COMPOSE_SERVICES.items() if ports else ():
+        replacements[f"http://{service}:{port}"] = f"http://127.0.0.1:{ports[service]}"
+    for old, new in replacements.items():
+        if conf.count(old) != 1:
+            raise ValueError(f"web-ui/nginx.conf should contain {old!r} exactly once")
+        conf = conf.replace(old, new)
+    server_conf = directory / "default.conf"
+    server_conf.write_text(conf)
+    wrapper = directory / "nginx.conf"
+    wrapper.write_text(f"""
+daemon off;
+master_process off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {server_conf};
+}}
+""")
+    return wrapper
+
+
+def render_prometheus(directory: Path, *, listen: int, ports: dict[str, int],
+                      interval: str | None = None) -> Path:
+    """Write prometheus.yml (and its rules) in `directory`, scraping the services on `ports`
+    and Prometheus itself on `listen`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    if interval:
+        config["global"].update(scrape_interval=interval, evaluation_interval=interval,
+                                scrape_timeout=interval)
+    targets = {**{name: f"127.0.0.1:{port}" for name, port in ports.items()},
+               "prometheus": f"127.0.0.1:{listen}"}
+    for job in config["scrape_configs"]:
+        if job["job_name"] in targets:
+            job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+    for rule_file in config.get("rule_files", []):
+        (directory / rule_file).write_text((PROMETHEUS_CONF.parent / rule_file).read_text())
+    path = directory / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def local_ports() -> dict[str, int]:
+    """The services' ports as the Procfile sets them."""
+    return {name: int(os.environ.get(name.upper().replace("-", "_") + "_PORT", default))
+            for name, default in COMPOSE_SERVICES.items()}
+
+
+def main(run_dir: str) -> int:
+    run = Path(run_dir).resolve()
+    ports = local_ports()
+    render_nginx(run / "nginx", listen=int(os.environ.get("WEB_UI_PORT", 8080)), ports=ports,
+                 html_root=REPO / "web-ui" / "dist")
+    render_prometheus(run / "prometheus", listen=int(os.environ.get("PROMETHEUS_PORT", 9090)),
+                      ports=ports)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
