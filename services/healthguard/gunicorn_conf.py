@@ -18,6 +18,9 @@ bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"  # noqa:
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# gthread accepts at most worker_connections at once (gunicorn's default is 1000): keep room for
+# a service that holds a thread per long-lived connection (the notification service's WebSockets).
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(max(1000, threads + 100))))
 timeout = 30
 graceful_timeout = 10
 accesslog = None  # the app logs every request itself, as JSON with its request id
