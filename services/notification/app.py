@@ -1,6 +1,114 @@
-"""App factory: `gunicorn -c python:healthguard.gunicorn_conf "notification.app:create_app()"`."""
+"""App factory: `gunicorn -c python:healthguard.gunicorn_conf "notification.app:create_app()"`.
+
+Run with the gthread worker and enough threads for the sockets one worker should hold: every
+open WebSocket keeps one gunicorn thread (and one simple-websocket reader thread). For 1,000
+sockets per instance: GUNICORN_WORKER_CLASS=gthread GUNICORN_WORKERS=1 GUNICORN_THREADS=1100.
+"""
+import contextlib
+import logging
+import signal
+import threading
+
+import psycopg2
+
+from healthguard import broker
+from healthguard.config import ConfigError
+from healthguard.db import Database
+from healthguard.fanout import FanoutPublisher, FanoutSubscriber
+from healthguard.openapi import openapi_blueprint
 from healthguard.web import create_service_app
+
+from .close_ended_sessions import CloseEndedSessions
+from .hub import Hub
+from .schemas import document
+from .store_notifications import PUSH_EXCHANGE, store_and_announce
+from .views import rest, sockets
+
+log = logging.getLogger(__name__)
+
+OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS", "DB_POOL_SIZE")
+DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2", "DB_POOL_SIZE": "10"}
+
+
+class WaitingDatabase(Database):
+    """Waits (a bounded time) for a free pooled connection instead of failing at once: this
+    service runs a thousand threads, one per socket, against a pool of a few connections, and a
+    burst of reconnecting clients must queue rather than see errors."""
+
+    def __init__(self, url: str, *, maxconn: int, wait_seconds: float = 10.0):
+        super().__init__(url, maxconn=maxconn)
+        self._free = threading.BoundedSemaphore(maxconn)
+        self.wait_seconds = wait_seconds
+
+    @contextlib.contextmanager
+    def transaction(self):
+        if not self._free.acquire(timeout=self.wait_seconds):
+            raise psycopg2.OperationalError("every database connection of this process stayed busy")
+        try:
+            with super().transaction() as cur:
+                yield cur
+        finally:
+            self._free.release()
+
+
+class CloseSocketsOnShutdown:
+    """On SIGTERM, close every socket with 1001 (going away) so clients reconnect to another
+    instance at once, instead of gunicorn waiting out its graceful timeout for them."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+
+    def start(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals can only be set from the main thread (gunicorn's post_worker_init)
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            threading.Thread(target=self.hub.close_all, name="close-sockets", daemon=True).start()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        return self
+
+    def stop(self):
+        self.hub.close_all()
+
+
+def _seconds(settings: dict, name: str) -> float:
+    try:
+        value = float(settings[name])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name} must be a number of seconds, got {settings[name]!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"setting {name} must be positive")
+    return value
 
 
 def create_app(config=None):
-    return create_service_app("notification", config)
+    app = create_service_app("notification", config, optional=OPTIONAL,
+                             blueprints=(rest, sockets, openapi_blueprint(document())))
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    ping_seconds = _seconds(app.config, "WS_PING_SECONDS")
+    app.config["WS_PING_SECONDS"] = ping_seconds
+    # simple-websocket pings at the protocol level and closes a socket whose pong did not come
+    # back before the next ping: a dead client is dropped within two intervals.
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": ping_seconds, "max_message_size": 4096}
+
+    hg = app.extensions["healthguard"]
+    try:
+        pool_size = int(app.config["DB_POOL_SIZE"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("setting DB_POOL_SIZE must be an integer") from exc
+    hg.db = WaitingDatabase(app.config["DATABASE_URL"], maxconn=pool_size)
+    hub = app.extensions["notification_hub"] = Hub()
+    fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
+    hg.background += [
+        broker.Consumer(hg.rabbitmq_url, broker.NOTIFICATIONS_QUEUE,
+                        lambda message: store_and_announce(message, db=hg.db, fanout=fanout)),
+        FanoutSubscriber(hg.rabbitmq_url, PUSH_EXCHANGE, hub.deliver, on_subscribed=hub.resync_all),
+        CloseEndedSessions(db=hg.db, hub=hub, interval=_seconds(app.config, "WS_SESSION_CHECK_SECONDS")),
+        CloseSocketsOnShutdown(hub),
+    ]
+    return app

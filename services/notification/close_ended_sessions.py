@@ -1,0 +1,53 @@
+"""Background task: close the sockets of sessions that ended (logout, expiry) within seconds.
+
+The on-call service revokes a session by setting sessions.revoked_at; it knows nothing of
+sockets. Every few seconds this task asks, in ONE query for all sockets of this process, which
+of their sessions are still live, and closes the others with code 4401.
+"""
+import logging
+import threading
+
+from .hub import CLOSE_SESSION_ENDED, Hub
+
+log = logging.getLogger(__name__)
+
+
+class CloseEndedSessions:
+    def __init__(self, *, db, hub: Hub, interval: float):
+        self.db, self.hub, self.interval = db, hub, interval
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self) -> "CloseEndedSessions":
+        self._thread = threading.Thread(target=self._run, name="close-ended-sessions", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.check_once()
+            except Exception:  # the database may be away for a while: keep the sockets, try again
+                log.warning("could not check the sessions of open sockets", exc_info=True)
+
+    def check_once(self) -> int:
+        session_ids = sorted({sock.session_id for sock in self.hub.sockets()})
+        if not session_ids:
+            return 0
+        with self.db.transaction() as cur:
+            cur.execute("""
+                SELECT session_id FROM sessions
+                WHERE session_id = ANY(%s) AND revoked_at IS NULL AND expires_at > now()""",
+                        (session_ids,))
+            live = {row["session_id"] for row in cur.fetchall()}
+        # Only sessions checked here: a socket opened meanwhile has not been looked at yet.
+        ended = self.hub.end_sessions(set(session_ids) - live, CLOSE_SESSION_ENDED,
+                                      "the session ended; sign in again")
+        if ended:
+            log.info("closed sockets of ended sessions", extra={"sockets": ended})
+        return ended

@@ -1,0 +1,241 @@
+"""The WebSockets open in this worker process, and how frames reach them.
+
+Threads. Each socket is served by the gunicorn thread that accepted it (`ClinicianSocket.serve`);
+that thread alone writes to the socket, so a slow phone never holds up anybody else's push.
+Other threads only append to the socket's `pending` frames and wake it: the fanout subscriber
+(live notifications), the session watchdog (logout) and the shutdown hook. simple-websocket's own
+reader thread wakes the same event when the client sends something or hangs up.
+
+Nothing missed, nothing doubled. A socket is registered in the hub BEFORE its replay is read from
+the database, so a notification is either committed before the replay's snapshot (replayed) or
+announced after the registration (pending, sent after the replay). Both may hold the same
+notification: every socket remembers the ids it sent and drops repeats, which also absorbs an
+event announced twice after a redelivery.
+"""
+import collections
+import json
+import logging
+import threading
+import time
+
+from simple_websocket import ConnectionClosed
+
+from . import metrics
+from .service import as_json, frame_text, latest_notification_id, notifications_after
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 200
+REMEMBERED_IDS = 4096  # per socket; ids far older than the newest are never re-announced
+CLOSE_SESSION_ENDED = 4401
+CLOSE_GOING_AWAY = 1001
+CLOSE_BAD_FRAME = 1008
+SEND_ERRORS = (ConnectionClosed, OSError)
+
+
+class Frame:
+    """One frame, serialized once for however many sockets it goes to."""
+    __slots__ = ("text", "notification_id", "event_id", "stored_at")
+
+    def __init__(self, text, *, notification_id=None, event_id=None, stored_at=None):
+        self.text, self.notification_id = text, notification_id
+        self.event_id, self.stored_at = event_id, stored_at
+
+
+class _Recent:
+    """A bounded set: remembers the last `size` keys added."""
+
+    def __init__(self, size: int):
+        self.size, self._keys, self._order = size, set(), collections.deque()
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def add(self, key) -> None:
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.size:
+            self._keys.discard(self._order.popleft())
+
+
+class ClinicianSocket:
+    def __init__(self, ws, clinician, *, hub: "Hub", db, ping_seconds: float):
+        self.ws, self.clinician, self.hub, self.db = ws, clinician, hub, db
+        self.employee_id, self.session_id = clinician.employee_id, clinician.session_id
+        self.ping_seconds = ping_seconds
+        self.pending = collections.deque()  # deque appends and pops are atomic: no lock needed
+        self.wakeup = ws.event  # set by simple-websocket on client input or hang-up, and by push()
+        self.cursor = 0  # the highest notification id this client has (or said it has)
+        self.sent_ids = _Recent(REMEMBERED_IDS)
+        self.sent_events = _Recent(512)
+        self.close_code = self.close_reason = None
+        self.resync = False
+
+    # Called from other threads.
+
+    def push(self, frame: Frame) -> None:
+        self.pending.append(frame)
+        self.wakeup.set()
+
+    def end(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        self.wakeup.set()
+
+    def request_resync(self) -> None:
+        self.resync = True
+        self.wakeup.set()
+
+    # The socket's own thread.
+
+    def serve(self, last_id: int | None) -> None:
+        self.hub.add(self)
+        try:
+            if last_id is None:
+                with self.db.transaction() as cur:
+                    self.cursor = latest_notification_id(cur=cur, employee_id=self.employee_id)
+            else:
+                self._replay(after_id=last_id)
+            self._loop()
+        except SEND_ERRORS:
+            pass
+        finally:
+            self.hub.remove(self)
+
+    def _loop(self) -> None:
+        next_ping = time.monotonic() + self.ping_seconds
+        while True:
+            self.wakeup.clear()  # before looking: whatever arrives from now on wakes the wait below
+            if self.close_code is not None:
+                self.ws.close(self.close_code, self.close_reason)
+                return
+            while (text := self.ws.receive(timeout=0)) is not None:  # raises once the client left
+                self._on_client_message(text)
+            if self.resync:
+                self.resync = False
+                self._replay(after_id=self.cursor)
+            while self.pending:
+                self._send(self.pending.popleft())
+            now = time.monotonic()
+            if now >= next_ping:
+                self._write('{"type":"ping"}')
+                next_ping = now + self.ping_seconds
+            self.wakeup.wait(max(0.0, next_ping - time.monotonic()))
+
+    def _on_client_message(self, text) -> None:
+        try:
+            message = json.loads(text)
+        except (TypeError, ValueError):
+            message = None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "resume":
+            last_id = message.get("last_id")
+            if isinstance(last_id, bool) or not isinstance(last_id, int) or last_id < 0:
+                self._write(frame_text("error", {"message": "resume needs a non-negative integer last_id"}))
+                return
+            self._replay(after_id=last_id)
+        elif kind == "ping":
+            self._write('{"type":"pong"}')
+        elif kind == "pong":
+            pass
+        else:
+            self._write(frame_text("error", {"message": "unknown frame; send resume, ping or pong"}))
+
+    def _replay(self, *, after_id: int) -> None:
+        """Send every stored notification of this clinician with id > after_id, oldest first."""
+        while True:
+            with self.db.transaction() as cur:
+                rows = notifications_after(cur=cur, employee_id=self.employee_id, after_id=after_id,
+                                           limit=REPLAY_PAGE)
+            for row in rows:
+                body = as_json(row)
+                self._send(Frame(frame_text("notification", {**body, "replay": True}),
+                                 notification_id=body["id"]))
+            if len(rows) < REPLAY_PAGE:
+                return
+            after_id = rows[-1]["notification_id"]
+
+    def _send(self, frame: Frame) -> None:
+        if frame.notification_id is not None:
+            if frame.notification_id in self.sent_ids:
+                return
+            try:
+                self._write(frame.text)
+            except SEND_ERRORS:
+                metrics.NOTIFICATIONS_SENT.labels("websocket", "failed").inc()
+                raise
+            self.sent_ids.add(frame.notification_id)
+            self.cursor = max(self.cursor, frame.notification_id)
+            metrics.NOTIFICATIONS_SENT.labels("websocket", "delivered").inc()
+            if frame.stored_at is not None:
+                metrics.PUSH_LATENCY.observe(max(0.0, time.time() - frame.stored_at))
+        elif frame.event_id is not None:
+            if frame.event_id not in self.sent_events:
+                self._write(frame.text)
+                self.sent_events.add(frame.event_id)
+        else:
+            self._write(frame.text)
+
+    def _write(self, text: str) -> None:
+        self.ws.send(text)
+
+
+class Hub:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sockets: set[ClinicianSocket] = set()
+        self._by_employee: dict[str, set[ClinicianSocket]] = collections.defaultdict(set)
+
+    def add(self, sock: ClinicianSocket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            self._by_employee[sock.employee_id].add(sock)
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+
+    def remove(self, sock: ClinicianSocket) -> None:
+        with self._lock:
+            if sock not in self._sockets:
+                return
+            self._sockets.discard(sock)
+            mine = self._by_employee[sock.employee_id]
+            mine.discard(sock)
+            if not mine:
+                del self._by_employee[sock.employee_id]
+        metrics.WEBSOCKET_CONNECTIONS.dec()
+
+    def sockets(self) -> list[ClinicianSocket]:
+        with self._lock:
+            return list(self._sockets)
+
+    def deliver(self, announcement: dict) -> None:
+        """Queue an announcement from the fanout exchange on the sockets it concerns: each
+        notification on its clinician's sockets, the incident update on every socket."""
+        stored_at = announcement.get("stored_at")
+        with self._lock:
+            for body in announcement.get("notifications") or ():
+                frame = Frame(frame_text("notification", body), notification_id=body["id"],
+                              stored_at=stored_at)
+                for sock in self._by_employee.get(body["employee_id"], ()):
+                    sock.push(frame)
+            update = announcement.get("incident_update")
+            if update:
+                frame = Frame(frame_text("incident_updated", update), event_id=update["event_id"])
+                for sock in self._sockets:
+                    sock.push(frame)
+
+    def resync_all(self) -> None:
+        """After this process (re)subscribed to the announcements: what was announced while it
+        was not subscribed is lost to it, so every socket catches up from the database."""
+        for sock in self.sockets():
+            sock.request_resync()
+
+    def end_sessions(self, session_ids: set, code: int, reason: str) -> int:
+        ended = 0
+        for sock in self.sockets():
+            if sock.session_id in session_ids:
+                sock.end(code, reason)
+                ended += 1
+        return ended
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server restarting; reconnect") -> None:
+        for sock in self.sockets():
+            sock.end(code, reason)

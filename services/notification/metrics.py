@@ -1,0 +1,16 @@
+"""The notification service's own metrics (multiprocess-safe: see healthguard.metrics)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+# channel="store": status stored | duplicate | rejected (one per recipient of an event);
+# channel="websocket": status delivered | failed (one per frame written to one socket).
+NOTIFICATIONS_SENT = Counter(
+    "notifications_sent_total", "Notifications stored and pushed, by channel and outcome",
+    ["channel", "status"])
+# livesum: the open sockets of all live workers of this instance, dead workers not counted.
+WEBSOCKET_CONNECTIONS = Gauge(
+    "websocket_connections", "Open authenticated WebSocket connections",
+    multiprocess_mode="livesum")
+PUSH_LATENCY = Histogram(
+    "notification_push_latency_seconds",
+    "From a notification's commit to its frame being written to a clinician's socket",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))

@@ -1,0 +1,159 @@
+"""Notifications in the database: storing an event's, reading and marking a clinician's own.
+
+Every function works inside the caller's transaction (`cur`), so the queue consumer, the REST
+routes, the WebSocket replay and the tests share them.
+"""
+import json
+
+from psycopg2.extras import Json
+
+from healthguard.broker import PermanentMessageError
+
+from .events import IncidentEvent
+
+
+def as_json(row: dict) -> dict:
+    """A stored notification as clients see it, in REST answers and WebSocket frames."""
+    return {
+        "id": row["notification_id"],
+        "event_id": row["event_id"],
+        "event_type": row["type"],
+        "employee_id": row["employee_id"],
+        "incident_id": row["incident_id"],
+        "title": row["title"],
+        "message": row["message"],
+        "severity": row["severity"],
+        "data": row["data"],
+        "created_at": row["created_at"].isoformat(),
+        "read_at": row["read_at"].isoformat() if row["read_at"] else None,
+    }
+
+
+def store_event_notifications(*, cur, event: IncidentEvent) -> tuple[list[dict], int]:
+    """Store one notification per recipient of the event; return the event's stored rows (new or
+    stored by an earlier delivery, in id order) and how many are new. The unique key
+    (event_id, employee_id) makes a redelivered event store nothing."""
+    if not event.recipients:
+        return [], 0
+    cur.execute("SELECT employee_id FROM employees WHERE employee_id = ANY(%s)", (list(event.recipients),))
+    known = {row["employee_id"] for row in cur.fetchall()}
+    unknown = [r for r in event.recipients if r not in known]
+    if unknown:
+        raise PermanentMessageError(f"unknown recipient(s): {', '.join(unknown)}")
+    if event.incident_id is not None:
+        cur.execute("SELECT 1 FROM incidents WHERE incident_id = %s", (event.incident_id,))
+        if cur.fetchone() is None:
+            raise PermanentMessageError(f"unknown incident {event.incident_id}")
+    cur.execute("""
+        INSERT INTO notifications (event_id, employee_id, incident_id, type, title, message, severity, data)
+        SELECT %(event_id)s, recipient, %(incident_id)s, %(type)s, %(title)s, %(message)s,
+               %(severity)s, %(data)s
+        FROM unnest(%(recipients)s::text[]) WITH ORDINALITY AS r(recipient, position)
+        ORDER BY position
+        ON CONFLICT (event_id, employee_id) DO NOTHING
+        RETURNING notification_id""", {
+        "event_id": event.event_id, "incident_id": event.incident_id, "type": event.type,
+        "title": event.title, "message": event.message, "severity": event.severity,
+        "data": Json(event.data), "recipients": list(event.recipients),
+    })
+    new = len(cur.fetchall())
+    cur.execute("""
+        SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
+               data, created_at, read_at
+        FROM notifications
+        WHERE event_id = %s AND employee_id = ANY(%s)
+        ORDER BY notification_id""", (event.event_id, list(event.recipients)))
+    return cur.fetchall(), new
+
+
+def incident_update(event: IncidentEvent) -> dict | None:
+    """What every signed-in dashboard needs to refresh its incident lists, without a reload."""
+    if event.incident_id is None:
+        return None
+    data = event.data
+    return {
+        "incident_id": event.incident_id,
+        "event_id": event.event_id,
+        "event_type": event.type,
+        "status": data.get("status"),
+        "severity": event.severity,
+        "title": event.title,
+        "assigned_to": data.get("assigned_to"),
+        "patient_id": data.get("patient_id"),
+        "room": data.get("room"),
+        "alert_type": data.get("alert_type"),
+        "occurred_at": event.occurred_at,
+    }
+
+
+def notifications_after(*, cur, employee_id: str, after_id: int, limit: int) -> list[dict]:
+    """The clinician's notifications with id > after_id, oldest first (replay and catch-up)."""
+    cur.execute("""
+        SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
+               data, created_at, read_at
+        FROM notifications
+        WHERE employee_id = %s AND notification_id > %s
+        ORDER BY notification_id LIMIT %s""", (employee_id, after_id, limit))
+    return cur.fetchall()
+
+
+def latest_notification_id(*, cur, employee_id: str) -> int:
+    cur.execute("SELECT coalesce(max(notification_id), 0) AS id FROM notifications WHERE employee_id = %s",
+                (employee_id,))
+    return cur.fetchone()["id"]
+
+
+def list_notifications(*, cur, employee_id: str, unread_only: bool, after_id: int | None,
+                       limit: int) -> tuple[list[dict], bool]:
+    """A page of the clinician's history: newest first, or oldest first after `after_id`
+    (catching up). Returns the rows and whether more follow."""
+    params = {"employee_id": employee_id, "unread_only": unread_only, "after_id": after_id,
+              "limit": limit + 1}
+    if after_id is None:
+        cur.execute("""
+            SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
+                   data, created_at, read_at
+            FROM notifications
+            WHERE employee_id = %(employee_id)s AND (NOT %(unread_only)s OR read_at IS NULL)
+            ORDER BY notification_id DESC LIMIT %(limit)s""", params)
+    else:
+        cur.execute("""
+            SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
+                   data, created_at, read_at
+            FROM notifications
+            WHERE employee_id = %(employee_id)s AND (NOT %(unread_only)s OR read_at IS NULL)
+              AND notification_id > %(after_id)s
+            ORDER BY notification_id ASC LIMIT %(limit)s""", params)
+    rows = cur.fetchall()
+    return rows[:limit], len(rows) > limit
+
+
+def unread_count(*, cur, employee_id: str) -> int:
+    cur.execute("SELECT count(*) AS n FROM notifications WHERE employee_id = %s AND read_at IS NULL",
+                (employee_id,))
+    return cur.fetchone()["n"]
+
+
+def mark_read(*, cur, employee_id: str, notification_id: int) -> dict | None:
+    """Mark one of the clinician's own notifications read (idempotent: the first read time
+    stays). None if there is no such notification of theirs: someone else's is not revealed."""
+    cur.execute("""
+        UPDATE notifications SET read_at = coalesce(read_at, now())
+        WHERE notification_id = %s AND employee_id = %s
+        RETURNING notification_id, event_id, employee_id, incident_id, type, title, message, severity,
+                  data, created_at, read_at""", (notification_id, employee_id))
+    return cur.fetchone()
+
+
+def mark_all_read(*, cur, employee_id: str, up_to_id: int | None) -> int:
+    """Mark the clinician's unread notifications read, up to `up_to_id` if given (so one that
+    arrived after the list was shown stays unread). Returns how many were marked."""
+    cur.execute("""
+        UPDATE notifications SET read_at = now()
+        WHERE employee_id = %s AND read_at IS NULL AND (%s::bigint IS NULL OR notification_id <= %s)""",
+                (employee_id, up_to_id, up_to_id))
+    return cur.rowcount
+
+
+def frame_text(kind: str, body: dict) -> str:
+    return json.dumps({"type": kind, **body}, default=str, separators=(",", ":"))

@@ -1,0 +1,176 @@
+"""The notification service's stored side: what the queue consumer keeps or dead-letters, and the
+REST history and read state, each clinician seeing only their own."""
+import json
+import re
+import uuid
+
+import pika
+import pytest
+import requests
+
+from healthguard.broker import Publisher
+from notification.app import create_app
+from tests.support import wait_for
+
+SERVICE_ENV = {"GUNICORN_THREADS": "16"}
+
+
+@pytest.fixture
+def notification(clean_state, start_service):
+    return start_service("notification", env=SERVICE_ENV)
+
+
+@pytest.fixture
+def make_notification(db):
+    """Store a notification directly, as the consumer would have."""
+    def make(employee_id, *, title="Cardiac arrest in room 312", read=False, event_type="INCIDENT_ASSIGNED"):
+        with db.transaction() as cur:
+            cur.execute("""
+                INSERT INTO notifications (event_id, employee_id, type, title, message, severity, data,
+                                           read_at)
+                VALUES (%s, %s, %s, %s, 'please respond', 'CRITICAL', '{"room": "312"}',
+                        CASE WHEN %s THEN now() END)
+                RETURNING notification_id""", (uuid.uuid4().hex, employee_id, event_type, title, read))
+            return cur.fetchone()["notification_id"]
+    return make
+
+
+def api(service, token, method, path, **kwargs):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, service.url + "/api/v1/notifications" + path, headers=headers,
+                            timeout=10, **kwargs)
+
+
+def test_history_lists_only_the_callers_own_notifications(notification, login_as, make_notification):
+    mine = [make_notification("N01", title=f"alarm {i}", read=(i == 0)) for i in range(5)]
+    make_notification("N02", title="not for N01")
+    token = login_as("N01")
+
+    page = api(notification, token, "GET", "")
+    assert page.status_code == 200
+    body = page.json()
+    assert [n["id"] for n in body["notifications"]] == mine[::-1]  # newest first
+    assert {n["employee_id"] for n in body["notifications"]} == {"N01"}
+    assert body["unread_count"] == 4 and body["has_more"] is False
+    first = body["notifications"][-1]
+    assert first["title"] == "alarm 0" and first["read_at"] is not None and first["data"] == {"room": "312"}
+
+    unread = api(notification, token, "GET", "?unread=true").json()
+    assert [n["id"] for n in unread["notifications"]] == mine[:0:-1]
+
+    catching_up = api(notification, token, "GET", f"?after_id={mine[1]}&limit=2").json()
+    assert [n["id"] for n in catching_up["notifications"]] == mine[2:4]  # oldest first from there
+    assert catching_up["has_more"] is True
+
+
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=201", "?limit=ten", "?after_id=-1",
+                                   "?after_id=99999999999999999999", "?unread=maybe"])
+def test_history_refuses_malformed_parameters(notification, login_as, query):
+    answer = api(notification, login_as("N01"), "GET", query)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "Bad Request"
+
+
+def test_reading_marks_only_the_callers_own(notification, login_as, make_notification, db):
+    mine, other, theirs = make_notification("D01"), make_notification("D01"), make_notification("D02")
+    token = login_as("D01")
+
+    read = api(notification, token, "PATCH", f"/{mine}/read")
+    assert read.status_code == 200
+    assert read.json()["notification"]["read_at"] is not None and read.json()["unread_count"] == 1
+    again = api(notification, token, "PATCH", f"/{mine}/read")  # idempotent: first read time kept
+    assert again.json()["notification"]["read_at"] == read.json()["notification"]["read_at"]
+
+    for missing in (theirs, 999999, 2**70):  # someone else's looks exactly like no notification
+        answer = api(notification, token, "PATCH", f"/{missing}/read")
+        assert answer.status_code == 404 and answer.json()["error"] == "Not Found"
+    with db.transaction() as cur:
+        cur.execute("SELECT read_at FROM notifications WHERE notification_id = %s", (theirs,))
+        assert cur.fetchone()["read_at"] is None
+
+    newer = make_notification("D01")
+    partial = api(notification, token, "POST", "/read-all", json={"up_to_id": other})
+    assert partial.json() == {"marked_read": 1, "unread_count": 1}  # `newer` arrived after the list
+    everything = api(notification, token, "POST", "/read-all")
+    assert everything.json() == {"marked_read": 1, "unread_count": 0}
+    assert api(notification, login_as("D02"), "GET", "").json()["unread_count"] == 1
+    assert api(notification, token, "GET", f"?after_id={newer - 1}").json()["notifications"][0]["read_at"]
+    bad = api(notification, token, "POST", "/read-all", json={"up_to_id": "soon"})
+    assert bad.status_code == 400
+
+
+def test_only_signed_in_clinicians_use_the_routes(notification, login_as, service_env, make_notification):
+    nid = make_notification("N01")
+    for method, path in (("GET", ""), ("PATCH", f"/{nid}/read"), ("POST", "/read-all")):
+        assert api(notification, None, method, path).status_code == 401
+        assert api(notification, "not-a-session", method, path).status_code == 401
+        as_service = api(notification, service_env["SERVICE_TOKEN"], method, path)
+        assert as_service.status_code == 403 and as_service.json()["error"] == "Forbidden"
+
+
+def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
+        notification, rabbitmq_url, db, login_as):
+    publisher = Publisher(rabbitmq_url)
+    good = {"event_id": uuid.uuid4().hex, "type": "INCIDENT_ESCALATED", "recipients": ["D01", "D02"],
+            "incident_id": None, "title": "Escalated", "message": "nobody acknowledged", "severity": "HIGH",
+            "data": {"status": "ASSIGNED"}, "occurred_at": "2026-02-01T10:00:00Z"}
+    bad = {
+        "unknown employee": {**good, "event_id": uuid.uuid4().hex, "recipients": ["D01", "X99"]},
+        "unknown type": {**good, "event_id": uuid.uuid4().hex, "type": "INCIDENT_EXPLODED"},
+        "no title": {**good, "event_id": uuid.uuid4().hex, "title": ""},
+        "unknown incident": {**good, "event_id": uuid.uuid4().hex, "incident_id": 424242},
+    }
+    try:
+        for event in [*bad.values(), good]:
+            publisher.publish("notifications", event, message_id=event["event_id"])
+        wait_for(lambda: len(dead_letters(rabbitmq_url)) == len(bad), 15, what="dead letters")
+        wait_for(lambda: api(notification, login_as("D02"), "GET", "").json()["unread_count"] == 1, 10,
+                 what="the good event stored")
+    finally:
+        publisher.close()
+    reasons = {json.loads(body)["event_id"]: headers["x-dead-letter-reason"]
+               for headers, body in dead_letters(rabbitmq_url)}
+    assert "X99" in reasons[bad["unknown employee"]["event_id"]]
+    assert "INCIDENT_EXPLODED" in reasons[bad["unknown type"]["event_id"]]
+    assert "title" in reasons[bad["no title"]["event_id"]]
+    assert "424242" in reasons[bad["unknown incident"]["event_id"]]
+    with db.transaction() as cur:
+        cur.execute("SELECT employee_id, type, title FROM notifications ORDER BY employee_id")
+        assert cur.fetchall() == [{"employee_id": "D01", "type": "INCIDENT_ESCALATED", "title": "Escalated"},
+                                  {"employee_id": "D02", "type": "INCIDENT_ESCALATED", "title": "Escalated"}]
+    metrics = requests.get(notification.url + "/metrics", timeout=5).text
+    assert re.search(r'notifications_sent_total\{channel="store",status="stored"\} 2\.0', metrics)
+    assert re.search(r'notifications_sent_total\{channel="store",status="rejected"\} [1-9]', metrics)
+    assert "notification_push_latency_seconds_bucket" in metrics
+    assert re.search(r"^websocket_connections(\{[^}]*\})? 0\.0$", metrics, re.M)
+
+
+def dead_letters(rabbitmq_url):
+    """Peek at notifications.dead: (headers, body) of each message, all left in place."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare("notifications.dead", durable=True)
+        seen = []
+        while True:
+            method, properties, body = channel.basic_get("notifications.dead")
+            if method is None:
+                break
+            seen.append((properties.headers or {}, body))
+        channel.close()  # unacknowledged: back on the queue
+        return seen
+    finally:
+        connection.close()
+
+
+def test_openapi_document_matches_the_routes(service_env):
+    app = create_app(dict(service_env))
+    routes = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("static", "openapi.openapi_document") or rule.rule in ("/health", "/metrics"):
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        routes[path] = sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert {path: sorted(ops) for path, ops in document["paths"].items()} == routes
+    assert document["openapi"].startswith("3.")
