@@ -107,6 +107,9 @@ def service_env(database_url, rabbitmq_url):
         "RABBITMQ_URL": rabbitmq_url,
         "SERVICE_TOKEN": uuid.uuid4().hex,
         "DEVICE_API_KEYS": "test-device-key",
+        # Nothing listens here: tests that need assignments start the on-call service and pass
+        # its URL instead. Without one, incidents stay OPEN (and the service stays healthy).
+        "ONCALL_URL": "http://127.0.0.1:9",
         "WEB_ORIGIN": "http://localhost:8080",
         "HOSPITAL_TZ": "Europe/London",
         "LOG_LEVEL": "INFO",

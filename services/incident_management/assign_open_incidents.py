@@ -1,0 +1,68 @@
+"""Retries OPEN incidents: an incident nobody could take (no one available, or the on-call
+service down) is never dropped; every few seconds it is offered again.
+
+Runs in every worker of every incident-management process: each incident is locked with
+SKIP LOCKED and assigned only while still OPEN, so copies never assign one incident twice.
+"""
+import logging
+import threading
+
+from . import incidents
+from .assignment import OnCallClient, assign_automatically
+from .metrics import ASSIGNMENTS
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+
+
+def assign_open_incidents(*, db, oncall: OnCallClient) -> int:
+    """One pass over the OPEN incidents; returns how many it assigned."""
+    with db.transaction() as cur:
+        waiting = incidents.open_unassigned(cur, limit=BATCH)
+    candidates_by_route = {}
+    assigned = 0
+    for row in waiting:
+        route = tuple(row["routes_to"])
+        if route not in candidates_by_route:  # one on-call lookup per route per pass
+            candidates_by_route[route] = oncall.candidates(route)
+        if not candidates_by_route[route]:
+            continue
+        with db.transaction() as cur:
+            incident = incidents.lock_incident(cur, incident_id=row["incident_id"], skip_locked=True)
+            if incident is None:
+                continue  # another copy is on it right now
+            done = assign_automatically(cur, incident, candidates_by_route[route])
+        if done:
+            assigned += 1
+            ASSIGNMENTS.labels(reason="AUTO").inc()
+    return assigned
+
+
+class OpenIncidentRetrier:
+    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
+        self.db, self.interval = db, interval
+        self.oncall = OnCallClient(oncall_url, service_token)
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self) -> "OpenIncidentRetrier":
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="assign-open-incidents", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.oncall.close()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                assigned = assign_open_incidents(db=self.db, oncall=self.oncall)
+                if assigned:
+                    log.info("assigned incidents that were waiting", extra={"assigned": assigned})
+            except Exception:  # the database may be down: keep the task alive, try next time
+                log.exception("retrying OPEN incidents failed")

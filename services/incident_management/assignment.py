@@ -1,0 +1,116 @@
+"""Who takes an incident: the on-call service says who is on shift and available, with their
+workload; the least busy of the first role (in the alert type's routes_to order) that has anyone
+is assigned, and when no routed role has anyone, any available clinician."""
+import datetime
+import logging
+
+import requests
+
+from . import history
+from .events import announce
+from .metrics import ONCALL_LOOKUP_FAILURES
+
+log = logging.getLogger(__name__)
+
+# All automatic assignments queue on this lock for the few milliseconds they take, so two
+# incidents arriving together see each other's assignment when they rank clinicians by workload.
+ASSIGNMENT_LOCK_ID = 0x4847_0003
+NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+class OnCallClient:
+    """GET /api/v1/oncall/available on the on-call service, as a service (SERVICE_TOKEN).
+
+    Called outside any database transaction. One per thread (requests.Session is not shared).
+    """
+
+    def __init__(self, base_url: str, service_token: str, *, timeout: tuple = (1.0, 3.0)):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {service_token}"
+
+    def available(self, role: str | None = None) -> list[dict]:
+        """Available clinicians (of this role, or of any role), least busy first. Raises
+        requests.RequestException when the on-call service cannot answer."""
+        params = {"roles": role} if role else {}
+        response = self.session.get(f"{self.base_url}/api/v1/oncall/available", params=params,
+                                    timeout=self.timeout)
+        if response.status_code == 422 and role:
+            return []  # nobody in the hospital has this role: the next role in the route decides
+        response.raise_for_status()
+        return response.json()["clinicians"]
+
+    def candidates(self, routes_to) -> list[dict]:
+        """The clinicians to choose from for an alert type routed to `routes_to`: those of the
+        first role that has anyone available, else anyone available. [] when nobody is, or when
+        the on-call service is unreachable (the incident stays OPEN and is retried)."""
+        try:
+            for role in [*routes_to, None]:
+                clinicians = self.available(role)
+                if clinicians:
+                    return clinicians
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            ONCALL_LOOKUP_FAILURES.inc()
+            log.warning("on-call service did not answer; incident left OPEN for a retry",
+                        extra={"error": repr(exc)[:300]})
+        return []
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def least_busy(cur, candidates: list[dict]) -> dict:
+    """The candidate to assign, re-ranked on current workload under the assignment lock.
+
+    The on-call answer was computed before this transaction; incidents assigned since (a burst
+    of alarms) are counted here, with the same order as the on-call service: fewest active
+    incidents, then idle longest, then the on-call service's own order.
+    """
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
+    ids = [c["employee_id"] for c in candidates]
+    cur.execute("""
+        SELECT e.employee_id,
+               (SELECT count(*) FROM incidents i
+                 WHERE i.assigned_to = e.employee_id AND i.status <> 'RESOLVED') AS active_incidents,
+               (SELECT max(a.assigned_at) FROM incident_assignments a
+                 WHERE a.employee_id = e.employee_id) AS last_assigned_at
+        FROM employees e
+        WHERE e.employee_id = ANY(%s)
+    """, (ids,))
+    workload = {row["employee_id"]: row for row in cur.fetchall()}
+    ranked = sorted(
+        (c for c in candidates if c["employee_id"] in workload),
+        key=lambda c: (workload[c["employee_id"]]["active_incidents"],
+                       workload[c["employee_id"]]["last_assigned_at"] or NEVER,
+                       ids.index(c["employee_id"])))
+    return ranked[0] if ranked else None
+
+
+def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | None:
+    """Assign an OPEN incident, locked by the caller, to the least busy candidate. Returns the
+    updated incident, or None when there is nobody to assign (it stays OPEN)."""
+    if incident["status"] != "OPEN" or not candidates:
+        return None
+    chosen = least_busy(cur, candidates)
+    if chosen is None:
+        return None
+    cur.execute("""
+        UPDATE incidents
+        SET status = 'ASSIGNED', assigned_to = %s, assigned_at = clock_timestamp(), updated_at = now()
+        WHERE incident_id = %s AND status = 'OPEN'
+        RETURNING *
+    """, (chosen["employee_id"], incident["incident_id"]))
+    updated = cur.fetchone()
+    if updated is None:
+        return None
+    cur.execute("""
+        INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at)
+        VALUES (%s, %s, NULL, 'AUTO', %s)
+    """, (updated["incident_id"], chosen["employee_id"], updated["assigned_at"]))
+    note = f"assigned to {chosen['name']} ({chosen['role']}), the least busy available"
+    entry = history.record(cur, incident=updated, actor_id=None, action="ASSIGNED",
+                           previous_status="OPEN", note=note)
+    announce(cur, updated, type="INCIDENT_ASSIGNED", history=entry, recipients=[chosen["employee_id"]],
+             message=f"{updated['title']} (patient {updated['patient_id']}) is assigned to you.")
+    return updated

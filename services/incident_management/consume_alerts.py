@@ -1,0 +1,69 @@
+"""Consumes the `alerts` queue: every alert becomes exactly one incident, assigned when someone
+is available.
+
+The message carries the alert id; the handler re-reads the alert. The on-call service is asked
+before the transaction (a slow answer must not hold row locks); then one transaction creates the
+incident (unique per alert), its history, the assignment and the notification event. The broker
+acknowledges the message only after that commit, so a crash redelivers it, and the redelivery
+finds the incident and does nothing more.
+"""
+import logging
+
+from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError
+
+from . import incidents
+from .assignment import OnCallClient, assign_automatically
+from .metrics import ASSIGNMENTS, INCIDENTS_CREATED
+
+log = logging.getLogger(__name__)
+
+
+def alert_id_of(message: dict) -> int:
+    alert_id = message.get("alert_id")
+    if isinstance(alert_id, bool) or not isinstance(alert_id, int) or alert_id < 1:
+        raise PermanentMessageError(f"message has no valid alert_id: {str(message)[:200]}")
+    return alert_id
+
+
+def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient) -> dict | None:
+    """Handle one `alerts` message; returns the incident (None when it already existed and was
+    past OPEN, i.e. a redelivery with nothing left to do)."""
+    alert_id = alert_id_of(message)
+    with db.transaction() as cur:
+        alert = incidents.alert_to_open(cur, alert_id=alert_id)
+    if alert is None:
+        raise PermanentMessageError(f"unknown alert {alert_id}")
+    if alert["incident_status"] not in (None, "OPEN"):
+        return None  # already an incident past OPEN: a redelivery
+    candidates = oncall.candidates(alert["routes_to"])
+    with db.transaction() as cur:
+        incident, created = incidents.open_incident(cur, alert)
+        assigned = assign_automatically(cur, incident, candidates)
+    if created:
+        INCIDENTS_CREATED.labels(severity=incident["severity"]).inc()
+    if assigned:
+        ASSIGNMENTS.labels(reason="AUTO").inc()
+    elif incident["status"] == "OPEN":
+        log.warning("nobody available: incident left OPEN, will retry",
+                    extra={"incident_id": incident["incident_id"], "routes_to": alert["routes_to"]})
+    return assigned or incident
+
+
+class AlertConsumer:
+    """The background task (started per worker after the fork): a Consumer on `alerts`."""
+
+    def __init__(self, *, db, rabbitmq_url: str, oncall_url: str, service_token: str):
+        self.db = db
+        self.oncall = OnCallClient(oncall_url, service_token)
+        self.consumer = Consumer(rabbitmq_url, ALERTS_QUEUE, self.handle, prefetch=20)
+
+    def handle(self, message: dict) -> None:
+        open_incident_for_alert(message, db=self.db, oncall=self.oncall)
+
+    def start(self) -> "AlertConsumer":
+        self.consumer.start()
+        return self
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.oncall.close()

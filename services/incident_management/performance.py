@@ -1,0 +1,73 @@
+"""Figures for the web UI's metrics page: incidents by status and severity, MTTA and MTTR
+(average, p50, p90) over a window, and the same per clinician."""
+from .incidents import SEVERITIES, STATUSES
+
+
+def incident_figures(cur, *, hours: int) -> dict:
+    window = {"hours": hours}
+    cur.execute("""
+        SELECT now() - make_interval(hours => %(hours)s) AS since, now() AS until
+    """, window)
+    span = cur.fetchone()
+    cur.execute("""
+        SELECT status, severity, count(*) AS n
+        FROM incidents
+        WHERE created_at >= now() - make_interval(hours => %(hours)s)
+        GROUP BY status, severity
+    """, window)
+    by_status = dict.fromkeys(STATUSES, 0)
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    for row in cur.fetchall():
+        by_status[row["status"]] += row["n"]
+        by_severity[row["severity"]] += row["n"]
+    cur.execute("""
+        SELECT count(*) FILTER (WHERE status <> 'RESOLVED') AS active,
+               count(*) FILTER (WHERE status = 'OPEN') AS unassigned
+        FROM incidents
+    """)
+    now_counts = cur.fetchone()
+    cur.execute("""
+        SELECT
+            count(response_seconds) AS mtta_count,
+            avg(response_seconds) AS mtta_avg,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p50,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p90,
+            count(resolution_seconds) AS mttr_count,
+            avg(resolution_seconds) AS mttr_avg,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p50,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p90
+        FROM incidents
+        WHERE created_at >= now() - make_interval(hours => %(hours)s)
+    """, window)
+    timing = cur.fetchone()
+    cur.execute("""
+        SELECT e.employee_id, e.name, e.role,
+               count(*) FILTER (WHERE i.status <> 'RESOLVED') AS active,
+               count(*) FILTER (WHERE i.status = 'RESOLVED') AS resolved,
+               avg(i.response_seconds) AS mtta_avg_seconds,
+               avg(i.resolution_seconds) AS mttr_avg_seconds
+        FROM incidents i JOIN employees e ON e.employee_id = i.assigned_to
+        WHERE i.created_at >= now() - make_interval(hours => %(hours)s) OR i.status <> 'RESOLVED'
+        GROUP BY e.employee_id, e.name, e.role
+        ORDER BY active DESC, e.employee_id
+    """, window)
+    clinicians = cur.fetchall()
+    return {
+        "window": {"hours": hours, "since": span["since"].isoformat(), "until": span["until"].isoformat()},
+        "counts": {"by_status": by_status, "by_severity": by_severity, "total": sum(by_status.values())},
+        "active_now": now_counts["active"],
+        "unassigned_now": now_counts["unassigned"],
+        "mtta_seconds": _summary(timing, "mtta"),
+        "mttr_seconds": _summary(timing, "mttr"),
+        "clinicians": [{**row, "mtta_avg_seconds": _float(row["mtta_avg_seconds"]),
+                        "mttr_avg_seconds": _float(row["mttr_avg_seconds"])} for row in clinicians],
+    }
+
+
+def _float(value):
+    return None if value is None else round(float(value), 3)
+
+
+def _summary(row: dict, prefix: str) -> dict:
+    return {"count": row[f"{prefix}_count"], "avg": _float(row[f"{prefix}_avg"]),
+            "p50": _float(row[f"{prefix}_p50"]), "p90": _float(row[f"{prefix}_p90"])}

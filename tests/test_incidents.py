@@ -1,0 +1,364 @@
+"""Incident management (:8002) end to end: a device alert posted to alert ingestion becomes an
+incident assigned through the on-call service, and clinicians take it through its lifecycle."""
+import concurrent.futures
+import json
+import re
+
+import pika
+import pytest
+import requests
+
+from healthguard.openapi import app_operations, document_operations
+from incident_management.api_document import DOCUMENT
+from incident_management.app import create_app
+from tests.support import ServiceProcess, wait_for
+
+DEVICE_KEY = "test-device-key"
+EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
+              "occurred_at"]
+
+
+@pytest.fixture(scope="module")
+def services(service_env):
+    """On-call, alert ingestion and incident management, running for the whole module."""
+    started = []
+    try:
+        oncall = ServiceProcess("oncall", service_env).start()
+        started.append(oncall)
+        ingestion = ServiceProcess("alert-ingestion", service_env).start()
+        started.append(ingestion)
+        incidents = ServiceProcess("incident-management", {
+            **service_env, "ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"}, workers=2).start()
+        started.append(incidents)
+        yield {"oncall": oncall, "ingestion": ingestion, "incidents": incidents}
+    finally:
+        for service in started:
+            service.stop()
+
+
+@pytest.fixture
+def api(services, clean_state):
+    return Api(services)
+
+
+class Api:
+    """What clients of the platform do: devices post alerts, clinicians act on incidents."""
+
+    def __init__(self, services):
+        self.ingestion = services["ingestion"].url
+        self.url = services["incidents"].url
+        self.service_token = services["incidents"].env["SERVICE_TOKEN"]
+
+    def post_alert(self, patient_id="P001", alert_type="CARDIAC_ARREST", **fields) -> int:
+        body = {"patient_id": patient_id, "alert_type": alert_type, **fields}
+        response = requests.post(self.ingestion + "/api/v1/alerts", headers={"X-API-Key": DEVICE_KEY},
+                                 json=body, timeout=10)
+        assert response.status_code == 201, response.text
+        return response.json()["alert_id"]
+
+    def incident_of(self, alert_id: int, status="ASSIGNED", timeout: float = 15) -> dict:
+        """Wait (bounded) until the alert's incident reaches `status`; return it as the API shows it."""
+        def reached():
+            alert = requests.get(f"{self.ingestion}/api/v1/alerts/{alert_id}", timeout=5,
+                                 headers=self.auth(self.service_token)).json()
+            return alert["incident_id"] if alert["incident_status"] == status else None
+        incident_id = wait_for(reached, timeout, 0.05, f"alert {alert_id} to become a {status} incident")
+        return self.get(incident_id)
+
+    @staticmethod
+    def auth(token):
+        return {"Authorization": f"Bearer {token}"}
+
+    def get(self, incident_id, token=None) -> dict:
+        response = requests.get(f"{self.url}/api/v1/incidents/{incident_id}", timeout=5,
+                                headers=self.auth(token or self.service_token))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def act(self, token, incident_id, action, body=None) -> requests.Response:
+        return requests.patch(f"{self.url}/api/v1/incidents/{incident_id}/{action}", json=body,
+                              headers=self.auth(token), timeout=10)
+
+    def note(self, token, incident_id, text) -> requests.Response:
+        return requests.post(f"{self.url}/api/v1/incidents/{incident_id}/notes", json={"note": text},
+                             headers=self.auth(token), timeout=10)
+
+    def list(self, token=None, **params) -> requests.Response:
+        return requests.get(f"{self.url}/api/v1/incidents", params=params, timeout=5,
+                            headers=self.auth(token or self.service_token))
+
+    def metric(self, name: str, severity: str) -> float:
+        text = requests.get(self.url + "/metrics", timeout=5).text
+        match = re.search(rf'^{name}{{severity="{severity}"}} ([0-9.e+]+)$', text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+
+def queued(rabbitmq_url, queue) -> list[dict]:
+    """Every message on `queue`, removed from it, with its headers."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True)
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        messages.append((json.loads(body), properties))
+    connection.close()
+    return [message for message, _ in messages] if not queue.endswith(".dead") else messages
+
+
+def events_for(rabbitmq_url, incident_id, *, wanted: int, collected: list) -> list[dict]:
+    """Collect notification events until `wanted` of them are about this incident."""
+    def enough():
+        collected.extend(queued(rabbitmq_url, "notifications"))
+        return len([e for e in collected if e["incident_id"] == incident_id]) >= wanted
+    wait_for(enough, 15, 0.1, f"{wanted} notification events for incident {incident_id}")
+    return [e for e in collected if e["incident_id"] == incident_id]
+
+
+def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login_as, rabbitmq_url):
+    for doctor in ("D01", "D02", "D03", "D04", "S01", "S02", "S05"):
+        login_as(doctor)
+    created_before = api.metric("incidents_total", "CRITICAL")
+    alert_id = api.post_alert("P001", "CARDIAC_ARREST", value=None, device_id="MON-312",
+                              source_alarm_id="arrest-1")
+    incident = api.incident_of(alert_id)
+    # CARDIAC_ARREST routes to EMERGENCY_DOCTOR first; two of the four are on shift at any time.
+    assert incident["assignee"]["role"] == "EMERGENCY_DOCTOR"
+    assert incident["title"] == "CRITICAL: Cardiac arrest, room 312"
+    assert (incident["patient_id"], incident["room"], incident["severity"]) == ("P001", "312", "CRITICAL")
+    assert incident["assigned_at"] and incident["alert"]["alert_id"] == alert_id
+    assert [h["action"] for h in incident["history"]] == ["CREATED", "ASSIGNED"]
+    assert incident["history"][1]["actor_id"] is None  # the system assigned it
+    assert incident["assignments"][0]["reason"] == "AUTO"
+    assert api.metric("incidents_total", "CRITICAL") == created_before + 1
+
+    [event] = events_for(rabbitmq_url, incident["incident_id"], wanted=1, collected=[])
+    assert sorted(event) == sorted(EVENT_KEYS)
+    assert event["type"] == "INCIDENT_ASSIGNED" and event["recipients"] == [incident["assigned_to"]]
+    assert event["event_id"].startswith(f"incident-{incident['incident_id']}-assigned-")
+    assert event["title"] == incident["title"] and event["severity"] == "CRITICAL"
+    assert event["data"] == {"status": "ASSIGNED", "patient_id": "P001", "room": "312",
+                             "alert_type": "CARDIAC_ARREST", "assigned_to": incident["assigned_to"]}
+
+    # The next roles in the route, then anyone available, when the first role has nobody.
+    neuro = api.incident_of(api.post_alert("P004", "STROKE_SUSPECTED"))
+    assert neuro["assignee"]["role"] == "EMERGENCY_DOCTOR"
+    equipment = api.incident_of(api.post_alert("P002", "EQUIPMENT_MALFUNCTION"))
+    # No biomedical engineer or nurse is signed in: any available clinician takes it.
+    assert equipment["assigned_to"] in {"D01", "D02", "D03", "D04", "S01", "S02", "S05"}
+
+
+def test_route_falls_back_role_by_role_and_assigns_the_least_busy(api, login_as):
+    for specialist in ("S05", "S06"):
+        login_as(specialist)  # neurologists, on call around the clock; no emergency doctor signed in
+    alert_ids = [api.post_alert("P004", "STROKE_SUSPECTED") for _ in range(4)]
+    assignees = [api.incident_of(alert_id)["assigned_to"] for alert_id in alert_ids]
+    assert sorted(assignees) == ["S05", "S05", "S06", "S06"]  # least busy first, so two each
+
+
+def test_nobody_available_leaves_the_incident_open_until_someone_is(api, login_as):
+    alert_id = api.post_alert("P008", "APNEA_DETECTED")
+    incident = api.incident_of(alert_id, status="OPEN")
+    assert incident["assigned_to"] is None and incident["allowed_actions"] == ["claim", "reassign", "note"]
+    login_as("S03")  # a pulmonologist signs in; the retry task offers the incident again
+    assigned = api.incident_of(alert_id, status="ASSIGNED")
+    assert assigned["assigned_to"] == "S03"
+    assert [h["action"] for h in assigned["history"]] == ["CREATED", "ASSIGNED"]
+
+
+def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as, rabbitmq_url):
+    s01 = login_as("S01")
+    incident_id = api.incident_of(api.post_alert("P001", "ST_ELEVATION_DETECTED"))["incident_id"]
+    assert api.get(incident_id)["assigned_to"] == "S01"
+    s02, n02, d01 = login_as("S02"), login_as("N02"), login_as("D01")
+    mtta_before = api.metric("incident_mtta_seconds_count", "CRITICAL")
+    mttr_before = api.metric("incident_mttr_seconds_count", "CRITICAL")
+
+    # Only the assignee acts; an illegal step says what is allowed instead.
+    denied = api.act(s02, incident_id, "acknowledge")
+    assert denied.status_code == 403 and "assigned to S01" in denied.json()["message"]
+    early = api.act(s01, incident_id, "start")
+    assert early.status_code == 409
+    assert early.json()["incident_status"] == "ASSIGNED"
+    assert early.json()["allowed_actions"] == ["acknowledge", "claim", "reassign", "note"]
+    no_notes = api.act(s01, incident_id, "resolve", {})
+    assert no_notes.status_code == 400 and no_notes.json()["field"] == "resolution_notes"
+    as_service = api.act(api.service_token, incident_id, "acknowledge")
+    assert as_service.status_code == 403
+    assert api.act("not-a-session", incident_id, "acknowledge").status_code == 401
+    assert api.act(s01, 999999, "acknowledge").status_code == 404
+
+    acknowledged = api.act(s01, incident_id, "acknowledge", {"employee_id": "S02"})  # body ids ignored
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert acknowledged.json()["status"] == "ACKNOWLEDGED" and acknowledged.json()["assigned_to"] == "S01"
+    assert acknowledged.json()["response_seconds"] >= 0
+    again = api.act(s01, incident_id, "acknowledge")
+    assert again.status_code == 409 and again.json()["incident_status"] == "ACKNOWLEDGED"
+
+    assert api.note(s01, incident_id, "Amiodarone given").status_code == 201
+    assert api.note(n02, incident_id, "I am not on it").status_code == 403
+    assert api.note(s01, incident_id, "").status_code == 400
+
+    claimed = api.act(s02, incident_id, "claim", {"note": "I am in the cath lab next door"})
+    assert claimed.status_code == 200 and claimed.json()["status"] == "REASSIGNED"
+    assert claimed.json()["assigned_to"] == "S02"
+    assert api.act(s02, incident_id, "claim").status_code == 409  # already theirs
+    assert api.act(s01, incident_id, "start").status_code == 403  # no longer S01's
+    assert api.act(s02, incident_id, "start").json()["status"] == "IN_PROGRESS"
+
+    assert api.act(n02, incident_id, "reassign", {"employee_id": "S01"}).status_code == 403
+    unknown = api.act(d01, incident_id, "reassign", {"employee_id": "X99"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "employee_id"
+    reassigned = api.act(d01, incident_id, "reassign", {"employee_id": "S01"})
+    assert reassigned.status_code == 200 and reassigned.json()["assigned_to"] == "S01"
+    assert api.act(s01, incident_id, "start").json()["status"] == "IN_PROGRESS"
+    resolved = api.act(s01, incident_id, "resolve", {"resolution_notes": "Stented, stable"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "RESOLVED"
+    after = api.act(s02, incident_id, "claim")
+    assert after.status_code == 409 and after.json()["allowed_actions"] == ["note"]
+
+    incident = api.get(incident_id, token=n02)
+    assert incident["response_seconds"] == acknowledged.json()["response_seconds"]  # the first ack's
+    assert incident["resolution_seconds"] >= incident["response_seconds"]
+    assert incident["resolution_notes"] == "Stented, stable"
+    trail = [(h["action"], h["actor_id"], h["previous_status"], h["new_status"]) for h in incident["history"]]
+    assert trail == [
+        ("CREATED", None, None, "OPEN"),
+        ("ASSIGNED", None, "OPEN", "ASSIGNED"),
+        ("ACKNOWLEDGED", "S01", "ASSIGNED", "ACKNOWLEDGED"),
+        ("NOTE_ADDED", "S01", "ACKNOWLEDGED", "ACKNOWLEDGED"),
+        ("CLAIMED", "S02", "ACKNOWLEDGED", "REASSIGNED"),
+        ("STARTED", "S02", "REASSIGNED", "IN_PROGRESS"),
+        ("REASSIGNED", "D01", "IN_PROGRESS", "REASSIGNED"),
+        ("STARTED", "S01", "REASSIGNED", "IN_PROGRESS"),
+        ("RESOLVED", "S01", "IN_PROGRESS", "RESOLVED"),
+    ]
+    assert [n["body"] for n in incident["notes"]] == ["Amiodarone given"]
+    assert [(a["employee_id"], a["reason"]) for a in incident["assignments"]] == [
+        ("S01", "AUTO"), ("S02", "CLAIM"), ("S01", "REASSIGN")]
+    assert all(a["ended_at"] for a in incident["assignments"])
+
+    assert api.metric("incident_mtta_seconds_count", "CRITICAL") == mtta_before + 1
+    assert api.metric("incident_mttr_seconds_count", "CRITICAL") == mttr_before + 1
+    events = events_for(rabbitmq_url, incident_id, wanted=8, collected=[])
+    assert [e["type"] for e in events] == [
+        "INCIDENT_ASSIGNED", "INCIDENT_ACKNOWLEDGED", "INCIDENT_NOTE_ADDED", "INCIDENT_REASSIGNED",
+        "INCIDENT_STARTED", "INCIDENT_REASSIGNED", "INCIDENT_STARTED", "INCIDENT_RESOLVED"]
+    assert len({e["event_id"] for e in events}) == 8
+    assert events[3]["recipients"] == ["S02", "S01"]  # the new assignee and the one taken off it
+    assert events[-1]["data"]["status"] == "RESOLVED"
+
+    figures = requests.get(api.url + "/api/v1/incidents/metrics", headers=api.auth(n02), timeout=5).json()
+    assert figures["counts"]["by_status"]["RESOLVED"] == 1
+    assert figures["mtta_seconds"]["count"] == 1 and figures["mttr_seconds"]["count"] == 1
+    assert figures["mttr_seconds"]["p50"] == pytest.approx(incident["resolution_seconds"], abs=0.01)
+    assert {c["employee_id"] for c in figures["clinicians"]} == {"S01"}
+
+
+def test_concurrent_acknowledge_has_exactly_one_winner(api, login_as):
+    s01 = login_as("S01")
+    incident_id = api.incident_of(api.post_alert("P001", "HEART_RATE_HIGH", value=170))["incident_id"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.act(s01, incident_id, "acknowledge"), range(8)))
+    assert sorted(r.status_code for r in answers) == [200] + [409] * 7
+    history = api.get(incident_id)["history"]
+    assert [h["action"] for h in history].count("ACKNOWLEDGED") == 1
+
+
+def test_incident_list_filters_and_pagination(api, login_as):
+    s05 = login_as("S05")
+    login_as("S06")
+    ids = [api.incident_of(api.post_alert(patient, alert_type))["incident_id"] for patient, alert_type in
+           [("P004", "STROKE_SUSPECTED"), ("P004", "SEIZURE_DETECTED"), ("P001", "STROKE_SUSPECTED"),
+            ("P004", "GCS_DROP"), ("P002", "STROKE_SUSPECTED")]]
+    mine = api.list(s05, mine="true").json()["incidents"]
+    assert mine and {i["assigned_to"] for i in mine} == {"S05"}
+    assert api.act(s05, mine[0]["incident_id"], "acknowledge").status_code == 200
+
+    pages, cursor = [], None
+    while True:
+        page = api.list(limit=2, **({"cursor": cursor} if cursor else {})).json()
+        pages.append([i["incident_id"] for i in page["incidents"]])
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert [i for p in pages for i in p] == sorted(ids, reverse=True) and len(pages) == 3
+    assert {i["patient_id"] for i in api.list(patient_id="P004").json()["incidents"]} == {"P004"}
+    assert len(api.list(patient_id="P004").json()["incidents"]) == 3
+    assert len(api.list(severity="HIGH").json()["incidents"]) == 2
+    assert len(api.list(status="ACKNOWLEDGED").json()["incidents"]) == 1
+    assert len(api.list(status="ASSIGNED,ACKNOWLEDGED").json()["incidents"]) == 5
+    assert len(api.list(status=["ASSIGNED", "RESOLVED"]).json()["incidents"]) == 4
+    assert api.list(since="2999-01-01T00:00:00Z").json()["incidents"] == []
+    for params, message in [({"status": "DONE"}, "unknown status DONE"), ({"limit": 0}, "limit must be"),
+                            ({"mine": "true"}, "needs a signed-in clinician"), ({"since": "x"}, "since")]:
+        bad = api.list(**params)
+        assert bad.status_code == 400 and message in bad.json()["message"]
+    assert requests.get(api.url + "/api/v1/incidents", timeout=5).status_code == 401
+    assert requests.get(api.url + "/api/v1/incidents/metrics", params={"hours": "0"},
+                        headers=api.auth(s05), timeout=5).status_code == 400
+
+
+def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_lettered(
+        api, login_as, rabbitmq_url, db):
+    login_as("S01")
+    alert_id = api.post_alert("P001", "HEART_RATE_LOW", value=38)
+    incident = api.incident_of(alert_id)
+    dead_before = _dead_lettered(api)
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    for body in ({"alert_id": alert_id}, {"alert_id": 99999999}, {"alert": "nope"}, "not json"):
+        channel.basic_publish("", "alerts", body if isinstance(body, str) else json.dumps(body))
+    connection.close()
+    dead = wait_for(lambda: _collect_dead(rabbitmq_url, 3), 15, 0.1, "three dead letters")
+    reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
+    assert reasons[0].startswith("message has no valid alert_id")
+    assert reasons[1] == "unknown alert 99999999"
+    assert reasons[2].startswith("unparseable message")
+    assert _dead_lettered(api) == dead_before + 3
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM incidents")
+        assert cur.fetchone()["n"] == 1
+    assert [h["action"] for h in api.get(incident["incident_id"])["history"]] == ["CREATED", "ASSIGNED"]
+
+
+_dead = []
+
+
+def _collect_dead(rabbitmq_url, wanted):
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    channel.queue_declare("alerts.dead", durable=True)
+    while True:
+        method, properties, body = channel.basic_get("alerts.dead", auto_ack=True)
+        if method is None:
+            break
+        _dead.append((body, properties))
+    connection.close()
+    if len(_dead) >= wanted:
+        found = list(_dead)
+        _dead.clear()
+        return found
+    return None
+
+
+def _dead_lettered(api) -> float:
+    text = requests.get(api.url + "/metrics", timeout=5).text
+    match = re.search(r'^messages_dead_lettered_total{queue="alerts"} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_service_needs_the_oncall_url(service_env):
+    proc = ServiceProcess("incident-management", {**service_env, "ONCALL_URL": ""})
+    with pytest.raises(RuntimeError, match="missing required setting.*ONCALL_URL"):
+        proc.start(timeout=20)
+    proc.stop()
+
+
+def test_openapi_document_lists_exactly_the_routes(services, service_env):
+    app = create_app(dict(service_env))
+    assert app_operations(app) == document_operations(DOCUMENT)
+    served = requests.get(services["incidents"].url + "/api/v1/openapi.json", timeout=5).json()
+    assert served["paths"].keys() == DOCUMENT["paths"].keys()
