@@ -5,9 +5,10 @@ import threading
 
 import pika
 import pytest
+import requests
+
 from healthguard.broker import Publisher
 from healthguard.outbox import OutboxRelay, enqueue
-
 from tests.support import ThrowawayRabbitMQ, wait_for
 
 
@@ -89,3 +90,103 @@ def _attempted(db) -> bool:
     with db.transaction() as cur:
         cur.execute("SELECT coalesce(max(attempts), 0) AS n FROM outbox")
         return cur.fetchone()["n"] > 0
+
+
+DEVICE_KEY = "test-device-key"
+
+
+def post_alert(ingestion, patient_id="P001", alert_type="CARDIAC_ARREST") -> int:
+    response = requests.post(ingestion.url + "/api/v1/alerts", headers={"X-API-Key": DEVICE_KEY},
+                             json={"patient_id": patient_id, "alert_type": alert_type}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["alert_id"]
+
+
+def incidents_by_alert(db) -> dict:
+    """alert_id -> (number of incidents, statuses, AUTO assignments, CREATED and ASSIGNED history rows)."""
+    with db.transaction() as cur:
+        cur.execute("""
+            SELECT a.alert_id, count(i.incident_id) AS incidents, array_agg(i.status) AS statuses,
+                   (SELECT count(*) FROM incident_assignments s JOIN incidents j USING (incident_id)
+                     WHERE j.alert_id = a.alert_id AND s.reason = 'AUTO') AS auto_assignments,
+                   (SELECT count(*) FROM incident_history h JOIN incidents j USING (incident_id)
+                     WHERE j.alert_id = a.alert_id AND h.action = 'CREATED') AS created_rows,
+                   (SELECT count(*) FROM incident_history h JOIN incidents j USING (incident_id)
+                     WHERE j.alert_id = a.alert_id AND h.action = 'ASSIGNED') AS assigned_rows
+            FROM alerts a LEFT JOIN incidents i ON i.alert_id = a.alert_id
+            GROUP BY a.alert_id
+        """)
+        return {row["alert_id"]: row for row in cur.fetchall()}
+
+
+def all_assigned(db, alert_ids) -> bool:
+    rows = incidents_by_alert(db)
+    return all(a in rows and rows[a]["statuses"] == ["ASSIGNED"] for a in alert_ids)
+
+
+def assert_exactly_one_incident_each(db, alert_ids):
+    rows = incidents_by_alert(db)
+    assert sorted(rows) == sorted(alert_ids)  # nothing stored that was not accepted, nothing lost
+    for alert_id in alert_ids:
+        row = rows[alert_id]
+        assert (row["incidents"], row["statuses"]) == (1, ["ASSIGNED"]), row
+        assert (row["auto_assignments"], row["created_rows"], row["assigned_rows"]) == (1, 1, 1), row
+
+
+def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_service, login_as, db,
+                                                                         clean_state):
+    rabbit = ThrowawayRabbitMQ().start()
+    try:
+        oncall = start_service("oncall")
+        ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        start_service("incident-management", env={
+            "RABBITMQ_URL": rabbit.url, "ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"})
+        login_as("S01")
+        login_as("S02")
+        accepted = [post_alert(ingestion)]
+        wait_for(lambda: all_assigned(db, accepted), 15, 0.1, "the first alert to be assigned")
+
+        rabbit.stop()
+        accepted += [post_alert(ingestion, patient, "HEART_RATE_HIGH")  # each answers 201
+                     for patient in ("P001", "P002", "P003", "P004", "P005") * 2]
+        assert outbox_size(db) == 10  # kept, to be published when the broker is back
+
+        rabbit.start()
+        wait_for(lambda: all_assigned(db, accepted) and outbox_size(db) == 0, 90, 0.2,
+                 "every alert accepted during the outage to become an assigned incident")
+        assert_exactly_one_incident_each(db, accepted)
+    finally:
+        rabbit.destroy()
+
+
+def test_incident_management_killed_mid_stream_then_two_copies_make_one_incident_per_alert(
+        start_service, login_as, db, clean_state):
+    oncall = start_service("oncall")
+    ingestion = start_service("alert-ingestion", workers=2)
+    env = {"ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"}
+    first = start_service("incident-management", env=env)
+    for specialist in ("S01", "S02", "S05", "S06"):
+        login_as(specialist)
+
+    accepted = []
+
+    def post_stream():
+        for n in range(80):
+            accepted.append(post_alert(ingestion, ("P001", "P004")[n % 2],
+                                       ("ST_ELEVATION_DETECTED", "STROKE_SUSPECTED")[n % 2]))
+
+    poster = threading.Thread(target=post_stream)
+    poster.start()
+    try:
+        wait_for(lambda: sum(r["incidents"] for r in incidents_by_alert(db).values()) >= 15, 30, 0.02,
+                 "incident management to be handling the stream")
+        first.kill()  # SIGKILL mid-stream: open transactions and unacked deliveries are abandoned
+    finally:
+        poster.join()
+    # Killed mid-stream: with no consumer left, alerts accepted since wait without an incident.
+    assert not all_assigned(db, accepted)
+    start_service("incident-management", env=env)
+    start_service("incident-management", env=env, workers=2)  # and a second copy beside it
+    wait_for(lambda: all_assigned(db, accepted), 90, 0.2, "every accepted alert to become an incident")
+    assert len(accepted) == 80
+    assert_exactly_one_incident_each(db, accepted)
