@@ -12,6 +12,19 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 3
 
 
+class _RetainingPool(psycopg2.pool.ThreadedConnectionPool):
+    """Connects lazily, but keeps returned connections for reuse.
+
+    psycopg2 keeps at most `minconn` idle connections and closes the others on return, so a
+    pool built with minconn=0 opened a new connection (a new server process, several ms) for
+    every transaction. minconn is also how many it opens up front; so it is raised only after
+    construction, where _putconn alone reads it."""
+
+    def __init__(self, maxconn, *args, **kwargs):
+        super().__init__(0, maxconn, *args, **kwargs)
+        self.minconn = maxconn
+
+
 class Database:
     """A lazily created, thread-safe connection pool.
 
@@ -28,8 +41,8 @@ class Database:
     def _get_pool(self):
         with self._lock:
             if self._pool is None:
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    0, self.maxconn, self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                self._pool = _RetainingPool(
+                    self.maxconn, self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                     application_name="healthguard",
                 )
             return self._pool
