@@ -195,6 +195,7 @@ def test_alert_list_filters_and_keyset_pagination(ingestion, login_as, clean_sta
     for params, message in [({"limit": 501}, "limit must be between 1 and 500"),
                             ({"limit": "ten"}, "limit must be an integer"),
                             ({"cursor": "abc"}, "cursor must be"),
+                            ({"cursor": "9" * 30}, "cursor must be"),
                             ({"severity": "URGENT"}, "unknown severity URGENT"),
                             ({"since": "last week"}, "since is not an ISO-8601")]:
         response = requests.get(ingestion.url + "/api/v1/alerts", params=params, headers=auth, timeout=5)

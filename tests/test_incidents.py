@@ -362,3 +362,36 @@ def test_openapi_document_lists_exactly_the_routes(services, service_env):
     assert app_operations(app) == document_operations(DOCUMENT)
     served = requests.get(services["incidents"].url + "/api/v1/openapi.json", timeout=5).json()
     assert served["paths"].keys() == DOCUMENT["paths"].keys()
+
+
+def test_malformed_requests_get_a_json_4xx_never_a_500(api, login_as):
+    s01 = login_as("S01")
+    incident_id = api.incident_of(api.post_alert("P001", "CARDIAC_ARREST"))["incident_id"]
+    auth = api.auth(s01)
+    base = f"{api.url}/api/v1/incidents"
+    cases = [
+        ("PATCH", f"{base}/{incident_id}/acknowledge", {"data": "{not json", "headers": {
+            **auth, "Content-Type": "application/json"}}, 400),
+        ("PATCH", f"{base}/{incident_id}/acknowledge", {"json": ["a"], "headers": auth}, 400),
+        ("PATCH", f"{base}/{incident_id}/acknowledge", {"json": {"note": 5}, "headers": auth}, 400),
+        ("PATCH", f"{base}/{incident_id}/resolve", {"json": {"resolution_notes": "x" * 5000},
+                                                    "headers": auth}, 400),
+        ("PATCH", f"{base}/{incident_id}/reassign", {"json": {"employee_id": 7}, "headers": auth}, 403),
+        ("POST", f"{base}/{incident_id}/notes", {"json": {"text": "wrong field"}, "headers": auth}, 400),
+        ("POST", f"{base}/{incident_id}/notes", {"data": "x" * 70_000, "headers": {
+            **auth, "Content-Type": "application/json"}}, 413),
+        ("PATCH", f"{base}/{'9' * 25}/acknowledge", {"headers": auth}, 404),
+        ("GET", f"{base}/{'9' * 25}", {"headers": auth}, 404),
+        ("GET", f"{base}/abc", {"headers": auth}, 404),
+        ("GET", base, {"params": {"cursor": "9" * 30}, "headers": auth}, 400),
+        ("GET", base, {"params": {"limit": "-1"}, "headers": auth}, 400),
+        ("GET", base, {"params": {"since": "2026-02-30T00:00:00Z"}, "headers": auth}, 400),
+        ("GET", base, {"params": {"mine": "maybe"}, "headers": auth}, 400),
+        ("GET", f"{base}/metrics", {"params": {"hours": "1e3"}, "headers": auth}, 400),
+        ("DELETE", f"{base}/{incident_id}", {"headers": auth}, 405),
+    ]
+    for method, url, kwargs, status in cases:
+        response = requests.request(method, url, timeout=10, **kwargs)
+        assert response.status_code == status, (method, url, response.text)
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["status"] == status

@@ -61,7 +61,7 @@ def page_params(*, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZ
     raw_cursor = request.args.get("cursor", "")
     if not raw_cursor:
         return limit, None
-    if not raw_cursor.isdigit() or int(raw_cursor) < 1:
+    if not raw_cursor.isdigit() or not 1 <= int(raw_cursor) < 2**63:  # a bigint id
         raise ApiError(400, "cursor must be the `next` value of a previous page", field="cursor")
     return limit, int(raw_cursor)
 
