@@ -29,7 +29,7 @@ REPLAY_PAGE = 200
 REMEMBERED_IDS = 4096  # per socket; ids far older than the newest are never re-announced
 CLOSE_SESSION_ENDED = 4401
 CLOSE_GOING_AWAY = 1001
-CLOSE_BAD_FRAME = 1008
+CLOSE_SERVER_ERROR = 1011
 SEND_ERRORS = (ConnectionClosed, OSError)
 
 
@@ -98,6 +98,12 @@ class ClinicianSocket:
             self._loop()
         except SEND_ERRORS:
             pass
+        except Exception:  # e.g. the database went away mid-replay: let the client retry
+            log.exception("socket failed", extra={"employee_id": self.employee_id})
+            try:
+                self.ws.close(CLOSE_SERVER_ERROR, "server error; reconnect with last_id")
+            except SEND_ERRORS:
+                pass
         finally:
             self.hub.remove(self)
 
