@@ -2,7 +2,7 @@
 
     python bench/ingest_throughput.py --ingest-url http://localhost:8001 \
         --incident-url http://localhost:8002 --api-key $DEVICE_KEY --token $SERVICE_TOKEN \
-        --count 500 --concurrency 8
+        --count 500 --concurrency 8 [--rate 20]
 
 Posts `count` device alerts through the public API from `concurrency` clients and prints:
   - alerts/s accepted (201s over the wall time of the posting phase) and the POST latency;
@@ -94,7 +94,14 @@ class Bench:
         wall_start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=5)
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
-            results = list(pool.map(self.post, alarms))
+            if args.rate:  # paced: latency without a queue building up
+                futures = []
+                for n, alarm in enumerate(alarms):
+                    time.sleep(max(0.0, started + n / args.rate - time.perf_counter()))
+                    futures.append(pool.submit(self.post, alarm))
+                results = [future.result() for future in futures]
+            else:  # as fast as the clients go: throughput
+                results = list(pool.map(self.post, alarms))
         posting = time.perf_counter() - started
         accepted = {alert["alert_id"]: alert for alert, _, error in results if error is None}
         failures = [error for _, _, error in results if error is not None]
@@ -141,6 +148,7 @@ def main(argv=None):
     parser.add_argument("--token", required=True, help="SERVICE_TOKEN or a clinician's session token")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, help="alerts per second (default: as fast as possible)")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for assignments")
     parser.add_argument("--seed", type=int, default=1)
     return Bench(parser.parse_args(argv)).run()
