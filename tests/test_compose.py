@@ -414,7 +414,7 @@ def test_service_commands_name_code_that_exists(services):
         command = services[name]["command"]
         assert command[:3] == ["gunicorn", "-c", "python:healthguard.gunicorn_conf"], name
         assert module_file("healthguard.gunicorn_conf").is_file()
-        target = command[3]
+        target = command[-1]  # options may stand between the config and the app
         module, _, factory = target.partition(":")
         assert module == f"{package}.app" and factory == "create_app()", f"{name}: {target}"
         app_file = module_file(module)
