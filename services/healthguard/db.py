@@ -32,11 +32,15 @@ class Database:
     the app is built, and a libpq connection must never cross a fork.
     """
 
-    def __init__(self, url: str, *, maxconn: int = 10):
+    def __init__(self, url: str, *, maxconn: int = 10, wait_seconds: float = 10.0):
         self.url = url
         self.maxconn = maxconn
         self._pool = None
         self._lock = threading.Lock()
+        # psycopg2's pool fails at once when every connection is out; a burst of requests (a
+        # thousand WebSocket threads reconnecting) must queue for a bounded time instead.
+        self._free = threading.BoundedSemaphore(maxconn)
+        self.wait_seconds = wait_seconds
 
     def _get_pool(self):
         with self._lock:
@@ -50,6 +54,16 @@ class Database:
     @contextlib.contextmanager
     def transaction(self):
         """Yield a dict cursor inside one transaction: commit on success, roll back on error."""
+        if not self._free.acquire(timeout=self.wait_seconds):
+            raise psycopg2.OperationalError("every database connection of this process stayed busy")
+        try:
+            with self._checked_out() as cur:
+                yield cur
+        finally:
+            self._free.release()
+
+    @contextlib.contextmanager
+    def _checked_out(self):
         pool = self._get_pool()
         conn = pool.getconn()
         broken = False

@@ -4,12 +4,9 @@ Run with the gthread worker and enough threads for the sockets one worker should
 open WebSocket keeps one gunicorn thread (and one simple-websocket reader thread). For 1,000
 sockets per instance: GUNICORN_WORKER_CLASS=gthread GUNICORN_WORKERS=1 GUNICORN_THREADS=1100.
 """
-import contextlib
 import logging
 import signal
 import threading
-
-import psycopg2
 
 from healthguard import broker
 from healthguard.config import ConfigError
@@ -28,27 +25,6 @@ log = logging.getLogger(__name__)
 
 OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS", "DB_POOL_SIZE")
 DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2", "DB_POOL_SIZE": "10"}
-
-
-class WaitingDatabase(Database):
-    """Waits (a bounded time) for a free pooled connection instead of failing at once: this
-    service runs a thousand threads, one per socket, against a pool of a few connections, and a
-    burst of reconnecting clients must queue rather than see errors."""
-
-    def __init__(self, url: str, *, maxconn: int, wait_seconds: float = 10.0):
-        super().__init__(url, maxconn=maxconn)
-        self._free = threading.BoundedSemaphore(maxconn)
-        self.wait_seconds = wait_seconds
-
-    @contextlib.contextmanager
-    def transaction(self):
-        if not self._free.acquire(timeout=self.wait_seconds):
-            raise psycopg2.OperationalError("every database connection of this process stayed busy")
-        try:
-            with super().transaction() as cur:
-                yield cur
-        finally:
-            self._free.release()
 
 
 class CloseSocketsOnShutdown:
@@ -101,7 +77,7 @@ def create_app(config=None):
         pool_size = int(app.config["DB_POOL_SIZE"])
     except (TypeError, ValueError) as exc:
         raise ConfigError("setting DB_POOL_SIZE must be an integer") from exc
-    hg.db = WaitingDatabase(app.config["DATABASE_URL"], maxconn=pool_size)
+    hg.db = Database(app.config["DATABASE_URL"], maxconn=pool_size)
     hub = app.extensions["notification_hub"] = Hub()
     fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
     hg.background += [
