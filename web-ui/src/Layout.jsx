@@ -1,16 +1,223 @@
-import { Link, Outlet } from "react-router";
+import { useEffect, useRef, useState } from "react";
+import { Link, NavLink, Outlet, useNavigate } from "react-router";
+
+import { useAuth } from "./auth.jsx";
+import { humanize, timeAgo } from "./format.js";
+import { LiveProvider, useLive } from "./live.jsx";
+import { SeverityBadge } from "./ui.jsx";
+
+const PAGES = [
+  { to: "/", label: "Dashboard", end: true },
+  { to: "/incidents", label: "Incidents" },
+  { to: "/alerts", label: "Alerts" },
+  { to: "/oncall", label: "On-Call" },
+  { to: "/metrics", label: "Metrics" },
+];
+
+const CONNECTION_LABELS = {
+  live: "Live",
+  connecting: "Connecting…",
+  reconnecting: "Reconnecting…",
+  offline: "Offline — retrying",
+};
+
+function ConnectionPill() {
+  const { connection } = useLive();
+  return (
+    <span className={`connection connection-${connection}`} role="status" title="Real-time updates">
+      <span className="dot" aria-hidden="true" /> {CONNECTION_LABELS[connection]}
+    </span>
+  );
+}
+
+function NotificationBell() {
+  const { notifications, unreadCount, markRead, markAllRead } = useLive();
+  const [open, setOpen] = useState(false);
+  const [error, setError] = useState(null);
+  const navigate = useNavigate();
+  const panel = useRef(null);
+
+  useEffect(() => {
+    if (!open) return undefined;
+    const onKey = (event) => event.key === "Escape" && setOpen(false);
+    const onClick = (event) => panel.current && !panel.current.contains(event.target) && setOpen(false);
+    document.addEventListener("keydown", onKey);
+    document.addEventListener("mousedown", onClick);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      document.removeEventListener("mousedown", onClick);
+    };
+  }, [open]);
+
+  const openNotification = async (notification) => {
+    setOpen(false);
+    if (!notification.read_at) markRead(notification.id).catch(setError);
+    if (notification.incident_id) navigate(`/incidents/${notification.incident_id}`);
+  };
+
+  const label = unreadCount === 1 ? "Notifications, 1 unread" : `Notifications, ${unreadCount} unread`;
+  return (
+    <div className="bell" ref={panel}>
+      <button
+        type="button"
+        className="bell-button"
+        aria-label={label}
+        aria-expanded={open}
+        aria-controls="notification-panel"
+        onClick={() => setOpen((value) => !value)}
+      >
+        <svg aria-hidden="true" viewBox="0 0 24 24" width="20" height="20">
+          <path
+            fill="currentColor"
+            d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"
+          />
+        </svg>
+        {unreadCount > 0 && (
+          <span className="bell-count" data-testid="unread-count">
+            {unreadCount > 99 ? "99+" : unreadCount}
+          </span>
+        )}
+      </button>
+      {open && (
+        <section id="notification-panel" className="bell-panel" aria-label="Notifications">
+          <header>
+            <h2>Notifications</h2>
+            <button
+              type="button"
+              className="link-button"
+              disabled={unreadCount === 0}
+              onClick={() => markAllRead().catch(setError)}
+            >
+              Mark all read
+            </button>
+          </header>
+          {error && (
+            <p className="notice error" role="alert">
+              {error.message}
+            </p>
+          )}
+          {notifications.length === 0 ? (
+            <p className="empty">No notifications yet.</p>
+          ) : (
+            <ul>
+              {notifications.map((notification) => (
+                <li key={notification.id} className={notification.read_at ? "read" : "unread"}>
+                  <button type="button" onClick={() => openNotification(notification)}>
+                    <span className="bell-item-head">
+                      <SeverityBadge severity={notification.severity} />
+                      <span className="bell-type">{humanize(notification.event_type?.replace("INCIDENT_", ""))}</span>
+                      <span className="muted">{timeAgo(notification.created_at)}</span>
+                    </span>
+                    <span className="bell-message">{notification.message}</span>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      )}
+    </div>
+  );
+}
+
+function Toasts() {
+  const { toasts, dismissToast, markRead } = useLive();
+  const navigate = useNavigate();
+  return (
+    <div className="toasts" aria-live="assertive">
+      {toasts.map(({ key, notification }) => (
+        <div
+          key={key}
+          className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
+          role="alert"
+          aria-label="New assignment"
+        >
+          <p className="toast-title">
+            <SeverityBadge severity={notification.severity} /> New incident for you
+          </p>
+          <p>{notification.message}</p>
+          <div className="toast-actions">
+            <button
+              type="button"
+              className="primary"
+              onClick={() => {
+                dismissToast(key);
+                markRead(notification.id).catch(() => {});
+                navigate(`/incidents/${notification.incident_id}`);
+              }}
+            >
+              Open incident #{notification.incident_id}
+            </button>
+            <button type="button" onClick={() => dismissToast(key)}>
+              Dismiss
+            </button>
+          </div>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function UserMenu() {
+  const { employee, logout } = useAuth();
+  const [busy, setBusy] = useState(false);
+  return (
+    <div className="user">
+      <span className="user-name">
+        {employee?.name}
+        <span className="user-role">
+          {humanize(employee?.role)}
+          {employee?.availability === "AWAY" && " · Away"}
+        </span>
+      </span>
+      <button
+        type="button"
+        className="signout"
+        disabled={busy}
+        onClick={() => {
+          setBusy(true);
+          logout();
+        }}
+      >
+        Sign out
+      </button>
+    </div>
+  );
+}
 
 export default function Layout() {
   return (
-    <>
+    <LiveProvider>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
       <header className="topbar">
         <Link to="/" className="brand">
+          <span className="brand-mark" aria-hidden="true">
+            +
+          </span>
           HealthGuard Ops
         </Link>
+        <nav aria-label="Main">
+          {PAGES.map(({ to, label, end }) => (
+            <NavLink key={to} to={to} end={end}>
+              {label}
+            </NavLink>
+          ))}
+        </nav>
+        <div className="topbar-right">
+          <ConnectionPill />
+          <NotificationBell />
+          <UserMenu />
+        </div>
       </header>
-      <main className="content">
+      <main id="main" className="content">
         <Outlet />
       </main>
-    </>
+      <footer className="footer">
+        <Link to="/status">System status</Link>
+      </footer>
+      <Toasts />
+    </LiveProvider>
   );
 }

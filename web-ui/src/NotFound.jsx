@@ -6,7 +6,7 @@ export default function NotFound() {
     <section>
       <h1>Page not found</h1>
       <p>
-        Nothing lives at <code>{pathname}</code>. <Link to="/">Back to system status</Link>
+        Nothing lives at <code>{pathname}</code>. <Link to="/">Back to the dashboard</Link>
       </p>
     </section>
   );

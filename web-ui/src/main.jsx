@@ -1,19 +1,66 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { createBrowserRouter, RouterProvider } from "react-router";
+import { Link, Outlet, createBrowserRouter, RouterProvider } from "react-router";
 
+import { AuthProvider, RequireAuth } from "./auth.jsx";
 import Layout from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
+import AlertsPage from "./pages/AlertsPage.jsx";
+import DashboardPage from "./pages/DashboardPage.jsx";
+import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
+import IncidentsPage from "./pages/IncidentsPage.jsx";
+import LoginPage from "./pages/LoginPage.jsx";
+import MetricsPage from "./pages/MetricsPage.jsx";
+import OnCallPage from "./pages/OnCallPage.jsx";
 import StatusPage from "./StatusPage.jsx";
 import "./styles.css";
 
+// The service status page needs no sign-in: it is what to look at when sign-in fails.
+function PublicFrame() {
+  return (
+    <>
+      <header className="topbar">
+        <Link to="/" className="brand">
+          <span className="brand-mark" aria-hidden="true">
+            +
+          </span>
+          HealthGuard Ops
+        </Link>
+      </header>
+      <main className="content">
+        <Outlet />
+      </main>
+    </>
+  );
+}
+
 const router = createBrowserRouter([
   {
-    path: "/",
-    element: <Layout />,
+    element: (
+      <AuthProvider>
+        <Outlet />
+      </AuthProvider>
+    ),
     children: [
-      { index: true, element: <StatusPage /> },
-      { path: "*", element: <NotFound /> },
+      { path: "/login", element: <LoginPage /> },
+      { element: <PublicFrame />, children: [{ path: "/status", element: <StatusPage /> }] },
+      {
+        path: "/",
+        element: (
+          <RequireAuth>
+            <Layout />
+          </RequireAuth>
+        ),
+        children: [
+          { index: true, element: <DashboardPage /> },
+          { path: "incidents", element: <IncidentsPage /> },
+          { path: "incidents/:incidentId", element: <IncidentDetailPage /> },
+          { path: "alerts", element: <AlertsPage /> },
+          { path: "oncall", element: <OnCallPage /> },
+          { path: "metrics", element: <MetricsPage /> },
+          { path: "*", element: <NotFound /> },
+        ],
+      },
     ],
   },
 ]);

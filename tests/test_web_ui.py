@@ -1,0 +1,366 @@
+"""The clinicians' web UI in a real browser: Chromium driven by Playwright, the built SPA served
+by the shipped nginx.conf (rendered for loopback), the four services as gunicorn processes on
+this run's PostgreSQL and RabbitMQ. Each test asserts what a clinician sees on the screen."""
+import datetime as dt
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from scripts.local_config import render_nginx
+from tests.conftest import RUNTIME_TABLES
+from tests.support import REPO, ServiceProcess, free_port, port_open, wait_for
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+expect = sync_api.expect
+
+WEB_UI = REPO / "web-ui"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "password123"
+DEVICE_KEY = "test-device-key"  # one of service_env's DEVICE_API_KEYS
+WAIT_MS = 20000  # how long the page may take to show something pushed through the whole pipeline
+
+
+def _dist_is_stale() -> bool:
+    built = WEB_UI / "dist" / "index.html"
+    if not built.exists():
+        return True
+    sources = [WEB_UI / name for name in ("index.html", "package.json", "package-lock.json",
+                                          "vite.config.js")]
+    sources += [path for path in (WEB_UI / "src").rglob("*") if path.is_file()]
+    return any(path.stat().st_mtime > built.stat().st_mtime for path in sources)
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    """The production build of the SPA, rebuilt when a source is newer than it."""
+    if _dist_is_stale():
+        if not shutil.which("npm"):
+            pytest.fail("npm is needed to build web-ui (scripts/bootstrap.sh installs it)")
+        if not (WEB_UI / "node_modules").is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB_UI, check=True,
+                           capture_output=True, timeout=600)
+        build = subprocess.run(["npm", "run", "build"], cwd=WEB_UI, capture_output=True, text=True,
+                               timeout=600)
+        assert build.returncode == 0, build.stdout + build.stderr
+    return WEB_UI / "dist"
+
+
+def _empty_runtime_state(db, rabbitmq_url):
+    """As the clean_state fixture, once for this module: no incident, session or queued message
+    of another test module reaches the clinician signed in here."""
+    with db.transaction() as cur:
+        cur.execute("TRUNCATE " + ", ".join(RUNTIME_TABLES) + " RESTART IDENTITY CASCADE")
+        cur.execute("UPDATE employees SET is_logged_in = false, availability = 'AVAILABLE'")
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    for queue in ("alerts", "alerts.dead", "notifications", "notifications.dead"):
+        channel.queue_delete(queue)
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def site(web_dist, service_env, db, rabbitmq_url, tmp_path_factory):
+    """The whole product on loopback: four services and nginx in front. Yields nginx's URL."""
+    _empty_runtime_state(db, rabbitmq_url)
+    started = []
+
+    def start(name, **env):
+        service = ServiceProcess(name, {**service_env, **env})
+        started.append(service)
+        return service.start()
+
+    nginx = None
+    try:
+        oncall = start("oncall")
+        services = {"oncall": oncall,
+                    "alert-ingestion": start("alert-ingestion"),
+                    "incident-management": start("incident-management", ONCALL_URL=oncall.url,
+                                                 ASSIGNMENT_RETRY_SECONDS="1"),
+                    "notification": start("notification", GUNICORN_THREADS="32",
+                                          WS_SESSION_CHECK_SECONDS="0.5")}
+        port = free_port()
+        run_dir = tmp_path_factory.mktemp("web-ui-nginx")
+        conf = render_nginx(run_dir, listen=port, html_root=web_dist,
+                            ports={name: service.port for name, service in services.items()})
+        nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "error.log")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        wait_for(lambda: nginx.poll() is None and port_open(port), 15, what="nginx to listen")
+        base = f"http://127.0.0.1:{port}"
+        _put_on_duty_now(base, "D01")
+        yield base
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(10)
+        for service in started:
+            service.stop()
+
+
+def _put_on_duty_now(base: str, employee_id: str):
+    """Whatever the clock says, the clinician is on duty for the next hours (a supervisor's
+    override, as a charge nurse would enter it), so new incidents are routed to them."""
+    token = api_login(base, "D01")
+    now = dt.datetime.now(dt.UTC)
+    answer = requests.post(f"{base}/api/v1/schedules/overrides", timeout=10,
+                           headers={"Authorization": f"Bearer {token}"},
+                           json={"employee_id": employee_id, "reason": "browser tests",
+                                 "starts_at": (now - dt.timedelta(hours=1)).isoformat(),
+                                 "ends_at": (now + dt.timedelta(hours=6)).isoformat()})
+    assert answer.status_code == 201, answer.text
+    requests.post(f"{base}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def api_login(base: str, login: str) -> str:
+    answer = requests.post(f"{base}/api/v1/auth/login", json={"login": login, "password": PASSWORD},
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["token"]
+
+
+def device_alert(base: str, alert_type: str, patient_id: str = "P001", value=None) -> dict:
+    """A bedside monitor reports an alarm (device key, no clinician session)."""
+    body = {"patient_id": patient_id, "alert_type": alert_type, "device_id": "monitor-7",
+            "source_alarm_id": uuid.uuid4().hex}
+    if value is not None:
+        body["value"] = value
+    answer = requests.post(f"{base}/api/v1/alerts", json=body, headers={"X-API-Key": DEVICE_KEY},
+                           timeout=10)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap.sh)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    """A fresh browser profile per test (no token left over in sessionStorage)."""
+    context = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def sign_in(page, login="D01", password=PASSWORD):
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Staff ID").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def signed_in_as_d01(page):
+    sign_in(page)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Dr. Michael Brooks")
+    expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    return page.evaluate("JSON.parse(sessionStorage.getItem('healthguard.session')).token")
+
+
+def my_incident(base: str, token: str, alert_id: int) -> dict:
+    """The incident the alert became, once it is assigned (read through the API, as the page does)."""
+    def assigned():
+        answer = requests.get(f"{base}/api/v1/incidents", params={"mine": "true", "limit": 50},
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return next((i for i in answer.json()["incidents"] if i["alert_id"] == alert_id), None)
+    return wait_for(assigned, WAIT_MS / 1000, 0.2, f"alert {alert_id} to become D01's incident")
+
+
+# --------------------------------------------------------------------------- sign-in
+def test_a_wrong_password_shows_the_error_and_stays_on_the_login_page(page):
+    sign_in(page, password="not-the-password")
+    expect(page.get_by_role("alert")).to_contain_text("wrong login or password")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.url.endswith("/login")
+    assert page.evaluate("sessionStorage.getItem('healthguard.session')") is None
+
+
+def test_signing_in_shows_the_dashboard_with_the_clinicians_name(page):
+    token = signed_in_as_d01(page)
+    assert page.url.endswith("/")
+    expect(page.get_by_role("navigation", name="Main")).to_contain_text("Incidents")
+    expect(page.get_by_role("heading", name="My active incidents")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    # The session is the server's: the token the page holds is who the API says it is.
+    me = requests.get(page.url.rstrip("/") + "/api/v1/auth/me", timeout=10,
+                      headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["employee"]["employee_id"] == "D01"
+
+
+# --------------------------------------------------------------------------- live dashboard
+def test_a_device_alert_appears_on_the_assignees_dashboard_without_a_reload(page, site):
+    signed_in_as_d01(page)
+    expect(page.get_by_role("heading", name="My active incidents")).to_be_visible()
+    # A marker that a reload would wipe out.
+    page.evaluate("window.__sameDocument = true")
+    alert = device_alert(site, "CARDIAC_ARREST", patient_id="P001")
+
+    mine = page.get_by_role("table", name="My active incidents")
+    row = mine.get_by_role("row").filter(has_text="Cardiac arrest")
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(row).to_contain_text("John Whitfield")
+    expect(row).to_contain_text("CRITICAL")
+    expect(row.get_by_role("button", name="Acknowledge")).to_be_visible()
+    # Critical work assigned to me is put in front of me, and I am told about it.
+    expect(page.locator(".critical-banner")).to_contain_text("critical incident")
+    toast = page.get_by_role("alert", name="New assignment")
+    expect(toast).to_contain_text("Cardiac arrest")
+    expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
+    assert page.evaluate("window.__sameDocument") is True
+
+    # The bell lists it; opening it leads to the incident and marks it read.
+    page.get_by_role("button", name="Notifications, 1 unread").click()
+    panel = page.get_by_role("region", name="Notifications")
+    panel.get_by_role("button").filter(has_text="Cardiac arrest").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("CRITICAL: Cardiac arrest, room 312")
+    expect(page.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
+    expect(page.get_by_role("region", name="Details")).to_contain_text("Device monitor-7")
+    assert alert["alert_id"]
+
+
+def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail(page, site):
+    token = signed_in_as_d01(page)
+    alert = device_alert(site, "BP_HIGH", patient_id="P002", value=212)
+    incident = my_incident(site, token, alert["alert_id"])
+    page.goto(f"/incidents/{incident['incident_id']}")
+    status = page.get_by_test_id("incident-status")
+    expect(status).to_have_text("Assigned")
+    trail = page.get_by_role("list", name="Audit trail")
+    expect(trail).to_contain_text("Created")
+    expect(trail).to_contain_text("Assigned")
+    # Not allowed yet: resolving needs work to have started.
+    expect(page.get_by_role("button", name="Resolve incident")).to_have_count(0)
+
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(status).to_have_text("Acknowledged")
+    acknowledged = trail.get_by_role("listitem").filter(has_text="Acknowledged")
+    expect(acknowledged).to_contain_text("Dr. Michael Brooks")
+
+    page.get_by_role("button", name="Start work").click()
+    expect(status).to_have_text("In progress")
+
+    page.get_by_label("Add a note").fill("Labetalol 20 mg IV given.")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.get_by_role("region", name="Notes")).to_contain_text("Labetalol 20 mg IV given.")
+
+    page.get_by_label("Resolution notes").fill("BP down to 150/90, handed over to ward team.")
+    page.get_by_role("button", name="Resolve incident").click()
+    expect(status).to_have_text("Resolved")
+    resolved = trail.get_by_role("listitem").filter(has_text="Resolved")
+    expect(resolved).to_contain_text("BP down to 150/90")
+    expect(resolved).to_contain_text("Dr. Michael Brooks")
+    expect(page.get_by_text("This incident is resolved; no further actions.")).to_be_visible()
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+
+
+def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page, site):
+    # This page gets no live updates (its socket is answered by the test, silently), so it still
+    # offers "Acknowledge" after the incident was acknowledged from another device.
+    page.route_web_socket("**/ws*", lambda socket: None)
+    token = signed_in_as_d01(page)
+    alert = device_alert(site, "BP_LOW", patient_id="P003", value=70)
+    incident = my_incident(site, token, alert["alert_id"])
+    page.goto(f"/incidents/{incident['incident_id']}")
+    expect(page.get_by_test_id("incident-status")).to_have_text("Assigned")
+    answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/acknowledge", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+
+    page.get_by_role("button", name="Acknowledge").click()
+    error = page.get_by_role("alert").filter(has_text="cannot acknowledge")
+    expect(error).to_contain_text(f"incident {incident['incident_id']}: it is ACKNOWLEDGED")
+    expect(error).to_contain_text("The incident is now Acknowledged")
+    expect(error).to_contain_text("allowed now: Start, Claim, Reassign, Note")
+    # And the page shows the incident as it now is, with the actions that now apply.
+    expect(page.get_by_test_id("incident-status")).to_have_text("Acknowledged")
+    expect(page.get_by_role("button", name="Start work")).to_be_visible()
+
+
+# --------------------------------------------------------------------------- other pages
+def test_a_clinician_triggers_a_test_alert_from_the_alerts_page(page):
+    signed_in_as_d01(page)
+    page.get_by_role("link", name="Alerts").click()
+    page.get_by_label("Patient").select_option("P004")
+    page.get_by_label("Alert type").select_option("SEPSIS_SUSPECTED")
+    page.get_by_role("button", name="Trigger test alert").click()
+    expect(page.get_by_role("status").filter(has_text="Test alert #")).to_contain_text("Suspected sepsis")
+    recent = page.get_by_role("region", name="Recent alerts")
+    row = recent.get_by_role("row").filter(has_text="Suspected sepsis")
+    expect(row).to_contain_text("Test by D01")
+    # It became an incident (routed to the doctor on duty: this one), linked from the list.
+    expect(row.get_by_role("link")).to_contain_text("#", timeout=WAIT_MS)
+
+
+def test_on_call_shows_who_is_on_duty_and_toggles_my_availability(page):
+    signed_in_as_d01(page)
+    page.get_by_role("link", name="On-Call").click()
+    on_duty = page.get_by_role("region", name="On duty now")
+    expect(on_duty.get_by_role("region", name="Emergency doctor")).to_contain_text("Dr. Michael Brooks")
+    expect(page.get_by_role("region", name="Schedule, next 7 days")).to_contain_text("Emergency doctor")
+
+    page.get_by_role("button", name="Set me Away").click()
+    expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Away")
+    page.reload()  # the server keeps it, not the page
+    expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Away")
+    page.get_by_role("button", name="Set me Available").click()
+    expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Available")
+
+
+def test_metrics_show_response_and_resolution_times(page):
+    signed_in_as_d01(page)
+    page.get_by_role("link", name="Metrics").click()
+    expect(page.get_by_role("region", name="MTTA — mean time to acknowledge")).to_be_visible()
+    expect(page.get_by_role("region", name="MTTR — mean time to resolve")).to_be_visible()
+    expect(page.get_by_role("region", name="By severity")).to_contain_text("Critical")
+    expect(page.get_by_role("region", name="By clinician")).to_contain_text("Dr. Michael Brooks")
+
+
+# --------------------------------------------------------------------------- signing out
+def test_signing_out_returns_to_login_and_the_old_token_is_refused(page, site):
+    token = signed_in_as_d01(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("You are signed out")
+    assert page.evaluate("sessionStorage.getItem('healthguard.session')") is None
+    answer = requests.get(f"{site}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code == 401
+    page.goto("/incidents")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_any_refused_request_sends_the_page_back_to_login(page, site):
+    page.route_web_socket("**/ws*", lambda socket: None)  # only the REST calls see the 401
+    token = signed_in_as_d01(page)
+    requests.post(f"{site}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    page.get_by_role("link", name="Incidents").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Your session has ended")
+
+
+def test_a_session_signed_out_elsewhere_closes_the_live_page(page, site):
+    token = signed_in_as_d01(page)
+    requests.post(f"{site}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    # No click: the notification service closes the socket of the ended session, and the page
+    # goes back to the login page on its own.
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Your session has ended")

@@ -1,0 +1,82 @@
+export const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
+export const STATUSES = ["OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGRESS", "RESOLVED"];
+export const ACTIVE_STATUSES = STATUSES.filter((status) => status !== "RESOLVED");
+
+const SEVERITY_RANK = Object.fromEntries(SEVERITIES.map((severity, index) => [severity, index]));
+
+// Most severe first, then the one waiting longest.
+export function bySeverityThenAge(a, b) {
+  return (
+    (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) ||
+    new Date(a.created_at) - new Date(b.created_at)
+  );
+}
+
+export function humanize(text) {
+  if (!text) return "";
+  const words = String(text).replaceAll("_", " ").toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+export function formatDateTime(value, timeZone) {
+  if (!value) return "—";
+  return new Date(value).toLocaleString(undefined, {
+    dateStyle: "medium",
+    timeStyle: "short",
+    ...(timeZone ? { timeZone } : {}),
+  });
+}
+
+export function formatTime(value, timeZone) {
+  if (!value) return "—";
+  return new Date(value).toLocaleTimeString(undefined, {
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    ...(timeZone ? { timeZone } : {}),
+  });
+}
+
+export function formatDay(value, timeZone) {
+  return new Date(value).toLocaleDateString(undefined, {
+    weekday: "long",
+    day: "numeric",
+    month: "short",
+    ...(timeZone ? { timeZone } : {}),
+  });
+}
+
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const total = Math.round(Number(seconds));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${total % 60} s`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+export function timeAgo(value, now = Date.now()) {
+  if (!value) return "";
+  const seconds = Math.max(0, Math.round((now - new Date(value)) / 1000));
+  if (seconds < 45) return "just now";
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} d ago`;
+}
+
+// The calendar date (YYYY-MM-DD) of an instant in the given zone.
+export function dayOf(value, timeZone) {
+  return new Intl.DateTimeFormat("en-CA", {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    ...(timeZone ? { timeZone } : {}),
+  }).format(new Date(value));
+}
+
+// The calendar date `days` from today in the given zone.
+export function isoDay(days = 0, timeZone) {
+  return dayOf(Date.now() + days * 86400000, timeZone);
+}

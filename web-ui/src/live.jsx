@@ -1,0 +1,192 @@
+// Real-time updates from the notification service: one WebSocket per signed-in tab.
+//   {"type":"notification", id, ...}     a stored notification of mine (bell, toast)
+//   {"type":"incident_updated", ...}     some incident changed: lists and pages refresh
+//   {"type":"ping"}                      keep-alive; answered with a pong
+// After a reconnect the client sends {"type":"resume","last_id":N} and the server replays what
+// was stored meanwhile. incident_updated frames are not replayed, so pages refetch on reconnect.
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
+
+import { api } from "./api.js";
+import { useAuth } from "./auth.jsx";
+
+const LiveContext = createContext(null);
+
+const RECONNECT_DELAYS_MS = [1000, 2000, 5000, 10000, 20000];
+const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
+const KEPT_NOTIFICATIONS = 50;
+const TOAST_MS = 15000;
+const ALERTING_EVENTS = new Set(["INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED"]);
+
+function socketUrl(token) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${window.location.host}/ws?token=${encodeURIComponent(token)}`;
+}
+
+export function LiveProvider({ children }) {
+  const { token, employee, endSession } = useAuth();
+  const me = employee?.employee_id;
+  const [connection, setConnection] = useState("connecting");
+  const [notifications, setNotifications] = useState([]);
+  const [unreadCount, setUnreadCount] = useState(0);
+  const [toasts, setToasts] = useState([]);
+  const listeners = useRef(new Set());
+  const seen = useRef(new Set());
+  const lastId = useRef(0);
+  const meRef = useRef(me);
+  meRef.current = me;
+
+  const emit = useCallback((event) => {
+    for (const listener of listeners.current) listener(event);
+  }, []);
+
+  const dismissToast = useCallback((key) => {
+    setToasts((current) => current.filter((toast) => toast.key !== key));
+  }, []);
+
+  const receive = useCallback(
+    (notification, { toast }) => {
+      if (seen.current.has(notification.id)) return;
+      seen.current.add(notification.id);
+      lastId.current = Math.max(lastId.current, notification.id);
+      setNotifications((current) =>
+        [notification, ...current].sort((a, b) => b.id - a.id).slice(0, KEPT_NOTIFICATIONS),
+      );
+      if (notification.read_at) return;
+      setUnreadCount((count) => count + 1);
+      const mine = notification.data?.assigned_to === meRef.current;
+      if (toast && mine && ALERTING_EVENTS.has(notification.event_type)) {
+        const key = `n${notification.id}`;
+        setToasts((current) => [...current, { key, notification }]);
+        if (notification.severity !== "CRITICAL") setTimeout(() => dismissToast(key), TOAST_MS);
+      }
+    },
+    [dismissToast],
+  );
+
+  // Notification history first (bell and unread count), then the socket keeps it current.
+  const loadHistory = useCallback(async () => {
+    const answer = await api("/notifications", { query: { limit: 20 } });
+    for (const notification of answer.notifications) {
+      seen.current.add(notification.id);
+      lastId.current = Math.max(lastId.current, notification.id);
+    }
+    setNotifications((current) => {
+      const byId = new Map([...answer.notifications, ...current].map((n) => [n.id, n]));
+      return [...byId.values()].sort((a, b) => b.id - a.id).slice(0, KEPT_NOTIFICATIONS);
+    });
+    setUnreadCount(answer.unread_count);
+  }, []);
+
+  useEffect(() => {
+    if (!token) return undefined;
+    let socket = null;
+    let timer = null;
+    let attempt = 0;
+    let stopped = false;
+    let synced = false;
+
+    const connect = () => {
+      setConnection(attempt === 0 ? "connecting" : "reconnecting");
+      socket = new WebSocket(socketUrl(token));
+      socket.onopen = () => {
+        const reconnected = attempt > 0;
+        attempt = 0;
+        setConnection("live");
+        if (synced) {
+          socket.send(JSON.stringify({ type: "resume", last_id: lastId.current }));
+        } else {
+          // Registered before the history is read: nothing falls between the two.
+          loadHistory()
+            .then(() => {
+              synced = true;
+            })
+            .catch(() => {});
+        }
+        if (reconnected) emit({ type: "reconnected" });
+      };
+      socket.onmessage = (message) => {
+        let frame;
+        try {
+          frame = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        if (frame.type === "notification") {
+          receive(frame, { toast: true });
+          if (frame.incident_id) emit({ type: "incident_updated", incident_id: frame.incident_id });
+        } else if (frame.type === "incident_updated") {
+          emit(frame);
+        } else if (frame.type === "ping") {
+          socket.send(JSON.stringify({ type: "pong" }));
+        }
+      };
+      socket.onclose = (event) => {
+        socket = null;
+        if (stopped) return;
+        if (event.code === SESSION_ENDED) {
+          // Signed out elsewhere (or expired): the next API call would be refused too.
+          endSession();
+          return;
+        }
+        setConnection("offline");
+        const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+        attempt += 1;
+        timer = setTimeout(connect, delay);
+      };
+    };
+    connect();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      if (socket) socket.close(1000, "signed out or left");
+    };
+  }, [token, loadHistory, receive, emit, endSession]);
+
+  const markRead = useCallback(async (id) => {
+    const answer = await api(`/notifications/${id}/read`, { method: "PATCH" });
+    setNotifications((current) => current.map((n) => (n.id === id ? answer.notification : n)));
+    setUnreadCount(answer.unread_count);
+  }, []);
+
+  const markAllRead = useCallback(async () => {
+    const answer = await api("/notifications/read-all", { method: "POST", body: { up_to_id: lastId.current } });
+    const now = new Date().toISOString();
+    setNotifications((current) => current.map((n) => (n.read_at ? n : { ...n, read_at: now })));
+    setUnreadCount(answer.unread_count);
+  }, []);
+
+  const subscribe = useCallback((listener) => {
+    listeners.current.add(listener);
+    return () => listeners.current.delete(listener);
+  }, []);
+
+  const value = useMemo(
+    () => ({ connection, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe }),
+    [connection, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe],
+  );
+  return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
+}
+
+export function useLive() {
+  return useContext(LiveContext);
+}
+
+// Calls `onChange(event)` for every incident change pushed by the server, and after a reconnect
+// (when changes may have been missed). Several changes in a burst cause one call.
+export function useIncidentUpdates(onChange, { incidentId = null, debounceMs = 250 } = {}) {
+  const { subscribe } = useLive();
+  const callback = useRef(onChange);
+  callback.current = onChange;
+  useEffect(() => {
+    let timer = null;
+    const unsubscribe = subscribe((event) => {
+      if (incidentId !== null && event.type === "incident_updated" && event.incident_id !== incidentId) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => callback.current(event), debounceMs);
+    });
+    return () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+  }, [subscribe, incidentId, debounceMs]);
+}

@@ -1,0 +1,234 @@
+import { useCallback, useEffect, useState } from "react";
+import { Link } from "react-router";
+
+import { api } from "../api.js";
+import { SEVERITIES, formatDateTime, humanize, timeAgo } from "../format.js";
+import { useIncidentUpdates } from "../live.jsx";
+import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useNow, useResource } from "../ui.jsx";
+
+const PAGE = 50;
+
+function TriggerAlertForm({ onTriggered }) {
+  const [catalogue, setCatalogue] = useState(null);
+  const [loadError, setLoadError] = useState(null);
+  const [patientId, setPatientId] = useState("");
+  const [alertType, setAlertType] = useState("");
+  const [value, setValue] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const [result, setResult] = useState(null);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    Promise.all([
+      api("/patients", { query: { status: "ADMITTED" }, signal: controller.signal }),
+      api("/alert-types", { signal: controller.signal }),
+    ])
+      .then(([patients, types]) => setCatalogue({ patients: patients.patients, types: types.alert_types }))
+      .catch((failure) => failure.name !== "AbortError" && setLoadError(failure));
+    return () => controller.abort();
+  }, []);
+
+  const type = catalogue?.types.find((candidate) => candidate.alert_type === alertType);
+  const categories = [...new Set((catalogue?.types ?? []).map((candidate) => candidate.category))];
+
+  const submit = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    setResult(null);
+    const body = { source: "MANUAL" };
+    if (patientId) body.patient_id = patientId;
+    if (alertType) body.alert_type = alertType;
+    if (value !== "") body.value = Number(value);
+    try {
+      const alert = await api("/alerts/manual", { method: "POST", body });
+      setResult(alert);
+      onTriggered(alert);
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section className="panel" aria-labelledby="trigger-title">
+      <h2 id="trigger-title">Trigger a test alert</h2>
+      <p className="muted">
+        For drills and checks: the alert goes through the same path as a bedside device and becomes an incident
+        routed to whoever is on call.
+      </p>
+      <ErrorNotice error={loadError} />
+      <form className="trigger-form" onSubmit={submit}>
+        <div className="field">
+          <label htmlFor="trigger-patient">Patient</label>
+          <select id="trigger-patient" value={patientId} onChange={(event) => setPatientId(event.target.value)}>
+            <option value="">Any admitted patient</option>
+            {(catalogue?.patients ?? []).map((patient) => (
+              <option key={patient.patient_id} value={patient.patient_id}>
+                {patient.name} — room {patient.room} ({patient.ward})
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="trigger-type">Alert type</label>
+          <select id="trigger-type" value={alertType} onChange={(event) => setAlertType(event.target.value)}>
+            <option value="">Any alert type</option>
+            {categories.map((category) => (
+              <optgroup key={category} label={humanize(category)}>
+                {catalogue.types
+                  .filter((candidate) => candidate.category === category)
+                  .map((candidate) => (
+                    <option key={candidate.alert_type} value={candidate.alert_type}>
+                      {candidate.name} ({humanize(candidate.severity)})
+                    </option>
+                  ))}
+              </optgroup>
+            ))}
+          </select>
+        </div>
+        <div className="field narrow">
+          <label htmlFor="trigger-value">Reading{type?.unit ? ` (${type.unit})` : ""}</label>
+          <input
+            id="trigger-value"
+            type="number"
+            step="any"
+            value={value}
+            onChange={(event) => setValue(event.target.value)}
+            placeholder={type?.typical_min != null ? `${type.typical_min}–${type.typical_max}` : "optional"}
+          />
+        </div>
+        <div className="field submit">
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? "Sending…" : "Trigger test alert"}
+          </button>
+        </div>
+      </form>
+      {type && <p className="hint">{type.description}</p>}
+      <ErrorNotice error={error} onDismiss={() => setError(null)} />
+      {result && (
+        <p className="notice success" role="status">
+          Test alert #{result.alert_id} recorded: {result.alert_name} for {result.patient_name}, room {result.room}. It
+          becomes an incident in a moment.
+        </p>
+      )}
+    </section>
+  );
+}
+
+export default function AlertsPage() {
+  const now = useNow();
+  const [severity, setSeverity] = useState("");
+  const [extra, setExtra] = useState({ alerts: [], next: null, loading: false, error: null });
+  const load = useCallback(
+    (signal) => {
+      setExtra({ alerts: [], next: null, loading: false, error: null });
+      return api("/alerts", { query: { severity, limit: PAGE }, signal });
+    },
+    [severity],
+  );
+  const { data, error, loading, reload } = useResource(load, [load]);
+  useIncidentUpdates(reload, { debounceMs: 500 });
+
+  const next = extra.alerts.length ? extra.next : data?.next;
+  const loadMore = async () => {
+    setExtra((current) => ({ ...current, loading: true, error: null }));
+    try {
+      const page = await api("/alerts", { query: { severity, limit: PAGE, cursor: next } });
+      setExtra((current) => ({ alerts: [...current.alerts, ...page.alerts], next: page.next, loading: false }));
+    } catch (failure) {
+      setExtra((current) => ({ ...current, loading: false, error: failure }));
+    }
+  };
+  const alerts = [...(data?.alerts ?? []), ...extra.alerts];
+
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Alerts</h1>
+      </header>
+      <TriggerAlertForm onTriggered={() => reload()} />
+
+      <section className="panel" aria-labelledby="recent-alerts">
+        <div className="panel-head">
+          <h2 id="recent-alerts">Recent alerts</h2>
+          <div className="field inline">
+            <label htmlFor="alert-severity">Severity</label>
+            <select id="alert-severity" value={severity} onChange={(event) => setSeverity(event.target.value)}>
+              <option value="">Any severity</option>
+              {SEVERITIES.map((value) => (
+                <option key={value} value={value}>
+                  {humanize(value)}
+                </option>
+              ))}
+            </select>
+          </div>
+        </div>
+        <ErrorNotice error={error} />
+        {loading && !data && <Loading what="Loading alerts" />}
+        {data && alerts.length === 0 && <Empty>No alerts received.</Empty>}
+        {alerts.length > 0 && (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">Received</th>
+                  <th scope="col">Severity</th>
+                  <th scope="col">Alert</th>
+                  <th scope="col">Patient</th>
+                  <th scope="col">Reading</th>
+                  <th scope="col">Source</th>
+                  <th scope="col">Incident</th>
+                </tr>
+              </thead>
+              <tbody>
+                {alerts.map((alert) => (
+                  <tr key={alert.alert_id}>
+                    <td className="num">{alert.alert_id}</td>
+                    <td>
+                      <time dateTime={alert.received_at} title={formatDateTime(alert.received_at)}>
+                        {timeAgo(alert.received_at, now)}
+                      </time>
+                    </td>
+                    <td>
+                      <SeverityBadge severity={alert.severity} />
+                    </td>
+                    <td>{alert.alert_name}</td>
+                    <td>
+                      {alert.patient_name}
+                      <span className="sub">Room {alert.room}</span>
+                    </td>
+                    <td className="num">{alert.value ?? "—"}</td>
+                    <td>
+                      {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
+                    </td>
+                    <td>
+                      {alert.incident_id ? (
+                        <Link to={`/incidents/${alert.incident_id}`}>
+                          #{alert.incident_id} <StatusBadge status={alert.incident_status} />
+                        </Link>
+                      ) : (
+                        <span className="muted">Pending</span>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+        <ErrorNotice error={extra.error} />
+        {next && (
+          <p>
+            <button type="button" onClick={loadMore} disabled={extra.loading}>
+              {extra.loading ? "Loading…" : "Load more"}
+            </button>
+          </p>
+        )}
+      </section>
+    </section>
+  );
+}

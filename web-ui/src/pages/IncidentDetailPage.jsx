@@ -1,0 +1,349 @@
+import { useCallback, useEffect, useState } from "react";
+import { Link, useParams } from "react-router";
+
+import { api } from "../api.js";
+import { useAuth } from "../auth.jsx";
+import { formatDateTime, formatDuration, humanize } from "../format.js";
+import { useIncidentUpdates } from "../live.jsx";
+import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useResource } from "../ui.jsx";
+
+const ACTION_LABELS = {
+  acknowledge: "Acknowledge",
+  start: "Start work",
+  claim: "Claim (take over)",
+};
+
+function Fact({ label, children }) {
+  return (
+    <div className="fact">
+      <dt>{label}</dt>
+      <dd>{children || "—"}</dd>
+    </div>
+  );
+}
+
+function ResolveForm({ busy, onResolve }) {
+  const [notes, setNotes] = useState("");
+  return (
+    <form
+      className="stack"
+      onSubmit={(event) => {
+        event.preventDefault();
+        onResolve(notes);
+      }}
+    >
+      <label htmlFor="resolution-notes">Resolution notes</label>
+      <textarea
+        id="resolution-notes"
+        required
+        rows={3}
+        maxLength={4000}
+        value={notes}
+        onChange={(event) => setNotes(event.target.value)}
+        placeholder="What was done, and the patient's state now"
+      />
+      <button type="submit" className="primary" disabled={busy || !notes.trim()}>
+        Resolve incident
+      </button>
+    </form>
+  );
+}
+
+function ReassignForm({ incident, busy, onReassign }) {
+  const [employees, setEmployees] = useState(null);
+  const [chosen, setChosen] = useState("");
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    const controller = new AbortController();
+    api("/employees", { signal: controller.signal })
+      .then((answer) => setEmployees(answer.employees))
+      .catch((failure) => failure.name !== "AbortError" && setError(failure));
+    return () => controller.abort();
+  }, []);
+  return (
+    <form
+      className="inline-form"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (chosen) onReassign(chosen);
+      }}
+    >
+      <label htmlFor="reassign-to">Reassign to</label>
+      <select id="reassign-to" value={chosen} onChange={(event) => setChosen(event.target.value)} required>
+        <option value="">Choose a clinician…</option>
+        {(employees ?? [])
+          .filter((employee) => employee.employee_id !== incident.assigned_to)
+          .map((employee) => (
+            <option key={employee.employee_id} value={employee.employee_id}>
+              {employee.name} ({humanize(employee.role)}
+              {employee.is_logged_in ? "" : ", signed out"})
+            </option>
+          ))}
+      </select>
+      <button type="submit" disabled={busy || !chosen}>
+        Reassign
+      </button>
+      <ErrorNotice error={error} />
+    </form>
+  );
+}
+
+function NoteForm({ busy, onAdd }) {
+  const [note, setNote] = useState("");
+  return (
+    <form
+      className="stack"
+      onSubmit={async (event) => {
+        event.preventDefault();
+        if (await onAdd(note)) setNote("");
+      }}
+    >
+      <label htmlFor="new-note">Add a note</label>
+      <textarea
+        id="new-note"
+        rows={2}
+        maxLength={4000}
+        value={note}
+        onChange={(event) => setNote(event.target.value)}
+        placeholder="Observations, orders, handover…"
+      />
+      <button type="submit" disabled={busy || !note.trim()}>
+        Add note
+      </button>
+    </form>
+  );
+}
+
+export default function IncidentDetailPage() {
+  const { incidentId } = useParams();
+  const id = Number(incidentId);
+  const { employee } = useAuth();
+  const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
+  const { data: incident, error, loading, reload } = useResource(load, [load]);
+  const [busy, setBusy] = useState(false);
+  const [actionError, setActionError] = useState(null);
+  const [done, setDone] = useState(null);
+
+  useIncidentUpdates(reload, { incidentId: id });
+
+  const act = async (path, options, message) => {
+    setBusy(true);
+    setActionError(null);
+    setDone(null);
+    try {
+      await api(`/incidents/${id}/${path}`, options);
+      setDone(message);
+      return true;
+    } catch (failure) {
+      setActionError(failure);
+      return false;
+    } finally {
+      setBusy(false);
+      reload();
+    }
+  };
+
+  if (loading && !incident) return <Loading what={`Loading incident ${id}`} />;
+  if (!incident)
+    return (
+      <section>
+        <p>
+          <Link to="/incidents">← Incidents</Link>
+        </p>
+        <ErrorNotice error={error} />
+      </section>
+    );
+
+  const me = employee?.employee_id;
+  const isAssignee = incident.assigned_to === me;
+  const allowed = new Set(incident.allowed_actions);
+  const mine = ["acknowledge", "start"].filter((action) => allowed.has(action) && isAssignee);
+  const canResolve = allowed.has("resolve") && isAssignee;
+  const canClaim = allowed.has("claim") && !isAssignee;
+  const canReassign = allowed.has("reassign") && employee?.is_supervisor;
+  const canNote = allowed.has("note") && isAssignee;
+  const alert = incident.alert;
+
+  return (
+    <article className="incident-detail">
+      <p>
+        <Link to="/incidents">← Incidents</Link>
+      </p>
+      <header className={`incident-head ${incident.severity === "CRITICAL" ? "critical" : ""}`}>
+        <div>
+          <p className="eyebrow">Incident #{incident.incident_id}</p>
+          <h1>{incident.title}</h1>
+          <p className="badges">
+            <SeverityBadge severity={incident.severity} />
+            <span data-testid="incident-status">
+              <StatusBadge status={incident.status} />
+            </span>
+            <span className="muted">
+              {incident.assignee ? (
+                <>
+                  Assigned to <strong>{isAssignee ? "you" : incident.assignee.name}</strong>
+                </>
+              ) : (
+                <span className="unassigned">Unassigned</span>
+              )}
+            </span>
+          </p>
+        </div>
+      </header>
+
+      <ErrorNotice error={error} />
+
+      <div className="detail-grid">
+        <div>
+          <section className="panel" aria-labelledby="actions-title">
+            <h2 id="actions-title">Actions</h2>
+            {done && (
+              <p className="notice success" role="status">
+                {done}
+              </p>
+            )}
+            <ErrorNotice error={actionError} onDismiss={() => setActionError(null)} />
+            <div className="actions">
+              {mine.map((action) => (
+                <button
+                  key={action}
+                  type="button"
+                  className="primary"
+                  disabled={busy}
+                  onClick={() =>
+                    act(action, { method: "PATCH" }, `${ACTION_LABELS[action]}: done.`)
+                  }
+                >
+                  {ACTION_LABELS[action]}
+                </button>
+              ))}
+              {canClaim && (
+                <button
+                  type="button"
+                  disabled={busy}
+                  onClick={() => act("claim", { method: "PATCH" }, "You now own this incident.")}
+                >
+                  {ACTION_LABELS.claim}
+                </button>
+              )}
+            </div>
+            {canResolve && (
+              <ResolveForm
+                busy={busy}
+                onResolve={(notes) =>
+                  act("resolve", { method: "PATCH", body: { resolution_notes: notes } }, "Incident resolved.")
+                }
+              />
+            )}
+            {canReassign && (
+              <ReassignForm
+                incident={incident}
+                busy={busy}
+                onReassign={(employeeId) =>
+                  act("reassign", { method: "PATCH", body: { employee_id: employeeId } }, "Incident reassigned.")
+                }
+              />
+            )}
+            {incident.status === "RESOLVED" && <p className="muted">This incident is resolved; no further actions.</p>}
+            {incident.status !== "RESOLVED" && !isAssignee && (
+              <p className="muted">Only the assignee can acknowledge, start, resolve or add notes. Claim it first.</p>
+            )}
+          </section>
+
+          <section className="panel" aria-labelledby="details-title">
+            <h2 id="details-title">Details</h2>
+            <dl className="facts">
+              <Fact label="Patient">
+                {incident.patient_name} ({incident.patient_id})
+              </Fact>
+              <Fact label="Room">{incident.room}</Fact>
+              <Fact label="Alert">
+                {incident.alert_name} ({humanize(incident.category)})
+              </Fact>
+              <Fact label="Reading">{alert?.value ?? null}</Fact>
+              <Fact label="Source">
+                {alert
+                  ? alert.source === "MANUAL"
+                    ? `Manual test by ${alert.triggered_by}`
+                    : `Device ${alert.device_id || "unknown"}`
+                  : null}
+              </Fact>
+              <Fact label="Raised">{formatDateTime(incident.created_at)}</Fact>
+              <Fact label="Acknowledged">{formatDateTime(incident.acknowledged_at)}</Fact>
+              <Fact label="Resolved">{formatDateTime(incident.resolved_at)}</Fact>
+              <Fact label="Time to acknowledge">{formatDuration(incident.response_seconds)}</Fact>
+              <Fact label="Time to resolve">{formatDuration(incident.resolution_seconds)}</Fact>
+            </dl>
+            {incident.resolution_notes && (
+              <div className="resolution">
+                <h3>Resolution</h3>
+                <p>{incident.resolution_notes}</p>
+              </div>
+            )}
+          </section>
+
+          <section className="panel" aria-labelledby="notes-title">
+            <h2 id="notes-title">Notes</h2>
+            {incident.notes.length === 0 ? (
+              <Empty>No notes yet.</Empty>
+            ) : (
+              <ul className="notes">
+                {incident.notes.map((note) => (
+                  <li key={note.note_id}>
+                    <p className="note-meta">
+                      <strong>{note.author_name}</strong> · {formatDateTime(note.created_at)}
+                    </p>
+                    <p className="note-body">{note.body}</p>
+                  </li>
+                ))}
+              </ul>
+            )}
+            {canNote && (
+              <NoteForm
+                busy={busy}
+                onAdd={(note) => act("notes", { method: "POST", body: { note } }, "Note added.")}
+              />
+            )}
+          </section>
+        </div>
+
+        <section className="panel" aria-labelledby="history-title">
+          <h2 id="history-title">Audit trail</h2>
+          <ol className="timeline" aria-label="Audit trail">
+            {incident.history.map((entry) => (
+              <li key={entry.history_id}>
+                <p className="timeline-head">
+                  <strong>{humanize(entry.action)}</strong>
+                  {entry.new_status && entry.previous_status !== entry.new_status && (
+                    <>
+                      {" "}
+                      → <StatusBadge status={entry.new_status} />
+                    </>
+                  )}
+                </p>
+                <p className="timeline-meta">
+                  {entry.actor_name || "System"} · {formatDateTime(entry.created_at)}
+                </p>
+                {entry.note && <p className="timeline-note">{entry.note}</p>}
+              </li>
+            ))}
+          </ol>
+          {incident.assignments.length > 0 && (
+            <>
+              <h3>Assignments</h3>
+              <ul className="assignments">
+                {incident.assignments.map((assignment) => (
+                  <li key={assignment.assignment_id}>
+                    {assignment.name} ({humanize(assignment.role)}) — {humanize(assignment.reason)},{" "}
+                    {formatDateTime(assignment.assigned_at)}
+                    {assignment.ended_at ? ` to ${formatDateTime(assignment.ended_at)}` : " (current)"}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </section>
+      </div>
+    </article>
+  );
+}

@@ -1,0 +1,88 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+
+import { humanize } from "./format.js";
+
+export function SeverityBadge({ severity }) {
+  return <span className={`badge severity-${String(severity).toLowerCase()}`}>{severity}</span>;
+}
+
+export function StatusBadge({ status }) {
+  return <span className={`badge status status-${String(status).toLowerCase()}`}>{humanize(status)}</span>;
+}
+
+// An API error as the clinician should read it: the service's own message, and for a conflict
+// (409) the incident's current status and what can be done now.
+export function ErrorNotice({ error, onDismiss }) {
+  if (!error) return null;
+  const { incident_status: status, allowed_actions: allowed, field } = error.body || {};
+  return (
+    <div className="notice error" role="alert">
+      <p>
+        <strong>{error.status === 0 ? "Connection problem" : "Something went wrong"}:</strong> {error.message}
+      </p>
+      {status && (
+        <p>
+          The incident is now <StatusBadge status={status} />
+          {allowed && allowed.length > 0 && <> — allowed now: {allowed.map(humanize).join(", ")}</>}.
+        </p>
+      )}
+      {field && !status && <p className="muted">Field: {field}</p>}
+      {onDismiss && (
+        <button type="button" className="link-button" onClick={onDismiss}>
+          Dismiss
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Loading({ what = "Loading" }) {
+  return (
+    <p className="loading" role="status">
+      {what}…
+    </p>
+  );
+}
+
+export function Empty({ children }) {
+  return <p className="empty">{children}</p>;
+}
+
+// Loads data with `load(signal)`; reload() fetches again keeping the old data on screen.
+export function useResource(load, deps) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const controller = useRef(null);
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const run = useCallback(load, deps);
+
+  const reload = useCallback(async () => {
+    controller.current?.abort();
+    const current = new AbortController();
+    controller.current = current;
+    setState((previous) => ({ ...previous, loading: true }));
+    try {
+      const data = await run(current.signal);
+      if (!current.signal.aborted) setState({ data, error: null, loading: false });
+    } catch (error) {
+      if (error.name === "AbortError" || current.signal.aborted) return;
+      setState((previous) => ({ ...previous, error, loading: false }));
+    }
+  }, [run]);
+
+  useEffect(() => {
+    reload();
+    return () => controller.current?.abort();
+  }, [reload]);
+
+  return { ...state, reload };
+}
+
+// Re-renders every `ms` so relative times ("3 min ago") stay true.
+export function useNow(ms = 30000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(timer);
+  }, [ms]);
+  return now;
+}
