@@ -89,27 +89,37 @@ class Publisher:
                 pass
 
     def publish(self, queue: str, payload: dict, *, message_id: str, headers: dict | None = None) -> None:
-        body = json.dumps(payload, default=str).encode()
+        """Put a persistent message on a durable work queue."""
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
             message_id=message_id, headers=headers or None,
         )
+        self._publish("", queue, payload, properties, declare=declare_queue, mandatory=True)
+
+    def _publish(self, exchange: str, routing_key: str, payload: dict, properties, *,
+                 declare, mandatory: bool) -> None:
+        """Publish and wait for the broker's confirm. `declare(channel, name)` declares the
+        destination once per connection (and again if it vanished under us)."""
+        destination = exchange or routing_key
+        body = json.dumps(payload, default=str).encode()
         # An idle connection may have been dropped by the broker: one fresh retry is normal.
         for attempt in (1, 2):
             try:
                 channel = self._channel()
-                if queue not in self._local.declared:
-                    declare_queue(channel, queue)
-                    self._local.declared.add(queue)
-                channel.basic_publish("", queue, body, properties, mandatory=True)
+                if destination not in self._local.declared:
+                    declare(channel, destination)
+                    self._local.declared.add(destination)
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
                 return
             except pika.exceptions.UnroutableError as exc:
                 # The queue was deleted since this connection declared it: declare it again.
-                self._local.declared.discard(queue)
+                self._local.declared.discard(destination)
                 if attempt == 2:
-                    raise BrokerError(f"broker refused message {message_id} for {queue}: {exc!r}") from exc
+                    raise BrokerError(f"broker refused message {properties.message_id} for "
+                                      f"{destination}: {exc!r}") from exc
             except pika.exceptions.NackError as exc:
-                raise BrokerError(f"broker refused message {message_id} for {queue}: {exc!r}") from exc
+                raise BrokerError(f"broker refused message {properties.message_id} for "
+                                  f"{destination}: {exc!r}") from exc
             except CONNECTION_ERRORS as exc:
                 self._reset()
                 if attempt == 2:
@@ -119,28 +129,26 @@ class Publisher:
         self._reset()
 
 
-class Consumer:
-    """Consumes one queue in a background thread.
+class SubscriptionThread:
+    """A background thread with its own connection that subscribes, consumes until stopped,
+    and subscribes again (with backoff) after every lost connection or broker restart.
+    Subclasses say what to subscribe to (`_subscribe`) and how to take a message."""
 
-    The handler receives the decoded JSON object and does its work in its own transaction. The
-    message is acknowledged only after the handler returned, i.e. after that transaction
-    committed: a crash before then leaves the message on the queue for redelivery, so handlers
-    must be idempotent. A handler that raises PermanentMessageError (or a body that is not a JSON
-    object) sends the message to the dead-letter queue with the reason; any other exception is
-    retried after a pause.
-    """
-
-    def __init__(self, url: str, queue: str, handler, *, prefetch: int = 10,
-                 retry_delay: float = 1.0, max_backoff: float = 10.0):
-        self.url, self.queue, self.handler = url, queue, handler
-        self.prefetch, self.retry_delay, self.max_backoff = prefetch, retry_delay, max_backoff
+    def __init__(self, url: str, *, name: str, max_backoff: float = 10.0):
+        self.url, self.name, self.max_backoff = url, name, max_backoff
         self.connected = threading.Event()
         self._stopping = threading.Event()
         self._connection = self._channel = None
         self._thread = None
 
-    def start(self) -> "Consumer":
-        self._thread = threading.Thread(target=self._run, name=f"consumer-{self.queue}", daemon=True)
+    def _subscribe(self, channel) -> None:
+        raise NotImplementedError
+
+    def _on_subscribed(self) -> None:
+        """Runs after every (re)subscription, in the thread."""
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
 
@@ -162,19 +170,17 @@ class Consumer:
             try:
                 connection = pika.BlockingConnection(connection_parameters(self.url))
                 channel = connection.channel()
-                channel.confirm_delivery()  # dead letters are confirmed before the original is acked
-                declare_queue(channel, self.queue)
-                channel.basic_qos(prefetch_count=self.prefetch)
-                channel.basic_consume(self.queue, self._on_message)
+                self._subscribe(channel)
                 self._connection, self._channel = connection, channel
                 self.connected.set()
                 backoff = 0.5
-                log.info("consuming", extra={"queue": self.queue})
+                log.info("subscribed", extra={"subscription": self.name})
+                self._on_subscribed()
                 if not self._stopping.is_set():
                     channel.start_consuming()
             except CONNECTION_ERRORS as exc:
-                log.warning("broker connection lost, reconnecting",
-                            extra={"queue": self.queue, "error": repr(exc), "retry_in": backoff})
+                log.warning("broker connection lost, subscribing again",
+                            extra={"subscription": self.name, "error": repr(exc), "retry_in": backoff})
             finally:
                 self.connected.clear()
                 self._connection = self._channel = None
@@ -185,6 +191,30 @@ class Consumer:
                         pass
             self._stopping.wait(backoff)
             backoff = min(backoff * 2, self.max_backoff)
+
+
+class Consumer(SubscriptionThread):
+    """Consumes one work queue in a background thread.
+
+    The handler receives the decoded JSON object and does its work in its own transaction. The
+    message is acknowledged only after the handler returned, i.e. after that transaction
+    committed: a crash before then leaves the message on the queue for redelivery, so handlers
+    must be idempotent. A handler that raises PermanentMessageError (or a body that is not a JSON
+    object) sends the message to the dead-letter queue with the reason; any other exception is
+    retried after a pause.
+    """
+
+    def __init__(self, url: str, queue: str, handler, *, prefetch: int = 10,
+                 retry_delay: float = 1.0, max_backoff: float = 10.0):
+        super().__init__(url, name=f"consumer-{queue}", max_backoff=max_backoff)
+        self.queue, self.handler = queue, handler
+        self.prefetch, self.retry_delay = prefetch, retry_delay
+
+    def _subscribe(self, channel) -> None:
+        channel.confirm_delivery()  # dead letters are confirmed before the original is acked
+        declare_queue(channel, self.queue)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        channel.basic_consume(self.queue, self._on_message)
 
     def _on_message(self, channel, method, properties, body) -> None:
         try:

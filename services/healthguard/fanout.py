@@ -13,9 +13,8 @@ import logging
 import threading
 
 import pika
-import pika.exceptions
 
-from .broker import CONNECTION_ERRORS, BrokerError, Publisher, connection_parameters
+from .broker import Publisher, SubscriptionThread
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +34,11 @@ class FanoutPublisher(Publisher):
         self.exchange = exchange
 
     def broadcast(self, payload: dict, *, message_id: str) -> None:
-        body = json.dumps(payload, default=str).encode()
         properties = pika.BasicProperties(content_type="application/json", message_id=message_id)
-        for attempt in (1, 2):  # an idle connection may have been dropped: one fresh retry
-            try:
-                channel = self._channel()
-                if self.exchange not in self._local.declared:
-                    declare_fanout(channel, self.exchange)
-                    self._local.declared.add(self.exchange)
-                channel.basic_publish(self.exchange, "", body, properties)
-                return
-            except pika.exceptions.NackError as exc:
-                raise BrokerError(f"broker refused message {message_id} for {self.exchange}: {exc!r}") \
-                    from exc
-            except CONNECTION_ERRORS as exc:
-                self._reset()
-                if attempt == 2:
-                    raise BrokerError(f"broker unreachable: {exc!r}") from exc
+        self._publish(self.exchange, "", payload, properties, declare=declare_fanout, mandatory=False)
 
 
-class FanoutSubscriber:
+class FanoutSubscriber(SubscriptionThread):
     """Receives every message of a fanout exchange in a background thread of this process.
 
     `handler(message)` gets each decoded JSON object; its exceptions are logged, never retried
@@ -63,62 +47,22 @@ class FanoutSubscriber:
     to it, so that is where it catches up from the durable record."""
 
     def __init__(self, url: str, exchange: str, handler, *, on_subscribed=None, max_backoff: float = 10.0):
-        self.url, self.exchange, self.handler = url, exchange, handler
-        self.on_subscribed = on_subscribed
-        self.max_backoff = max_backoff
-        self.subscribed = threading.Event()
-        self._stopping = threading.Event()
-        self._connection = self._channel = None
-        self._thread = None
+        super().__init__(url, name=f"fanout-{exchange}", max_backoff=max_backoff)
+        self.exchange, self.handler, self.on_subscribed = exchange, handler, on_subscribed
 
-    def start(self) -> "FanoutSubscriber":
-        self._thread = threading.Thread(target=self._run, name=f"fanout-{self.exchange}", daemon=True)
-        self._thread.start()
-        return self
+    @property
+    def subscribed(self) -> threading.Event:
+        return self.connected
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        connection, channel = self._connection, self._channel
-        if connection is not None and channel is not None:
-            try:
-                connection.add_callback_threadsafe(channel.stop_consuming)
-            except CONNECTION_ERRORS:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _subscribe(self, channel) -> None:
+        declare_fanout(channel, self.exchange)
+        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(queue, self.exchange)
+        channel.basic_consume(queue, self._on_message, auto_ack=True)
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            connection = None
-            try:
-                connection = pika.BlockingConnection(connection_parameters(self.url))
-                channel = connection.channel()
-                declare_fanout(channel, self.exchange)
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                channel.queue_bind(queue, self.exchange)
-                channel.basic_consume(queue, self._on_message, auto_ack=True)
-                self._connection, self._channel = connection, channel
-                self.subscribed.set()
-                backoff = 0.5
-                log.info("subscribed", extra={"exchange": self.exchange})
-                if self.on_subscribed is not None:
-                    self._call(self.on_subscribed)
-                if not self._stopping.is_set():
-                    channel.start_consuming()
-            except CONNECTION_ERRORS as exc:
-                log.warning("broker connection lost, resubscribing",
-                            extra={"exchange": self.exchange, "error": repr(exc), "retry_in": backoff})
-            finally:
-                self.subscribed.clear()
-                self._connection = self._channel = None
-                if connection is not None and connection.is_open:
-                    try:
-                        connection.close()
-                    except CONNECTION_ERRORS:
-                        pass
-            self._stopping.wait(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+    def _on_subscribed(self) -> None:
+        if self.on_subscribed is not None:
+            self._call(self.on_subscribed)
 
     def _on_message(self, channel, method, properties, body) -> None:
         try:
