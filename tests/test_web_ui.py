@@ -238,6 +238,40 @@ def test_a_device_alert_appears_on_the_assignees_dashboard_without_a_reload(page
     assert alert["alert_id"]
 
 
+def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page, site):
+    sockets, sent, blocked = [], [], [False]
+
+    def through_to_the_server(socket):
+        if blocked[0]:
+            socket.close()  # the network is still down: the page must keep retrying
+            return
+        server = socket.connect_to_server()
+        sockets.append(socket)
+        socket.on_message(lambda message: (sent.append(message), server.send(message)))
+
+    page.route_web_socket("**/ws*", through_to_the_server)
+    token = signed_in_as_d01(page)
+    expect(page.get_by_role("heading", name="My active incidents")).to_be_visible()
+    blocked[0] = True
+    sockets[-1].close()
+    expect(page.get_by_role("status").filter(has_text="Offline")).to_be_visible()
+
+    # While the page is offline the incident is created, assigned and its notification stored.
+    alert = device_alert(site, "STROKE_SUSPECTED", patient_id="P005")
+    incident = my_incident(site, token, alert["alert_id"])
+    wait_for(lambda: any(n["incident_id"] == incident["incident_id"] for n in requests.get(
+        f"{site}/api/v1/notifications", headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    ).json()["notifications"]), 10, 0.2, "the notification to be stored")
+    blocked[0] = False
+
+    expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    assert any('"type":"resume"' in message.replace(" ", "") for message in sent), sent
+    # Replayed by the server after the resume: the toast and the bell, and the list refreshed.
+    expect(page.get_by_role("alert", name="New assignment")).to_contain_text("Suspected stroke")
+    mine = page.get_by_role("table", name="My active incidents")
+    expect(mine.get_by_role("row").filter(has_text="Suspected stroke")).to_be_visible()
+
+
 def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail(page, site):
     token = signed_in_as_d01(page)
     alert = device_alert(site, "BP_HIGH", patient_id="P002", value=212)
