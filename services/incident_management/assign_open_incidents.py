@@ -5,7 +5,8 @@ Runs in every worker of every incident-management process: each incident is lock
 SKIP LOCKED and assigned only while still OPEN, so copies never assign one incident twice.
 """
 import logging
-import threading
+
+from healthguard.tasks import PeriodicTask
 
 from . import incidents
 from .assignment import OnCallClient, assign_automatically
@@ -39,30 +40,22 @@ def assign_open_incidents(*, db, oncall: OnCallClient) -> int:
     return assigned
 
 
-class OpenIncidentRetrier:
-    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
-        self.db, self.interval = db, interval
-        self.oncall = OnCallClient(oncall_url, service_token)
-        self._stopping = threading.Event()
-        self._thread = None
+class OpenIncidentRetrier(PeriodicTask):
+    """Offers incidents still OPEN (nobody was available) to the on-call service again."""
 
-    def start(self) -> "OpenIncidentRetrier":
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="assign-open-incidents", daemon=True)
-        self._thread.start()
-        return self
+    name = "assign-open-incidents"
+
+    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
+        super().__init__(interval=interval)
+        self.db = db
+        self.oncall = OnCallClient(oncall_url, service_token)
+
+    def run_once(self) -> int:
+        assigned = assign_open_incidents(db=self.db, oncall=self.oncall)
+        if assigned:
+            log.info("assigned incidents that were waiting", extra={"assigned": assigned})
+        return assigned
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
         self.oncall.close()
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                assigned = assign_open_incidents(db=self.db, oncall=self.oncall)
-                if assigned:
-                    log.info("assigned incidents that were waiting", extra={"assigned": assigned})
-            except Exception:  # the database may be down: keep the task alive, try next time
-                log.exception("retrying OPEN incidents failed")

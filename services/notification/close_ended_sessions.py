@@ -5,35 +5,25 @@ sockets. Every few seconds this task asks, in ONE query for all sockets of this 
 of their sessions are still live, and closes the others with code 4401.
 """
 import logging
-import threading
+
+from healthguard.tasks import PeriodicTask
 
 from .hub import CLOSE_SESSION_ENDED, Hub
 
 log = logging.getLogger(__name__)
 
 
-class CloseEndedSessions:
+class CloseEndedSessions(PeriodicTask):
+    """Closes the sockets whose session was revoked (logout) or ran out, within seconds."""
+
+    name = "close-ended-sessions"
+
     def __init__(self, *, db, hub: Hub, interval: float):
-        self.db, self.hub, self.interval = db, hub, interval
-        self._stopping = threading.Event()
-        self._thread = None
+        super().__init__(interval=interval)
+        self.db, self.hub = db, hub
 
-    def start(self) -> "CloseEndedSessions":
-        self._thread = threading.Thread(target=self._run, name="close-ended-sessions", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                self.check_once()
-            except Exception:  # the database may be away for a while: keep the sockets, try again
-                log.warning("could not check the sessions of open sockets", exc_info=True)
+    def run_once(self) -> int:
+        return self.check_once()
 
     def check_once(self) -> int:
         session_ids = sorted({sock.session_id for sock in self.hub.sockets()})
