@@ -145,7 +145,8 @@ def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_s
         login_as("S02")
         accepted = [post_alert(ingestion)]
         wait_for(lambda: all_assigned(db, accepted), 15, 0.1, "the first alert to be assigned")
-
+        # Its notification event goes out through the outbox too: let it leave first.
+        wait_for(lambda: outbox_size(db) == 0, 15, 0.1, "the first alert's events to be published")
         rabbit.stop()
         accepted += [post_alert(ingestion, patient, "HEART_RATE_HIGH")  # each answers 201
                      for patient in ("P001", "P002", "P003", "P004", "P005") * 2]
