@@ -7,22 +7,30 @@ from healthguard.web import create_service_app
 from .api_document import DOCUMENT
 from .assign_open_incidents import OpenIncidentRetrier
 from .consume_alerts import AlertConsumer
+from .escalate_unacknowledged import UnacknowledgedEscalator
 from .views import blueprint
 
 DEFAULT_RETRY_SECONDS = 5.0  # how often OPEN (unassigned) incidents are offered again
+DEFAULT_ESCALATION_CHECK_SECONDS = 10.0  # how often overdue unacknowledged incidents are looked for
+
+
+def _seconds(app, name: str, default: float) -> float:
+    try:
+        value = float(app.config.get(name) or default)
+    except ValueError:
+        value = 0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"setting {name} must be a number of seconds between 0 and 3600, "
+                          f"got {app.config.get(name)!r}")
+    return value
 
 
 def create_app(config=None):
     app = create_service_app("incident-management", config, required=("ONCALL_URL",),
-                             optional=("ASSIGNMENT_RETRY_SECONDS",),
+                             optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS"),
                              blueprints=(blueprint, openapi_blueprint(DOCUMENT)))
-    try:
-        retry_seconds = float(app.config.get("ASSIGNMENT_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
-    except ValueError:
-        retry_seconds = 0
-    if not 0 < retry_seconds <= 3600:
-        raise ConfigError("setting ASSIGNMENT_RETRY_SECONDS must be a number of seconds between 0 and 3600, "
-                          f"got {app.config.get('ASSIGNMENT_RETRY_SECONDS')!r}")
+    retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
+    escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
     hg = app.extensions["healthguard"]
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],
               "service_token": app.config["SERVICE_TOKEN"]}
@@ -31,5 +39,6 @@ def create_app(config=None):
         OutboxRelay(hg.db, hg.publisher),
         AlertConsumer(rabbitmq_url=hg.rabbitmq_url, **common),
         OpenIncidentRetrier(interval=retry_seconds, **common),
+        UnacknowledgedEscalator(interval=escalation_seconds, **common),
     ]
     return app

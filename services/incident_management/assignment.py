@@ -41,13 +41,14 @@ class OnCallClient:
         response.raise_for_status()
         return response.json()["clinicians"]
 
-    def candidates(self, routes_to) -> list[dict]:
+    def candidates(self, routes_to, *, exclude=()) -> list[dict]:
         """The clinicians to choose from for an alert type routed to `routes_to`: those of the
-        first role that has anyone available, else anyone available. [] when nobody is, or when
-        the on-call service is unreachable (the incident stays OPEN and is retried)."""
+        first role that has anyone available (other than `exclude`), else anyone available. []
+        when nobody is, or when the on-call service is unreachable (the incident stays OPEN and
+        is retried)."""
         try:
             for role in [*routes_to, None]:
-                clinicians = self.available(role)
+                clinicians = [c for c in self.available(role) if c["employee_id"] not in exclude]
                 if clinicians:
                     return clinicians
         except (requests.RequestException, ValueError, KeyError) as exc:

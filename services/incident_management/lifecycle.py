@@ -110,9 +110,12 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
     return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
 
 
-def _hand_over(cur, *, before: dict, to: dict, actor: Clinician, reason: str, action: str,
-               note: str | None, message: str) -> Change:
-    """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED."""
+def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
+               note: str | None, message: str, event_type: str | None = None,
+               also_notify=()) -> Change:
+    """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED.
+    `actor` None is the system (escalation)."""
+    actor_id = actor.employee_id if actor else None
     new_status = "ASSIGNED" if before["status"] == "OPEN" else "REASSIGNED"
     cur.execute("""
         UPDATE incidents
@@ -125,12 +128,12 @@ def _hand_over(cur, *, before: dict, to: dict, actor: Clinician, reason: str, ac
     cur.execute("""
         INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason)
         VALUES (%s, %s, %s, %s)
-    """, (before["incident_id"], to["employee_id"], actor.employee_id, reason))
-    entry = history.record(cur, incident=incident, actor_id=actor.employee_id, action=action,
+    """, (before["incident_id"], to["employee_id"], actor_id, reason))
+    entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
                            previous_status=before["status"], note=note)
     # The new assignee must act; the previous one must learn the incident is no longer theirs.
-    event = announce(cur, incident, type=f"INCIDENT_{new_status}", history=entry,
-                     recipients=[to["employee_id"], before["assigned_to"]], message=message)
+    event = announce(cur, incident, type=event_type or f"INCIDENT_{new_status}", history=entry,
+                     recipients=[to["employee_id"], before["assigned_to"], *also_notify], message=message)
     return Change(incident, event)
 
 
@@ -153,7 +156,7 @@ def claim_incident(cur, *, incident_id: int, clinician: Clinician, note: str | N
         raise ApiError(409, f"incident {incident_id} is already assigned to you",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
     previous = f" from {before['assigned_to']}" if before["assigned_to"] else ""
-    return _hand_over(cur, before=before, to=_employee(cur, clinician.employee_id), actor=clinician,
+    return hand_over(cur, before=before, to=_employee(cur, clinician.employee_id), actor=clinician,
                       reason="CLAIM", action="CLAIMED", note=note,
                       message=f"{clinician.name} took over {before['title']}{previous}.")
 
@@ -169,7 +172,7 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
     if before["assigned_to"] == employee_id:
         raise ApiError(409, f"incident {incident_id} is already assigned to {employee_id}",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
-    return _hand_over(cur, before=before, to=target, actor=clinician, reason="REASSIGN",
+    return hand_over(cur, before=before, to=target, actor=clinician, reason="REASSIGN",
                       action="REASSIGNED", note=note,
                       message=f"{clinician.name} reassigned {before['title']} to {target['name']}.")
 

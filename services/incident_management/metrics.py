@@ -14,3 +14,5 @@ ASSIGNMENTS = Counter("incident_assignments_total", "Incidents assigned to a cli
                       ["reason"])
 ONCALL_LOOKUP_FAILURES = Counter("oncall_lookup_failures_total",
                                  "Requests to the on-call service that failed (incident left OPEN)")
+ESCALATIONS = Counter("incident_escalations_total",
+                      "Incidents escalated because nobody acknowledged them in time", ["severity"])
