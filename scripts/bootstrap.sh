@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 log() { printf 'bootstrap: %s\n' "$*"; }
 
 # --- Debian packages -----------------------------------------------------------------------
-# promtool checks the Prometheus config; the servers are only installed where none exists.
+# promtool checks the Prometheus config, nginx serves the web UI, Chromium runs the browser
+# tests; the database and broker servers are only installed where none exists.
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests drive Debian's Chromium
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 installed_postgres=no
