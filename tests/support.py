@@ -1,6 +1,7 @@
 """Real servers for tests: throw-away PostgreSQL and RabbitMQ instances a test may stop and
 start, and the services themselves as gunicorn subprocesses. Never touches the machine's shared
 PostgreSQL or RabbitMQ processes."""
+import contextlib
 import glob
 import os
 import shutil
@@ -12,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pika
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,3 +200,38 @@ class ServiceProcess:
             _kill_group(self.proc, signal.SIGTERM)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.log_path.unlink(missing_ok=True)
+
+
+def drain_queue(rabbitmq_url: str, queue: str) -> list[tuple[dict, "pika.BasicProperties"]]:
+    """Every message now on `queue` (decoded JSON body and properties), removed from it."""
+    import json
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True)
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        messages.append((json.loads(body), properties))
+    connection.close()
+    return messages
+
+
+@contextlib.contextmanager
+def pipeline(service_env: dict, *, incident_env: dict | None = None, incident_workers: int = 1):
+    """On-call, alert ingestion and incident management running together (the alert path)."""
+    started = []
+    try:
+        oncall = ServiceProcess("oncall", service_env).start()
+        started.append(oncall)
+        ingestion = ServiceProcess("alert-ingestion", service_env).start()
+        started.append(ingestion)
+        incidents = ServiceProcess("incident-management", {
+            **service_env, "ONCALL_URL": oncall.url, **(incident_env or {})},
+            workers=incident_workers).start()
+        started.append(incidents)
+        yield {"oncall": oncall, "ingestion": ingestion, "incidents": incidents}
+    finally:
+        for service in started:
+            service.stop()

@@ -6,24 +6,15 @@ import time
 import pytest
 import requests
 
-from tests.support import ServiceProcess, wait_for
+from tests.support import pipeline, wait_for
 from tests.test_incidents import Api, queued
 
 
 @pytest.fixture(scope="module")
 def services(service_env):
-    started = []
-    try:
-        oncall = ServiceProcess("oncall", service_env).start()
-        started.append(oncall)
-        started.append(ServiceProcess("alert-ingestion", service_env).start())
-        started.append(ServiceProcess("incident-management", {
-            **service_env, "ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5",
-            "ESCALATION_CHECK_SECONDS": "0.3"}).start())
-        yield {"oncall": oncall, "ingestion": started[1], "incidents": started[2]}
-    finally:
-        for service in started:
-            service.stop()
+    with pipeline(service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5",
+                                             "ESCALATION_CHECK_SECONDS": "0.3"}) as running:
+        yield running
 
 
 @pytest.fixture

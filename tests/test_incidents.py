@@ -11,7 +11,7 @@ import requests
 from healthguard.openapi import app_operations, document_operations
 from incident_management.api_document import DOCUMENT
 from incident_management.app import create_app
-from tests.support import ServiceProcess, wait_for
+from tests.support import ServiceProcess, drain_queue, pipeline, wait_for
 
 DEVICE_KEY = "test-device-key"
 EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
@@ -21,19 +21,9 @@ EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message
 @pytest.fixture(scope="module")
 def services(service_env):
     """On-call, alert ingestion and incident management, running for the whole module."""
-    started = []
-    try:
-        oncall = ServiceProcess("oncall", service_env).start()
-        started.append(oncall)
-        ingestion = ServiceProcess("alert-ingestion", service_env).start()
-        started.append(ingestion)
-        incidents = ServiceProcess("incident-management", {
-            **service_env, "ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"}, workers=2).start()
-        started.append(incidents)
-        yield {"oncall": oncall, "ingestion": ingestion, "incidents": incidents}
-    finally:
-        for service in started:
-            service.stop()
+    with pipeline(service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"},
+                  incident_workers=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -93,19 +83,10 @@ class Api:
         return float(match.group(1)) if match else 0.0
 
 
-def queued(rabbitmq_url, queue) -> list[dict]:
-    """Every message on `queue`, removed from it, with its headers."""
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    channel.queue_declare(queue, durable=True)
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append((json.loads(body), properties))
-    connection.close()
-    return [message for message, _ in messages] if not queue.endswith(".dead") else messages
+def queued(rabbitmq_url, queue) -> list:
+    """Every message on `queue`, removed from it (with its properties for a dead-letter queue)."""
+    messages = drain_queue(rabbitmq_url, queue)
+    return messages if queue.endswith(".dead") else [message for message, _ in messages]
 
 
 def events_for(rabbitmq_url, incident_id, *, wanted: int, collected: list) -> list[dict]:

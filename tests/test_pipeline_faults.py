@@ -1,30 +1,19 @@
 """The alert pipeline under faults: several outbox relays at once, RabbitMQ down, an
 incident-management process killed mid-stream."""
-import json
 import threading
 
-import pika
 import pytest
 import requests
 
 from healthguard.broker import Publisher
 from healthguard.outbox import OutboxRelay, enqueue
-from tests.support import ThrowawayRabbitMQ, wait_for
+from tests.support import ThrowawayRabbitMQ, drain_queue, wait_for
 
 
 def drain(rabbitmq_url: str, queue: str) -> list[dict]:
-    """Every message now on `queue`, removed from it."""
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    channel.queue_declare(queue, durable=True)
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append({"message_id": properties.message_id, **json.loads(body)})
-    connection.close()
-    return messages
+    """Every message now on `queue`, removed from it, with its message id."""
+    return [{"message_id": properties.message_id, **body}
+            for body, properties in drain_queue(rabbitmq_url, queue)]
 
 
 def outbox_size(db) -> int:
