@@ -102,3 +102,29 @@ def test_incident_acknowledged_in_time_is_never_escalated(api, services, login_a
     after = api.get(incident["incident_id"])
     assert after["escalation_level"] == 0 and after["assigned_to"] == incident["assigned_to"]
     assert "ESCALATED" not in [action for action, _ in history_actions(after)]
+
+
+def test_incidents_nobody_owns_show_in_the_metrics(api, services, login_as):
+    """With nobody signed in, a cardiac arrest stays OPEN: Prometheus sees it as active and
+    unowned (IncidentUnowned pages on that), and as assigned once a doctor signs in."""
+    alert_id = api.post_alert(alert_type="CARDIAC_ARREST")
+    incident = api.incident_of(alert_id, status="OPEN")
+    metrics_url = services["incidents"].url + "/metrics"
+
+    def sample(name, **labels):
+        text = requests.get(metrics_url, timeout=5).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith(f"{name}{{{wanted}}} "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    assert sample("incidents_active", severity="CRITICAL", status="OPEN") == 1
+    waited = wait_for(lambda: (s := sample("incident_unassigned_oldest_seconds", severity="CRITICAL")) and s,
+                      5, 0.2, "the unowned incident's age")
+    assert waited > 0
+    login_as(on_duty(services, "EMERGENCY_DOCTOR")[0])
+    assigned = api.incident_of(alert_id, status="ASSIGNED")
+    assert assigned["incident_id"] == incident["incident_id"]
+    assert sample("incidents_active", severity="CRITICAL", status="ASSIGNED") == 1
+    assert sample("incident_unassigned_oldest_seconds", severity="CRITICAL") is None

@@ -34,7 +34,8 @@ NGINX_CONF = REPO / "web-ui" / "nginx.conf"
 # What the services expose (healthguard.metrics and the services), plus Prometheus' own `up`.
 COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total",
             "messages_dead_lettered_total", "http_requests_total"}
-GAUGES = {"websocket_connections", "oncall_current", "up"}
+GAUGES = {"websocket_connections", "oncall_current", "incidents_active",
+          "incident_unassigned_oldest_seconds", "up"}
 HISTOGRAMS = {"incident_mtta_seconds", "incident_mttr_seconds", "http_request_duration_seconds"}
 KNOWN_METRICS = COUNTERS | GAUGES | {
     f"{histogram}{suffix}" for histogram in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}

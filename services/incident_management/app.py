@@ -1,5 +1,6 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "incident_management.app:create_app()"`."""
 from healthguard.config import ConfigError
+from healthguard.metrics import add_scrape_collector
 from healthguard.openapi import openapi_blueprint
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
@@ -8,6 +9,7 @@ from .api_document import DOCUMENT
 from .assign_open_incidents import OpenIncidentRetrier
 from .consume_alerts import AlertConsumer
 from .escalate_unacknowledged import UnacknowledgedEscalator
+from .metrics import ActiveIncidentsCollector
 from .views import blueprint
 
 DEFAULT_RETRY_SECONDS = 5.0  # how often OPEN (unassigned) incidents are offered again
@@ -32,6 +34,7 @@ def create_app(config=None):
     retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
     escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
     hg = app.extensions["healthguard"]
+    add_scrape_collector(app, ActiveIncidentsCollector(db=hg.db))
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],
               "service_token": app.config["SERVICE_TOKEN"]}
     # Started per worker after gunicorn forks (post_worker_init), never here.

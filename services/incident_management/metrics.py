@@ -1,6 +1,11 @@
 """Metrics of the incident management service (multiprocess-safe: see healthguard.metrics).
 Observed only after the transaction that made the change has committed."""
+import logging
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
 
 # Minutes matter at a bedside: buckets from 5 seconds to 4 hours.
 RESPONSE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
@@ -16,3 +21,38 @@ ONCALL_LOOKUP_FAILURES = Counter("oncall_lookup_failures_total",
                                  "Requests to the on-call service that failed (incident left OPEN)")
 ESCALATIONS = Counter("incident_escalations_total",
                       "Incidents escalated because nobody acknowledged them in time", ["severity"])
+
+
+class ActiveIncidentsCollector:
+    """Read from the database when Prometheus scrapes, so every worker and replica reports the
+    same truth: incidents not yet resolved, by status and severity, and how long the oldest one
+    nobody owns (OPEN: no clinician was available) has waited. An alarm nobody owns is the
+    failure this platform exists to prevent; prometheus/alerts.yml pages on it."""
+
+    def __init__(self, *, db):
+        self.db = db
+
+    def collect(self):
+        try:
+            with self.db.transaction() as cur:
+                cur.execute("""
+                    SELECT status, severity, count(*) AS n,
+                           extract(epoch FROM now() - min(created_at)) AS oldest_seconds
+                    FROM incidents WHERE status <> 'RESOLVED'
+                    GROUP BY status, severity
+                """)
+                rows = cur.fetchall()
+        except Exception as exc:  # a scrape must still answer the other metrics
+            log.warning("incidents_active not collected", extra={"error": repr(exc)})
+            return
+        active = GaugeMetricFamily("incidents_active", "Incidents not yet resolved",
+                                   labels=["status", "severity"])
+        unowned = GaugeMetricFamily("incident_unassigned_oldest_seconds",
+                                    "Age of the oldest incident nobody is assigned to (OPEN)",
+                                    labels=["severity"])
+        for row in rows:
+            active.add_metric([row["status"], row["severity"]], row["n"])
+            if row["status"] == "OPEN":
+                unowned.add_metric([row["severity"]], float(row["oldest_seconds"]))
+        yield active
+        yield unowned
