@@ -104,11 +104,20 @@ def test_incident_acknowledged_in_time_is_never_escalated(api, services, login_a
     assert "ESCALATED" not in [action for action, _ in history_actions(after)]
 
 
-def test_incidents_nobody_owns_show_in_the_metrics(api, services, login_as):
-    """With nobody signed in, a cardiac arrest stays OPEN: Prometheus sees it as active and
-    unowned (IncidentUnowned pages on that), and as assigned once a doctor signs in."""
+def test_incidents_nobody_owns_are_announced_and_show_in_the_metrics(api, services, login_as, rabbitmq_url):
+    """With nobody on duty signed in, a cardiac arrest stays OPEN: a signed-in supervisor who is
+    off duty is told, Prometheus sees it as active and unowned (IncidentUnowned pages on that),
+    and as assigned once a doctor on duty signs in."""
+    doctors = {f"D0{n}" for n in range(1, 5)}
+    off_duty = sorted(doctors - set(on_duty(services, "EMERGENCY_DOCTOR")))[0]
+    login_as(off_duty)
     alert_id = api.post_alert(alert_type="CARDIAC_ARREST")
     incident = api.incident_of(alert_id, status="OPEN")
+    created = wait_for(lambda: [e for e in queued(rabbitmq_url, "notifications")
+                                if e["type"] == "INCIDENT_CREATED"], 10, 0.1, "the unowned incident's event")
+    assert len(created) == 1 and created[0]["incident_id"] == incident["incident_id"]
+    assert created[0]["recipients"] == [off_duty]
+    assert created[0]["data"]["status"] == "OPEN" and created[0]["data"]["assigned_to"] is None
     metrics_url = services["incidents"].url + "/metrics"
 
     def sample(name, **labels):

@@ -61,6 +61,15 @@ class OnCallClient:
         self.session.close()
 
 
+def signed_in_supervisors(cur) -> list[str]:
+    cur.execute("""
+        SELECT employee_id FROM employees
+        WHERE is_supervisor AND is_logged_in AND availability = 'AVAILABLE'
+        ORDER BY employee_id
+    """)
+    return [row["employee_id"] for row in cur.fetchall()]
+
+
 def least_busy(cur, candidates: list[dict]) -> dict:
     """The candidate to assign, re-ranked on current workload under the assignment lock.
 

@@ -12,7 +12,8 @@ import logging
 from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError
 
 from . import incidents
-from .assignment import OnCallClient, assign_automatically
+from .assignment import OnCallClient, assign_automatically, signed_in_supervisors
+from .events import announce
 from .metrics import ASSIGNMENTS, INCIDENTS_CREATED
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,13 @@ def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient) -> dict 
     with db.transaction() as cur:
         incident, created = incidents.open_incident(cur, alert)
         assigned = assign_automatically(cur, incident, candidates)
+        if created and not assigned:
+            # Nobody could take it: every dashboard must show it, and the supervisors who are
+            # signed in must hear of an alarm without an owner.
+            announce(cur, incident, type="INCIDENT_CREATED", history=created,
+                     recipients=signed_in_supervisors(cur),
+                     message=f"{incident['title']} (patient {incident['patient_id']}): nobody available "
+                             f"of {', '.join(alert['routes_to'])} is on duty and signed in. Claim it.")
     if created:
         INCIDENTS_CREATED.labels(severity=incident["severity"]).inc()
     if assigned:

@@ -16,7 +16,7 @@ import logging
 from healthguard.tasks import PeriodicTask
 
 from . import history
-from .assignment import OnCallClient, least_busy
+from .assignment import OnCallClient, least_busy, signed_in_supervisors
 from .events import announce
 from .lifecycle import hand_over
 from .metrics import ASSIGNMENTS, ESCALATIONS
@@ -32,15 +32,6 @@ OVERDUE_CONDITION = """
     AND i.escalation_level < p.max_level
     AND greatest(i.assigned_at, i.escalated_at) < now() - make_interval(secs => p.ack_timeout_seconds)
 """
-
-
-def signed_in_supervisors(cur) -> list[str]:
-    cur.execute("""
-        SELECT employee_id FROM employees
-        WHERE is_supervisor AND is_logged_in AND availability = 'AVAILABLE'
-        ORDER BY employee_id
-    """)
-    return [row["employee_id"] for row in cur.fetchall()]
 
 
 def escalate_incident(cur, *, incident_id: int, candidates: list[dict]) -> dict | None:

@@ -7,16 +7,14 @@ The shape is a contract with the notification service:
      "data": {"status", "patient_id", "room", "alert_type", "assigned_to"}, "occurred_at"}
 """
 from healthguard.broker import NOTIFICATIONS_QUEUE
+from healthguard.incident_events import INCIDENT_EVENT_TYPES
 from healthguard.outbox import enqueue
-
-EVENT_TYPES = ("INCIDENT_ASSIGNED", "INCIDENT_ACKNOWLEDGED", "INCIDENT_STARTED", "INCIDENT_RESOLVED",
-               "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_NOTE_ADDED")
 
 
 def incident_event(incident: dict, *, type: str, history: dict, recipients, message: str) -> dict:
     """The event announcing the change recorded by `history` (its incident_history row): one
     history row, one event, so the event id is stable across a redelivery of the same change."""
-    if type not in EVENT_TYPES:
+    if type not in INCIDENT_EVENT_TYPES:
         raise ValueError(f"unknown notification event type {type}")
     suffix = type.removeprefix("INCIDENT_").lower()
     return {

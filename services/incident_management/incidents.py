@@ -40,9 +40,10 @@ def incident_title(*, severity: str, alert_name: str, room: str) -> str:
     return f"{severity}: {alert_name}, room {room}"
 
 
-def open_incident(cur, alert: dict) -> tuple[dict, bool]:
+def open_incident(cur, alert: dict) -> tuple[dict, dict | None]:
     """The incident of this alert, created OPEN if it does not exist yet, locked FOR UPDATE
-    until the caller's transaction ends. Returns (incident, created).
+    until the caller's transaction ends. Returns (incident, its CREATED history row if this
+    call created it, else None).
 
     The unique key on incidents.alert_id decides between two consumers handling the same
     alert at once: the second insert waits for the first to commit, then does nothing.
@@ -57,11 +58,11 @@ def open_incident(cur, alert: dict) -> tuple[dict, bool]:
                                            room=alert["room"])})
     created = cur.fetchone()
     if created is not None:
-        history.record(cur, incident=created, actor_id=None, action="CREATED", previous_status=None,
-                       note=f"from alert {alert['alert_id']} ({alert['alert_type']})")
-        return created, True
+        entry = history.record(cur, incident=created, actor_id=None, action="CREATED", previous_status=None,
+                               note=f"from alert {alert['alert_id']} ({alert['alert_type']})")
+        return created, entry
     cur.execute("SELECT * FROM incidents WHERE alert_id = %s FOR UPDATE", (alert["alert_id"],))
-    return cur.fetchone(), False
+    return cur.fetchone(), None
 
 
 def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict | None:

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from healthguard.broker import PermanentMessageError
+from healthguard.incident_events import INCIDENT_EVENT_TYPES
 
-EVENT_TYPES = frozenset({
-    "INCIDENT_ASSIGNED", "INCIDENT_ACKNOWLEDGED", "INCIDENT_STARTED", "INCIDENT_RESOLVED",
-    "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_NOTE_ADDED",
-})
+EVENT_TYPES = frozenset(INCIDENT_EVENT_TYPES)
 SEVERITIES = frozenset({"CRITICAL", "HIGH", "MEDIUM", "LOW"})
 MAX_RECIPIENTS = 500
 MAX_TEXT = 4000

@@ -1,4 +1,5 @@
 """The notification service's OpenAPI document (served at /api/v1/openapi.json)."""
+from healthguard.incident_events import INCIDENT_EVENT_TYPES
 from healthguard.openapi import build_document, error_response
 
 NOTIFICATION = {
@@ -7,9 +8,7 @@ NOTIFICATION = {
     "properties": {
         "id": {"type": "integer", "description": "increasing; the cursor for after_id and WebSocket replay"},
         "event_id": {"type": "string"},
-        "event_type": {"type": "string", "enum": [
-            "INCIDENT_ASSIGNED", "INCIDENT_ACKNOWLEDGED", "INCIDENT_STARTED", "INCIDENT_RESOLVED",
-            "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_NOTE_ADDED"]},
+        "event_type": {"type": "string", "enum": list(INCIDENT_EVENT_TYPES)},
         "employee_id": {"type": "string", "description": "always the caller"},
         "incident_id": {"type": ["integer", "null"]},
         "title": {"type": "string"},
