@@ -168,3 +168,28 @@ def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
     match = re.search(r'http_requests_total\{method="GET",route="unmatched",'
                       r'service="incident-management",status="404"\} ([0-9.]+)', text)
     assert match and float(match.group(1)) == total
+
+
+def test_database_pool_recovers_after_a_server_restart_with_one_failure():
+    """After PostgreSQL restarts, every pooled connection is dead: the first transaction fails
+    (the caller answers 503), and the pool is renewed so the next one works."""
+    from healthguard.db import Database
+    pg = ThrowawayPostgres().start()
+    database = Database(pg.url, maxconn=4)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # four connections, all kept idle
+            list(pool.map(lambda _: _select_one(database), range(8)))
+        pg.stop()
+        pg.start()
+        with pytest.raises((psycopg2.OperationalError, psycopg2.InterfaceError)):
+            _select_one(database)
+        assert [_select_one(database) for _ in range(4)] == [1, 1, 1, 1]
+    finally:
+        database.close()
+        pg.destroy()
+
+
+def _select_one(database):
+    with database.transaction() as cur:
+        cur.execute("SELECT 1 AS one, pg_sleep(0.05)")
+        return cur.fetchone()["one"]

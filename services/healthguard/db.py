@@ -66,16 +66,23 @@ class Database:
     def _checked_out(self):
         pool = self._get_pool()
         conn = pool.getconn()
-        broken = False
         try:
             with conn:  # commits, or rolls back on exception
                 with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                     yield cur
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            broken = True  # the server went away: never hand this connection out again
-            raise
         finally:
-            pool.putconn(conn, close=broken or bool(conn.closed))
+            lost = bool(conn.closed)  # psycopg2 marks a connection whose server went away
+            pool.putconn(conn, close=lost)
+            if lost:
+                self._forget(pool)
+
+    def _forget(self, pool) -> None:
+        """A lost connection means the server restarted or the network broke: the pool's idle
+        connections are almost surely dead too. Start a fresh pool, so one request fails instead
+        of one per pooled connection; the old one's connections close as they are let go."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
 
     def ping(self) -> None:
         """Raise unless the server answers now. Uses a fresh connection, so a dead pooled one

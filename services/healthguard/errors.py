@@ -38,6 +38,7 @@ def register_error_handlers(app) -> None:
         return response
 
     @app.errorhandler(psycopg2.OperationalError)
+    @app.errorhandler(psycopg2.InterfaceError)
     def database_unavailable(exc):
         log.error("database unavailable", extra={"error": repr(exc)})
         return error_response(503, "Service Unavailable", "the database is not answering; retry shortly")
