@@ -117,6 +117,14 @@ def test_service_refuses_to_start_without_required_settings(service_env, tmp_pat
     proc.stop()
 
 
+def test_service_refuses_to_start_with_a_placeholder_secret(service_env):
+    from tests.support import ServiceProcess
+    proc = ServiceProcess("oncall", {**service_env, "SERVICE_TOKEN": "change-me"})
+    with pytest.raises(RuntimeError, match="SERVICE_TOKEN still hold the placeholder 'change-me'"):
+        proc.start(timeout=20)
+    proc.stop()
+
+
 def test_health_reports_database_down_and_recovers(start_service, rabbitmq_url):
     pg = ThrowawayPostgres().start()
     try:

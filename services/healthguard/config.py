@@ -12,6 +12,9 @@ class ConfigError(RuntimeError):
     """A required setting is missing or malformed; raised at start-up, never per request."""
 
 
+# The value .env.example gives every secret; a service refuses to start with it.
+PLACEHOLDER = "change-me"
+
 # Settings every service needs. Each service adds its own to `required`.
 COMMON_REQUIRED = ("DATABASE_URL", "RABBITMQ_URL", "SERVICE_TOKEN")
 
@@ -34,6 +37,11 @@ def load_config(overrides=None, *, required=(), optional=()) -> dict:
         if os.environ.get(name):
             config[name] = os.environ[name]
     config.update(overrides)
+    placeholders = sorted(name for name, value in config.items() if value == PLACEHOLDER)
+    if placeholders:
+        raise ConfigError("setting(s) " + ", ".join(placeholders) + f" still hold the placeholder "
+                          f"{PLACEHOLDER!r} from .env.example: put real values in .env "
+                          "(python3 scripts/make_env.py writes random ones)")
     missing = [name for name in required if not config.get(name)]
     if missing:
         raise ConfigError(
