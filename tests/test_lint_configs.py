@@ -341,9 +341,10 @@ def test_nginx_health_endpoints(nginx_proxy):
     status, headers, body = fetch(nginx_proxy["base"] + "/health/notification")
     assert status == 502
     assert headers["Content-Type"].startswith("application/json")
-    assert json.loads(body)["status"] == "unreachable"
+    assert json.loads(body) == {"error": "Bad Gateway", "message": "the service is not answering",
+                                "status": 502}
     status, _, body = fetch(nginx_proxy["base"] + "/api/v1/notifications")
-    assert status == 502 and json.loads(body)["status"] == "unreachable"
+    assert status == 502 and json.loads(body)["message"] == "the service is not answering"
 
 
 def test_nginx_upgrades_websockets_to_the_notification_service(nginx_proxy):
@@ -388,7 +389,15 @@ def test_nginx_unknown_api_paths_are_json_404s(nginx_proxy):
         status, headers, body = fetch(nginx_proxy["base"] + path)
         assert status == 404, path
         assert headers["Content-Type"].startswith("application/json")
-        assert json.loads(body)["error"] == "not_found"
+        assert json.loads(body) == {"error": "Not Found", "message": "no such API endpoint", "status": 404}
+
+
+def test_nginx_refuses_a_huge_body_in_json(nginx_proxy):
+    status, headers, body = fetch(nginx_proxy["base"] + "/api/v1/alerts", method="POST",
+                                  headers={"Content-Type": "application/json"}, data=b"x" * (256 * 1024))
+    assert status == 413
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["status"] == 413
 
 
 # --------------------------------------------------------------------------- web UI
