@@ -401,3 +401,45 @@ def test_a_session_signed_out_elsewhere_closes_the_live_page(page, site):
     # goes back to the login page on its own.
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Your session has ended")
+
+
+def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_page(page, browser, site, db):
+    with db.transaction() as cur:
+        cur.execute("SELECT employee_id, name FROM employees WHERE employee_id IN ('D02', 'N02')")
+        names = {row["employee_id"]: row["name"] for row in cur.fetchall()}
+    token = signed_in_as_d01(page)
+    alert = device_alert(site, "HEART_RATE_HIGH", patient_id="P004", value=168)
+    incident = my_incident(site, token, alert["alert_id"])
+    url = f"/incidents/{incident['incident_id']}"
+    page.goto(url)
+    status = page.get_by_test_id("incident-status")
+    expect(status).to_have_text("Assigned")
+
+    # D01 supervises: they hand the incident to a colleague.
+    page.get_by_label("Reassign to").select_option("D02")
+    page.get_by_role("button", name="Reassign", exact=True).click()
+    expect(status).to_have_text("Reassigned")
+    expect(page.get_by_test_id("incident-assignee")).to_have_text(f"Assigned to {names['D02']}")
+    trail = page.get_by_role("list", name="Audit trail")
+    expect(trail.get_by_role("listitem").filter(has_text="Reassigned")).to_contain_text("Dr. Michael Brooks")
+
+    # A nurse, no supervisor, may not reassign, but may take it over.
+    nurse = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
+    nurse.set_default_timeout(WAIT_MS)
+    try:
+        tab = nurse.new_page()
+        sign_in(tab, "N02")
+        expect(tab.get_by_role("heading", level=1)).to_contain_text(names["N02"])
+        tab.goto(url)
+        expect(tab.get_by_test_id("incident-status")).to_have_text("Reassigned")
+        expect(tab.get_by_label("Reassign to")).to_have_count(0)
+        expect(tab.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        tab.get_by_role("button", name="Claim (take over)").click()
+        expect(tab.get_by_text("You now own this incident.")).to_be_visible()
+        expect(tab.get_by_test_id("incident-assignee")).to_have_text("Assigned to you")
+        expect(tab.get_by_role("button", name="Acknowledge")).to_be_visible()
+        trail = tab.get_by_role("list", name="Audit trail")
+        expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["N02"])
+    finally:
+        nurse.close()
+

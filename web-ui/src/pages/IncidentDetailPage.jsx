@@ -178,7 +178,7 @@ export default function IncidentDetailPage() {
             <span data-testid="incident-status">
               <StatusBadge status={incident.status} />
             </span>
-            <span className="muted">
+            <span className="muted" data-testid="incident-assignee">
               {incident.assignee ? (
                 <>
                   Assigned to <strong>{isAssignee ? "you" : incident.assignee.name}</strong>
