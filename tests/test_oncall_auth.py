@@ -211,3 +211,24 @@ def test_openapi_document_matches_the_routes(service_env):
     public = {path for path, item in document["paths"].items() for op in item.values()
               if op.get("security") == []}
     assert public == {"/api/v1/auth/login", "/api/v1/openapi.json", "/health", "/metrics"}
+
+
+def test_old_sign_in_records_are_pruned_and_recent_ones_kept(db, fresh):
+    from healthguard.auth import token_hash as hash_of
+    from oncall.prune_sign_in_records import prune_sign_in_records
+    with db.transaction() as cur:
+        cur.execute("""
+            INSERT INTO login_attempts (login, succeeded, attempted_at) VALUES
+              ('N01', false, now() - interval '2 days'), ('N01', false, now() - interval '10 minutes')""")
+        cur.execute("""
+            INSERT INTO sessions (employee_id, token_hash, created_at, expires_at, revoked_at) VALUES
+              ('N01', %s, now() - interval '3 days', now() - interval '2 days', NULL),
+              ('N01', %s, now() - interval '3 days', now() + interval '1 day', now() - interval '2 days'),
+              ('N01', %s, now() - interval '1 hour', now() + interval '11 hours', NULL),
+              ('N01', %s, now() - interval '5 hours', now() - interval '1 hour', NULL)
+        """, [hash_of(f"t{n}") for n in range(4)])
+        assert prune_sign_in_records(cur) == {"login_attempts": 1, "sessions": 2}
+        cur.execute("SELECT token_hash FROM sessions ORDER BY created_at DESC")
+        assert [row["token_hash"] for row in cur.fetchall()] == [hash_of("t2"), hash_of("t3")]
+        cur.execute("SELECT count(*) AS n FROM login_attempts")
+        assert cur.fetchone()["n"] == 1

@@ -4,11 +4,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from healthguard import metrics as shared_metrics
 from healthguard.config import ConfigError
 from healthguard.openapi import openapi_blueprint
-from healthguard.web import create_service_app, platform
+from healthguard.web import create_service_app
 
 from . import auth_views, views
 from .metrics import OnCallCollector
 from .openapi import document
+from .prune_sign_in_records import PruneSignInRecords
 
 
 def create_app(config=None):
@@ -29,6 +30,7 @@ def create_app(config=None):
                           f"{app.config['SESSION_TTL_HOURS']!r}")
     app.extensions["oncall.tz"] = tz
     app.extensions["oncall.session_ttl_hours"] = ttl_hours
-    with app.app_context():
-        shared_metrics.add_scrape_collector(app, OnCallCollector(db=platform().db, tz=tz))
+    hg = app.extensions["healthguard"]
+    shared_metrics.add_scrape_collector(app, OnCallCollector(db=hg.db, tz=tz))
+    hg.background.append(PruneSignInRecords(db=hg.db))  # started per worker, after the fork
     return app
