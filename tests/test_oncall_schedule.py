@@ -389,3 +389,19 @@ def test_oncall_current_metric_counts_signed_in_clinicians_on_duty(api, oncall):
     assert float(values["NEUROLOGIST"]) == 0
     assert set(values) >= {"NURSE", "EMERGENCY_DOCTOR", "SURGEON"}
     assert "http_requests_total" in text  # the worker metrics are still there
+
+
+def test_schedules_for_a_number_of_days_start_today_in_the_hospital_time_zone(api):
+    answer = api.call("GET", "/api/v1/schedules", params={"days": "3"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    today = dt.datetime.now(LONDON).date()
+    assert body["from"] == dt.datetime.combine(today, dt.time(), LONDON).isoformat()
+    # to: the end of the third day (the next local midnight)
+    assert dt.datetime.fromisoformat(body["to"]) == dt.datetime.combine(today + dt.timedelta(days=3),
+                                                                        dt.time(), LONDON)
+    assert {dt.datetime.fromisoformat(s["starts_at"]).date() for s in body["shifts"]} >= {
+        today + dt.timedelta(days=n) for n in range(3)}
+    for bad in ("0", "32", "two"):
+        refused = api.call("GET", "/api/v1/schedules", params={"days": bad})
+        assert refused.status_code == 422 and refused.json()["field"] == "days"

@@ -95,8 +95,10 @@ PATHS = {
     "/api/v1/schedules": {"get": {
         "summary": "Concrete shifts in a period of at most 31 days",
         "description": "Dates are hospital-local days (`to` included); date-times without offset "
-                       "are hospital-local. Default: today.",
+                       "are hospital-local. Default: today. Without `to`, `days` hospital-local "
+                       "days from `from` (default 1).",
         "parameters": [_query("from", "ISO date or date-time"), _query("to", "ISO date or date-time"),
+                       _query("days", "with no `to`: how many days (1-31)"),
                        _query("role", "only this role")],
         "responses": {"200": _json("the shifts, earliest first", {"type": "object", "properties": {
             "from": {"type": "string"}, "to": {"type": "string"}, "timezone": {"type": "string"},

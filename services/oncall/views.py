@@ -81,8 +81,14 @@ def schedules():
     args = request.args
     start = parse_instant(args["from"] if args.get("from") else now().astimezone(tz).date().isoformat(),
                           "from")
-    end = parse_instant(args["to"], "to", end_of_day=True) if args.get("to") else \
-        parse_instant(start.astimezone(tz).date().isoformat(), "to", end_of_day=True)
+    if args.get("to"):
+        end = parse_instant(args["to"], "to", end_of_day=True)
+    else:  # `days` hospital-local days from `from` (default 1: that day)
+        days = args.get("days", "1")
+        if not days.isdigit() or not 1 <= int(days) <= MAX_PERIOD.days:
+            raise ApiError(422, f"days must be a whole number from 1 to {MAX_PERIOD.days}", field="days")
+        last_day = start.astimezone(tz).date() + dt.timedelta(days=int(days) - 1)
+        end = parse_instant(last_day.isoformat(), "to", end_of_day=True)
     if end <= start:
         raise ApiError(422, "'to' must be after 'from'")
     if end - start > MAX_PERIOD:

@@ -2,7 +2,7 @@ import { useCallback, useState } from "react";
 
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
-import { dayOf, formatDay, formatTime, humanize, isoDay } from "../format.js";
+import { dayOf, formatDay, formatTime, humanize } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
@@ -109,14 +109,15 @@ function Schedule({ role }) {
   const { employee } = useAuth();
   const load = useCallback(
     (signal) =>
-      api("/schedules", { query: { from: isoDay(0), to: isoDay(SCHEDULE_DAYS - 1), role }, signal }),
+      // From today in the hospital's time zone (the server's), not the browser's.
+      api("/schedules", { query: { days: SCHEDULE_DAYS, role }, signal }),
     [role],
   );
   const { data, error, loading } = useResource(load, [load]);
   const tz = data?.timezone;
   const days = [];
   const cells = new Map(); // role -> day -> shifts
-  const first = data ? isoDay(0, tz) : null;
+  const first = data ? data.from.slice(0, 10) : null; // the hospital-local day the rota starts
   for (const shift of data?.shifts ?? []) {
     const day = dayOf(shift.starts_at, tz);
     if (day < first) continue; // a night shift that began yesterday: yesterday's column
