@@ -1,4 +1,4 @@
-import { useCallback, useState } from "react";
+import { useCallback, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
 
 import { api } from "../api.js";
@@ -8,6 +8,7 @@ import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
 const PAGE = 50;
+const MAX_LIMIT = 500; // the API's largest page
 
 // ?status=active|all|<STATUS>&severity=<SEVERITY>&mine=true, kept in the URL so a filtered list
 // can be bookmarked and survives a reload.
@@ -23,14 +24,18 @@ export default function IncidentsPage() {
   const severity = params.get("severity") || "";
   const mine = params.get("mine") === "true";
   const [more, setMore] = useState({ incidents: [], next: null, error: null, loading: false });
+  // How many rows are on screen: a live update reloads that many and a page more (new incidents
+  // come in on top), not only the first page.
+  const shown = useRef(0);
 
   const load = useCallback(
     async (signal) => {
-      setMore({ incidents: [], next: null, error: null, loading: false });
-      return api("/incidents", {
-        query: { status: statusQuery(status), severity, mine, limit: PAGE },
+      const page = await api("/incidents", {
+        query: { status: statusQuery(status), severity, mine, limit: Math.min(MAX_LIMIT, shown.current + PAGE) },
         signal,
       });
+      setMore({ incidents: [], next: null, error: null, loading: false });
+      return page;
     },
     [status, severity, mine],
   );
@@ -38,6 +43,7 @@ export default function IncidentsPage() {
   useIncidentUpdates(reload);
 
   const setFilter = (name, value) => {
+    shown.current = 0; // other filters: start again from the first page
     const next = new URLSearchParams(params);
     if (value) next.set(name, value);
     else next.delete(name);
@@ -51,6 +57,7 @@ export default function IncidentsPage() {
       const page = await api("/incidents", {
         query: { status: statusQuery(status), severity, mine, limit: PAGE, cursor: next },
       });
+      shown.current = (data?.incidents.length ?? 0) + more.incidents.length + page.incidents.length;
       setMore((current) => ({
         incidents: [...current.incidents, ...page.incidents],
         next: page.next,
