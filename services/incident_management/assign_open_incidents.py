@@ -6,10 +6,8 @@ SKIP LOCKED and assigned only while still OPEN, so copies never assign one incid
 """
 import logging
 
-from healthguard.tasks import PeriodicTask
-
 from . import incidents
-from .assignment import OnCallClient, assign_automatically
+from .assignment import OnCallClient, OnCallTask, assign_automatically
 from .metrics import ASSIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -40,22 +38,13 @@ def assign_open_incidents(*, db, oncall: OnCallClient) -> int:
     return assigned
 
 
-class OpenIncidentRetrier(PeriodicTask):
+class OpenIncidentRetrier(OnCallTask):
     """Offers incidents still OPEN (nobody was available) to the on-call service again."""
 
     name = "assign-open-incidents"
-
-    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
-        super().__init__(interval=interval)
-        self.db = db
-        self.oncall = OnCallClient(oncall_url, service_token)
 
     def run_once(self) -> int:
         assigned = assign_open_incidents(db=self.db, oncall=self.oncall)
         if assigned:
             log.info("assigned incidents that were waiting", extra={"assigned": assigned})
         return assigned
-
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
-        self.oncall.close()

@@ -6,6 +6,8 @@ import logging
 
 import requests
 
+from healthguard.tasks import PeriodicTask
+
 from . import history
 from .events import announce
 from .metrics import ONCALL_LOOKUP_FAILURES
@@ -124,3 +126,17 @@ def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | 
     announce(cur, updated, type="INCIDENT_ASSIGNED", history=entry, recipients=[chosen["employee_id"]],
              message=f"{updated['title']} (patient {updated['patient_id']}) is assigned to you.")
     return updated
+
+
+class OnCallTask(PeriodicTask):
+    """Periodic work that asks the on-call service who is available (its own client: a
+    requests.Session is not shared between threads)."""
+
+    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
+        super().__init__(interval=interval)
+        self.db = db
+        self.oncall = OnCallClient(oncall_url, service_token)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self.oncall.close()

@@ -13,10 +13,8 @@ LOCKED and re-checked, so copies never escalate one incident twice.
 """
 import logging
 
-from healthguard.tasks import PeriodicTask
-
 from . import history
-from .assignment import OnCallClient, least_busy, signed_in_supervisors
+from .assignment import OnCallClient, OnCallTask, least_busy, signed_in_supervisors
 from .events import announce
 from .lifecycle import hand_over
 from .metrics import ASSIGNMENTS, ESCALATIONS
@@ -96,20 +94,11 @@ def escalate_unacknowledged(*, db, oncall: OnCallClient) -> int:
     return escalated
 
 
-class UnacknowledgedEscalator(PeriodicTask):
+class UnacknowledgedEscalator(OnCallTask):
     name = "escalate-unacknowledged"
-
-    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
-        super().__init__(interval=interval)
-        self.db = db
-        self.oncall = OnCallClient(oncall_url, service_token)
 
     def run_once(self) -> int:
         escalated = escalate_unacknowledged(db=self.db, oncall=self.oncall)
         if escalated:
             log.warning("escalated unacknowledged incidents", extra={"escalated": escalated})
         return escalated
-
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
-        self.oncall.close()
