@@ -185,6 +185,18 @@ function UserMenu() {
   );
 }
 
+// The product's name and mark, linking home: the same on signed-in and public pages.
+export function Brand() {
+  return (
+    <Link to="/" className="brand">
+      <span className="brand-mark" aria-hidden="true">
+        +
+      </span>
+      HealthGuard Ops
+    </Link>
+  );
+}
+
 export default function Layout() {
   return (
     <LiveProvider>
@@ -192,12 +204,7 @@ export default function Layout() {
         Skip to content
       </a>
       <header className="topbar">
-        <Link to="/" className="brand">
-          <span className="brand-mark" aria-hidden="true">
-            +
-          </span>
-          HealthGuard Ops
-        </Link>
+        <Brand />
         <nav aria-label="Main">
           {PAGES.map(({ to, label, end }) => (
             <NavLink key={to} to={to} end={end}>

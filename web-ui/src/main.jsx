@@ -1,9 +1,9 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { Link, Outlet, createBrowserRouter, RouterProvider } from "react-router";
+import { Outlet, createBrowserRouter, RouterProvider } from "react-router";
 
 import { AuthProvider, RequireAuth } from "./auth.jsx";
-import Layout from "./Layout.jsx";
+import Layout, { Brand } from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
 import AlertsPage from "./pages/AlertsPage.jsx";
 import DashboardPage from "./pages/DashboardPage.jsx";
@@ -20,12 +20,7 @@ function PublicFrame() {
   return (
     <>
       <header className="topbar">
-        <Link to="/" className="brand">
-          <span className="brand-mark" aria-hidden="true">
-            +
-          </span>
-          HealthGuard Ops
-        </Link>
+        <Brand />
       </header>
       <main className="content">
         <Outlet />
