@@ -37,7 +37,9 @@ def platform() -> Platform:
 
 
 def create_service_app(service: str, config=None, *, required=(), optional=(),
-                       blueprints=()) -> Flask:
+                       blueprints=(), api=None) -> Flask:
+    """The service's Flask app; `api` (healthguard.api.service_api) validates its routes and
+    serves the OpenAPI document generated from the same models at /api/v1/openapi.json."""
     settings = load_config(config, required=(*COMMON_REQUIRED, *required), optional=optional)
     configure_logging(service, settings["LOG_LEVEL"])
     app = Flask(service)
@@ -59,6 +61,8 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     app.register_blueprint(_ops_blueprint())
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    if api is not None:
+        api.register(app)
     return app
 
 

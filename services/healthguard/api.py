@@ -1,0 +1,180 @@
+"""Request and response models that validate and document at once (FastAPI's lesson, on Flask).
+
+Each service declares its requests and responses as pydantic v2 models and decorates its routes
+with `api.validate(...)`, where `api = service_api(...)` is the service's spectree instance. The
+same models refuse bad input and generate the OpenAPI document at /api/v1/openapi.json, so the
+two cannot disagree. Views receive the parsed models as keyword arguments (`json`, `query`).
+
+Status policy, the same in every service:
+- 400: the request does not match the document (not JSON, a missing field, a wrong type, a value
+  out of its range or enum); `field` names the part that is wrong.
+- 401 no or bad credentials; 403 signed in but not allowed; 404 no such resource.
+- 409: the resource's state does not allow it (acknowledging a resolved incident).
+- 413 body too large; 429 too many attempts (Retry-After); 503 database or broker not answering.
+- 422: well-formed, but it names something that does not exist (an unknown patient, alert type,
+  employee or role) or breaks a domain rule (an alarm from the future, a period too long).
+Every error has one body: {"error", "message", "status", "request_id", "field"?}.
+"""
+import functools
+import logging
+from collections.abc import Iterable
+from typing import Annotated
+
+from flask import Flask, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from spectree import Response, SecurityScheme, SpecTree
+from spectree.models import SecuritySchemeData
+
+from .auth import public
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_PATH = "api/v1"  # the document is served at /api/v1/openapi.json
+
+ERROR_DESCRIPTIONS = {
+    400: "the request does not match this document (not JSON, a missing or malformed field); "
+         "`field` names it",
+    401: "missing or invalid credentials",
+    403: "signed in, but not allowed to do this",
+    404: "no such resource",
+    409: "the resource's current state does not allow this",
+    413: "the request body is too large",
+    422: "well-formed, but it names something unknown or breaks a rule; `field` names it",
+    429: "too many attempts; retry after the Retry-After header's seconds",
+    503: "the database or the broker is not answering; retry shortly",
+}
+# Any authenticated route may answer these.
+COMMON_ERRORS = (400, 401, 503)
+
+
+class ErrorBody(BaseModel):
+    """The one error shape every service answers with."""
+    model_config = ConfigDict(extra="allow", title="Error")
+
+    error: str = Field(description="the HTTP reason phrase")
+    message: str = Field(description="what is wrong, for a person")
+    status: int = Field(ge=400, le=599)
+    request_id: str | None = Field(None, description="the X-Request-ID of this request")
+    field: str | None = Field(None, description="the request field or parameter that is wrong")
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies and query strings: unknown fields are ignored (a device may send
+    more than we read), and text is stripped of surrounding blanks."""
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ResponseModel(BaseModel):
+    """Base of responses: documents what we answer; extra keys are allowed so a new field is
+    not a breaking change."""
+    model_config = ConfigDict(extra="allow")
+
+
+def Text(max_length: int, *, min_length: int = 1, pattern: str | None = None):  # noqa: N802 (a type)
+    """A required-shape string with limits, e.g. `note: Text(2000)`."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,
+                                            pattern=pattern, strict=True)]
+
+
+Timestamp = Annotated[AwareDatetime, Field(description="ISO 8601 date-time with a UTC offset, "
+                                                        "e.g. 2026-02-01T10:15:00Z")]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def responses(ok: dict | None = None, errors: Iterable[int] = (), *, public_route: bool = False) -> Response:
+    """A route's documented responses: `ok` maps success codes to models (or None for an empty
+    body), `errors` adds codes to the common ones."""
+    codes = set(errors) | (set() if public_route else set(COMMON_ERRORS))
+    entries = {f"HTTP_{code}": model for code, model in (ok or {}).items()}
+    for code in sorted(codes):
+        entries[f"HTTP_{code}"] = (ErrorBody, ERROR_DESCRIPTIONS[code])
+    return Response(**entries)
+
+
+def _refuse_invalid_request(req, resp, error, instance, model_adapter):
+    """spectree's `before` hook: a request the models refuse becomes our 400 error body."""
+    if error is None:
+        return
+    problems = error.errors(include_context=False)
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    message = f"{field}: {first['msg']}" if field else first["msg"]
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more)"
+    raise ApiError(400, message, **({"field": field} if field else {}))
+
+
+def _log_invalid_response(req, resp, error, instance, model_adapter):
+    """spectree's `after` hook: a response that breaks its own document is our bug; it answers
+    500 and is logged, so tests (and schemathesis) see it."""
+    if error is not None:
+        log.error("response does not match the API document",
+                  extra={"path": req.path, "error": str(error)[:500]})
+
+
+class ServiceApi(SpecTree):
+    """One service's validator and document."""
+
+    def validate(self, *, json=None, body_optional: bool = False, **kwargs):
+        """spectree's validate, plus: a route with a JSON body refuses a body that is not a JSON
+        object (spectree would read it as {}), unless the body is optional and empty."""
+        decorate = super().validate(json=json, **kwargs)
+
+        def decorator(view):
+            validated = decorate(view)
+            if json is None:
+                return validated
+
+            @functools.wraps(validated)
+            def wrapper(*args, **kw):
+                if not (body_optional and not request.get_data()):
+                    _require_json_object()
+                return validated(*args, **kw)
+            return wrapper
+        return decorator
+
+    def register(self, app: Flask):
+        super().register(app)
+        # The document is public, like /health.
+        for endpoint, view in app.view_functions.items():
+            if endpoint.startswith(f"openapi_{DOCUMENT_PATH}"):
+                app.view_functions[endpoint] = public(view)
+
+
+def _require_json_object() -> None:
+    if not request.is_json:
+        raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
+    if not isinstance(request.get_json(silent=True), dict):
+        raise ApiError(400, "the request body must be a JSON object")
+
+
+def service_api(title: str, description: str) -> ServiceApi:
+    """The spectree instance of a service; `create_service_app(..., api=api)` registers it."""
+    return ServiceApi(
+        "flask",
+        title=title, description=description, version="1.0.0",
+        path=DOCUMENT_PATH, filename="openapi.json", mode="strict",
+        page_templates={},  # the JSON document only; no UI pages pulling scripts from a CDN
+        validation_error_status=400, validation_error_model=ErrorBody,
+        before=_refuse_invalid_request, after=_log_invalid_response,
+        security_schemes=[
+            SecurityScheme(name="bearerAuth", data=SecuritySchemeData(
+                type="http", scheme="bearer",
+                description="a session token from POST /api/v1/auth/login, or the service token")),
+            SecurityScheme(name="deviceApiKey", data=SecuritySchemeData(
+                type="apiKey", name="X-API-Key", field_in="header",
+                description="a bedside device's key")),
+        ],
+        security={"bearerAuth": []},
+        annotations=True,
+        # Components named as the models are (unique within a service), not with a hash.
+        naming_strategy=lambda model: model.__name__,
+        nested_naming_strategy=lambda _parent, child: child,
+    )
+
+
+# Per-route security values for `api.validate(security=...)`.
+PUBLIC = {}
+DEVICE_KEY = {"deviceApiKey": []}
+DEVICE_KEY_OR_SESSION = [{"deviceApiKey": []}, {"bearerAuth": []}]
