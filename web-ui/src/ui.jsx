@@ -36,6 +36,19 @@ export function ErrorNotice({ error, onDismiss }) {
   );
 }
 
+// The "Load more" button of a usePagedList list (paging.js).
+export function LoadMore({ list }) {
+  if (!list.hasMore) return null;
+  const busy = list.loading && list.loaded;
+  return (
+    <p>
+      <button type="button" onClick={list.loadMore} disabled={busy}>
+        {busy ? "Loading…" : "Load more"}
+      </button>
+    </p>
+  );
+}
+
 export function Loading({ what = "Loading" }) {
   return (
     <p className="loading" role="status">

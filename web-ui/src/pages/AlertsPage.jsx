@@ -1,12 +1,10 @@
-import { useCallback, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { SEVERITIES, formatDateTime, humanize, timeAgo } from "../format.js";
-import { useIncidentUpdates } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useNow, useResource } from "../ui.jsx";
-
-const PAGE = 50;
+import { usePagedList } from "../paging.js";
+import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, useNow } from "../ui.jsx";
 
 function TriggerAlertForm({ onTriggered }) {
   const [catalogue, setCatalogue] = useState(null);
@@ -121,35 +119,15 @@ function TriggerAlertForm({ onTriggered }) {
 export default function AlertsPage() {
   const now = useNow();
   const [severity, setSeverity] = useState("");
-  const [extra, setExtra] = useState({ alerts: [], next: null, loading: false, error: null });
-  const load = useCallback(
-    (signal) => {
-      setExtra({ alerts: [], next: null, loading: false, error: null });
-      return api("/alerts", { query: { severity, limit: PAGE }, signal });
-    },
-    [severity],
-  );
-  const { data, error, loading, reload } = useResource(load, [load]);
-  useIncidentUpdates(reload, { debounceMs: 500 });
-
-  const next = extra.alerts.length ? extra.next : data?.next;
-  const loadMore = async () => {
-    setExtra((current) => ({ ...current, loading: true, error: null }));
-    try {
-      const page = await api("/alerts", { query: { severity, limit: PAGE, cursor: next } });
-      setExtra((current) => ({ alerts: [...current.alerts, ...page.alerts], next: page.next, loading: false }));
-    } catch (failure) {
-      setExtra((current) => ({ ...current, loading: false, error: failure }));
-    }
-  };
-  const alerts = [...(data?.alerts ?? []), ...extra.alerts];
+  const list = usePagedList("/alerts", { severity }, "alerts", { debounceMs: 500 });
+  const alerts = list.items;
 
   return (
     <section>
       <header className="page-head">
         <h1>Alerts</h1>
       </header>
-      <TriggerAlertForm onTriggered={() => reload()} />
+      <TriggerAlertForm onTriggered={() => list.reload()} />
 
       <section className="panel" aria-labelledby="recent-alerts">
         <div className="panel-head">
@@ -166,9 +144,9 @@ export default function AlertsPage() {
             </select>
           </div>
         </div>
-        <ErrorNotice error={error} />
-        {loading && !data && <Loading what="Loading alerts" />}
-        {data && alerts.length === 0 && <Empty>No alerts received.</Empty>}
+        <ErrorNotice error={list.error} />
+        {!list.loaded && list.loading && <Loading what="Loading alerts" />}
+        {list.loaded && alerts.length === 0 && <Empty>No alerts received.</Empty>}
         {alerts.length > 0 && (
           <div className="table-wrap">
             <table>
@@ -220,14 +198,7 @@ export default function AlertsPage() {
             </table>
           </div>
         )}
-        <ErrorNotice error={extra.error} />
-        {next && (
-          <p>
-            <button type="button" onClick={loadMore} disabled={extra.loading}>
-              {extra.loading ? "Loading…" : "Load more"}
-            </button>
-          </p>
-        )}
+        <LoadMore list={list} />
       </section>
     </section>
   );

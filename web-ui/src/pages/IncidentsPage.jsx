@@ -1,14 +1,9 @@
-import { useCallback, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
 
-import { api } from "../api.js";
 import { ACTIVE_STATUSES, SEVERITIES, STATUSES, humanize } from "../format.js";
 import IncidentTable from "../IncidentTable.jsx";
-import { useIncidentUpdates } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
-
-const PAGE = 50;
-const MAX_LIMIT = 500; // the API's largest page
+import { usePagedList } from "../paging.js";
+import { Empty, ErrorNotice, LoadMore, Loading } from "../ui.jsx";
 
 // ?status=active|all|<STATUS>&severity=<SEVERITY>&mine=true, kept in the URL so a filtered list
 // can be bookmarked and survives a reload.
@@ -23,54 +18,14 @@ export default function IncidentsPage() {
   const status = params.get("status") || "active";
   const severity = params.get("severity") || "";
   const mine = params.get("mine") === "true";
-  const [more, setMore] = useState({ incidents: [], next: null, error: null, loading: false });
-  // How many rows are on screen: a live update reloads that many and a page more (new incidents
-  // come in on top), not only the first page.
-  const shown = useRef(0);
-
-  const load = useCallback(
-    async (signal) => {
-      const page = await api("/incidents", {
-        query: { status: statusQuery(status), severity, mine, limit: Math.min(MAX_LIMIT, shown.current + PAGE) },
-        signal,
-      });
-      setMore({ incidents: [], next: null, error: null, loading: false });
-      return page;
-    },
-    [status, severity, mine],
-  );
-  const { data, error, loading, reload } = useResource(load, [load]);
-  useIncidentUpdates(reload);
+  const list = usePagedList("/incidents", { status: statusQuery(status), severity, mine }, "incidents");
 
   const setFilter = (name, value) => {
-    shown.current = 0; // other filters: start again from the first page
     const next = new URLSearchParams(params);
     if (value) next.set(name, value);
     else next.delete(name);
     setParams(next, { replace: true });
   };
-
-  const next = more.next ?? data?.next;
-  const loadMore = async () => {
-    setMore((current) => ({ ...current, loading: true, error: null }));
-    try {
-      const page = await api("/incidents", {
-        query: { status: statusQuery(status), severity, mine, limit: PAGE, cursor: next },
-      });
-      shown.current = (data?.incidents.length ?? 0) + more.incidents.length + page.incidents.length;
-      setMore((current) => ({
-        incidents: [...current.incidents, ...page.incidents],
-        next: page.next,
-        error: null,
-        loading: false,
-      }));
-    } catch (failure) {
-      setMore((current) => ({ ...current, error: failure, loading: false }));
-    }
-  };
-
-  const incidents = [...(data?.incidents ?? []), ...more.incidents];
-  const hasMore = more.incidents.length ? Boolean(more.next) : Boolean(data?.next);
 
   return (
     <section>
@@ -117,18 +72,11 @@ export default function IncidentsPage() {
       </form>
 
       <section className="panel" aria-label="Incident list">
-      <ErrorNotice error={error} />
-      {loading && !data && <Loading what="Loading incidents" />}
-      {data && incidents.length === 0 && <Empty>No incidents match these filters.</Empty>}
-      {incidents.length > 0 && <IncidentTable incidents={incidents} caption="Incidents" />}
-      <ErrorNotice error={more.error} />
-      {hasMore && (
-        <p>
-          <button type="button" onClick={loadMore} disabled={more.loading}>
-            {more.loading ? "Loading…" : "Load more"}
-          </button>
-        </p>
-      )}
+      <ErrorNotice error={list.error} />
+      {!list.loaded && list.loading && <Loading what="Loading incidents" />}
+      {list.loaded && list.items.length === 0 && <Empty>No incidents match these filters.</Empty>}
+      {list.items.length > 0 && <IncidentTable incidents={list.items} caption="Incidents" />}
+      <LoadMore list={list} />
       </section>
     </section>
   );
