@@ -58,7 +58,7 @@ def _empty_runtime_state(db, rabbitmq_url):
     of another test module reaches the clinician signed in here."""
     with db.transaction() as cur:
         cur.execute("TRUNCATE " + ", ".join(RUNTIME_TABLES) + " RESTART IDENTITY CASCADE")
-        cur.execute("UPDATE employees SET is_logged_in = false, availability = 'AVAILABLE'")
+        cur.execute("UPDATE employees SET availability = 'AVAILABLE'")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     for queue in ("alerts", "alerts.dead", "notifications", "notifications.dead"):

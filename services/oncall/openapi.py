@@ -37,7 +37,7 @@ SCHEMAS = {
         "employee_id": {"type": "string"}, "login": {"type": "string"}, "name": {"type": "string"},
         "role": {"type": "string"}, "specialty": {"type": ["string", "null"]},
         "tier": {"type": "integer"}, "is_supervisor": {"type": "boolean"},
-        "is_logged_in": {"type": "boolean"}, "availability": {"enum": ["AVAILABLE", "AWAY"]},
+        "signed_in": {"type": "boolean"}, "availability": {"enum": ["AVAILABLE", "AWAY"]},
         "last_login": NULLABLE_TIME}},
     "AvailableClinician": {"type": "object", "required": [
         "employee_id", "name", "role", "tier", "active_incidents", "last_assigned_at"], "properties": {
