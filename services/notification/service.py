@@ -8,8 +8,7 @@ import json
 from psycopg2.extras import Json
 
 from healthguard.broker import PermanentMessageError
-
-from .events import IncidentEvent
+from healthguard.incident_events import IncidentEvent
 
 
 def as_json(row: dict) -> dict:
@@ -64,26 +63,6 @@ def store_event_notifications(*, cur, event: IncidentEvent) -> tuple[list[dict],
         WHERE event_id = %s AND employee_id = ANY(%s)
         ORDER BY notification_id""", (event.event_id, list(event.recipients)))
     return cur.fetchall(), new
-
-
-def incident_update(event: IncidentEvent) -> dict | None:
-    """What every signed-in dashboard needs to refresh its incident lists, without a reload."""
-    if event.incident_id is None:
-        return None
-    data = event.data
-    return {
-        "incident_id": event.incident_id,
-        "event_id": event.event_id,
-        "event_type": event.type,
-        "status": data.get("status"),
-        "severity": event.severity,
-        "title": event.title,
-        "assigned_to": data.get("assigned_to"),
-        "patient_id": data.get("patient_id"),
-        "room": data.get("room"),
-        "alert_type": data.get("alert_type"),
-        "occurred_at": event.occurred_at,
-    }
 
 
 def notifications_after(*, cur, employee_id: str, after_id: int, limit: int) -> list[dict]:

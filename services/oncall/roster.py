@@ -6,11 +6,10 @@ back. The routes, the scrape-time metric and the tests all call these.
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from healthguard.domain import AVAILABILITIES
 from healthguard.errors import ApiError
 
 from .schedule import on_duty_at
-
-AVAILABILITIES = ("AVAILABLE", "AWAY")
 
 
 def known_roles(cur) -> list[str]:

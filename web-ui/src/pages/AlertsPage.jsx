@@ -2,7 +2,8 @@ import { useCallback, useEffect, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
-import { SEVERITIES, formatDateTime, humanize, timeAgo } from "../format.js";
+import { SEVERITIES } from "../domain.js";
+import { formatDateTime, humanize, timeAgo } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useNow, useResource } from "../ui.jsx";
 

@@ -2,7 +2,8 @@ import { useCallback, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
 
 import { api } from "../api.js";
-import { ACTIVE_STATUSES, SEVERITIES, STATUSES, humanize } from "../format.js";
+import { ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
+import { humanize } from "../format.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
@@ -14,8 +15,8 @@ const MAX_LIMIT = 500; // the API's largest page
 // can be bookmarked and survives a reload.
 function statusQuery(status) {
   if (status === "all") return undefined;
-  if (STATUSES.includes(status)) return status;
-  return ACTIVE_STATUSES;
+  if (INCIDENT_STATUSES.includes(status)) return status;
+  return ACTIVE_INCIDENT_STATUSES;
 }
 
 export default function IncidentsPage() {
@@ -83,7 +84,7 @@ export default function IncidentsPage() {
           <select id="filter-status" value={status} onChange={(event) => setFilter("status", event.target.value)}>
             <option value="active">All active</option>
             <option value="all">All, including resolved</option>
-            {STATUSES.map((value) => (
+            {INCIDENT_STATUSES.map((value) => (
               <option key={value} value={value}>
                 {humanize(value)}
               </option>
