@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 
 from . import clock
+from .context import platform
 from .errors import ApiError
 
 
@@ -74,7 +75,6 @@ def authenticate_request() -> Caller:
     service_token = current_app.config.get("SERVICE_TOKEN")
     if service_token and hmac.compare_digest(token.encode(), service_token.encode()):
         return Caller(clinician=None)
-    from .web import platform  # late import: web imports this module
     with platform().db.transaction() as cur:
         clinician = clinician_for_token(cur, token)
     if clinician is None:
