@@ -471,6 +471,7 @@ def test_a_live_update_keeps_the_rows_loaded_with_load_more(page, site, db):
     rows = page.locator("table.incidents tbody tr")
     expect(rows).to_have_count(50)
     page.get_by_role("button", name="Load more").click()
+    expect(rows.nth(60 - 1)).to_be_attached()  # the next page has arrived
     loaded = rows.count()
     assert loaded > 60 - 1  # every earlier incident, and whatever this module's tests left
     device_alert(site, "SEIZURE_DETECTED", patient_id="P006")
