@@ -164,8 +164,8 @@ def login_as(db):
             cur.execute("""
                 INSERT INTO sessions (employee_id, token_hash, expires_at)
                 VALUES (%s, %s, now() + %s::interval)""", (employee_id, token_hash(token), expires_in))
-            cur.execute("UPDATE employees SET is_logged_in = true, last_login = now() "
-                        "WHERE employee_id = %s", (employee_id,))
+            cur.execute("UPDATE employees SET last_login = now() WHERE employee_id = %s",
+                        (employee_id,))
         return token
 
     return login
@@ -178,4 +178,5 @@ def _sign_everyone_out(request):
     if "db" in request.fixturenames:
         db = request.getfixturevalue("db")
         with db.transaction() as cur:
-            cur.execute("UPDATE employees SET is_logged_in = false, availability = 'AVAILABLE'")
+            cur.execute("UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL")
+            cur.execute("UPDATE employees SET availability = 'AVAILABLE'")

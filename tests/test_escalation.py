@@ -106,11 +106,12 @@ def test_incident_acknowledged_in_time_is_never_escalated(api, services, login_a
 
 def test_incidents_nobody_owns_are_announced_and_show_in_the_metrics(api, services, login_as, rabbitmq_url):
     """With nobody on duty signed in, a cardiac arrest stays OPEN: a signed-in supervisor who is
-    off duty is told, Prometheus sees it as active and unowned (IncidentUnowned pages on that),
-    and as assigned once a doctor on duty signs in."""
+    off duty is told (not one whose session ran out), Prometheus sees it as active and unowned
+    (IncidentUnowned pages on that), and as assigned once a doctor on duty signs in."""
     doctors = {f"D0{n}" for n in range(1, 5)}
     off_duty = sorted(doctors - set(on_duty(services, "EMERGENCY_DOCTOR")))[0]
     login_as(off_duty)
+    login_as("N01", expires_in="-1 minute")  # the charge nurse, a supervisor, signed out by expiry
     alert_id = api.post_alert(alert_type="CARDIAC_ARREST")
     incident = api.incident_of(alert_id, status="OPEN")
     created = wait_for(lambda: [e for e in queued(rabbitmq_url, "notifications")

@@ -44,7 +44,10 @@ def me(base_url, token):
 
 def signed_in(db, employee_id):
     with db.transaction() as cur:
-        cur.execute("SELECT is_logged_in, last_login FROM employees WHERE employee_id = %s", (employee_id,))
+        cur.execute("""
+            SELECT e.employee_id IN (SELECT employee_id FROM signed_in_clinicians(now())) AS signed_in,
+                   e.last_login
+            FROM employees e WHERE e.employee_id = %s""", (employee_id,))
         return cur.fetchone()
 
 
@@ -73,7 +76,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     expires_at = dt.datetime.fromisoformat(body["expires_at"])
     assert dt.timedelta(hours=11, minutes=59) < expires_at - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=12)
     state = signed_in(db, "N01")
-    assert state["is_logged_in"] and state["last_login"] is not None
+    assert state["signed_in"] and state["last_login"] is not None
     with db.transaction() as cur:
         cur.execute("SELECT token_hash FROM sessions WHERE employee_id = 'N01'")
         assert [row["token_hash"] for row in cur.fetchall()] == [token_hash(token)]  # never the token
@@ -91,7 +94,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     assert requests.get(other.url + other_path, headers=bearer(token), timeout=10).status_code != 401
 
     assert logout(oncall, token).status_code == 204
-    assert not signed_in(db, "N01")["is_logged_in"]
+    assert not signed_in(db, "N01")["signed_in"]
     for base_url, path in ((oncall.url, "/api/v1/auth/me"), (other.url, other_path)):
         refused = requests.get(base_url + path, headers=bearer(token), timeout=10)
         assert refused.status_code == 401
@@ -103,9 +106,20 @@ def test_signing_out_of_one_workstation_keeps_the_clinician_signed_in_on_the_oth
     assert logout(oncall, first).status_code == 204
     assert me(oncall.url, first).status_code == 401
     assert me(oncall.url, second).status_code == 200
-    assert signed_in(db, "D02")["is_logged_in"]  # still reachable for incidents
+    assert signed_in(db, "D02")["signed_in"]  # still reachable for incidents
     logout(oncall, second)
-    assert not signed_in(db, "D02")["is_logged_in"]
+    assert not signed_in(db, "D02")["signed_in"]
+
+
+def test_a_session_signs_in_until_it_expires_at_the_instant_asked_about(oncall, fresh, db):
+    """Signed in is judged at an instant the caller passes (the clock), not at SQL's now()."""
+    login(oncall, "N03")
+    with db.transaction() as cur:
+        cur.execute("""
+            SELECT 'N03' IN (SELECT employee_id FROM signed_in_clinicians(now())) AS now,
+                   'N03' IN (SELECT employee_id FROM signed_in_clinicians(now() + interval '13 hours'))
+                       AS after_expiry""")
+        assert cur.fetchone() == {"now": True, "after_expiry": False}
 
 
 def test_an_expired_session_is_refused(oncall, fresh, db):

@@ -58,7 +58,7 @@ def _empty_runtime_state(db, rabbitmq_url):
     of another test module reaches the clinician signed in here."""
     with db.transaction() as cur:
         cur.execute("TRUNCATE " + ", ".join(RUNTIME_TABLES) + " RESTART IDENTITY CASCADE")
-        cur.execute("UPDATE employees SET is_logged_in = false, availability = 'AVAILABLE'")
+        cur.execute("UPDATE employees SET availability = 'AVAILABLE'")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     for queue in ("alerts", "alerts.dead", "notifications", "notifications.dead"):
@@ -415,8 +415,14 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
     status = page.get_by_test_id("incident-status")
     expect(status).to_have_text("Assigned")
 
-    # D01 supervises: they hand the incident to a colleague.
-    page.get_by_label("Reassign to").select_option("D02")
+    # D01 supervises: they hand the incident to a colleague, seeing who is signed in (N02, on
+    # another workstation) and who is not (D02).
+    api_login(site, "N02")
+    page.reload()
+    choices = page.get_by_label("Reassign to")
+    expect(choices.locator("option", has_text=names["D02"])).to_contain_text("signed out")
+    expect(choices.locator("option", has_text=names["N02"])).not_to_contain_text("signed out")
+    choices.select_option("D02")
     page.get_by_role("button", name="Reassign", exact=True).click()
     expect(status).to_have_text("Reassigned")
     expect(page.get_by_test_id("incident-assignee")).to_have_text(f"Assigned to {names['D02']}")

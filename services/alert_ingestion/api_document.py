@@ -1,8 +1,9 @@
 """The OpenAPI document of the alert ingestion service, served at /api/v1/openapi.json.
 tests/test_alert_ingestion.py checks that it lists exactly the routes the app serves."""
+from healthguard.domain import SEVERITIES
 from healthguard.openapi import build_document, error_response
 
-SEVERITY = {"type": "string", "enum": ["CRITICAL", "HIGH", "MEDIUM", "LOW"]}
+SEVERITY = {"type": "string", "enum": list(SEVERITIES)}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 DEVICE_ONLY = [{"deviceApiKey": []}]
 DEVICE_OR_SESSION = [{"deviceApiKey": []}, {"bearerAuth": []}]

@@ -3,67 +3,68 @@ db/migrations/0002_seed.sql). An alert's room, severity and category come from h
 whoever reports the alarm."""
 import random
 
+PATIENT_COLUMNS = "patient_id, name, date_of_birth, room, ward, status, admitted_at"
+# typical_min/max are numeric in the table; as floats they serialize as JSON numbers.
+ALERT_TYPE_COLUMNS = """alert_type, name, category, severity, description, unit,
+    typical_min::float AS typical_min, typical_max::float AS typical_max, routes_to"""
+
 
 def list_patients(cur, *, status: str | None = None) -> list[dict]:
-    cur.execute("""
-        SELECT patient_id, name, date_of_birth, room, ward, status, admitted_at
+    cur.execute(f"""
+        SELECT {PATIENT_COLUMNS}
         FROM patients
         WHERE %(status)s::text IS NULL OR status = %(status)s
         ORDER BY patient_id
-    """, {"status": status})
+    """, {"status": status})  # noqa: S608 (a constant column list)
     return cur.fetchall()
 
 
 def get_patient(cur, *, patient_id: str) -> dict | None:
-    cur.execute("""
-        SELECT patient_id, name, date_of_birth, room, ward, status, admitted_at
+    cur.execute(f"""
+        SELECT {PATIENT_COLUMNS}
         FROM patients
         WHERE patient_id = %s
-    """, (patient_id,))
+    """, (patient_id,))  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 
 def random_admitted_patient(cur) -> dict:
-    cur.execute("""
-        SELECT patient_id, name, date_of_birth, room, ward, status, admitted_at
+    cur.execute(f"""
+        SELECT {PATIENT_COLUMNS}
         FROM patients
         WHERE status = 'ADMITTED'
         ORDER BY random()
         LIMIT 1
-    """)
+    """)  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 
-# typical_min/max are numeric in the table; as floats they serialize as JSON numbers.
 def list_alert_types(cur, *, category: str | None = None) -> list[dict]:
-    cur.execute("""
-        SELECT alert_type, name, category, severity, description, unit,
-               typical_min::float AS typical_min, typical_max::float AS typical_max, routes_to
+    cur.execute(f"""
+        SELECT {ALERT_TYPE_COLUMNS}
         FROM alert_types
         WHERE %(category)s::text IS NULL OR category = %(category)s
         ORDER BY category, alert_type
-    """, {"category": category})
+    """, {"category": category})  # noqa: S608 (a constant column list)
     return cur.fetchall()
 
 
 def get_alert_type(cur, *, alert_type: str) -> dict | None:
-    cur.execute("""
-        SELECT alert_type, name, category, severity, description, unit,
-               typical_min::float AS typical_min, typical_max::float AS typical_max, routes_to
+    cur.execute(f"""
+        SELECT {ALERT_TYPE_COLUMNS}
         FROM alert_types
         WHERE alert_type = %s
-    """, (alert_type,))
+    """, (alert_type,))  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 
 def random_alert_type(cur) -> dict:
-    cur.execute("""
-        SELECT alert_type, name, category, severity, description, unit,
-               typical_min::float AS typical_min, typical_max::float AS typical_max, routes_to
+    cur.execute(f"""
+        SELECT {ALERT_TYPE_COLUMNS}
         FROM alert_types
         ORDER BY random()
         LIMIT 1
-    """)
+    """)  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 

@@ -5,6 +5,7 @@ import functools
 from flask import Blueprint, g, request
 
 from healthguard.auth import authenticate_request, clinician_only, current_clinician, device_api_key
+from healthguard.domain import SEVERITIES
 from healthguard.errors import ApiError
 from healthguard.params import next_cursor, page_params, query_list, query_timestamp
 from healthguard.web import json_body, platform
@@ -13,8 +14,6 @@ from . import alerts, catalogue
 from .metrics import ALERTS_RECEIVED
 
 blueprint = Blueprint("alerts", __name__, url_prefix="/api/v1")
-
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def device_key_or_session(view):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
+from . import clock
+from .context import platform
 from .errors import ApiError
 
 
@@ -49,9 +51,9 @@ def clinician_for_token(cur, token: str) -> Clinician | None:
     """The clinician whose live (unexpired, unrevoked) session this token is, or None."""
     cur.execute("""
         SELECT e.employee_id, e.login, e.name, e.role, e.tier, e.is_supervisor, s.session_id
-        FROM sessions s JOIN employees e USING (employee_id)
-        WHERE s.token_hash = %s AND s.revoked_at IS NULL AND s.expires_at > now()
-    """, (token_hash(token),))
+        FROM live_sessions(%s) s JOIN employees e USING (employee_id)
+        WHERE s.token_hash = %s
+    """, (clock.now(), token_hash(token)))
     row = cur.fetchone()
     return Clinician(**row) if row else None
 
@@ -73,7 +75,6 @@ def authenticate_request() -> Caller:
     service_token = current_app.config.get("SERVICE_TOKEN")
     if service_token and hmac.compare_digest(token.encode(), service_token.encode()):
         return Caller(clinician=None)
-    from .web import platform  # late import: web imports this module
     with platform().db.transaction() as cur:
         clinician = clinician_for_token(cur, token)
     if clinician is None:

@@ -25,6 +25,6 @@ def _offset_seconds() -> float:
 
 def now() -> datetime.datetime:
     """The current instant, timezone-aware (UTC)."""
-    instant = datetime.datetime.now(datetime.timezone.utc)
+    instant = datetime.datetime.now(datetime.UTC)
     offset = _offset_seconds()
     return instant + datetime.timedelta(seconds=offset) if offset else instant

@@ -10,6 +10,7 @@ import psycopg2.pool
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 3
+BIGINT_MAX = 2**63 - 1  # the largest id a bigint identity column holds
 
 
 class _RetainingPool(psycopg2.pool.ThreadedConnectionPool):

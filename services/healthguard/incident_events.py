@@ -1,12 +1,24 @@
-"""The contract between incident management (which announces changes of incidents on the
-`notifications` queue) and the notification service (which stores and pushes them):
+"""The contract between incident management, which announces every change of an incident on the
+`notifications` queue (through the outbox), and the notification service, which stores the event
+per recipient and pushes it to the browsers:
 
-    {"event_id", "type", "recipients", "incident_id", "title", "message", "severity",
-     "data": {"status", "patient_id", "room", "alert_type", "assigned_to"}, "occurred_at"}
+    {"event_id": "incident-42-assigned-7", "type": "INCIDENT_ASSIGNED", "recipients": ["D01"],
+     "incident_id": 42, "title": "...", "message": "...", "severity": "CRITICAL",
+     "data": {"status", "patient_id", "room", "alert_type", "assigned_to"},
+     "occurred_at": "2026-02-01T10:00:00+00:00"}
 
 `recipients` are told personally (stored notifications); every event also reaches every
-signed-in dashboard as an incident_updated frame.
+signed-in dashboard as an `incident_updated` frame (`incident_update`). Building an event
+(`incident_event`), checking one on arrival (`parse_event`) and projecting it for the
+dashboards live here only, so the two sides cannot drift.
 """
+from dataclasses import dataclass
+from datetime import datetime
+
+from .broker import PermanentMessageError
+from .db import BIGINT_MAX
+from .domain import SEVERITIES
+
 INCIDENT_EVENT_TYPES = (
     "INCIDENT_CREATED",       # nobody could be assigned: supervisors are told, dashboards show it
     "INCIDENT_ASSIGNED",
@@ -17,3 +29,119 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_ESCALATED",
     "INCIDENT_NOTE_ADDED",
 )
+# The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
+DASHBOARD_FRAME = "incident_updated"
+MAX_RECIPIENTS = 500
+MAX_TEXT = 4000
+
+
+# --- Building (incident management) -------------------------------------------------------------
+
+def incident_event(incident: dict, *, type: str, history: dict, recipients, message: str) -> dict:
+    """The event announcing the change recorded by `history` (its incident_history row): one
+    history row, one event, so the event id is stable across a redelivery of the same change."""
+    if type not in INCIDENT_EVENT_TYPES:
+        raise ValueError(f"unknown notification event type {type}")
+    suffix = type.removeprefix("INCIDENT_").lower()
+    return {
+        "event_id": f"incident-{incident['incident_id']}-{suffix}-{history['history_id']}",
+        "type": type,
+        "recipients": list(dict.fromkeys(r for r in recipients if r)),  # unique, in order
+        "incident_id": incident["incident_id"],
+        "title": incident["title"],
+        "message": message,
+        "severity": incident["severity"],
+        "data": {
+            "status": incident["status"],
+            "patient_id": incident["patient_id"],
+            "room": incident["room"],
+            "alert_type": incident["alert_type"],
+            "assigned_to": incident["assigned_to"],
+        },
+        "occurred_at": history["created_at"].isoformat(),
+    }
+
+
+# --- Checking on arrival (notification) ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    event_id: str
+    type: str
+    recipients: tuple[str, ...]
+    incident_id: int | None
+    title: str
+    message: str
+    severity: str | None
+    data: dict
+    occurred_at: str | None
+
+
+def _text(message: dict, name: str, *, limit: int = MAX_TEXT) -> str:
+    value = message.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise PermanentMessageError(f"event field {name!r} must be a non-empty string")
+    if len(value) > limit:
+        raise PermanentMessageError(f"event field {name!r} is longer than {limit} characters")
+    return value
+
+
+def parse_event(message: dict) -> IncidentEvent:
+    """The event in a `notifications` message. One that can never be stored (wrong shape,
+    unknown type) raises PermanentMessageError, so it goes to the dead-letter queue with the
+    reason instead of looping."""
+    event_id = _text(message, "event_id", limit=200)
+    event_type = _text(message, "type", limit=64)
+    if event_type not in INCIDENT_EVENT_TYPES:
+        raise PermanentMessageError(f"unknown event type {event_type!r}")
+    recipients = message.get("recipients")
+    if not isinstance(recipients, list) or not all(isinstance(r, str) and r for r in recipients):
+        raise PermanentMessageError("event field 'recipients' must be a list of employee ids")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise PermanentMessageError(f"an event may name at most {MAX_RECIPIENTS} recipients")
+    incident_id = message.get("incident_id")
+    if incident_id is not None and (isinstance(incident_id, bool) or not isinstance(incident_id, int)
+                                    or not 0 < incident_id <= BIGINT_MAX):
+        raise PermanentMessageError("event field 'incident_id' must be a positive integer or null")
+    severity = message.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise PermanentMessageError(f"unknown severity {severity!r}")
+    data = message.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PermanentMessageError("event field 'data' must be an object")
+    occurred_at = message.get("occurred_at")
+    if occurred_at is not None:
+        try:
+            datetime.fromisoformat(occurred_at)
+        except (TypeError, ValueError) as exc:
+            raise PermanentMessageError("event field 'occurred_at' must be an ISO 8601 timestamp") from exc
+    return IncidentEvent(
+        event_id=event_id, type=event_type, recipients=tuple(dict.fromkeys(recipients)),
+        incident_id=incident_id, title=_text(message, "title"), message=_text(message, "message"),
+        severity=severity, data=data, occurred_at=occurred_at,
+    )
+
+
+# --- The dashboards' projection (incident_updated frames) ---------------------------------------
+
+def incident_update(event: IncidentEvent) -> dict | None:
+    """What every signed-in dashboard needs to refresh its incident lists, without a reload:
+    the body of an `incident_updated` WebSocket frame (services/notification/WEBSOCKET.md)."""
+    if event.incident_id is None:
+        return None
+    data = event.data
+    return {
+        "incident_id": event.incident_id,
+        "event_id": event.event_id,
+        "event_type": event.type,
+        "status": data.get("status"),
+        "severity": event.severity,
+        "title": event.title,
+        "assigned_to": data.get("assigned_to"),
+        "patient_id": data.get("patient_id"),
+        "room": data.get("room"),
+        "alert_type": data.get("alert_type"),
+        "occurred_at": event.occurred_at,
+    }

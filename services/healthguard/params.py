@@ -4,6 +4,7 @@ import datetime
 
 from flask import request
 
+from .db import BIGINT_MAX
 from .errors import ApiError
 
 DEFAULT_PAGE_SIZE = 100
@@ -61,7 +62,7 @@ def page_params(*, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZ
     raw_cursor = request.args.get("cursor", "")
     if not raw_cursor:
         return limit, None
-    if not raw_cursor.isdigit() or not 1 <= int(raw_cursor) < 2**63:  # a bigint id
+    if not raw_cursor.isdigit() or not 1 <= int(raw_cursor) <= BIGINT_MAX:
         raise ApiError(400, "cursor must be the `next` value of a previous page", field="cursor")
     return limit, int(raw_cursor)
 

@@ -2,19 +2,12 @@
 import base64
 import hashlib
 import hmac
-import os
 
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
-    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -31,4 +24,4 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 # A hash to verify against when the login is unknown, so both failures take the same time.
-DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + _b64(b"\0" * _DKLEN)
+DUMMY_HASH = f"scrypt${_N}${_R}${_P}${_b64(bytes(16))}${_b64(bytes(_DKLEN))}"

@@ -4,14 +4,14 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 from flask_cors import CORS
 
 from . import broker, metrics
 from .auth import public, register_authentication
 from .config import COMMON_REQUIRED, env_int, load_config
+from .context import Platform, platform
 from .db import Database
 from .errors import ApiError, register_error_handlers
 from .logs import configure_logging
@@ -20,20 +20,6 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNAUTHENTICATED_PATHS = ("/health", "/metrics")
-
-
-@dataclass
-class Platform:
-    """What a service shares between its routes, consumers and tests (app.extensions)."""
-    service: str
-    db: Database
-    publisher: broker.Publisher
-    rabbitmq_url: str
-    background: list = field(default_factory=list)  # objects with start() and stop()
-
-
-def platform() -> Platform:
-    return current_app.extensions["healthguard"]
 
 
 def create_service_app(service: str, config=None, *, required=(), optional=(),

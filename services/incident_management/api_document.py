@@ -1,8 +1,7 @@
 """The OpenAPI document of the incident management service, served at /api/v1/openapi.json.
 tests/test_incidents.py checks that it lists exactly the routes the app serves."""
+from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from healthguard.openapi import build_document, error_response
-
-from .incidents import SEVERITIES, STATUSES
 
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
 INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -48,7 +47,7 @@ SCHEMAS = {
             "severity": {"type": "string", "enum": list(SEVERITIES)}, "category": {"type": "string"},
             "room": {"type": "string"},
             "title": {"type": "string", "example": "CRITICAL: Cardiac arrest, room 312"},
-            "status": {"type": "string", "enum": list(STATUSES)},
+            "status": {"type": "string", "enum": list(INCIDENT_STATUSES)},
             "assigned_to": {"type": ["string", "null"]},
             "assignee": {"type": ["object", "null"], "properties": {
                 "employee_id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"},

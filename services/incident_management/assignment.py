@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 # All automatic assignments queue on this lock for the few milliseconds they take, so two
 # incidents arriving together see each other's assignment when they rank clinicians by workload.
 ASSIGNMENT_LOCK_ID = 0x4847_0003
-NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 class OnCallClient:
@@ -63,40 +62,31 @@ class OnCallClient:
         self.session.close()
 
 
-def signed_in_supervisors(cur) -> list[str]:
+def signed_in_supervisors(cur, *, at: datetime.datetime) -> list[str]:
+    """Supervisors signed in at `at` and not away: told of alarms nobody could take."""
     cur.execute("""
-        SELECT employee_id FROM employees
-        WHERE is_supervisor AND is_logged_in AND availability = 'AVAILABLE'
-        ORDER BY employee_id
-    """)
+        SELECT e.employee_id FROM employees e
+        WHERE e.is_supervisor
+          AND e.employee_id IN (SELECT r.employee_id FROM reachable_clinicians(%s) r)
+        ORDER BY e.employee_id
+    """, (at,))
     return [row["employee_id"] for row in cur.fetchall()]
 
 
-def least_busy(cur, candidates: list[dict]) -> dict:
+def least_busy(cur, candidates: list[dict]) -> dict | None:
     """The candidate to assign, re-ranked on current workload under the assignment lock.
 
     The on-call answer was computed before this transaction; incidents assigned since (a burst
-    of alarms) are counted here, with the same order as the on-call service: fewest active
-    incidents, then idle longest, then the on-call service's own order.
+    of alarms) are counted here, in the order the on-call service uses (least_busy_first()), ties
+    kept in the on-call service's own order.
     """
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
-    ids = [c["employee_id"] for c in candidates]
-    cur.execute("""
-        SELECT e.employee_id,
-               (SELECT count(*) FROM incidents i
-                 WHERE i.assigned_to = e.employee_id AND i.status <> 'RESOLVED') AS active_incidents,
-               (SELECT max(a.assigned_at) FROM incident_assignments a
-                 WHERE a.employee_id = e.employee_id) AS last_assigned_at
-        FROM employees e
-        WHERE e.employee_id = ANY(%s)
-    """, (ids,))
-    workload = {row["employee_id"]: row for row in cur.fetchall()}
-    ranked = sorted(
-        (c for c in candidates if c["employee_id"] in workload),
-        key=lambda c: (workload[c["employee_id"]]["active_incidents"],
-                       workload[c["employee_id"]]["last_assigned_at"] or NEVER,
-                       ids.index(c["employee_id"])))
-    return ranked[0] if ranked else None
+    cur.execute("SELECT employee_id FROM least_busy_first(%s) ORDER BY rank LIMIT 1",
+                ([c["employee_id"] for c in candidates],))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return next(c for c in candidates if c["employee_id"] == row["employee_id"])
 
 
 def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | None:

@@ -9,6 +9,7 @@ finds the incident and does nothing more.
 """
 import logging
 
+from healthguard import clock
 from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError
 
 from . import incidents
@@ -44,7 +45,7 @@ def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient) -> dict 
             # Nobody could take it: every dashboard must show it, and the supervisors who are
             # signed in must hear of an alarm without an owner.
             announce(cur, incident, type="INCIDENT_CREATED", history=created,
-                     recipients=signed_in_supervisors(cur),
+                     recipients=signed_in_supervisors(cur, at=clock.now()),
                      message=f"{incident['title']} (patient {incident['patient_id']}): nobody available "
                              f"of {', '.join(alert['routes_to'])} is on duty and signed in. Claim it.")
     if created:

@@ -13,6 +13,8 @@ LOCKED and re-checked, so copies never escalate one incident twice.
 """
 import logging
 
+from healthguard import clock
+
 from . import history
 from .assignment import OnCallClient, OnCallTask, least_busy, signed_in_supervisors
 from .events import announce
@@ -43,7 +45,7 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict]) -> dict 
     before = cur.fetchone()
     if before is None:
         return None
-    supervisors = signed_in_supervisors(cur)
+    supervisors = signed_in_supervisors(cur, at=clock.now())
     others = [c for c in candidates if c["employee_id"] != before["assigned_to"]]
     chosen = least_busy(cur, others) if others else None
     level = before["escalation_level"] + 1

@@ -1,21 +1,21 @@
 """Incidents: creation from an alert (once per alert, however often it is delivered), reading
 and listing."""
+from healthguard.domain import ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES
+
 from . import history
 
-STATUSES = ("OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGRESS", "RESOLVED")
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "updated_at")
 
 # The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
 #   it REASSIGNED, from where the new assignee acknowledges or starts work.
 ACTIONS = {
-    "acknowledge": ("ASSIGNED", "REASSIGNED"),
+    "acknowledge": UNACKNOWLEDGED_STATUSES,
     "start": ("ACKNOWLEDGED", "REASSIGNED"),
     "resolve": ("IN_PROGRESS",),
-    "claim": ("OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGRESS"),
-    "reassign": ("OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGRESS"),
-    "note": STATUSES,
+    "claim": ACTIVE_INCIDENT_STATUSES,
+    "reassign": ACTIVE_INCIDENT_STATUSES,
+    "note": INCIDENT_STATUSES,
 }
 
 

@@ -1,6 +1,6 @@
 """Figures for the web UI's metrics page: incidents by status and severity, MTTA and MTTR
 (average, p50, p90) over a window, and the same per clinician."""
-from .incidents import SEVERITIES, STATUSES
+from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 
 
 def incident_figures(cur, *, hours: int) -> dict:
@@ -15,7 +15,7 @@ def incident_figures(cur, *, hours: int) -> dict:
         WHERE created_at >= now() - make_interval(hours => %(hours)s)
         GROUP BY status, severity
     """, window)
-    by_status = dict.fromkeys(STATUSES, 0)
+    by_status = dict.fromkeys(INCIDENT_STATUSES, 0)
     by_severity = dict.fromkeys(SEVERITIES, 0)
     for row in cur.fetchall():
         by_status[row["status"]] += row["n"]

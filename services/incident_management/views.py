@@ -4,6 +4,7 @@ transaction committed, and answers JSON."""
 from flask import Blueprint, request
 
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
+from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from healthguard.errors import ApiError
 from healthguard.params import next_cursor, page_params, query_flag, query_list, query_timestamp
 from healthguard.web import json_body, platform
@@ -102,8 +103,8 @@ def list_incidents():
     with platform().db.transaction() as cur:
         rows = incidents.list_incidents(
             cur, limit=limit, before_id=cursor,
-            statuses=query_list("status", allowed=incidents.STATUSES),
-            severities=query_list("severity", allowed=incidents.SEVERITIES),
+            statuses=query_list("status", allowed=INCIDENT_STATUSES),
+            severities=query_list("severity", allowed=SEVERITIES),
             assigned_to=current_clinician().employee_id if mine else None,
             patient_id=request.args.get("patient_id") or None,
             since=query_timestamp("since"))

@@ -20,6 +20,8 @@ import time
 
 from simple_websocket import ConnectionClosed
 
+from healthguard.incident_events import DASHBOARD_FRAME
+
 from . import metrics
 from .service import as_json, frame_text, latest_notification_id, notifications_after
 
@@ -224,7 +226,7 @@ class Hub:
                     sock.push(frame)
             update = announcement.get("incident_update")
             if update:
-                frame = Frame(frame_text("incident_updated", update), event_id=update["event_id"])
+                frame = Frame(frame_text(DASHBOARD_FRAME, update), event_id=update["event_id"])
                 for sock in self._sockets:
                     sock.push(frame)
 

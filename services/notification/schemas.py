@@ -1,4 +1,5 @@
 """The notification service's OpenAPI document (served at /api/v1/openapi.json)."""
+from healthguard.domain import SEVERITIES
 from healthguard.incident_events import INCIDENT_EVENT_TYPES
 from healthguard.openapi import build_document, error_response
 
@@ -13,7 +14,7 @@ NOTIFICATION = {
         "incident_id": {"type": ["integer", "null"]},
         "title": {"type": "string"},
         "message": {"type": "string"},
-        "severity": {"type": ["string", "null"], "enum": ["CRITICAL", "HIGH", "MEDIUM", "LOW", None]},
+        "severity": {"type": ["string", "null"], "enum": [*SEVERITIES, None]},
         "data": {"type": "object", "description": "status, patient_id, room, alert_type, assigned_to"},
         "created_at": {"type": "string", "format": "date-time"},
         "read_at": {"type": ["string", "null"], "format": "date-time"},

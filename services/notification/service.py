@@ -8,8 +8,11 @@ import json
 from psycopg2.extras import Json
 
 from healthguard.broker import PermanentMessageError
+from healthguard.incident_events import IncidentEvent
 
-from .events import IncidentEvent
+# A stored notification, as as_json() turns it into what clients see.
+NOTIFICATION_COLUMNS = """notification_id, event_id, employee_id, incident_id, type, title, message,
+    severity, data, created_at, read_at"""
 
 
 def as_json(row: dict) -> dict:
@@ -57,43 +60,21 @@ def store_event_notifications(*, cur, event: IncidentEvent) -> tuple[list[dict],
         "data": Json(event.data), "recipients": list(event.recipients),
     })
     new = len(cur.fetchall())
-    cur.execute("""
-        SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
-               data, created_at, read_at
+    cur.execute(f"""
+        SELECT {NOTIFICATION_COLUMNS}
         FROM notifications
         WHERE event_id = %s AND employee_id = ANY(%s)
-        ORDER BY notification_id""", (event.event_id, list(event.recipients)))
+        ORDER BY notification_id""", (event.event_id, list(event.recipients)))  # noqa: S608 (a constant column list)
     return cur.fetchall(), new
-
-
-def incident_update(event: IncidentEvent) -> dict | None:
-    """What every signed-in dashboard needs to refresh its incident lists, without a reload."""
-    if event.incident_id is None:
-        return None
-    data = event.data
-    return {
-        "incident_id": event.incident_id,
-        "event_id": event.event_id,
-        "event_type": event.type,
-        "status": data.get("status"),
-        "severity": event.severity,
-        "title": event.title,
-        "assigned_to": data.get("assigned_to"),
-        "patient_id": data.get("patient_id"),
-        "room": data.get("room"),
-        "alert_type": data.get("alert_type"),
-        "occurred_at": event.occurred_at,
-    }
 
 
 def notifications_after(*, cur, employee_id: str, after_id: int, limit: int) -> list[dict]:
     """The clinician's notifications with id > after_id, oldest first (replay and catch-up)."""
-    cur.execute("""
-        SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
-               data, created_at, read_at
+    cur.execute(f"""
+        SELECT {NOTIFICATION_COLUMNS}
         FROM notifications
         WHERE employee_id = %s AND notification_id > %s
-        ORDER BY notification_id LIMIT %s""", (employee_id, after_id, limit))
+        ORDER BY notification_id LIMIT %s""", (employee_id, after_id, limit))  # noqa: S608 (a constant column list)
     return cur.fetchall()
 
 
@@ -109,21 +90,13 @@ def list_notifications(*, cur, employee_id: str, unread_only: bool, after_id: in
     (catching up). Returns the rows and whether more follow."""
     params = {"employee_id": employee_id, "unread_only": unread_only, "after_id": after_id,
               "limit": limit + 1}
-    if after_id is None:
-        cur.execute("""
-            SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
-                   data, created_at, read_at
-            FROM notifications
-            WHERE employee_id = %(employee_id)s AND (NOT %(unread_only)s OR read_at IS NULL)
-            ORDER BY notification_id DESC LIMIT %(limit)s""", params)
-    else:
-        cur.execute("""
-            SELECT notification_id, event_id, employee_id, incident_id, type, title, message, severity,
-                   data, created_at, read_at
-            FROM notifications
-            WHERE employee_id = %(employee_id)s AND (NOT %(unread_only)s OR read_at IS NULL)
-              AND notification_id > %(after_id)s
-            ORDER BY notification_id ASC LIMIT %(limit)s""", params)
+    order = "DESC" if after_id is None else "ASC"
+    cur.execute(f"""
+        SELECT {NOTIFICATION_COLUMNS}
+        FROM notifications
+        WHERE employee_id = %(employee_id)s AND (NOT %(unread_only)s OR read_at IS NULL)
+          AND (%(after_id)s::bigint IS NULL OR notification_id > %(after_id)s)
+        ORDER BY notification_id {order} LIMIT %(limit)s""", params)  # noqa: S608 (constants only)
     rows = cur.fetchall()
     return rows[:limit], len(rows) > limit
 
@@ -137,11 +110,10 @@ def unread_count(*, cur, employee_id: str) -> int:
 def mark_read(*, cur, employee_id: str, notification_id: int) -> dict | None:
     """Mark one of the clinician's own notifications read (idempotent: the first read time
     stays). None if there is no such notification of theirs: someone else's is not revealed."""
-    cur.execute("""
+    cur.execute(f"""
         UPDATE notifications SET read_at = coalesce(read_at, now())
         WHERE notification_id = %s AND employee_id = %s
-        RETURNING notification_id, event_id, employee_id, incident_id, type, title, message, severity,
-                  data, created_at, read_at""", (notification_id, employee_id))
+        RETURNING {NOTIFICATION_COLUMNS}""", (notification_id, employee_id))  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 

@@ -15,10 +15,10 @@ when it reconnects with last_id=N, nothing below N can still be on its way.
 import time
 
 from healthguard.fanout import FanoutPublisher
+from healthguard.incident_events import incident_update, parse_event
 
 from . import metrics
-from .events import parse_event
-from .service import as_json, incident_update, store_event_notifications
+from .service import as_json, store_event_notifications
 
 PUSH_EXCHANGE = "notifications.push"
 STORE_ORDER_LOCK = 0x4847_0004  # "HG" + 4: the advisory lock storing notifications queues on

@@ -3,11 +3,11 @@ from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 
 from healthguard.auth import bearer_token, clinician_for_token, clinician_only, current_clinician, public
+from healthguard.db import BIGINT_MAX
 from healthguard.errors import ApiError
 from healthguard.web import json_body, platform
 
 from . import service
-from .events import BIGINT_MAX
 from .hub import ClinicianSocket
 
 MAX_PAGE = 200

@@ -1,6 +1,7 @@
 """POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/me."""
 from flask import Blueprint, current_app, make_response
 
+from healthguard import clock
 from healthguard.auth import clinician_only, current_clinician, public
 from healthguard.errors import ApiError
 from healthguard.web import json_body, platform
@@ -42,7 +43,7 @@ def login():
 def logout():
     clinician = current_clinician()
     with platform().db.transaction() as cur:
-        sessions.sign_out(cur, session_id=clinician.session_id, employee_id=clinician.employee_id)
+        sessions.sign_out(cur, session_id=clinician.session_id)
     return "", 204
 
 
@@ -51,6 +52,6 @@ def logout():
 def me():
     clinician = current_clinician()
     with platform().db.transaction() as cur:
-        employee = roster.get_employee(cur, employee_id=clinician.employee_id)
+        employee = roster.get_employee(cur, employee_id=clinician.employee_id, at=clock.now())
         expires_at = sessions.session_expiry(cur, session_id=clinician.session_id)
     return {"employee": employee, "session": {"expires_at": expires_at.isoformat() if expires_at else None}}

@@ -1,4 +1,5 @@
 """The on-call service's OpenAPI document (served at /api/v1/openapi.json)."""
+from healthguard.domain import AVAILABILITIES
 from healthguard.openapi import build_document, error_response
 
 
@@ -37,7 +38,7 @@ SCHEMAS = {
         "employee_id": {"type": "string"}, "login": {"type": "string"}, "name": {"type": "string"},
         "role": {"type": "string"}, "specialty": {"type": ["string", "null"]},
         "tier": {"type": "integer"}, "is_supervisor": {"type": "boolean"},
-        "is_logged_in": {"type": "boolean"}, "availability": {"enum": ["AVAILABLE", "AWAY"]},
+        "signed_in": {"type": "boolean"}, "availability": {"enum": list(AVAILABILITIES)},
         "last_login": NULLABLE_TIME}},
     "AvailableClinician": {"type": "object", "required": [
         "employee_id", "name", "role", "tier", "active_incidents", "last_assigned_at"], "properties": {
@@ -125,7 +126,7 @@ PATHS = {
     "/api/v1/employees/me/availability": {"patch": {
         "summary": "Mark yourself available or away (away: no new incidents)",
         "requestBody": _body({"type": "object", "required": ["availability"], "properties": {
-            "availability": {"enum": ["AVAILABLE", "AWAY"]}}}),
+            "availability": {"enum": list(AVAILABILITIES)}}}),
         "responses": {"200": _json("your record", _ref("Employee")), **_errors(400, 401, 403, 422)}}},
     "/api/v1/openapi.json": {"get": {
         "summary": "This document", "security": [],

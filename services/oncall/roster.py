@@ -6,11 +6,10 @@ back. The routes, the scrape-time metric and the tests all call these.
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from healthguard.domain import AVAILABILITIES
 from healthguard.errors import ApiError
 
 from .schedule import on_duty_at
-
-AVAILABILITIES = ("AVAILABLE", "AWAY")
 
 
 def known_roles(cur) -> list[str]:
@@ -24,26 +23,20 @@ def check_roles(cur, roles) -> None:
         raise ApiError(422, "unknown role(s): " + ", ".join(unknown), unknown_roles=unknown)
 
 
-def _workload(cur, employee_ids) -> dict[str, dict]:
+# An employee as callers see it (never password_hash); signed_in at the instant %(at)s.
+EMPLOYEE_COLUMNS = """
+    e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor, e.availability,
+    e.last_login, e.employee_id IN (SELECT s.employee_id FROM signed_in_clinicians(%(at)s) s) AS signed_in
+"""
+
+
+def _with_workload(cur, employee_ids, *, at: dt.datetime) -> dict[str, dict]:
     """employee_id -> employee columns plus active_incidents and last_assigned_at."""
-    cur.execute("""
-        SELECT e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor,
-               e.is_logged_in, e.availability, e.last_login,
-               (SELECT count(*) FROM incidents i
-                 WHERE i.assigned_to = e.employee_id AND i.status <> 'RESOLVED')::int
-                   AS active_incidents,
-               (SELECT max(a.assigned_at) FROM incident_assignments a
-                 WHERE a.employee_id = e.employee_id) AS last_assigned_at,
-               -- Sessions end by expiry without a logout: whoever has sessions but no live one is
-               -- signed out, whatever is_logged_in still says.
-               e.is_logged_in AND (
-                   EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id
-                             AND s.revoked_at IS NULL AND s.expires_at > now())
-                   OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id)
-               ) AS signed_in
-        FROM employees e
-        WHERE e.employee_id = ANY(%s)
-    """, (list(employee_ids),))
+    cur.execute(f"""
+        SELECT {EMPLOYEE_COLUMNS}, w.active_incidents, w.last_assigned_at
+        FROM employees e JOIN clinician_workload w ON w.employee_id = e.employee_id
+        WHERE e.employee_id = ANY(%(ids)s)
+    """, {"ids": list(employee_ids), "at": at})  # noqa: S608 (a constant column list)
     return {row["employee_id"]: row for row in cur.fetchall()}
 
 
@@ -56,16 +49,15 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     in `roles` (any role when None), least busy first, then idle longest, then by id."""
     if roles:
         check_roles(cur, roles)
-    on_duty = on_duty_at(cur, tz=tz, at=at)
-    rows = _workload(cur, on_duty)
-    chosen = [row for row in rows.values()
-              if row["signed_in"] and row["availability"] == "AVAILABLE"
-              and (not roles or row["role"] in roles)]
-    never = dt.datetime.min.replace(tzinfo=dt.UTC)
-    chosen.sort(key=lambda r: (r["active_incidents"], r["last_assigned_at"] or never, r["employee_id"]))
-    return [{"employee_id": r["employee_id"], "name": r["name"], "role": r["role"], "tier": r["tier"],
-             "active_incidents": r["active_incidents"], "last_assigned_at": _iso(r["last_assigned_at"])}
-            for r in chosen]
+    on_duty = sorted(on_duty_at(cur, tz=tz, at=at))
+    cur.execute("""
+        SELECT e.employee_id, e.name, e.role, e.tier, w.active_incidents, w.last_assigned_at
+        FROM least_busy_first(%(on_duty)s) w JOIN employees e ON e.employee_id = w.employee_id
+        WHERE e.employee_id IN (SELECT r.employee_id FROM reachable_clinicians(%(at)s) r)
+          AND (%(roles)s::text[] IS NULL OR e.role = ANY(%(roles)s))
+        ORDER BY w.rank
+    """, {"on_duty": on_duty, "at": at, "roles": list(roles) if roles else None})
+    return [{**row, "last_assigned_at": _iso(row["last_assigned_at"])} for row in cur.fetchall()]
 
 
 def on_call_now(cur, *, tz: ZoneInfo, at: dt.datetime, role=None) -> list[dict]:
@@ -73,7 +65,7 @@ def on_call_now(cur, *, tz: ZoneInfo, at: dt.datetime, role=None) -> list[dict]:
     if role:
         check_roles(cur, [role])
     on_duty = on_duty_at(cur, tz=tz, at=at)
-    rows = _workload(cur, on_duty)
+    rows = _with_workload(cur, on_duty, at=at)
     result = []
     for employee_id, duty in on_duty.items():
         row = rows[employee_id]
@@ -105,37 +97,32 @@ def signed_in_on_duty_by_role(cur, *, tz: ZoneInfo, at: dt.datetime) -> dict[str
 def employee_json(row) -> dict:
     return {"employee_id": row["employee_id"], "login": row["login"], "name": row["name"],
             "role": row["role"], "specialty": row["specialty"], "tier": row["tier"],
-            "is_supervisor": row["is_supervisor"], "is_logged_in": row["is_logged_in"],
+            "is_supervisor": row["is_supervisor"], "signed_in": row["signed_in"],
             "availability": row["availability"], "last_login": _iso(row["last_login"])}
 
 
-def list_employees(cur, *, role=None) -> list[dict]:
+def list_employees(cur, *, at: dt.datetime, role=None) -> list[dict]:
     if role:
         check_roles(cur, [role])
-    cur.execute("""
-        SELECT e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor,
-               e.is_logged_in, e.availability, e.last_login
-        FROM employees e
+    cur.execute(f"""
+        SELECT {EMPLOYEE_COLUMNS} FROM employees e
         WHERE %(role)s::text IS NULL OR e.role = %(role)s
-        ORDER BY e.employee_id""", {"role": role})
+        ORDER BY e.employee_id""", {"role": role, "at": at})  # noqa: S608 (a constant column list)
     return [employee_json(row) for row in cur.fetchall()]
 
 
-def get_employee(cur, *, employee_id: str) -> dict:
-    # Never password_hash: only the columns a caller may see.
-    cur.execute("""
-        SELECT e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor,
-               e.is_logged_in, e.availability, e.last_login
-        FROM employees e WHERE e.employee_id = %s""", (employee_id,))
+def get_employee(cur, *, employee_id: str, at: dt.datetime) -> dict:
+    cur.execute(f"SELECT {EMPLOYEE_COLUMNS} FROM employees e WHERE e.employee_id = %(id)s",  # noqa: S608
+                {"id": employee_id, "at": at})
     row = cur.fetchone()
     if row is None:
         raise ApiError(404, f"no employee {employee_id}")
     return employee_json(row)
 
 
-def set_availability(cur, *, employee_id: str, availability: str) -> dict:
+def set_availability(cur, *, employee_id: str, availability: str, at: dt.datetime) -> dict:
     if availability not in AVAILABILITIES:
         raise ApiError(422, "availability must be one of: " + ", ".join(AVAILABILITIES))
     cur.execute("UPDATE employees SET availability = %s WHERE employee_id = %s",
                 (availability, employee_id))
-    return get_employee(cur, employee_id=employee_id)
+    return get_employee(cur, employee_id=employee_id, at=at)

@@ -64,23 +64,17 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float) -> dict:
         RETURNING expires_at
     """, (employee["employee_id"], token_hash(token), ttl_hours * 3600))
     expires_at = cur.fetchone()["expires_at"]
-    cur.execute("UPDATE employees SET last_login = now(), is_logged_in = true WHERE employee_id = %s",
+    cur.execute("UPDATE employees SET last_login = now() WHERE employee_id = %s",
                 (employee["employee_id"],))
     del employee["password_hash"]
     return {"token": token, "expires_at": expires_at.isoformat(), "employee": dict(employee)}
 
 
-def sign_out(cur, *, session_id: int, employee_id: str) -> None:
-    """Revoke this session; the clinician is signed out (gets no new incidents) once no other
-    live session remains, e.g. on a second workstation."""
+def sign_out(cur, *, session_id: int) -> None:
+    """Revoke this session. The clinician stays signed in (and gets incidents) while another live
+    session remains, e.g. on a second workstation: see signed_in_clinicians()."""
     cur.execute("UPDATE sessions SET revoked_at = now() WHERE session_id = %s AND revoked_at IS NULL",
                 (session_id,))
-    cur.execute("""
-        UPDATE employees e SET is_logged_in = false
-        WHERE e.employee_id = %s AND NOT EXISTS (
-            SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id
-              AND s.revoked_at IS NULL AND s.expires_at > now())
-    """, (employee_id,))
 
 
 def session_expiry(cur, *, session_id: int) -> dt.datetime | None:

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, request
 
+from healthguard import clock
 from healthguard.auth import clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
 from healthguard.web import json_body, platform
@@ -22,7 +23,7 @@ def hospital_tz() -> ZoneInfo:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def role_list(text: str | None) -> list[str] | None:
@@ -139,13 +140,13 @@ def delete_override(override_id):
 def employees():
     role = request.args.get("role", "").strip() or None
     with platform().db.transaction() as cur:
-        return {"employees": roster.list_employees(cur, role=role)}
+        return {"employees": roster.list_employees(cur, role=role, at=now())}
 
 
 @blueprint.get("/employees/<employee_id>")
 def employee(employee_id):
     with platform().db.transaction() as cur:
-        return roster.get_employee(cur, employee_id=employee_id)
+        return roster.get_employee(cur, employee_id=employee_id, at=now())
 
 
 @blueprint.patch("/employees/me/availability")
@@ -156,4 +157,4 @@ def my_availability():
         raise ApiError(422, "availability is required: AVAILABLE or AWAY")
     with platform().db.transaction() as cur:
         return roster.set_availability(cur, employee_id=current_clinician().employee_id,
-                                       availability=availability.strip().upper())
+                                       availability=availability.strip().upper(), at=now())

@@ -1,6 +1,4 @@
-export const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
-export const STATUSES = ["OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGRESS", "RESOLVED"];
-export const ACTIVE_STATUSES = STATUSES.filter((status) => status !== "RESOLVED");
+import { SEVERITIES } from "./domain.js";
 
 const SEVERITY_RANK = Object.fromEntries(SEVERITIES.map((severity, index) => [severity, index]));
 

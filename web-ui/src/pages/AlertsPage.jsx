@@ -2,7 +2,8 @@ import { useEffect, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
-import { SEVERITIES, formatDateTime, humanize, timeAgo } from "../format.js";
+import { SEVERITIES } from "../domain.js";
+import { formatDateTime, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
 import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, useNow } from "../ui.jsx";
 

@@ -3,7 +3,8 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
-import { ACTIVE_STATUSES, bySeverityThenAge, formatDuration, humanize } from "../format.js";
+import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
+import { bySeverityThenAge, formatDuration, humanize } from "../format.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useIncidentUpdates, useLive } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
@@ -27,8 +28,8 @@ function Tile({ label, value, tone = "", hint }) {
 
 async function loadDashboard(signal) {
   const [mine, active, figures] = await Promise.all([
-    api("/incidents", { query: { mine: true, status: ACTIVE_STATUSES, limit: 200 }, signal }),
-    api("/incidents", { query: { status: ACTIVE_STATUSES, limit: 200 }, signal }),
+    api("/incidents", { query: { mine: true, status: ACTIVE_INCIDENT_STATUSES, limit: 200 }, signal }),
+    api("/incidents", { query: { status: ACTIVE_INCIDENT_STATUSES, limit: 200 }, signal }),
     api("/incidents/metrics", { query: { hours: 24 }, signal }).catch(() => null),
   ]);
   return { mine: mine.incidents, active: active.incidents, figures };
@@ -64,7 +65,7 @@ export default function DashboardPage() {
     .filter((incident) => incident.assigned_to !== employee?.employee_id)
     .sort(bySeverityThenAge);
   const criticalMine = mine.filter((incident) => incident.severity === "CRITICAL");
-  const awaitingAck = mine.filter((incident) => ["ASSIGNED", "REASSIGNED"].includes(incident.status));
+  const awaitingAck = mine.filter((incident) => UNACKNOWLEDGED_STATUSES.includes(incident.status));
   const activeAll = data?.active ?? [];
   const criticalAll = activeAll.filter((incident) => incident.severity === "CRITICAL").length;
   const unassigned = activeAll.filter((incident) => incident.status === "OPEN").length;
@@ -143,7 +144,7 @@ export default function DashboardPage() {
                 caption="My active incidents"
                 showAssignee={false}
                 actions={(incident) =>
-                  ["ASSIGNED", "REASSIGNED"].includes(incident.status) && (
+                  UNACKNOWLEDGED_STATUSES.includes(incident.status) && (
                     <button
                       type="button"
                       className="primary small"

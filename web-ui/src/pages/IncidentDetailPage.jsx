@@ -76,7 +76,7 @@ function ReassignForm({ incident, busy, onReassign }) {
           .map((employee) => (
             <option key={employee.employee_id} value={employee.employee_id}>
               {employee.name} ({humanize(employee.role)}
-              {employee.is_logged_in ? "" : ", signed out"})
+              {employee.signed_in ? "" : ", signed out"})
             </option>
           ))}
       </select>

@@ -1,6 +1,7 @@
 import { useSearchParams } from "react-router";
 
-import { ACTIVE_STATUSES, SEVERITIES, STATUSES, humanize } from "../format.js";
+import { ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
+import { humanize } from "../format.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { usePagedList } from "../paging.js";
 import { Empty, ErrorNotice, LoadMore, Loading } from "../ui.jsx";
@@ -9,8 +10,8 @@ import { Empty, ErrorNotice, LoadMore, Loading } from "../ui.jsx";
 // can be bookmarked and survives a reload.
 function statusQuery(status) {
   if (status === "all") return undefined;
-  if (STATUSES.includes(status)) return status;
-  return ACTIVE_STATUSES;
+  if (INCIDENT_STATUSES.includes(status)) return status;
+  return ACTIVE_INCIDENT_STATUSES;
 }
 
 export default function IncidentsPage() {
@@ -38,7 +39,7 @@ export default function IncidentsPage() {
           <select id="filter-status" value={status} onChange={(event) => setFilter("status", event.target.value)}>
             <option value="active">All active</option>
             <option value="all">All, including resolved</option>
-            {STATUSES.map((value) => (
+            {INCIDENT_STATUSES.map((value) => (
               <option key={value} value={value}>
                 {humanize(value)}
               </option>

@@ -1,7 +1,8 @@
 import { useCallback, useState } from "react";
 
 import { api } from "../api.js";
-import { SEVERITIES, STATUSES, formatDateTime, formatDuration, humanize } from "../format.js";
+import { INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
+import { formatDateTime, formatDuration, humanize } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
@@ -114,7 +115,7 @@ export default function MetricsPage() {
               summary={data.mttr_seconds}
               explanation="From the incident being raised to its resolution."
             />
-            <Bars title="By status" counts={data.counts.by_status} order={STATUSES} kind="status" />
+            <Bars title="By status" counts={data.counts.by_status} order={INCIDENT_STATUSES} kind="status" />
             <Bars title="By severity" counts={data.counts.by_severity} order={SEVERITIES} kind="severity" />
           </div>
           <section className="panel" aria-labelledby="clinicians-title">
