@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
+from . import clock
 from .errors import ApiError
 
 
@@ -50,8 +51,8 @@ def clinician_for_token(cur, token: str) -> Clinician | None:
     cur.execute("""
         SELECT e.employee_id, e.login, e.name, e.role, e.tier, e.is_supervisor, s.session_id
         FROM sessions s JOIN employees e USING (employee_id)
-        WHERE s.token_hash = %s AND s.revoked_at IS NULL AND s.expires_at > now()
-    """, (token_hash(token),))
+        WHERE s.token_hash = %s AND s.revoked_at IS NULL AND s.expires_at > %s
+    """, (token_hash(token), clock.now()))
     row = cur.fetchone()
     return Clinician(**row) if row else None
 

@@ -6,6 +6,7 @@ of their sessions are still live, and closes the others with code 4401.
 """
 import logging
 
+from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
 from .hub import CLOSE_SESSION_ENDED, Hub
@@ -32,8 +33,8 @@ class CloseEndedSessions(PeriodicTask):
         with self.db.transaction() as cur:
             cur.execute("""
                 SELECT session_id FROM sessions
-                WHERE session_id = ANY(%s) AND revoked_at IS NULL AND expires_at > now()""",
-                        (session_ids,))
+                WHERE session_id = ANY(%s) AND revoked_at IS NULL AND expires_at > %s""",
+                        (session_ids, clock.now()))
             live = {row["session_id"] for row in cur.fetchall()}
         # Only sessions checked here: a socket opened meanwhile has not been looked at yet.
         ended = self.hub.end_sessions(set(session_ids) - live, CLOSE_SESSION_ENDED,

@@ -1,9 +1,10 @@
 """oncall_current{role}: clinicians on duty and signed in, read from the database when Prometheus
 scrapes, so every worker (and every replica) reports the same truth."""
-import datetime as dt
 import logging
 
 from prometheus_client.core import GaugeMetricFamily
+
+from healthguard import clock
 
 from .roster import signed_in_on_duty_by_role
 
@@ -17,7 +18,7 @@ class OnCallCollector:
     def collect(self):
         try:
             with self.db.transaction() as cur:
-                counts = signed_in_on_duty_by_role(cur, tz=self.tz, at=dt.datetime.now(dt.UTC))
+                counts = signed_in_on_duty_by_role(cur, tz=self.tz, at=clock.now())
         except Exception as exc:  # a scrape must still answer the other metrics
             log.warning("oncall_current not collected", extra={"error": repr(exc)})
             return

@@ -24,7 +24,7 @@ def check_roles(cur, roles) -> None:
         raise ApiError(422, "unknown role(s): " + ", ".join(unknown), unknown_roles=unknown)
 
 
-def _workload(cur, employee_ids) -> dict[str, dict]:
+def _workload(cur, employee_ids, *, at: dt.datetime) -> dict[str, dict]:
     """employee_id -> employee columns plus active_incidents and last_assigned_at."""
     cur.execute("""
         SELECT e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor,
@@ -38,12 +38,12 @@ def _workload(cur, employee_ids) -> dict[str, dict]:
                -- signed out, whatever is_logged_in still says.
                e.is_logged_in AND (
                    EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id
-                             AND s.revoked_at IS NULL AND s.expires_at > now())
+                             AND s.revoked_at IS NULL AND s.expires_at > %s)
                    OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.employee_id = e.employee_id)
                ) AS signed_in
         FROM employees e
         WHERE e.employee_id = ANY(%s)
-    """, (list(employee_ids),))
+    """, (at, list(employee_ids)))
     return {row["employee_id"]: row for row in cur.fetchall()}
 
 
@@ -57,7 +57,7 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     if roles:
         check_roles(cur, roles)
     on_duty = on_duty_at(cur, tz=tz, at=at)
-    rows = _workload(cur, on_duty)
+    rows = _workload(cur, on_duty, at=at)
     chosen = [row for row in rows.values()
               if row["signed_in"] and row["availability"] == "AVAILABLE"
               and (not roles or row["role"] in roles)]
@@ -73,7 +73,7 @@ def on_call_now(cur, *, tz: ZoneInfo, at: dt.datetime, role=None) -> list[dict]:
     if role:
         check_roles(cur, [role])
     on_duty = on_duty_at(cur, tz=tz, at=at)
-    rows = _workload(cur, on_duty)
+    rows = _workload(cur, on_duty, at=at)
     result = []
     for employee_id, duty in on_duty.items():
         row = rows[employee_id]

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, request
 
+from healthguard import clock
 from healthguard.auth import clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
 from healthguard.web import json_body, platform
@@ -22,7 +23,7 @@ def hospital_tz() -> ZoneInfo:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def role_list(text: str | None) -> list[str] | None:
