@@ -75,7 +75,7 @@ def dashboard_queries():
 
 
 def test_dashboards_show_an_alarm_that_went_through_the_platform(start_service, prometheus, login_as,
-                                                                   service_env, clean_state):
+                                                                   service_env):
     """Grafana cannot run here; its queries can. An alarm goes through every service and is
     acknowledged and resolved; then every dashboard query evaluates on the real Prometheus, and
     the panels an SRE reads first show it."""
