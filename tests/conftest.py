@@ -369,6 +369,22 @@ def start_service(service_env):
         proc.stop()
 
 
+@pytest.fixture(scope="module")
+def start_module_service(module_service_env):
+    """start_service for a `module_database` module: services started once, stopped after the
+    module's last test."""
+    started = []
+
+    def start(name, *, env=None, workers=1):
+        proc = ServiceProcess(name, {**module_service_env, **(env or {})}, workers=workers)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
 @pytest.fixture
 def login_as(db, clock_path):
     """Sign a clinician in the way the on-call service does (a session row holding the token's

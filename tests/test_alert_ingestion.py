@@ -17,11 +17,9 @@ pytestmark = pytest.mark.module_database  # one alert ingestion service for the 
 
 
 @pytest.fixture(scope="module")
-def ingestion(module_service_env):
+def ingestion(start_module_service):
     """One alert ingestion service for the whole module (starting gunicorn per test is slow)."""
-    service = ServiceProcess("alert-ingestion", module_service_env).start()
-    yield service
-    service.stop()
+    return start_module_service("alert-ingestion")
 
 
 def post_alert(service, body, *, key=DEVICE_KEY, **kwargs):

@@ -17,10 +17,8 @@ pytestmark = pytest.mark.module_database  # one on-call service for the module
 
 
 @pytest.fixture(scope="module")
-def oncall(module_service_env):
-    service = ServiceProcess("oncall", module_service_env, workers=1).start()
-    yield service
-    service.stop()
+def oncall(start_module_service):
+    return start_module_service("oncall")
 
 
 @pytest.fixture

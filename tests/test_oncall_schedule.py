@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from oncall.schedule import Duty, Override, Rotation, Shift, compute_duties, load_duties, on_duty_at
-from tests.support import ServiceProcess
 
 LONDON = ZoneInfo("Europe/London")
 UTC = dt.UTC
@@ -18,11 +17,9 @@ pytestmark = pytest.mark.module_database  # one on-call service for the module
 
 
 @pytest.fixture(scope="module")
-def oncall(module_service_env):
+def oncall(start_module_service):
     """The on-call service under gunicorn, shared by this module's tests."""
-    service = ServiceProcess("oncall", module_service_env, workers=1).start()
-    yield service
-    service.stop()
+    return start_module_service("oncall")
 
 
 @pytest.fixture
