@@ -17,6 +17,9 @@ import pika
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
+# The platform's queues: deleted before each test, so no message of another test reaches it.
+WORK_QUEUES = ("alerts", "alerts.dead", "notifications", "notifications.dead")
 SERVICE_MODULES = {
     "alert-ingestion": "alert_ingestion",
     "incident-management": "incident_management",
@@ -202,8 +205,46 @@ class ServiceProcess:
         self.log_path.unlink(missing_ok=True)
 
 
+def delete_queues(rabbitmq_url: str, queues) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
+
+
+def queue_depth(rabbitmq_url: str, queue: str) -> int:
+    """Messages ready on `queue` (not those delivered and not yet acknowledged)."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        return connection.channel().queue_declare(queue, durable=True).method.message_count
+    finally:
+        connection.close()
+
+
+def queue_idle(rabbitmq_url: str, queue: str) -> bool:
+    """Nothing on `queue`, neither waiting nor delivered and unacknowledged: every message sent
+    to it has been handled. (RabbitMQ's message_count leaves out unacknowledged deliveries; a
+    passive declare does not count them either, so this asks the management command.)"""
+    output = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", _vhost(rabbitmq_url), "name",
+                             "messages"], capture_output=True, text=True, timeout=60, check=True).stdout
+    for line in output.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count) == 0
+    return True
+
+
+def _vhost(rabbitmq_url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+    return unquote(urlsplit(rabbitmq_url).path.lstrip("/")) or "/"
+
+
 def drain_queue(rabbitmq_url: str, queue: str) -> list[tuple[dict, "pika.BasicProperties"]]:
-    """Every message now on `queue` (decoded JSON body and properties), removed from it."""
+    """Every message now on `queue` (JSON body decoded, or the raw bytes that are not JSON, and
+    properties), removed from it."""
     import json
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
@@ -213,9 +254,87 @@ def drain_queue(rabbitmq_url: str, queue: str) -> list[tuple[dict, "pika.BasicPr
         method, properties, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
             break
-        messages.append((json.loads(body), properties))
+        try:
+            messages.append((json.loads(body), properties))
+        except ValueError:  # a dead letter may be what could not be parsed
+            messages.append((body, properties))
     connection.close()
     return messages
+
+
+def metric_value(service_url: str, name: str, **labels) -> float | None:
+    """A sample of the service's /metrics (labels matched exactly), or None when it has none."""
+    import re
+    text = requests.get(service_url + "/metrics", timeout=5).text
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    pattern = re.escape(f"{name}{{{wanted}}}" if labels else name) + r"(?:\{\})? ([0-9.e+-]+)$"
+    match = re.search("^" + pattern, text, re.M)
+    return float(match.group(1)) if match else None
+
+
+class PlatformApi:
+    """What clients of the running pipeline do: devices post alerts, clinicians act on incidents."""
+
+    def __init__(self, services):
+        self.ingestion = services["ingestion"].url
+        self.url = services["incidents"].url
+        self.oncall = services["oncall"].url
+        self.service_token = services["incidents"].env["SERVICE_TOKEN"]
+
+    def post_alert(self, patient_id="P001", alert_type="CARDIAC_ARREST", **fields) -> int:
+        body = {"patient_id": patient_id, "alert_type": alert_type, **fields}
+        response = requests.post(self.ingestion + "/api/v1/alerts", headers={"X-API-Key": DEVICE_KEY},
+                                 json=body, timeout=10)
+        assert response.status_code == 201, response.text
+        return response.json()["alert_id"]
+
+    def incident_of(self, alert_id: int, status="ASSIGNED", timeout: float = 15) -> dict:
+        """Wait (bounded) until the alert's incident reaches `status`; return it as the API shows it."""
+        def reached():
+            alert = requests.get(f"{self.ingestion}/api/v1/alerts/{alert_id}", timeout=5,
+                                 headers=self.auth(self.service_token)).json()
+            return alert["incident_id"] if alert["incident_status"] == status else None
+        incident_id = wait_for(reached, timeout, 0.05, f"alert {alert_id} to become a {status} incident")
+        return self.get(incident_id)
+
+    def wait_until(self, incident_id: int, predicate, what: str, timeout: float = 15) -> dict:
+        """The incident as the API shows it, once predicate(incident) holds."""
+        def reached():
+            incident = self.get(incident_id)
+            return incident if predicate(incident) else None
+        return wait_for(reached, timeout, 0.1, what)
+
+    @staticmethod
+    def auth(token):
+        return {"Authorization": f"Bearer {token}"}
+
+    def get(self, incident_id, token=None) -> dict:
+        response = requests.get(f"{self.url}/api/v1/incidents/{incident_id}", timeout=5,
+                                headers=self.auth(token or self.service_token))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def act(self, token, incident_id, action, body=None) -> requests.Response:
+        return requests.patch(f"{self.url}/api/v1/incidents/{incident_id}/{action}", json=body,
+                              headers=self.auth(token), timeout=10)
+
+    def note(self, token, incident_id, text) -> requests.Response:
+        return requests.post(f"{self.url}/api/v1/incidents/{incident_id}/notes", json={"note": text},
+                             headers=self.auth(token), timeout=10)
+
+    def on_duty(self, role: str) -> list[str]:
+        """Who the on-call service says is on duty now in `role`, by id."""
+        answer = requests.get(self.oncall + "/api/v1/oncall/current", params={"role": role},
+                              headers=self.auth(self.service_token), timeout=5)
+        assert answer.status_code == 200, answer.text
+        return sorted(c["employee_id"] for c in answer.json()["clinicians"])
+
+    def metric(self, name: str, **labels) -> float:
+        return metric_value(self.url, name, **labels) or 0.0
+
+    def list(self, token=None, **params) -> requests.Response:
+        return requests.get(f"{self.url}/api/v1/incidents", params=params, timeout=5,
+                            headers=self.auth(token or self.service_token))
 
 
 @contextlib.contextmanager

@@ -11,17 +11,15 @@ import requests
 from alert_ingestion.api_document import DOCUMENT
 from alert_ingestion.app import create_app
 from healthguard.openapi import app_operations, document_operations
-from tests.support import REPO, ServiceProcess, wait_for
+from tests.support import DEVICE_KEY, REPO, ServiceProcess, wait_for
 
-DEVICE_KEY = "test-device-key"  # conftest's service_env: DEVICE_API_KEYS
+pytestmark = pytest.mark.module_database  # one alert ingestion service for the module
 
 
 @pytest.fixture(scope="module")
-def ingestion(service_env):
+def ingestion(start_module_service):
     """One alert ingestion service for the whole module (starting gunicorn per test is slow)."""
-    service = ServiceProcess("alert-ingestion", service_env).start()
-    yield service
-    service.stop()
+    return start_module_service("alert-ingestion")
 
 
 def post_alert(service, body, *, key=DEVICE_KEY, **kwargs):
@@ -55,7 +53,7 @@ def received_total(service, severity: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db, rabbitmq_url, clean_state):
+def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db, rabbitmq_url):
     before = received_total(ingestion, "CRITICAL")
     response = post_alert(ingestion, {
         "patient_id": "P001", "alert_type": "CARDIAC_ARREST", "device_id": "MON-312",
@@ -79,7 +77,7 @@ def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db,
     assert fetched.status_code == 200 and fetched.json()["alert_id"] == alert["alert_id"]
 
 
-def test_a_retried_device_alarm_is_stored_once(ingestion, db, rabbitmq_url, clean_state):
+def test_a_retried_device_alarm_is_stored_once(ingestion, db, rabbitmq_url):
     body = {"patient_id": "P002", "alert_type": "O2_SATURATION_LOW", "value": 84,
             "device_id": "MON-ICU2", "source_alarm_id": "alarm-77"}
     first, again = post_alert(ingestion, body), post_alert(ingestion, body)
@@ -120,7 +118,7 @@ VALID = {"patient_id": "P001", "alert_type": "HEART_RATE_HIGH", "value": 150}
     ({"body": {**VALID, "alert_type": "ALIENS"}}, 422, "unknown alert_type 'ALIENS'", "alert_type"),
     ({"body": {**VALID, "notes": "x" * 70_000}}, 413, "", None),
 ])
-def test_bad_alert_reports_are_refused_and_store_nothing(ingestion, db, clean_state, kwargs, status,
+def test_bad_alert_reports_are_refused_and_store_nothing(ingestion, db, kwargs, status,
                                                          message, field):
     kwargs = dict(kwargs)
     key = kwargs.pop("key", DEVICE_KEY)
@@ -135,7 +133,7 @@ def test_bad_alert_reports_are_refused_and_store_nothing(ingestion, db, clean_st
     assert counts(db) == {"alerts": 0, "outbox": 0}
 
 
-def test_manual_alert_by_a_signed_in_clinician(ingestion, db, login_as, clean_state):
+def test_manual_alert_by_a_signed_in_clinician(ingestion, db, login_as):
     token = login_as("N01")
     auth = {"Authorization": f"Bearer {token}"}
     random_alert = requests.post(ingestion.url + "/api/v1/alerts/manual", headers=auth, timeout=10)
@@ -160,7 +158,7 @@ def test_manual_alert_by_a_signed_in_clinician(ingestion, db, login_as, clean_st
     assert counts(db)["alerts"] == 2
 
 
-def test_alert_list_filters_and_keyset_pagination(ingestion, login_as, clean_state):
+def test_alert_list_filters_and_keyset_pagination(ingestion, login_as):
     for patient, alert_type in ([("P001", "CARDIAC_ARREST"), ("P002", "APNEA_DETECTED"),
                                                ("P001", "BP_ELEVATED"), ("P003", "FETAL_DISTRESS"),
                                                ("P001", "SENSOR_DISCONNECTED"), ("P005", "HEMORRHAGE"),
@@ -225,7 +223,7 @@ def test_catalogue_for_clinicians_and_devices(ingestion, login_as):
     assert wrong.status_code == 401
 
 
-def test_simulator_posts_realistic_alerts_through_the_api(ingestion, db, clean_state):
+def test_simulator_posts_realistic_alerts_through_the_api(ingestion, db):
     result = subprocess.run(
         [sys.executable, "-m", "alert_ingestion.simulator", "--rate", "50", "--count", "5", "--seed", "7",
          "--url", ingestion.url, "--api-key", DEVICE_KEY],

@@ -50,16 +50,19 @@ def operations(app):
             yield method, rule, getattr(view, "hg_public", False)
 
 
+pytestmark = pytest.mark.module_database  # the apps are built once for the module
+
+
 @pytest.fixture(scope="module")
-def apps(service_env):
-    built = {name: build_app(module, service_env) for name, module in SERVICE_MODULES.items()}
+def apps(module_service_env):
+    built = {name: build_app(module, module_service_env) for name, module in SERVICE_MODULES.items()}
     yield built
     for app in built.values():
         app.extensions["healthguard"].db.close()
 
 
 @pytest.fixture
-def tokens(db, clean_state):
+def tokens(db):
     """Session tokens of a supervising doctor: live, expired and revoked."""
     def session(expires: str, revoked: bool) -> str:
         token = new_session_token()

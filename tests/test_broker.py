@@ -7,7 +7,7 @@ import pika
 import pytest
 
 from healthguard.broker import Consumer, PermanentMessageError, Publisher, dead_letter_queue
-from tests.support import wait_for
+from tests.support import queue_depth, wait_for
 
 
 @pytest.fixture
@@ -23,20 +23,9 @@ def queue(rabbitmq_url):
 
 @pytest.fixture
 def scratch_table(db):
+    """A table of handled message ids, in this test's own database (dropped with it)."""
     with db.transaction() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS test_handled (message_id text PRIMARY KEY)")
-        cur.execute("TRUNCATE test_handled")
-    yield
-    with db.transaction() as cur:
-        cur.execute("DROP TABLE test_handled")
-
-
-def queue_depth(url, queue):
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return connection.channel().queue_declare(queue, durable=True, passive=True).method.message_count
-    finally:
-        connection.close()
+        cur.execute("CREATE TABLE test_handled (message_id text PRIMARY KEY)")
 
 
 def handled(db):

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 SERVICES_DIR = REPO / "services"
-COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
+# The Compose Specification's schema, vendored (source and licence in tests/schemas/README.md).
+COMPOSE_SCHEMA = REPO / "tests" / "schemas" / "compose-spec.json"
 
 APP_SERVICES = {
     "alert-ingestion": ("alert_ingestion", 8001),

@@ -2,7 +2,6 @@
 incident assigned through the on-call service, and clinicians take it through its lifecycle."""
 import concurrent.futures
 import json
-import re
 
 import pika
 import pytest
@@ -11,97 +10,39 @@ import requests
 from healthguard.openapi import app_operations, document_operations
 from incident_management.api_document import DOCUMENT
 from incident_management.app import create_app
-from tests.support import ServiceProcess, drain_queue, pipeline, wait_for
+from tests.support import PlatformApi, ServiceProcess, pipeline, queue_idle, wait_for
 
-DEVICE_KEY = "test-device-key"
 EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
               "occurred_at"]
+pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
 
 @pytest.fixture(scope="module")
-def services(service_env):
+def services(module_service_env):
     """On-call, alert ingestion and incident management, running for the whole module."""
-    with pipeline(service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"},
+    with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"},
                   incident_workers=2) as running:
         yield running
 
 
 @pytest.fixture
-def api(services, clean_state):
-    return Api(services)
+def api(services, db, clock):
+    clock.pin_rota()  # who is on duty is the same whenever the tests run
+    return PlatformApi(services)
 
 
-class Api:
-    """What clients of the platform do: devices post alerts, clinicians act on incidents."""
-
-    def __init__(self, services):
-        self.ingestion = services["ingestion"].url
-        self.url = services["incidents"].url
-        self.service_token = services["incidents"].env["SERVICE_TOKEN"]
-
-    def post_alert(self, patient_id="P001", alert_type="CARDIAC_ARREST", **fields) -> int:
-        body = {"patient_id": patient_id, "alert_type": alert_type, **fields}
-        response = requests.post(self.ingestion + "/api/v1/alerts", headers={"X-API-Key": DEVICE_KEY},
-                                 json=body, timeout=10)
-        assert response.status_code == 201, response.text
-        return response.json()["alert_id"]
-
-    def incident_of(self, alert_id: int, status="ASSIGNED", timeout: float = 15) -> dict:
-        """Wait (bounded) until the alert's incident reaches `status`; return it as the API shows it."""
-        def reached():
-            alert = requests.get(f"{self.ingestion}/api/v1/alerts/{alert_id}", timeout=5,
-                                 headers=self.auth(self.service_token)).json()
-            return alert["incident_id"] if alert["incident_status"] == status else None
-        incident_id = wait_for(reached, timeout, 0.05, f"alert {alert_id} to become a {status} incident")
-        return self.get(incident_id)
-
-    @staticmethod
-    def auth(token):
-        return {"Authorization": f"Bearer {token}"}
-
-    def get(self, incident_id, token=None) -> dict:
-        response = requests.get(f"{self.url}/api/v1/incidents/{incident_id}", timeout=5,
-                                headers=self.auth(token or self.service_token))
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def act(self, token, incident_id, action, body=None) -> requests.Response:
-        return requests.patch(f"{self.url}/api/v1/incidents/{incident_id}/{action}", json=body,
-                              headers=self.auth(token), timeout=10)
-
-    def note(self, token, incident_id, text) -> requests.Response:
-        return requests.post(f"{self.url}/api/v1/incidents/{incident_id}/notes", json={"note": text},
-                             headers=self.auth(token), timeout=10)
-
-    def list(self, token=None, **params) -> requests.Response:
-        return requests.get(f"{self.url}/api/v1/incidents", params=params, timeout=5,
-                            headers=self.auth(token or self.service_token))
-
-    def metric(self, name: str, severity: str) -> float:
-        text = requests.get(self.url + "/metrics", timeout=5).text
-        match = re.search(rf'^{name}{{severity="{severity}"}} ([0-9.e+]+)$', text, re.M)
-        return float(match.group(1)) if match else 0.0
+def events_about(notification_events, incident_id, wanted: int) -> list[dict]:
+    """The notification events about this incident, once there are `wanted` of them."""
+    def about(events):
+        return [e for e in events if e["incident_id"] == incident_id]
+    return about(notification_events(lambda events: len(about(events)) >= wanted,
+                                     f"{wanted} notification events for incident {incident_id}"))
 
 
-def queued(rabbitmq_url, queue) -> list:
-    """Every message on `queue`, removed from it (with its properties for a dead-letter queue)."""
-    messages = drain_queue(rabbitmq_url, queue)
-    return messages if queue.endswith(".dead") else [message for message, _ in messages]
-
-
-def events_for(rabbitmq_url, incident_id, *, wanted: int, collected: list) -> list[dict]:
-    """Collect notification events until `wanted` of them are about this incident."""
-    def enough():
-        collected.extend(queued(rabbitmq_url, "notifications"))
-        return len([e for e in collected if e["incident_id"] == incident_id]) >= wanted
-    wait_for(enough, 15, 0.1, f"{wanted} notification events for incident {incident_id}")
-    return [e for e in collected if e["incident_id"] == incident_id]
-
-
-def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login_as, rabbitmq_url):
+def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login_as, notification_events):
     for doctor in ("D01", "D02", "D03", "D04", "S01", "S02", "S05"):
         login_as(doctor)
-    created_before = api.metric("incidents_total", "CRITICAL")
+    created_before = api.metric("incidents_total", severity="CRITICAL")
     alert_id = api.post_alert("P001", "CARDIAC_ARREST", value=None, device_id="MON-312",
                               source_alarm_id="arrest-1")
     incident = api.incident_of(alert_id)
@@ -113,9 +54,11 @@ def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login
     assert [h["action"] for h in incident["history"]] == ["CREATED", "ASSIGNED"]
     assert incident["history"][1]["actor_id"] is None  # the system assigned it
     assert incident["assignments"][0]["reason"] == "AUTO"
-    assert api.metric("incidents_total", "CRITICAL") == created_before + 1
+    # Counted after the commit that the API already shows: wait for it rather than read at once.
+    wait_for(lambda: api.metric("incidents_total", severity="CRITICAL") == created_before + 1, 10, 0.1,
+             "the incident to be counted")
 
-    [event] = events_for(rabbitmq_url, incident["incident_id"], wanted=1, collected=[])
+    [event] = events_about(notification_events, incident["incident_id"], 1)
     assert sorted(event) == sorted(EVENT_KEYS)
     assert event["type"] == "INCIDENT_ASSIGNED" and event["recipients"] == [incident["assigned_to"]]
     assert event["event_id"].startswith(f"incident-{incident['incident_id']}-assigned-")
@@ -149,13 +92,13 @@ def test_nobody_available_leaves_the_incident_open_until_someone_is(api, login_a
     assert [h["action"] for h in assigned["history"]] == ["CREATED", "ASSIGNED"]
 
 
-def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as, rabbitmq_url):
+def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as, notification_events):
     s01 = login_as("S01")
     incident_id = api.incident_of(api.post_alert("P001", "ST_ELEVATION_DETECTED"))["incident_id"]
     assert api.get(incident_id)["assigned_to"] == "S01"
     s02, n02, d01 = login_as("S02"), login_as("N02"), login_as("D01")
-    mtta_before = api.metric("incident_mtta_seconds_count", "CRITICAL")
-    mttr_before = api.metric("incident_mttr_seconds_count", "CRITICAL")
+    mtta_before = api.metric("incident_mtta_seconds_count", severity="CRITICAL")
+    mttr_before = api.metric("incident_mttr_seconds_count", severity="CRITICAL")
 
     # Only the assignee acts; an illegal step says what is allowed instead.
     denied = api.act(s02, incident_id, "acknowledge")
@@ -221,9 +164,9 @@ def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as
         ("S01", "AUTO"), ("S02", "CLAIM"), ("S01", "REASSIGN")]
     assert all(a["ended_at"] for a in incident["assignments"])
 
-    assert api.metric("incident_mtta_seconds_count", "CRITICAL") == mtta_before + 1
-    assert api.metric("incident_mttr_seconds_count", "CRITICAL") == mttr_before + 1
-    events = events_for(rabbitmq_url, incident_id, wanted=8, collected=[])
+    assert api.metric("incident_mtta_seconds_count", severity="CRITICAL") == mtta_before + 1
+    assert api.metric("incident_mttr_seconds_count", severity="CRITICAL") == mttr_before + 1
+    events = events_about(notification_events, incident_id, 8)
     assert [e["type"] for e in events] == [
         "INCIDENT_ASSIGNED", "INCIDENT_ACKNOWLEDGED", "INCIDENT_NOTE_ADDED", "INCIDENT_REASSIGNED",
         "INCIDENT_STARTED", "INCIDENT_REASSIGNED", "INCIDENT_STARTED", "INCIDENT_RESOLVED"]
@@ -283,52 +226,36 @@ def test_incident_list_filters_and_pagination(api, login_as):
 
 
 def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_lettered(
-        api, login_as, rabbitmq_url, db):
+        api, login_as, rabbitmq_url, db, queued):
     login_as("S01")
     alert_id = api.post_alert("P001", "HEART_RATE_LOW", value=38)
     incident = api.incident_of(alert_id)
-    dead_before = _dead_lettered(api)
+    dead_before = api.metric("messages_dead_lettered_total", queue="alerts")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     for body in ({"alert_id": alert_id}, {"alert_id": 99999999}, {"alert": "nope"}, "not json"):
         channel.basic_publish("", "alerts", body if isinstance(body, str) else json.dumps(body))
     connection.close()
-    dead = wait_for(lambda: _collect_dead(rabbitmq_url, 3), 15, 0.1, "three dead letters")
+    dead = []
+
+    def three_dead_letters():
+        dead.extend(queued("alerts.dead"))
+        return len(dead) >= 3
+    wait_for(three_dead_letters, 15, 0.1, "three dead letters")
     reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
     assert reasons[0].startswith("message has no valid alert_id")
     assert reasons[1] == "unknown alert 99999999"
     assert reasons[2].startswith("unparseable message")
-    assert _dead_lettered(api) == dead_before + 3
+    # Counted once the dead letter is published: it may be on the queue before it is counted.
+    wait_for(lambda: api.metric("messages_dead_lettered_total", queue="alerts") == dead_before + 3,
+             10, 0.1, "the dead letters to be counted")
+    # The redelivered alert may still be in a consumer's hands: only once every message sent to
+    # `alerts` has been acknowledged can "no second incident" be told from "not yet".
+    wait_for(lambda: queue_idle(rabbitmq_url, "alerts"), 30, 0.5, "the redelivered alert to be handled")
     with db.transaction() as cur:
         cur.execute("SELECT count(*) AS n FROM incidents")
         assert cur.fetchone()["n"] == 1
     assert [h["action"] for h in api.get(incident["incident_id"])["history"]] == ["CREATED", "ASSIGNED"]
-
-
-_dead = []
-
-
-def _collect_dead(rabbitmq_url, wanted):
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    channel.queue_declare("alerts.dead", durable=True)
-    while True:
-        method, properties, body = channel.basic_get("alerts.dead", auto_ack=True)
-        if method is None:
-            break
-        _dead.append((body, properties))
-    connection.close()
-    if len(_dead) >= wanted:
-        found = list(_dead)
-        _dead.clear()
-        return found
-    return None
-
-
-def _dead_lettered(api) -> float:
-    text = requests.get(api.url + "/metrics", timeout=5).text
-    match = re.search(r'^messages_dead_lettered_total{queue="alerts"} ([0-9.e+]+)$', text, re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_service_needs_the_oncall_url(service_env):

@@ -16,7 +16,7 @@ SERVICE_ENV = {"GUNICORN_THREADS": "16"}
 
 
 @pytest.fixture
-def notification(clean_state, start_service):
+def notification(start_service):
     return start_service("notification", env=SERVICE_ENV)
 
 

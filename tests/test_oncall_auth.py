@@ -13,16 +13,17 @@ from tests.support import SERVICE_MODULES, ServiceProcess
 PASSWORD = "password123"  # the seed's demo password (see 0002_seed.sql)
 
 
+pytestmark = pytest.mark.module_database  # one on-call service for the module
+
+
 @pytest.fixture(scope="module")
-def oncall(service_env):
-    service = ServiceProcess("oncall", service_env, workers=1).start()
-    yield service
-    service.stop()
+def oncall(start_module_service):
+    return start_module_service("oncall")
 
 
 @pytest.fixture
-def fresh(clean_state):
-    """No sessions and no recorded sign-in attempts."""
+def fresh(db):
+    """No sessions and no recorded sign-in attempts: the database as migrated."""
 
 
 def login(oncall, login_name, password=PASSWORD):
@@ -66,7 +67,7 @@ def protected_get_route_elsewhere(service_env):
 
 
 def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fresh, db, service_env,
-                                                                     start_service):
+                                                                     start_service, clock):
     response = login(oncall, "N01")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -74,7 +75,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
                                 "role": "NURSE", "tier": 1, "is_supervisor": True}
     token = body["token"]
     expires_at = dt.datetime.fromisoformat(body["expires_at"])
-    assert dt.timedelta(hours=11, minutes=59) < expires_at - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=12)
+    assert dt.timedelta(hours=11, minutes=59) < expires_at - clock.now() <= dt.timedelta(hours=12)
     state = signed_in(db, "N01")
     assert state["signed_in"] and state["last_login"] is not None
     with db.transaction() as cur:
@@ -122,23 +123,23 @@ def test_a_session_signs_in_until_it_expires_at_the_instant_asked_about(oncall, 
         assert cur.fetchone() == {"now": True, "after_expiry": False}
 
 
-def test_an_expired_session_is_refused(oncall, fresh, db):
+def test_a_session_expires_after_its_lifetime(oncall, fresh, clock):
     token = login(oncall, "N02").json()["token"]
     assert me(oncall.url, token).status_code == 200
-    with db.transaction() as cur:
-        cur.execute("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = %s",
-                    (token_hash(token),))
+    clock.advance(12 * 3600 - 60)  # a minute before the end of the 12 hours
+    assert me(oncall.url, token).status_code == 200
+    clock.advance(2 * 60)
     refused = me(oncall.url, token)
     assert refused.status_code == 401 and refused.json()["error"] == "Unauthorized"
 
 
-def test_session_lifetime_comes_from_the_configuration(service_env, fresh):
+def test_session_lifetime_comes_from_the_configuration(service_env, fresh, clock):
     service = ServiceProcess("oncall", {**service_env, "SESSION_TTL_HOURS": "1"}).start()
     try:
         body = login(service, "N03").json()
     finally:
         service.stop()
-    left = dt.datetime.fromisoformat(body["expires_at"]) - dt.datetime.now(dt.UTC)
+    left = dt.datetime.fromisoformat(body["expires_at"]) - clock.now()
     assert dt.timedelta(minutes=59) < left <= dt.timedelta(hours=1)
 
 
@@ -160,7 +161,7 @@ def test_malformed_sign_in_requests(oncall, fresh, body, status):
     assert not_json.status_code == 400
 
 
-def test_five_failures_lock_the_login_for_the_rest_of_the_window(oncall, fresh, db):
+def test_five_failures_lock_the_login_for_the_rest_of_the_window(oncall, fresh, clock):
     for _ in range(5):
         assert login(oncall, "N05", "guess").status_code == 401
     locked = login(oncall, "N05")  # even the right password
@@ -169,10 +170,10 @@ def test_five_failures_lock_the_login_for_the_rest_of_the_window(oncall, fresh, 
     assert 0 < retry_after <= 15 * 60
     assert locked.json()["retry_after_seconds"] == retry_after
     assert login(oncall, "N06").status_code == 200  # other logins are not affected
-    # Once the failures are older than 15 minutes the login opens again.
-    with db.transaction() as cur:
-        cur.execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '15 minutes' "
-                    "WHERE login = 'N05'")
+    # Still locked just before the window ends; open once the failures are 15 minutes old.
+    clock.advance(retry_after - 5)
+    assert login(oncall, "N05").status_code == 429
+    clock.advance(5)
     assert login(oncall, "N05").status_code == 200
 
 

@@ -8,23 +8,25 @@ import pytest
 import requests
 
 from oncall.schedule import Duty, Override, Rotation, Shift, compute_duties, load_duties, on_duty_at
-from tests.support import ServiceProcess
 
 LONDON = ZoneInfo("Europe/London")
 UTC = dt.UTC
 
 
+pytestmark = pytest.mark.module_database  # one on-call service for the module
+
+
 @pytest.fixture(scope="module")
-def oncall(service_env):
+def oncall(start_module_service):
     """The on-call service under gunicorn, shared by this module's tests."""
-    service = ServiceProcess("oncall", service_env, workers=1).start()
-    yield service
-    service.stop()
+    return start_module_service("oncall")
 
 
 @pytest.fixture
-def api(oncall, clean_state, login_as):
-    """Calls to the on-call service as a given clinician (or the service token)."""
+def api(oncall, login_as, clock):
+    """Calls to the on-call service as a given clinician (or the service token), at a known hour
+    of the rota (who is on duty never changes under a test)."""
+    clock.pin_rota()
 
     class Api:
         def __init__(self):
@@ -42,38 +44,18 @@ def api(oncall, clean_state, login_as):
     return Api()
 
 
-def make_incident(db, *, assigned_to, status="ASSIGNED", assigned_ago="1 hour"):
-    """An incident (and the alert it comes from) assigned to a clinician `assigned_ago`."""
-    with db.transaction() as cur:
-        cur.execute("""
-            INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
-            VALUES ('P001', 'HEART_RATE_HIGH', 'HIGH', 'CARDIAC', '312', now()) RETURNING alert_id""")
-        alert_id = cur.fetchone()["alert_id"]
-        cur.execute("""
-            INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
-                                   status, assigned_to, assigned_at)
-            VALUES (%s, 'P001', 'HEART_RATE_HIGH', 'HIGH', 'CARDIAC', '312', 'Tachycardia', %s, %s,
-                    now() - %s::interval)
-            RETURNING incident_id""", (alert_id, status, assigned_to, assigned_ago))
-        incident_id = cur.fetchone()["incident_id"]
-        cur.execute("""
-            INSERT INTO incident_assignments (incident_id, employee_id, reason, assigned_at)
-            VALUES (%s, %s, 'AUTO', now() - %s::interval)""", (incident_id, assigned_to, assigned_ago))
-    return incident_id
-
-
 # --- The contract with the incident service -----------------------------------------------------
 
-def test_available_orders_least_busy_then_longest_idle(api, db, login_as):
+def test_available_orders_least_busy_then_longest_idle(api, db, login_as, make_incident):
     # Specialists are on call around the clock, so these four are on duty whenever the test runs.
     for who in ("S01", "S02", "S05", "S06"):
         api.token(who)
-    make_incident(db, assigned_to="S01")
-    make_incident(db, assigned_to="S01", status="IN_PROGRESS")
-    make_incident(db, assigned_to="S01", status="RESOLVED")
-    make_incident(db, assigned_to="S02", status="ACKNOWLEDGED")
-    make_incident(db, assigned_to="S05", status="RESOLVED", assigned_ago="10 minutes")
-    make_incident(db, assigned_to="S06", status="RESOLVED", assigned_ago="2 hours")
+    make_incident(assigned_to="S01")
+    make_incident(assigned_to="S01", status="IN_PROGRESS")
+    make_incident(assigned_to="S01", status="RESOLVED")
+    make_incident(assigned_to="S02", status="ACKNOWLEDGED")
+    make_incident(assigned_to="S05", status="RESOLVED", assigned_ago="10 minutes")
+    make_incident(assigned_to="S06", status="RESOLVED", assigned_ago="2 hours")
 
     response = api.call("GET", "/api/v1/oncall/available?roles=CARDIOLOGIST,NEUROLOGIST", who="D01")
     assert response.status_code == 200, response.text
@@ -87,10 +69,10 @@ def test_available_orders_least_busy_then_longest_idle(api, db, login_as):
     assert dt.datetime.fromisoformat(clinicians[0]["last_assigned_at"]).tzinfo is not None
 
 
-def test_available_never_assigned_first_and_with_service_token(api, service_env, db):
+def test_available_never_assigned_first_and_with_service_token(api, service_env, db, make_incident):
     api.token("S01")
     api.token("S02")
-    make_incident(db, assigned_to="S01", status="RESOLVED")
+    make_incident(assigned_to="S01", status="RESOLVED")
     response = api.call("GET", "/api/v1/oncall/available?roles=CARDIOLOGIST",
                         token=service_env["SERVICE_TOKEN"])
     assert response.status_code == 200
@@ -123,13 +105,13 @@ def test_available_excludes_signed_out_and_away_clinicians(api, login_as):
     assert ids == ["S01", "S02"]
 
 
-def test_available_without_roles_means_any_role_on_duty(api, db):
+def test_available_without_roles_means_any_role_on_duty(api, db, clock):
     for who in ("S01", "S09", "S12"):
         api.token(who)
     ids = {c["employee_id"] for c in api.call("GET", "/api/v1/oncall/available").json()["clinicians"]}
     assert {"S01", "S09", "S12"} <= ids
     with db.transaction() as cur:
-        on_duty = on_duty_at(cur, tz=LONDON, at=dt.datetime.now(UTC))
+        on_duty = on_duty_at(cur, tz=LONDON, at=clock.now())
     assert ids <= set(on_duty)  # nobody off duty, whoever else the test signed in
 
 
@@ -264,12 +246,12 @@ def on_duty_doctors(api):
     return {c["employee_id"]: c for c in response.json()["clinicians"]}
 
 
-def test_an_override_changes_who_is_on_duty_now(api):
+def test_an_override_changes_who_is_on_duty_now(api, clock):
     before = on_duty_doctors(api)
     assert len(before) == 2  # one pair works days, the other nights
     replaced = sorted(before)[0]
     cover = sorted({"D01", "D02", "D03", "D04"} - set(before))[0]
-    now = dt.datetime.now(UTC)
+    now = clock.now()
     created = api.call("POST", "/api/v1/schedules/overrides", who="D01", json={
         "employee_id": cover, "replaces_id": replaced, "reason": "sick leave",
         "starts_at": (now - dt.timedelta(hours=1)).isoformat(),
@@ -291,8 +273,8 @@ def test_an_override_changes_who_is_on_duty_now(api):
     assert gone.status_code == 404 and gone.json()["status"] == 404
 
 
-def test_an_added_clinician_is_on_duty_and_available(api):
-    now = dt.datetime.now(UTC)
+def test_an_added_clinician_is_on_duty_and_available(api, clock):
+    now = clock.now()
     current = api.call("GET", "/api/v1/oncall/current?role=NURSE").json()["clinicians"]
     on_duty = {c["employee_id"] for c in current}
     extra = sorted({"N01", "N02", "N03", "N04", "N05", "N06"} - on_duty)[0]
@@ -335,12 +317,12 @@ def test_only_supervisors_edit_schedules(api, service_env):
 
 # --- Who is on duty now, workload, employees, metric ---------------------------------------------
 
-def test_current_shows_sign_in_availability_and_active_workload(api, db):
+def test_current_shows_sign_in_availability_and_active_workload(api, db, make_incident):
     api.token("S01")
     assert api.call("PATCH", "/api/v1/employees/me/availability", who="S01",
                     json={"availability": "away"}).status_code == 200
-    make_incident(db, assigned_to="S01", status="IN_PROGRESS")
-    make_incident(db, assigned_to="S01", status="RESOLVED")
+    make_incident(assigned_to="S01", status="IN_PROGRESS")
+    make_incident(assigned_to="S01", status="RESOLVED")
     response = api.call("GET", "/api/v1/oncall/current?role=CARDIOLOGIST", who="D01")
     clinicians = {c["employee_id"]: c for c in response.json()["clinicians"]}
     assert set(clinicians) == {"S01", "S02"}
@@ -391,11 +373,11 @@ def test_oncall_current_metric_counts_signed_in_clinicians_on_duty(api, oncall):
     assert "http_requests_total" in text  # the worker metrics are still there
 
 
-def test_schedules_for_a_number_of_days_start_today_in_the_hospital_time_zone(api):
+def test_schedules_for_a_number_of_days_start_today_in_the_hospital_time_zone(api, clock):
     answer = api.call("GET", "/api/v1/schedules", params={"days": "3"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    today = dt.datetime.now(LONDON).date()
+    today = clock.now().astimezone(LONDON).date()
     assert body["from"] == dt.datetime.combine(today, dt.time(), LONDON).isoformat()
     # to: the end of the third day (the next local midnight)
     assert dt.datetime.fromisoformat(body["to"]) == dt.datetime.combine(today + dt.timedelta(days=3),

@@ -37,7 +37,7 @@ def relays(db):
         relay.publisher.close()
 
 
-def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitmq_url, clean_state,
+def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitmq_url,
                                                                       relays):
     relays(rabbitmq_url, copies=3)
 
@@ -57,7 +57,7 @@ def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitm
     assert {m["message_id"] for m in received} == {f"test-{n}" for n in range(200)}
 
 
-def test_outbox_relay_keeps_messages_while_broker_is_down_and_drains_after(db, clean_state, relays):
+def test_outbox_relay_keeps_messages_while_broker_is_down_and_drains_after(db, relays):
     rabbit = ThrowawayRabbitMQ().start()
     try:
         relays(rabbit.url, copies=2)
@@ -122,8 +122,7 @@ def assert_exactly_one_incident_each(db, alert_ids):
         assert (row["auto_assignments"], row["created_rows"], row["assigned_rows"]) == (1, 1, 1), row
 
 
-def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_service, login_as, db,
-                                                                         clean_state):
+def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_service, login_as, db):
     rabbit = ThrowawayRabbitMQ().start()
     try:
         oncall = start_service("oncall")
@@ -150,7 +149,7 @@ def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_s
 
 
 def test_incident_management_killed_mid_stream_then_two_copies_make_one_incident_per_alert(
-        start_service, login_as, db, clean_state):
+        start_service, login_as, db):
     oncall = start_service("oncall")
     ingestion = start_service("alert-ingestion", workers=2)
     env = {"ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"}

@@ -160,7 +160,6 @@ def test_health_reports_broker_down_and_recovers(start_service, database_url):
 
 def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
     service = start_service("incident-management", workers=2)
-    session = requests.Session()
     total = 0
     # Keep asking until both workers have answered (each writes its own counter file).
     def both_workers_served():
@@ -171,7 +170,6 @@ def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
                 if r.status_code == 404)
         return len(glob.glob(os.path.join(service.metrics_dir, "counter_*.db"))) >= 2
     wait_for(both_workers_served, 30, 0, "two workers to serve requests")
-    session.close()
     text = requests.get(service.url + "/metrics", timeout=5).text
     match = re.search(r'http_requests_total\{method="GET",route="unmatched",'
                       r'service="incident-management",status="404"\} ([0-9.]+)', text)

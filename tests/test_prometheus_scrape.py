@@ -56,11 +56,16 @@ def test_prometheus_scrapes_every_service_with_the_shipped_config(start_service,
     assert wait_for(lambda: not_found_counted() >= set(SERVICE_MODULES), 30, 0.5,
                     "the 404s to show up in Prometheus")
 
-    rules = requests.get(base + "/api/v1/rules", timeout=5).json()["data"]["groups"]
-    names = {rule["name"] for group in rules for rule in group["rules"]}
-    assert "ServiceDown" in names
-    firing = query(base, 'ALERTS{alertname="ServiceDown"}')
-    assert firing == []  # every service is up: the rule is loaded and quiet
+    # The rule is loaded, has been evaluated against these scrapes without error, and is quiet
+    # (not pending, not firing): every service is up. ALERTS being empty would prove nothing:
+    # with `for: 1m` the rule could not fire within this test even with a service down.
+    def service_down_rule():
+        groups = requests.get(base + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+        rule = next(r for g in groups for r in g["rules"] if r["name"] == "ServiceDown")
+        return rule if not rule["lastEvaluation"].startswith("0001-") else None
+    rule = wait_for(service_down_rule, 30, 0.5, "the ServiceDown rule to be evaluated")
+    assert rule["health"] == "ok", rule
+    assert rule["state"] == "inactive" and rule["alerts"] == [], rule
 
 
 def dashboard_queries():
@@ -75,7 +80,7 @@ def dashboard_queries():
 
 
 def test_dashboards_show_an_alarm_that_went_through_the_platform(start_service, prometheus, login_as,
-                                                                   service_env, clean_state):
+                                                                   service_env):
     """Grafana cannot run here; its queries can. An alarm goes through every service and is
     acknowledged and resolved; then every dashboard query evaluates on the real Prometheus, and
     the panels an SRE reads first show it."""

@@ -8,13 +8,15 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pika
 import pytest
 import requests
 
 from scripts.local_config import render_nginx
-from tests.conftest import RUNTIME_TABLES
-from tests.support import REPO, ServiceProcess, free_port, port_open, wait_for
+from tests.support import DEVICE_KEY, REPO, ServiceProcess, free_port, port_open, wait_for
+
+# The site runs once for the module; each test starts from the database as migrated (so nothing
+# one test leaves, an unread notification say, shows in the next).
+pytestmark = pytest.mark.module_database
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
 expect = sync_api.expect
@@ -24,7 +26,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "password123"
-DEVICE_KEY = "test-device-key"  # one of service_env's DEVICE_API_KEYS
 WAIT_MS = 20000  # how long the page may take to show something pushed through the whole pipeline
 
 
@@ -53,27 +54,13 @@ def web_dist() -> Path:
     return WEB_UI / "dist"
 
 
-def _empty_runtime_state(db, rabbitmq_url):
-    """As the clean_state fixture, once for this module: no incident, session or queued message
-    of another test module reaches the clinician signed in here."""
-    with db.transaction() as cur:
-        cur.execute("TRUNCATE " + ", ".join(RUNTIME_TABLES) + " RESTART IDENTITY CASCADE")
-        cur.execute("UPDATE employees SET availability = 'AVAILABLE'")
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    for queue in ("alerts", "alerts.dead", "notifications", "notifications.dead"):
-        channel.queue_delete(queue)
-    connection.close()
-
-
 @pytest.fixture(scope="module")
-def site(web_dist, service_env, db, rabbitmq_url, tmp_path_factory):
+def site(web_dist, module_service_env, tmp_path_factory):
     """The whole product on loopback: four services and nginx in front. Yields nginx's URL."""
-    _empty_runtime_state(db, rabbitmq_url)
     started = []
 
     def start(name, **env):
-        service = ServiceProcess(name, {**service_env, **env})
+        service = ServiceProcess(name, {**module_service_env, **env})
         started.append(service)
         return service.start()
 
@@ -94,9 +81,7 @@ def site(web_dist, service_env, db, rabbitmq_url, tmp_path_factory):
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         wait_for(lambda: nginx.poll() is None and port_open(port), 15, what="nginx to listen")
-        base = f"http://127.0.0.1:{port}"
-        _put_on_duty_now(base, "D01")
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
         if nginx is not None:
             nginx.terminate()
@@ -105,11 +90,11 @@ def site(web_dist, service_env, db, rabbitmq_url, tmp_path_factory):
             service.stop()
 
 
-def _put_on_duty_now(base: str, employee_id: str):
+def _put_on_duty_now(base: str, employee_id: str, clock):
     """Whatever the clock says, the clinician is on duty for the next hours (a supervisor's
     override, as a charge nurse would enter it), so new incidents are routed to them."""
     token = api_login(base, "D01")
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     answer = requests.post(f"{base}/api/v1/schedules/overrides", timeout=10,
                            headers={"Authorization": f"Bearer {token}"},
                            json={"employee_id": employee_id, "reason": "browser tests",
@@ -149,8 +134,10 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, site):
-    """A fresh browser profile per test (no token left over in sessionStorage)."""
+def page(browser, site, db, clock):
+    """A fresh browser profile per test (no token left over in sessionStorage), on the database
+    as migrated with D01 put on duty."""
+    _put_on_duty_now(site, "D01", clock)
     context = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
     context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
@@ -265,11 +252,13 @@ def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page,
     blocked[0] = False
 
     expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
-    assert any('"type":"resume"' in message.replace(" ", "") for message in sent), sent
     # Replayed by the server after the resume: the toast and the bell, and the list refreshed.
     expect(page.get_by_role("alert", name="New assignment")).to_contain_text("Suspected stroke")
     mine = page.get_by_role("table", name="My active incidents")
     expect(mine.get_by_role("row").filter(has_text="Suspected stroke")).to_be_visible()
+    # The replay answers the page's resume: by now the page has sent it (read only now, not as
+    # soon as "Live" shows, when it may still be on its way).
+    assert any('"type":"resume"' in message.replace(" ", "") for message in sent), sent
 
 
 def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail(page, site):
@@ -360,8 +349,14 @@ def test_on_call_shows_who_is_on_duty_and_toggles_my_availability(page):
     expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Available")
 
 
-def test_metrics_show_response_and_resolution_times(page):
-    signed_in_as_d01(page)
+def test_metrics_show_response_and_resolution_times(page, site):
+    token = signed_in_as_d01(page)
+    # An alarm D01 took through to the end, so there is something to measure.
+    incident = my_incident(site, token, device_alert(site, "CARDIAC_ARREST")["alert_id"])
+    for action, body in (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "ROSC"})):
+        answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/{action}", json=body,
+                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
     page.get_by_role("link", name="Metrics").click()
     expect(page.get_by_role("region", name="MTTA — mean time to acknowledge")).to_be_visible()
     expect(page.get_by_role("region", name="MTTR — mean time to resolve")).to_be_visible()
@@ -385,9 +380,10 @@ def test_signing_out_returns_to_login_and_the_old_token_is_refused(page, site):
 def test_any_refused_request_sends_the_page_back_to_login(page, site):
     page.route_web_socket("**/ws*", lambda socket: None)  # only the REST calls see the 401
     token = signed_in_as_d01(page)
-    # The dashboard's own requests are done: the first one refused is the one the click makes.
-    expect(page.locator(".tile-value").first).not_to_have_text("…")
-    page.wait_for_load_state("networkidle")
+    # The dashboard's own requests are done (every tile and the bell show their figures): the
+    # first request refused is the one the click makes.
+    expect(page.locator(".tile-value").filter(has_text="…")).to_have_count(0)
+    expect(page.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
     requests.post(f"{site}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     page.get_by_role("link", name="Incidents").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -466,16 +462,17 @@ def test_a_live_update_keeps_the_rows_loaded_with_load_more(page, site, db):
                 VALUES (%s, 'P005', 'FALL_DETECTED', 'HIGH', 'SAFETY', '204', %s, 'RESOLVED',
                         now() - interval '1 day', now() - interval '23 hours', 'checked')""",
                         (cur.fetchone()["alert_id"], f"HIGH: Fall detected, room 204 (#{n})"))
+        cur.execute("SELECT count(*) AS n FROM incidents")
+        every_incident = cur.fetchone()["n"]
+    assert every_incident == 60  # the database is this test's: nothing else is listed
     signed_in_as_d01(page)
     page.goto("/incidents?status=all")
     rows = page.locator("table.incidents tbody tr")
     expect(rows).to_have_count(50)
-    with db.transaction() as cur:
-        cur.execute("SELECT count(*) AS n FROM incidents")
-        loaded = min(cur.fetchone()["n"], 100)  # every incident up to two pages
-    assert loaded > 50
     page.get_by_role("button", name="Load more").click()
-    expect(rows).to_have_count(loaded)  # wait for what the clinician sees, never read at once
+    # Wait for the rows to arrive: a count read right after the click sees the first page only.
+    expect(rows).to_have_count(every_incident)
+    expect(page.get_by_role("button", name="Load more")).to_have_count(0)
     device_alert(site, "SEIZURE_DETECTED", patient_id="P006")
-    expect(rows).to_have_count(loaded + 1)  # live: the new one on top, none dropped
+    expect(rows).to_have_count(every_incident + 1)  # live: the new one on top, none dropped
     expect(rows.first).to_contain_text("Seizure")

@@ -163,7 +163,7 @@ def sockets_open(service) -> float:
 
 
 def test_an_assignment_reaches_both_sockets_of_the_assignee_and_nobody_else(
-        clean_state, start_service, login_as, clients, publisher, incident, db):
+        start_service, login_as, clients, publisher, incident, db):
     service = start_service("notification", env=SERVICE_ENV)
     d01 = login_as("D01")
     tab = clients(service, d01)                        # a browser: token in the URL
@@ -196,7 +196,7 @@ def test_an_assignment_reaches_both_sockets_of_the_assignee_and_nobody_else(
 
 
 def test_the_handshake_refuses_a_missing_invalid_expired_or_revoked_token(
-        clean_state, start_service, login_as, db, service_env):
+        start_service, login_as, db, service_env):
     service = start_service("notification", env=SERVICE_ENV)
     expired = login_as("N01", expires_in="-1 minute")
     revoked = login_as("N02")
@@ -226,7 +226,7 @@ def test_the_handshake_refuses_a_missing_invalid_expired_or_revoked_token(
 
 
 def test_a_reconnecting_client_gets_what_it_missed_in_order_then_live_ones_without_doubles(
-        clean_state, start_service, login_as, clients, publisher, incident, db):
+        start_service, login_as, clients, publisher, incident, db):
     service = start_service("notification", env=SERVICE_ENV)
     token = login_as("N01")
     incident_id = incident()
@@ -264,7 +264,7 @@ def test_a_reconnecting_client_gets_what_it_missed_in_order_then_live_ones_witho
 
 
 def test_a_redelivered_event_is_stored_and_pushed_once(
-        clean_state, start_service, login_as, clients, publisher, incident, db):
+        start_service, login_as, clients, publisher, incident, db):
     service = start_service("notification", env=SERVICE_ENV)
     client = clients(service, login_as("S01"))
     wait_for(lambda: sockets_open(service) == 1, 10, what="the socket registered")
@@ -282,7 +282,7 @@ def test_a_redelivered_event_is_stored_and_pushed_once(
 
 
 def test_two_instances_deliver_every_notification_exactly_once_to_every_socket(
-        clean_state, start_service, login_as, clients, publisher, incident, db):
+        start_service, login_as, clients, publisher, incident, db):
     first = start_service("notification", env=SERVICE_ENV)
     second = start_service("notification", env=SERVICE_ENV)
     d01, n01 = login_as("D01"), login_as("N01")
@@ -317,7 +317,7 @@ def test_two_instances_deliver_every_notification_exactly_once_to_every_socket(
 
 
 def test_logout_closes_that_sessions_sockets_and_only_those(
-        clean_state, start_service, login_as, clients, publisher, incident, db):
+        start_service, login_as, clients, publisher, incident, db):
     service = start_service("notification", env=SERVICE_ENV)
     phone_token, desk_token = login_as("D03"), login_as("D03")
     phone = [clients(service, phone_token), clients(service, phone_token)]
@@ -336,7 +336,7 @@ def test_logout_closes_that_sessions_sockets_and_only_those(
         websocket.create_connection(f"ws://127.0.0.1:{service.port}/ws?token={phone_token}", timeout=5)
 
 
-def test_a_client_that_stops_answering_pings_is_dropped(clean_state, start_service, login_as, clients):
+def test_a_client_that_stops_answering_pings_is_dropped(start_service, login_as, clients):
     service = start_service("notification", env={**SERVICE_ENV, "WS_PING_SECONDS": "0.5"})
     silent = clients(service, login_as("E01"))  # never reads, so never answers a ping
     wait_for(lambda: sockets_open(service) == 1, 10, what="the socket registered")

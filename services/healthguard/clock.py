@@ -28,3 +28,12 @@ def now() -> datetime.datetime:
     instant = datetime.datetime.now(datetime.UTC)
     offset = _offset_seconds()
     return instant + datetime.timedelta(seconds=offset) if offset else instant
+
+
+def write_test_offset(path, seconds: float) -> None:
+    """Move the test clock of every process reading `path` to wall time plus `seconds`. Written
+    to a temp file and renamed over, so a reader never sees a half-written number."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    with open(temp, "w", encoding="ascii") as handle:
+        handle.write(repr(float(seconds)))
+    os.replace(temp, path)

@@ -6,6 +6,7 @@ import logging
 
 import requests
 
+from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
 from . import history
@@ -99,10 +100,10 @@ def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | 
         return None
     cur.execute("""
         UPDATE incidents
-        SET status = 'ASSIGNED', assigned_to = %s, assigned_at = clock_timestamp(), updated_at = now()
+        SET status = 'ASSIGNED', assigned_to = %s, assigned_at = %s, updated_at = now()
         WHERE incident_id = %s AND status = 'OPEN'
         RETURNING *
-    """, (chosen["employee_id"], incident["incident_id"]))
+    """, (chosen["employee_id"], clock.now(), incident["incident_id"]))
     updated = cur.fetchone()
     if updated is None:
         return None

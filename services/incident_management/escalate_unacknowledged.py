@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 BATCH = 50
 
 # Incidents whose assignee has not acknowledged within the policy's timeout (counted from the
-# assignment, or from the last escalation), and that may still be escalated.
+# assignment, or from the last escalation), and that may still be escalated. %(now)s is
+# clock.now(), never SQL's now(): tests move the clock instead of waiting a timeout out.
 OVERDUE_CONDITION = """
     i.status IN ('ASSIGNED', 'REASSIGNED')
     AND i.escalation_level < p.max_level
-    AND greatest(i.assigned_at, i.escalated_at) < now() - make_interval(secs => p.ack_timeout_seconds)
+    AND greatest(i.assigned_at, i.escalated_at) < %(now)s - make_interval(secs => p.ack_timeout_seconds)
 """
 
 
@@ -39,9 +40,9 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict]) -> dict 
     process has it or it was acknowledged meanwhile."""
     cur.execute(f"""
         SELECT i.* FROM incidents i JOIN escalation_policies p ON p.severity = i.severity
-        WHERE i.incident_id = %s AND {OVERDUE_CONDITION}
+        WHERE i.incident_id = %(incident_id)s AND {OVERDUE_CONDITION}
         FOR UPDATE OF i SKIP LOCKED
-    """, (incident_id,))  # noqa: S608 (a constant condition, no input)
+    """, {"incident_id": incident_id, "now": clock.now()})  # noqa: S608 (a constant condition, no input)
     before = cur.fetchone()
     if before is None:
         return None
@@ -61,9 +62,9 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict]) -> dict 
     else:
         incident = before
     cur.execute("""
-        UPDATE incidents SET escalation_level = %s, escalated_at = now(), updated_at = now()
+        UPDATE incidents SET escalation_level = %s, escalated_at = %s, updated_at = now()
         WHERE incident_id = %s RETURNING *
-    """, (level, incident_id))
+    """, (level, clock.now(), incident_id))
     incident = cur.fetchone()
     if chosen is None:
         entry = history.record(cur, incident=incident, actor_id=None, action="ESCALATED",
@@ -84,8 +85,8 @@ def escalate_unacknowledged(*, db, oncall: OnCallClient) -> int:
             FROM incidents i JOIN escalation_policies p ON p.severity = i.severity
             WHERE {OVERDUE_CONDITION}
             ORDER BY i.assigned_at
-            LIMIT %s
-        """, (BATCH,))  # noqa: S608 (a constant condition, no input)
+            LIMIT %(batch)s
+        """, {"batch": BATCH, "now": clock.now()})  # noqa: S608 (a constant condition, no input)
         overdue = cur.fetchall()
     escalated = 0
     for row in overdue:

@@ -5,6 +5,7 @@ concurrent changes queue and each sees the status the previous one left, and wri
 row and the notification event together with the change."""
 from dataclasses import dataclass
 
+from healthguard import clock
 from healthguard.auth import Clinician
 from healthguard.errors import ApiError
 
@@ -119,16 +120,16 @@ def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: s
     new_status = "ASSIGNED" if before["status"] == "OPEN" else "REASSIGNED"
     cur.execute("""
         UPDATE incidents
-        SET status = %s, assigned_to = %s, assigned_at = now(), updated_at = now()
+        SET status = %s, assigned_to = %s, assigned_at = %s, updated_at = now()
         WHERE incident_id = %s
         RETURNING *
-    """, (new_status, to["employee_id"], before["incident_id"]))
+    """, (new_status, to["employee_id"], clock.now(), before["incident_id"]))
     incident = cur.fetchone()
     end_assignment(cur, incident_id=before["incident_id"])
     cur.execute("""
-        INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason)
-        VALUES (%s, %s, %s, %s)
-    """, (before["incident_id"], to["employee_id"], actor_id, reason))
+        INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at)
+        VALUES (%s, %s, %s, %s, %s)
+    """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"]))
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
                            previous_status=before["status"], note=note)
     # The new assignee must act; the previous one must learn the incident is no longer theirs.

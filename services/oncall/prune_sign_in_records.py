@@ -6,6 +6,7 @@ tables stay small however long the hospital runs.
 """
 import logging
 
+from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
 log = logging.getLogger(__name__)
@@ -14,12 +15,13 @@ RETENTION = "1 day"
 
 
 def prune_sign_in_records(cur) -> dict:
-    cur.execute("DELETE FROM login_attempts WHERE attempted_at < now() - %s::interval", (RETENTION,))
+    now = clock.now()
+    cur.execute("DELETE FROM login_attempts WHERE attempted_at < %s - %s::interval", (now, RETENTION))
     attempts = cur.rowcount
     cur.execute("""
         DELETE FROM sessions
-        WHERE least(expires_at, coalesce(revoked_at, expires_at)) < now() - %s::interval
-    """, (RETENTION,))
+        WHERE least(expires_at, coalesce(revoked_at, expires_at)) < %s - %s::interval
+    """, (now, RETENTION))
     return {"login_attempts": attempts, "sessions": cur.rowcount}
 
 

@@ -2,6 +2,7 @@
 import datetime as dt
 import math
 
+from healthguard import clock
 from healthguard.auth import new_session_token, token_hash
 from healthguard.errors import ApiError
 from healthguard.passwords import DUMMY_HASH, verify_password
@@ -41,8 +42,7 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float) -> dict:
     exists only in this answer; the database keeps its hash."""
     # Serialise attempts on one login, so parallel guesses cannot slip past the limit.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('login:' || %s))", (login,))
-    cur.execute("SELECT now() AS now")
-    now = cur.fetchone()["now"]
+    now = clock.now()
     retry_after = _locked_for(cur, login=login, now=now)
     if retry_after:
         raise TooManyAttempts(retry_after)
@@ -53,19 +53,19 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float) -> dict:
     employee = cur.fetchone()
     # Unknown logins are checked against a dummy hash, so both failures take the same time.
     valid = verify_password(password, employee["password_hash"] if employee else DUMMY_HASH)
-    cur.execute("INSERT INTO login_attempts (login, succeeded) VALUES (%s, %s)",
-                (login, bool(employee and valid)))
+    cur.execute("INSERT INTO login_attempts (login, succeeded, attempted_at) VALUES (%s, %s, %s)",
+                (login, bool(employee and valid), now))
     if not (employee and valid):
         return {}
     token = new_session_token()
     cur.execute("""
-        INSERT INTO sessions (employee_id, token_hash, expires_at)
-        VALUES (%s, %s, now() + make_interval(secs => %s))
+        INSERT INTO sessions (employee_id, token_hash, created_at, expires_at)
+        VALUES (%s, %s, %s, %s)
         RETURNING expires_at
-    """, (employee["employee_id"], token_hash(token), ttl_hours * 3600))
+    """, (employee["employee_id"], token_hash(token), now, now + dt.timedelta(hours=ttl_hours)))
     expires_at = cur.fetchone()["expires_at"]
-    cur.execute("UPDATE employees SET last_login = now() WHERE employee_id = %s",
-                (employee["employee_id"],))
+    cur.execute("UPDATE employees SET last_login = %s WHERE employee_id = %s",
+                (now, employee["employee_id"]))
     del employee["password_hash"]
     return {"token": token, "expires_at": expires_at.isoformat(), "employee": dict(employee)}
 
@@ -73,8 +73,8 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float) -> dict:
 def sign_out(cur, *, session_id: int) -> None:
     """Revoke this session. The clinician stays signed in (and gets incidents) while another live
     session remains, e.g. on a second workstation: see signed_in_clinicians()."""
-    cur.execute("UPDATE sessions SET revoked_at = now() WHERE session_id = %s AND revoked_at IS NULL",
-                (session_id,))
+    cur.execute("UPDATE sessions SET revoked_at = %s WHERE session_id = %s AND revoked_at IS NULL",
+                (clock.now(), session_id))
 
 
 def session_expiry(cur, *, session_id: int) -> dt.datetime | None:
