@@ -92,11 +92,16 @@ def test_no_password_is_stored_in_clear(db, database_url):
 
 
 @pytest.mark.parametrize("name", list(SERVICE_MODULES))
-def test_each_service_starts_healthy_with_json_errors(start_service, name):
+def test_each_service_starts_ready_with_json_errors(start_service, name):
     service = start_service(name)
     health = requests.get(service.url + "/health", timeout=5)
-    assert health.status_code == 200
-    assert health.json()["checks"] == {"database": {"status": "up"}, "broker": {"status": "up"}}
+    assert (health.status_code, health.json()) == (200, {"status": "ok", "service": name})
+    ready = requests.get(service.url + "/ready", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    expected = {"database": {"status": "up"}, "broker": {"status": "up"}}
+    if name == "oncall":  # it never uses the broker
+        del expected["broker"]
+    assert ready.json()["checks"] == expected
     missing = requests.get(service.url + "/no/such/route", timeout=5)
     assert missing.status_code == 404
     assert missing.headers["Content-Type"].startswith("application/json")
@@ -125,35 +130,50 @@ def test_service_refuses_to_start_with_a_placeholder_secret(service_env):
     proc.stop()
 
 
-def test_health_reports_database_down_and_recovers(start_service, rabbitmq_url):
+def test_ready_reports_database_down_without_its_address_and_recovers(start_service, rabbitmq_url):
     pg = ThrowawayPostgres().start()
     try:
-        service = start_service("oncall", env={"DATABASE_URL": pg.url, "RABBITMQ_URL": rabbitmq_url})
+        service = start_service("incident-management", env={"DATABASE_URL": pg.url,
+                                                             "RABBITMQ_URL": rabbitmq_url})
         pg.stop()
-        down = requests.get(service.url + "/health", timeout=15)
+        down = requests.get(service.url + "/ready", timeout=15)
         assert down.status_code == 503
-        assert down.json()["checks"]["database"]["status"] == "down"
-        assert down.json()["checks"]["broker"]["status"] == "up"
-        assert down.json()["down"] == ["database"]
+        body = down.json()
+        assert body["status"] == "unavailable" and body["down"] == ["database"]
+        assert body["checks"] == {"database": {"status": "down", "error": "database unreachable"},
+                                  "broker": {"status": "up"}}
+        # The public answer names the part; where it lives and the driver's words go to the log.
+        assert str(pg.port) not in down.text and "127.0.0.1" not in down.text
+        wait_for(lambda: "readiness check failed" in service.log() and str(pg.port) in service.log(),
+                 10, what="the detail to be logged")
+        # Liveness asks no dependency: the process answers, nothing should restart it.
+        assert requests.get(service.url + "/health", timeout=5).status_code == 200
         pg.start()
-        wait_for(service.healthy, 15, what="health to return to 200")
+        wait_for(service.ready, 15, what="/ready to return to 200")
     finally:
         pg.destroy()
 
 
-def test_health_reports_broker_down_and_recovers(start_service, database_url):
+def test_ready_needs_the_broker_where_the_work_does(start_service):
     rabbit = ThrowawayRabbitMQ().start()
     try:
-        service = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        incidents = start_service("incident-management", env={"RABBITMQ_URL": rabbit.url})
+        ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        oncall = start_service("oncall", env={"RABBITMQ_URL": rabbit.url})
         rabbit.stop()
-        down = requests.get(service.url + "/health", timeout=15)
+        down = requests.get(incidents.url + "/ready", timeout=15)
         assert down.status_code == 503
-        body = down.json()
-        assert body["status"] == "unavailable"
-        assert body["checks"]["broker"]["status"] == "down" and body["checks"]["broker"]["error"]
-        assert body["checks"]["database"]["status"] == "up"
+        assert down.json()["down"] == ["broker"]
+        assert down.json()["checks"]["broker"] == {"status": "down", "error": "broker unreachable"}
+        # Alert ingestion keeps accepting alarms into its outbox: degraded, still ready.
+        degraded = requests.get(ingestion.url + "/ready", timeout=15)
+        assert degraded.status_code == 200
+        assert degraded.json()["status"] == "degraded" and degraded.json()["down"] == ["broker"]
+        assert requests.get(oncall.url + "/ready", timeout=15).json()["status"] == "ok"
         rabbit.start()
-        wait_for(service.healthy, 30, what="health to return to 200")
+        wait_for(lambda: requests.get(ingestion.url + "/ready", timeout=15).json()["status"] == "ok",
+                 30, what="alert ingestion to be fully ready again")
+        wait_for(incidents.ready, 30, what="incident management to be ready again")
     finally:
         rabbit.destroy()
 
@@ -169,7 +189,8 @@ def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
             total += sum(1 for r in pool.map(
                 lambda _: requests.get(service.url + "/no-such-page", timeout=5), range(40))
                 if r.status_code == 404)
-        return len(glob.glob(os.path.join(service.metrics_dir, "counter_*.db"))) >= 2
+        # Web workers' files are named by pid (the worker process's are not).
+        return len(glob.glob(os.path.join(service.metrics_dir, "counter_[0-9]*.db"))) >= 2
     wait_for(both_workers_served, 30, 0, "two workers to serve requests")
     session.close()
     text = requests.get(service.url + "/metrics", timeout=5).text
