@@ -77,8 +77,9 @@ def declare_retry_queue(channel, queue: str, delay: float) -> str:
 class RetryPolicy:
     """How a consumer retries a message whose handler failed (database down, say): after the
     n-th failure it waits first_delay * 2**(n-1) seconds (at most max_delay) in a delay queue;
-    the max_attempts-th failure sends it to the dead-letter queue instead."""
-    max_attempts: int = 5
+    the max_attempts-th failure sends it to the dead-letter queue instead. The defaults ride out
+    about four minutes of outage (1+2+4+...+60+60+60 s) before an alarm is set aside."""
+    max_attempts: int = 10
     first_delay: float = 1.0
     max_delay: float = 60.0
 
