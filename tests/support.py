@@ -178,13 +178,22 @@ class ServiceProcess:
     def start(self, *, wait_healthy: bool = True, timeout: float = 30):
         """Start both processes; wait until the web process is ready (or, without wait_healthy,
         merely answers) and the worker has started its tasks (its first heartbeat)."""
-        self.proc = self._spawn([sys.executable, "-m", "gunicorn", "-c", "python:healthguard.gunicorn_conf",
-                                 f"{SERVICE_MODULES[self.name]}.app:create_app()"])
+        self.start_web(wait=False)
         if self.background:
             self.start_worker(wait=False)
         wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
                  timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
         return self
+
+    def start_web(self, *, wait: bool = True, timeout: float = 30):
+        self.proc = self._spawn([sys.executable, "-m", "gunicorn", "-c", "python:healthguard.gunicorn_conf",
+                                 f"{SERVICE_MODULES[self.name]}.app:create_app()"])
+        if wait:
+            wait_for(self.ready, timeout, 0.1, f"{self.name} web process to start (log: {self.log_path})")
+        return self
+
+    def stop_web(self) -> None:
+        _kill_group(self.proc, signal.SIGTERM)
 
     def start_worker(self, *, wait: bool = True, timeout: float = 30):
         self.heartbeat.unlink(missing_ok=True)

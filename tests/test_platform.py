@@ -1,6 +1,7 @@
 """The platform foundation: migrations, seed data, health, metrics across workers."""
 import concurrent.futures
 import glob
+import json
 import os
 import re
 import uuid
@@ -12,6 +13,7 @@ from psycopg2 import sql
 
 from healthguard.migrate import create_database, default_migrations_dir, migrate, migration_files
 from healthguard.passwords import verify_password
+from healthguard.worker import run as run_worker
 from tests.support import SERVICE_MODULES, ThrowawayPostgres, ThrowawayRabbitMQ, wait_for
 
 
@@ -222,3 +224,61 @@ def _select_one(database):
     with database.transaction() as cur:
         cur.execute("SELECT 1 AS one, pg_sleep(0.05)")
         return cur.fetchone()["one"]
+
+
+def _relayed(service) -> float:
+    text = requests.get(service.url + "/metrics", timeout=5).text
+    match = re.search(r'^outbox_messages_relayed_total\{queue="alerts"\} ([0-9.]+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _post_alert(service) -> None:
+    answer = requests.post(service.url + "/api/v1/alerts", headers={"X-API-Key": "test-device-key"},
+                           json={"patient_id": "P001", "alert_type": "CARDIAC_ARREST"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+
+
+def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(start_service, clean_state):
+    """The outbox relay runs in the worker process; the web process's /metrics sums its counter.
+    A restart of the web server wipes its own workers' files, never the running worker's."""
+    service = start_service("alert-ingestion")
+    _post_alert(service)
+    wait_for(lambda: _relayed(service) == 1, 15, what="the worker's relay count in /metrics")
+    service.stop_web()
+    service.start_web()
+    assert _relayed(service) == 1
+    _post_alert(service)
+    wait_for(lambda: _relayed(service) == 2, 15, what="the worker to keep counting visibly")
+    # SIGTERM: the worker stops its tasks, says so in a JSON log line and exits 0.
+    assert service.stop_worker() == 0
+    stopping = [line for line in service.log().splitlines() if '"worker stopping"' in line]
+    assert stopping and json.loads(stopping[-1])["service"] == "alert-ingestion"
+    assert not service.heartbeat.exists()
+
+
+class _Task:
+    def __init__(self, *, dies=False):
+        self.dies, self.started, self.stopped = dies, False, False
+
+    def start(self):
+        self.started = True
+        return self
+
+    def is_alive(self):
+        return self.started and not self.dies
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_worker_run_stops_its_tasks_and_exits_1_when_one_died(tmp_path):
+    """A task whose thread ended on its own will not come back: exit 1, so the supervisor
+    restarts the worker; the other tasks are stopped first and the heartbeat is gone."""
+    import threading
+    healthy, dead = _Task(), _Task(dies=True)
+    heartbeat = tmp_path / "beat"
+    assert run_worker([healthy, dead], heartbeat=str(heartbeat), stopping=threading.Event()) == 1
+    assert healthy.stopped and dead.stopped and not heartbeat.exists()
+    stopping = threading.Event()
+    stopping.set()
+    assert run_worker([_Task()], heartbeat=str(heartbeat), stopping=stopping) == 0
