@@ -35,7 +35,7 @@ NGINX_CONF = REPO / "web-ui" / "nginx.conf"
 COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total",
             "messages_dead_lettered_total", "http_requests_total"}
 GAUGES = {"websocket_connections", "oncall_current", "incidents_active",
-          "incident_unassigned_oldest_seconds", "up"}
+          "incident_unassigned_oldest_seconds", "worker_heartbeat_timestamp_seconds", "up"}
 HISTOGRAMS = {"incident_mtta_seconds", "incident_mttr_seconds", "http_request_duration_seconds"}
 KNOWN_METRICS = COUNTERS | GAUGES | {
     f"{histogram}{suffix}" for histogram in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}

@@ -244,6 +244,9 @@ def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(sta
     service = start_service("alert-ingestion")
     _post_alert(service)
     wait_for(lambda: _relayed(service) == 1, 15, what="the worker's relay count in /metrics")
+    beat = re.search(r"^worker_heartbeat_timestamp_seconds ([0-9.e+]+)$",
+                     requests.get(service.url + "/metrics", timeout=5).text, re.MULTILINE)
+    assert beat and float(beat.group(1)) > 0  # the worker's beat, for the WorkerStalled alert
     service.stop_web()
     service.start_web()
     assert _relayed(service) == 1

@@ -12,6 +12,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -23,6 +24,13 @@ HTTP_LATENCY = Histogram(
     "http_request_duration_seconds", "Time to answer an HTTP request", ["service", "route"])
 MESSAGES_DEAD_LETTERED = Counter(
     "messages_dead_lettered_total", "Messages moved to a dead-letter queue", ["queue"])
+# Set by the service's worker process while all its background tasks run (healthguard.worker).
+# "max" over every process's file: the web workers' zeros never hide it, and a worker that
+# stopped leaves its last beat, which ages until the WorkerStalled alert fires.
+WORKER_HEARTBEAT = Gauge(
+    "worker_heartbeat_timestamp_seconds",
+    "When the service's worker process last found all its background tasks running (Unix time)",
+    multiprocess_mode="max")
 MESSAGES_RETRIED = Counter(
     "messages_retried_total", "Messages whose handler failed, parked in a delay queue to retry",
     ["queue"])

@@ -15,7 +15,9 @@ is a bug, not an outage (tasks survive outages by retrying): the worker exits 1 
 
 Health: a worker has no HTTP. While every task's thread is alive it writes the time to its
 heartbeat file (WORKER_HEARTBEAT_FILE; by default one per service in the temp directory) every
-few seconds; `python -m healthguard.healthcheck --worker` passes while that file is fresh.
+few seconds; `python -m healthguard.healthcheck --worker` passes while that file is fresh. The
+same beat is the gauge worker_heartbeat_timestamp_seconds in the service's /metrics, which
+Prometheus alerts on (WorkerStalled): a dead worker leaves the web process answering.
 
 Metrics: prometheus-client's multiprocess mode, in the same PROMETHEUS_MULTIPROC_DIR as the web
 process of the service, so the service's /metrics sums the worker's counters with the web
@@ -99,6 +101,7 @@ def _task_name(task) -> str:
 def run(tasks: list, *, heartbeat: str, stopping: threading.Event) -> int:
     """Start the tasks, beat while they all live, stop them when `stopping` is set. Returns the
     exit status: 0 after a requested stop, 1 when a task died on its own."""
+    from .metrics import WORKER_HEARTBEAT  # only now: main() names the metric files first
     started, status = [], 0
     try:
         for task in tasks:
@@ -114,6 +117,7 @@ def run(tasks: list, *, heartbeat: str, stopping: threading.Event) -> int:
                 break
             with open(heartbeat, "w") as beat:
                 beat.write(f"{time.time():.0f}\n")
+            WORKER_HEARTBEAT.set_to_current_time()
             if stopping.wait(HEARTBEAT_SECONDS):
                 log.info("worker stopping", extra={"tasks": [_task_name(task) for task in started]})
                 break
