@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make up` without Docker: the four services as local processes under honcho, against the
-# PostgreSQL and RabbitMQ named in .env (default: this machine's). Returns once all are healthy.
+# `make up` without Docker: the four services and their workers as local processes under honcho,
+# against the PostgreSQL and RabbitMQ named in .env (default: this machine's). Returns once all
+# are ready.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p "${HG_RUN_DIR:-.run}"
@@ -22,11 +23,17 @@ if [ ! -f web-ui/dist/index.html ] || [ -n "$(find web-ui/src web-ui/index.html 
   (cd web-ui && npm run build --silent >/dev/null)
 fi
 .venv/bin/python -m scripts.local_config "$run"
+# Counts of a previous run must not leak into this one. Only here, with nothing running: each
+# gunicorn master wipes just its own workers' files, never those of a worker process.
+rm -rf "$run/metrics" "$run"/*-worker.heartbeat
 setsid .venv/bin/honcho -f Procfile -e /dev/null start >"$run/honcho.log" 2>&1 </dev/null &
 echo $! >"$run/honcho.pid"
 ports=("${ALERT_INGESTION_PORT:-8001}" "${INCIDENT_MANAGEMENT_PORT:-8002}" "${ONCALL_PORT:-8003}" "${NOTIFICATION_PORT:-8004}")
-urls=(); for port in "${ports[@]}"; do urls+=("http://127.0.0.1:$port/health"); done
+urls=(); for port in "${ports[@]}"; do urls+=("http://127.0.0.1:$port/ready"); done
 urls+=("http://127.0.0.1:${WEB_UI_PORT:-8080}/health" "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/-/ready")
+for service in alert-ingestion incident-management oncall notification; do
+  urls+=("$run/$service-worker.heartbeat")
+done
 if ! .venv/bin/python scripts/wait_healthy.py "${urls[@]}"; then
   tail -n 40 "$run/honcho.log" >&2
   scripts/local-down.sh
@@ -34,7 +41,7 @@ if ! .venv/bin/python scripts/wait_healthy.py "${urls[@]}"; then
 fi
 cat <<MSG
 HealthGuard Ops is up (logs: make logs, stop: make down):
-  alert ingestion      http://127.0.0.1:${ports[0]}   (/health, /metrics, /api/v1/openapi.json)
+  alert ingestion      http://127.0.0.1:${ports[0]}   (/health, /ready, /metrics, /api/v1/openapi.json)
   incident management  http://127.0.0.1:${ports[1]}
   on-call              http://127.0.0.1:${ports[2]}
   notification         http://127.0.0.1:${ports[3]}   (WebSocket /ws)

@@ -153,41 +153,77 @@ class ThrowawayRabbitMQ:
 
 
 class ServiceProcess:
-    """One of the four services under gunicorn, exactly as `make up` and the image run it."""
+    """One of the four services exactly as `make up` and the images run it: its web process
+    under gunicorn and, unless background=False, its worker process (consumers, relays,
+    periodic tasks) beside it, sharing the metrics directory. Both log to one file."""
 
-    def __init__(self, name: str, env: dict, *, workers: int = 1, port: int | None = None):
+    def __init__(self, name: str, env: dict, *, workers: int = 1, port: int | None = None,
+                 background: bool = True):
         self.name = name
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.metrics_dir = tempfile.mkdtemp(prefix=f"hg-metrics-{name}-")
-        self.log_path = Path(tempfile.mkstemp(prefix=f"hg-{name}-", suffix=".log")[1])
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"hg-{name}-"))
+        self.metrics_dir = str(self.run_dir / "metrics")
+        self.heartbeat = self.run_dir / "worker.heartbeat"
+        self.log_path = self.run_dir / "service.log"
         self.env = {**os.environ, **env, "PORT": str(self.port), "BIND_HOST": "127.0.0.1",
                     "GUNICORN_WORKERS": str(workers),
-                    "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
-        self.proc = None
+                    "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+                    "WORKER_HEARTBEAT_FILE": str(self.heartbeat)}
+        self.background = background
+        self.proc = self.worker_proc = None
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen:
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(argv, cwd=REPO / "services", env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
 
     def start(self, *, wait_healthy: bool = True, timeout: float = 30):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:healthguard.gunicorn_conf",
-             f"{SERVICE_MODULES[self.name]}.app:create_app()"],
-            cwd=REPO / "services", env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
-        wait_for(self._answers if not wait_healthy else self.healthy, timeout, 0.1,
-                 f"{self.name} to start (log: {self.log_path})")
+        """Start both processes; wait until the web process is ready (or, without wait_healthy,
+        merely answers) and the worker has started its tasks (its first heartbeat)."""
+        self.start_web(wait=False)
+        if self.background:
+            self.start_worker(wait=False)
+        wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
+                 timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
         return self
 
+    def start_web(self, *, wait: bool = True, timeout: float = 30):
+        self.proc = self._spawn([sys.executable, "-m", "gunicorn", "-c", "python:healthguard.gunicorn_conf",
+                                 f"{SERVICE_MODULES[self.name]}.app:create_app()"])
+        if wait:
+            wait_for(self.ready, timeout, 0.1, f"{self.name} web process to start (log: {self.log_path})")
+        return self
+
+    def stop_web(self) -> None:
+        _kill_group(self.proc, signal.SIGTERM)
+
+    def start_worker(self, *, wait: bool = True, timeout: float = 30):
+        self.heartbeat.unlink(missing_ok=True)
+        self.worker_proc = self._spawn([sys.executable, "-m", "healthguard.worker",
+                                        SERVICE_MODULES[self.name]])
+        if wait:
+            wait_for(self._worker_beats, timeout, 0.1, f"{self.name} worker to start (log: {self.log_path})")
+        return self
+
+    def _check_running(self) -> None:
+        for what, proc in (("web process", self.proc), ("worker", self.worker_proc)):
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{self.name} {what} exited ({proc.returncode}): {self.log()}")
+
     def _answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited: {self.log()}")
+        self._check_running()
         return port_open(self.port)
 
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited: {self.log()}")
+    def _worker_beats(self) -> bool:
+        self._check_running()
+        return self.worker_proc is None or self.heartbeat.exists()
+
+    def ready(self) -> bool:
+        """/ready answers 200: the service can do its job (database and broker reachable)."""
+        self._check_running()
         try:
-            return requests.get(self.url + "/health", timeout=5).status_code == 200
+            return requests.get(self.url + "/ready", timeout=5).status_code == 200
         except requests.RequestException:
             return False
 
@@ -195,14 +231,21 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def kill(self):
-        """SIGKILL the whole process group: master and workers die without cleanup."""
-        _kill_group(self.proc, signal.SIGKILL)
+        """SIGKILL both process groups: master, web workers and worker die without cleanup."""
+        for proc in (self.proc, self.worker_proc):
+            if proc is not None:
+                _kill_group(proc, signal.SIGKILL)
+
+    def stop_worker(self) -> int:
+        """SIGTERM the worker as a supervisor would; returns its exit status."""
+        _kill_group(self.worker_proc, signal.SIGTERM)
+        return self.worker_proc.returncode
 
     def stop(self):
-        if self.proc is not None:
-            _kill_group(self.proc, signal.SIGTERM)
-        shutil.rmtree(self.metrics_dir, ignore_errors=True)
-        self.log_path.unlink(missing_ok=True)
+        for proc in (self.worker_proc, self.proc):
+            if proc is not None:
+                _kill_group(proc, signal.SIGTERM)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def delete_queues(rabbitmq_url: str, queues) -> None:
@@ -216,12 +259,16 @@ def delete_queues(rabbitmq_url: str, queues) -> None:
 
 
 def queue_depth(rabbitmq_url: str, queue: str) -> int:
-    """Messages ready on `queue` (not those delivered and not yet acknowledged)."""
+    """Messages ready on `queue` (not those delivered and not yet acknowledged); 0 for a queue
+    not declared (yet). Passive: it never declares a queue with other arguments than its owner."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
-        return connection.channel().queue_declare(queue, durable=True).method.message_count
+        return connection.channel().queue_declare(queue, durable=True, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
     finally:
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
 
 def queue_idle(rabbitmq_url: str, queue: str) -> bool:

@@ -1,13 +1,24 @@
 """The shared RabbitMQ pieces against a real broker: confirmed publishing, ack only after the
-handler's transaction committed, dead-lettering of messages that can never be processed."""
+handler's transaction committed, retries through delay queues, dead-lettering of messages that
+can never be processed."""
 import threading
 import uuid
 
 import pika
 import pytest
 
-from healthguard.broker import Consumer, PermanentMessageError, Publisher, dead_letter_queue
+from healthguard.broker import (
+    ATTEMPTS_HEADER,
+    Consumer,
+    PermanentMessageError,
+    Publisher,
+    RetryPolicy,
+    dead_letter_queue,
+    retry_queue,
+)
 from tests.support import queue_depth, wait_for
+
+FAST_RETRY = RetryPolicy(max_attempts=5, first_delay=0.2, max_delay=0.4)
 
 
 @pytest.fixture
@@ -16,9 +27,14 @@ def queue(rabbitmq_url):
     yield name
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
-    channel.queue_delete(name)
-    channel.queue_delete(dead_letter_queue(name))
+    for queue_name in (name, dead_letter_queue(name), *retry_queues(name, FAST_RETRY),
+                       *retry_queues(name, RetryPolicy(max_attempts=3, first_delay=1))):
+        channel.queue_delete(queue_name)
     connection.close()
+
+
+def retry_queues(queue, policy):
+    return sorted({retry_queue(queue, policy.delay(n)) for n in range(1, policy.max_attempts)})
 
 
 @pytest.fixture
@@ -47,20 +63,65 @@ def test_message_is_acknowledged_only_after_the_handler_committed(rabbitmq_url, 
             if not release.is_set():
                 raise RuntimeError("crash after the insert, before commit")
 
-    consumer = Consumer(rabbitmq_url, queue, handler, retry_delay=0.2).start()
+    consumer = Consumer(rabbitmq_url, queue, handler, retry=FAST_RETRY).start()
     try:
         wait_for(lambda: len(attempts) >= 2, 15, what="the failed message to be redelivered")
-        # The failing handler's transaction rolled back, and the message is still ours to handle.
+        # The failing handler's transaction rolled back, and the message is still ours to handle:
+        # on the work queue or waiting in a delay queue, once.
         assert handled(db) == []
         consumer.stop()
-        assert queue_depth(rabbitmq_url, queue) == 1
+        assert sum(queue_depth(rabbitmq_url, name)
+                   for name in (queue, *retry_queues(queue, FAST_RETRY))) == 1
         release.set()
-        consumer = Consumer(rabbitmq_url, queue, handler).start()
+        consumer = Consumer(rabbitmq_url, queue, handler, retry=FAST_RETRY).start()
         wait_for(lambda: handled(db) == ["m1"], 15, what="the message to be handled")
         wait_for(lambda: queue_depth(rabbitmq_url, queue) == 0, 15, what="the ack")
     finally:
         consumer.stop()
         publisher.close()
+
+
+def test_a_failing_message_waits_in_a_delay_queue_while_the_next_ones_are_handled(rabbitmq_url, queue):
+    """Transient failures: no sleeping in the consumer thread. The failed message is parked in a
+    delay queue (TTL, dead-lettered back), the one behind it is handled meanwhile, and after the
+    last attempt the message is dead-lettered with the number of attempts and the last error."""
+    publisher = Publisher(rabbitmq_url)
+    policy = RetryPolicy(max_attempts=3, first_delay=1)
+    seen = []
+
+    def handler(message):
+        seen.append(message["n"])
+        if message["n"] == 1:
+            raise RuntimeError("database unreachable")
+
+    publisher.publish(queue, {"n": 1}, message_id="m1")
+    publisher.publish(queue, {"n": 2}, message_id="m2")
+    consumer = Consumer(rabbitmq_url, queue, handler, prefetch=1, retry=policy).start()
+    try:
+        wait_for(lambda: queue_depth(rabbitmq_url, dead_letter_queue(queue)) == 1, 20,
+                 what="the message to be dead-lettered after its last attempt")
+    finally:
+        consumer.stop()
+        publisher.close()
+    # With prefetch 1, a consumer that slept and requeued would have retried 1 before ever
+    # seeing 2 (a requeued message goes back to the head of the queue).
+    assert seen == [1, 2, 1, 1]
+    assert queue_depth(rabbitmq_url, queue) == 0
+    assert all(queue_depth(rabbitmq_url, name) == 0 for name in retry_queues(queue, policy))
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    method, properties, body = connection.channel().basic_get(dead_letter_queue(queue), auto_ack=True)
+    connection.close()
+    assert properties.message_id == "m1" and body == b'{"n": 1}'
+    assert properties.headers[ATTEMPTS_HEADER] == 3
+    assert properties.headers["x-dead-letter-reason"] == (
+        "failed 3 times, last: RuntimeError: database unreachable")
+    assert properties.headers["x-original-queue"] == queue
+
+
+def test_retry_delays_grow_and_are_capped():
+    policy = RetryPolicy(max_attempts=6, first_delay=1, max_delay=5)
+    assert [policy.delay(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+    assert retry_queue("alerts", 0.25) == "alerts.retry.250ms"
 
 
 def test_unprocessable_messages_go_to_the_dead_letter_queue_with_a_reason(rabbitmq_url, queue):

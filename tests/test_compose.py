@@ -28,7 +28,10 @@ APP_SERVICES = {
     "oncall": ("oncall", 8003),
     "notification": ("notification", 8004),
 }
+# Each service's worker process (consumers, relays, periodic tasks): same image, own command.
+WORKERS = {f"{name}-worker": name for name in APP_SERVICES}
 SERVICES_IMAGE = "healthguard-ops/services:latest"
+METRICS_DIR = "/tmp/prometheus"  # noqa: S108 (the image's PROMETHEUS_MULTIPROC_DIR, inside the container)
 PUBLISHED = {8080: ("web-ui", 8080), 3001: ("grafana", 3000), 9090: ("prometheus", 9090)}
 ONE_SHOT = {"migrate"}
 SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN",
@@ -358,9 +361,11 @@ def test_app_services_get_their_settings(services, env):
 def test_shared_settings_are_written_once():
     """The four services share one anchor for their settings instead of copies."""
     text = COMPOSE_FILE.read_text()
-    for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "WEB_ORIGIN", "GUNICORN_WORKERS"):
+    for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "WEB_ORIGIN", "GUNICORN_WORKERS", "ONCALL_URL",
+                "DEVICE_API_KEYS", "MESSAGE_MAX_ATTEMPTS"):
         assert len(re.findall(rf"^\s+{key}:", text, re.MULTILINE)) == 1, key
-    assert text.count("healthguard.healthcheck") == 1
+    assert text.count('"healthguard.healthcheck"]') == 1  # the web services' anchor
+    assert text.count('"healthguard.healthcheck", "--worker"]') == 1  # the workers' anchor
 
 
 # --------------------------------------------------------------------------- images
@@ -371,7 +376,7 @@ def test_the_services_image_is_built_once_and_never_pulled(services):
     build = services[builders[0]]["build"]
     assert build["context"] == "." and build["dockerfile"] == "services/Dockerfile"
     assert services[builders[0]].get("pull_policy") == "build"
-    for name in APP_SERVICES:
+    for name in [*APP_SERVICES, *WORKERS]:
         service = services[name]
         assert service["image"] == SERVICES_IMAGE, name
         assert "build" not in service, name
@@ -383,7 +388,8 @@ def test_the_services_image_is_built_once_and_never_pulled(services):
 
 def test_named_volumes_are_declared_and_used(compose, services):
     declared = set(compose.get("volumes") or {})
-    assert declared == {"postgres-data", "rabbitmq-data", "grafana-data", "prometheus-data"}
+    assert declared == {"postgres-data", "rabbitmq-data", "grafana-data", "prometheus-data",
+                        *(f"{name}-metrics" for name in APP_SERVICES)}
     used = set()
     for name, service in services.items():
         for volume in service.get("volumes", []):
@@ -425,6 +431,45 @@ def test_service_commands_name_code_that_exists(services):
     assert migrate.is_file() and runs_as_main(migrate)
 
 
+def app_registers_background_work(package: str) -> bool:
+    return ".background" in (SERVICES_DIR / package / "app.py").read_text()
+
+
+def test_every_service_with_background_work_has_a_worker_container(services):
+    """Consumers, relays and periodic tasks run in `<service>-worker`, built like its service:
+    same image, same settings, same start order, the same metrics directory (so the service's
+    /metrics shows the worker's counters), a heartbeat healthcheck and time to stop cleanly."""
+    worker = module_file("healthguard.worker")
+    assert worker.is_file() and runs_as_main(worker)
+    with_work = {name for name, (package, _) in APP_SERVICES.items()
+                 if app_registers_background_work(package)}
+    assert {service for service in WORKERS.values() if f"{service}-worker" in services} == with_work
+    assert with_work == set(APP_SERVICES)  # all four have some today
+    for name, service_name in WORKERS.items():
+        worker_service, web = services[name], services[service_name]
+        package = APP_SERVICES[service_name][0]
+        assert worker_service["command"] == ["python", "-m", "healthguard.worker", package], name
+        assert "create_app" in defined_functions(module_file(f"{package}.app"))
+        assert worker_service["image"] == SERVICES_IMAGE and "build" not in worker_service, name
+        assert worker_service["pull_policy"] == "never", name
+        assert worker_service["environment"] == web["environment"], name
+        assert worker_service["depends_on"] == web["depends_on"], name
+        assert "ports" not in worker_service, name
+        assert re.fullmatch(r"\d+s", worker_service.get("stop_grace_period", "")), name
+        metrics = f"{service_name}-metrics:{METRICS_DIR}"
+        assert worker_service["volumes"] == [metrics] and web["volumes"] == [metrics], name
+
+
+def test_metrics_volumes_are_tmpfs_owned_by_the_image_user(compose):
+    user = next(args for instruction, args in final_stage(SERVICES_DIR / "Dockerfile")
+                if instruction == "USER")
+    uid, gid = user.split(":")
+    for name in APP_SERVICES:
+        options = compose["volumes"][f"{name}-metrics"]["driver_opts"]
+        assert options["type"] == "tmpfs" and options["device"] == "tmpfs", name
+        assert f"uid={uid}" in options["o"] and f"gid={gid}" in options["o"], name
+
+
 def test_the_image_default_command_is_alert_ingestion():
     cmd = [line for line in (SERVICES_DIR / "Dockerfile").read_text().splitlines()
            if line.startswith("CMD ")]
@@ -464,6 +509,8 @@ def test_healthchecks_use_tools_the_images_have(services):
         check = service["healthcheck"]
         if name in APP_SERVICES:
             assert check["test"] == python_check, name
+        elif name in WORKERS:
+            assert check["test"] == [*python_check, "--worker"], name
         elif name == "web-ui":
             final_from = dockerfile_stages(REPO / "web-ui" / "Dockerfile")[-1]
             assert "alpine" in final_from, "web-ui healthcheck relies on busybox wget"

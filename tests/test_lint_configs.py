@@ -35,7 +35,7 @@ NGINX_CONF = REPO / "web-ui" / "nginx.conf"
 COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total",
             "messages_dead_lettered_total", "http_requests_total"}
 GAUGES = {"websocket_connections", "oncall_current", "incidents_active",
-          "incident_unassigned_oldest_seconds", "up"}
+          "incident_unassigned_oldest_seconds", "worker_heartbeat_timestamp_seconds", "up"}
 HISTOGRAMS = {"incident_mtta_seconds", "incident_mttr_seconds", "http_request_duration_seconds"}
 KNOWN_METRICS = COUNTERS | GAUGES | {
     f"{histogram}{suffix}" for histogram in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
@@ -334,11 +334,11 @@ def test_nginx_health_endpoints(nginx_proxy):
     assert status == 200 and json.loads(body) == {"status": "ok"}
     assert headers["Content-Type"].startswith("application/json")
     for service in ("alert-ingestion", "incident-management", "oncall"):
-        status, _, body = fetch(f"{nginx_proxy['base']}/health/{service}")
+        status, _, body = fetch(f"{nginx_proxy['base']}/ready/{service}")
         assert status == 200
-        assert json.loads(body)["service"] == service and json.loads(body)["path"] == "/health"
+        assert json.loads(body)["service"] == service and json.loads(body)["path"] == "/ready"
     # A backend that is down is a JSON error for that service only.
-    status, headers, body = fetch(nginx_proxy["base"] + "/health/notification")
+    status, headers, body = fetch(nginx_proxy["base"] + "/ready/notification")
     assert status == 502
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body) == {"error": "Bad Gateway", "message": "the service is not answering",
@@ -420,5 +420,5 @@ def test_web_ui_status_page_checks_every_service_through_nginx():
     nginx = NGINX_CONF.read_text()
     for service in ("alert-ingestion", "incident-management", "oncall", "notification"):
         assert f'"{service}"' in source, service
-        assert f"location = /health/{service} " in nginx, service
-    assert "`/health/${id}`" in source
+        assert f"location = /ready/{service} " in nginx, service
+    assert "`/ready/${id}`" in source

@@ -30,14 +30,16 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
         assert up.returncode == 0, up.stdout + up.stderr
         assert "HealthGuard Ops is up" in up.stdout
         for service, port in ports.items():
-            health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
-            assert health.status_code == 200 and health.json()["service"] == service
+            ready = requests.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+            assert ready.status_code == 200 and ready.json()["service"] == service
+            # Its worker runs beside it (honcho), beating.
+            assert (tmp_path / "run" / f"{service}-worker.heartbeat").is_file(), service
         # The clinicians' entry point: nginx serves the SPA and proxies to each service.
         page = requests.get(f"http://127.0.0.1:{web_port}/", timeout=5)
         assert page.status_code == 200 and "<div id=\"root\"" in page.text
         for service in SERVICE_MODULES:
-            proxied = requests.get(f"http://127.0.0.1:{web_port}/health/{service}", timeout=5)
-            assert proxied.status_code == 200 and proxied.json()["service"] == service
+            proxied = requests.get(f"http://127.0.0.1:{web_port}/ready/{service}", timeout=5)
+            assert proxied.status_code == 200 and proxied.json()["status"] == "ok", service
         assert requests.get(f"http://127.0.0.1:{prometheus_port}/-/ready", timeout=5).status_code == 200
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "

@@ -167,7 +167,8 @@ def test_openapi_document_matches_the_routes(service_env):
     app = create_app(dict(service_env))
     routes = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("static", "openapi.openapi_document") or rule.rule in ("/health", "/metrics"):
+        if (rule.endpoint in ("static", "openapi.openapi_document")
+                or rule.rule in ("/health", "/ready", "/metrics")):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         routes[path] = sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})

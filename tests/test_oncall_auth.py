@@ -225,7 +225,7 @@ def test_openapi_document_matches_the_routes(service_env):
     # Public operations say so; everything else inherits the bearer requirement.
     public = {path for path, item in document["paths"].items() for op in item.values()
               if op.get("security") == []}
-    assert public == {"/api/v1/auth/login", "/api/v1/openapi.json", "/health", "/metrics"}
+    assert public == {"/api/v1/auth/login", "/api/v1/openapi.json", "/health", "/ready", "/metrics"}
 
 
 def test_old_sign_in_records_are_pruned_and_recent_ones_kept(db, fresh):

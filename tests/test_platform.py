@@ -1,6 +1,7 @@
 """The platform foundation: migrations, seed data, health, metrics across workers."""
 import concurrent.futures
 import glob
+import json
 import os
 import re
 import uuid
@@ -12,6 +13,7 @@ from psycopg2 import sql
 
 from healthguard.migrate import create_database, default_migrations_dir, migrate, migration_files
 from healthguard.passwords import verify_password
+from healthguard.worker import run as run_worker
 from tests.support import SERVICE_MODULES, ThrowawayPostgres, ThrowawayRabbitMQ, wait_for
 
 
@@ -92,11 +94,16 @@ def test_no_password_is_stored_in_clear(db, database_url):
 
 
 @pytest.mark.parametrize("name", list(SERVICE_MODULES))
-def test_each_service_starts_healthy_with_json_errors(start_service, name):
+def test_each_service_starts_ready_with_json_errors(start_service, name):
     service = start_service(name)
     health = requests.get(service.url + "/health", timeout=5)
-    assert health.status_code == 200
-    assert health.json()["checks"] == {"database": {"status": "up"}, "broker": {"status": "up"}}
+    assert (health.status_code, health.json()) == (200, {"status": "ok", "service": name})
+    ready = requests.get(service.url + "/ready", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    expected = {"database": {"status": "up"}, "broker": {"status": "up"}}
+    if name == "oncall":  # it never uses the broker
+        del expected["broker"]
+    assert ready.json()["checks"] == expected
     missing = requests.get(service.url + "/no/such/route", timeout=5)
     assert missing.status_code == 404
     assert missing.headers["Content-Type"].startswith("application/json")
@@ -125,35 +132,50 @@ def test_service_refuses_to_start_with_a_placeholder_secret(service_env):
     proc.stop()
 
 
-def test_health_reports_database_down_and_recovers(start_service, rabbitmq_url):
+def test_ready_reports_database_down_without_its_address_and_recovers(start_service, rabbitmq_url):
     pg = ThrowawayPostgres().start()
     try:
-        service = start_service("oncall", env={"DATABASE_URL": pg.url, "RABBITMQ_URL": rabbitmq_url})
+        service = start_service("incident-management", env={"DATABASE_URL": pg.url,
+                                                             "RABBITMQ_URL": rabbitmq_url})
         pg.stop()
-        down = requests.get(service.url + "/health", timeout=15)
+        down = requests.get(service.url + "/ready", timeout=15)
         assert down.status_code == 503
-        assert down.json()["checks"]["database"]["status"] == "down"
-        assert down.json()["checks"]["broker"]["status"] == "up"
-        assert down.json()["down"] == ["database"]
+        body = down.json()
+        assert body["status"] == "unavailable" and body["down"] == ["database"]
+        assert body["checks"] == {"database": {"status": "down", "error": "database unreachable"},
+                                  "broker": {"status": "up"}}
+        # The public answer names the part; where it lives and the driver's words go to the log.
+        assert str(pg.port) not in down.text and "127.0.0.1" not in down.text
+        wait_for(lambda: "readiness check failed" in service.log() and str(pg.port) in service.log(),
+                 10, what="the detail to be logged")
+        # Liveness asks no dependency: the process answers, nothing should restart it.
+        assert requests.get(service.url + "/health", timeout=5).status_code == 200
         pg.start()
-        wait_for(service.healthy, 15, what="health to return to 200")
+        wait_for(service.ready, 15, what="/ready to return to 200")
     finally:
         pg.destroy()
 
 
-def test_health_reports_broker_down_and_recovers(start_service, database_url):
+def test_ready_needs_the_broker_where_the_work_does(start_service):
     rabbit = ThrowawayRabbitMQ().start()
     try:
-        service = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        incidents = start_service("incident-management", env={"RABBITMQ_URL": rabbit.url})
+        ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        oncall = start_service("oncall", env={"RABBITMQ_URL": rabbit.url})
         rabbit.stop()
-        down = requests.get(service.url + "/health", timeout=15)
+        down = requests.get(incidents.url + "/ready", timeout=15)
         assert down.status_code == 503
-        body = down.json()
-        assert body["status"] == "unavailable"
-        assert body["checks"]["broker"]["status"] == "down" and body["checks"]["broker"]["error"]
-        assert body["checks"]["database"]["status"] == "up"
+        assert down.json()["down"] == ["broker"]
+        assert down.json()["checks"]["broker"] == {"status": "down", "error": "broker unreachable"}
+        # Alert ingestion keeps accepting alarms into its outbox: degraded, still ready.
+        degraded = requests.get(ingestion.url + "/ready", timeout=15)
+        assert degraded.status_code == 200
+        assert degraded.json()["status"] == "degraded" and degraded.json()["down"] == ["broker"]
+        assert requests.get(oncall.url + "/ready", timeout=15).json()["status"] == "ok"
         rabbit.start()
-        wait_for(service.healthy, 30, what="health to return to 200")
+        wait_for(lambda: requests.get(ingestion.url + "/ready", timeout=15).json()["status"] == "ok",
+                 30, what="alert ingestion to be fully ready again")
+        wait_for(incidents.ready, 30, what="incident management to be ready again")
     finally:
         rabbit.destroy()
 
@@ -168,7 +190,8 @@ def test_metrics_sum_counters_from_several_gunicorn_workers(start_service):
             total += sum(1 for r in pool.map(
                 lambda _: requests.get(service.url + "/no-such-page", timeout=5), range(40))
                 if r.status_code == 404)
-        return len(glob.glob(os.path.join(service.metrics_dir, "counter_*.db"))) >= 2
+        # Web workers' files are named by pid (the worker process's are not).
+        return len(glob.glob(os.path.join(service.metrics_dir, "counter_[0-9]*.db"))) >= 2
     wait_for(both_workers_served, 30, 0, "two workers to serve requests")
     text = requests.get(service.url + "/metrics", timeout=5).text
     match = re.search(r'http_requests_total\{method="GET",route="unmatched",'
@@ -199,3 +222,64 @@ def _select_one(database):
     with database.transaction() as cur:
         cur.execute("SELECT 1 AS one, pg_sleep(0.05)")
         return cur.fetchone()["one"]
+
+
+def _relayed(service) -> float:
+    text = requests.get(service.url + "/metrics", timeout=5).text
+    match = re.search(r'^outbox_messages_relayed_total\{queue="alerts"\} ([0-9.]+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _post_alert(service) -> None:
+    answer = requests.post(service.url + "/api/v1/alerts", headers={"X-API-Key": "test-device-key"},
+                           json={"patient_id": "P001", "alert_type": "CARDIAC_ARREST"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+
+
+def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(start_service, clean_state):
+    """The outbox relay runs in the worker process; the web process's /metrics sums its counter.
+    A restart of the web server wipes its own workers' files, never the running worker's."""
+    service = start_service("alert-ingestion")
+    _post_alert(service)
+    wait_for(lambda: _relayed(service) == 1, 15, what="the worker's relay count in /metrics")
+    beat = re.search(r"^worker_heartbeat_timestamp_seconds ([0-9.e+]+)$",
+                     requests.get(service.url + "/metrics", timeout=5).text, re.MULTILINE)
+    assert beat and float(beat.group(1)) > 0  # the worker's beat, for the WorkerStalled alert
+    service.stop_web()
+    service.start_web()
+    assert _relayed(service) == 1
+    _post_alert(service)
+    wait_for(lambda: _relayed(service) == 2, 15, what="the worker to keep counting visibly")
+    # SIGTERM: the worker stops its tasks, says so in a JSON log line and exits 0.
+    assert service.stop_worker() == 0
+    stopping = [line for line in service.log().splitlines() if '"worker stopping"' in line]
+    assert stopping and json.loads(stopping[-1])["service"] == "alert-ingestion"
+    assert not service.heartbeat.exists()
+
+
+class _Task:
+    def __init__(self, *, dies=False):
+        self.dies, self.started, self.stopped = dies, False, False
+
+    def start(self):
+        self.started = True
+        return self
+
+    def is_alive(self):
+        return self.started and not self.dies
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_worker_run_stops_its_tasks_and_exits_1_when_one_died(tmp_path):
+    """A task whose thread ended on its own will not come back: exit 1, so the supervisor
+    restarts the worker; the other tasks are stopped first and the heartbeat is gone."""
+    import threading
+    healthy, dead = _Task(), _Task(dies=True)
+    heartbeat = tmp_path / "beat"
+    assert run_worker([healthy, dead], heartbeat=str(heartbeat), stopping=threading.Event()) == 1
+    assert healthy.stopped and dead.stopped and not heartbeat.exists()
+    stopping = threading.Event()
+    stopping.set()
+    assert run_worker([_Task()], heartbeat=str(heartbeat), stopping=stopping) == 0

@@ -10,10 +10,10 @@ const services = {
   notification: "http://127.0.0.1:8004",
 };
 
-const healthProxies = Object.fromEntries(
+const readyProxies = Object.fromEntries(
   Object.entries(services).map(([name, target]) => [
-    `/health/${name}`,
-    { target, rewrite: () => "/health" },
+    `/ready/${name}`,
+    { target, rewrite: () => "/ready" },
   ]),
 );
 
@@ -22,7 +22,7 @@ export default defineConfig({
   server: {
     port: 5173,
     proxy: {
-      ...healthProxies,
+      ...readyProxies,
       "/api/v1/alerts": services["alert-ingestion"],
       "/api/v1/alert-types": services["alert-ingestion"],
       "/api/v1/patients": services["alert-ingestion"],

@@ -178,9 +178,14 @@ PATHS = {
                 "responses": {"200": {"description": "OpenAPI 3.1 document"}}},
     },
     "/health": {
-        "get": {"summary": "Whether the database and the broker answer", "security": [],
-                "responses": {"200": {"description": "ready"},
-                              "503": {"description": "a part is down (named in `down`)"}}},
+        "get": {"summary": "Liveness: the process answers (no dependency is asked)", "security": [],
+                "responses": {"200": {"description": "alive"}}},
+    },
+    "/ready": {
+        "get": {"summary": "Readiness: whether the database and the broker answer", "security": [],
+                "responses": {"200": {"description": "ready, or `degraded` without the broker "
+                                                     "(alarms are kept in the outbox)"},
+                              "503": {"description": "the database is down (named in `down`)"}}},
     },
     "/metrics": {
         "get": {"summary": "Prometheus metrics, among them alerts_received_total{severity}",

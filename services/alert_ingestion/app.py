@@ -11,6 +11,8 @@ def create_app(config=None):
     app = create_service_app("alert-ingestion", config, required=("DEVICE_API_KEYS",),
                              blueprints=(blueprint, openapi_blueprint(DOCUMENT)))
     hg = app.extensions["healthguard"]
-    # Started per worker after gunicorn forks (post_worker_init), never here.
+    # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))
+    # Alarms are stored with their outbox row while the broker is away: still ready, degraded.
+    hg.degrades_without = frozenset({"broker"})
     return app

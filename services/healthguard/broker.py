@@ -6,6 +6,7 @@ each consumer runs in its own thread with its own connection).
 import json
 import logging
 import threading
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
@@ -15,9 +16,14 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 # Durable work queues between services. Each has a dead-letter queue `<name>.dead` for messages
-# that can never be processed, so they are kept (with the reason) instead of looping.
+# that can never be processed, so they are kept (with the reason) instead of looping, and delay
+# queues `<name>.retry.<delay>` that hold a failed message for a while before it comes back.
 ALERTS_QUEUE = "alerts"
 NOTIFICATIONS_QUEUE = "notifications"
+
+# How many times a message has failed so far (a header we own: RabbitMQ's own x-death bookkeeping
+# differs between classic and quorum queues and between versions).
+ATTEMPTS_HEADER = "hg-attempts"
 
 CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -44,6 +50,41 @@ def dead_letter_queue(queue: str) -> str:
 def declare_queue(channel, queue: str) -> None:
     channel.queue_declare(queue=queue, durable=True)
     channel.queue_declare(queue=dead_letter_queue(queue), durable=True)
+
+
+def retry_queue(queue: str, delay: float) -> str:
+    """The delay queue that holds a message `delay` seconds before handing it back to `queue`.
+    The delay is part of the name: a queue's arguments cannot change once declared, so another
+    delay (a changed setting) is another queue, never a declaration that clashes."""
+    return f"{queue}.retry.{round(delay * 1000)}ms"
+
+
+def declare_retry_queue(channel, queue: str, delay: float) -> str:
+    """A durable queue nobody consumes: each message expires after `delay` (x-message-ttl) and is
+    dead-lettered back to the work queue. One fixed TTL per queue keeps it first in, first out
+    (a per-message TTL only expires the head, so a long delay would hold up short ones behind
+    it); TTL and dead-lettering work the same on classic and quorum queues."""
+    name = retry_queue(queue, delay)
+    channel.queue_declare(queue=name, durable=True, arguments={
+        "x-message-ttl": round(delay * 1000),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+    })
+    return name
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a consumer retries a message whose handler failed (database down, say): after the
+    n-th failure it waits first_delay * 2**(n-1) seconds (at most max_delay) in a delay queue;
+    the max_attempts-th failure sends it to the dead-letter queue instead. The defaults ride out
+    about four minutes of outage (1+2+4+...+60+60+60 s) before an alarm is set aside."""
+    max_attempts: int = 10
+    first_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.first_delay * 2 ** (failures - 1), self.max_delay)
 
 
 def connection_parameters(url: str, *, timeout: float = 5.0) -> pika.URLParameters:
@@ -88,11 +129,11 @@ class Publisher:
             except CONNECTION_ERRORS:
                 pass
 
-    def publish(self, queue: str, payload: dict, *, message_id: str, headers: dict | None = None) -> None:
+    def publish(self, queue: str, payload: dict, *, message_id: str) -> None:
         """Put a persistent message on a durable work queue."""
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
-            message_id=message_id, headers=headers or None,
+            message_id=message_id,
         )
         self._publish("", queue, payload, properties, declare=declare_queue, mandatory=True)
 
@@ -152,6 +193,9 @@ class SubscriptionThread:
         self._thread.start()
         return self
 
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         connection, channel = self._connection, self._channel
@@ -200,19 +244,23 @@ class Consumer(SubscriptionThread):
     message is acknowledged only after the handler returned, i.e. after that transaction
     committed: a crash before then leaves the message on the queue for redelivery, so handlers
     must be idempotent. A handler that raises PermanentMessageError (or a body that is not a JSON
-    object) sends the message to the dead-letter queue with the reason; any other exception is
-    retried after a pause.
+    object) sends the message to the dead-letter queue with the reason. Any other exception is a
+    transient failure: the message goes to a delay queue and comes back later (RetryPolicy), so
+    the thread never sleeps on it and the messages behind it keep flowing; after the policy's
+    last attempt it is dead-lettered with the last error.
     """
 
     def __init__(self, url: str, queue: str, handler, *, prefetch: int = 10,
-                 retry_delay: float = 1.0, max_backoff: float = 10.0):
+                 retry: RetryPolicy = RetryPolicy(), max_backoff: float = 10.0):
         super().__init__(url, name=f"consumer-{queue}", max_backoff=max_backoff)
         self.queue, self.handler = queue, handler
-        self.prefetch, self.retry_delay = prefetch, retry_delay
+        self.prefetch, self.retry = prefetch, retry
+        self._retry_queues = set()  # declared on the current channel
 
     def _subscribe(self, channel) -> None:
-        channel.confirm_delivery()  # dead letters are confirmed before the original is acked
+        channel.confirm_delivery()  # retries and dead letters are confirmed before the ack
         declare_queue(channel, self.queue)
+        self._retry_queues = set()
         channel.basic_qos(prefetch_count=self.prefetch)
         channel.basic_consume(self.queue, self._on_message)
 
@@ -230,22 +278,51 @@ class Consumer(SubscriptionThread):
             self.handler(message)
         except PermanentMessageError as exc:
             self._dead_letter(channel, method, properties, body, str(exc))
-        except Exception:
-            log.exception("handler failed, message will be retried", extra={"queue": self.queue})
-            self._stopping.wait(self.retry_delay)
-            channel.basic_nack(method.delivery_tag, requeue=True)
+        except Exception as exc:
+            failures = _failures(properties) + 1
+            if failures >= self.retry.max_attempts:
+                log.exception("handler failed for the last time, message dead-lettered",
+                              extra={"queue": self.queue, "attempts": failures})
+                self._dead_letter(channel, method, properties, body,
+                                  f"failed {failures} times, last: {type(exc).__name__}: {exc}",
+                                  failures=failures)
+            else:
+                delay = self.retry.delay(failures)
+                log.exception("handler failed, message will be retried",
+                              extra={"queue": self.queue, "attempts": failures, "retry_in": delay})
+                self._retry_later(channel, method, properties, body, failures, delay)
         else:
             channel.basic_ack(method.delivery_tag)
 
-    def _dead_letter(self, channel, method, properties, body, reason: str) -> None:
-        headers = dict(properties.headers or {})
-        headers.update({"x-dead-letter-reason": reason[:1000], "x-original-queue": self.queue})
-        channel.basic_publish(
-            "", dead_letter_queue(self.queue), body,
-            pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
-                                 content_type=properties.content_type,
-                                 message_id=properties.message_id, headers=headers),
-        )
+    def _retry_later(self, channel, method, properties, body, failures: int, delay: float) -> None:
+        """Park the message in the delay queue (confirmed), then ack this delivery: a crash in
+        between delivers it twice, which handlers tolerate, but never loses it."""
+        name = retry_queue(self.queue, delay)
+        if name not in self._retry_queues:
+            declare_retry_queue(channel, self.queue, delay)
+            self._retry_queues.add(name)
+        channel.basic_publish("", name, body, _copy(properties, {ATTEMPTS_HEADER: failures}))
+        channel.basic_ack(method.delivery_tag)
+        metrics.MESSAGES_RETRIED.labels(queue=self.queue).inc()
+
+    def _dead_letter(self, channel, method, properties, body, reason: str, *, failures: int = 0) -> None:
+        headers = {"x-dead-letter-reason": reason[:1000], "x-original-queue": self.queue}
+        if failures:
+            headers[ATTEMPTS_HEADER] = failures
+        channel.basic_publish("", dead_letter_queue(self.queue), body, _copy(properties, headers))
         channel.basic_ack(method.delivery_tag)
         metrics.MESSAGES_DEAD_LETTERED.labels(queue=self.queue).inc()
         log.error("message dead-lettered", extra={"queue": self.queue, "reason": reason})
+
+
+def _failures(properties) -> int:
+    value = (properties.headers or {}).get(ATTEMPTS_HEADER, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _copy(properties, headers: dict) -> pika.BasicProperties:
+    """The message's properties for a republished copy, with `headers` added."""
+    return pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
+                                content_type=properties.content_type,
+                                message_id=properties.message_id,
+                                headers={**(properties.headers or {}), **headers})

@@ -18,7 +18,19 @@ class Platform:
     db: Database
     publisher: broker.Publisher
     rabbitmq_url: str
-    background: list = field(default_factory=list)  # objects with start() and stop()
+    retry: broker.RetryPolicy = field(default_factory=broker.RetryPolicy)
+    # Consumers, outbox relays and periodic tasks (objects with start(), stop(), is_alive()):
+    # run by the service's worker process (`python -m healthguard.worker <service>`), never in
+    # a web worker, so scaling HTTP does not multiply them and a stuck one takes no HTTP thread.
+    background: list = field(default_factory=list)
+    # Tasks that serve state held by one web process (its WebSockets): started in every gunicorn
+    # worker after the fork (post_worker_init), and only those.
+    web_background: list = field(default_factory=list)
+    # What /ready checks: the parts this service cannot work without...
+    dependencies: tuple = ("database", "broker")
+    # ...except these, without which it still does its job, degraded: /ready answers 200 naming
+    # them (alert ingestion keeps accepting alarms into its outbox while the broker is away).
+    degrades_without: frozenset = frozenset()
 
 
 def platform() -> Platform:

@@ -10,7 +10,6 @@ when they (re)subscribe (`on_subscribed`).
 """
 import json
 import logging
-import threading
 
 import pika
 
@@ -49,10 +48,6 @@ class FanoutSubscriber(SubscriptionThread):
     def __init__(self, url: str, exchange: str, handler, *, on_subscribed=None, max_backoff: float = 10.0):
         super().__init__(url, name=f"fanout-{exchange}", max_backoff=max_backoff)
         self.exchange, self.handler, self.on_subscribed = exchange, handler, on_subscribed
-
-    @property
-    def subscribed(self) -> threading.Event:
-        return self.connected
 
     def _subscribe(self, channel) -> None:
         declare_fanout(channel, self.exchange)

@@ -1,7 +1,10 @@
 """Gunicorn settings shared by the four services: `gunicorn -c python:healthguard.gunicorn_conf
-"<service>.app:create_app()"`. The port comes from $PORT, which compose and the Procfile set."""
+"<service>.app:create_app()"`. The port comes from $PORT, which compose and the Procfile set.
+
+Gunicorn serves HTTP only: consumers, relays and periodic tasks run in the service's worker
+process (`python -m healthguard.worker <service>`), which shares PROMETHEUS_MULTIPROC_DIR with it
+so that /metrics here includes its counters."""
 import os
-import shutil
 import sys
 import tempfile
 
@@ -28,20 +31,23 @@ errorlog = "-"
 
 
 def on_starting(server):
-    # Counts of a previous run must not leak into this one.
+    # Counts of a previous run of this web server must not leak into this one. Only the web
+    # workers' files go (named by pid): the service's worker process may be running already,
+    # and deleting the files it has mapped would hide every count it makes from then on.
+    from healthguard.worker import remove_web_metric_files
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
+    remove_web_metric_files(directory)
 
 
 def post_worker_init(worker):
-    from healthguard.web import start_background
-    start_background(worker.wsgi)
+    from healthguard.web import start_web_background
+    start_web_background(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    from healthguard.web import stop_background
-    stop_background(worker.wsgi)
+    from healthguard.web import stop_web_background
+    stop_web_background(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -1,8 +1,9 @@
 """Prometheus metrics shared by every service.
 
-Under gunicorn each worker is its own process: prometheus-client runs in multiprocess mode
-(PROMETHEUS_MULTIPROC_DIR, set by healthguard.gunicorn_conf before any metric exists) and every
-scrape builds a fresh registry that sums the workers' files.
+Under gunicorn each worker is its own process, and the service's background work runs in another
+(healthguard.worker): prometheus-client runs in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set
+before any metric exists, shared by the web and worker processes of a service) and every scrape
+builds a fresh registry that sums all their files.
 """
 import os
 
@@ -11,6 +12,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -22,6 +24,16 @@ HTTP_LATENCY = Histogram(
     "http_request_duration_seconds", "Time to answer an HTTP request", ["service", "route"])
 MESSAGES_DEAD_LETTERED = Counter(
     "messages_dead_lettered_total", "Messages moved to a dead-letter queue", ["queue"])
+# Set by the service's worker process while all its background tasks run (healthguard.worker).
+# "max" over every process's file: the web workers' zeros never hide it, and a worker that
+# stopped leaves its last beat, which ages until the WorkerStalled alert fires.
+WORKER_HEARTBEAT = Gauge(
+    "worker_heartbeat_timestamp_seconds",
+    "When the service's worker process last found all its background tasks running (Unix time)",
+    multiprocess_mode="max")
+MESSAGES_RETRIED = Counter(
+    "messages_retried_total", "Messages whose handler failed, parked in a delay queue to retry",
+    ["queue"])
 
 
 def add_scrape_collector(app, collector) -> None:
@@ -36,16 +48,16 @@ def _scrape_collectors() -> list:
     return current_app.extensions.get("healthguard.scrape_collectors", []) if has_app_context() else []
 
 
-def exposition(extra_collectors=None) -> tuple[bytes, str]:
-    """The text exposition of this service's metrics, across all its worker processes, plus the
-    scrape-time collectors (by default those the current app registered)."""
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of this service's metrics, across all its processes (gunicorn workers
+    and the background worker), plus the scrape-time collectors the current app registered."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
     payload = generate_latest(registry)
-    extra = _scrape_collectors() if extra_collectors is None else list(extra_collectors)
+    extra = _scrape_collectors()
     if extra:
         scrape_time = CollectorRegistry(auto_describe=False)
         for collector in extra:

@@ -12,9 +12,10 @@ tolerate a message it has already handled; messages carry their `message_id` for
         cur.execute("INSERT INTO alerts ...")
         enqueue(cur, queue="alerts", message_id=f"alert-{alert_id}", payload={"alert_id": alert_id})
 
-Every service runs an `OutboxRelay` in each worker process (`platform().background`); any relay
-publishes any row, whichever service wrote it. Copies never publish the same row at the same
-time: each claims a batch with `FOR UPDATE SKIP LOCKED`.
+A service that writes to the outbox runs an `OutboxRelay` in its worker process
+(`platform().background`, run by `python -m healthguard.worker`); any relay publishes any row,
+whichever service wrote it. Copies never publish the same row at the same time: each claims a
+batch with `FOR UPDATE SKIP LOCKED`.
 """
 import datetime
 import decimal
@@ -82,6 +83,9 @@ class OutboxRelay:
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
         self._thread.start()
         return self
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()

@@ -1,4 +1,4 @@
-"""Periodic background work in a service process (started by gunicorn's post_worker_init)."""
+"""Periodic background work, run by the service's worker process (`python -m healthguard.worker`)."""
 import logging
 import threading
 
@@ -25,6 +25,9 @@ class PeriodicTask:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()

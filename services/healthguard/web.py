@@ -1,5 +1,5 @@
 """The Flask app factory every service builds on: config, logging, CORS, JSON errors,
-request ids, request metrics, /health and /metrics."""
+request ids, request metrics, /health, /ready and /metrics."""
 import logging
 import re
 import time
@@ -10,7 +10,7 @@ from flask_cors import CORS
 
 from . import broker, metrics
 from .auth import public, register_authentication
-from .config import COMMON_REQUIRED, env_int, load_config
+from .config import COMMON_REQUIRED, ConfigError, env_int, load_config
 from .context import Platform, platform
 from .db import Database
 from .errors import ApiError, register_error_handlers
@@ -19,14 +19,17 @@ from .logs import configure_logging
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-UNAUTHENTICATED_PATHS = ("/health", "/metrics")
+UNAUTHENTICATED_PATHS = ("/health", "/ready", "/metrics")
+# Tuning every service with a queue consumer may set (see broker.RetryPolicy).
+RETRY_SETTINGS = ("MESSAGE_MAX_ATTEMPTS", "MESSAGE_RETRY_SECONDS")
 
 
 def create_service_app(service: str, config=None, *, required=(), optional=(),
                        blueprints=(), api=None) -> Flask:
     """The service's Flask app; `api` (healthguard.api.service_api) validates its routes and
     serves the OpenAPI document generated from the same models at /api/v1/openapi.json."""
-    settings = load_config(config, required=(*COMMON_REQUIRED, *required), optional=optional)
+    settings = load_config(config, required=(*COMMON_REQUIRED, *required),
+                           optional=(*RETRY_SETTINGS, *optional))
     configure_logging(service, settings["LOG_LEVEL"])
     app = Flask(service)
     app.config.update(settings)
@@ -40,6 +43,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
         db=Database(settings["DATABASE_URL"]),
         publisher=broker.Publisher(settings["RABBITMQ_URL"]),
         rabbitmq_url=settings["RABBITMQ_URL"],
+        retry=_retry_policy(settings),
     )
     register_error_handlers(app)
     _register_request_hooks(app, service)
@@ -52,15 +56,32 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     return app
 
 
-def start_background(app: Flask) -> None:
-    """Start consumers and relays. Called per worker process, after the fork (gunicorn's
-    post_worker_init), never at import or app creation."""
-    for task in app.extensions["healthguard"].background:
+def _retry_policy(settings: dict) -> broker.RetryPolicy:
+    default = broker.RetryPolicy()
+    attempts = settings.get("MESSAGE_MAX_ATTEMPTS") or str(default.max_attempts)
+    seconds = settings.get("MESSAGE_RETRY_SECONDS") or str(default.first_delay)
+    try:
+        policy = broker.RetryPolicy(max_attempts=int(attempts), first_delay=float(seconds))
+    except ValueError:
+        policy = None
+    if policy is None or not 1 <= policy.max_attempts <= 100:
+        raise ConfigError(f"setting MESSAGE_MAX_ATTEMPTS must be a whole number from 1 to 100, "
+                          f"got {attempts!r}")
+    if not 0 < policy.first_delay <= policy.max_delay:
+        raise ConfigError(f"setting MESSAGE_RETRY_SECONDS must be a number of seconds above 0 and at "
+                          f"most {policy.max_delay:g}, got {seconds!r}")
+    return policy
+
+
+def start_web_background(app: Flask) -> None:
+    """Start the tasks of one web process (`web_background`). Called per gunicorn worker after
+    the fork (post_worker_init), never at import or app creation."""
+    for task in app.extensions["healthguard"].web_background:
         task.start()
 
 
-def stop_background(app: Flask) -> None:
-    for task in app.extensions["healthguard"].background:
+def stop_web_background(app: Flask) -> None:
+    for task in app.extensions["healthguard"].web_background:
         task.stop()
 
 
@@ -101,20 +122,34 @@ def _ops_blueprint() -> Blueprint:
     @ops.get("/health")
     @public
     def health():
+        """Liveness: this process answers. No dependency is asked, so an outage of the database
+        never makes anything restart a service that will recover by itself."""
+        return {"status": "ok", "service": platform().service}
+
+    @ops.get("/ready")
+    @public
+    def ready():
+        """Readiness: can this service do its job now? 503 names the parts that are down;
+        parts in `degrades_without` make it "degraded" (200). The answer is public, so a failure
+        is named in a few words and its detail (hosts, ports, driver text) goes to the log."""
         hg = platform()
+        probes = {"database": hg.db.ping, "broker": lambda: broker.ping(hg.rabbitmq_url)}
         checks = {}
-        for part, probe in (("database", hg.db.ping), ("broker", lambda: broker.ping(hg.rabbitmq_url))):
+        for part in hg.dependencies:
             try:
-                probe()
+                probes[part]()
                 checks[part] = {"status": "up"}
             except Exception as exc:  # any failure means this part cannot serve
-                checks[part] = {"status": "down", "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
-        healthy = all(check["status"] == "up" for check in checks.values())
+                log.warning("readiness check failed", extra={
+                    "part": part, "error": f"{type(exc).__name__}: {exc}".strip()[:300]})
+                checks[part] = {"status": "down", "error": f"{part} unreachable"}
         down = [part for part, check in checks.items() if check["status"] != "up"]
-        body = {"status": "ok" if healthy else "unavailable", "service": hg.service, "checks": checks}
+        unready = [part for part in down if part not in hg.degrades_without]
+        status = "unavailable" if unready else "degraded" if down else "ok"
+        body = {"status": status, "service": hg.service, "checks": checks}
         if down:
             body["down"] = down
-        return body, 200 if healthy else 503
+        return body, 503 if unready else 200
 
     @ops.get("/metrics")
     @public

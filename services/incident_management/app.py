@@ -37,10 +37,10 @@ def create_app(config=None):
     add_scrape_collector(app, ActiveIncidentsCollector(db=hg.db))
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],
               "service_token": app.config["SERVICE_TOKEN"]}
-    # Started per worker after gunicorn forks (post_worker_init), never here.
+    # Run by the worker process (python -m healthguard.worker incident_management), never here.
     hg.background += [
         OutboxRelay(hg.db, hg.publisher),
-        AlertConsumer(rabbitmq_url=hg.rabbitmq_url, **common),
+        AlertConsumer(rabbitmq_url=hg.rabbitmq_url, retry=hg.retry, **common),
         OpenIncidentRetrier(interval=retry_seconds, **common),
         UnacknowledgedEscalator(interval=escalation_seconds, **common),
     ]

@@ -1,7 +1,7 @@
 """Retries OPEN incidents: an incident nobody could take (no one available, or the on-call
 service down) is never dropped; every few seconds it is offered again.
 
-Runs in every worker of every incident-management process: each incident is locked with
+Runs in the worker process of every incident-management instance: each incident is locked with
 SKIP LOCKED and assigned only while still OPEN, so copies never assign one incident twice.
 """
 import logging

@@ -10,7 +10,7 @@ finds the incident and does nothing more.
 import logging
 
 from healthguard import clock
-from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError
+from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError, RetryPolicy
 
 from . import incidents
 from .assignment import OnCallClient, assign_automatically, signed_in_supervisors
@@ -59,12 +59,15 @@ def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient) -> dict 
 
 
 class AlertConsumer:
-    """The background task (started per worker after the fork): a Consumer on `alerts`."""
+    """The background task (run by the service's worker process): a Consumer on `alerts`."""
 
-    def __init__(self, *, db, rabbitmq_url: str, oncall_url: str, service_token: str):
+    name = "consume-alerts"
+
+    def __init__(self, *, db, rabbitmq_url: str, oncall_url: str, service_token: str,
+                 retry: RetryPolicy = RetryPolicy()):
         self.db = db
         self.oncall = OnCallClient(oncall_url, service_token)
-        self.consumer = Consumer(rabbitmq_url, ALERTS_QUEUE, self.handle, prefetch=20)
+        self.consumer = Consumer(rabbitmq_url, ALERTS_QUEUE, self.handle, prefetch=20, retry=retry)
 
     def handle(self, message: dict) -> None:
         open_incident_for_alert(message, db=self.db, oncall=self.oncall)
@@ -72,6 +75,9 @@ class AlertConsumer:
     def start(self) -> "AlertConsumer":
         self.consumer.start()
         return self
+
+    def is_alive(self) -> bool:
+        return self.consumer.is_alive()
 
     def stop(self) -> None:
         self.consumer.stop()

@@ -8,7 +8,7 @@ current assignee (REASSIGNED, reason ESCALATION) and both they and the signed-in
 told (INCIDENT_ESCALATED). When nobody else is available it stays where it is, and the assignee
 and the supervisors are told again. Either way the next escalation waits a full timeout.
 
-Runs in every worker of every incident-management process: each incident is locked with SKIP
+Runs in the worker process of every incident-management instance: each incident is locked with SKIP
 LOCKED and re-checked, so copies never escalate one incident twice.
 """
 import logging

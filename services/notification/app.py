@@ -80,9 +80,15 @@ def create_app(config=None):
     hg.db = Database(app.config["DATABASE_URL"], maxconn=pool_size)
     hub = app.extensions["notification_hub"] = Hub()
     fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
-    hg.background += [
+    # The worker process stores each event once (competing consumers on the durable queue) and
+    # announces it on the fanout exchange.
+    hg.background.append(
         broker.Consumer(hg.rabbitmq_url, broker.NOTIFICATIONS_QUEUE,
-                        lambda message: store_and_announce(message, db=hg.db, fanout=fanout)),
+                        lambda message: store_and_announce(message, db=hg.db, fanout=fanout),
+                        retry=hg.retry))
+    # Every web process pushes the announcements to the sockets IT holds, and closes ITS sockets
+    # of ended sessions: these serve this process's hub, so they run in each gunicorn worker.
+    hg.web_background += [
         FanoutSubscriber(hg.rabbitmq_url, PUSH_EXCHANGE, hub.deliver, on_subscribed=hub.resync_all),
         CloseEndedSessions(db=hg.db, hub=hub, interval=_seconds(app.config, "WS_SESSION_CHECK_SECONDS")),
         CloseSocketsOnShutdown(hub),

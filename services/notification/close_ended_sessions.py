@@ -24,9 +24,6 @@ class CloseEndedSessions(PeriodicTask):
         self.db, self.hub = db, hub
 
     def run_once(self) -> int:
-        return self.check_once()
-
-    def check_once(self) -> int:
         session_ids = sorted({sock.session_id for sock in self.hub.sockets()})
         if not session_ids:
             return 0

@@ -1,8 +1,8 @@
 """Consumer of the durable `notifications` queue: store, then announce to every instance.
 
-Competing consumers (every worker of every instance) share the queue, so each event is stored
-by one of them. After the commit, the storing process publishes the stored rows to the
-`notifications.push` fanout exchange; every worker of every instance receives them and pushes
+Competing consumers (the worker process of every instance) share the queue, so each event is
+stored by one of them. After the commit, the storing process publishes the stored rows to the
+`notifications.push` fanout exchange; every web worker of every instance receives them and pushes
 them to the sockets it holds (hub.py). The message is acknowledged only after both, so a crash
 in between redelivers it: the unique key stores nothing twice, the stored rows are announced
 again, and each socket drops the ids it already has.

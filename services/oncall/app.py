@@ -32,5 +32,6 @@ def create_app(config=None):
     app.extensions["oncall.session_ttl_hours"] = ttl_hours
     hg = app.extensions["healthguard"]
     shared_metrics.add_scrape_collector(app, OnCallCollector(db=hg.db, tz=tz))
-    hg.background.append(PruneSignInRecords(db=hg.db))  # started per worker, after the fork
+    hg.background.append(PruneSignInRecords(db=hg.db))  # run by the worker process
+    hg.dependencies = ("database",)  # on-call never uses the broker: /ready does not ask it
     return app

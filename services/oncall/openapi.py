@@ -132,8 +132,11 @@ PATHS = {
         "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1 document"}}}},
     "/health": {"get": {
-        "summary": "Whether the database and the broker answer", "security": [],
-        "responses": {"200": {"description": "ok"}, "503": {"description": "a dependency is down"}}}},
+        "summary": "Liveness: the process answers (no dependency is asked)", "security": [],
+        "responses": {"200": {"description": "alive"}}}},
+    "/ready": {"get": {
+        "summary": "Readiness: whether the database answers", "security": [],
+        "responses": {"200": {"description": "ready"}, "503": {"description": "the database is down"}}}},
     "/metrics": {"get": {
         "summary": "Prometheus metrics, including oncall_current{role}", "security": [],
         "responses": {"200": {"description": "text exposition"}}}},

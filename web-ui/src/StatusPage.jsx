@@ -14,10 +14,10 @@ function ServiceCard({ label, result }) {
     );
   }
   return (
-    <li className={`card ${result.up ? "up" : "down"}`}>
+    <li className={`card ${result.state}`}>
       <h2>{label}</h2>
       <p className="state">
-        {result.up ? "up" : "down"}
+        {result.state}
         {result.httpStatus !== null && <span className="http"> (HTTP {result.httpStatus})</span>}
       </p>
       <pre className="reason">{JSON.stringify(result.body, null, 2)}</pre>

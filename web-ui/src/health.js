@@ -1,4 +1,6 @@
-// The four services, as nginx exposes their /health endpoints.
+// The four services, as nginx exposes their readiness (/ready) endpoints. The
+// status page shows readiness, not liveness: whether each service can do its
+// job now, with the part that is down (database, broker) named in the body.
 export const SERVICES = [
   { id: "alert-ingestion", label: "Alert Ingestion" },
   { id: "incident-management", label: "Incident Management" },
@@ -8,14 +10,15 @@ export const SERVICES = [
 
 const TIMEOUT_MS = 5000;
 
-// A service is "up" only when /health answers 200; any other answer, a
-// timeout or an unreachable backend (nginx 502/504) is "down", and the JSON
-// body (which names the failing part) is kept as the reason.
+// A service is "up" when /ready answers 200, "degraded" when it answers 200
+// with status "degraded" (alert ingestion without its broker still accepts
+// alarms); any other answer, a timeout or an unreachable backend (nginx
+// 502/504) is "down", and the JSON body (naming the failing part) is kept.
 export async function checkService(id) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
   try {
-    const response = await fetch(`/health/${id}`, {
+    const response = await fetch(`/ready/${id}`, {
       headers: { Accept: "application/json" },
       signal: controller.signal,
     });
@@ -27,10 +30,11 @@ export async function checkService(id) {
       // Not JSON (e.g. an HTML error page): the status line is the useful part.
       body = { error: `HTTP ${response.status} ${response.statusText}`.trim() };
     }
-    return { up: response.ok, httpStatus: response.status, body };
+    const state = !response.ok ? "down" : body.status === "degraded" ? "degraded" : "up";
+    return { state, httpStatus: response.status, body };
   } catch (error) {
     const reason = error.name === "AbortError" ? `no answer within ${TIMEOUT_MS} ms` : error.message;
-    return { up: false, httpStatus: null, body: { error: reason } };
+    return { state: "down", httpStatus: null, body: { error: reason } };
   } finally {
     clearTimeout(timer);
   }
