@@ -236,7 +236,7 @@ def _post_alert(service) -> None:
     assert answer.status_code == 201, answer.text
 
 
-def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(start_service, clean_state):
+def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(start_service):
     """The outbox relay runs in the worker process; the web process's /metrics sums its counter.
     A restart of the web server wipes its own workers' files, never the running worker's."""
     service = start_service("alert-ingestion")
