@@ -16,10 +16,18 @@ from pathlib import Path
 import pika
 import requests
 
+from healthguard.broker import RetryPolicy, retry_queue
+
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
 # The platform's queues: deleted before each test, so no message of another test reaches it.
-WORK_QUEUES = ("alerts", "alerts.dead", "notifications", "notifications.dead")
+# The work queues, their dead-letter queues and their delay queues at the default retry policy:
+# a message parked for a retry by one test must not flow back into the next one.
+_DEFAULT_RETRY = RetryPolicy()
+WORK_QUEUES = tuple(
+    name for queue in ("alerts", "notifications")
+    for name in (queue, f"{queue}.dead", *sorted({
+        retry_queue(queue, _DEFAULT_RETRY.delay(n)) for n in range(1, _DEFAULT_RETRY.max_attempts)})))
 SERVICE_MODULES = {
     "alert-ingestion": "alert_ingestion",
     "incident-management": "incident_management",
