@@ -18,10 +18,10 @@ def known_roles(cur) -> list[str]:
     return [row["role"] for row in cur.fetchall()]
 
 
-def check_roles(cur, roles) -> None:
+def check_roles(cur, roles, *, field: str = "role") -> None:
     unknown = sorted(set(roles) - set(known_roles(cur)))
     if unknown:
-        raise ApiError(422, "unknown role(s): " + ", ".join(unknown), unknown_roles=unknown)
+        raise ApiError(422, "unknown role(s): " + ", ".join(unknown), field=field, unknown_roles=unknown)
 
 
 def _workload(cur, employee_ids) -> dict[str, dict]:
@@ -55,7 +55,7 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     """Clinicians who can take an incident now: on duty, signed in and not away, with a role
     in `roles` (any role when None), least busy first, then idle longest, then by id."""
     if roles:
-        check_roles(cur, roles)
+        check_roles(cur, roles, field="roles")
     on_duty = on_duty_at(cur, tz=tz, at=at)
     rows = _workload(cur, on_duty)
     chosen = [row for row in rows.values()
