@@ -2,12 +2,12 @@
 service honours, expiry, the 401 and 429 answers, CORS and the published OpenAPI document."""
 import datetime as dt
 import importlib
-import re
 
 import pytest
 import requests
 
-from healthguard.auth import token_hash
+from healthguard.auth import new_session_token, token_hash
+from tests.api_contract import checked_document, fuzz
 from tests.support import SERVICE_MODULES, ServiceProcess
 
 PASSWORD = "password123"  # the seed's demo password (see 0002_seed.sql)
@@ -151,14 +151,25 @@ def test_wrong_login_or_password_get_the_same_401(oncall, fresh):
     assert "token" not in wrong_password.json()
 
 
-@pytest.mark.parametrize("body, status", [
-    ({"login": "N01"}, 422), ({"password": PASSWORD}, 422), ({"login": 7, "password": PASSWORD}, 422),
-    ({"login": "", "password": PASSWORD}, 422), ([], 400)])
-def test_malformed_sign_in_requests(oncall, fresh, body, status):
+@pytest.mark.parametrize("body, field", [
+    ({"login": "N01"}, "password"), ({"password": PASSWORD}, "login"),
+    ({"login": 7, "password": PASSWORD}, "login"), ({"login": "", "password": PASSWORD}, "login"),
+    ({"login": "N01", "password": "x" * 257}, "password"), ([], None)])
+def test_malformed_sign_in_requests(oncall, fresh, db, body, field):
+    """Not what the document describes: 400 naming the field, and no attempt is recorded."""
     response = requests.post(oncall.url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == status and response.json()["status"] == status
+    assert response.status_code == 400 and response.json()["status"] == 400
+    assert response.json().get("field") == field
     not_json = requests.post(oncall.url + "/api/v1/auth/login", data="login=N01", timeout=10)
     assert not_json.status_code == 400
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM login_attempts")
+        assert cur.fetchone()["n"] == 0
+
+
+def test_a_password_is_compared_as_sent(oncall, fresh):
+    assert login(oncall, " N01 ").status_code == 200  # the login is stripped of blanks
+    assert login(oncall, "N01", f" {PASSWORD}").status_code == 401  # a password is not
 
 
 def test_five_failures_lock_the_login_for_the_rest_of_the_window(oncall, fresh, clock):
@@ -212,20 +223,50 @@ def test_cors_allows_only_the_web_origin(oncall, service_env):
         assert "*" not in simple.headers.get("Access-Control-Allow-Origin", "")
 
 
-def test_openapi_document_matches_the_routes(service_env):
+@pytest.fixture
+def app(service_env):
+    """The service in-process, for the document and contract tests."""
     from oncall.app import create_app
     app = create_app(dict(service_env))
-    served = {(method, re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule))
-              for rule in app.url_map.iter_rules() if rule.endpoint != "static"
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
-    document = app.test_client().get("/api/v1/openapi.json").get_json()
-    published = {(method.upper(), path) for path, item in document["paths"].items()
-                 for method in item if method in ("get", "post", "put", "patch", "delete")}
-    assert served == published
-    # Public operations say so; everything else inherits the bearer requirement.
+    yield app
+    app.extensions["healthguard"].db.close()
+
+
+def test_openapi_document_is_valid_and_lists_every_route(app, oncall):
+    document = checked_document(app)
+    assert requests.get(oncall.url + "/api/v1/openapi.json", timeout=10).json() == document
+    # Signing in is the one public operation; everything else inherits the bearer requirement.
     public = {path for path, item in document["paths"].items() for op in item.values()
               if op.get("security") == []}
-    assert public == {"/api/v1/auth/login", "/api/v1/openapi.json", "/health", "/ready", "/metrics"}
+    assert public == {"/api/v1/auth/login"}
+    assert document["security"] == [{"bearerAuth": []}]
+    assert "429" in document["paths"]["/api/v1/auth/login"]["post"]["responses"]
+
+
+def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, db, fresh):
+    def supervisor_session() -> dict:
+        """Each call its own session of a supervising doctor: a call may sign out."""
+        token = new_session_token()
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO sessions (employee_id, token_hash, expires_at) "
+                        "VALUES ('D01', %s, now() + interval '1 hour')", (token_hash(token),))
+        return {"Authorization": f"Bearer {token}"}
+
+    with db.transaction() as cur:
+        cur.execute("""
+            INSERT INTO oncall_overrides (employee_id, starts_at, ends_at, created_by)
+            SELECT 'D03', now() + interval '1 day', now() + interval '2 days', 'D01'
+            FROM generate_series(1, 20) RETURNING override_id""")
+        overrides = [row["override_id"] for row in cur.fetchall()]
+    answered = fuzz(app, headers=supervisor_session,
+                    known_ids={"override_id": overrides, "employee_id": ["D01", "N03", "S12"]})
+    assert len(answered) == 11
+    # The run reached past the refusals: every operation succeeded at least once, but signing
+    # in, whose generated credentials are nobody's (401), and overrides, whose generated
+    # employee ids and periods name nobody or fall outside the rota (422).
+    succeeded = {label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)}
+    assert set(answered) - succeeded == {"POST /api/v1/auth/login", "POST /api/v1/schedules/overrides"}, \
+        answered
 
 
 def test_old_sign_in_records_are_pruned_and_recent_ones_kept(db, fresh):

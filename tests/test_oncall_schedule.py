@@ -117,8 +117,8 @@ def test_available_without_roles_means_any_role_on_duty(api, db, clock):
 
 def test_available_rejects_unknown_role(api):
     response = api.call("GET", "/api/v1/oncall/available?roles=CARDIOLOGIST,WIZARD")
-    assert response.status_code == 422
-    assert "WIZARD" in response.json()["message"]
+    assert response.status_code == 422  # roles are the hospital's data: an unknown one is a 422
+    assert "WIZARD" in response.json()["message"] and response.json()["field"] == "roles"
 
 
 # --- Rotations in hospital time, across clock changes -------------------------------------------
@@ -228,16 +228,18 @@ def test_schedules_list_concrete_shifts_with_offsets(api):
     assert body["shifts"][0]["name"] and body["shifts"][0]["rotation_id"]
 
 
-@pytest.mark.parametrize("query, message", [
-    ("from=2026-03-01&to=2026-04-15", "31 days"),
-    ("from=2026-03-10&to=2026-03-01", "after"),
-    ("from=yesterday&to=2026-03-01", "ISO 8601"),
-    ("from=2026-03-01&to=2026-03-02&role=WIZARD", "WIZARD"),
+@pytest.mark.parametrize("query, status, field, message", [
+    ("from=2026-03-01&to=2026-04-15", 422, "to", "31 days"),
+    ("from=2026-03-10&to=2026-03-01", 422, "to", "after"),
+    ("from=1900-03-01&to=1900-03-02", 422, "from", "years 2000 to 2099"),
+    ("from=2026-03-01&to=2026-03-02&role=WIZARD", 422, "role", "WIZARD"),
+    ("from=yesterday&to=2026-03-01", 400, "from", ""),
+    ("from=2026-02-30", 400, "from", ""),
 ])
-def test_schedules_reject_bad_periods(api, query, message):
+def test_schedules_reject_bad_periods(api, query, status, field, message):
     response = api.call("GET", "/api/v1/schedules?" + query)
-    assert response.status_code == 422
-    assert message in response.json()["message"]
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"] and response.json()["field"] == field
 
 
 def on_duty_doctors(api):
@@ -287,20 +289,24 @@ def test_an_added_clinician_is_on_duty_and_available(api, clock):
     assert extra in {c["employee_id"] for c in available}
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"employee_id": "D03", "starts_at": "2026-05-02T08:00", "ends_at": "2026-05-01T08:00"}, "after"),
-    ({"employee_id": "D99", "starts_at": "2026-05-01T08:00", "ends_at": "2026-05-02T08:00"}, "D99"),
+@pytest.mark.parametrize("body, status, field, message", [
+    ({"employee_id": "D03", "starts_at": "2026-05-02T08:00", "ends_at": "2026-05-01T08:00"}, 422,
+     "ends_at", "after"),
+    ({"employee_id": "D99", "starts_at": "2026-05-01T08:00", "ends_at": "2026-05-02T08:00"}, 422,
+     "employee_id", "D99"),
     ({"employee_id": "D03", "replaces_id": "X1", "starts_at": "2026-05-01T08:00",
-      "ends_at": "2026-05-02T08:00"}, "X1"),
+      "ends_at": "2026-05-02T08:00"}, 422, "replaces_id", "X1"),
     ({"employee_id": "N03", "replaces_id": "D01", "starts_at": "2026-05-01T08:00",
-      "ends_at": "2026-05-02T08:00"}, "different roles"),
-    ({"employee_id": "D03", "starts_at": "soon", "ends_at": "2026-05-02T08:00"}, "ISO 8601"),
-    ({"starts_at": "2026-05-01T08:00", "ends_at": "2026-05-02T08:00"}, "employee_id"),
+      "ends_at": "2026-05-02T08:00"}, 422, "replaces_id", "different roles"),
+    ({"employee_id": "D03", "starts_at": "soon", "ends_at": "2026-05-02T08:00"}, 400, "starts_at", ""),
+    ({"starts_at": "2026-05-01T08:00", "ends_at": "2026-05-02T08:00"}, 400, "employee_id", "required"),
+    ({"employee_id": "D03", "starts_at": "2026-05-01", "ends_at": "2026-05-02", "reason": "x" * 501},
+     400, "reason", "500"),
 ])
-def test_overrides_reject_bad_input(api, body, message):
+def test_overrides_reject_bad_input(api, body, status, field, message):
     response = api.call("POST", "/api/v1/schedules/overrides", who="D02", json=body)
-    assert response.status_code == 422, response.text
-    assert message in response.json()["message"]
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"] and response.json()["field"] == field
 
 
 def test_only_supervisors_edit_schedules(api, service_env):
@@ -336,9 +342,9 @@ def test_current_shows_sign_in_availability_and_active_workload(api, db, make_in
 
 
 def test_availability_accepts_only_available_or_away(api, service_env):
-    assert api.call("PATCH", "/api/v1/employees/me/availability",
-                    json={"availability": "ON_BREAK"}).status_code == 422
-    assert api.call("PATCH", "/api/v1/employees/me/availability", json={}).status_code == 422
+    for body in ({"availability": "ON_BREAK"}, {}, {"availability": None}):
+        refused = api.call("PATCH", "/api/v1/employees/me/availability", json=body)
+        assert refused.status_code == 400 and refused.json()["field"] == "availability", refused.text
     assert api.call("PATCH", "/api/v1/employees/me/availability", data="away",
                     headers={"Content-Type": "text/plain"}).status_code == 400
     as_service = api.call("PATCH", "/api/v1/employees/me/availability",
@@ -386,4 +392,4 @@ def test_schedules_for_a_number_of_days_start_today_in_the_hospital_time_zone(ap
         today + dt.timedelta(days=n) for n in range(3)}
     for bad in ("0", "32", "two"):
         refused = api.call("GET", "/api/v1/schedules", params={"days": bad})
-        assert refused.status_code == 422 and refused.json()["field"] == "days"
+        assert refused.status_code == 400 and refused.json()["field"] == "days"

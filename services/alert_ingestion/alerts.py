@@ -1,18 +1,20 @@
-"""Recording alerts: validation of what a device reports, the alert row and its outbox message in
+"""Recording alerts: the domain checks of a reported alarm, the alert row and its outbox message in
 one transaction, and reading alerts back."""
 import datetime
-import math
 from dataclasses import dataclass
 
+from healthguard import clock
 from healthguard.broker import ALERTS_QUEUE
 from healthguard.errors import ApiError
 from healthguard.outbox import enqueue
-from healthguard.params import parse_timestamp
 
 from . import catalogue
 
 # A device clock a little ahead of ours is normal; an alarm from further in the future is not.
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
+# A monitor whose clock battery died reports its epoch (1970, 2000): such a time is not when the
+# alarm happened.
+EARLIEST_OCCURRENCE = datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC)
 SOURCES = ("DEVICE", "MANUAL", "SIMULATOR")
 DEVICE_SOURCES = ("DEVICE", "SIMULATOR")
 
@@ -29,8 +31,9 @@ ALERT_SELECT = """
 
 
 @dataclass(frozen=True)
-class AlertReport:
-    """An alarm as reported, validated for shape; whether its ids exist is checked on record."""
+class Alarm:
+    """An alarm to record, as reported (its shape checked by the request models); whether its ids
+    exist and whether it is plausible are checked on record."""
     patient_id: str
     alert_type: str
     value: float | None = None
@@ -41,60 +44,25 @@ class AlertReport:
     triggered_by: str | None = None
 
 
-def _text(body: dict, field: str, *, required: bool, max_length: int) -> str | None:
-    value = body.get(field)
-    if value is None:
-        if required:
-            raise ApiError(400, f"{field} is required", field=field)
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"{field} must be a non-empty string", field=field)
-    if len(value) > max_length:
-        raise ApiError(400, f"{field} must be at most {max_length} characters", field=field)
-    return value.strip()
-
-
-def _number(body: dict, field: str) -> float | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(400, f"{field} must be a finite number", field=field)
-    return float(value)
-
-
-def parse_report(body: dict, *, sources=DEVICE_SOURCES, require_ids: bool = True) -> dict:
-    """The fields of an alarm report, type-checked (400 names the field). Fields the platform
-    derives itself (room, severity, category) are not read from the caller."""
-    fields = {
-        "patient_id": _text(body, "patient_id", required=require_ids, max_length=32),
-        "alert_type": _text(body, "alert_type", required=require_ids, max_length=64),
-        "value": _number(body, "value"),
-        "device_id": _text(body, "device_id", required=False, max_length=100),
-        "source_alarm_id": _text(body, "source_alarm_id", required=False, max_length=200),
-    }
-    if fields["source_alarm_id"] and not fields["device_id"]:
-        raise ApiError(400, "source_alarm_id identifies an alarm of one device: send device_id too",
+def check_plausible(alarm: Alarm) -> None:
+    """Rules a well-formed report can still break (422, naming the field)."""
+    if alarm.source_alarm_id is not None and alarm.device_id is None:
+        raise ApiError(422, "source_alarm_id identifies an alarm of one device: send device_id too",
                        field="device_id")
-    if body.get("occurred_at") is not None:
-        occurred_at = parse_timestamp(body["occurred_at"], "occurred_at")
-        now = datetime.datetime.now(datetime.UTC)
-        if occurred_at > now + FUTURE_TOLERANCE:
-            raise ApiError(422, "occurred_at is in the future", field="occurred_at")
-        fields["occurred_at"] = occurred_at
-    source = body.get("source", sources[0])
-    if source not in sources:
-        raise ApiError(400, f"source must be one of {', '.join(sources)}", field="source")
-    fields["source"] = source
-    return fields
+    if alarm.occurred_at is not None and alarm.occurred_at > clock.now() + FUTURE_TOLERANCE:
+        raise ApiError(422, "occurred_at is in the future", field="occurred_at")
+    if alarm.occurred_at is not None and alarm.occurred_at < EARLIEST_OCCURRENCE:
+        raise ApiError(422, "occurred_at is before 2001: the device clock is not set",
+                       field="occurred_at")
 
 
-def record_alert(cur, report: AlertReport) -> tuple[dict, bool]:
+def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
     """Store the alert and queue its announcement, in the caller's transaction.
 
     Returns (alert, created). A device retrying an alarm it already reported (same device_id
     and source_alarm_id) gets the stored alert back with created=False and nothing is written.
     """
+    check_plausible(report)
     patient = catalogue.get_patient(cur, patient_id=report.patient_id)
     if patient is None:
         raise ApiError(422, f"unknown patient_id {report.patient_id!r}", field="patient_id")

@@ -1,15 +1,14 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "alert_ingestion.app:create_app()"`."""
-from healthguard.openapi import openapi_blueprint
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
-from .api_document import DOCUMENT
+from .schemas import api
 from .views import blueprint
 
 
 def create_app(config=None):
     app = create_service_app("alert-ingestion", config, required=("DEVICE_API_KEYS",),
-                             blueprints=(blueprint, openapi_blueprint(DOCUMENT)))
+                             blueprints=(blueprint,), api=api)
     hg = app.extensions["healthguard"]
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))

@@ -1,17 +1,29 @@
-"""HTTP routes of the alert ingestion service. Each parses its input, calls one function of
-alerts.py / catalogue.py inside one transaction, and answers JSON."""
+"""HTTP routes of the alert ingestion service. Each is validated and documented by the models of
+schemas.py, calls one function of alerts.py / catalogue.py inside one transaction, and answers JSON."""
 import functools
 
 from flask import Blueprint, g, request
 
+from healthguard.api import DEVICE_KEY, DEVICE_KEY_OR_SESSION, responses
 from healthguard.auth import authenticate_request, clinician_only, current_clinician, device_api_key
-from healthguard.domain import SEVERITIES
 from healthguard.errors import ApiError
-from healthguard.params import next_cursor, page_params, query_list, query_timestamp
-from healthguard.web import json_body, platform
+from healthguard.params import next_cursor
+from healthguard.web import platform
 
 from . import alerts, catalogue
 from .metrics import ALERTS_RECEIVED
+from .schemas import (
+    Alert,
+    AlertFilter,
+    AlertPage,
+    AlertReport,
+    AlertTypeCatalogue,
+    AlertTypeFilter,
+    ManualAlert,
+    PatientFilter,
+    PatientList,
+    api,
+)
 
 blueprint = Blueprint("alerts", __name__, url_prefix="/api/v1")
 
@@ -38,24 +50,33 @@ def _recorded(alert: dict, created: bool):
     return alerts.alert_json(alert), 201 if created else 200, headers
 
 
+# Authentication decorators sit above api.validate: a caller without credentials gets 401
+# before anything about the body is said.
+
 @blueprint.post("/alerts")
 @device_api_key
-def receive_device_alert():
-    fields = alerts.parse_report(json_body())
+@api.validate(json=AlertReport, security=DEVICE_KEY,
+              resp=responses({201: Alert, 200: Alert}, [409, 413, 422]))
+def receive_device_alert(json: AlertReport):
+    """Report a device alarm
+
+    201: stored (the alert and its outbox message committed). 200: this device already reported
+    this alarm (same device_id and source_alarm_id): the stored alert, nothing written."""
     with platform().db.transaction() as cur:
-        alert, created = alerts.record_alert(cur, alerts.AlertReport(**fields))
+        alert, created = alerts.record_alert(cur, alerts.Alarm(**json.model_dump()))
     # Counted and answered only now: the transaction (alert and outbox row) has committed.
     return _recorded(alert, created)
 
 
 @blueprint.post("/alerts/manual")
 @clinician_only
-def trigger_manual_alert():
-    body = json_body() if request.get_data() else {}
-    fields = alerts.parse_report(body, sources=("MANUAL",), require_ids=False)
-    for name in ("device_id", "source_alarm_id"):
-        if fields.pop(name):
-            raise ApiError(400, f"{name} is for device alarms; a manual alert has none", field=name)
+@api.validate(json=ManualAlert, body_optional=True, resp=responses({201: Alert}, [403, 413, 422]))
+def trigger_manual_alert(json: ManualAlert):
+    """Raise a test alert as the signed-in clinician
+
+    For drills and checks. An empty body (or null fields) picks a random admitted patient, a
+    random alert type and a typical value of that type."""
+    fields = json.model_dump()
     with platform().db.transaction() as cur:
         if fields["patient_id"] is None:
             fields["patient_id"] = catalogue.random_admitted_patient(cur)["patient_id"]
@@ -67,26 +88,27 @@ def trigger_manual_alert():
         if fields["value"] is None and alert_type is not None:
             fields["value"] = catalogue.typical_value(alert_type)
         alert, created = alerts.record_alert(
-            cur, alerts.AlertReport(**fields, triggered_by=current_clinician().employee_id))
+            cur, alerts.Alarm(**fields, triggered_by=current_clinician().employee_id))
     return _recorded(alert, created)
 
 
 @blueprint.get("/alerts")
-def list_alerts():
-    limit, cursor = page_params()
+@api.validate(query=AlertFilter, resp=responses({200: AlertPage}))
+def list_alerts(query: AlertFilter):
+    """Alerts, newest first, a page at a time"""
     with platform().db.transaction() as cur:
         rows = alerts.list_alerts(
-            cur, limit=limit, before_id=cursor,
-            severities=query_list("severity", allowed=SEVERITIES),
-            patient_id=request.args.get("patient_id") or None,
-            alert_type=request.args.get("alert_type") or None,
-            since=query_timestamp("since"), until=query_timestamp("until"))
-    return {"alerts": [alerts.alert_json(row) for row in rows[:limit]],
-            "next": next_cursor(rows, limit, "alert_id"), "limit": limit}
+            cur, limit=query.limit, before_id=query.cursor, severities=query.severity,
+            patient_id=query.patient_id, alert_type=query.alert_type,
+            since=query.since, until=query.until)
+    return {"alerts": [alerts.alert_json(row) for row in rows[:query.limit]],
+            "next": next_cursor(rows, query.limit, "alert_id"), "limit": query.limit}
 
 
-@blueprint.get("/alerts/<int:alert_id>")
+@blueprint.get("/alerts/<int(min=1):alert_id>")
+@api.validate(resp=responses({200: Alert}, [404]))
 def get_alert(alert_id: int):
+    """One alert, with its incident once there is one"""
     with platform().db.transaction() as cur:
         alert = alerts.get_alert(cur, alert_id=alert_id)
     if alert is None:
@@ -96,19 +118,21 @@ def get_alert(alert_id: int):
 
 @blueprint.get("/alert-types")
 @device_key_or_session
-def list_alert_types():
+@api.validate(query=AlertTypeFilter, security=DEVICE_KEY_OR_SESSION,
+              resp=responses({200: AlertTypeCatalogue}))
+def list_alert_types(query: AlertTypeFilter):
+    """The alert type catalogue"""
     with platform().db.transaction() as cur:
-        rows = catalogue.list_alert_types(cur, category=request.args.get("category") or None)
+        rows = catalogue.list_alert_types(cur, category=query.category)
     return {"alert_types": rows}
 
 
 @blueprint.get("/patients")
 @device_key_or_session
-def list_patients():
-    status = request.args.get("status") or None
-    if status not in (None, "ADMITTED", "DISCHARGED"):
-        raise ApiError(400, "status must be ADMITTED or DISCHARGED", field="status")
+@api.validate(query=PatientFilter, security=DEVICE_KEY_OR_SESSION, resp=responses({200: PatientList}))
+def list_patients(query: PatientFilter):
+    """Patients, by id"""
     with platform().db.transaction() as cur:
-        rows = catalogue.list_patients(cur, status=status)
+        rows = catalogue.list_patients(cur, status=query.status)
     return {"patients": [{**row, "date_of_birth": row["date_of_birth"] and row["date_of_birth"].isoformat(),
                           "admitted_at": row["admitted_at"].isoformat()} for row in rows]}

@@ -3,19 +3,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from healthguard import metrics as shared_metrics
 from healthguard.config import ConfigError
-from healthguard.openapi import openapi_blueprint
 from healthguard.web import create_service_app
 
 from . import auth_views, views
 from .metrics import OnCallCollector
-from .openapi import document
 from .prune_sign_in_records import PruneSignInRecords
+from .schemas import api
 
 
 def create_app(config=None):
     app = create_service_app("oncall", config, optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS"),
-                             blueprints=(auth_views.blueprint, views.blueprint,
-                                         openapi_blueprint(document())))
+                             blueprints=(auth_views.blueprint, views.blueprint), api=api)
     try:
         tz = ZoneInfo(app.config["HOSPITAL_TZ"])
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -17,10 +17,10 @@ def known_roles(cur) -> list[str]:
     return [row["role"] for row in cur.fetchall()]
 
 
-def check_roles(cur, roles) -> None:
+def check_roles(cur, roles, *, field: str = "role") -> None:
     unknown = sorted(set(roles) - set(known_roles(cur)))
     if unknown:
-        raise ApiError(422, "unknown role(s): " + ", ".join(unknown), unknown_roles=unknown)
+        raise ApiError(422, "unknown role(s): " + ", ".join(unknown), field=field, unknown_roles=unknown)
 
 
 # An employee as callers see it (never password_hash); signed_in at the instant %(at)s.
@@ -48,7 +48,7 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     """Clinicians who can take an incident now: on duty, signed in and not away, with a role
     in `roles` (any role when None), least busy first, then idle longest, then by id."""
     if roles:
-        check_roles(cur, roles)
+        check_roles(cur, roles, field="roles")
     on_duty = sorted(on_duty_at(cur, tz=tz, at=at))
     cur.execute("""
         SELECT e.employee_id, e.name, e.role, e.tier, w.active_incidents, w.last_assigned_at

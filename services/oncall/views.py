@@ -1,17 +1,33 @@
-"""On duty now, schedules, overrides and employees: parse the request, call a service function
-inside one transaction, answer JSON."""
+"""On duty now, schedules, overrides and employees: validated and documented by the models of
+schemas.py, each calls a service function inside one transaction and answers JSON. Authentication
+decorators sit above api.validate: 401/403 come before anything is said about the input."""
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from healthguard import clock
+from healthguard.api import responses
 from healthguard.auth import clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
-from healthguard.web import json_body, platform
+from healthguard.web import platform
 
 from . import overrides, roster
 from .schedule import load_duties
+from .schemas import (
+    AvailabilityChange,
+    AvailableClinicians,
+    AvailableFilter,
+    Employee,
+    EmployeeList,
+    OnCallNow,
+    Override,
+    OverrideRequest,
+    RoleFilter,
+    Schedule,
+    SchedulePeriod,
+    api,
+)
 
 blueprint = Blueprint("oncall", __name__, url_prefix="/api/v1")
 
@@ -26,25 +42,18 @@ def now() -> dt.datetime:
     return clock.now()
 
 
-def role_list(text: str | None) -> list[str] | None:
-    roles = [part.strip() for part in (text or "").split(",") if part.strip()]
-    return roles or None
+# The rota is kept for this century; a period outside it is a mistake, not a question.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
-def parse_instant(text: str, name: str, *, end_of_day: bool = False) -> dt.datetime:
-    """An ISO date or date-time. A date is local midnight in the hospital's time zone (for an end,
-    the midnight after it, so the day is included); a date-time without offset is local time."""
-    text = (text or "").strip()
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end_of_day:
-                day += dt.timedelta(days=1)
-            value = dt.datetime.combine(day, dt.time(0))
-        else:
-            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        raise ApiError(422, f"{name} must be an ISO 8601 date or date-time, got {text!r}") from None
+def instant(value: dt.date | dt.datetime, name: str, *, end_of_day: bool = False) -> dt.datetime:
+    """The instant (UTC) a request means: a date is local midnight in the hospital's time zone
+    (for an end, the midnight after it, so the day is included); a date-time without an offset
+    is hospital local time."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ApiError(422, f"{name} must be in the years {FIRST_YEAR} to {LAST_YEAR}", field=name)
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value + dt.timedelta(days=1) if end_of_day else value, dt.time(0))
     # In UTC: Python subtracts two times of one zone by wall clock, wrong across a clock change.
     return (value if value.tzinfo else value.replace(tzinfo=hospital_tz())).astimezone(dt.UTC)
 
@@ -58,103 +67,103 @@ def duty_json(duty, names: dict, tz: ZoneInfo) -> dict:
 
 
 @blueprint.get("/oncall/available")
-def available():
-    """The contract with the incident service: who can take an incident now, least busy first."""
-    roles = role_list(request.args.get("roles"))
+@api.validate(query=AvailableFilter, resp=responses({200: AvailableClinicians}, [422]))
+def available(query: AvailableFilter):
+    """Who can take an incident now
+
+    On duty, signed in (a live session) and not away; the contract with incident management."""
     with platform().db.transaction() as cur:
-        clinicians = roster.available_clinicians(cur, tz=hospital_tz(), at=now(), roles=roles)
+        clinicians = roster.available_clinicians(cur, tz=hospital_tz(), at=now(), roles=query.roles or None)
     return {"clinicians": clinicians}
 
 
 @blueprint.get("/oncall/current")
-def current():
-    role = request.args.get("role", "").strip() or None
+@api.validate(query=RoleFilter, resp=responses({200: OnCallNow}, [422]))
+def current(query: RoleFilter):
+    """Who is on duty now, signed in or not, with availability and workload"""
     at = now()
     with platform().db.transaction() as cur:
-        clinicians = roster.on_call_now(cur, tz=hospital_tz(), at=at, role=role)
+        clinicians = roster.on_call_now(cur, tz=hospital_tz(), at=at, role=query.role)
     return {"at": at.astimezone(hospital_tz()).isoformat(), "timezone": hospital_tz().key,
             "clinicians": clinicians}
 
 
 @blueprint.get("/schedules")
-def schedules():
+@api.validate(query=SchedulePeriod, resp=responses({200: Schedule}, [422]))
+def schedules(query: SchedulePeriod):
+    """Concrete shifts in a period of at most 31 days
+
+    Dates are hospital-local days (`to` included); date-times without an offset are hospital
+    local time. Default: today. Without `to`, `days` hospital-local days from `from` (default 1)."""
     tz = hospital_tz()
-    args = request.args
-    start = parse_instant(args["from"] if args.get("from") else now().astimezone(tz).date().isoformat(),
-                          "from")
-    if args.get("to"):
-        end = parse_instant(args["to"], "to", end_of_day=True)
-    else:  # `days` hospital-local days from `from` (default 1: that day)
-        days = args.get("days", "1")
-        if not days.isdigit() or not 1 <= int(days) <= MAX_PERIOD.days:
-            raise ApiError(422, f"days must be a whole number from 1 to {MAX_PERIOD.days}", field="days")
-        last_day = start.astimezone(tz).date() + dt.timedelta(days=int(days) - 1)
-        end = parse_instant(last_day.isoformat(), "to", end_of_day=True)
+    start = instant(query.start or now().astimezone(tz).date(), "from")
+    if query.end is not None:
+        end = instant(query.end, "to", end_of_day=True)
+    else:
+        last_day = start.astimezone(tz).date() + dt.timedelta(days=query.days - 1)
+        end = instant(last_day, "to", end_of_day=True)
     if end <= start:
-        raise ApiError(422, "'to' must be after 'from'")
+        raise ApiError(422, "'to' must be after 'from'", field="to")
     if end - start > MAX_PERIOD:
-        raise ApiError(422, "the period may be at most 31 days; ask for several shorter periods")
-    role = args.get("role", "").strip() or None
+        raise ApiError(422, "the period may be at most 31 days; ask for several shorter periods",
+                       field="to")
     with platform().db.transaction() as cur:
-        if role:
-            roster.check_roles(cur, [role])
+        if query.role:
+            roster.check_roles(cur, [query.role])
         duties = load_duties(cur, tz=tz, start=start, end=end)
         cur.execute("SELECT employee_id, name FROM employees")
         names = {row["employee_id"]: row["name"] for row in cur.fetchall()}
-    shifts = [duty_json(d, names, tz) for d in duties if not role or d.role == role]
+    shifts = [duty_json(d, names, tz) for d in duties if not query.role or d.role == query.role]
     return {"from": start.astimezone(tz).isoformat(), "to": end.astimezone(tz).isoformat(),
             "timezone": tz.key, "shifts": shifts}
 
 
 @blueprint.post("/schedules/overrides")
 @supervisor_only
-def create_override():
-    body = json_body()
-    for name in ("employee_id", "starts_at", "ends_at"):
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            raise ApiError(422, f"{name} is required (a string)")
-    replaces_id = body.get("replaces_id")
-    if replaces_id is not None and not isinstance(replaces_id, str):
-        raise ApiError(422, "replaces_id must be an employee id (a string) or null")
-    reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise ApiError(422, "reason must be a string of at most 500 characters")
+@api.validate(json=OverrideRequest, resp=responses({201: Override}, [403, 413, 422]))
+def create_override(json: OverrideRequest):
+    """Cover another clinician's shifts, or add someone on duty (supervisors)"""
     with platform().db.transaction() as cur:
         created = overrides.create_override(
-            cur, employee_id=body["employee_id"].strip(), replaces_id=replaces_id or None,
-            starts_at=parse_instant(body["starts_at"], "starts_at"),
-            ends_at=parse_instant(body["ends_at"], "ends_at"),
-            reason=reason, created_by=current_clinician().employee_id, tz=hospital_tz())
+            cur, employee_id=json.employee_id, replaces_id=json.replaces_id,
+            starts_at=instant(json.starts_at, "starts_at"), ends_at=instant(json.ends_at, "ends_at"),
+            reason=json.reason, created_by=current_clinician().employee_id, tz=hospital_tz())
     return created, 201, {"Location": f"/api/v1/schedules/overrides/{created['override_id']}"}
 
 
-@blueprint.delete("/schedules/overrides/<int:override_id>")
+@blueprint.delete("/schedules/overrides/<int(min=1):override_id>")
 @supervisor_only
-def delete_override(override_id):
+@api.validate(resp=responses({204: None}, [403, 404]))
+def delete_override(override_id: int):
+    """Remove an override (supervisors)"""
     with platform().db.transaction() as cur:
         overrides.delete_override(cur, override_id=override_id)
     return "", 204
 
 
 @blueprint.get("/employees")
-def employees():
-    role = request.args.get("role", "").strip() or None
+@api.validate(query=RoleFilter, resp=responses({200: EmployeeList}, [422]))
+def employees(query: RoleFilter):
+    """Staff, by id"""
     with platform().db.transaction() as cur:
-        return {"employees": roster.list_employees(cur, role=role, at=now())}
+        return {"employees": roster.list_employees(cur, role=query.role, at=now())}
 
 
 @blueprint.get("/employees/<employee_id>")
-def employee(employee_id):
+@api.validate(resp=responses({200: Employee}, [404]))
+def employee(employee_id: str):
+    """One employee"""
+    if "\x00" in employee_id:  # PostgreSQL text cannot hold NUL, so no id does
+        raise ApiError(404, "no such employee")
     with platform().db.transaction() as cur:
         return roster.get_employee(cur, employee_id=employee_id, at=now())
 
 
 @blueprint.patch("/employees/me/availability")
 @clinician_only
-def my_availability():
-    availability = json_body().get("availability")
-    if not isinstance(availability, str):
-        raise ApiError(422, "availability is required: AVAILABLE or AWAY")
+@api.validate(json=AvailabilityChange, resp=responses({200: Employee}, [403, 413]))
+def my_availability(json: AvailabilityChange):
+    """Mark yourself available or away (away: no new incidents)"""
     with platform().db.transaction() as cur:
         return roster.set_availability(cur, employee_id=current_clinician().employee_id,
-                                       availability=availability.strip().upper(), at=now())
+                                       availability=json.availability, at=now())

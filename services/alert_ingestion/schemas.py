@@ -1,0 +1,133 @@
+"""What the alert ingestion routes accept and answer. The same models validate requests and
+generate the OpenAPI document at /api/v1/openapi.json (healthguard.api)."""
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
+from healthguard.domain import SEVERITIES
+from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+from .alerts import DEVICE_SOURCES, SOURCES
+
+api = service_api(
+    "HealthGuard Ops alert ingestion",
+    "Receives alarms from bedside devices, stores each durably and, through a transactional "
+    "outbox, publishes it to the `alerts` queue.")
+
+Severity = Literal[SEVERITIES]
+PatientId = Text(32)
+AlertType = Text(64)
+# A measurement in the unit of its alert type (beats per minute, %, mmol/L, ...). The bounds
+# are far beyond any physiological value; they keep the number a float the database can store.
+Measurement = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e9, le=1e9,
+                                     description="the measured value, in the alert type's unit")]
+
+
+# Requests
+
+class AlertReport(RequestModel):
+    """An alarm as a device reports it. Room, severity and category are taken from the patient
+    and the alert type, never from the caller; fields not listed here are ignored."""
+    patient_id: PatientId = Field(examples=["P001"])
+    alert_type: AlertType = Field(examples=["CARDIAC_ARREST"])
+    value: Measurement | None = None
+    device_id: Text(100) | None = Field(None, examples=["MON-312"])
+    source_alarm_id: Text(200) | None = Field(
+        None, description="the device's own id of this alarm: with device_id (required with it) "
+                          "a retry of the same alarm is stored once")
+    occurred_at: Timestamp | None = Field(None, description="when the device raised it; default: now")
+    source: Literal[DEVICE_SOURCES] = "DEVICE"
+
+
+class ManualAlert(RequestModel):
+    """A test alert raised by a signed-in clinician (drills, checks). Every field is optional and
+    may be null: a random admitted patient, a random alert type and a typical value of that type
+    fill in whatever is missing. Device fields (device_id, source_alarm_id) are refused."""
+    model_config = ConfigDict(extra="forbid")
+
+    patient_id: PatientId | None = Field(None, examples=["P004"])
+    alert_type: AlertType | None = Field(None, examples=["GLUCOSE_LOW"])
+    value: Measurement | None = None
+    occurred_at: Timestamp | None = Field(None, description="default: now")
+    source: Literal["MANUAL"] = "MANUAL"
+
+
+class AlertFilter(RequestModel):
+    severity: QueryList(Severity) = Field(default_factory=list)
+    patient_id: PatientId | None = None
+    alert_type: AlertType | None = None
+    since: Timestamp | None = Field(None, description="received at or after")
+    until: Timestamp | None = Field(None, description="received before")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    cursor: int | None = Field(None, ge=1, le=2**63 - 1,
+                               description="the `next` value of the previous page")
+
+
+class AlertTypeFilter(RequestModel):
+    category: Text(32) | None = Field(None, description="only this category", examples=["CARDIAC"])
+
+
+class PatientFilter(RequestModel):
+    status: Literal["ADMITTED", "DISCHARGED"] | None = None
+
+
+# Responses
+
+class Alert(ResponseModel):
+    alert_id: int
+    status: Literal["RECEIVED", "INCIDENT_CREATED"] = Field(
+        description="INCIDENT_CREATED once incident management has opened its incident")
+    patient_id: str
+    patient_name: str
+    alert_type: str
+    alert_name: str
+    severity: Severity
+    category: str
+    room: str
+    value: float | None
+    device_id: str | None
+    source_alarm_id: str | None
+    source: Literal[SOURCES]
+    triggered_by: str | None = Field(description="the clinician who raised a manual alert")
+    occurred_at: datetime
+    received_at: datetime
+    incident_id: int | None
+    incident_status: str | None
+
+
+class AlertPage(ResponseModel):
+    alerts: list[Alert] = Field(description="newest first")
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+    limit: int
+
+
+class AlertTypeEntry(ResponseModel):
+    alert_type: str
+    name: str
+    category: str
+    severity: Severity
+    description: str
+    unit: str | None
+    typical_min: float | None
+    typical_max: float | None
+    routes_to: list[str] = Field(description="clinical roles to page, in order")
+
+
+class AlertTypeCatalogue(ResponseModel):
+    alert_types: list[AlertTypeEntry]
+
+
+class Patient(ResponseModel):
+    patient_id: str
+    name: str
+    date_of_birth: date | None
+    room: str
+    ward: str
+    status: Literal["ADMITTED", "DISCHARGED"]
+    admitted_at: datetime
+
+
+class PatientList(ResponseModel):
+    patients: list[Patient]

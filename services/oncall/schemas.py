@@ -1,0 +1,215 @@
+"""What the on-call routes accept and answer. The same models validate requests and generate the
+OpenAPI document at /api/v1/openapi.json (healthguard.api)."""
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from healthguard.api import QueryList, RequestModel, ResponseModel, Text, service_api
+
+from .roster import AVAILABILITIES
+
+api = service_api(
+    "HealthGuard Ops on-call service",
+    "Identity (sign-in and sessions), shift schedules in the hospital's time zone, who is on duty "
+    "now and who can take an incident.")
+
+EmployeeId = Text(32)
+Role = Text(32)
+Availability = Literal[AVAILABILITIES]
+# Credentials are compared as sent: a password's blanks are part of it.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False,
+                                            strict=True)]
+
+_DATE = TypeAdapter(dt.date)
+_DATE_TIME = TypeAdapter(dt.datetime)
+
+
+def _day_or_instant(value):
+    """A date ('2026-03-29': a hospital-local day) or a date-time (without an offset: hospital
+    local time). Which one a view gets decides what it means, so they are told apart here."""
+    try:
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return _DATE.validate_python(value.strip())
+        return _DATE_TIME.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(exc.errors(include_url=False)[0]["msg"]) from None
+
+
+DayOrInstant = Annotated[
+    dt.date | dt.datetime, PlainValidator(_day_or_instant),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date"},
+                              {"type": "string", "format": "date-time"}],
+                    "description": "an ISO 8601 date (a day in the hospital's time zone) or "
+                                   "date-time (without a UTC offset: hospital local time)"})]
+
+
+# Requests
+
+class Credentials(RequestModel):
+    login: Text(256) = Field(examples=["D01"])
+    password: Password = Field(json_schema_extra={"format": "password"})
+
+
+def _upper(value):
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class AvailabilityChange(RequestModel):
+    availability: Annotated[Availability, BeforeValidator(_upper)] = Field(
+        description="AWAY: no new incidents until AVAILABLE again (case does not matter)")
+
+
+class OverrideRequest(RequestModel):
+    """Cover another clinician's shifts between starts_at and ends_at (replaces_id), or add a
+    clinician on duty for the whole period (no replaces_id)."""
+    employee_id: EmployeeId = Field(description="who is on duty", examples=["D03"])
+    replaces_id: EmployeeId | None = Field(None, description="whose shifts they cover",
+                                           examples=["D01"])
+    starts_at: DayOrInstant
+    ends_at: DayOrInstant
+    reason: Text(500, min_length=0) | None = Field(None, examples=["sick leave"])
+
+
+class RoleFilter(RequestModel):
+    role: Role | None = Field(None, description="only this role", examples=["NURSE"])
+
+
+class AvailableFilter(RequestModel):
+    roles: QueryList(Role) = Field(default_factory=list, description="any of these roles, in no "
+                                   "order (repeated or comma-separated); none: any role")
+
+
+class SchedulePeriod(RequestModel):
+    """A period of at most 31 days. Default: today. Without `to`, `days` hospital-local days
+    from `from`."""
+    start: DayOrInstant | None = Field(None, alias="from", description="default: today")
+    end: DayOrInstant | None = Field(None, alias="to", description="a date is included whole")
+    days: int = Field(1, ge=1, le=31, description="with no `to`: how many days")
+    role: Role | None = Field(None, description="only this role")
+
+
+# Responses
+
+class SessionEmployee(ResponseModel):
+    employee_id: str
+    login: str
+    name: str
+    role: str
+    tier: int
+    is_supervisor: bool
+
+
+class SignedIn(ResponseModel):
+    token: str = Field(description="the session token, shown only here: send it as "
+                                   "Authorization: Bearer <token>")
+    expires_at: dt.datetime
+    employee: SessionEmployee
+
+
+class Employee(ResponseModel):
+    employee_id: str
+    login: str
+    name: str
+    role: str
+    specialty: str | None
+    tier: int
+    is_supervisor: bool
+    is_logged_in: bool
+    availability: Availability
+    last_login: dt.datetime | None
+
+
+class EmployeeList(ResponseModel):
+    employees: list[Employee]
+
+
+class SessionInfo(ResponseModel):
+    expires_at: dt.datetime | None
+
+
+class Me(ResponseModel):
+    employee: Employee
+    session: SessionInfo
+
+
+class AvailableClinician(ResponseModel):
+    employee_id: str
+    name: str
+    role: str
+    tier: int
+    active_incidents: int = Field(description="assigned and not resolved")
+    last_assigned_at: dt.datetime | None = Field(description="null: never assigned")
+
+
+class AvailableClinicians(ResponseModel):
+    clinicians: list[AvailableClinician] = Field(
+        description="least busy first, then longest idle (never assigned first), then by id")
+
+
+class DutyShift(ResponseModel):
+    shift_code: str | None = Field(description="null: an added duty (override without replaces_id)")
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    source: Literal["rotation", "override"]
+    override_id: int | None
+    replaces_id: str | None
+
+
+class OnDutyClinician(ResponseModel):
+    employee_id: str
+    name: str
+    role: str
+    tier: int
+    specialty: str | None
+    is_supervisor: bool
+    signed_in: bool = Field(description="has a live session")
+    availability: Availability
+    active_incidents: int
+    last_assigned_at: dt.datetime | None
+    shift: DutyShift
+
+
+class OnCallNow(ResponseModel):
+    at: dt.datetime
+    timezone: str = Field(examples=["Europe/London"])
+    clinicians: list[OnDutyClinician]
+
+
+class ScheduledShift(ResponseModel):
+    employee_id: str
+    name: str | None
+    role: str
+    shift_code: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    source: Literal["rotation", "override"]
+    rotation_id: int | None
+    override_id: int | None
+    replaces_id: str | None
+
+
+class Schedule(ResponseModel):
+    start: dt.datetime = Field(alias="from")
+    end: dt.datetime = Field(alias="to")
+    timezone: str
+    shifts: list[ScheduledShift] = Field(description="earliest first")
+
+
+class Override(ResponseModel):
+    override_id: int
+    employee_id: str
+    replaces_id: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str | None
+    created_by: str
+    created_at: dt.datetime
