@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from flask import Flask, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
+from spectree.plugins.flask_plugin import FlaskPlugin
 
 from .auth import public
 from .errors import ApiError
@@ -71,8 +72,18 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# PostgreSQL text cannot hold NUL. Request text is stripped of surrounding blanks before its
+# limits are checked, so a required text must hold one character that is not blank: without this
+# pattern, "  " would match the document (minLength 1) and still be refused.
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
 def Text(max_length: int, *, min_length: int = 1, pattern: str | None = None):  # noqa: N802 (a type)
-    """A required-shape string with limits, e.g. `note: Text(2000)`."""
+    """A required-shape string with limits, e.g. `note: Text(2000)`; by default without NUL and,
+    when min_length > 0, not blank."""
+    if pattern is None:
+        pattern = NOT_BLANK if min_length > 0 else NO_NUL
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,
                                             pattern=pattern, strict=True)]
 
@@ -131,8 +142,20 @@ class ServiceApi(SpecTree):
                 if not (body_optional and not request.get_data()):
                     _require_json_object()
                 return validated(*args, **kw)
+            wrapper.hg_body_optional = body_optional
             return wrapper
         return decorator
+
+    def _generate_spec(self) -> dict:
+        """spectree documents every request body as required: say which ones are optional."""
+        spec = super()._generate_spec()
+        for route in self.backend.find_routes():
+            for method, view in self.backend.parse_func(route):
+                path, _ = self.backend.parse_path(route, None)
+                operation = spec["paths"].get(path, {}).get(method.lower())
+                if operation and getattr(view, "hg_body_optional", False):
+                    operation["requestBody"]["required"] = False
+        return spec
 
     def register(self, app: Flask):
         super().register(app)
@@ -140,6 +163,17 @@ class ServiceApi(SpecTree):
         for endpoint, view in app.view_functions.items():
             if endpoint.startswith(f"openapi_{DOCUMENT_PATH}"):
                 app.view_functions[endpoint] = public(view)
+
+
+class _DocumentedRoutes(FlaskPlugin):
+    """spectree leaves out every route under the document's folder (/api/v1), which is where all
+    our routes live: leave out only the document itself."""
+
+    def find_routes(self):
+        for rule in self.get_current_app().url_map.iter_rules():
+            if not (rule.endpoint == "static" or rule.endpoint.startswith("openapi")
+                    or getattr(rule, "websocket", False)):
+                yield rule
 
 
 def _require_json_object() -> None:
@@ -152,7 +186,7 @@ def _require_json_object() -> None:
 def service_api(title: str, description: str) -> ServiceApi:
     """The spectree instance of a service; `create_service_app(..., api=api)` registers it."""
     return ServiceApi(
-        "flask",
+        "flask", backend=_DocumentedRoutes,
         title=title, description=description, version="1.0.0",
         path=DOCUMENT_PATH, filename="openapi.json", mode="strict",
         page_templates={},  # the JSON document only; no UI pages pulling scripts from a CDN
@@ -178,3 +212,17 @@ def service_api(title: str, description: str) -> ServiceApi:
 PUBLIC = {}
 DEVICE_KEY = {"deviceApiKey": []}
 DEVICE_KEY_OR_SESSION = [{"deviceApiKey": []}, {"bearerAuth": []}]
+
+
+def _split_commas(value):
+    values = [value] if isinstance(value, str) else value
+    if isinstance(values, list) and all(isinstance(raw, str) for raw in values):
+        return [part.strip() for raw in values for part in raw.split(",") if part.strip()]
+    return value
+
+
+def QueryList(item):  # noqa: N802 (a type)
+    """A query parameter given several times (?severity=HIGH&severity=LOW) or comma-separated
+    (?severity=HIGH,LOW, as the web UI sends it): a list of `item` either way."""
+    return Annotated[list[item], BeforeValidator(_split_commas),
+                     Field(description="repeated, or comma-separated")]
