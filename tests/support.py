@@ -235,3 +235,30 @@ def pipeline(service_env: dict, *, incident_env: dict | None = None, incident_wo
     finally:
         for service in started:
             service.stop()
+
+
+def make_incident(db, *, assigned_to=None, status="ASSIGNED", patient_id="P001",
+                  alert_type="HEART_RATE_HIGH") -> int:
+    """An incident in `status` (and the alert it comes from), assigned to `assigned_to` if given,
+    written straight to the database for tests that need one without running the alert path."""
+    with db.transaction() as cur:
+        cur.execute("""
+            INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
+            SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
+            FROM patients p, alert_types t WHERE p.patient_id = %s AND t.alert_type = %s
+            RETURNING alert_id, severity, category, room""", (patient_id, alert_type))
+        alert = cur.fetchone()
+        cur.execute("""
+            INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
+                                   status, assigned_to, assigned_at)
+            VALUES (%(alert_id)s, %(patient_id)s, %(alert_type)s, %(severity)s, %(category)s, %(room)s,
+                    %(severity)s || ': ' || %(alert_type)s, %(status)s, %(assigned_to)s,
+                    CASE WHEN %(assigned_to)s::text IS NOT NULL THEN now() END)
+            RETURNING incident_id""", {**alert, "patient_id": patient_id, "alert_type": alert_type,
+                                       "status": status, "assigned_to": assigned_to})
+        incident_id = cur.fetchone()["incident_id"]
+        if assigned_to:
+            cur.execute("""
+                INSERT INTO incident_assignments (incident_id, employee_id, reason)
+                VALUES (%s, %s, 'AUTO')""", (incident_id, assigned_to))
+    return incident_id
