@@ -5,6 +5,7 @@ schemathesis finds no schema-valid request refused and no answer that breaks the
 Used by each service's tests with the app built in-process (WSGI) on the run's database."""
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -55,12 +56,13 @@ def checked_document(app, *, also_undocumented=()) -> dict:
     return document
 
 
-def fuzz(app, *, headers: dict, known_ids: dict[str, list[int]] | None = None,
+def fuzz(app, *, headers: dict | Callable[[], dict], known_ids: dict[str, list] | None = None,
          max_examples: int = 20) -> dict[str, set[int]]:
     """Run schemathesis (positive data) against every operation of the app's document, with the
     checks above; returns the statuses each operation answered, so a caller can check that the
     run reached past the refusals. A generated id hardly ever names a row, so half the cases take
-    a path parameter named in `known_ids` from its list instead (still schema-valid)."""
+    a path parameter named in `known_ids` from its list instead (still schema-valid). `headers`
+    may be a function giving each call its own (a fresh session, where a call may sign out)."""
     config = SchemathesisConfig.from_dict({
         "checks": {"positive_data_acceptance": {"expected-statuses": DOMAIN_REFUSALS}},
     })
@@ -77,7 +79,8 @@ def fuzz(app, *, headers: dict, known_ids: dict[str, list[int]] | None = None,
             for name, ids in known_ids.items():
                 if name in (case.path_parameters or {}) and data.draw(st.booleans(), label=f"known {name}"):
                     case.path_parameters[name] = data.draw(st.sampled_from(ids), label=name)
-            response = case.call_and_validate(headers=headers, checks=CHECKS)
+            response = case.call_and_validate(headers=headers() if callable(headers) else headers,
+                                              checks=CHECKS)
             answered[case.operation.label].add(response.status_code)
 
         conforms()

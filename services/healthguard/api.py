@@ -15,6 +15,7 @@ Status policy, the same in every service:
   employee or role) or breaks a domain rule (an alarm from the future, a period too long).
 Every error has one body: {"error", "message", "status", "request_id", "field"?}.
 """
+import datetime
 import functools
 import logging
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from typing import Annotated
 
 from flask import Flask, request
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.functional_validators import AfterValidator
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -88,8 +90,18 @@ def Text(max_length: int, *, min_length: int = 1, pattern: str | None = None):  
                                             pattern=pattern, strict=True)]
 
 
-Timestamp = Annotated[AwareDatetime, Field(description="ISO 8601 date-time with a UTC offset, "
-                                                        "e.g. 2026-02-01T10:15:00Z")]
+def _in_utc(value: datetime.datetime) -> datetime.datetime:
+    """PostgreSQL takes UTC offsets up to 15:59, Python up to 23:59: timestamps go in as UTC.
+    The few hours at the ends of the calendar that Python cannot express in UTC clamp to its ends."""
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        end = datetime.datetime.min if value.year == 1 else datetime.datetime.max
+        return end.replace(tzinfo=datetime.UTC)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_utc),
+                      Field(description="ISO 8601 date-time with a UTC offset, e.g. 2026-02-01T10:15:00Z")]
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 

@@ -1,9 +1,9 @@
 """What the incident management routes accept and answer. The same models validate requests and
 generate the OpenAPI document at /api/v1/openapi.json (healthguard.api)."""
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from healthguard.api import Id, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
 
@@ -54,18 +54,6 @@ class IncidentFilter(RequestModel):
     since: Timestamp | None = Field(None, description="created at or after")
     limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     cursor: Id | None = Field(None, description="the `next` value of the previous page")
-
-    @field_validator("since")
-    @classmethod
-    def in_utc(cls, since: datetime | None) -> datetime | None:
-        """ISO 8601 allows UTC offsets up to 23:59, PostgreSQL only up to 15:59: compare in UTC.
-        An instant past the calendar's ends filters as its end does."""
-        if since is None:
-            return None
-        try:
-            return since.astimezone(UTC)
-        except OverflowError:
-            return (datetime.max if since.year > 1 else datetime.min).replace(tzinfo=UTC)
 
 
 class FiguresWindow(RequestModel):
