@@ -286,7 +286,7 @@ def test_openapi_document_is_valid_and_lists_every_route(app, ingestion):
     assert document["paths"]["/api/v1/alerts"]["post"]["security"] == [{"deviceApiKey": []}]
 
 
-def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, login_as, clean_state):
+def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, login_as):
     stored = post_alert_in_process(app, {"patient_id": "P001", "alert_type": "CARDIAC_ARREST"})
     # A device key and a supervising doctor's session: every route takes one of them.
     answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}", "X-API-Key": DEVICE_KEY},

@@ -10,6 +10,7 @@ import requests
 
 from healthguard.broker import Publisher
 from notification.app import create_app
+from tests.api_contract import checked_document, fuzz
 from tests.support import wait_for
 
 SERVICE_ENV = {"GUNICORN_THREADS": "16"}
@@ -69,6 +70,7 @@ def test_history_refuses_malformed_parameters(notification, login_as, query):
     answer = api(notification, login_as("N01"), "GET", query)
     assert answer.status_code == 400
     assert answer.json()["error"] == "Bad Request"
+    assert answer.json()["field"] == query[1:].split("=")[0]  # `field`, as in every service
 
 
 def test_reading_marks_only_the_callers_own(notification, login_as, make_notification, db):
@@ -96,7 +98,9 @@ def test_reading_marks_only_the_callers_own(notification, login_as, make_notific
     assert api(notification, login_as("D02"), "GET", "").json()["unread_count"] == 1
     assert api(notification, token, "GET", f"?after_id={newer - 1}").json()["notifications"][0]["read_at"]
     bad = api(notification, token, "POST", "/read-all", json={"up_to_id": "soon"})
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and bad.json()["field"] == "up_to_id"
+    not_an_object = api(notification, token, "POST", "/read-all", json=[1])
+    assert not_an_object.status_code == 400
 
 
 def test_only_signed_in_clinicians_use_the_routes(notification, login_as, service_env, make_notification):
@@ -163,15 +167,24 @@ def dead_letters(rabbitmq_url):
         connection.close()
 
 
-def test_openapi_document_matches_the_routes(service_env):
+@pytest.fixture
+def app(service_env):
+    """The service in-process (WSGI), on the run's database."""
     app = create_app(dict(service_env))
-    routes = {}
-    for rule in app.url_map.iter_rules():
-        if (rule.endpoint in ("static", "openapi.openapi_document")
-                or rule.rule in ("/health", "/ready", "/metrics")):
-            continue
-        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
-        routes[path] = sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
-    document = app.test_client().get("/api/v1/openapi.json").get_json()
-    assert {path: sorted(ops) for path, ops in document["paths"].items()} == routes
-    assert document["openapi"].startswith("3.")
+    yield app
+    app.extensions["healthguard"].db.close()
+
+
+def test_openapi_document_is_valid_and_names_every_route_but_the_websocket(app):
+    document = checked_document(app, also_undocumented=("/ws",))
+    assert "/ws" not in document["paths"]
+
+
+def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, login_as, make_notification):
+    ids = [make_notification("D01", read=(i == 0)) for i in range(3)] + [make_notification("D02")]
+    answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}"},
+                    known_ids={"notification_id": ids})
+    assert set(answered) == {"GET /api/v1/notifications", "POST /api/v1/notifications/read-all",
+                             "PATCH /api/v1/notifications/{notification_id}/read"}
+    assert all(any(200 <= status < 300 for status in statuses) for statuses in answered.values()), answered
+

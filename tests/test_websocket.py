@@ -218,7 +218,7 @@ def test_the_handshake_refuses_a_missing_invalid_expired_or_revoked_token(
 
     with pytest.raises(websocket.WebSocketBadStatusException) as bad:
         websocket.create_connection(url + f"?token={login_as('N03')}&last_id=-4", timeout=5)
-    assert bad.value.status_code == 400
+    assert bad.value.status_code == 400 and json.loads(bad.value.resp_body)["field"] == "last_id"
     not_upgraded = requests.get(url.replace("ws://", "http://"), timeout=5)
     assert not_upgraded.status_code in (400, 401)
     assert not_upgraded.headers["Content-Type"].startswith("application/json")

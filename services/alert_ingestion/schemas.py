@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
-from healthguard.domain import SEVERITIES
+from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 from .alerts import DEVICE_SOURCES, SOURCES
@@ -16,7 +16,6 @@ api = service_api(
     "Receives alarms from bedside devices, stores each durably and, through a transactional "
     "outbox, publishes it to the `alerts` queue.")
 
-Severity = Literal[SEVERITIES]
 PatientId = Text(32)
 AlertType = Text(64)
 # A measurement in the unit of its alert type (beats per minute, %, mmol/L, ...). The bounds

@@ -187,6 +187,14 @@ class _DocumentedRoutes(FlaskPlugin):
                     or getattr(rule, "websocket", False)):
                 yield rule
 
+    def parse_path(self, route, path_parameter_descriptions):
+        """Flask's <int:...> matches no minus sign and our ids are bigint: not spectree's int32."""
+        path, parameters = super().parse_path(route, path_parameter_descriptions)
+        for parameter in parameters:
+            if parameter["schema"] == {"type": "integer", "format": "int32"}:
+                parameter["schema"] = {"type": "integer", "format": "int64", "minimum": 0}
+        return path, parameters
+
 
 def _require_json_object() -> None:
     if not request.is_json:

@@ -1,5 +1,5 @@
-"""Reading request parameters the same way in every service: timestamps, lists, flags and
-keyset pagination, each answering a 400 that names the parameter when it is malformed."""
+"""Reading request parameters the same way in every service: timestamps, lists and keyset
+pagination, each answering a 400 that names the parameter when it is malformed."""
 import datetime
 
 from flask import request
@@ -38,15 +38,6 @@ def query_list(name: str, *, allowed=None) -> list[str]:
             raise ApiError(400, f"unknown {name} {', '.join(unknown)}; expected one of "
                            + ", ".join(allowed), field=name)
     return values
-
-
-def query_flag(name: str) -> bool:
-    value = request.args.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ApiError(400, f"{name} must be true or false", field=name)
 
 
 def page_params(*, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> tuple[int, int | None]:

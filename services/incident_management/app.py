@@ -1,15 +1,14 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "incident_management.app:create_app()"`."""
 from healthguard.config import ConfigError
 from healthguard.metrics import add_scrape_collector
-from healthguard.openapi import openapi_blueprint
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
-from .api_document import DOCUMENT
 from .assign_open_incidents import OpenIncidentRetrier
 from .consume_alerts import AlertConsumer
 from .escalate_unacknowledged import UnacknowledgedEscalator
 from .metrics import ActiveIncidentsCollector
+from .schemas import api
 from .views import blueprint
 
 DEFAULT_RETRY_SECONDS = 5.0  # how often OPEN (unassigned) incidents are offered again
@@ -30,7 +29,7 @@ def _seconds(app, name: str, default: float) -> float:
 def create_app(config=None):
     app = create_service_app("incident-management", config, required=("ONCALL_URL",),
                              optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS"),
-                             blueprints=(blueprint, openapi_blueprint(DOCUMENT)))
+                             blueprints=(blueprint,), api=api)
     retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
     escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
     hg = app.extensions["healthguard"]

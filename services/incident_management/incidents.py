@@ -4,7 +4,8 @@ from healthguard.domain import ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, UNAC
 
 from . import history
 
-TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "updated_at")
+TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
+              "updated_at")
 
 # The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes

@@ -3,6 +3,7 @@ note. Each function runs in the caller's transaction, acts as the clinician give
 authenticated the request, never an id from the body), locks the incident row first so that
 concurrent changes queue and each sees the status the previous one left, and writes the history
 row and the notification event together with the change."""
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from healthguard import clock
@@ -12,8 +13,6 @@ from healthguard.errors import ApiError
 from . import history
 from .events import announce
 from .incidents import ACTIONS, allowed_actions, lock_incident
-
-MAX_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -40,74 +39,61 @@ def _locked(cur, *, incident_id: int, action: str, clinician: Clinician, assigne
     return incident
 
 
-def text_field(body: dict, name: str, *, required: bool) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"{name} is required (a non-empty string)", field=name)
-    if len(value) > MAX_TEXT:
-        raise ApiError(400, f"{name} must be at most {MAX_TEXT} characters", field=name)
-    return value.strip()
+def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, changes: tuple[str, ...],
+                   params: tuple = (), recorded_as: str, event_type: str, note: str | None,
+                   message: Callable[[dict], str]) -> tuple[dict, dict, dict]:
+    """The skeleton of the assignee's own steps (acknowledge, start, resolve, note): lock and
+    check the incident, apply `changes` (SQL assignments to its columns, taking `params`), record
+    the history row and announce the event, whose `message` is made from the changed incident.
+    Returns (the incident before, the incident after, the event)."""
+    before = _locked(cur, incident_id=incident_id, action=action, clinician=clinician)
+    # Only the constant assignments of the steps below are formatted in; values are parameters.
+    assignments = ", ".join((*changes, "updated_at = now()"))
+    cur.execute(f"UPDATE incidents SET {assignments} WHERE incident_id = %s RETURNING *",  # noqa: S608
+                (*params, incident_id))
+    incident = cur.fetchone()
+    entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action=recorded_as,
+                           previous_status=before["status"], note=note)
+    event = announce(cur, incident, type=event_type, history=entry, recipients=[], message=message(incident))
+    return before, incident, event
+
+
+# The first acknowledgement (or a start of work nobody acknowledged) stores the response time.
+FIRST_RESPONSE = ("acknowledged_at = coalesce(acknowledged_at, now())",
+                  "response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at))")
+
+
+def _responded(before: dict, incident: dict, event: dict) -> Change:
+    first = before["response_seconds"] is None
+    return Change(incident, event, response_seconds=incident["response_seconds"] if first else None)
 
 
 def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
-    before = _locked(cur, incident_id=incident_id, action="acknowledge", clinician=clinician)
-    cur.execute("""
-        UPDATE incidents
-        SET status = 'ACKNOWLEDGED',
-            acknowledged_at = coalesce(acknowledged_at, now()),
-            response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at)),
-            updated_at = now()
-        WHERE incident_id = %s
-        RETURNING *
-    """, (incident_id,))
-    incident = cur.fetchone()
-    entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action="ACKNOWLEDGED",
-                           previous_status=before["status"], note=note)
-    event = announce(cur, incident, type="INCIDENT_ACKNOWLEDGED", history=entry, recipients=[],
-                     message=f"{clinician.name} acknowledged {incident['title']}.")
-    first = before["response_seconds"] is None
-    return Change(incident, event, response_seconds=incident["response_seconds"] if first else None)
+    return _responded(*_assignee_step(
+        cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
+        changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE), recorded_as="ACKNOWLEDGED",
+        event_type="INCIDENT_ACKNOWLEDGED", note=note,
+        message=lambda incident: f"{clinician.name} acknowledged {incident['title']}."))
 
 
 def start_work(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
-    before = _locked(cur, incident_id=incident_id, action="start", clinician=clinician)
     # Starting work on a reassigned incident that nobody acknowledged acknowledges it too.
-    cur.execute("""
-        UPDATE incidents
-        SET status = 'IN_PROGRESS', started_at = now(),
-            acknowledged_at = coalesce(acknowledged_at, now()),
-            response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at)),
-            updated_at = now()
-        WHERE incident_id = %s
-        RETURNING *
-    """, (incident_id,))
-    incident = cur.fetchone()
-    entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action="STARTED",
-                           previous_status=before["status"], note=note)
-    event = announce(cur, incident, type="INCIDENT_STARTED", history=entry, recipients=[],
-                     message=f"{clinician.name} started work on {incident['title']}.")
-    first = before["response_seconds"] is None
-    return Change(incident, event, response_seconds=incident["response_seconds"] if first else None)
+    return _responded(*_assignee_step(
+        cur, incident_id=incident_id, clinician=clinician, action="start",
+        changes=("status = 'IN_PROGRESS'", "started_at = now()", *FIRST_RESPONSE), recorded_as="STARTED",
+        event_type="INCIDENT_STARTED", note=note,
+        message=lambda incident: f"{clinician.name} started work on {incident['title']}."))
 
 
 def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_notes: str) -> Change:
-    before = _locked(cur, incident_id=incident_id, action="resolve", clinician=clinician)
-    cur.execute("""
-        UPDATE incidents
-        SET status = 'RESOLVED', resolved_at = now(), resolution_notes = %s,
-            resolution_seconds = extract(epoch FROM now() - created_at),
-            updated_at = now()
-        WHERE incident_id = %s
-        RETURNING *
-    """, (resolution_notes, incident_id))
-    incident = cur.fetchone()
+    _, incident, event = _assignee_step(
+        cur, incident_id=incident_id, clinician=clinician, action="resolve",
+        changes=("status = 'RESOLVED'", "resolved_at = now()", "resolution_notes = %s",
+                 "resolution_seconds = extract(epoch FROM now() - created_at)"),
+        params=(resolution_notes,), recorded_as="RESOLVED", event_type="INCIDENT_RESOLVED",
+        note=resolution_notes,
+        message=lambda incident: f"{clinician.name} resolved {incident['title']}: {resolution_notes[:200]}")
     end_assignment(cur, incident_id=incident_id)
-    entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action="RESOLVED",
-                           previous_status=before["status"], note=resolution_notes)
-    event = announce(cur, incident, type="INCIDENT_RESOLVED", history=entry, recipients=[],
-                     message=f"{clinician.name} resolved {incident['title']}: {resolution_notes[:200]}")
     return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
 
 
@@ -179,16 +165,12 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
 
 
 def add_note(cur, *, incident_id: int, clinician: Clinician, body: str) -> tuple[dict, Change]:
-    incident = _locked(cur, incident_id=incident_id, action="note", clinician=clinician)
+    _, incident, event = _assignee_step(
+        cur, incident_id=incident_id, clinician=clinician, action="note", changes=(),
+        recorded_as="NOTE_ADDED", event_type="INCIDENT_NOTE_ADDED", note=body,
+        message=lambda incident: f"{clinician.name} added a note to {incident['title']}: {body[:200]}")
     cur.execute("""
         INSERT INTO incident_notes (incident_id, author_id, body) VALUES (%s, %s, %s)
         RETURNING note_id, author_id, body, created_at
     """, (incident_id, clinician.employee_id, body))
-    note = cur.fetchone()
-    cur.execute("UPDATE incidents SET updated_at = now() WHERE incident_id = %s RETURNING *", (incident_id,))
-    incident = cur.fetchone()
-    entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action="NOTE_ADDED",
-                           previous_status=incident["status"], note=body)
-    event = announce(cur, incident, type="INCIDENT_NOTE_ADDED", history=entry, recipients=[],
-                     message=f"{clinician.name} added a note to {incident['title']}: {body[:200]}")
-    return note, Change(incident, event)
+    return cur.fetchone(), Change(incident, event)

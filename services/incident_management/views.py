@@ -1,119 +1,133 @@
-"""HTTP routes of the incident management service. Each parses its input, calls one function of
-lifecycle.py / incidents.py / performance.py inside one transaction, observes metrics once that
-transaction committed, and answers JSON."""
-from flask import Blueprint, request
+"""HTTP routes of the incident management service. Each is validated and documented by its
+models (schemas.py), calls one function of lifecycle.py / incidents.py / performance.py inside one
+transaction, observes metrics once that transaction committed, and answers JSON."""
+from flask import Blueprint
 
+from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
-from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from healthguard.errors import ApiError
-from healthguard.params import next_cursor, page_params, query_flag, query_list, query_timestamp
-from healthguard.web import json_body, platform
+from healthguard.params import next_cursor
+from healthguard.web import platform
 
 from . import incidents, lifecycle, performance
 from .metrics import ASSIGNMENTS, MTTA, MTTR
+from .schemas import (
+    ActionNote,
+    Figures,
+    FiguresWindow,
+    Incident,
+    IncidentDetail,
+    IncidentFilter,
+    IncidentNote,
+    IncidentPage,
+    NewNote,
+    Reassignment,
+    Resolution,
+    api,
+)
 
 blueprint = Blueprint("incidents", __name__, url_prefix="/api/v1")
 
+# What a change of an incident may answer besides the common 400/401/503: the caller is not the
+# assignee (or a service), no such incident, the status does not allow it, the body is too large.
+CHANGE_ERRORS = (403, 404, 409, 413)
+CHANGED = responses({200: Incident}, CHANGE_ERRORS)
 
-def optional_body() -> dict:
-    """PATCH bodies are optional ({"note": ...}); when one is sent it must be a JSON object."""
-    return json_body() if request.get_data() else {}
 
-
-def _answer(change: lifecycle.Change, status: int = 200):
+def _changed(step, incident_id: int, **arguments):
+    """Run one lifecycle step as the signed-in clinician, observe its timings once it committed,
+    and answer the incident as it is now."""
+    with platform().db.transaction() as cur:
+        change = step(cur, incident_id=incident_id, clinician=current_clinician(), **arguments)
     severity = change.incident["severity"]
     if change.response_seconds is not None:
         MTTA.labels(severity=severity).observe(change.response_seconds)
     if change.resolution_seconds is not None:
         MTTR.labels(severity=severity).observe(change.resolution_seconds)
     with platform().db.transaction() as cur:
-        incident = incidents.get_incident(cur, incident_id=change.incident["incident_id"])
-    return incidents.incident_json(incident), status
+        incident = incidents.get_incident(cur, incident_id=incident_id)
+    return incidents.incident_json(incident)
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
 @clinician_only
-def acknowledge(incident_id: int):
-    note = lifecycle.text_field(optional_body(), "note", required=False)
-    with platform().db.transaction() as cur:
-        change = lifecycle.acknowledge_incident(cur, incident_id=incident_id, clinician=current_clinician(),
-                                                note=note)
-    return _answer(change)
+@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
+def acknowledge(incident_id: int, json: ActionNote):
+    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time"""
+    return _changed(lifecycle.acknowledge_incident, incident_id, note=json.note)
 
 
 @blueprint.patch("/incidents/<int:incident_id>/start")
 @clinician_only
-def start(incident_id: int):
-    note = lifecycle.text_field(optional_body(), "note", required=False)
-    with platform().db.transaction() as cur:
-        change = lifecycle.start_work(cur, incident_id=incident_id, clinician=current_clinician(), note=note)
-    return _answer(change)
+@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
+def start(incident_id: int, json: ActionNote):
+    """The assignee starts work (to IN_PROGRESS)"""
+    return _changed(lifecycle.start_work, incident_id, note=json.note)
 
 
 @blueprint.patch("/incidents/<int:incident_id>/resolve")
 @clinician_only
-def resolve(incident_id: int):
-    notes = lifecycle.text_field(json_body(), "resolution_notes", required=True)
-    with platform().db.transaction() as cur:
-        change = lifecycle.resolve_incident(cur, incident_id=incident_id, clinician=current_clinician(),
-                                            resolution_notes=notes)
-    return _answer(change)
+@api.validate(json=Resolution, resp=CHANGED)
+def resolve(incident_id: int, json: Resolution):
+    """The assignee resolves (IN_PROGRESS to RESOLVED); stores the resolution time"""
+    return _changed(lifecycle.resolve_incident, incident_id, resolution_notes=json.resolution_notes)
 
 
 @blueprint.patch("/incidents/<int:incident_id>/claim")
 @clinician_only
-def claim(incident_id: int):
-    note = lifecycle.text_field(optional_body(), "note", required=False)
-    with platform().db.transaction() as cur:
-        change = lifecycle.claim_incident(cur, incident_id=incident_id, clinician=current_clinician(),
-                                          note=note)
+@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
+def claim(incident_id: int, json: ActionNote):
+    """The caller takes the incident over (REASSIGNED; ASSIGNED when nobody had it)"""
+    answer = _changed(lifecycle.claim_incident, incident_id, note=json.note)
     ASSIGNMENTS.labels(reason="CLAIM").inc()
-    return _answer(change)
+    return answer
 
 
 @blueprint.patch("/incidents/<int:incident_id>/reassign")
 @supervisor_only
-def reassign(incident_id: int):
-    body = json_body()
-    employee_id = lifecycle.text_field(body, "employee_id", required=True)
-    note = lifecycle.text_field(body, "note", required=False)
-    with platform().db.transaction() as cur:
-        change = lifecycle.reassign_incident(cur, incident_id=incident_id, clinician=current_clinician(),
-                                             employee_id=employee_id, note=note)
+@api.validate(json=Reassignment, resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
+def reassign(incident_id: int, json: Reassignment):
+    """A supervising clinician gives the incident to someone else
+
+    422 when employee_id names nobody."""
+    answer = _changed(lifecycle.reassign_incident, incident_id, employee_id=json.employee_id, note=json.note)
     ASSIGNMENTS.labels(reason="REASSIGN").inc()
-    return _answer(change)
+    return answer
 
 
 @blueprint.post("/incidents/<int:incident_id>/notes")
 @clinician_only
-def add_note(incident_id: int):
-    body = lifecycle.text_field(json_body(), "note", required=True)
+@api.validate(json=NewNote, resp=responses({201: IncidentNote}, (403, 404, 413)))
+def add_note(incident_id: int, json: NewNote):
+    """The assignee adds a note"""
     with platform().db.transaction() as cur:
-        note, _ = lifecycle.add_note(cur, incident_id=incident_id, clinician=current_clinician(), body=body)
+        note, _ = lifecycle.add_note(cur, incident_id=incident_id, clinician=current_clinician(),
+                                     body=json.note)
     return ({**note, "created_at": note["created_at"].isoformat()}, 201,
             {"Location": f"/api/v1/incidents/{incident_id}"})
 
 
 @blueprint.get("/incidents")
-def list_incidents():
-    limit, cursor = page_params()
-    mine = query_flag("mine")
-    if mine and caller().is_service:
-        raise ApiError(400, "mine=true needs a signed-in clinician", field="mine")
+@api.validate(query=IncidentFilter, resp=responses({200: IncidentPage}, (422,)))
+def list_incidents(query: IncidentFilter):
+    """Incidents, newest first, a page at a time
+
+    422 for mine=true with the service token, which is nobody's."""
+    if query.mine and caller().is_service:
+        raise ApiError(422, "mine=true needs a signed-in clinician", field="mine")
     with platform().db.transaction() as cur:
         rows = incidents.list_incidents(
-            cur, limit=limit, before_id=cursor,
-            statuses=query_list("status", allowed=INCIDENT_STATUSES),
-            severities=query_list("severity", allowed=SEVERITIES),
-            assigned_to=current_clinician().employee_id if mine else None,
-            patient_id=request.args.get("patient_id") or None,
-            since=query_timestamp("since"))
-    return {"incidents": [incidents.incident_json(row) for row in rows[:limit]],
-            "next": next_cursor(rows, limit, "incident_id"), "limit": limit}
+            cur, limit=query.limit, before_id=query.cursor, statuses=query.status,
+            severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
+            patient_id=query.patient_id, since=query.since)
+    return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
+            "next": next_cursor(rows, query.limit, "incident_id"), "limit": query.limit}
 
 
 @blueprint.get("/incidents/<int:incident_id>")
+@api.validate(resp=responses({200: IncidentDetail}, (404,)))
 def get_incident(incident_id: int):
+    """One incident with its alert, assignee, notes, assignments and history"""
     with platform().db.transaction() as cur:
         incident = incidents.get_incident(cur, incident_id=incident_id)
         if incident is None:
@@ -122,9 +136,8 @@ def get_incident(incident_id: int):
 
 
 @blueprint.get("/incidents/metrics")
-def incident_metrics():
-    raw = request.args.get("hours", "24")
-    if not raw.isdigit() or not 1 <= int(raw) <= 24 * 90:
-        raise ApiError(400, "hours must be a whole number of hours between 1 and 2160", field="hours")
+@api.validate(query=FiguresWindow, resp=responses({200: Figures}))
+def incident_metrics(query: FiguresWindow):
+    """Counts by status and severity, MTTA and MTTR (avg, p50, p90), per clinician"""
     with platform().db.transaction() as cur:
-        return performance.incident_figures(cur, hours=int(raw))
+        return performance.incident_figures(cur, hours=query.hours)

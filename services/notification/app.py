@@ -12,12 +12,11 @@ from healthguard import broker
 from healthguard.config import ConfigError
 from healthguard.db import Database
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
-from healthguard.openapi import openapi_blueprint
 from healthguard.web import create_service_app
 
 from .close_ended_sessions import CloseEndedSessions
 from .hub import Hub
-from .schemas import document
+from .schemas import api
 from .store_notifications import PUSH_EXCHANGE, store_and_announce
 from .views import rest, sockets
 
@@ -63,7 +62,7 @@ def _seconds(settings: dict, name: str) -> float:
 
 def create_app(config=None):
     app = create_service_app("notification", config, optional=OPTIONAL,
-                             blueprints=(rest, sockets, openapi_blueprint(document())))
+                             blueprints=(rest, sockets), api=api)
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
     ping_seconds = _seconds(app.config, "WS_PING_SECONDS")

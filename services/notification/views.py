@@ -2,52 +2,33 @@
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 
+from healthguard.api import responses
 from healthguard.auth import bearer_token, clinician_for_token, clinician_only, current_clinician, public
 from healthguard.db import BIGINT_MAX
 from healthguard.errors import ApiError
-from healthguard.web import json_body, platform
+from healthguard.web import platform
 
 from . import service
 from .hub import ClinicianSocket
-
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
+from .schemas import AllRead, HistoryPage, NotificationList, NotificationRead, ReadAll, api
 
 rest = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications")
 sockets = Blueprint("sockets", __name__)
 sock = Sock()
 
 
-def _id_param(name: str, value) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or not 0 <= number <= BIGINT_MAX:
-        raise ApiError(400, f"{name} must be a non-negative integer", parameter=name)
-    return number
-
-
-def _flag_param(name: str) -> bool:
-    value = request.args.get(name, "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise ApiError(400, f"{name} must be true or false", parameter=name)
-    return value in ("true", "1")
-
-
 @rest.get("")
 @clinician_only
-def list_my_notifications():
-    limit = _id_param("limit", request.args.get("limit", DEFAULT_PAGE))
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
-    after_id = request.args.get("after_id")
-    after_id = _id_param("after_id", after_id) if after_id is not None else None
-    unread_only = _flag_param("unread")
+@api.validate(query=HistoryPage, resp=responses({200: NotificationList}, (403,)))
+def list_my_notifications(query: HistoryPage):
+    """The caller's own notifications
+
+    Newest first; with after_id, oldest first from there (catching up). 403: the service token
+    is not a clinician, and these are a person's notifications."""
     me = current_clinician().employee_id
     with platform().db.transaction() as cur:
-        rows, has_more = service.list_notifications(cur=cur, employee_id=me, unread_only=unread_only,
-                                                    after_id=after_id, limit=limit)
+        rows, has_more = service.list_notifications(cur=cur, employee_id=me, unread_only=query.unread,
+                                                    after_id=query.after_id, limit=query.limit)
         unread = service.unread_count(cur=cur, employee_id=me)
     return {"notifications": [service.as_json(row) for row in rows], "has_more": has_more,
             "unread_count": unread}
@@ -55,7 +36,11 @@ def list_my_notifications():
 
 @rest.patch("/<int:notification_id>/read")
 @clinician_only
+@api.validate(resp=responses({200: NotificationRead}, (403, 404)))
 def mark_my_notification_read(notification_id: int):
+    """Mark one of the caller's notifications read (idempotent)
+
+    404 also for someone else's notification: whether it exists is not revealed."""
     me = current_clinician().employee_id
     row = None
     with platform().db.transaction() as cur:
@@ -69,17 +54,24 @@ def mark_my_notification_read(notification_id: int):
 
 @rest.post("/read-all")
 @clinician_only
-def mark_all_my_notifications_read():
-    up_to_id = None
-    if request.content_length or request.is_json:
-        body = json_body()
-        if body.get("up_to_id") is not None:
-            up_to_id = _id_param("up_to_id", body["up_to_id"])
+@api.validate(json=ReadAll, body_optional=True, resp=responses({200: AllRead}, (403, 413)))
+def mark_all_my_notifications_read(json: ReadAll):
+    """Mark all the caller's unread notifications read"""
     me = current_clinician().employee_id
     with platform().db.transaction() as cur:
-        marked = service.mark_all_read(cur=cur, employee_id=me, up_to_id=up_to_id)
+        marked = service.mark_all_read(cur=cur, employee_id=me, up_to_id=json.up_to_id)
         unread = service.unread_count(cur=cur, employee_id=me)
     return {"marked_read": marked, "unread_count": unread}
+
+
+def _last_id() -> int | None:
+    """?last_id=N on the WebSocket handshake: replay the caller's notifications after N."""
+    raw = request.args.get("last_id", "")
+    if raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > BIGINT_MAX:
+        raise ApiError(400, "last_id must be a notification id (a whole number)", field="last_id")
+    return int(raw)
 
 
 @sockets.before_request
@@ -94,8 +86,7 @@ def authenticate_socket():
         clinician = clinician_for_token(cur, token)
     if clinician is None:
         raise ApiError(401, "the session is invalid, expired or signed out; sign in again")
-    last_id = request.args.get("last_id")
-    g.socket_last_id = _id_param("last_id", last_id) if last_id not in (None, "") else None
+    g.socket_last_id = _last_id()
     g.socket_clinician = clinician
 
 

@@ -14,8 +14,7 @@ from pydantic import (
 )
 
 from healthguard.api import QueryList, RequestModel, ResponseModel, Text, service_api
-
-from .roster import AVAILABILITIES
+from healthguard.domain import Availability
 
 api = service_api(
     "HealthGuard Ops on-call service",
@@ -24,7 +23,6 @@ api = service_api(
 
 EmployeeId = Text(32)
 Role = Text(32)
-Availability = Literal[AVAILABILITIES]
 # Credentials are compared as sent: a password's blanks are part of it.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False,
                                             strict=True)]

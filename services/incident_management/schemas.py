@@ -1,0 +1,199 @@
+"""What the incident management routes accept and answer. The same models validate requests and
+generate the OpenAPI document at /api/v1/openapi.json (healthguard.api)."""
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from healthguard.api import Id, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
+from healthguard.domain import IncidentStatus as Status
+from healthguard.domain import Severity
+
+from .incidents import ACTIONS
+
+api = service_api(
+    "HealthGuard Ops incident management",
+    "Turns alerts from the `alerts` queue into incidents, assigns the least busy available "
+    "clinician of the right role, and tracks the lifecycle. Every change is recorded in the "
+    "incident's history and announced on the `notifications` queue.")
+
+Action = Literal[tuple(ACTIONS)]
+EmployeeId = Text(32)
+MAX_TEXT = 4000
+NoteText = Text(MAX_TEXT)
+DEFAULT_PAGE, MAX_PAGE = 100, 500
+MAX_HOURS = 24 * 90
+
+
+# Requests
+
+class ActionNote(RequestModel):
+    """An optional note kept in the incident's history with the change."""
+    note: NoteText | None = Field(None, examples=["On my way, two minutes"])
+
+
+class Resolution(RequestModel):
+    resolution_notes: NoteText = Field(examples=["Defibrillated, sinus rhythm restored"])
+
+
+class Reassignment(RequestModel):
+    employee_id: EmployeeId = Field(description="the clinician who takes the incident over",
+                                    examples=["S01"])
+    note: NoteText | None = None
+
+
+class NewNote(RequestModel):
+    note: NoteText = Field(examples=["Amiodarone 300 mg given"])
+
+
+class IncidentFilter(RequestModel):
+    status: QueryList(Status) = []
+    severity: QueryList(Severity) = []
+    mine: bool = Field(False, description="true: only those assigned to the caller (a clinician)")
+    patient_id: Text(32) | None = None
+    since: Timestamp | None = Field(None, description="created at or after")
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: Id | None = Field(None, description="the `next` value of the previous page")
+
+
+class FiguresWindow(RequestModel):
+    hours: int = Field(24, ge=1, le=MAX_HOURS, description="the window, in whole hours back from now")
+
+
+# Responses
+
+class Assignee(ResponseModel):
+    employee_id: str
+    name: str
+    role: str
+    tier: int
+
+
+class Incident(ResponseModel):
+    incident_id: int
+    alert_id: int
+    patient_id: str
+    patient_name: str
+    alert_type: str
+    alert_name: str
+    severity: Severity
+    category: str
+    room: str
+    title: str = Field(examples=["CRITICAL: Cardiac arrest, room 312"])
+    status: Status
+    assigned_to: str | None
+    assignee: Assignee | None
+    escalation_level: int = Field(description="how often it was escalated for want of an acknowledgement")
+    created_at: datetime
+    assigned_at: datetime | None
+    acknowledged_at: datetime | None
+    started_at: datetime | None
+    resolved_at: datetime | None
+    escalated_at: datetime | None
+    updated_at: datetime
+    response_seconds: float | None = Field(description="OPEN to ACKNOWLEDGED (MTTA sample)")
+    resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")
+    resolution_notes: str | None
+    allowed_actions: list[Action] = Field(description="what the lifecycle allows in this status")
+
+
+class IncidentAlert(ResponseModel):
+    """The alert the incident was opened for."""
+    alert_id: int
+    patient_id: str
+    alert_type: str
+    severity: Severity
+    category: str
+    room: str
+    value: float | None
+    device_id: str | None
+    source_alarm_id: str | None
+    source: Literal["DEVICE", "MANUAL", "SIMULATOR"]
+    triggered_by: str | None
+    occurred_at: datetime
+    received_at: datetime
+
+
+class IncidentNote(ResponseModel):
+    note_id: int
+    author_id: str
+    body: str
+    created_at: datetime
+
+
+class AuthoredNote(IncidentNote):
+    author_name: str
+
+
+class Assignment(ResponseModel):
+    assignment_id: int
+    employee_id: str
+    name: str
+    role: str
+    assigned_by: str | None = Field(description="null: the system")
+    reason: Literal["AUTO", "CLAIM", "REASSIGN", "ESCALATION"]
+    assigned_at: datetime
+    ended_at: datetime | None
+
+
+class HistoryEntry(ResponseModel):
+    history_id: int
+    action: str
+    actor_id: str | None = Field(description="null: the system")
+    actor_name: str | None
+    previous_status: Status | None
+    new_status: Status | None
+    note: str | None
+    created_at: datetime
+
+
+class IncidentDetail(Incident):
+    alert: IncidentAlert | None
+    notes: list[AuthoredNote]
+    assignments: list[Assignment]
+    history: list[HistoryEntry] = Field(description="the audit trail, oldest first")
+
+
+class IncidentPage(ResponseModel):
+    incidents: list[Incident]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+    limit: int
+
+
+class Span(ResponseModel):
+    hours: int
+    since: datetime
+    until: datetime
+
+
+class Counts(ResponseModel):
+    by_status: dict[Status, int]
+    by_severity: dict[Severity, int]
+    total: int
+
+
+class Timing(ResponseModel):
+    count: int
+    avg: float | None
+    p50: float | None
+    p90: float | None
+
+
+class ClinicianFigures(ResponseModel):
+    employee_id: str
+    name: str
+    role: str
+    active: int
+    resolved: int
+    mtta_avg_seconds: float | None
+    mttr_avg_seconds: float | None
+
+
+class Figures(ResponseModel):
+    window: Span
+    counts: Counts
+    active_now: int
+    unassigned_now: int
+    mtta_seconds: Timing
+    mttr_seconds: Timing
+    clinicians: list[ClinicianFigures]
