@@ -121,7 +121,7 @@ class Employee(ResponseModel):
     specialty: str | None
     tier: int
     is_supervisor: bool
-    is_logged_in: bool
+    signed_in: bool = Field(description="has a live session now")
     availability: Availability
     last_login: dt.datetime | None
 
