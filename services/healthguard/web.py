@@ -13,7 +13,7 @@ from .auth import public, register_authentication
 from .config import COMMON_REQUIRED, ConfigError, env_int, load_config
 from .context import Platform, platform
 from .db import Database
-from .errors import ApiError, register_error_handlers
+from .errors import register_error_handlers
 from .logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -83,16 +83,6 @@ def start_web_background(app: Flask) -> None:
 def stop_web_background(app: Flask) -> None:
     for task in app.extensions["healthguard"].web_background:
         task.stop()
-
-
-def json_body() -> dict:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
-    if not request.is_json:
-        raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
 
 
 def _register_request_hooks(app: Flask, service: str) -> None:

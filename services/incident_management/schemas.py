@@ -8,6 +8,7 @@ from pydantic import Field
 from healthguard.api import Id, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
 from healthguard.domain import IncidentStatus as Status
 from healthguard.domain import Severity
+from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 from .incidents import ACTIONS
 
@@ -21,7 +22,6 @@ Action = Literal[tuple(ACTIONS)]
 EmployeeId = Text(32)
 MAX_TEXT = 4000
 NoteText = Text(MAX_TEXT)
-DEFAULT_PAGE, MAX_PAGE = 100, 500
 MAX_HOURS = 24 * 90
 
 
@@ -52,7 +52,7 @@ class IncidentFilter(RequestModel):
     mine: bool = Field(False, description="true: only those assigned to the caller (a clinician)")
     patient_id: Text(32) | None = None
     since: Timestamp | None = Field(None, description="created at or after")
-    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
     cursor: Id | None = Field(None, description="the `next` value of the previous page")
 
 
