@@ -12,6 +12,7 @@ import pika
 import pika.exceptions
 
 from . import metrics
+from .threads import BackgroundThread
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +171,16 @@ class Publisher:
         self._reset()
 
 
-class SubscriptionThread:
+class SubscriptionThread(BackgroundThread):
     """A background thread with its own connection that subscribes, consumes until stopped,
     and subscribes again (with backoff) after every lost connection or broker restart.
     Subclasses say what to subscribe to (`_subscribe`) and how to take a message."""
 
     def __init__(self, url: str, *, name: str, max_backoff: float = 10.0):
+        super().__init__()
         self.url, self.name, self.max_backoff = url, name, max_backoff
         self.connected = threading.Event()
-        self._stopping = threading.Event()
         self._connection = self._channel = None
-        self._thread = None
 
     def _subscribe(self, channel) -> None:
         raise NotImplementedError
@@ -188,24 +188,13 @@ class SubscriptionThread:
     def _on_subscribed(self) -> None:
         """Runs after every (re)subscription, in the thread."""
 
-    def start(self):
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
+    def _interrupt(self) -> None:
         connection, channel = self._connection, self._channel
         if connection is not None and channel is not None:
             try:
                 connection.add_callback_threadsafe(channel.stop_consuming)
             except CONNECTION_ERRORS:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         backoff = 0.5

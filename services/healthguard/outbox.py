@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import select
-import threading
 
 import psycopg2
 from prometheus_client import Counter
 from psycopg2.extras import Json
 
 from .broker import BrokerError
+from .threads import BackgroundThread
 
 log = logging.getLogger(__name__)
 
@@ -65,35 +65,28 @@ def enqueue(cur, *, queue: str, message_id: str, payload: dict) -> None:
     cur.execute("NOTIFY " + NOTIFY_CHANNEL)
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundThread):
     """Publishes outbox rows in a background thread: wakes on NOTIFY, polls as a backstop,
     and keeps retrying (with a growing pause) while the broker or the database is down."""
 
+    name = "outbox-relay"
+
     def __init__(self, db, publisher, *, batch_size: int = 100, poll_interval: float = 2.0,
                  max_backoff: float = 5.0):
+        super().__init__()
         self.db, self.publisher = db, publisher
         self.batch_size, self.poll_interval, self.max_backoff = batch_size, poll_interval, max_backoff
-        self._stopping = threading.Event()
         self._wake_r = self._wake_w = None
-        self._thread = None
 
-    def start(self) -> "OutboxRelay":
-        self._stopping.clear()
+    def _before_start(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-        self._thread.start()
-        return self
 
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
+    def _interrupt(self) -> None:
         if self._wake_w is not None:
             os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+
+    def _after_stop(self) -> None:
+        self._thread = None
         for fd in (self._wake_r, self._wake_w):
             if fd is not None:
                 os.close(fd)
