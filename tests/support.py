@@ -158,8 +158,11 @@ class ThrowawayRabbitMQ:
         return self
 
     def wait_listening(self, timeout: float = 60) -> None:
-        wait_for(lambda: port_open(self.port), timeout, 0.2,
-                 f"throw-away RabbitMQ to listen (log: {self.dir / 'server.out'})")
+        def listening():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"throw-away RabbitMQ exited (log: {self.dir / 'server.out'})")
+            return port_open(self.port)
+        wait_for(listening, timeout, 0.2, f"throw-away RabbitMQ to listen (log: {self.dir / 'server.out'})")
 
     def ctl(self, *args, tool: str = "rabbitmqctl", timeout: float = 60) -> str:
         """Run a RabbitMQ CLI command against this node; its output."""
@@ -179,8 +182,10 @@ class ThrowawayRabbitMQ:
         wait_for(lambda: not port_open(self.port), 10, 0.1, "throw-away RabbitMQ to stop")
 
     def destroy(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ThrowawayRabbitCluster:
@@ -197,14 +202,29 @@ class ThrowawayRabbitCluster:
             for path in (self.home, cookie):
                 shutil.chown(path, "rabbitmq", "rabbitmq")
         self.nodes = [ThrowawayRabbitMQ(home=self.home) for _ in range(size)]
-        self.url = ",".join(node.url for node in self.nodes)
 
-    def start(self, timeout: float = 90):
-        """Boot every node, then join the others to the first (each stops its app, joins, starts)."""
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 90, attempts: int = 3):
+        """Boot every node, then join the others to the first (each stops its app, joins, starts).
+        A spare port may be taken by another process between free_port() and the node's bind
+        (the machine is shared): such a node is replaced by one on other ports."""
         for node in self.nodes:  # booting in parallel
             node.start(wait=False)
-        for node in self.nodes:
-            node.wait_listening(timeout)
+        for index in range(len(self.nodes)):
+            for attempt in range(1, attempts + 1):
+                node = self.nodes[index]
+                try:
+                    node.wait_listening(timeout)
+                    node.ctl("await_startup", timeout=timeout)  # our node, not a port's other owner
+                    break
+                except (RuntimeError, TimeoutError):
+                    if attempt == attempts:
+                        raise
+                    node.destroy()
+                    self.nodes[index] = ThrowawayRabbitMQ(home=self.home).start(wait=False)
         first, *others = self.nodes
         for node in others:
             node.ctl("stop_app")
