@@ -3,7 +3,9 @@ start, and the services themselves as gunicorn subprocesses. Never touches the m
 PostgreSQL or RabbitMQ processes."""
 import contextlib
 import glob
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,7 +18,7 @@ from pathlib import Path
 import pika
 import requests
 
-from healthguard.broker import RetryPolicy, retry_queue
+from healthguard.broker import RetryPolicy, declare_durable_queue, retry_queue
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
@@ -115,12 +117,16 @@ class ThrowawayPostgres:
 
 
 class ThrowawayRabbitMQ:
-    """A private RabbitMQ node (own node name, port and data dir) that a test may stop."""
+    """A private RabbitMQ node (own node name, port and data dir) that a test may stop.
+    `home` is the directory holding the Erlang cookie (a cluster's nodes share one); by default
+    the rabbitmq user's own."""
 
-    def __init__(self):
+    def __init__(self, home: Path | None = None):
         self.port = free_port()
         self.dist_port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hg-rmq-"))
+        self.home = home or (Path("/var/lib/rabbitmq") if os.geteuid() == 0 else self.dir)
+        self.nodename = f"hgtest{self.port}@localhost"
         (self.dir / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:
             for path in (self.dir, self.dir / "enabled_plugins"):
@@ -128,11 +134,10 @@ class ThrowawayRabbitMQ:
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         self.proc = None
 
-    def start(self, timeout: float = 60):
+    def start(self, timeout: float = 60, *, wait: bool = True):
         env = {
             **os.environ,
-            "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else str(self.dir),
-            "RABBITMQ_NODENAME": f"hgtest{self.port}@localhost",
+            "RABBITMQ_NODENAME": self.nodename,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
@@ -142,12 +147,33 @@ class ThrowawayRabbitMQ:
             "RABBITMQ_PID_FILE": str(self.dir / "pid"),
         }
         log = open(self.dir / "server.out", "ab")
+        # HOME (where Erlang finds its cookie) is set after runuser, which would reset it.
         self.proc = subprocess.Popen(
-            [*_as_service_user("rabbitmq"), "/usr/lib/rabbitmq/bin/rabbitmq-server"],
+            [*_as_service_user("rabbitmq"), "env", f"HOME={self.home}",
+             "/usr/lib/rabbitmq/bin/rabbitmq-server"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        wait_for(lambda: port_open(self.port), timeout, 0.2, "throw-away RabbitMQ to listen")
+        if wait:
+            self.wait_listening(timeout)
         return self
+
+    def wait_listening(self, timeout: float = 60) -> None:
+        def listening():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"throw-away RabbitMQ exited (log: {self.dir / 'server.out'})")
+            return port_open(self.port)
+        wait_for(listening, timeout, 0.2, f"throw-away RabbitMQ to listen (log: {self.dir / 'server.out'})")
+
+    def ctl(self, *args, tool: str = "rabbitmqctl", timeout: float = 60) -> str:
+        """Run a RabbitMQ CLI command against this node; its output."""
+        done = subprocess.run(
+            [*_as_service_user("rabbitmq"), "env", f"HOME={self.home}",
+             f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.nodename, *args],
+            capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} {' '.join(args)} on {self.nodename} failed: "
+                               f"{done.stdout}{done.stderr}")
+        return done.stdout
 
     def stop(self):
         if self.proc is not None:
@@ -156,8 +182,87 @@ class ThrowawayRabbitMQ:
         wait_for(lambda: not port_open(self.port), 10, 0.1, "throw-away RabbitMQ to stop")
 
     def destroy(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ThrowawayRabbitCluster:
+    """A private cluster of RabbitMQ nodes on spare ports, sharing a private Erlang cookie (so
+    neither the machine's broker nor another test's cluster can be reached or joined by
+    mistake). `url` names every node, as a service's RABBITMQ_URL; a test may kill any node."""
+
+    def __init__(self, size: int = 3):
+        self.home = Path(tempfile.mkdtemp(prefix="hg-rmq-cluster-"))
+        cookie = self.home / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(20))
+        cookie.chmod(0o400)
+        if os.geteuid() == 0:
+            for path in (self.home, cookie):
+                shutil.chown(path, "rabbitmq", "rabbitmq")
+        self.nodes = [ThrowawayRabbitMQ(home=self.home) for _ in range(size)]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 90, attempts: int = 3):
+        """Boot every node, then join the others to the first (each stops its app, joins, starts).
+        A spare port may be taken by another process between free_port() and the node's bind
+        (the machine is shared): such a node is replaced by one on other ports."""
+        for node in self.nodes:  # booting in parallel
+            node.start(wait=False)
+        for index in range(len(self.nodes)):
+            for attempt in range(1, attempts + 1):
+                node = self.nodes[index]
+                try:
+                    node.wait_listening(timeout)
+                    node.ctl("await_startup", timeout=timeout)  # our node, not a port's other owner
+                    break
+                except (RuntimeError, TimeoutError):
+                    if attempt == attempts:
+                        raise
+                    node.destroy()
+                    self.nodes[index] = ThrowawayRabbitMQ(home=self.home).start(wait=False)
+        first, *others = self.nodes
+        for node in others:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", first.nodename)
+            node.ctl("start_app")
+        for node in self.nodes:
+            node.ctl("await_startup", timeout=timeout)
+        status = json.loads(first.ctl("cluster_status", "--formatter", "json"))
+        assert sorted(status["running_nodes"]) == sorted(node.nodename for node in self.nodes), status
+        return self
+
+    def node(self, nodename: str) -> ThrowawayRabbitMQ:
+        return next(node for node in self.nodes if node.nodename == nodename)
+
+    def running(self) -> list[ThrowawayRabbitMQ]:
+        return [node for node in self.nodes if node.proc is not None]
+
+    def leader(self, queue: str, vhost: str = "/") -> ThrowawayRabbitMQ:
+        """The node leading a quorum queue now, as a running node sees it (for a classic queue,
+        which has no leader, the one node holding it)."""
+        output = self.running()[0].ctl("-q", "list_queues", "-p", vhost, "name", "leader", "pid")
+        for line in output.splitlines():
+            name, leader, pid = (line.split("\t") + ["", ""])[:3]
+            if name == queue:  # a pid reads <node@host.1.2.3>
+                return self.node(leader.strip() or pid.strip("<> ").rsplit(".", 3)[0])
+        raise LookupError(f"no queue {queue} on the cluster: {output}")
+
+    def destroy(self):
+        """Kill every node and remove every directory, whatever state the test left them in."""
+        errors = []
+        for node in self.nodes:
+            try:
+                node.destroy()
+            except Exception as exc:  # noqa: BLE001 - the other nodes must still go
+                errors.append(exc)
+        shutil.rmtree(self.home, ignore_errors=True)
+        if errors:
+            raise errors[0]
 
 
 class ServiceProcess:
@@ -300,10 +405,9 @@ def _vhost(rabbitmq_url: str) -> str:
 def drain_queue(rabbitmq_url: str, queue: str) -> list[tuple[dict, "pika.BasicProperties"]]:
     """Every message now on `queue` (JSON body decoded, or the raw bytes that are not JSON, and
     properties), removed from it."""
-    import json
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
-    channel.queue_declare(queue, durable=True)
+    declare_durable_queue(channel, queue)
     messages = []
     while True:
         method, properties, body = channel.basic_get(queue, auto_ack=True)

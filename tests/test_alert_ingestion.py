@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from alert_ingestion.app import create_app
+from healthguard.broker import declare_durable_queue
 from tests.api_contract import checked_document, fuzz
 from tests.support import DEVICE_KEY, REPO, ServiceProcess, wait_for
 
@@ -35,7 +36,7 @@ def counts(db) -> dict:
 def queued_alerts(rabbitmq_url) -> list[dict]:
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
-    channel.queue_declare("alerts", durable=True)
+    declare_durable_queue(channel, "alerts")
     messages = []
     while True:
         method, properties, body = channel.basic_get("alerts", auto_ack=True)

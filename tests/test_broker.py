@@ -1,6 +1,7 @@
 """The shared RabbitMQ pieces against a real broker: confirmed publishing, ack only after the
 handler's transaction committed, retries through delay queues, dead-lettering of messages that
 can never be processed."""
+import subprocess
 import threading
 import uuid
 
@@ -9,14 +10,18 @@ import pytest
 
 from healthguard.broker import (
     ATTEMPTS_HEADER,
+    BrokerError,
     Consumer,
     PermanentMessageError,
     Publisher,
     RetryPolicy,
     dead_letter_queue,
+    declare_queue,
+    declare_retry_queue,
+    node_urls,
     retry_queue,
 )
-from tests.support import queue_depth, wait_for
+from tests.support import _vhost, queue_depth, wait_for
 
 FAST_RETRY = RetryPolicy(max_attempts=5, first_delay=0.2, max_delay=0.4)
 
@@ -179,3 +184,48 @@ def test_consumer_reconnects_after_a_broker_restart(db, queue):
         consumer.stop()
         publisher.close()
         rabbit.destroy()
+
+
+def queue_types(rabbitmq_url) -> dict:
+    """name -> (type, arguments) of the run's queues, as the broker reports them."""
+    output = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", _vhost(rabbitmq_url), "name",
+                             "type", "arguments"], capture_output=True, text=True, timeout=60,
+                            check=True).stdout
+    return {name: (kind, arguments) for name, kind, arguments in
+            (line.split("\t", 2) for line in output.splitlines())}
+
+
+def test_work_dead_letter_and_delay_queues_are_quorum_queues(rabbitmq_url, queue):
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        declare_queue(channel, queue)
+        declare_retry_queue(channel, queue, 0.2)
+    finally:
+        connection.close()
+    queues = queue_types(rabbitmq_url)
+    for name in (queue, dead_letter_queue(queue), retry_queue(queue, 0.2)):
+        assert queues[name][0] == "quorum", (name, queues[name])
+    # A delay queue hands its messages back at least once: never dropped on the way.
+    arguments = queues[retry_queue(queue, 0.2)][1]
+    assert "at-least-once" in arguments and "reject-publish" in arguments, arguments
+
+
+def test_a_classic_queue_left_by_an_older_version_is_reported_by_name(rabbitmq_url, queue):
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    connection.channel().queue_declare(queue, durable=True)  # what the classic version declared
+    connection.close()
+    publisher = Publisher(rabbitmq_url)
+    try:
+        with pytest.raises(BrokerError, match=f"queue {queue} exists with another type.*README"):
+            publisher.publish(queue, {"n": 1}, message_id="m1")
+    finally:
+        publisher.close()
+
+
+def test_rabbitmq_url_may_name_several_nodes():
+    assert node_urls("amqp://a/%2F") == ["amqp://a/%2F"]
+    assert node_urls(" amqp://a:5672/%2F , amqp://b:5672/%2F,") == ["amqp://a:5672/%2F",
+                                                                     "amqp://b:5672/%2F"]
+    with pytest.raises(ValueError):
+        node_urls(" , ")

@@ -34,8 +34,11 @@ SERVICES_IMAGE = "healthguard-ops/services:latest"
 METRICS_DIR = "/tmp/prometheus"  # noqa: S108 (the image's PROMETHEUS_MULTIPROC_DIR, inside the container)
 PUBLISHED = {8080: ("web-ui", 8080), 3001: ("grafana", 3000), 9090: ("prometheus", 9090)}
 ONE_SHOT = {"migrate"}
-SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN",
-           "DEVICE_API_KEYS")
+SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "RABBITMQ_ERLANG_COOKIE",
+           "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN", "DEVICE_API_KEYS")
+# The `ha` profile: the broker `rabbitmq` and these two form a 3-node RabbitMQ cluster.
+HA_NODES = ("rabbitmq", "rabbitmq-2", "rabbitmq-3")
+RABBITMQ_CONF = REPO / "rabbitmq" / "rabbitmq.conf"
 SERVICE_SETTINGS = ("SERVICE_TOKEN", "WEB_ORIGIN", "HOSPITAL_TZ", "SESSION_TTL_HOURS", "LOG_LEVEL",
                     "GUNICORN_WORKERS")
 
@@ -236,7 +239,7 @@ def test_no_credential_is_written_in_the_compose_file(raw_compose):
     text = COMPOSE_FILE.read_text()
     for literal in ("change-me", "password123", "guest:guest", "admin:admin"):
         assert literal not in text, f"literal credential {literal!r} in docker-compose.yml"
-    secret_key = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY|_KEYS?$", re.IGNORECASE)
+    secret_key = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY|_KEYS?$|COOKIE", re.IGNORECASE)
     for name, service in raw_compose["services"].items():
         environment = service.get("environment") or {}
         assert isinstance(environment, dict), f"{name}: use the mapping form of environment"
@@ -339,8 +342,9 @@ def test_app_services_get_their_settings(services, env):
         assert environment["DATABASE_URL"] == (
             f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
             f"@postgres:5432/{env['POSTGRES_DB']}"), name
-        assert environment["RABBITMQ_URL"] == (
-            f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/%2F"), name
+        assert environment["RABBITMQ_URL"] == ",".join(
+            f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@{node}:5672/%2F"
+            for node in HA_NODES), name
         for setting in SERVICE_SETTINGS:
             assert environment[setting] == env[setting], f"{name}.{setting}"
     assert services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == env["DEVICE_API_KEYS"]
@@ -352,7 +356,8 @@ def test_app_services_get_their_settings(services, env):
         "POSTGRES_DB": env["POSTGRES_DB"]}
     assert services["rabbitmq"]["environment"] == {
         "RABBITMQ_DEFAULT_USER": env["RABBITMQ_USER"],
-        "RABBITMQ_DEFAULT_PASS": env["RABBITMQ_PASSWORD"]}
+        "RABBITMQ_DEFAULT_PASS": env["RABBITMQ_PASSWORD"],
+        "RABBITMQ_ERLANG_COOKIE": env["RABBITMQ_ERLANG_COOKIE"]}
     grafana = services["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_USER"] == env["GRAFANA_ADMIN_USER"]
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == env["GRAFANA_ADMIN_PASSWORD"]
@@ -366,6 +371,64 @@ def test_shared_settings_are_written_once():
         assert len(re.findall(rf"^\s+{key}:", text, re.MULTILINE)) == 1, key
     assert text.count('"healthguard.healthcheck"]') == 1  # the web services' anchor
     assert text.count('"healthguard.healthcheck", "--worker"]') == 1  # the workers' anchor
+
+
+# --------------------------------------------------------------------------- ha profile
+def rabbitmq_conf() -> dict:
+    """rabbitmq.conf (sysctl format: `key = value` lines, # comments) as a mapping."""
+    settings = {}
+    for line in RABBITMQ_CONF.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            key, sep, value = line.partition("=")
+            assert sep, f"rabbitmq.conf: not `key = value`: {line!r}"
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def test_the_ha_profile_is_off_by_default(services):
+    """A plain `docker compose up` runs what it always ran; only `--profile ha` adds nodes."""
+    profiled = {name: service["profiles"] for name, service in services.items() if "profiles" in service}
+    assert profiled == {"rabbitmq-2": ["ha"], "rabbitmq-3": ["ha"]}
+
+
+def test_the_ha_profile_forms_a_three_node_cluster(services, env):
+    conf = rabbitmq_conf()
+    assert conf["cluster_formation.peer_discovery_backend"] == "classic_config"
+    listed = [value for key, value in sorted(conf.items())
+              if key.startswith("cluster_formation.classic_config.nodes.")]
+    assert listed == [f"rabbit@{services[node]['hostname']}" for node in HA_NODES]
+    image = services["rabbitmq"]["image"]
+    assert image.startswith("rabbitmq:3.13")
+    for node in HA_NODES:
+        service = services[node]
+        assert service["hostname"] == node  # the node name rabbit@<hostname> the conf lists
+        assert service["image"] == image, node
+        assert service["environment"]["RABBITMQ_ERLANG_COOKIE"] == env["RABBITMQ_ERLANG_COOKIE"], node
+        assert service["healthcheck"] == services["rabbitmq"]["healthcheck"], node
+    assert services["rabbitmq"]["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq"]
+    for node in HA_NODES[1:]:
+        service = services[node]
+        assert f"{node}-data:/var/lib/rabbitmq" in service["volumes"], node
+        # They join the seed on first boot, so they start after it; the seed mounts no node list
+        # (alone, without the profile, it must not wait for peers that never come).
+        assert service["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}, node
+        assert "./rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-healthguard-cluster.conf:ro" in (
+            service["volumes"]), node
+        # Users and vhosts come from the cluster: the joining nodes define none.
+        assert set(service["environment"]) == {"RABBITMQ_ERLANG_COOKIE"}, node
+
+
+def test_the_services_know_every_node_and_wait_for_the_cluster(services, env):
+    from healthguard.broker import node_urls
+    for name in [*APP_SERVICES, *WORKERS]:
+        service = services[name]
+        urls = node_urls(service["environment"]["RABBITMQ_URL"])
+        assert [urlsplit(url).hostname for url in urls] == list(HA_NODES), name
+        # Quorum queues get a replica on each node that is in the cluster when they are
+        # declared: with the profile on, the services start once all three nodes are up.
+        for node in HA_NODES[1:]:
+            assert service["depends_on"][node] == {"condition": "service_healthy", "required": False}
 
 
 # --------------------------------------------------------------------------- images
@@ -388,7 +451,8 @@ def test_the_services_image_is_built_once_and_never_pulled(services):
 
 def test_named_volumes_are_declared_and_used(compose, services):
     declared = set(compose.get("volumes") or {})
-    assert declared == {"postgres-data", "rabbitmq-data", "grafana-data", "prometheus-data",
+    assert declared == {"postgres-data", "rabbitmq-data", "rabbitmq-2-data", "rabbitmq-3-data",
+                        "grafana-data", "prometheus-data",
                         *(f"{name}-metrics" for name in APP_SERVICES)}
     used = set()
     for name, service in services.items():

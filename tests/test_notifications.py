@@ -8,7 +8,7 @@ import pika
 import pytest
 import requests
 
-from healthguard.broker import Publisher
+from healthguard.broker import Publisher, declare_durable_queue
 from notification.app import create_app
 from tests.api_contract import checked_document, fuzz
 from tests.support import wait_for
@@ -154,7 +154,7 @@ def dead_letters(rabbitmq_url):
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
         channel = connection.channel()
-        channel.queue_declare("notifications.dead", durable=True)
+        declare_durable_queue(channel, "notifications.dead")
         seen = []
         while True:
             method, properties, body = channel.basic_get("notifications.dead")

@@ -48,9 +48,34 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dead"
 
 
+# Every durable queue of the platform is a quorum queue: replicated (Raft) to the cluster's
+# nodes, so a work queue, its dead letters and its parked retries survive losing a minority of
+# the nodes (a classic queue lives on one node and is gone, or unreachable, with it). On a
+# single node it behaves as a durable queue. A queue's type cannot change once declared: a
+# broker that still holds the classic queues of an older version refuses these declarations
+# (PRECONDITION_FAILED), see the README's "Upgrading to quorum queues".
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def declare_durable_queue(channel, name: str, arguments: dict | None = None) -> None:
+    """THE declaration of a platform queue (work, dead-letter and delay queues, and any lane a
+    service adds): every declaration goes through here so all agree on the arguments (two
+    declarations of one queue with different arguments close the channel)."""
+    try:
+        channel.queue_declare(queue=name, durable=True, arguments={**QUORUM, **(arguments or {})})
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 406 and "x-queue-type" in (exc.reply_text or ""):
+            raise BrokerError(f"queue {name} exists with another type (a classic queue of an older "
+                              f"version?): see the README, Upgrading to quorum queues. "
+                              f"{exc.reply_text}") from exc
+        raise
+
+
 def declare_queue(channel, queue: str) -> None:
-    channel.queue_declare(queue=queue, durable=True)
-    channel.queue_declare(queue=dead_letter_queue(queue), durable=True)
+    """A work queue and its dead-letter queue. Consumers dead-letter by a confirmed publish of
+    their own (with the reason), so the work queue needs no broker dead-lettering."""
+    declare_durable_queue(channel, queue)
+    declare_durable_queue(channel, dead_letter_queue(queue))
 
 
 def retry_queue(queue: str, delay: float) -> str:
@@ -64,12 +89,18 @@ def declare_retry_queue(channel, queue: str, delay: float) -> str:
     """A durable queue nobody consumes: each message expires after `delay` (x-message-ttl) and is
     dead-lettered back to the work queue. One fixed TTL per queue keeps it first in, first out
     (a per-message TTL only expires the head, so a long delay would hold up short ones behind
-    it); TTL and dead-lettering work the same on classic and quorum queues."""
+    it). Quorum queues dead-letter at most once by default: a message expiring while the work
+    queue's leader is being elected would be dropped. `at-least-once` keeps it in the delay
+    queue until the work queue confirmed it (a copy may arrive twice: consumers are
+    idempotent), and requires `reject-publish` so a full queue refuses new messages (the
+    consumer's confirmed publish fails, the delivery is not acked) rather than dropping old."""
     name = retry_queue(queue, delay)
-    channel.queue_declare(queue=name, durable=True, arguments={
+    declare_durable_queue(channel, name, {
         "x-message-ttl": round(delay * 1000),
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     })
     return name
 
@@ -88,20 +119,38 @@ class RetryPolicy:
         return min(self.first_delay * 2 ** (failures - 1), self.max_delay)
 
 
-def connection_parameters(url: str, *, timeout: float = 5.0) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    params.socket_timeout = timeout
-    params.stack_timeout = timeout * 2
-    params.blocked_connection_timeout = 30
-    params.heartbeat = 30
-    return params
+def node_urls(url: str) -> list[str]:
+    """RABBITMQ_URL is one AMQP URL or a comma-separated list of them, one per node of a
+    cluster: `amqp://u:p@rabbit1:5672/hg,amqp://u:p@rabbit2:5672/hg,...`."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("RABBITMQ_URL names no broker")
+    return urls
+
+
+def connection_parameters(url: str, *, timeout: float = 5.0) -> list[pika.URLParameters]:
+    """One set of parameters per node, in the order given: pika tries them in turn, so a
+    connection (a publisher's, or a consumer's after it lost its node) goes to the first node
+    that answers. A cluster's nodes serve every queue, whichever node leads it."""
+    nodes = []
+    for node_url in node_urls(url):
+        params = pika.URLParameters(node_url)
+        params.connection_attempts = 1
+        params.socket_timeout = timeout
+        params.stack_timeout = timeout * 2
+        params.blocked_connection_timeout = 30
+        params.heartbeat = 30
+        nodes.append(params)
+    return nodes
+
+
+def connect(url: str, *, timeout: float = 5.0) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, timeout=timeout))
 
 
 def ping(url: str) -> None:
-    """Raise unless the broker accepts a connection now."""
-    connection = pika.BlockingConnection(connection_parameters(url, timeout=2.0))
-    connection.close()
+    """Raise unless a node of the broker accepts a connection now."""
+    connect(url, timeout=2.0).close()
 
 
 class Publisher:
@@ -115,7 +164,7 @@ class Publisher:
         channel = getattr(self._local, "channel", None)
         if channel is None or channel.is_closed or channel.connection.is_closed:
             self._reset()
-            connection = pika.BlockingConnection(connection_parameters(self.url))
+            connection = connect(self.url)
             channel = connection.channel()
             channel.confirm_delivery()
             self._local.connection, self._local.channel, self._local.declared = connection, channel, set()
@@ -201,7 +250,7 @@ class SubscriptionThread(BackgroundThread):
         while not self._stopping.is_set():
             connection = None
             try:
-                connection = pika.BlockingConnection(connection_parameters(self.url))
+                connection = connect(self.url)
                 channel = connection.channel()
                 self._subscribe(channel)
                 self._connection, self._channel = connection, channel
@@ -211,7 +260,7 @@ class SubscriptionThread(BackgroundThread):
                 self._on_subscribed()
                 if not self._stopping.is_set():
                     channel.start_consuming()
-            except CONNECTION_ERRORS as exc:
+            except (*CONNECTION_ERRORS, BrokerError) as exc:
                 log.warning("broker connection lost, subscribing again",
                             extra={"subscription": self.name, "error": repr(exc), "retry_in": backoff})
             finally:

@@ -1,0 +1,101 @@
+"""A broker that survives losing a node: the platform's queues are quorum queues, replicated on
+a throw-away 3-node RabbitMQ cluster; the node leading the alerts queue is killed while alarms
+stream in, and every accepted alarm still becomes exactly one incident."""
+import threading
+
+import pika
+import pytest
+
+from healthguard.broker import ALERTS_QUEUE, connect, declare_queue, declare_retry_queue
+from tests.support import ThrowawayRabbitCluster, free_port, wait_for
+from tests.test_pipeline_faults import (
+    all_assigned,
+    assert_exactly_one_incident_each,
+    incidents_by_alert,
+    post_alert,
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One cluster for the module (booting three nodes is most of its time). The node-loss test
+    comes last: it leaves one node dead."""
+    cluster = ThrowawayRabbitCluster(3)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.destroy()  # every node and directory, even when start() failed half-way
+
+
+def test_the_platform_queues_are_quorum_queues_replicated_on_every_node(cluster):
+    connection = connect(cluster.url)
+    try:
+        channel = connection.channel()
+        declare_queue(channel, ALERTS_QUEUE)
+        declare_retry_queue(channel, ALERTS_QUEUE, 1.0)
+    finally:
+        connection.close()
+    listed = {line.split("\t")[0]: line for line in
+              cluster.nodes[1].ctl("-q", "list_queues", "name", "type", "members").splitlines()}
+    for queue in (ALERTS_QUEUE, f"{ALERTS_QUEUE}.dead", f"{ALERTS_QUEUE}.retry.1000ms"):
+        assert "quorum" in listed[queue], listed
+        assert all(node.nodename in listed[queue] for node in cluster.nodes), listed[queue]
+
+
+def test_a_connection_goes_to_the_first_node_of_the_list_that_answers(cluster):
+    nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"  # no broker listens there
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        connect(nobody)
+    connection = connect(f"{nobody},{cluster.nodes[1].url}")
+    try:
+        assert connection.is_open
+        assert connection._impl.params.port == cluster.nodes[1].port
+    finally:
+        connection.close()
+
+
+def test_the_node_leading_the_alerts_queue_dies_mid_stream_and_no_alarm_is_lost_or_doubled(
+        cluster, start_service, login_as, db):
+    oncall = start_service("oncall")
+    # Each service is given every node; its connections go to the first that answers, so the
+    # nodes' order is rotated per service: the leader's death cuts publishers AND consumers.
+    nodes = [node.url for node in cluster.nodes]
+    ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": ",".join(nodes)})
+    incidents_env = {"ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5",
+                     "MESSAGE_RETRY_SECONDS": "0.5"}
+    start_service("incident-management", env={**incidents_env,
+                                              "RABBITMQ_URL": ",".join(nodes[1:] + nodes[:1])})
+    start_service("incident-management", env={**incidents_env,
+                                              "RABBITMQ_URL": ",".join(nodes[2:] + nodes[:2])})
+    for specialist in ("S01", "S02", "S05", "S06"):
+        login_as(specialist)
+
+    accepted = []
+    failures = []
+
+    def post_stream(count: int):
+        try:
+            for n in range(count):
+                accepted.append(post_alert(ingestion, ("P001", "P004")[n % 2],
+                                           ("ST_ELEVATION_DETECTED", "STROKE_SUSPECTED")[n % 2]))
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+
+    poster = threading.Thread(target=post_stream, args=(40,))
+    poster.start()
+    try:
+        wait_for(lambda: sum(r["incidents"] for r in incidents_by_alert(db).values()) >= 10, 30, 0.02,
+                 "incident management to be handling the stream")
+        leader = cluster.leader(ALERTS_QUEUE)
+        leader.stop()  # SIGKILL: its connections, its replicas and its leadership are gone at once
+    finally:
+        poster.join()
+    post_stream(20)  # and the stream goes on after the node's death
+    assert failures == []  # the ingestion API kept accepting alarms throughout
+    assert len(accepted) == 60
+    wait_for(lambda: all_assigned(db, accepted), 90, 0.2,
+             "every accepted alarm to become an incident on the surviving nodes")
+    assert_exactly_one_incident_each(db, accepted)
+    # The two survivors elected another leader.
+    assert cluster.leader(ALERTS_QUEUE) in cluster.running()
+    assert leader not in cluster.running()
