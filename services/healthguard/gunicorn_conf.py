@@ -8,6 +8,11 @@ import os
 import sys
 import tempfile
 
+import gunicorn.http.wsgi
+
+# Every response carries gunicorn's Server header; it names no software or version of ours.
+gunicorn.http.wsgi.SERVER = "healthguard"
+
 if not os.environ.get("PORT"):
     sys.exit("healthguard: missing required setting PORT (the port this service listens on)")
 
