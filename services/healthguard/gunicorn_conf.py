@@ -10,7 +10,9 @@ import tempfile
 
 import gunicorn.http.wsgi
 
-# Every response carries gunicorn's Server header; it names no software or version of ours.
+# gunicorn writes "Server: gunicorn" on every response and has no setting to leave it out: the
+# name it writes is read from this module attribute when each response starts. A name of ours
+# tells a scanner neither the server software nor a version to look up.
 gunicorn.http.wsgi.SERVER = "healthguard"
 
 if not os.environ.get("PORT"):
