@@ -3,8 +3,10 @@ start, and the services themselves as gunicorn subprocesses. Never touches the m
 PostgreSQL or RabbitMQ processes."""
 import contextlib
 import glob
+import importlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,6 +21,7 @@ import pika
 import requests
 
 from healthguard.broker import RetryPolicy, declare_durable_queue, retry_queue
+from healthguard.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
@@ -36,6 +39,24 @@ SERVICE_MODULES = {
     "oncall": "oncall",
     "notification": "notification",
 }
+
+
+_PLACEHOLDER = "http://127.0.0.1:9/unused-by-this-test"
+
+
+def build_app(module: str, service_env: dict):
+    """The service's app as its factory builds it, with this run's settings. A setting a service
+    requires that this test does not know (another service's URL, say) gets a placeholder."""
+    config = dict(service_env)
+    for _ in range(5):
+        try:
+            return importlib.import_module(f"{module}.app").create_app(dict(config))
+        except ConfigError as exc:
+            missing = re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", str(exc).split("(")[0])
+            if not missing or all(name in config for name in missing):
+                raise
+            config.update({name: _PLACEHOLDER for name in missing if name not in config})
+    raise AssertionError(f"cannot configure {module}")
 
 
 def free_port() -> int:

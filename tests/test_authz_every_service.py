@@ -1,36 +1,18 @@
 """Every route of every service refuses a missing, malformed, expired or revoked session token
 with a 401 JSON error. The routes are read from each app's url_map, so a route added later is
 covered without touching this file; only routes marked public escape, and those are listed."""
-import importlib
 import re
 
 import pytest
 
 from healthguard.auth import new_session_token, token_hash
-from healthguard.config import ConfigError
-from tests.support import SERVICE_MODULES
+from tests.support import SERVICE_MODULES, build_app
 
 # Routes anyone may call. Anything else marked public must refuse a request without credentials
 # (a device route without its X-API-Key, a WebSocket endpoint without a handshake).
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/api/v1/openapi.json"),
                ("POST", "/api/v1/auth/login")}
-_PLACEHOLDER = "http://127.0.0.1:9/unused-by-this-test"
 _SAMPLE_ARGUMENTS = {"int": "1", "float": "1.0", "uuid": "00000000-0000-0000-0000-000000000000"}
-
-
-def build_app(module: str, service_env: dict):
-    """The service's app as its factory builds it, with this run's settings. A setting a service
-    requires that this test does not know (another service's URL, say) gets a placeholder."""
-    config = dict(service_env)
-    for _ in range(5):
-        try:
-            return importlib.import_module(f"{module}.app").create_app(dict(config))
-        except ConfigError as exc:
-            missing = re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", str(exc).split("(")[0])
-            if not missing or all(name in config for name in missing):
-                raise
-            config.update({name: _PLACEHOLDER for name in missing if name not in config})
-    raise AssertionError(f"cannot configure {module}")
 
 
 def sample_url(rule) -> str:

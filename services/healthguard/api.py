@@ -17,11 +17,14 @@ Every error has one body: {"error", "message", "status", "request_id", "field"?}
 """
 import datetime
 import functools
+import json
 import logging
+import re
 from collections.abc import Iterable
 from typing import Annotated
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.functional_validators import AfterValidator
 from spectree import Response, SecurityScheme, SpecTree
@@ -74,11 +77,75 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-# PostgreSQL text cannot hold NUL. Request text is stripped of surrounding blanks before its
-# limits are checked, so a required text must hold one character that is not blank: without this
-# pattern, "  " would match the document (minLength 1) and still be refused.
+# PostgreSQL text cannot hold NUL, and UTF-8 cannot hold a lone surrogate (JSON's "\ud800"):
+# pydantic refuses the surrogate in any str, the patterns below refuse NUL, and
+# refuse_unencodable_input refuses both in paths and query strings. Request text is stripped of
+# surrounding blanks before its limits are checked, so a required text must hold one character
+# that is not blank: without this pattern, "  " would match the document (minLength 1) and still
+# be refused.
 NO_NUL = r"^[^\x00]*$"
 NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+# How deep a request's JSON may nest. Our bodies are two levels deep; a parser's recursion is not
+# (json's C scanner raises RecursionError around 1,000), so depth is counted before parsing.
+MAX_JSON_DEPTH = 32
+# One left-to-right pass: a string (its closing quote optional, so an unterminated one ends the
+# text instead of being retried from each quote inside it) or a bracket.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+# A NUL, or a UTF-16 surrogate, which Python may hold alone (a path or query parameter decoded
+# with surrogateescape, JSON's "\ud800").
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class JsonTooDeep(ValueError):
+    """A JSON text nested deeper than MAX_JSON_DEPTH (a ValueError, as json's own errors are)."""
+
+
+def json_depth(text: str | bytes, *, stop_above: int = MAX_JSON_DEPTH) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, counted without parsing it (in
+    linear time, outside strings). Counting stops once it passes `stop_above`."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    depth = deepest = 0
+    for part in _JSON_TOKENS.findall(text):
+        if part[0] == '"':
+            continue
+        depth += 1 if part in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop_above:
+                break
+    return deepest
+
+
+def loads_bounded(text: str | bytes, **kwargs):
+    """json.loads, refusing (JsonTooDeep) a text nested deeper than MAX_JSON_DEPTH."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise JsonTooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text, **kwargs)
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading no text nested deeper than MAX_JSON_DEPTH: every `request.get_json`
+    (spectree's included) goes through it, so no parser recursion is reachable from a request."""
+
+    def loads(self, s, **kwargs):
+        return loads_bounded(s, **kwargs)
+
+
+def refuse_unencodable_input() -> None:
+    """A before_request check of every route: a NUL byte or a lone surrogate in the path or a
+    query parameter, or a JSON body nested too deep, is a 400 before any view, model or SQL sees
+    it (PostgreSQL refuses NUL in text, and a surrogate cannot be encoded to send it). Body text
+    is the models' to check: `Text` refuses NUL, and pydantic refuses a lone surrogate in any str."""
+    if _UNENCODABLE.search(request.path):
+        raise ApiError(400, "the path holds a NUL byte or an invalid character", field="path")
+    for name, value in request.args.items(multi=True):
+        if _UNENCODABLE.search(name) or _UNENCODABLE.search(value):
+            raise ApiError(400, "a query parameter holds a NUL byte or an invalid character",
+                           field="query" if _UNENCODABLE.search(name) else name)
+    if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def Text(max_length: int, *, min_length: int = 1, pattern: str | None = None):  # noqa: N802 (a type)

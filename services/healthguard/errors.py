@@ -43,6 +43,15 @@ def register_error_handlers(app) -> None:
         log.error("database unavailable", extra={"error": repr(exc)})
         return error_response(503, "Service Unavailable", "the database is not answering; retry shortly")
 
+    @app.errorhandler(psycopg2.DataError)
+    def value_refused_by_database(exc):
+        # The last line of defence: the models should refuse any value PostgreSQL cannot hold
+        # (an out-of-range number or date, an invalid text). One that slips through is the
+        # caller's bad input, not an outage; it is logged so the model can be tightened.
+        log.error("database refused a value the models let through", extra={
+            "pgcode": exc.pgcode, "error": str(exc).strip()[:300]})
+        return error_response(400, "Bad Request", "a value in the request is out of range or invalid")
+
     @app.errorhandler(Exception)
     def unexpected(exc):
         log.exception("unhandled error")

@@ -8,6 +8,13 @@ import os
 import sys
 import tempfile
 
+import gunicorn.http.wsgi
+
+# gunicorn writes "Server: gunicorn" on every response and has no setting to leave it out: the
+# name it writes is read from this module attribute when each response starts. A name of ours
+# tells a scanner neither the server software nor a version to look up.
+gunicorn.http.wsgi.SERVER = "healthguard"
+
 if not os.environ.get("PORT"):
     sys.exit("healthguard: missing required setting PORT (the port this service listens on)")
 

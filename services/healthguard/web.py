@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, g, request
 from flask_cors import CORS
 
 from . import broker, metrics
+from .api import BoundedJSONProvider, refuse_unencodable_input
 from .auth import public, register_authentication
 from .config import COMMON_REQUIRED, ConfigError, env_int, load_config
 from .context import Platform, platform
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNAUTHENTICATED_PATHS = ("/health", "/ready", "/metrics")
+# Label values of http_requests_total's `method`: any other method name a client invents counts as
+# "other", so nobody can add series to Prometheus by sending requests.
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Tuning every service with a queue consumer may set (see broker.RetryPolicy).
 RETRY_SETTINGS = ("MESSAGE_MAX_ATTEMPTS", "MESSAGE_RETRY_SECONDS")
 
@@ -31,7 +35,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     settings = load_config(config, required=(*COMMON_REQUIRED, *required),
                            optional=(*RETRY_SETTINGS, *optional))
     configure_logging(service, settings["LOG_LEVEL"])
-    app = Flask(service)
+    app = _ServiceFlask(service)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = env_int(settings, "MAX_CONTENT_LENGTH")
     app.json.sort_keys = False
@@ -54,6 +58,10 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     if api is not None:
         api.register(app)
     return app
+
+
+class _ServiceFlask(Flask):
+    json_provider_class = BoundedJSONProvider
 
 
 def _retry_policy(settings: dict) -> broker.RetryPolicy:
@@ -91,12 +99,14 @@ def _register_request_hooks(app: Flask, service: str) -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
+        refuse_unencodable_input()
 
     @app.after_request
     def finish_request(response):
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(service, method, route, str(response.status_code)).inc()
         metrics.HTTP_LATENCY.labels(service, route).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
         level = logging.DEBUG if request.path in UNAUTHENTICATED_PATHS else logging.INFO

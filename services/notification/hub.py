@@ -13,13 +13,14 @@ notification: every socket remembers the ids it sent and drops repeats, which al
 event announced twice after a redelivery.
 """
 import collections
-import json
 import logging
 import threading
 import time
 
 from simple_websocket import ConnectionClosed
 
+from healthguard.api import MAX_JSON_DEPTH, loads_bounded
+from healthguard.db import BIGINT_MAX
 from healthguard.incident_events import DASHBOARD_FRAME
 
 from . import metrics
@@ -130,14 +131,21 @@ class ClinicianSocket:
             self.wakeup.wait(max(0.0, next_ping - time.monotonic()))
 
     def _on_client_message(self, text) -> None:
+        """A client frame is small (simple-websocket closes the socket with 1009 above
+        max_message_size); one that is not JSON, or nests deeper than requests may, gets an
+        error frame and the socket stays open: a bad frame is never a server error (1011)."""
         try:
-            message = json.loads(text)
-        except (TypeError, ValueError):
-            message = None
+            message = loads_bounded(text)
+        except (TypeError, ValueError):  # JsonTooDeep is a ValueError
+            self._write(frame_text("error", {
+                "message": f"not a JSON object (or nested deeper than {MAX_JSON_DEPTH} levels); "
+                           "send resume, ping or pong"}))
+            return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "resume":
             last_id = message.get("last_id")
-            if isinstance(last_id, bool) or not isinstance(last_id, int) or last_id < 0:
+            if (isinstance(last_id, bool) or not isinstance(last_id, int)
+                    or not 0 <= last_id <= BIGINT_MAX):
                 self._write(frame_text("error", {"message": "resume needs a non-negative integer last_id"}))
                 return
             self._replay(after_id=last_id)

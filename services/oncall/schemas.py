@@ -13,7 +13,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from healthguard.api import QueryList, RequestModel, ResponseModel, Text, service_api
+from healthguard.api import NO_NUL, QueryList, RequestModel, ResponseModel, Text, service_api
 from healthguard.domain import Availability
 
 api = service_api(
@@ -23,9 +23,9 @@ api = service_api(
 
 EmployeeId = Text(32)
 Role = Text(32)
-# Credentials are compared as sent: a password's blanks are part of it.
+# Credentials are compared as sent: a password's blanks are part of it (but never a NUL).
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False,
-                                            strict=True)]
+                                            pattern=NO_NUL, strict=True)]
 
 _DATE = TypeAdapter(dt.date)
 _DATE_TIME = TypeAdapter(dt.datetime)
