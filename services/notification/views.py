@@ -85,7 +85,7 @@ def issue_socket_ticket():
     session that asked for it, and never another. 403: the service token is not a clinician."""
     with platform().db.transaction() as cur:
         ticket, expires_at = tickets.issue_ticket(cur, session_id=current_clinician().session_id)
-    return {"ticket": ticket, "expires_at": expires_at, "expires_in": tickets.TICKET_SECONDS}, 201
+    return {"ticket": ticket, "expires_at": expires_at.isoformat(), "expires_in": tickets.TICKET_SECONDS}, 201
 
 
 @sockets.before_request
