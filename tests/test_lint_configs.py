@@ -309,6 +309,8 @@ ROUTES = [
     ("POST", "/api/v1/alerts", "alert-ingestion"),
     ("GET", "/api/v1/alert-types", "alert-ingestion"),
     ("GET", "/api/v1/patients/7", "alert-ingestion"),
+    ("GET", "/api/v1/devices", "alert-ingestion"),
+    ("POST", "/api/v1/devices/3/rotate", "alert-ingestion"),
     ("GET", "/api/v1/incidents", "incident-management"),
     ("POST", "/api/v1/incidents/42/acknowledge", "incident-management"),
     ("POST", "/api/v1/auth/login", "oncall"),
