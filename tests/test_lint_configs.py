@@ -547,3 +547,79 @@ def _listening(port) -> bool:
         return True
     except OSError:
         return False
+
+
+class _HeldUpgrades:
+    """Stands in for the notification service's sockets: answers every upgrade with 101 and holds
+    the connection open, as a live WebSocket does."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._upgrade, args=(connection,), daemon=True).start()
+
+    def _upgrade(self, connection):
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\n\r\n")
+        self.held.append(connection)
+
+    def close(self):
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
+    """What the issue found: one worker of 1,024 connections was full at ~500 proxied sockets.
+    1,100 sockets from loopback (not limited) are all upgraded; from another address, the 257th
+    concurrent connection gets a JSON 429."""
+    backend = _HeldUpgrades()
+    listen = _free_port()
+    wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
+                           ports={"alert-ingestion": _free_port(), "incident-management": _free_port(),
+                                  "oncall": _free_port(), "notification": backend.server.getsockname()[1]})
+    process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
+                                "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
+    handshake = (b"GET /ws?ticket=t HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    clients = []
+
+    def open_sockets(count, source):
+        statuses = []
+        for _ in range(count):
+            client = socket.socket()
+            clients.append(client)
+            client.settimeout(10)
+            client.bind((source, 0))
+            client.connect(("127.0.0.1", listen))
+            client.sendall(handshake)
+            statuses.append(client.recv(64).split(b"\r\n")[0].decode())
+        return statuses
+
+    try:
+        wait_for(lambda: _listening(listen), 10, what="nginx to listen")
+        upgraded = open_sockets(1100, "127.0.0.1")
+        assert upgraded == ["HTTP/1.1 101 Switching Protocols"] * 1100
+        limited = open_sockets(260, "127.0.0.2")
+        assert limited == ["HTTP/1.1 101 Switching Protocols"] * 256 + ["HTTP/1.1 429 Too Many Requests"] * 4
+    finally:
+        for client in clients:
+            client.close()
+        process.terminate()
+        process.wait(timeout=10)
+        backend.close()
