@@ -184,7 +184,9 @@ def open_sockets(ws_base, sessions, count, readers, workers=8):
 
     def connect(entry):
         employee_id, token, _ = entry
-        ws = websocket.create_connection(f"{ws_base}/ws?token={token}", timeout=30)
+        # A program can send its session as a header; session tokens are refused in a URL.
+        ws = websocket.create_connection(f"{ws_base}/ws", header=[f"Authorization: Bearer {token}"],
+                                         timeout=30)
         return employee_id, ws
 
     started = time.monotonic()

@@ -12,6 +12,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 NGINX_CONF = REPO / "web-ui" / "nginx.conf"
+NGINX_MAIN_CONF = REPO / "web-ui" / "nginx-main.conf"
+NGINX_SNIPPETS = (REPO / "web-ui" / "security-headers.conf",)
 PROMETHEUS_CONF = REPO / "prometheus" / "prometheus.yml"
 
 # The services as compose names them, with their container ports.
@@ -19,13 +21,21 @@ COMPOSE_SERVICES = {"alert-ingestion": 8001, "incident-management": 8002, "oncal
                     "notification": 8004}
 
 
+def _replaced(text: str, replacements: dict[str, str], name: str) -> str:
+    for old, new in replacements.items():
+        if text.count(old) != 1:
+            raise ValueError(f"{name} should contain {old!r} exactly once")
+        text = text.replace(old, new)
+    return text
+
+
 def render_nginx(directory: Path, *, listen: int | None = None, ports: dict[str, int] | None = None,
                  html_root: Path | None = None) -> Path:
-    """Write a top-level nginx.conf in `directory` that includes web-ui/nginx.conf the way the
-    image does (inside `http`); given them, listening on 127.0.0.1:`listen`, serving `html_root`
-    and proxying to the services on `ports` (otherwise as shipped, for the compose network)."""
+    """Write nginx.conf in `directory`: the image's main config (web-ui/nginx-main.conf) including
+    web-ui/nginx.conf and its snippets, with paths (pid, logs, temp files) in `directory`; given
+    them, listening on 127.0.0.1:`listen`, serving `html_root` and proxying to the services on
+    `ports` (otherwise as shipped, for the compose network)."""
     directory.mkdir(parents=True, exist_ok=True)
-    conf = NGINX_CONF.read_text()
     replacements = {}
     if listen is not None:
         replacements["listen 8080;"] = f"listen 127.0.0.1:{listen};"
@@ -33,31 +43,22 @@ def render_nginx(directory: Path, *, listen: int | None = None, ports: dict[str,
         replacements["root /usr/share/nginx/html;"] = f"root {html_root};"
     for service, port in COMPOSE_SERVICES.items() if ports else ():
         replacements[f"http://{service}:{port}"] = f"http://127.0.0.1:{ports[service]}"
-    for old, new in replacements.items():
-        if conf.count(old) != 1:
-            raise ValueError(f"web-ui/nginx.conf should contain {old!r} exactly once")
-        conf = conf.replace(old, new)
     server_conf = directory / "default.conf"
-    server_conf.write_text(conf)
+    server_conf.write_text(_replaced(NGINX_CONF.read_text(), replacements, "web-ui/nginx.conf"))
+    # Relative includes are read next to the main config, in the image as here.
+    for snippet in NGINX_SNIPPETS:
+        (directory / snippet.name).write_text(snippet.read_text())
+    main = _replaced(NGINX_MAIN_CONF.read_text(), {
+        "pid /tmp/nginx.pid;": f"daemon off;\nmaster_process off;\npid {directory}/nginx.pid;",
+        "/var/log/nginx/error.log": f"{directory}/error.log",
+        "/var/log/nginx/access.log": f"{directory}/access.log",
+        # The image's temp paths (in its /tmp, the unprivileged user's), here in `directory`.
+        **{f"/tmp/{kind}_temp": f"{directory}/{kind}"  # noqa: S108
+           for kind in ("proxy", "client", "fastcgi", "uwsgi", "scgi")},
+        "include /etc/nginx/conf.d/*.conf;": f"include {server_conf};",
+    }, "web-ui/nginx-main.conf")
     wrapper = directory / "nginx.conf"
-    wrapper.write_text(f"""
-daemon off;
-master_process off;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    include {server_conf};
-}}
-""")
+    wrapper.write_text(main)
     return wrapper
 
 

@@ -216,7 +216,7 @@ def test_alert_list_filters_and_keyset_pagination(ingestion, login_as):
     assert missing.status_code == 404 and missing.json()["message"] == "no alert 999999"
 
 
-def test_catalogue_for_clinicians_and_devices(ingestion, login_as):
+def test_catalogue_for_clinicians_and_devices_patients_for_clinicians_only(ingestion, login_as):
     auth = {"Authorization": f"Bearer {login_as('N02')}"}
     for headers in (auth, {"X-API-Key": DEVICE_KEY}):
         types = requests.get(ingestion.url + "/api/v1/alert-types", headers=headers, timeout=5)
@@ -225,9 +225,12 @@ def test_catalogue_for_clinicians_and_devices(ingestion, login_as):
         assert len(by_type) == 33
         assert by_type["HEART_RATE_HIGH"]["typical_min"] == 140
         assert by_type["CARDIAC_ARREST"]["routes_to"] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
-        patients = requests.get(ingestion.url + "/api/v1/patients", headers=headers, timeout=5).json()
-        assert {p["patient_id"]: p["room"] for p in patients["patients"]}["P001"] == "312"
-        assert len(patients["patients"]) == 8
+    patients = requests.get(ingestion.url + "/api/v1/patients", headers=auth, timeout=5).json()
+    assert {p["patient_id"]: p["room"] for p in patients["patients"]}["P001"] == "312"
+    assert len(patients["patients"]) == 8
+    # Names and dates of birth are not for devices, not even a bootstrap key.
+    refused = requests.get(ingestion.url + "/api/v1/patients", headers={"X-API-Key": DEVICE_KEY}, timeout=5)
+    assert refused.status_code == 401
     cardiac = requests.get(ingestion.url + "/api/v1/alert-types", params={"category": "CARDIAC"},
                            headers=auth, timeout=5).json()["alert_types"]
     assert cardiac and {t["category"] for t in cardiac} == {"CARDIAC"}
@@ -262,11 +265,24 @@ def test_simulator_refuses_a_wrong_key(ingestion):
     assert result.returncode != 0 and "answered 401" in result.stderr
 
 
-def test_service_needs_device_keys(service_env):
+def test_without_bootstrap_keys_only_registered_devices_post(service_env, login_as):
+    """DEVICE_API_KEYS is only a bootstrap (the demo profile): without it the service starts and
+    takes the registry's keys."""
     proc = ServiceProcess("alert-ingestion", {**service_env, "DEVICE_API_KEYS": ""})
-    with pytest.raises(RuntimeError, match="missing required setting.*DEVICE_API_KEYS"):
-        proc.start(timeout=20)
-    proc.stop()
+    proc.start(timeout=20)
+    try:
+        body = {"patient_id": "P001", "alert_type": "CARDIAC_ARREST"}
+        refused = requests.post(proc.url + "/api/v1/alerts", json=body, headers={"X-API-Key": DEVICE_KEY},
+                                timeout=5)
+        assert refused.status_code == 401
+        registered = requests.post(proc.url + "/api/v1/devices", json={"name": "bed 312 monitor"},
+                                   headers={"Authorization": f"Bearer {login_as('D01')}"}, timeout=5)
+        assert registered.status_code == 201, registered.text
+        accepted = requests.post(proc.url + "/api/v1/alerts", json=body,
+                                 headers={"X-API-Key": registered.json()["key"]}, timeout=5)
+        assert accepted.status_code == 201, accepted.text
+    finally:
+        proc.stop()
 
 
 @pytest.fixture
@@ -289,10 +305,14 @@ def test_openapi_document_is_valid_and_lists_every_route(app, ingestion):
 
 def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, login_as):
     stored = post_alert_in_process(app, {"patient_id": "P001", "alert_type": "CARDIAC_ARREST"})
+    supervisor = {"Authorization": f"Bearer {login_as('D01')}"}
+    devices = [app.test_client().post("/api/v1/devices", json={"name": f"monitor {n}"}, headers=supervisor)
+               for n in range(3)]
     # A device key and a supervising doctor's session: every route takes one of them.
-    answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}", "X-API-Key": DEVICE_KEY},
-                    known_ids={"alert_id": [stored["alert_id"]]})
-    assert len(answered) == 6
+    answered = fuzz(app, headers={**supervisor, "X-API-Key": DEVICE_KEY},
+                    known_ids={"alert_id": [stored["alert_id"]],
+                               "device_id": [d.get_json()["device"]["device_id"] for d in devices]})
+    assert len(answered) == 11
     # The run reached past the refusals: every operation succeeded at least once, but a device
     # report, whose generated patient_id and alert_type name nothing (422).
     succeeded = {label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)}

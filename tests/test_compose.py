@@ -277,6 +277,27 @@ def test_only_the_web_ui_grafana_and_prometheus_are_published(services):
     assert published == PUBLISHED
 
 
+def test_prometheus_is_published_on_loopback_unless_the_env_says_otherwise(raw_compose, env):
+    """Prometheus has no authentication: reachable from this host only, by default."""
+    def prometheus_ports(**settings):
+        return interpolate_tree(raw_compose, {**env, **settings})["services"]["prometheus"]["ports"]
+
+    assert env["PROMETHEUS_BIND"] == "127.0.0.1"
+    unset = {key: value for key, value in env.items() if key != "PROMETHEUS_BIND"}
+    assert interpolate_tree(raw_compose, unset)["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+    everywhere = "0.0.0.0"  # noqa: S104 (what an operator sets to expose it)
+    assert prometheus_ports(PROMETHEUS_BIND=everywhere) == [f"{everywhere}:9090:9090"]
+
+
+def test_grafana_starts_only_with_its_admin_password_from_the_env(raw_compose, env):
+    grafana = raw_compose["services"]["grafana"]
+    assert "GF_AUTH_ANONYMOUS_ENABLED" in grafana["environment"]
+    assert interpolate_tree(grafana, env)["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    without = {key: value for key, value in env.items() if key != "GRAFANA_ADMIN_PASSWORD"}
+    with pytest.raises(InterpolationError, match="GRAFANA_ADMIN_PASSWORD"):
+        interpolate_tree(raw_compose, without)
+
+
 # --------------------------------------------------------------------------- health and order
 def test_every_long_running_container_has_the_standard_healthcheck(services):
     for name, service in services.items():
@@ -715,8 +736,12 @@ def test_web_ui_dockerfile():
         if instruction == "COPY" and "--from=" not in args:
             for source in copy_sources(args):
                 assert (REPO / "web-ui" / source).exists(), f"web-ui/Dockerfile copies missing {source}"
-    assert any(instruction == "COPY" and "nginx.conf /etc/nginx/conf.d/default.conf" in args
-               for instruction, args in instructions)
+    copies = [args for instruction, args in instructions if instruction == "COPY"]
+    assert "nginx.conf /etc/nginx/conf.d/default.conf" in copies
+    # Our main config (workers, connections, a log format without query strings) replaces the
+    # base image's, and the header snippet sits next to it, where relative includes are read.
+    assert "nginx-main.conf /etc/nginx/nginx.conf" in copies
+    assert "security-headers.conf /etc/nginx/security-headers.conf" in copies
     assert_non_root_healthchecked(path)
     healthcheck = next(args for instruction, args in instructions if instruction == "HEALTHCHECK")
     assert "wget" in healthcheck and "8080/health" in healthcheck

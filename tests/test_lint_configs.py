@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from scripts.local_config import render_nginx
+from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -278,7 +280,8 @@ def nginx_proxy(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "nginx did not start listening"
                 time.sleep(0.05)
-        yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"]}
+        yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"],
+               "logs": (tmp_path / "access.log", tmp_path / "error.log")}
     finally:
         process.terminate()
         try:
@@ -306,6 +309,8 @@ ROUTES = [
     ("POST", "/api/v1/alerts", "alert-ingestion"),
     ("GET", "/api/v1/alert-types", "alert-ingestion"),
     ("GET", "/api/v1/patients/7", "alert-ingestion"),
+    ("GET", "/api/v1/devices", "alert-ingestion"),
+    ("POST", "/api/v1/devices/3/rotate", "alert-ingestion"),
     ("GET", "/api/v1/incidents", "incident-management"),
     ("POST", "/api/v1/incidents/42/acknowledge", "incident-management"),
     ("POST", "/api/v1/auth/login", "oncall"),
@@ -365,6 +370,8 @@ def test_nginx_upgrades_websockets_to_the_notification_service(nginx_proxy):
         assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
         status, _, body = fetch(nginx_proxy["base"] + "/api/v1/notifications")
         assert status == 200 and json.loads(body)["service"] == "notification"
+        status, _, body = fetch(nginx_proxy["base"] + "/api/v1/ws-ticket", "POST")
+        assert status == 200 and json.loads(body)["service"] == "notification"
         assert json.loads(body)["headers"].get("connection", "").lower() != "upgrade"
     finally:
         server.shutdown()
@@ -422,3 +429,197 @@ def test_web_ui_status_page_checks_every_service_through_nginx():
         assert f'"{service}"' in source, service
         assert f"location = /ready/{service} " in nginx, service
     assert "`/ready/${id}`" in source
+
+
+# --------------------------------------------------------------------------- nginx hardening
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "same-origin"}
+
+
+def assert_security_headers(headers, where):
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value, (where, name, headers)
+    policy = {part.split()[0]: part.split()[1:] for part in headers["Content-Security-Policy"].split("; ")}
+    assert policy["default-src"] == ["'self'"], where
+    assert policy["frame-ancestors"] == ["'none'"], where
+    host = urllib.parse.urlsplit(where).netloc
+    assert policy["connect-src"] == ["'self'", f"ws://{host}", f"wss://{host}"], where
+
+
+def test_nginx_sends_the_security_headers_on_every_kind_of_answer(nginx_proxy):
+    base = nginx_proxy["base"]
+    for path in ("/", "/incidents/42", "/assets/app-1234.js", "/assets/missing.js", "/health",
+                 "/api/v1/nothing", "/api/v1/alerts", "/ready/notification"):
+        _, headers, _ = fetch(base + path)
+        assert_security_headers(headers, base + path)
+    # A hostile Host header does not reach the policy.
+    _, headers, _ = fetch(base + "/", headers={"Host": "evil;script-src"})
+    assert "evil" not in headers["Content-Security-Policy"]
+    assert "script-src" not in headers["Content-Security-Policy"]
+
+
+def test_nginx_logs_no_query_string_of_a_socket_or_an_api_call(nginx_proxy):
+    """A ticket (or a token, from an old client) in a /ws URL is in neither log, also when the
+    notification service is down and nginx logs the failure."""
+    base, secret = nginx_proxy["base"], "TICKET-" + "7" * 20
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    status, _, _ = fetch(f"{base}/ws?ticket={secret}", headers=upgrade)
+    assert status == 502  # the notification stand-in is not running: nginx logs a failure
+    fetch(f"{base}/ws?token={secret}", headers=upgrade)
+    fetch(f"{base}/api/v1/notifications?after_id=41")  # also down: an error-level entry
+    fetch(f"{base}/api/v1/alerts?cursor={secret}")
+    access_log, error_log = nginx_proxy["logs"]
+    # nginx writes a request's line once it is done, which may be just after the answer arrived.
+    wait_for(lambda: access_log.exists() and len(access_log.read_text().splitlines()) == 4, 5,
+             what="the four requests in the access log")
+    assert secret not in access_log.read_text()
+    assert access_log.read_text().count('"GET /ws HTTP/1.1" 502') == 2
+    assert '"GET /api/v1/alerts HTTP/1.1" 200' in access_log.read_text()
+    # The error log works (the failed API call is there) but has no entry of /ws.
+    wait_for(lambda: error_log.exists() and "/api/v1/notifications" in error_log.read_text(), 5,
+             what="the failed API call in the error log")
+    assert secret not in error_log.read_text() and "/ws" not in error_log.read_text()
+
+
+def test_nginx_is_sized_for_a_thousand_sockets_and_limits_each_address():
+    main = (REPO / "web-ui" / "nginx-main.conf").read_text()
+    server = NGINX_CONF.read_text()
+    assert re.search(r"^worker_processes auto;", main, re.MULTILINE)
+    connections = int(re.search(r"worker_connections (\d+);", main).group(1))
+    assert connections >= 2 * 1000 + 1000  # two per proxied socket, and room for REST
+    assert int(re.search(r"worker_rlimit_nofile (\d+);", main).group(1)) > connections
+    assert re.search(r"limit_conn per_address \d+;", server)
+    assert re.search(r"client_header_timeout 10s;", server) and re.search(r"client_body_timeout 10s;", server)
+    # The one log format has no variable that carries the query string, and every log uses it.
+    formats = re.findall(r"^\s*log_format\s[^;]*;", main + server, re.MULTILINE)
+    assert len(formats) == 1 and "log_format healthguard " in formats[0]
+    assert not re.search(r"\$(request|request_uri|args|query_string|arg_\w+)\b", formats[0]), formats[0]
+    logs = set(re.findall(r"access_log\s+([^;]*);", main + server))
+    assert logs == {"/var/log/nginx/access.log healthguard", "off"}
+
+
+def test_nginx_answers_a_failing_public_readiness_check_with_its_own_text(tmp_path):
+    """A /ready that fails with a 500 (a traceback, a driver message) is replaced by nginx's own
+    JSON; a 503 from /ready (naming the part that is down) passes through."""
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            status = 503 if self.server.service_name == "oncall" else 500
+            payload = json.dumps({"status": "unavailable", "error": "db.internal:5432 refused",
+                                  "checks": {"database": {"status": "down"}}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    servers = {}
+    for name in ("alert-ingestion", "incident-management", "oncall", "notification"):
+        servers[name] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+        servers[name].service_name = name
+        threading.Thread(target=servers[name].serve_forever, daemon=True).start()
+    listen = _free_port()
+    wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
+                           ports={name: server.server_address[1] for name, server in servers.items()})
+    process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
+                                "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
+    try:
+        wait_for(lambda: _listening(listen), 10, what="nginx to listen")
+        status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/notification")
+        assert status == 500 and "5432" not in body
+        assert json.loads(body)["message"] == "the service failed"
+        status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/oncall")
+        assert status == 503 and json.loads(body)["checks"]["database"]["status"] == "down"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        for server in servers.values():
+            server.shutdown()
+            server.server_close()
+
+
+def _listening(port) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class _HeldUpgrades:
+    """Stands in for the notification service's sockets: answers every upgrade with 101 and holds
+    the connection open, as a live WebSocket does."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._upgrade, args=(connection,), daemon=True).start()
+
+    def _upgrade(self, connection):
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\n\r\n")
+        self.held.append(connection)
+
+    def close(self):
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
+    """What the issue found: one worker of 1,024 connections was full at ~500 proxied sockets.
+    1,100 sockets from loopback (not limited) are all upgraded; from another address, the 257th
+    concurrent connection gets a JSON 429."""
+    backend = _HeldUpgrades()
+    listen = _free_port()
+    wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
+                           ports={"alert-ingestion": _free_port(), "incident-management": _free_port(),
+                                  "oncall": _free_port(), "notification": backend.server.getsockname()[1]})
+    process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
+                                "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
+    handshake = (b"GET /ws?ticket=t HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    clients = []
+
+    def open_sockets(count, source):
+        statuses = []
+        for _ in range(count):
+            client = socket.socket()
+            clients.append(client)
+            client.settimeout(10)
+            client.bind((source, 0))
+            client.connect(("127.0.0.1", listen))
+            client.sendall(handshake)
+            statuses.append(client.recv(64).split(b"\r\n")[0].decode())
+        return statuses
+
+    try:
+        wait_for(lambda: _listening(listen), 10, what="nginx to listen")
+        upgraded = open_sockets(1100, "127.0.0.1")
+        assert upgraded == ["HTTP/1.1 101 Switching Protocols"] * 1100
+        limited = open_sockets(260, "127.0.0.2")
+        assert limited == ["HTTP/1.1 101 Switching Protocols"] * 256 + ["HTTP/1.1 429 Too Many Requests"] * 4
+    finally:
+        for client in clients:
+            client.close()
+        process.terminate()
+        process.wait(timeout=10)
+        backend.close()

@@ -3,10 +3,12 @@ by the shipped nginx.conf (rendered for loopback), the four services as gunicorn
 this run's PostgreSQL and RabbitMQ. Each test asserts what a clinician sees on the screen."""
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -143,6 +145,9 @@ def page(browser, site, db, clock):
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # The page runs under nginx's Content-Security-Policy: anything it refuses is a failure.
+    tab.on("console", lambda message: errors.append(message.text)
+           if "Content Security Policy" in message.text else None)
     yield tab
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
@@ -171,6 +176,21 @@ def my_incident(base: str, token: str, alert_id: int) -> dict:
         assert answer.status_code == 200, answer.text
         return next((i for i in answer.json()["incidents"] if i["alert_id"] == alert_id), None)
     return wait_for(assigned, WAIT_MS / 1000, 0.2, f"alert {alert_id} to become D01's incident")
+
+
+# --------------------------------------------------------------------------- headers
+def test_the_page_and_its_assets_come_with_the_security_headers(site):
+    index = requests.get(site + "/", timeout=10)
+    assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', index.text)
+    assert assets, index.text
+    for answer in (index, *(requests.get(site + path, timeout=10) for path in assets)):
+        assert answer.status_code == 200, answer.url
+        headers = answer.headers
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, answer.url
+        assert f"connect-src 'self' ws://{urlsplit(site).netloc} " in policy, answer.url
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -226,7 +246,7 @@ def test_a_device_alert_appears_on_the_assignees_dashboard_without_a_reload(page
 
 
 def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page, site):
-    sockets, sent, blocked = [], [], [False]
+    sockets, sent, blocked, urls = [], [], [False], []
 
     def through_to_the_server(socket):
         if blocked[0]:
@@ -234,6 +254,7 @@ def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page,
             return
         server = socket.connect_to_server()
         sockets.append(socket)
+        urls.append(socket.url)
         socket.on_message(lambda message: (sent.append(message), server.send(message)))
 
     page.route_web_socket("**/ws*", through_to_the_server)
@@ -259,6 +280,12 @@ def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page,
     # The replay answers the page's resume: by now the page has sent it (read only now, not as
     # soon as "Live" shows, when it may still be on its way).
     assert any('"type":"resume"' in message.replace(" ", "") for message in sent), sent
+    # Every connection (the first and the reconnection) opened with its own one-time ticket,
+    # never with the session token in the URL.
+    tickets = [parse_qs(urlsplit(url).query) for url in urls]
+    assert len(tickets) >= 2 and all(set(query) == {"ticket"} for query in tickets), urls
+    assert len({query["ticket"][0] for query in tickets}) == len(tickets)
+    assert not any(token in url for url in urls)
 
 
 def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail(page, site):

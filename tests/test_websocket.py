@@ -29,7 +29,7 @@ class Client:
     def __init__(self, service, token=None, *, via_header=False, last_id=None, timeout=10):
         params = {}
         if token and not via_header:
-            params["token"] = token
+            params["ticket"] = socket_ticket(service, token)
         if last_id is not None:
             params["last_id"] = last_id
         url = f"ws://127.0.0.1:{service.port}/ws" + ("?" + urlencode(params) if params else "")
@@ -74,6 +74,14 @@ class Client:
             self.ws.close(timeout=1)
         except (websocket.WebSocketException, OSError):
             pass  # already closed by the server
+
+
+def socket_ticket(service, token) -> str:
+    """What the SPA does before opening a socket: trade the session for a one-time ticket."""
+    answer = requests.post(f"http://127.0.0.1:{service.port}/api/v1/ws-ticket",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["ticket"]
 
 
 @pytest.fixture
@@ -205,10 +213,10 @@ def test_the_handshake_refuses_a_missing_invalid_expired_or_revoked_token(
     url = f"ws://127.0.0.1:{service.port}/ws"
     refused = {
         "no token": (url, None),
-        "unknown token": (url + "?token=not-a-session", None),
-        "expired": (url + "?token=" + expired, None),
+        "unknown ticket": (url + "?ticket=not-a-ticket", None),
+        "expired": (url, [f"Authorization: Bearer {expired}"]),
         "revoked": (url, [f"Authorization: Bearer {revoked}"]),
-        "the service token": (url + "?token=" + service_env["SERVICE_TOKEN"], None),
+        "the service token": (url, [f"Authorization: Bearer {service_env['SERVICE_TOKEN']}"]),
     }
     for case, (address, header) in refused.items():
         with pytest.raises(websocket.WebSocketBadStatusException) as refusal:
@@ -217,12 +225,72 @@ def test_the_handshake_refuses_a_missing_invalid_expired_or_revoked_token(
         assert json.loads(refusal.value.resp_body)["error"] == "Unauthorized", case
 
     with pytest.raises(websocket.WebSocketBadStatusException) as bad:
-        websocket.create_connection(url + f"?token={login_as('N03')}&last_id=-4", timeout=5)
+        websocket.create_connection(url + f"?ticket={socket_ticket(service, login_as('N03'))}&last_id=-4",
+                                    timeout=5)
     assert bad.value.status_code == 400 and json.loads(bad.value.resp_body)["field"] == "last_id"
     not_upgraded = requests.get(url.replace("ws://", "http://"), timeout=5)
     assert not_upgraded.status_code in (400, 401)
     assert not_upgraded.headers["Content-Type"].startswith("application/json")
     assert sockets_open(service) == 0
+
+
+def refusal_status(address, header=None) -> int:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refusal:
+        websocket.create_connection(address, header=header, timeout=5)
+    return refusal.value.status_code
+
+
+def test_a_ticket_opens_one_socket_once_on_any_instance_and_expires(
+        start_service, login_as, clients, clock, db):
+    first = start_service("notification", env=SERVICE_ENV)
+    second = start_service("notification", env=SERVICE_ENV)
+    token = login_as("D01")
+
+    ticket = socket_ticket(first, token)
+    with db.transaction() as cur:  # only its hash is stored
+        cur.execute("SELECT count(*) AS n FROM socket_tickets WHERE ticket_hash = encode(sha256(%s), 'hex')",
+                    (ticket.encode(),))
+        assert cur.fetchone()["n"] == 1
+        cur.execute("SELECT count(*) AS n FROM socket_tickets WHERE ticket_hash = %s", (ticket,))
+        assert cur.fetchone()["n"] == 0
+    opened = websocket.create_connection(f"ws://127.0.0.1:{first.port}/ws?ticket={ticket}", timeout=5)
+    wait_for(lambda: sockets_open(first) == 1, 10, what="the socket registered")
+    # Spent: neither instance opens a second socket with it.
+    for instance in (first, second):
+        assert refusal_status(f"ws://127.0.0.1:{instance.port}/ws?ticket={ticket}") == 401
+    opened.close()
+
+    late = socket_ticket(second, token)
+    clock.advance(31)
+    assert refusal_status(f"ws://127.0.0.1:{second.port}/ws?ticket={late}") == 401
+    fresh = socket_ticket(second, token)  # a new one after the expiry works
+    websocket.create_connection(f"ws://127.0.0.1:{second.port}/ws?ticket={fresh}", timeout=5).close()
+
+
+def test_a_session_token_in_the_url_is_refused_even_when_valid(start_service, login_as, service_env):
+    service = start_service("notification", env=SERVICE_ENV)
+    token = login_as("D01")
+    url = f"ws://127.0.0.1:{service.port}/ws"
+    assert refusal_status(f"{url}?token={token}") == 401
+    with pytest.raises(websocket.WebSocketBadStatusException) as refusal:  # also beside a good ticket
+        websocket.create_connection(f"{url}?ticket={socket_ticket(service, token)}&token={token}", timeout=5)
+    assert json.loads(refusal.value.resp_body)["field"] == "token"
+    # The service token is not a clinician: it gets no ticket.
+    answer = requests.post(f"http://127.0.0.1:{service.port}/api/v1/ws-ticket",
+                           headers={"Authorization": f"Bearer {service_env['SERVICE_TOKEN']}"}, timeout=5)
+    assert answer.status_code == 403
+    assert requests.post(f"http://127.0.0.1:{service.port}/api/v1/ws-ticket", timeout=5).status_code == 401
+    assert sockets_open(service) == 0
+
+
+def test_a_ticket_of_a_session_signed_out_since_opens_nothing(start_service, login_as, db):
+    service = start_service("notification", env=SERVICE_ENV)
+    token = login_as("N01")
+    ticket = socket_ticket(service, token)
+    with db.transaction() as cur:
+        cur.execute("UPDATE sessions SET revoked_at = now() WHERE token_hash = encode(sha256(%s), 'hex')",
+                    (token.encode(),))
+    assert refusal_status(f"ws://127.0.0.1:{service.port}/ws?ticket={ticket}") == 401
 
 
 def test_a_reconnecting_client_gets_what_it_missed_in_order_then_live_ones_without_doubles(
@@ -333,7 +401,11 @@ def test_logout_closes_that_sessions_sockets_and_only_those(
     desk.read_until(desk.has_event(event["event_id"]))  # the other session still receives
     wait_for(lambda: sockets_open(service) == 1, 10, what="the closed sockets unregistered")
     with pytest.raises(websocket.WebSocketBadStatusException):
-        websocket.create_connection(f"ws://127.0.0.1:{service.port}/ws?token={phone_token}", timeout=5)
+        websocket.create_connection(f"ws://127.0.0.1:{service.port}/ws",
+                                    header=[f"Authorization: Bearer {phone_token}"], timeout=5)
+    refused = requests.post(f"http://127.0.0.1:{service.port}/api/v1/ws-ticket",
+                            headers={"Authorization": f"Bearer {phone_token}"}, timeout=5)
+    assert refused.status_code == 401
 
 
 def test_a_client_that_stops_answering_pings_is_dropped(start_service, login_as, clients):

@@ -7,7 +7,8 @@ from .views import blueprint
 
 
 def create_app(config=None):
-    app = create_service_app("alert-ingestion", config, required=("DEVICE_API_KEYS",),
+    # DEVICE_API_KEYS is optional: bootstrap keys for the demo profile; devices have their own keys.
+    app = create_service_app("alert-ingestion", config, optional=("DEVICE_API_KEYS",),
                              blueprints=(blueprint,), api=api)
     hg = app.extensions["healthguard"]
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.

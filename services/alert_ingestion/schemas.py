@@ -53,6 +53,16 @@ class ManualAlert(RequestModel):
     source: Literal["MANUAL"] = "MANUAL"
 
 
+class DeviceRegistration(RequestModel):
+    """A device or gateway to register. Scope: one ward, or one patient, or neither (any patient);
+    both at once is refused (422)."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text(100) = Field(examples=["Ward 3 monitor gateway"])
+    ward: Text(64) | None = Field(None, description="only patients of this ward", examples=["Cardiology"])
+    patient_id: PatientId | None = Field(None, description="only this patient", examples=["P001"])
+
+
 class AlertFilter(RequestModel):
     severity: QueryList(Severity) = Field(default_factory=list)
     patient_id: PatientId | None = None
@@ -130,3 +140,43 @@ class Patient(ResponseModel):
 
 class PatientList(ResponseModel):
     patients: list[Patient]
+
+
+class Device(ResponseModel):
+    device_id: int
+    name: str
+    ward: str | None = Field(description="scope: only patients of this ward")
+    patient_id: str | None = Field(description="scope: only this patient")
+    created_by: str | None
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None = Field(description="set: the key no longer works")
+    last_seen_at: datetime | None = Field(description="last request with its key (to the minute)")
+
+
+class DeviceList(ResponseModel):
+    devices: list[Device]
+
+
+class DeviceWithKey(ResponseModel):
+    device: Device
+    key: str = Field(description="send as X-API-Key; shown this once and stored only as a hash")
+
+
+class RevokedDevice(ResponseModel):
+    device: Device
+
+
+class PatientBed(ResponseModel):
+    patient_id: str
+    room: str
+    ward: str
+
+
+class DeviceSelf(ResponseModel):
+    """The calling device and the admitted patients it may report for (which bed is whose)."""
+    device_id: int | None = Field(description="null for a bootstrap key (DEVICE_API_KEYS)")
+    name: str
+    ward: str | None
+    patient_id: str | None
+    patients: list[PatientBed]

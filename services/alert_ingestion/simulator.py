@@ -31,8 +31,8 @@ class Simulator:
         self.patients, self.alert_types = [], []
 
     def load_catalogue(self) -> None:
-        patients = self._get("/api/v1/patients", status="ADMITTED")["patients"]
-        self.patients = patients
+        # A device key reads the beds in its own scope (ids and rooms), never patient records.
+        self.patients = self._get("/api/v1/devices/me")["patients"]
         self.alert_types = self._get("/api/v1/alert-types")["alert_types"]
         if not self.patients or not self.alert_types:
             raise SystemExit("simulator: no admitted patients or no alert types to simulate")
@@ -91,7 +91,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=0.2, help="alerts per second (default 0.2)")
     parser.add_argument("--url", required=True, help="alert ingestion service, e.g. http://localhost:8001")
-    parser.add_argument("--api-key", required=True, help="a device key from DEVICE_API_KEYS")
+    parser.add_argument("--api-key", required=True,
+                        help="a registered device key (POST /api/v1/devices) or a bootstrap key "
+                             "(DEVICE_API_KEYS)")
     parser.add_argument("--count", type=int, help="stop after this many alerts (default: run until stopped)")
     parser.add_argument("--seed", type=int, help="random seed, for a reproducible stream")
     args = parser.parse_args(argv)

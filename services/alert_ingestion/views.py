@@ -5,12 +5,20 @@ import functools
 from flask import Blueprint, g, request
 
 from healthguard.api import DEVICE_KEY, DEVICE_KEY_OR_SESSION, responses
-from healthguard.auth import authenticate_request, clinician_only, current_clinician, device_api_key
+from healthguard.auth import (
+    authenticate_request,
+    clinician_only,
+    current_clinician,
+    current_device,
+    device_api_key,
+    supervisor_only,
+)
+from healthguard.db import BIGINT_MAX
 from healthguard.errors import ApiError
 from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import alerts, catalogue
+from . import alerts, catalogue, devices
 from .metrics import ALERTS_RECEIVED
 from .schemas import (
     Alert,
@@ -19,9 +27,14 @@ from .schemas import (
     AlertReport,
     AlertTypeCatalogue,
     AlertTypeFilter,
+    DeviceList,
+    DeviceRegistration,
+    DeviceSelf,
+    DeviceWithKey,
     ManualAlert,
     PatientFilter,
     PatientList,
+    RevokedDevice,
     api,
 )
 
@@ -29,8 +42,9 @@ blueprint = Blueprint("alerts", __name__, url_prefix="/api/v1")
 
 
 def device_key_or_session(view):
-    """Catalogue reads for devices (the simulator, a gateway mapping beds to patients) as well
-    as for signed-in clinicians and services: X-API-Key when present, else the usual Bearer."""
+    """The alert type catalogue, for devices (the simulator, a gateway) as well as for signed-in
+    clinicians and services: X-API-Key when present, else the usual Bearer. Patient data is not
+    behind this: it needs a session (a device reads only its beds, GET /devices/me)."""
     with_key = device_api_key(view)
 
     @functools.wraps(view)
@@ -56,13 +70,15 @@ def _recorded(alert: dict, created: bool):
 @blueprint.post("/alerts")
 @device_api_key
 @api.validate(json=AlertReport, security=DEVICE_KEY,
-              resp=responses({201: Alert, 200: Alert}, [409, 413, 422]))
+              resp=responses({201: Alert, 200: Alert}, [403, 409, 413, 422]))
 def receive_device_alert(json: AlertReport):
     """Report a device alarm
 
     201: stored (the alert and its outbox message committed). 200: this device already reported
-    this alarm (same device_id and source_alarm_id): the stored alert, nothing written."""
+    this alarm (same device_id and source_alarm_id): the stored alert, nothing written.
+    403: the patient is outside the key's scope (its ward or its patient)."""
     with platform().db.transaction() as cur:
+        devices.check_scope(cur, current_device(), patient_id=json.patient_id)
         alert, created = alerts.record_alert(cur, alerts.Alarm(**json.model_dump()))
     # Counted and answered only now: the transaction (alert and outbox row) has committed.
     return _recorded(alert, created)
@@ -128,11 +144,78 @@ def list_alert_types(query: AlertTypeFilter):
 
 
 @blueprint.get("/patients")
-@device_key_or_session
-@api.validate(query=PatientFilter, security=DEVICE_KEY_OR_SESSION, resp=responses({200: PatientList}))
+@api.validate(query=PatientFilter, resp=responses({200: PatientList}))
 def list_patients(query: PatientFilter):
-    """Patients, by id"""
+    """Patients, by id
+
+    Names and dates of birth: a clinician's session (or the service token), never a device key."""
     with platform().db.transaction() as cur:
         rows = catalogue.list_patients(cur, status=query.status)
     return {"patients": [{**row, "date_of_birth": row["date_of_birth"] and row["date_of_birth"].isoformat(),
                           "admitted_at": row["admitted_at"].isoformat()} for row in rows]}
+
+
+# The device registry: supervisors manage keys; a device reads only itself.
+
+def _device_id(device_id: int) -> int:
+    if device_id > BIGINT_MAX:
+        raise ApiError(404, f"no device {device_id}")
+    return device_id
+
+
+@blueprint.get("/devices")
+@supervisor_only
+@api.validate(resp=responses({200: DeviceList}, [403]))
+def list_devices():
+    """Registered devices and gateways, revoked ones included (never their keys)"""
+    with platform().db.transaction() as cur:
+        return {"devices": [devices.device_json(row) for row in devices.list_devices(cur)]}
+
+
+@blueprint.post("/devices")
+@supervisor_only
+@api.validate(json=DeviceRegistration, resp=responses({201: DeviceWithKey}, [403, 413, 422]))
+def register_device(json: DeviceRegistration):
+    """Register a device or gateway and get its key
+
+    The key is in this answer only; the registry keeps its SHA-256. 422: unknown ward or patient."""
+    with platform().db.transaction() as cur:
+        device, key = devices.register_device(cur, name=json.name, ward=json.ward, patient_id=json.patient_id,
+                                              created_by=current_clinician().employee_id)
+    location = f"/api/v1/devices/{device['device_id']}"
+    return {"device": devices.device_json(device), "key": key}, 201, {"Location": location}
+
+
+@blueprint.post("/devices/<int(min=1):device_id>/rotate")
+@supervisor_only
+@api.validate(resp=responses({200: DeviceWithKey}, [403, 404, 409]))
+def rotate_device_key(device_id: int):
+    """Give a device a new key; the old one stops working at once
+
+    409: the device is revoked."""
+    with platform().db.transaction() as cur:
+        device, key = devices.rotate_key(cur, device_id=_device_id(device_id))
+    return {"device": devices.device_json(device), "key": key}
+
+
+@blueprint.delete("/devices/<int(min=1):device_id>")
+@supervisor_only
+@api.validate(resp=responses({200: RevokedDevice}, [403, 404]))
+def revoke_device(device_id: int):
+    """Revoke a device's key (idempotent); the device stays listed"""
+    with platform().db.transaction() as cur:
+        return {"device": devices.device_json(devices.revoke_device(cur, device_id=_device_id(device_id)))}
+
+
+@blueprint.get("/devices/me")
+@device_api_key
+@api.validate(security=DEVICE_KEY, resp=responses({200: DeviceSelf}))
+def describe_calling_device():
+    """The calling device: its scope and the beds it may report for
+
+    Patient ids, rooms and wards of admitted patients in its scope; no names, no dates of birth."""
+    device = current_device()
+    with platform().db.transaction() as cur:
+        beds = devices.patients_in_scope(cur, device)
+    return {"device_id": device.device_id, "name": device.name, "ward": device.ward,
+            "patient_id": device.patient_id, "patients": beds}

@@ -39,6 +39,48 @@ class Caller:
         return self.clinician is None
 
 
+@dataclass(frozen=True)
+class Device:
+    """A bedside device or gateway presenting its key. device_id is None for a bootstrap key
+    from DEVICE_API_KEYS (the demo profile): unscoped, not in the registry."""
+    device_id: int | None
+    name: str
+    ward: str | None = None
+    patient_id: str | None = None
+
+
+# last_seen_at is written at most this often per device: not a row update per alarm.
+DEVICE_SEEN_RESOLUTION = "1 minute"
+
+
+def device_for_key(cur, key: str) -> Device | None:
+    """The registered, unrevoked device whose key this is (its last_seen_at kept current), or None."""
+    cur.execute("""
+        WITH found AS (
+            SELECT device_id, name, ward, patient_id, last_seen_at FROM devices
+            WHERE key_hash = %(hash)s AND revoked_at IS NULL
+        ), seen AS (
+            UPDATE devices d SET last_seen_at = %(now)s FROM found f
+            WHERE d.device_id = f.device_id
+              AND (f.last_seen_at IS NULL OR f.last_seen_at <= %(now)s - %(resolution)s::interval)
+        )
+        SELECT device_id, name, ward, patient_id FROM found
+    """, {"hash": token_hash(key), "now": clock.now(), "resolution": DEVICE_SEEN_RESOLUTION})
+    row = cur.fetchone()
+    return Device(**row) if row else None
+
+
+def bootstrap_device(presented: str) -> Device | None:
+    keys = [k.strip() for k in current_app.config.get("DEVICE_API_KEYS", "").split(",") if k.strip()]
+    if any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys):
+        return Device(device_id=None, name="bootstrap key (DEVICE_API_KEYS)")
+    return None
+
+
+def current_device() -> Device:
+    return g.device
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -99,13 +141,21 @@ def public(view):
 
 
 def device_api_key(view):
-    """Bedside devices are not people and have no session: they present X-API-Key."""
+    """Bedside devices are not people and have no session: they present X-API-Key, a key of the
+    device registry (or a bootstrap key from DEVICE_API_KEYS). The view finds the device, with
+    its scope, as current_device()."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        presented = request.headers.get("X-API-Key", "")
-        keys = [k.strip() for k in current_app.config.get("DEVICE_API_KEYS", "").split(",") if k.strip()]
-        if not presented or not any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys):
+        presented = request.headers.get("X-API-Key", "").strip()
+        device = None
+        if presented:
+            device = bootstrap_device(presented)
+            if device is None:
+                with platform().db.transaction() as cur:
+                    device = device_for_key(cur, presented)
+        if device is None:
             raise _unauthorized("a valid device key is required in the X-API-Key header")
+        g.device = device
         return view(*args, **kwargs)
     wrapper.hg_public = True
     return wrapper

@@ -18,7 +18,7 @@ from .close_ended_sessions import CloseEndedSessions
 from .hub import Hub
 from .schemas import api
 from .store_notifications import PUSH_EXCHANGE, store_and_announce
-from .views import rest, sockets
+from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _seconds(settings: dict, name: str) -> float:
 
 def create_app(config=None):
     app = create_service_app("notification", config, optional=OPTIONAL,
-                             blueprints=(rest, sockets), api=api)
+                             blueprints=(rest, ticket_office, sockets), api=api)
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
     ping_seconds = _seconds(app.config, "WS_PING_SECONDS")

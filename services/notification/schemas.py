@@ -67,3 +67,9 @@ class NotificationRead(ResponseModel):
 class AllRead(ResponseModel):
     marked_read: int = Field(ge=0)
     unread_count: UnreadCount
+
+
+class SocketTicket(ResponseModel):
+    ticket: str = Field(description="open /ws?ticket=<ticket> with it; it opens one socket")
+    expires_at: datetime
+    expires_in: int = Field(description="seconds the ticket is valid for")

@@ -8,11 +8,12 @@ from healthguard.db import BIGINT_MAX
 from healthguard.errors import ApiError
 from healthguard.web import platform
 
-from . import service
+from . import service, tickets
 from .hub import ClinicianSocket
-from .schemas import AllRead, HistoryPage, NotificationList, NotificationRead, ReadAll, api
+from .schemas import AllRead, HistoryPage, NotificationList, NotificationRead, ReadAll, SocketTicket, api
 
 rest = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications")
+ticket_office = Blueprint("socket_tickets", __name__, url_prefix="/api/v1")
 sockets = Blueprint("sockets", __name__)
 sock = Sock()
 
@@ -74,24 +75,47 @@ def _last_id() -> int | None:
     return int(raw)
 
 
+@ticket_office.post("/ws-ticket")
+@clinician_only
+@api.validate(resp=responses({201: SocketTicket}, (403,)))
+def issue_socket_ticket():
+    """A one-time ticket for opening the WebSocket
+
+    Open `/ws?ticket=<ticket>` within `expires_in` seconds; the ticket opens one socket, for the
+    session that asked for it, and never another. 403: the service token is not a clinician."""
+    with platform().db.transaction() as cur:
+        ticket, expires_at = tickets.issue_ticket(cur, session_id=current_clinician().session_id)
+    return {"ticket": ticket, "expires_at": expires_at.isoformat(), "expires_in": tickets.TICKET_SECONDS}, 201
+
+
 @sockets.before_request
 def authenticate_socket():
     """Refuse with a plain HTTP 401 before the upgrade. Browsers cannot set headers on a
-    WebSocket, so the session token may come as ?token=; the socket belongs to whoever the
-    token's session is, never to an id the client names."""
-    token = bearer_token() or request.args.get("token", "").strip()
-    if not token:
-        raise ApiError(401, "sign in first: pass the session token as ?token= or Authorization: Bearer")
+    WebSocket, so they present a one-time ticket as ?ticket=; other clients may send their
+    session in Authorization: Bearer. A session token in the URL is refused even when valid:
+    URLs end up in logs. The socket belongs to whoever the session is, never to an id the
+    client names."""
+    if "token" in request.args:
+        raise ApiError(401, "a session token is not accepted in a URL: get a one-time ticket from "
+                            "POST /api/v1/ws-ticket and open /ws?ticket=<ticket>", field="token")
+    ticket = request.args.get("ticket", "").strip()
+    token = bearer_token()
+    if not ticket and not token:
+        raise ApiError(401, "sign in first: open /ws?ticket=<one-time ticket from POST /api/v1/ws-ticket> "
+                            "or send Authorization: Bearer <session token>")
+    last_id = _last_id()
     with platform().db.transaction() as cur:
-        clinician = clinician_for_token(cur, token)
+        clinician = tickets.redeem_ticket(cur, ticket) if ticket else clinician_for_token(cur, token)
     if clinician is None:
-        raise ApiError(401, "the session is invalid, expired or signed out; sign in again")
-    g.socket_last_id = _last_id()
+        raise ApiError(401, "the ticket is unknown, used or expired, or the session has ended; "
+                            "get a new ticket" if ticket else
+                            "the session is invalid, expired or signed out; sign in again")
+    g.socket_last_id = last_id
     g.socket_clinician = clinician
 
 
 @sock.route("/ws", bp=sockets)
-@public  # authenticated by authenticate_socket above, which can read the token from the URL
+@public  # authenticated by authenticate_socket above (a ticket in the URL, or a Bearer header)
 def clinician_socket(ws):
     ClinicianSocket(
         ws, g.socket_clinician, hub=current_app.extensions["notification_hub"], db=platform().db,

@@ -17,9 +17,12 @@ const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
 const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED"]);
 
-function socketUrl(token) {
+// The session token never goes in a URL (URLs end up in logs): each connection first trades the
+// session (sent as a header by api()) for a one-time ticket that lives 30 s and opens one socket.
+async function socketUrl() {
+  const { ticket } = await api("/ws-ticket", { method: "POST" });
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${window.location.host}/ws?token=${encodeURIComponent(token)}`;
+  return `${scheme}//${window.location.host}/ws?ticket=${encodeURIComponent(ticket)}`;
 }
 
 export function LiveProvider({ children }) {
@@ -85,9 +88,25 @@ export function LiveProvider({ children }) {
     let stopped = false;
     let synced = false;
 
-    const connect = () => {
+    const retryLater = () => {
+      setConnection("offline");
+      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+      attempt += 1;
+      timer = setTimeout(connect, delay);
+    };
+
+    const connect = async () => {
       setConnection(attempt === 0 ? "connecting" : "reconnecting");
-      socket = new WebSocket(socketUrl(token));
+      let url;
+      try {
+        url = await socketUrl();
+      } catch (error) {
+        // A 401 has already ended the session in api(); anything else is retried.
+        if (!stopped && error?.status !== 401) retryLater();
+        return;
+      }
+      if (stopped) return;
+      socket = new WebSocket(url);
       socket.onopen = () => {
         const reconnected = attempt > 0;
         attempt = 0;
@@ -128,10 +147,7 @@ export function LiveProvider({ children }) {
           endSession();
           return;
         }
-        setConnection("offline");
-        const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
-        attempt += 1;
-        timer = setTimeout(connect, delay);
+        retryLater();
       };
     };
     connect();
