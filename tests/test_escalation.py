@@ -34,6 +34,12 @@ def escalated_once_at_most(db):
         cur.execute("UPDATE escalation_policies SET max_level = 1 WHERE severity = 'CRITICAL'")
 
 
+def employee_names(db) -> dict[str, str]:
+    with db.transaction() as cur:
+        cur.execute("SELECT employee_id, name FROM employees")
+        return {row["employee_id"]: row["name"] for row in cur.fetchall()}
+
+
 def history_actions(incident):
     return [(entry["action"], entry["actor_id"]) for entry in incident["history"]]
 
@@ -56,7 +62,7 @@ def an_escalation_pass_has_run(api, clock):
 
 
 def test_unacknowledged_incident_is_escalated_to_another_clinician(
-        api, login_as, clock, escalated_once_at_most, notification_events):
+        api, db, login_as, clock, escalated_once_at_most, notification_events):
     doctors = api.on_duty("EMERGENCY_DOCTOR")
     assert len(doctors) == 2
     tokens = {doctor: login_as(doctor) for doctor in doctors}
@@ -73,9 +79,20 @@ def test_unacknowledged_incident_is_escalated_to_another_clinician(
     assert ("ESCALATED", None) in history_actions(escalated)
 
     [event] = escalated_events(notification_events, incident["incident_id"])
-    # The new assignee must act, the first one learns it is no longer theirs, supervisors see it.
-    assert event["recipients"][:2] == [second, first]
-    assert set(doctors) <= set(event["recipients"])  # emergency doctors are supervisors
+    # The new assignee must act and the supervisors on duty see it (emergency doctors supervise);
+    # the first one gets one short notice of their own that it is no longer theirs.
+    assert event["recipients"] == [second]
+    names = employee_names(db)
+    assert event["message"] == (
+        f"{incident['title']} was not acknowledged in time by {names[first]} (emergency doctor) and "
+        f"is escalated to {names[second]} (emergency doctor) (escalation level 1).")
+    assert "EMERGENCY_DOCTOR" not in event["message"]
+    taken = [e for e in notification_events(lambda events: True)
+             if e["incident_id"] == incident["incident_id"] and first in e["recipients"]
+             and e["event_id"].startswith(f"incident-{incident['incident_id']}-reassigned")]
+    assert [(e["recipients"], e["message"]) for e in taken] == [
+        ([first], f"{incident['title']} was taken over by {names[second]} (emergency doctor).")]
+    assert escalated["ack_deadline"] is not None
 
     # The first assignee can no longer acknowledge it; the new one can.
     assert api.act(tokens[first], incident["incident_id"], "acknowledge").status_code == 403
@@ -116,21 +133,28 @@ def test_no_escalation_before_the_deadline_and_none_once_acknowledged(api, login
     assert "ESCALATED" not in [action for action, _ in history_actions(after)]
 
 
-def test_incidents_nobody_owns_are_announced_and_show_in_the_metrics(api, login_as, notification_events):
-    """With nobody on duty signed in, a cardiac arrest stays OPEN: a signed-in supervisor who is
-    off duty is told (not one whose session ran out), Prometheus sees it as active and unowned
-    (IncidentUnowned pages on that), and as assigned once a doctor on duty signs in."""
+def test_incidents_nobody_owns_are_announced_and_show_in_the_metrics(api, db, login_as, notification_events):
+    """With nobody on duty available, a cardiac arrest stays OPEN: only the supervisors on duty
+    now and signed in are told (one signed in but marked away included), not one signed in off
+    duty, nor one whose session ran out; Prometheus sees it as active and unowned (IncidentUnowned
+    pages on that), and as assigned once a doctor on duty signs in."""
     doctors = {f"D0{n}" for n in range(1, 5)}
-    off_duty = sorted(doctors - set(api.on_duty("EMERGENCY_DOCTOR")))[0]
+    on_duty = api.on_duty("EMERGENCY_DOCTOR")
+    off_duty = sorted(doctors - set(on_duty))[0]
     login_as(off_duty)
     login_as("N01", expires_in="-1 minute")  # the charge nurse, a supervisor, signed out by expiry
+    away = on_duty[1]
+    with db.transaction() as cur:
+        cur.execute("UPDATE employees SET availability = 'AWAY' WHERE employee_id = %s", (away,))
+    login_as(away)
     alert_id = api.post_alert(alert_type="CARDIAC_ARREST")
     incident = api.incident_of(alert_id, status="OPEN")
     created = [e for e in notification_events(
         lambda events: any(e["type"] == "INCIDENT_CREATED" for e in events), "the unowned incident's event")
         if e["type"] == "INCIDENT_CREATED"]
     assert len(created) == 1 and created[0]["incident_id"] == incident["incident_id"]
-    assert created[0]["recipients"] == [off_duty]
+    assert created[0]["recipients"] == [away]
+    assert created[0]["message"].startswith(f"{incident['title']} (patient P001): nobody on duty")
     assert created[0]["data"]["status"] == "OPEN" and created[0]["data"]["assigned_to"] is None
 
     # Read from the database at each scrape: what the API shows, /metrics shows.
@@ -138,7 +162,7 @@ def test_incidents_nobody_owns_are_announced_and_show_in_the_metrics(api, login_
     waited = wait_for(lambda: metric_value(api.url, "incident_unassigned_oldest_seconds",
                                            severity="CRITICAL"), 5, 0.2, "the unowned incident's age")
     assert waited > 0
-    login_as(api.on_duty("EMERGENCY_DOCTOR")[0])
+    login_as(on_duty[0])
     assigned = api.incident_of(alert_id, status="ASSIGNED")
     assert assigned["incident_id"] == incident["incident_id"]
     assert metric_value(api.url, "incidents_active", severity="CRITICAL", status="ASSIGNED") == 1

@@ -15,7 +15,7 @@ const RECONNECT_DELAYS_MS = [1000, 2000, 5000, 10000, 20000];
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
-const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED"]);
+const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"]);
 
 function socketUrl(token) {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
