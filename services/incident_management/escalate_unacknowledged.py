@@ -144,7 +144,10 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict], supervis
                   message=escalated_message(before, level=level, lapsed=lapsed, to=chosen),
                   previous_message=taken_over_message(before, by=chosen),
                   event_type="INCIDENT_ESCALATED", also_notify=told)
-        _move_deadline(cur, incident_id=incident_id, level=level)
+        # hand_over set the new assignee's deadline; the escalation is the same instant.
+        cur.execute("""
+            UPDATE incidents SET escalation_level = %s, escalated_at = assigned_at WHERE incident_id = %s
+        """, (level, incident_id))
         ASSIGNMENTS.labels(reason="ESCALATION").inc()
         outcome = "escalated"
     else:
