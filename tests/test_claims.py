@@ -33,8 +33,10 @@ def test_a_claim_is_refused_outside_the_routing_and_allowed_inside(api, login_as
     incident_id = make_incident(alert_type="APNEA_DETECTED", assigned_to="D01")  # routed to ED, PULMONOLOGIST
     engineer = api.act(login_as("E01"), incident_id, "claim")
     assert engineer.status_code == 403
-    assert "BIOMEDICAL_ENGINEER" in engineer.json()["message"]
-    assert "EMERGENCY_DOCTOR, PULMONOLOGIST" in engineer.json()["message"]
+    assert engineer.json()["message"] == (
+        f"cannot claim incident {incident_id}: a biomedical engineer may not take this Apnoea alarm; "
+        f"it is for: emergency doctor, pulmonologist")
+    assert engineer.json()["allowed_roles"] == ["EMERGENCY_DOCTOR", "PULMONOLOGIST"]
     assert api.get(incident_id)["assigned_to"] == "D01"
 
     claimed = api.act(login_as("S03"), incident_id, "claim", {"note": "I am on the ward"})
@@ -51,7 +53,9 @@ def test_an_acknowledged_alarm_of_a_signed_in_assignee_is_taken_only_by_a_superv
     login_as("D01")
     incident_id = make_incident(alert_type="APNEA_DETECTED", assigned_to="D01", status="ACKNOWLEDGED")
     refused = api.act(login_as("S03"), incident_id, "claim")
-    assert refused.status_code == 403 and "only a supervisor" in refused.json()["message"]
+    assert refused.status_code == 403 and refused.json()["message"] == (
+        f"cannot claim incident {incident_id}: D01 has acknowledged it and is signed in; only a "
+        f"supervisor may take it away from them (reassign)")
     taken = api.act(login_as("D02"), incident_id, "claim")  # an emergency doctor supervises
     assert taken.status_code == 200 and taken.json()["assigned_to"] == "D02"
     [claim] = [h for h in api.get(incident_id)["history"] if h["action"] == "CLAIMED"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from healthguard import clock
 from healthguard.auth import Clinician
 from healthguard.errors import ApiError
-from healthguard.incident_events import claimed_message, reassigned_message
+from healthguard.incident_events import claimed_message, reassigned_message, role_in_words
 
 from . import history
 from .events import announce
@@ -156,10 +156,10 @@ def _employee(cur, employee_id: str) -> dict | None:
 TAKEN_ON_STATUSES = ("ACKNOWLEDGED", "IN_PROGRESS")
 
 
-def _claim_refusal(cur, *, incident: dict, clinician: Clinician) -> str | None:
-    """Why `clinician` may not claim `incident`, or None when they may."""
+def _claim_refusal(cur, *, incident: dict, clinician: Clinician) -> tuple[str, list[str]] | None:
+    """Why `clinician` may not claim `incident`, with the roles that may; None when they may."""
     cur.execute("""
-        SELECT t.routes_to, coalesce(p.escalate_to_roles, '{}') AS escalate_to_roles,
+        SELECT t.name AS alert_name, t.routes_to, coalesce(p.escalate_to_roles, '{}') AS escalate_to_roles,
                %(assignee)s::text IN (SELECT s.employee_id FROM signed_in_clinicians(%(now)s) s)
                    AS assignee_live
         FROM alert_types t LEFT JOIN escalation_policies p ON p.severity = %(severity)s
@@ -169,11 +169,11 @@ def _claim_refusal(cur, *, incident: dict, clinician: Clinician) -> str | None:
     rules = cur.fetchone()
     roles = list(dict.fromkeys([*rules["routes_to"], *rules["escalate_to_roles"]]))
     if clinician.role not in roles:
-        return (f"your role ({clinician.role}) may not take a {incident['alert_type']} alarm; it goes to "
-                f"{', '.join(roles)}")
+        return (f"a {role_in_words(clinician.role)} may not take this {rules['alert_name']} alarm; "
+                f"it is for: {', '.join(role_in_words(role) for role in roles)}"), roles
     if incident["status"] in TAKEN_ON_STATUSES and rules["assignee_live"] and not clinician.is_supervisor:
-        return (f"incident {incident['incident_id']} is {incident['status']} by {incident['assigned_to']}, "
-                f"who is signed in; only a supervisor may take it away from them (reassign)")
+        return (f"{incident['assigned_to']} has {incident['status'].lower().replace('_', ' ')} it and is "
+                f"signed in; only a supervisor may take it away from them (reassign)"), roles
     return None
 
 
@@ -187,8 +187,9 @@ def claim_incident(cur, *, incident_id: int, clinician: Clinician, note: str | N
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
     refusal = _claim_refusal(cur, incident=before, clinician=clinician)
     if refusal:
-        raise ApiError(403, f"cannot claim incident {incident_id}: {refusal}",
-                       assigned_to=before["assigned_to"])
+        reason, roles = refusal
+        raise ApiError(403, f"cannot claim incident {incident_id}: {reason}",
+                       assigned_to=before["assigned_to"], allowed_roles=roles)
     previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
     held = (f"taken over from {before['assigned_to']} ({before['status']})" if previous
             else "taken while nobody held it")
