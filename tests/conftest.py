@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import psycopg2
+import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
@@ -139,6 +140,17 @@ class TemplateContents:
             self.sequences = cur.fetchall()
 
     def restore(self, database: Database) -> None:
+        # The module's services keep running while their database is reset: a background task
+        # holding a share lock on one table while it waits for another can deadlock with the
+        # TRUNCATE, and PostgreSQL may pick the TRUNCATE as the victim. It is tried again.
+        for attempt in range(5):
+            try:
+                return self._restore(database)
+            except psycopg2.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+
+    def _restore(self, database: Database) -> None:
         import io
         with database.transaction() as cur:
             cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(

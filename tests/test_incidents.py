@@ -91,7 +91,7 @@ def test_nobody_available_leaves_the_incident_open_until_someone_is(api, login_a
     assert [h["action"] for h in assigned["history"]] == ["CREATED", "ASSIGNED"]
 
 
-def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as, notification_events):
+def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, db, login_as, notification_events):
     s01 = login_as("S01")
     incident_id = api.incident_of(api.post_alert("P001", "ST_ELEVATION_DETECTED"))["incident_id"]
     assert api.get(incident_id)["assigned_to"] == "S01"
@@ -124,9 +124,15 @@ def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, login_as
     assert api.note(n02, incident_id, "I am not on it").status_code == 403
     assert api.note(s01, incident_id, "").status_code == 400
 
+    # S01 acknowledged it and is signed in: only a supervisor may take it from them.
+    refused = api.act(s02, incident_id, "claim")
+    assert refused.status_code == 403 and "only a supervisor" in refused.json()["message"]
+    with db.transaction() as cur:  # S01 signs out (every workstation): the alarm may be taken
+        cur.execute("UPDATE sessions SET revoked_at = now() WHERE employee_id = 'S01'")
     claimed = api.act(s02, incident_id, "claim", {"note": "I am in the cath lab next door"})
     assert claimed.status_code == 200 and claimed.json()["status"] == "REASSIGNED"
     assert claimed.json()["assigned_to"] == "S02"
+    s01 = login_as("S01")
     assert api.act(s02, incident_id, "claim").status_code == 409  # already theirs
     assert api.act(s01, incident_id, "start").status_code == 403  # no longer S01's
     assert api.act(s02, incident_id, "start").json()["status"] == "IN_PROGRESS"
@@ -287,12 +293,14 @@ def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, 
     ids += [make_incident(assigned_to="N01", status=status) for status in statuses]
     ids.append(make_incident(status="OPEN"))
     answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}"},  # a supervisor
-                    known_ids={"incident_id": ids})
-    assert len(answered) == 9
+                    known_ids={"incident_id": ids, "severity": ["CRITICAL", "HIGH", "MEDIUM", "LOW"]})
+    assert len(answered) == 12
     # The run reached past the refusals: every operation succeeded at least once, but reassign,
-    # whose generated employee_id names nobody (422); the lifecycle test reassigns for real.
+    # whose generated employee_id names nobody (422; the lifecycle test reassigns for real), and
+    # replacing a policy, whose generated roles name nobody (422; test_claims.py puts one for real).
     succeeded = {label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)}
-    assert set(answered) - succeeded == {"PATCH /api/v1/incidents/{incident_id}/reassign"}, answered
+    assert set(answered) - succeeded == {"PATCH /api/v1/incidents/{incident_id}/reassign",
+                                         "PUT /api/v1/escalation-policies/{severity}"}, answered
 
 
 def test_malformed_requests_get_a_json_4xx_never_a_500(api, login_as):

@@ -428,7 +428,7 @@ def test_a_session_signed_out_elsewhere_closes_the_live_page(page, site):
 
 def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_page(page, browser, site, db):
     with db.transaction() as cur:
-        cur.execute("SELECT employee_id, name FROM employees WHERE employee_id IN ('D02', 'N02')")
+        cur.execute("SELECT employee_id, name FROM employees WHERE employee_id IN ('D02', 'N02', 'S02')")
         names = {row["employee_id"]: row["name"] for row in cur.fetchall()}
     token = signed_in_as_d01(page)
     alert = device_alert(site, "HEART_RATE_HIGH", patient_id="P004", value=168)
@@ -452,13 +452,14 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
     trail = page.get_by_role("list", name="Audit trail")
     expect(trail.get_by_role("listitem").filter(has_text="Reassigned")).to_contain_text("Dr. Michael Brooks")
 
-    # A nurse, no supervisor, may not reassign, but may take it over.
-    nurse = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
-    nurse.set_default_timeout(WAIT_MS)
+    # A cardiologist (the alarm is routed to cardiology), no supervisor, may not reassign, but may
+    # take it over from a colleague who is not signed in.
+    colleague = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
+    colleague.set_default_timeout(WAIT_MS)
     try:
-        tab = nurse.new_page()
-        sign_in(tab, "N02")
-        expect(tab.get_by_role("heading", level=1)).to_contain_text(names["N02"])
+        tab = colleague.new_page()
+        sign_in(tab, "S02")
+        expect(tab.get_by_role("heading", level=1)).to_contain_text(names["S02"])
         tab.goto(url)
         expect(tab.get_by_test_id("incident-status")).to_have_text("Reassigned")
         expect(tab.get_by_label("Reassign to")).to_have_count(0)
@@ -468,9 +469,9 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
         expect(tab.get_by_test_id("incident-assignee")).to_have_text("Assigned to you")
         expect(tab.get_by_role("button", name="Acknowledge")).to_be_visible()
         trail = tab.get_by_role("list", name="Audit trail")
-        expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["N02"])
+        expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["S02"])
     finally:
-        nurse.close()
+        colleague.close()
 
 
 

@@ -27,6 +27,7 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_RESOLVED",
     "INCIDENT_REASSIGNED",
     "INCIDENT_ESCALATED",
+    "INCIDENT_REPAGED",       # acknowledged but not started in time: the owner is paged again
     "INCIDENT_NOTE_ADDED",
 )
 # The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
@@ -60,6 +61,65 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
         },
         "occurred_at": history["created_at"].isoformat(),
     }
+
+
+# --- What people read -------------------------------------------------------------------------
+# Every sentence a clinician reads about an incident is written here, for a person: names and
+# roles in words ("Dr. Michael Brooks (emergency doctor)"), never enum values.
+
+def role_in_words(role: str | None) -> str:
+    return (role or "clinician").replace("_", " ").lower()
+
+
+def person(who) -> str:
+    """"Dr. Michael Brooks (emergency doctor)" from an employees row or a Clinician (name, role)."""
+    if not who:
+        return "nobody"
+    if not isinstance(who, dict):
+        who = {"name": who.name, "role": who.role}
+    return f"{who.get('name') or who.get('employee_id')} ({role_in_words(who.get('role'))})"
+
+
+def assigned_message(incident: dict) -> str:
+    return f"{incident['title']} (patient {incident['patient_id']}) is assigned to you."
+
+
+def unowned_message(incident: dict) -> str:
+    return (f"{incident['title']} (patient {incident['patient_id']}): nobody on duty is available to "
+            f"take it. It will go to the first suitable clinician who signs in.")
+
+
+def escalated_message(incident: dict, *, level: int, lapsed: dict | None, to: dict) -> str:
+    return (f"{incident['title']} was not acknowledged in time by {person(lapsed)} and is escalated to "
+            f"{person(to)} (escalation level {level}).")
+
+
+def taken_over_message(incident: dict, *, by: dict) -> str:
+    return f"{incident['title']} was taken over by {person(by)}."
+
+
+def still_unacknowledged_message(incident: dict, *, assignee: dict | None) -> str:
+    return (f"{incident['title']} is still not acknowledged by {person(assignee)} and nobody else is "
+            f"available to take it.")
+
+
+def last_level_message(incident: dict, *, assignee: dict | None) -> str:
+    return (f"{incident['title']} is still not acknowledged by {person(assignee)} after every "
+            f"escalation level: every emergency doctor on duty is paged.")
+
+
+def not_started_message(incident: dict) -> str:
+    return (f"{incident['title']} (patient {incident['patient_id']}) was acknowledged but work has "
+            f"not started: please start it or hand it over.")
+
+
+def claimed_message(incident: dict, *, by: dict, previous: dict | None) -> str:
+    source = f" from {person(previous)}" if previous else ""
+    return f"{person(by)} took over {incident['title']}{source}."
+
+
+def reassigned_message(incident: dict, *, by: dict, to: dict) -> str:
+    return f"{person(by)} reassigned {incident['title']} to {person(to)}."
 
 
 # --- Checking on arrival (notification) ---------------------------------------------------------

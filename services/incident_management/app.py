@@ -4,7 +4,7 @@ from healthguard.metrics import add_scrape_collector
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
-from .assign_open_incidents import OpenIncidentRetrier
+from .assign_open_incidents import CLINICIAN_AVAILABLE, OpenIncidentRetrier
 from .consume_alerts import AlertConsumer
 from .escalate_unacknowledged import UnacknowledgedEscalator
 from .metrics import ActiveIncidentsCollector
@@ -12,7 +12,7 @@ from .schemas import api
 from .views import blueprint
 
 DEFAULT_RETRY_SECONDS = 5.0  # how often OPEN (unassigned) incidents are offered again
-DEFAULT_ESCALATION_CHECK_SECONDS = 10.0  # how often overdue unacknowledged incidents are looked for
+DEFAULT_ESCALATION_CHECK_SECONDS = 1.0  # how often deadlines are checked: an escalation is at most this late
 
 
 def _seconds(app, name: str, default: float) -> float:
@@ -40,7 +40,8 @@ def create_app(config=None):
     hg.background += [
         OutboxRelay(hg.db, hg.publisher),
         AlertConsumer(rabbitmq_url=hg.rabbitmq_url, retry=hg.retry, **common),
-        OpenIncidentRetrier(interval=retry_seconds, **common),
+        # Also woken the moment a clinician signs in or becomes available (0006's NOTIFY).
+        OpenIncidentRetrier(interval=retry_seconds, wake_channel=CLINICIAN_AVAILABLE, **common),
         UnacknowledgedEscalator(interval=escalation_seconds, **common),
     ]
     return app

@@ -1,5 +1,8 @@
 """Retries OPEN incidents: an incident nobody could take (no one available, or the on-call
-service down) is never dropped; every few seconds it is offered again.
+service down) is never dropped; every few seconds it is offered again, oldest first within the
+most severe, and at once when a clinician signs in or marks themselves available (the database
+NOTIFYs `clinician_available`, 0006_escalation_deadlines.sql, and the retrier LISTENs: delivered
+at commit to every worker, with no queue to lose it in; the interval stays as the safety net).
 
 Runs in the worker process of every incident-management instance: each incident is locked with
 SKIP LOCKED and assigned only while still OPEN, so copies never assign one incident twice.
@@ -13,6 +16,7 @@ from .metrics import ASSIGNMENTS
 log = logging.getLogger(__name__)
 
 BATCH = 50
+CLINICIAN_AVAILABLE = "clinician_available"  # the NOTIFY channel
 
 
 def assign_open_incidents(*, db, oncall: OnCallClient) -> int:

@@ -7,6 +7,7 @@ import logging
 import requests
 
 from healthguard import clock
+from healthguard.incident_events import assigned_message
 from healthguard.tasks import PeriodicTask
 
 from . import history
@@ -59,16 +60,40 @@ class OnCallClient:
                         extra={"error": repr(exc)[:300]})
         return []
 
+    def on_duty(self, role: str | None = None) -> list[dict]:
+        """Everyone on duty now by the rota (GET /api/v1/oncall/current), signed in or not.
+        Raises requests.RequestException when the on-call service cannot answer."""
+        params = {"role": role} if role else {}
+        response = self.session.get(f"{self.base_url}/api/v1/oncall/current", params=params,
+                                    timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()["clinicians"]
+
+    def supervisors_on_duty(self) -> list[str] | None:
+        """Supervisors on duty now and signed in: the only ones told of escalations and of alarms
+        nobody could take (an off-shift supervisor must not collect a pile of unread pages).
+        None when the on-call service cannot answer."""
+        try:
+            return sorted(c["employee_id"] for c in self.on_duty() if c["is_supervisor"] and c["signed_in"])
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            ONCALL_LOOKUP_FAILURES.inc()
+            log.warning("on-call service did not answer who supervises now", extra={"error": repr(exc)[:300]})
+            return None
+
     def close(self) -> None:
         self.session.close()
 
 
-def signed_in_supervisors(cur, *, at: datetime.datetime) -> list[str]:
-    """Supervisors signed in at `at` and not away: told of alarms nobody could take."""
+def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime) -> list[str]:
+    """The supervisors to tell: `on_duty` (OnCallClient.supervisors_on_duty(), asked before the
+    transaction). When the on-call service could not say who is on duty (None), every signed-in
+    supervisor is told instead: for a safety notice, too many readers beat none."""
+    if on_duty is not None:
+        return on_duty
     cur.execute("""
         SELECT e.employee_id FROM employees e
         WHERE e.is_supervisor
-          AND e.employee_id IN (SELECT r.employee_id FROM reachable_clinicians(%s) r)
+          AND e.employee_id IN (SELECT s.employee_id FROM signed_in_clinicians(%s) s)
         ORDER BY e.employee_id
     """, (at,))
     return [row["employee_id"] for row in cur.fetchall()]
@@ -100,10 +125,11 @@ def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | 
         return None
     cur.execute("""
         UPDATE incidents
-        SET status = 'ASSIGNED', assigned_to = %s, assigned_at = %s, updated_at = now()
-        WHERE incident_id = %s AND status = 'OPEN'
+        SET status = 'ASSIGNED', assigned_to = %(to)s, assigned_at = %(now)s,
+            ack_deadline = next_deadline(severity, 'ASSIGNED', %(now)s), updated_at = now()
+        WHERE incident_id = %(incident_id)s AND status = 'OPEN'
         RETURNING *
-    """, (chosen["employee_id"], clock.now(), incident["incident_id"]))
+    """, {"to": chosen["employee_id"], "now": clock.now(), "incident_id": incident["incident_id"]})
     updated = cur.fetchone()
     if updated is None:
         return None
@@ -115,7 +141,7 @@ def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | 
     entry = history.record(cur, incident=updated, actor_id=None, action="ASSIGNED",
                            previous_status="OPEN", note=note)
     announce(cur, updated, type="INCIDENT_ASSIGNED", history=entry, recipients=[chosen["employee_id"]],
-             message=f"{updated['title']} (patient {updated['patient_id']}) is assigned to you.")
+             message=assigned_message(updated))
     return updated
 
 
@@ -123,8 +149,9 @@ class OnCallTask(PeriodicTask):
     """Periodic work that asks the on-call service who is available (its own client: a
     requests.Session is not shared between threads)."""
 
-    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float):
-        super().__init__(interval=interval)
+    def __init__(self, *, db, oncall_url: str, service_token: str, interval: float,
+                 wake_channel: str | None = None):
+        super().__init__(interval=interval, wake_on=(db.url, wake_channel) if wake_channel else None)
         self.db = db
         self.oncall = OnCallClient(oncall_url, service_token)
 

@@ -11,9 +11,10 @@ import logging
 
 from healthguard import clock
 from healthguard.broker import ALERTS_QUEUE, Consumer, PermanentMessageError, RetryPolicy
+from healthguard.incident_events import unowned_message
 
 from . import incidents
-from .assignment import OnCallClient, assign_automatically, signed_in_supervisors
+from .assignment import OnCallClient, assign_automatically, supervisors_to_tell
 from .events import announce
 from .metrics import ASSIGNMENTS, INCIDENTS_CREATED
 
@@ -38,16 +39,16 @@ def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient) -> dict 
     if alert["incident_status"] not in (None, "OPEN"):
         return None  # already an incident past OPEN: a redelivery
     candidates = oncall.candidates(alert["routes_to"])
+    supervisors = None if candidates else oncall.supervisors_on_duty()
     with db.transaction() as cur:
         incident, created = incidents.open_incident(cur, alert)
         assigned = assign_automatically(cur, incident, candidates)
         if created and not assigned:
-            # Nobody could take it: every dashboard must show it, and the supervisors who are
+            # Nobody could take it: every dashboard must show it, and the supervisors on duty and
             # signed in must hear of an alarm without an owner.
             announce(cur, incident, type="INCIDENT_CREATED", history=created,
-                     recipients=signed_in_supervisors(cur, at=clock.now()),
-                     message=f"{incident['title']} (patient {incident['patient_id']}): nobody available "
-                             f"of {', '.join(alert['routes_to'])} is on duty and signed in. Claim it.")
+                     recipients=supervisors_to_tell(cur, on_duty=supervisors, at=clock.now()),
+                     message=unowned_message(incident))
     if created:
         INCIDENTS_CREATED.labels(severity=incident["severity"]).inc()
     if assigned:

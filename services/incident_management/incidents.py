@@ -1,11 +1,16 @@
 """Incidents: creation from an alert (once per alert, however often it is delivered), reading
 and listing."""
-from healthguard.domain import ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES
+from healthguard.domain import (
+    ACTIVE_INCIDENT_STATUSES,
+    INCIDENT_STATUSES,
+    SEVERITIES,
+    UNACKNOWLEDGED_STATUSES,
+)
 
 from . import history
 
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
-              "updated_at")
+              "ack_deadline", "updated_at")
 
 # The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
@@ -81,9 +86,9 @@ def open_unassigned(cur, *, limit: int) -> list[dict]:
         SELECT i.incident_id, t.routes_to
         FROM incidents i JOIN alert_types t ON t.alert_type = i.alert_type
         WHERE i.status = 'OPEN'
-        ORDER BY i.incident_id
+        ORDER BY array_position(%s::text[], i.severity), i.incident_id
         LIMIT %s
-    """, (limit,))
+    """, (list(SEVERITIES), limit))
     return cur.fetchall()
 
 

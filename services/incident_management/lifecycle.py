@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from healthguard import clock
 from healthguard.auth import Clinician
 from healthguard.errors import ApiError
+from healthguard.incident_events import claimed_message, reassigned_message, role_in_words
 
 from . import history
 from .events import announce
@@ -71,7 +72,9 @@ def _responded(before: dict, incident: dict, event: dict) -> Change:
 def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
     return _responded(*_assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
-        changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE), recorded_as="ACKNOWLEDGED",
+        changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE,
+                 "ack_deadline = next_deadline(severity, 'ACKNOWLEDGED', %s)"),
+        params=(clock.now(),), recorded_as="ACKNOWLEDGED",
         event_type="INCIDENT_ACKNOWLEDGED", note=note,
         message=lambda incident: f"{clinician.name} acknowledged {incident['title']}."))
 
@@ -80,7 +83,8 @@ def start_work(cur, *, incident_id: int, clinician: Clinician, note: str | None 
     # Starting work on a reassigned incident that nobody acknowledged acknowledges it too.
     return _responded(*_assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="start",
-        changes=("status = 'IN_PROGRESS'", "started_at = now()", *FIRST_RESPONSE), recorded_as="STARTED",
+        changes=("status = 'IN_PROGRESS'", "started_at = now()", *FIRST_RESPONSE, "ack_deadline = NULL"),
+        recorded_as="STARTED",
         event_type="INCIDENT_STARTED", note=note,
         message=lambda incident: f"{clinician.name} started work on {incident['title']}."))
 
@@ -89,7 +93,7 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
     _, incident, event = _assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="resolve",
         changes=("status = 'RESOLVED'", "resolved_at = now()", "resolution_notes = %s",
-                 "resolution_seconds = extract(epoch FROM now() - created_at)"),
+                 "resolution_seconds = extract(epoch FROM now() - created_at)", "ack_deadline = NULL"),
         params=(resolution_notes,), recorded_as="RESOLVED", event_type="INCIDENT_RESOLVED",
         note=resolution_notes,
         message=lambda incident: f"{clinician.name} resolved {incident['title']}: {resolution_notes[:200]}")
@@ -98,18 +102,22 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
 
 
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
-               note: str | None, message: str, event_type: str | None = None,
-               also_notify=()) -> Change:
-    """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED.
-    `actor` None is the system (escalation)."""
+              note: str | None, message: str, event_type: str | None = None,
+              also_notify=(), previous_message: str | None = None) -> Change:
+    """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED,
+    with a fresh acknowledgement deadline. `actor` None is the system (escalation). With
+    `previous_message`, the previous assignee gets that (short) notice of their own instead of
+    `message`."""
     actor_id = actor.employee_id if actor else None
     new_status = "ASSIGNED" if before["status"] == "OPEN" else "REASSIGNED"
     cur.execute("""
         UPDATE incidents
-        SET status = %s, assigned_to = %s, assigned_at = %s, updated_at = now()
-        WHERE incident_id = %s
+        SET status = %(status)s, assigned_to = %(to)s, assigned_at = %(now)s,
+            ack_deadline = next_deadline(severity, %(status)s, %(now)s), updated_at = now()
+        WHERE incident_id = %(incident_id)s
         RETURNING *
-    """, (new_status, to["employee_id"], clock.now(), before["incident_id"]))
+    """, {"status": new_status, "to": to["employee_id"], "now": clock.now(),
+          "incident_id": before["incident_id"]})
     incident = cur.fetchone()
     end_assignment(cur, incident_id=before["incident_id"])
     cur.execute("""
@@ -119,8 +127,15 @@ def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: s
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
                            previous_status=before["status"], note=note)
     # The new assignee must act; the previous one must learn the incident is no longer theirs.
+    previous = before["assigned_to"]
+    if previous_message and previous and previous != to["employee_id"]:
+        announce(cur, incident, type="INCIDENT_REASSIGNED", history=entry, recipients=[previous],
+                 message=previous_message)
+        recipients = [to["employee_id"], *(r for r in also_notify if r != previous)]
+    else:
+        recipients = [to["employee_id"], previous, *also_notify]
     event = announce(cur, incident, type=event_type or f"INCIDENT_{new_status}", history=entry,
-                     recipients=[to["employee_id"], before["assigned_to"], *also_notify], message=message)
+                     recipients=recipients, message=message)
     return Change(incident, event)
 
 
@@ -136,16 +151,51 @@ def _employee(cur, employee_id: str) -> dict | None:
     return cur.fetchone()
 
 
+# Statuses in which the assignee has taken the alarm on: only a supervisor takes it away from them
+# (reassign) while they are signed in.
+TAKEN_ON_STATUSES = ("ACKNOWLEDGED", "IN_PROGRESS")
+
+
+def _claim_refusal(cur, *, incident: dict, clinician: Clinician) -> tuple[str, list[str]] | None:
+    """Why `clinician` may not claim `incident`, with the roles that may; None when they may."""
+    cur.execute("""
+        SELECT t.name AS alert_name, t.routes_to, coalesce(p.escalate_to_roles, '{}') AS escalate_to_roles,
+               %(assignee)s::text IN (SELECT s.employee_id FROM signed_in_clinicians(%(now)s) s)
+                   AS assignee_live
+        FROM alert_types t LEFT JOIN escalation_policies p ON p.severity = %(severity)s
+        WHERE t.alert_type = %(alert_type)s
+    """, {"assignee": incident["assigned_to"], "now": clock.now(), "severity": incident["severity"],
+          "alert_type": incident["alert_type"]})
+    rules = cur.fetchone()
+    roles = list(dict.fromkeys([*rules["routes_to"], *rules["escalate_to_roles"]]))
+    if clinician.role not in roles:
+        return (f"a {role_in_words(clinician.role)} may not take this {rules['alert_name']} alarm; "
+                f"it is for: {', '.join(role_in_words(role) for role in roles)}"), roles
+    if incident["status"] in TAKEN_ON_STATUSES and rules["assignee_live"] and not clinician.is_supervisor:
+        return (f"{incident['assigned_to']} has {incident['status'].lower().replace('_', ' ')} it and is "
+                f"signed in; only a supervisor may take it away from them (reassign)"), roles
+    return None
+
+
 def claim_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
-    """Another clinician takes the incident over (or takes an unassigned one)."""
+    """Another clinician takes the incident over (or takes an unassigned one): only one whose role
+    the alert type is routed or escalated to, and an alarm its assignee has taken on only from an
+    assignee who is gone (else a supervisor reassigns). The audit trail names who held it before."""
     before = _locked(cur, incident_id=incident_id, action="claim", clinician=clinician, assignee_only=False)
     if before["assigned_to"] == clinician.employee_id:
         raise ApiError(409, f"incident {incident_id} is already assigned to you",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
-    previous = f" from {before['assigned_to']}" if before["assigned_to"] else ""
+    refusal = _claim_refusal(cur, incident=before, clinician=clinician)
+    if refusal:
+        reason, roles = refusal
+        raise ApiError(403, f"cannot claim incident {incident_id}: {reason}",
+                       assigned_to=before["assigned_to"], allowed_roles=roles)
+    previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
+    held = (f"taken over from {before['assigned_to']} ({before['status']})" if previous
+            else "taken while nobody held it")
     return hand_over(cur, before=before, to=_employee(cur, clinician.employee_id), actor=clinician,
-                      reason="CLAIM", action="CLAIMED", note=note,
-                      message=f"{clinician.name} took over {before['title']}{previous}.")
+                     reason="CLAIM", action="CLAIMED", note=f"{held}: {note}" if note else held,
+                     message=claimed_message(before, by=clinician, previous=previous))
 
 
 def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_id: str,
@@ -160,8 +210,8 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
         raise ApiError(409, f"incident {incident_id} is already assigned to {employee_id}",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
     return hand_over(cur, before=before, to=target, actor=clinician, reason="REASSIGN",
-                      action="REASSIGNED", note=note,
-                      message=f"{clinician.name} reassigned {before['title']} to {target['name']}.")
+                     action="REASSIGNED", note=note,
+                     message=reassigned_message(before, by=clinician, to=target))
 
 
 def add_note(cur, *, incident_id: int, clinician: Clinician, body: str) -> tuple[dict, Change]:

@@ -60,7 +60,42 @@ class FiguresWindow(RequestModel):
     hours: int = Field(24, ge=1, le=MAX_HOURS, description="the window, in whole hours back from now")
 
 
+Role = Text(64, pattern=r"^[A-Z][A-Z_]*$")
+
+
+class PolicyReplacement(RequestModel):
+    """A whole escalation policy (PUT)."""
+    ack_timeout_seconds: int = Field(ge=1, le=24 * 3600, description="time to acknowledge before escalation",
+                                     examples=[60])
+    start_timeout_seconds: int | None = Field(
+        None, ge=1, le=24 * 3600, description="time from acknowledgement to start of work before the "
+                                               "owner is paged again; null: never")
+    escalate_to_roles: list[Role] = Field(min_length=1, max_length=20, examples=[["EMERGENCY_DOCTOR"]])
+    max_level: int = Field(ge=0, le=10, description="how many times it escalates before every "
+                                                    "emergency doctor on duty is paged")
+
+
+class PolicyChange(RequestModel):
+    """Some fields of an escalation policy (PATCH); those left out keep their value."""
+    ack_timeout_seconds: int | None = Field(None, ge=1, le=24 * 3600, examples=[45])
+    start_timeout_seconds: int | None = Field(None, ge=1, le=24 * 3600)
+    escalate_to_roles: list[Role] | None = Field(None, min_length=1, max_length=20)
+    max_level: int | None = Field(None, ge=0, le=10)
+
+
 # Responses
+
+class EscalationPolicy(ResponseModel):
+    severity: Severity
+    ack_timeout_seconds: int
+    start_timeout_seconds: int | None
+    escalate_to_roles: list[str]
+    max_level: int
+
+
+class EscalationPolicies(ResponseModel):
+    policies: list[EscalationPolicy]
+
 
 class Assignee(ResponseModel):
     employee_id: str
@@ -90,6 +125,9 @@ class Incident(ResponseModel):
     started_at: datetime | None
     resolved_at: datetime | None
     escalated_at: datetime | None
+    ack_deadline: datetime | None = Field(
+        description="the next deadline: by when the assignee must acknowledge (ASSIGNED, REASSIGNED; "
+                    "else it is escalated) or start work (ACKNOWLEDGED; else they are paged again)")
     updated_at: datetime
     response_seconds: float | None = Field(description="OPEN to ACKNOWLEDGED (MTTA sample)")
     resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")

@@ -9,10 +9,12 @@ from healthguard.errors import ApiError
 from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import incidents, lifecycle, performance
+from . import incidents, lifecycle, performance, policies
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
     ActionNote,
+    EscalationPolicies,
+    EscalationPolicy,
     Figures,
     FiguresWindow,
     Incident,
@@ -21,6 +23,8 @@ from .schemas import (
     IncidentNote,
     IncidentPage,
     NewNote,
+    PolicyChange,
+    PolicyReplacement,
     Reassignment,
     Resolution,
     api,
@@ -77,7 +81,11 @@ def resolve(incident_id: int, json: Resolution):
 @clinician_only
 @api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
 def claim(incident_id: int, json: ActionNote):
-    """The caller takes the incident over (REASSIGNED; ASSIGNED when nobody had it)"""
+    """The caller takes the incident over (REASSIGNED; ASSIGNED when nobody had it)
+
+    403 with the reason when the caller's role is neither among the alert type's routing roles nor
+    its escalation roles, or when the assignee has acknowledged or started it and is signed in
+    (then a supervisor reassigns it)."""
     answer = _changed(lifecycle.claim_incident, incident_id, note=json.note)
     ASSIGNMENTS.labels(reason="CLAIM").inc()
     return answer
@@ -141,3 +149,41 @@ def incident_metrics(query: FiguresWindow):
     """Counts by status and severity, MTTA and MTTR (avg, p50, p90), per clinician"""
     with platform().db.transaction() as cur:
         return performance.incident_figures(cur, hours=query.hours)
+
+
+@blueprint.get("/escalation-policies")
+@api.validate(resp=responses({200: EscalationPolicies}))
+def list_escalation_policies():
+    """The escalation policy of each severity, most severe first"""
+    with platform().db.transaction() as cur:
+        return {"policies": policies.list_policies(cur)}
+
+
+POLICY_CHANGED = responses({200: EscalationPolicy}, (403, 404, 413, 422))
+
+
+def _changed_policy(severity: str, changes: dict):
+    with platform().db.transaction() as cur:
+        return policies.change_policy(cur, severity=severity, changes=changes, clinician=current_clinician())
+
+
+@blueprint.put("/escalation-policies/<severity>")
+@supervisor_only
+@api.validate(json=PolicyReplacement, resp=POLICY_CHANGED)
+def replace_escalation_policy(severity: str, json: PolicyReplacement):
+    """Replace a severity's escalation policy (supervisors; recorded with the policy before)
+
+    404 for an unknown severity, 422 for a role nobody has."""
+    return _changed_policy(severity, json.model_dump())
+
+
+@blueprint.patch("/escalation-policies/<severity>")
+@supervisor_only
+@api.validate(json=PolicyChange, resp=POLICY_CHANGED)
+def change_escalation_policy(severity: str, json: PolicyChange):
+    """Change some fields of a severity's escalation policy (supervisors; recorded)
+
+    404 for an unknown severity, 422 for a role nobody has. start_timeout_seconds null: never."""
+    changes = {key: value for key, value in json.model_dump(exclude_unset=True).items()
+               if value is not None or key == "start_timeout_seconds"}
+    return _changed_policy(severity, changes)

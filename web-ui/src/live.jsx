@@ -15,7 +15,7 @@ const RECONNECT_DELAYS_MS = [1000, 2000, 5000, 10000, 20000];
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
-const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED"]);
+const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"]);
 
 // The session token never goes in a URL (URLs end up in logs): each connection first trades the
 // session (sent as a header by api()) for a one-time ticket that lives 30 s and opens one socket.
