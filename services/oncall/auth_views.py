@@ -1,5 +1,7 @@
 """POST /api/v1/auth/login, POST /api/v1/auth/password, POST /api/v1/auth/logout,
 GET /api/v1/auth/me."""
+import logging
+
 from flask import Blueprint, current_app, make_response, request
 
 from healthguard import clock
@@ -13,13 +15,18 @@ from . import roster, sessions
 from .schemas import Credentials, Me, PasswordChange, SignedIn, api
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+log = logging.getLogger(__name__)
 
 
 def _source_address() -> str | None:
     return client_address(request, current_app.extensions["oncall.trusted_proxies"])
 
 
-def _throttled(exc: sessions.TooManyAttempts):
+def _throttled(exc: sessions.TooManyAttempts, login: str):
+    # Names the source for whoever the SignInThrottled alert sends to look (never the password).
+    log.warning("sign-in throttled", extra={"reason": exc.reason, "login": login,
+                                            "address": _source_address(),
+                                            "retry_after_seconds": exc.retry_after})
     response = make_response(current_app.handle_user_exception(exc))
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -44,7 +51,7 @@ def login(json: Credentials):
                                          ttl_hours=current_app.extensions["oncall.session_ttl_hours"],
                                          address=_source_address())
     except sessions.TooManyAttempts as exc:
-        return _throttled(exc)
+        return _throttled(exc, json.login)
     if not signed_in:
         raise ApiError(401, sessions.BAD_CREDENTIALS)
     return signed_in
@@ -69,7 +76,7 @@ def change_password(json: PasswordChange):
                                                new_password=json.new_password,
                                                address=_source_address())
     except sessions.TooManyAttempts as exc:
-        return _throttled(exc)
+        return _throttled(exc, json.login)
     if not changed:
         raise ApiError(401, sessions.BAD_CREDENTIALS)
     return "", 204
