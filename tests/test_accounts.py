@@ -233,3 +233,36 @@ def test_x_real_ip_counts_only_from_a_trusted_proxy(start_module_service, db):
         login(strict.url, "S06", "guess", via=stranger, headers={"X-Real-IP": f"203.0.113.{n}"})
     assert login(strict.url, "S06", "guess", via=stranger,
                  headers={"X-Real-IP": "203.0.113.99"}).status_code == 429
+
+
+def test_the_throttle_counts_an_ipv6_client_by_its_64():
+    from oncall.sessions import throttle_source
+    assert throttle_source("2001:db8:1:2:aaaa::1") == throttle_source("2001:db8:1:2:ffff::9") \
+        == "2001:db8:1:2::/64"
+    assert throttle_source("2001:db8:1:3::1") != throttle_source("2001:db8:1:2::1")
+    assert throttle_source("::ffff:192.0.2.7") == throttle_source("192.0.2.7") == "192.0.2.7"
+    assert throttle_source(None) is None
+
+
+@pytest.mark.parametrize(("peer", "header", "expected"), [
+    ("127.0.0.1", "198.51.100.7", "198.51.100.7"),   # nginx on this host
+    ("172.18.0.5", "198.51.100.7", "198.51.100.7"),  # nginx on the compose network
+    ("198.51.100.9", "198.51.100.7", "198.51.100.9"),  # a client sending the header itself
+    ("127.0.0.1", "not-an-address", "127.0.0.1"),
+    ("127.0.0.1", "198.51.100.7, 10.0.0.1", "127.0.0.1"),  # one address or none
+    ("127.0.0.1", None, "127.0.0.1"),
+])
+def test_x_real_ip_is_believed_only_from_a_trusted_proxy(peer, header, expected):
+    from types import SimpleNamespace
+
+    from healthguard.addresses import client_address, trusted_proxies
+    request = SimpleNamespace(remote_addr=peer, headers={"X-Real-IP": header} if header else {})
+    assert client_address(request, trusted_proxies(None)) == expected
+    assert client_address(request, trusted_proxies("")) == peer  # no proxy trusted
+
+
+def test_a_malformed_trusted_proxies_setting_stops_the_service():
+    from healthguard.addresses import trusted_proxies
+    from healthguard.config import ConfigError
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        trusted_proxies("10.0.0.0/8,nginx")

@@ -1,5 +1,6 @@
 """Signing in and out: salted password hashes, server-side sessions, a limit on guessing."""
 import datetime as dt
+import ipaddress
 import math
 
 from healthguard import clock
@@ -35,6 +36,19 @@ class PasswordChangeRequired(ApiError):
         super().__init__(403, "password_change_required: this password was a one-time password; "
                               "set a new one with POST /api/v1/auth/password",
                          password_change_required=True)
+
+
+def throttle_source(address: str | None) -> str | None:
+    """What the throttle counts an address as: an IPv4 address itself, an IPv6 address by its /64
+    (one customer's allocation: otherwise a single attacker has 2^64 fresh addresses)."""
+    if address is None:
+        return None
+    parsed = ipaddress.ip_address(address)
+    if parsed.version == 6:
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def _seconds_until(moment: dt.datetime, now: dt.datetime) -> int:
@@ -81,6 +95,7 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | 
     password was a supervisor's one-time reset (checked only after the password is right)."""
     # Serialise attempts on one login, so parallel guesses cannot slip past the limit.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('login:' || %s))", (login,))
+    address = throttle_source(address)
     now = clock.now()
     retry_after, reason = _throttled_for(cur, login=login, address=address, now=now)
     if retry_after:
@@ -131,6 +146,7 @@ def change_password(cur, *, login: str, current_password: str, new_password: str
     one-time password is the current one). Throttled and recorded like a sign-in; False if the
     current password is wrong. Every open session of the clinician is revoked."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('login:' || %s))", (login,))
+    address = throttle_source(address)
     now = clock.now()
     retry_after, reason = _throttled_for(cur, login=login, address=address, now=now)
     if retry_after:
