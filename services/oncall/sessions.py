@@ -6,7 +6,7 @@ import math
 from healthguard import clock
 from healthguard.auth import new_session_token, token_hash
 from healthguard.errors import ApiError
-from healthguard.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from healthguard.passwords import UNUSABLE, dummy_hash, hash_password, needs_rehash, verify_password
 
 from .metrics import SIGN_IN_THROTTLED
 
@@ -70,7 +70,7 @@ def _throttled_for(cur, *, login: str, address: str | None, now: dt.datetime) ->
         return _seconds_until(sweep[-1] + FAILURE_WINDOW, now), "address"
     # This pair's failures since its last success from the same address.
     cur.execute("""
-        SELECT count(*) AS failures, max(attempted_at) AS last_failure FROM login_attempts a
+        SELECT count(*) AS failures, max(attempted_at) AS last_failure FROM login_attempts
         WHERE login = %(login)s AND source_address IS NOT DISTINCT FROM %(address)s
           AND NOT succeeded AND attempted_at > %(since)s
           AND attempted_at > coalesce((
@@ -88,31 +88,50 @@ def _throttled_for(cur, *, login: str, address: str | None, now: dt.datetime) ->
     return _seconds_until(row["last_failure"] + delay, now), "login_address"
 
 
-def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | None) -> dict:
-    """Verify the password and open a session: {token, expires_at, employee}. The clear token
-    exists only in this answer; the database keeps its hash. `address`: the client's, for the
-    throttle (healthguard.addresses). {} for wrong credentials; PasswordChangeRequired when the
-    password was a supervisor's one-time reset (checked only after the password is right)."""
+def _check_password(cur, *, login: str, password: str, address: str | None,
+                    now: dt.datetime) -> dict | None:
+    """The employee if this password is theirs, else None; the attempt is recorded for the
+    throttle. TooManyAttempts (without looking at the password) while this address waits."""
     # Serialise attempts on one login, so parallel guesses cannot slip past the limit.
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('login:' || %s))", (login,))
     address = throttle_source(address)
-    now = clock.now()
     retry_after, reason = _throttled_for(cur, login=login, address=address, now=now)
     if retry_after:
         SIGN_IN_THROTTLED.labels(reason=reason).inc()
         raise TooManyAttempts(retry_after, reason)
-    employee = _employee_by_login(cur, login)
-    # Unknown logins are checked against a dummy hash, so both failures take the same time.
-    stored = employee["password_hash"] if employee else dummy_hash()
-    valid = verify_password(password, stored) and employee is not None
+    cur.execute("""
+        SELECT employee_id, login, name, role, tier, is_supervisor, password_hash,
+               must_change_password
+        FROM employees WHERE login = %s
+    """, (login,))
+    employee = cur.fetchone()
+    # Unknown logins, and accounts without a usable password, are checked against a dummy hash:
+    # every failure takes the time of a real verification, so none tells which it was.
+    usable = employee is not None and not employee["password_hash"].startswith(UNUSABLE)
+    valid = verify_password(password, employee["password_hash"] if usable else dummy_hash()) and usable
     cur.execute("""
         INSERT INTO login_attempts (login, succeeded, attempted_at, source_address)
         VALUES (%s, %s, %s, %s)""", (login, valid, now, address))
     if not valid:
-        return {}
-    if needs_rehash(stored):  # an older scheme or cost: upgraded while the password is at hand
+        return None
+    if needs_rehash(employee["password_hash"]):  # an older scheme or cost, upgraded while we can
         cur.execute("UPDATE employees SET password_hash = %s WHERE employee_id = %s",
                     (hash_password(password), employee["employee_id"]))
+    return employee
+
+
+PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor")
+
+
+def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | None) -> dict:
+    """Verify the password and open a session: {token, expires_at, employee}. The clear token
+    exists only in this answer; the database keeps its hash. `address`: the client's, for the
+    throttle (healthguard.addresses). {} for wrong credentials; PasswordChangeRequired when the
+    password was a supervisor's one-time reset (said only once the password is right)."""
+    now = clock.now()
+    employee = _check_password(cur, login=login, password=password, address=address, now=now)
+    if employee is None:
+        return {}
     if employee["must_change_password"]:
         raise PasswordChangeRequired()
     token = new_session_token()
@@ -128,37 +147,14 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | 
             "employee": {key: employee[key] for key in PUBLIC_FIELDS}}
 
 
-PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor")
-
-
-def _employee_by_login(cur, login: str) -> dict | None:
-    cur.execute("""
-        SELECT employee_id, login, name, role, tier, is_supervisor, password_hash,
-               must_change_password
-        FROM employees WHERE login = %s
-    """, (login,))
-    return cur.fetchone()
-
-
 def change_password(cur, *, login: str, current_password: str, new_password: str,
                     address: str | None) -> bool:
     """Replace a password, proven by the current one (also the way out of a forced change: the
     one-time password is the current one). Throttled and recorded like a sign-in; False if the
     current password is wrong. Every open session of the clinician is revoked."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('login:' || %s))", (login,))
-    address = throttle_source(address)
-    now = clock.now()
-    retry_after, reason = _throttled_for(cur, login=login, address=address, now=now)
-    if retry_after:
-        SIGN_IN_THROTTLED.labels(reason=reason).inc()
-        raise TooManyAttempts(retry_after, reason)
-    employee = _employee_by_login(cur, login)
-    stored = employee["password_hash"] if employee else dummy_hash()
-    valid = verify_password(current_password, stored) and employee is not None
-    cur.execute("""
-        INSERT INTO login_attempts (login, succeeded, attempted_at, source_address)
-        VALUES (%s, %s, %s, %s)""", (login, valid, now, address))
-    if not valid:
+    employee = _check_password(cur, login=login, password=current_password, address=address,
+                               now=clock.now())
+    if employee is None:
         return False
     set_password(cur, employee_id=employee["employee_id"], password=new_password, must_change=False)
     return True
