@@ -44,14 +44,24 @@ wait_port() { for _ in $(seq 1 "$2"); do port_open "$1" && return 0; sleep 1; do
 
 if [ -z "${HG_TEST_POSTGRES_URL:-}" ] && ! port_open 5432; then
   cluster=$(ls /etc/postgresql | sort -V | tail -n1)
-  if [ "$installed_postgres" = yes ]; then
-    # A fresh install: the tests and `make up` connect as postgres over TCP without a password.
-    hba=/etc/postgresql/$cluster/main/pg_hba.conf
-    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
-  fi
   log "starting PostgreSQL $cluster"
   pg_ctlcluster --skip-systemctl-redirect "$cluster" main start
   wait_port 5432 30 || { log "PostgreSQL did not start" >&2; exit 1; }
+fi
+if [ "$installed_postgres" = yes ]; then
+  # A fresh install keeps Debian's password authentication (scram-sha-256) over TCP. The role the
+  # tests and `make up` connect as (postgres, in URLs that name no password) gets a random
+  # password, kept in ~/.pgpass (mode 600), where libpq finds it. A server that was already
+  # installed is never reconfigured.
+  pgpass=${PGPASSFILE:-$HOME/.pgpass}
+  if ! grep -qs '^127\.0\.0\.1:5432:\*:postgres:' "$pgpass"; then
+    password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+    # Through psql's standard input: a password on a command line is visible to every user.
+    printf "ALTER ROLE postgres PASSWORD '%s';\n" "$password" | runuser -u postgres -- psql -q -X
+    (umask 077; printf '127.0.0.1:5432:*:postgres:%s\nlocalhost:5432:*:postgres:%s\n' \
+       "$password" "$password" >>"$pgpass")
+    log "PostgreSQL: role postgres has a password now (in $pgpass)"
+  fi
 fi
 if [ -z "${HG_TEST_RABBITMQ_URL:-}" ] && ! port_open 5672; then
   log "starting RabbitMQ"

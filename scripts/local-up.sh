@@ -16,7 +16,8 @@ while IFS= read -r line; do
   [ -n "${!BASH_REMATCH[1]:-}" ] || export "${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
 done < .env
 export BIND_HOST=127.0.0.1 HG_RUN_DIR="$run"
-.venv/bin/python -m healthguard.migrate --create-database
+# The demo profile: the seeded staff sign in with the demo password (see README, Security).
+.venv/bin/python -m healthguard.migrate --create-database --demo
 # The SPA nginx serves, rebuilt when its sources changed; nginx and Prometheus configs rendered
 # from the shipped files with loopback ports in place of the compose names.
 if [ ! -f web-ui/dist/index.html ] || [ -n "$(find web-ui/src web-ui/index.html web-ui/package-lock.json -newer web-ui/dist/index.html -print -quit)" ]; then

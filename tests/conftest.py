@@ -199,7 +199,7 @@ def template_database_url(databases):
     """This run's migrated, seeded database; never connected to after migrating (a template
     with a connection cannot be copied)."""
     url = databases.create(TEMPLATE_DATABASE)
-    migrate(url)
+    migrate(url, demo=True)  # the demo staff sign in with password123
     return url
 
 

@@ -34,7 +34,7 @@ DASHBOARD_PROVIDERS = REPO / "grafana" / "provisioning" / "dashboards" / "dashbo
 NGINX_CONF = REPO / "web-ui" / "nginx.conf"
 
 # What the services expose (healthguard.metrics and the services), plus Prometheus' own `up`.
-COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total",
+COUNTERS = {"alerts_received_total", "incidents_total", "notifications_sent_total", "sign_in_throttled_total",
             "messages_dead_lettered_total", "http_requests_total"}
 GAUGES = {"websocket_connections", "oncall_current", "incidents_active",
           "incident_unassigned_oldest_seconds", "worker_heartbeat_timestamp_seconds", "up"}

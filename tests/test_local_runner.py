@@ -41,6 +41,10 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
             proxied = requests.get(f"http://127.0.0.1:{web_port}/ready/{service}", timeout=5)
             assert proxied.status_code == 200 and proxied.json()["status"] == "ok", service
         assert requests.get(f"http://127.0.0.1:{prometheus_port}/-/ready", timeout=5).status_code == 200
+        # `make up` is the demo profile: the demo staff sign in with the demo password.
+        signed_in = requests.post(f"http://127.0.0.1:{web_port}/api/v1/auth/login", timeout=10,
+                                  json={"login": "D01", "password": "password123"})
+        assert signed_in.status_code == 200, signed_in.text
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")

@@ -356,7 +356,8 @@ def test_employees_never_show_password_hashes(api):
     everyone = api.call("GET", "/api/v1/employees")
     assert everyone.status_code == 200
     assert len(everyone.json()["employees"]) == 24
-    assert "scrypt" not in everyone.text and "password" not in everyone.text
+    assert "scrypt" not in everyone.text and "argon2" not in everyone.text
+    assert "password" not in everyone.text
     nurses = api.call("GET", "/api/v1/employees?role=NURSE").json()["employees"]
     assert [e["employee_id"] for e in nurses] == ["N01", "N02", "N03", "N04", "N05", "N06"]
     one = api.call("GET", "/api/v1/employees/D01")

@@ -83,7 +83,7 @@ def test_no_password_is_stored_in_clear(db, database_url):
         cur.execute("SELECT employee_id, password_hash FROM employees")
         rows = cur.fetchall()
     hashes = [row["password_hash"] for row in rows]
-    assert all(h.startswith("scrypt$") for h in hashes)
+    assert all(h.startswith("$argon2id$") for h in hashes)  # the demo profile's (tests/conftest.py)
     assert len({h.split("$")[4] for h in hashes}) == len(hashes), "every hash has its own salt"
     assert verify_password("password123", hashes[0]) and not verify_password("password124", hashes[0])
     # Nowhere in the whole database does the demo password appear in clear.

@@ -1,5 +1,10 @@
 """Apply the numbered SQL migrations in db/migrations: `python -m healthguard.migrate`.
 
+With `--demo` (or HG_DEMO=1 in the environment) it then gives the seeded demo staff the demo
+password (db/migrations/demo/): only the demo profile (`make up`, the tests) does; a real deployment
+has no account with a known password and makes its first supervisor with
+`python -m oncall.accounts create-admin`.
+
 Idempotent (applied versions are recorded in schema_migrations) and safe when several copies
 start at once (they queue on one advisory lock, and each re-reads what is applied after it).
 """
@@ -55,10 +60,16 @@ def create_database(database_url: str) -> bool:
         admin.close()
 
 
-def migrate(database_url: str, directory: Path | None = None) -> list[str]:
+def demo_requested(environ=os.environ) -> bool:
+    return environ.get("HG_DEMO", "").strip().lower() in ("1", "true", "yes")
+
+
+def migrate(database_url: str, directory: Path | None = None, *, demo: bool = False) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction. Returns the versions
-    applied by this call."""
-    files = migration_files(directory or default_migrations_dir())
+    applied by this call. `demo`: afterwards seed the demo staff's passwords (every time: it only
+    fills accounts that have no usable password)."""
+    directory = directory or default_migrations_dir()
+    files = migration_files(directory)
     applied_now = []
     conn = psycopg2.connect(database_url, connect_timeout=5)
     try:
@@ -84,6 +95,11 @@ def migrate(database_url: str, directory: Path | None = None) -> list[str]:
                     conn.commit()
                     applied_now.append(version)
                     log.info("applied migration %s", version)
+                if demo:
+                    for path in sorted((directory / "demo").glob("*.sql")):
+                        cur.execute(path.read_text())
+                        conn.commit()
+                        log.info("demo profile: applied %s", path.name)
             finally:
                 conn.rollback()  # nothing is pending after a success; undoes a failed migration
                 conn.autocommit = True
@@ -97,6 +113,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--create-database", action="store_true",
                         help="create the database named in DATABASE_URL if it does not exist")
+    parser.add_argument("--demo", action="store_true",
+                        help="also give the seeded demo staff the demo password (never in a real "
+                             "deployment; HG_DEMO=1 does the same)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -106,7 +125,7 @@ def main(argv=None) -> int:
         return 2
     if args.create_database and create_database(url):
         log.info("created database %s", parse_dsn(url).get("dbname"))
-    applied = migrate(url)
+    applied = migrate(url, demo=args.demo or demo_requested())
     log.info("migrations up to date (%d applied now)", len(applied))
     return 0
 

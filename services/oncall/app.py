@@ -2,6 +2,7 @@
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from healthguard import metrics as shared_metrics
+from healthguard.addresses import trusted_proxies
 from healthguard.config import ConfigError
 from healthguard.web import create_service_app
 
@@ -12,7 +13,8 @@ from .schemas import api
 
 
 def create_app(config=None):
-    app = create_service_app("oncall", config, optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS"),
+    app = create_service_app("oncall", config,
+                             optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS", "TRUSTED_PROXIES"),
                              blueprints=(auth_views.blueprint, views.blueprint), api=api)
     try:
         tz = ZoneInfo(app.config["HOSPITAL_TZ"])
@@ -28,6 +30,7 @@ def create_app(config=None):
                           f"{app.config['SESSION_TTL_HOURS']!r}")
     app.extensions["oncall.tz"] = tz
     app.extensions["oncall.session_ttl_hours"] = ttl_hours
+    app.extensions["oncall.trusted_proxies"] = trusted_proxies(app.config.get("TRUSTED_PROXIES"))
     hg = app.extensions["healthguard"]
     shared_metrics.add_scrape_collector(app, OnCallCollector(db=hg.db, tz=tz))
     hg.background.append(PruneSignInRecords(db=hg.db))  # run by the worker process

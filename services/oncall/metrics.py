@@ -1,7 +1,8 @@
 """oncall_current{role}: clinicians on duty and signed in, read from the database when Prometheus
-scrapes, so every worker (and every replica) reports the same truth."""
+scrapes, so every worker (and every replica) reports the same truth; sign_in_throttled_total."""
 import logging
 
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 
 from healthguard import clock
@@ -27,3 +28,9 @@ class OnCallCollector:
         for role, count in sorted(counts.items()):
             gauge.add_metric([role], count)
         yield gauge
+
+
+# Sign-in attempts refused without checking the password. reason: "login_address" (one address
+# kept failing on one login: progressive delay) or "address" (one address failing across logins).
+SIGN_IN_THROTTLED = Counter(
+    "sign_in_throttled_total", "Sign-in attempts refused by the throttle, by reason", ["reason"])

@@ -1,6 +1,6 @@
 """Background task: forget sign-in records nobody needs any more.
 
-Failed sign-in attempts matter for the 15-minute lock only; sessions matter until they expire or
+Failed sign-in attempts matter for the 15-minute throttle windows only; sessions matter until they expire or
 are revoked. Both are kept a day longer (for an investigation of that day), then deleted, so the
 tables stay small however long the hospital runs.
 """

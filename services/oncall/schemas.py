@@ -57,6 +57,26 @@ class Credentials(RequestModel):
     password: Password = Field(json_schema_extra={"format": "password"})
 
 
+# A new password: long enough that guessing it online is hopeless under the sign-in throttle.
+NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=256, strip_whitespace=False,
+                                               strict=True)]
+
+
+class PasswordChange(RequestModel):
+    """Public on purpose: a clinician whose password was reset has no session until it is
+    changed; the current (one-time) password is the proof."""
+    login: Text(256) = Field(examples=["D01"])
+    current_password: Password = Field(json_schema_extra={"format": "password"})
+    new_password: NewPassword = Field(json_schema_extra={"format": "password"},
+                                      description="12 to 256 characters, not the current one")
+
+
+class PasswordReset(ResponseModel):
+    employee_id: str
+    temporary_password: str = Field(description="one-time: shown only here; it signs in only to "
+                                                 "POST /api/v1/auth/password")
+
+
 def _upper(value):
     return value.strip().upper() if isinstance(value, str) else value
 

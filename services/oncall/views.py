@@ -12,7 +12,7 @@ from healthguard.auth import clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
 from healthguard.web import platform
 
-from . import overrides, roster
+from . import accounts, overrides, roster
 from .schedule import load_duties
 from .schemas import (
     AvailabilityChange,
@@ -23,6 +23,7 @@ from .schemas import (
     OnCallNow,
     Override,
     OverrideRequest,
+    PasswordReset,
     RoleFilter,
     Schedule,
     SchedulePeriod,
@@ -157,6 +158,21 @@ def employee(employee_id: str):
         raise ApiError(404, "no such employee")
     with platform().db.transaction() as cur:
         return roster.get_employee(cur, employee_id=employee_id, at=now())
+
+
+@blueprint.post("/employees/<employee_id>/password-reset")
+@supervisor_only
+@api.validate(resp=responses({200: PasswordReset}, [403, 404]))
+def reset_password(employee_id: str):
+    """Give a clinician a one-time password, to be changed at the next sign-in (supervisors).
+    Every session of theirs ends."""
+    if "\x00" in employee_id:  # PostgreSQL text cannot hold NUL, so no id does
+        raise ApiError(404, "no such employee")
+    with platform().db.transaction() as cur:
+        temporary = accounts.reset_password(cur, employee_id=employee_id)
+    if temporary is None:
+        raise ApiError(404, "no such employee")
+    return {"employee_id": employee_id, "temporary_password": temporary}
 
 
 @blueprint.patch("/employees/me/availability")
