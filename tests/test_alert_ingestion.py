@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from alert_ingestion.app import create_app
+from healthguard.broker import ALERT_LANES, declare_queue
 from tests.api_contract import checked_document, fuzz
 from tests.support import DEVICE_KEY, REPO, ServiceProcess, wait_for
 
@@ -35,13 +36,14 @@ def counts(db) -> dict:
 def queued_alerts(rabbitmq_url) -> list[dict]:
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
-    channel.queue_declare("alerts", durable=True)
     messages = []
-    while True:
-        method, properties, body = channel.basic_get("alerts", auto_ack=True)
-        if method is None:
-            break
-        messages.append({"message_id": properties.message_id, **json.loads(body)})
+    for lane in ALERT_LANES:  # each alert in its severity's lane (broker.alert_lane)
+        declare_queue(channel, lane)
+        while True:
+            method, properties, body = channel.basic_get(lane, auto_ack=True)
+            if method is None:
+                break
+            messages.append({"message_id": properties.message_id, "lane": lane, **json.loads(body)})
     connection.close()
     return messages
 
@@ -69,6 +71,7 @@ def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db,
     [message] = queued_alerts(rabbitmq_url)
     assert message["message_id"] == f"alert-{alert['alert_id']}"
     assert message["alert_id"] == alert["alert_id"] and message["severity"] == "CRITICAL"
+    assert message["lane"] == "alerts.critical"
     assert received_total(ingestion, "CRITICAL") == before + 1
 
     fetched = requests.get(ingestion.url + response.headers["Location"],

@@ -84,6 +84,9 @@ class Incident(ResponseModel):
     assigned_to: str | None
     assignee: Assignee | None
     escalation_level: int = Field(description="how often it was escalated for want of an acknowledgement")
+    alert_count: int = Field(description="how often its alarm sounded: repeats within the correlation "
+                                         "window join the incident instead of opening another")
+    last_alert_at: datetime = Field(description="when its alarm last sounded")
     created_at: datetime
     assigned_at: datetime | None
     acknowledged_at: datetime | None
