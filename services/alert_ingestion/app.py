@@ -2,13 +2,16 @@
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
+from .flood_limits import limits_from
 from .schemas import api
 from .views import blueprint
 
 
 def create_app(config=None):
     app = create_service_app("alert-ingestion", config, required=("DEVICE_API_KEYS",),
+                             optional=("DEVICE_ALERTS_PER_SECOND", "MANUAL_ALERTS_PER_MINUTE"),
                              blueprints=(blueprint,), api=api)
+    app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
     hg = app.extensions["healthguard"]
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))
