@@ -94,9 +94,10 @@ class AlertConsumer:
                  retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW):
         self.db, self.window = db, window
         self.oncall = OnCallClient(oncall_url, service_token)
-        # Most severe lane first, one message in hand per lane: a CRITICAL alarm waits at most for
-        # the one lower alarm being handled when it arrived.
-        self.consumer = Consumer(rabbitmq_url, ALERT_LANES, self.handle, prefetch=1, retry=retry)
+        # Most severe lane first: a CRITICAL alarm waits at most for the one lower alarm being
+        # handled when it arrived. Two in hand per lane, so the next of a busy higher lane is
+        # already here when the previous one is acknowledged, and no lower one slips in between.
+        self.consumer = Consumer(rabbitmq_url, ALERT_LANES, self.handle, prefetch=2, retry=retry)
 
     def handle(self, message: dict) -> None:
         open_incident_for_alert(message, db=self.db, oncall=self.oncall, window=self.window)
