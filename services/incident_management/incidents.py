@@ -147,13 +147,15 @@ def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict |
 
 
 def open_unassigned(cur, *, limit: int) -> list[dict]:
+    """The OPEN incidents to offer again, most severe first (a CRITICAL one must not wait behind
+    a backlog of LOW ones nobody could take), oldest first within a severity."""
     cur.execute("""
         SELECT i.incident_id, t.routes_to
         FROM incidents i JOIN alert_types t ON t.alert_type = i.alert_type
         WHERE i.status = 'OPEN'
-        ORDER BY i.incident_id
+        ORDER BY array_position(%s::text[], i.severity), i.incident_id
         LIMIT %s
-    """, (limit,))
+    """, (list(SEVERITIES), limit))
     return cur.fetchall()
 
 
