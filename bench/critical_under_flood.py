@@ -10,7 +10,7 @@ processes and workers, as `make up` runs them), signs every seeded clinician in,
 `--flood` LOW/MEDIUM device alarms from `--concurrency` clients and, spread over the flood, the
 `--critical` CRITICAL ones (each a different patient and alarm, so none is correlated into
 another). It reports, for the CRITICAL ones, alert-to-assigned p50/p99/max (the alert's
-received_at to its incident's assigned_at, both stamped by the services' one clock) and how many
+received_at to its incident's first assignment, both stamped by the services' one clock) and how many
 lower alarms were still waiting (not yet an incident) when each CRITICAL one was assigned; and,
 when pgbench is installed, a pgbench -N run on the same server in the same run as a reference for
 how fast this machine is at the moment (the figures move with the other load on it). Everything
@@ -177,10 +177,16 @@ def run(args) -> dict:
                 return cur.fetchall()
 
         def critical_assigned():
+            # The first assignment: incidents.assigned_at moves on when an unacknowledged incident
+            # is escalated (CRITICAL: after 60 s), which is not what is measured here.
             return query("""
-                SELECT a.alert_id, EXTRACT(EPOCH FROM i.assigned_at - a.received_at), i.assigned_at
-                FROM alerts a JOIN incidents i ON i.alert_id = a.alert_id
-                WHERE a.alert_id = ANY(%s) AND i.assigned_at IS NOT NULL""", (critical_ids,))
+                SELECT a.alert_id, EXTRACT(EPOCH FROM s.first_assigned_at - a.received_at),
+                       s.first_assigned_at
+                FROM alerts a
+                JOIN incidents i ON i.alert_id = a.alert_id
+                JOIN LATERAL (SELECT min(assigned_at) AS first_assigned_at FROM incident_assignments
+                              WHERE incident_id = i.incident_id) s ON s.first_assigned_at IS NOT NULL
+                WHERE a.alert_id = ANY(%s)""", (critical_ids,))
         wait_for(lambda: len(critical_assigned()) == len(critical_ids), args.wait, 0.5,
                  "every CRITICAL alarm to be assigned")
         rows = critical_assigned()
