@@ -438,12 +438,12 @@ def make_incident(db, clock_path):
             assigned_at = hg_clock.now() - _interval(assigned_ago) if assigned_to else None
             cur.execute("""
                 INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
-                                       status, assigned_to, assigned_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                       status, assigned_to, assigned_at, last_alert_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 RETURNING incident_id""",
                         (alert["alert_id"], patient_id, alert_type, severity, alert["category"],
                          alert["room"], title or f"{severity}: {alert_type}, room {alert['room']}",
-                         status, assigned_to, assigned_at))
+                         status, assigned_to, assigned_at, hg_clock.now()))
             incident_id = cur.fetchone()["incident_id"]
             if assigned_to:
                 cur.execute("""

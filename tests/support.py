@@ -20,7 +20,13 @@ from pathlib import Path
 import pika
 import requests
 
-from healthguard.broker import RetryPolicy, declare_durable_queue, retry_queue
+from healthguard.broker import (
+    ALERT_LANES,
+    NOTIFICATIONS_QUEUE,
+    RetryPolicy,
+    declare_durable_queue,
+    retry_queue,
+)
 from healthguard.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +36,7 @@ DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
 # a message parked for a retry by one test must not flow back into the next one.
 _DEFAULT_RETRY = RetryPolicy()
 WORK_QUEUES = tuple(
-    name for queue in ("alerts", "notifications")
+    name for queue in (*ALERT_LANES, NOTIFICATIONS_QUEUE)
     for name in (queue, f"{queue}.dead", *sorted({
         retry_queue(queue, _DEFAULT_RETRY.delay(n)) for n in range(1, _DEFAULT_RETRY.max_attempts)})))
 SERVICE_MODULES = {

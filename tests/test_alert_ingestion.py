@@ -1,4 +1,5 @@
 """The alert ingestion service (:8001) as a device, a clinician and the web UI see it."""
+import datetime as dt
 import json
 import re
 import subprocess
@@ -9,9 +10,9 @@ import pytest
 import requests
 
 from alert_ingestion.app import create_app
-from healthguard.broker import declare_durable_queue
+from healthguard.broker import ALERT_LANES, declare_queue
 from tests.api_contract import checked_document, fuzz
-from tests.support import DEVICE_KEY, REPO, ServiceProcess, wait_for
+from tests.support import DEVICE_KEY, REPO, ServiceProcess, metric_value, wait_for
 
 pytestmark = pytest.mark.module_database  # one alert ingestion service for the module
 
@@ -36,13 +37,14 @@ def counts(db) -> dict:
 def queued_alerts(rabbitmq_url) -> list[dict]:
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
-    declare_durable_queue(channel, "alerts")
     messages = []
-    while True:
-        method, properties, body = channel.basic_get("alerts", auto_ack=True)
-        if method is None:
-            break
-        messages.append({"message_id": properties.message_id, **json.loads(body)})
+    for lane in ALERT_LANES:  # each alert in its severity's lane (broker.alert_lane)
+        declare_queue(channel, lane)
+        while True:
+            method, properties, body = channel.basic_get(lane, auto_ack=True)
+            if method is None:
+                break
+            messages.append({"message_id": properties.message_id, "lane": lane, **json.loads(body)})
     connection.close()
     return messages
 
@@ -70,6 +72,7 @@ def test_device_alert_is_stored_with_derived_fields_and_published(ingestion, db,
     [message] = queued_alerts(rabbitmq_url)
     assert message["message_id"] == f"alert-{alert['alert_id']}"
     assert message["alert_id"] == alert["alert_id"] and message["severity"] == "CRITICAL"
+    assert message["lane"] == "alerts.critical"
     assert received_total(ingestion, "CRITICAL") == before + 1
 
     fetched = requests.get(ingestion.url + response.headers["Location"],
@@ -172,6 +175,48 @@ def test_manual_alert_by_a_signed_in_clinician(ingestion, db, login_as):
     anonymous = requests.post(ingestion.url + "/api/v1/alerts/manual", timeout=10)
     assert anonymous.status_code == 401
     assert counts(db)["alerts"] == 3
+
+
+def rate_limited_total(service, source: str) -> float:
+    return metric_value(service.url, "alerts_rate_limited_total", source=source) or 0.0
+
+
+def test_manual_alerts_are_limited_per_clinician_and_accepted_ones_kept(ingestion, db, login_as, clock):
+    clock.set(dt.datetime(2026, 3, 11, 10, 0, 1, tzinfo=dt.UTC))  # a whole minute ahead of the test
+    flooder, colleague = login_as("N02"), login_as("N03")
+    before = rate_limited_total(ingestion, "manual")
+
+    def raise_test_alert(token):
+        return requests.post(ingestion.url + "/api/v1/alerts/manual", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"}, json={"patient_id": "P003"})
+    assert [raise_test_alert(flooder).status_code for _ in range(10)] == [201] * 10
+    refused = raise_test_alert(flooder)
+    assert refused.status_code == 429 and refused.json()["error"] == "Too Many Requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["retry_after_seconds"] == int(refused.headers["Retry-After"])
+    assert raise_test_alert(colleague).status_code == 201  # a limit per clinician, not for all
+    wait_for(lambda: rate_limited_total(ingestion, "manual") == before + 1, 10, 0.1, "the refusal counted")
+    with db.transaction() as cur:
+        cur.execute("SELECT triggered_by, count(*) AS n FROM alerts GROUP BY triggered_by")
+        assert {row["triggered_by"]: row["n"] for row in cur.fetchall()} == {"N02": 10, "N03": 1}
+    clock.advance(60)  # the next minute
+    assert raise_test_alert(flooder).status_code == 201
+
+
+def test_device_alerts_are_limited_per_device_key(start_service, db, clock):
+    limited = start_service("alert-ingestion", env={"DEVICE_ALERTS_PER_SECOND": "5",
+                                                    "DEVICE_API_KEYS": f"{DEVICE_KEY},second-device-key"})
+    clock.set(dt.datetime(2026, 3, 11, 10, 0, 0, 20000, tzinfo=dt.UTC))  # just past a whole second
+    body = {"patient_id": "P001", "alert_type": "HEART_RATE_HIGH", "value": 150}
+    answers = [post_alert(limited, body) for _ in range(6)]
+    other_key = post_alert(limited, body, key="second-device-key")
+    assert [a.status_code for a in answers] == [201] * 5 + [429]
+    assert answers[-1].headers["Retry-After"] == "1"
+    assert other_key.status_code == 201
+    assert rate_limited_total(limited, "device") == 1
+    assert counts(db)["alerts"] == 6  # every accepted alarm stored, the refused one not
+    clock.advance(1)
+    assert post_alert(limited, body).status_code == 201
 
 
 def test_alert_list_filters_and_keyset_pagination(ingestion, login_as):

@@ -63,7 +63,8 @@ def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login
     assert event["event_id"].startswith(f"incident-{incident['incident_id']}-assigned-")
     assert event["title"] == incident["title"] and event["severity"] == "CRITICAL"
     assert event["data"] == {"status": "ASSIGNED", "patient_id": "P001", "room": "312",
-                             "alert_type": "CARDIAC_ARREST", "assigned_to": incident["assigned_to"]}
+                             "alert_type": "CARDIAC_ARREST", "assigned_to": incident["assigned_to"],
+                             "alert_count": 1}
 
     # The next roles in the route, then anyone available, when the first role has nobody.
     neuro = api.incident_of(api.post_alert("P004", "STROKE_SUSPECTED"))
@@ -76,7 +77,8 @@ def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login
 def test_route_falls_back_role_by_role_and_assigns_the_least_busy(api, login_as):
     for specialist in ("S05", "S06"):
         login_as(specialist)  # neurologists, on call around the clock; no emergency doctor signed in
-    alert_ids = [api.post_alert("P004", "STROKE_SUSPECTED") for _ in range(4)]
+    # Four patients: repeats for one patient would join one incident (tests/test_correlation.py).
+    alert_ids = [api.post_alert(patient, "STROKE_SUSPECTED") for patient in ("P004", "P005", "P006", "P007")]
     assignees = [api.incident_of(alert_id)["assigned_to"] for alert_id in alert_ids]
     assert sorted(assignees) == ["S05", "S05", "S06", "S06"]  # least busy first, so two each
 
@@ -237,16 +239,16 @@ def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_le
     login_as("S01")
     alert_id = api.post_alert("P001", "HEART_RATE_LOW", value=38)
     incident = api.incident_of(alert_id)
-    dead_before = api.metric("messages_dead_lettered_total", queue="alerts")
+    dead_before = api.metric("messages_dead_lettered_total", queue="alerts.high")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     for body in ({"alert_id": alert_id}, {"alert_id": 99999999}, {"alert": "nope"}, "not json"):
-        channel.basic_publish("", "alerts", body if isinstance(body, str) else json.dumps(body))
+        channel.basic_publish("", "alerts.high", body if isinstance(body, str) else json.dumps(body))
     connection.close()
     dead = []
 
     def three_dead_letters():
-        dead.extend(queued("alerts.dead"))
+        dead.extend(queued("alerts.high.dead"))
         return len(dead) >= 3
     wait_for(three_dead_letters, 15, 0.1, "three dead letters")
     reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
@@ -254,11 +256,11 @@ def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_le
     assert reasons[1] == "unknown alert 99999999"
     assert reasons[2].startswith("unparseable message")
     # Counted once the dead letter is published: it may be on the queue before it is counted.
-    wait_for(lambda: api.metric("messages_dead_lettered_total", queue="alerts") == dead_before + 3,
+    wait_for(lambda: api.metric("messages_dead_lettered_total", queue="alerts.high") == dead_before + 3,
              10, 0.1, "the dead letters to be counted")
     # The redelivered alert may still be in a consumer's hands: only once every message sent to
-    # `alerts` has been acknowledged can "no second incident" be told from "not yet".
-    wait_for(lambda: queue_idle(rabbitmq_url, "alerts"), 30, 0.5, "the redelivered alert to be handled")
+    # `alerts.high` has been acknowledged can "no second incident" be told from "not yet".
+    wait_for(lambda: queue_idle(rabbitmq_url, "alerts.high"), 30, 0.5, "the redelivered alert to be handled")
     with db.transaction() as cur:
         cur.execute("SELECT count(*) AS n FROM incidents")
         assert cur.fetchone()["n"] == 1

@@ -44,7 +44,7 @@ def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitm
     def write(first):
         for n in range(first, first + 50):
             with db.transaction() as cur:
-                enqueue(cur, queue="alerts", message_id=f"test-{n}", payload={"n": n})
+                enqueue(cur, queue="alerts.low", message_id=f"test-{n}", payload={"n": n})
 
     writers = [threading.Thread(target=write, args=(start,)) for start in (0, 50, 100, 150)]
     for writer in writers:
@@ -52,7 +52,7 @@ def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitm
     for writer in writers:
         writer.join()
     wait_for(lambda: outbox_size(db) == 0, 20, what="the outbox to drain")
-    received = drain(rabbitmq_url, "alerts")
+    received = drain(rabbitmq_url, "alerts.low")
     assert sorted(m["n"] for m in received) == list(range(200))  # each exactly once
     assert {m["message_id"] for m in received} == {f"test-{n}" for n in range(200)}
 
@@ -64,13 +64,13 @@ def test_outbox_relay_keeps_messages_while_broker_is_down_and_drains_after(db, r
         rabbit.stop()
         for n in range(10):
             with db.transaction() as cur:
-                enqueue(cur, queue="alerts", message_id=f"down-{n}", payload={"n": n})
+                enqueue(cur, queue="alerts.low", message_id=f"down-{n}", payload={"n": n})
         # The relays tried and failed: the rows are kept, with their attempts counted.
         wait_for(lambda: _attempted(db), 20, what="a failed publish attempt")
         assert outbox_size(db) == 10
         rabbit.start()
         wait_for(lambda: outbox_size(db) == 0, 60, 0.2, "the outbox to drain after the restart")
-        assert sorted(m["n"] for m in drain(rabbit.url, "alerts")) == list(range(10))
+        assert sorted(m["n"] for m in drain(rabbit.url, "alerts.low")) == list(range(10))
     finally:
         rabbit.destroy()
 
@@ -92,17 +92,30 @@ def post_alert(ingestion, patient_id="P001", alert_type="CARDIAC_ARREST") -> int
 
 
 def incidents_by_alert(db) -> dict:
-    """alert_id -> (number of incidents, statuses, AUTO assignments, CREATED and ASSIGNED history rows)."""
+    """alert_id -> (number of incidents it belongs to, their statuses, and of its incident: AUTO
+    assignments, CREATED and ASSIGNED history rows, and whether every alert correlated into it
+    as a repeat has its ALERT_CORRELATED row and is counted in alert_count)."""
     with db.transaction() as cur:
         cur.execute("""
-            SELECT a.alert_id, count(i.incident_id) AS incidents, array_agg(i.status) AS statuses,
-                   (SELECT count(*) FROM incident_assignments s JOIN incidents j USING (incident_id)
-                     WHERE j.alert_id = a.alert_id AND s.reason = 'AUTO') AS auto_assignments,
-                   (SELECT count(*) FROM incident_history h JOIN incidents j USING (incident_id)
-                     WHERE j.alert_id = a.alert_id AND h.action = 'CREATED') AS created_rows,
-                   (SELECT count(*) FROM incident_history h JOIN incidents j USING (incident_id)
-                     WHERE j.alert_id = a.alert_id AND h.action = 'ASSIGNED') AS assigned_rows
-            FROM alerts a LEFT JOIN incidents i ON i.alert_id = a.alert_id
+            WITH belongs AS (
+                SELECT alert_id, incident_id FROM incidents
+                UNION ALL
+                SELECT alert_id, incident_id FROM incident_alerts)
+            SELECT a.alert_id, count(b.incident_id) AS incidents, array_agg(i.status) AS statuses,
+                   max((SELECT count(*) FROM incident_assignments s
+                         WHERE s.incident_id = b.incident_id AND s.reason = 'AUTO')) AS auto_assignments,
+                   max((SELECT count(*) FROM incident_history h
+                         WHERE h.incident_id = b.incident_id AND h.action = 'CREATED')) AS created_rows,
+                   max((SELECT count(*) FROM incident_history h
+                         WHERE h.incident_id = b.incident_id AND h.action = 'ASSIGNED')) AS assigned_rows,
+                   bool_and(i.alert_count = 1 + (SELECT count(*) FROM incident_alerts l
+                                                  WHERE l.incident_id = b.incident_id)
+                            AND i.alert_count = 1 + (SELECT count(*) FROM incident_history h
+                                                     WHERE h.incident_id = b.incident_id
+                                                       AND h.action = 'ALERT_CORRELATED')) AS repeats_counted
+            FROM alerts a
+            LEFT JOIN belongs b USING (alert_id)
+            LEFT JOIN incidents i ON i.incident_id = b.incident_id
             GROUP BY a.alert_id
         """)
         return {row["alert_id"]: row for row in cur.fetchall()}
@@ -114,12 +127,15 @@ def all_assigned(db, alert_ids) -> bool:
 
 
 def assert_exactly_one_incident_each(db, alert_ids):
+    """Each accepted alert belongs to exactly one assigned incident: the one opened for it, or the
+    one it repeated (correlated into, counted and recorded once)."""
     rows = incidents_by_alert(db)
     assert sorted(rows) == sorted(alert_ids)  # nothing stored that was not accepted, nothing lost
     for alert_id in alert_ids:
         row = rows[alert_id]
         assert (row["incidents"], row["statuses"]) == (1, ["ASSIGNED"]), row
         assert (row["auto_assignments"], row["created_rows"], row["assigned_rows"]) == (1, 1, 1), row
+        assert row["repeats_counted"], row
 
 
 def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_service, login_as, db):

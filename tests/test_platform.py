@@ -226,7 +226,8 @@ def _select_one(database):
 
 def _relayed(service) -> float:
     text = requests.get(service.url + "/metrics", timeout=5).text
-    match = re.search(r'^outbox_messages_relayed_total\{queue="alerts"\} ([0-9.]+)$', text, re.MULTILINE)
+    match = re.search(r'^outbox_messages_relayed_total\{queue="alerts\.critical"\} ([0-9.]+)$', text,
+                      re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 

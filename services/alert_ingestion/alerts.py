@@ -4,7 +4,7 @@ import datetime
 from dataclasses import dataclass
 
 from healthguard import clock
-from healthguard.broker import ALERTS_QUEUE
+from healthguard.broker import alert_lane
 from healthguard.errors import ApiError
 from healthguard.outbox import enqueue
 
@@ -22,11 +22,15 @@ ALERT_SELECT = """
     SELECT a.alert_id, a.patient_id, p.name AS patient_name, a.alert_type, t.name AS alert_name,
            a.severity, a.category, a.room, a.value::float AS value, a.device_id, a.source_alarm_id,
            a.source, a.triggered_by, a.occurred_at, a.received_at,
-           i.incident_id, i.status AS incident_status
+           coalesce(i.incident_id, r.incident_id) AS incident_id,
+           coalesce(i.status, r.status) AS incident_status
     FROM alerts a
     JOIN patients p USING (patient_id)
     JOIN alert_types t ON t.alert_type = a.alert_type
     LEFT JOIN incidents i ON i.alert_id = a.alert_id
+    -- a repeat of an alarm joins the incident already open for it (incident management)
+    LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
+    LEFT JOIN incidents r ON r.incident_id = l.incident_id
 """
 
 
@@ -97,7 +101,8 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
         return existing, False
 
     alert = get_alert(cur, alert_id=inserted["alert_id"])
-    enqueue(cur, queue=ALERTS_QUEUE, message_id=f"alert-{alert['alert_id']}", payload={
+    # Its severity's lane: incident management takes CRITICAL alarms before a flood of lower ones.
+    enqueue(cur, queue=alert_lane(alert["severity"]), message_id=f"alert-{alert['alert_id']}", payload={
         "alert_id": alert["alert_id"],
         "patient_id": alert["patient_id"],
         "alert_type": alert["alert_type"],

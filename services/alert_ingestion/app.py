@@ -2,14 +2,18 @@
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
+from .flood_limits import limits_from
 from .schemas import api
 from .views import blueprint
 
 
 def create_app(config=None):
     # DEVICE_API_KEYS is optional: bootstrap keys for the demo profile; devices have their own keys.
-    app = create_service_app("alert-ingestion", config, optional=("DEVICE_API_KEYS",),
+    app = create_service_app("alert-ingestion", config,
+                             optional=("DEVICE_API_KEYS", "DEVICE_ALERTS_PER_SECOND",
+                                       "MANUAL_ALERTS_PER_MINUTE"),
                              blueprints=(blueprint,), api=api)
+    app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
     hg = app.extensions["healthguard"]
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))

@@ -14,7 +14,7 @@ from .alerts import DEVICE_SOURCES, SOURCES
 api = service_api(
     "HealthGuard Ops alert ingestion",
     "Receives alarms from bedside devices, stores each durably and, through a transactional "
-    "outbox, publishes it to the `alerts` queue.")
+    "outbox, publishes it to the queue of its severity (`alerts.critical` ... `alerts.low`).")
 
 PatientId = Text(32)
 AlertType = Text(64)

@@ -2,7 +2,7 @@
 schemas.py, calls one function of alerts.py / catalogue.py inside one transaction, and answers JSON."""
 import functools
 
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 
 from healthguard.api import DEVICE_KEY, DEVICE_KEY_OR_SESSION, responses
 from healthguard.auth import (
@@ -18,7 +18,7 @@ from healthguard.errors import ApiError
 from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import alerts, catalogue, devices
+from . import alerts, catalogue, devices, flood_limits
 from .metrics import ALERTS_RECEIVED
 from .schemas import (
     Alert,
@@ -67,16 +67,24 @@ def _recorded(alert: dict, created: bool):
 # Authentication decorators sit above api.validate: a caller without credentials gets 401
 # before anything about the body is said.
 
+def _flood_limit(source: str, bucket: str) -> None:
+    flood_limits.take(platform().db, bucket=bucket,
+                      limit=current_app.extensions["alert_ingestion.flood_limits"][source])
+
+
 @blueprint.post("/alerts")
 @device_api_key
 @api.validate(json=AlertReport, security=DEVICE_KEY,
-              resp=responses({201: Alert, 200: Alert}, [403, 409, 413, 422]))
+              resp=responses({201: Alert, 200: Alert}, [403, 409, 413, 422, 429]))
 def receive_device_alert(json: AlertReport):
     """Report a device alarm
 
     201: stored (the alert and its outbox message committed). 200: this device already reported
     this alarm (same device_id and source_alarm_id): the stored alert, nothing written.
-    403: the patient is outside the key's scope (its ward or its patient)."""
+    403: the patient is outside the key's scope (its ward or its patient). 429: this device key
+    sent more than DEVICE_ALERTS_PER_SECOND (default 50) this second; retry after Retry-After
+    seconds (alarms accepted before are kept)."""
+    _flood_limit("device", flood_limits.device_bucket(request.headers["X-API-Key"]))
     with platform().db.transaction() as cur:
         devices.check_scope(cur, current_device(), patient_id=json.patient_id)
         alert, created = alerts.record_alert(cur, alerts.Alarm(**json.model_dump()))
@@ -86,12 +94,14 @@ def receive_device_alert(json: AlertReport):
 
 @blueprint.post("/alerts/manual")
 @clinician_only
-@api.validate(json=ManualAlert, body_optional=True, resp=responses({201: Alert}, [403, 413, 422]))
+@api.validate(json=ManualAlert, body_optional=True, resp=responses({201: Alert}, [403, 413, 422, 429]))
 def trigger_manual_alert(json: ManualAlert):
     """Raise a test alert as the signed-in clinician
 
     For drills and checks. An empty body (or null fields) picks a random admitted patient, a
-    random alert type and a typical value of that type."""
+    random alert type and a typical value of that type. 429: more than MANUAL_ALERTS_PER_MINUTE
+    (default 10) from this clinician this minute; retry after Retry-After seconds."""
+    _flood_limit("manual", flood_limits.clinician_bucket(current_clinician().employee_id))
     fields = json.model_dump()
     with platform().db.transaction() as cur:
         if fields["patient_id"] is None:

@@ -3,6 +3,9 @@
 pika is not thread-safe: every thread gets its own connection (publishers keep one per thread,
 each consumer runs in its own thread with its own connection).
 """
+import functools
+import heapq
+import itertools
 import json
 import logging
 import threading
@@ -12,6 +15,7 @@ import pika
 import pika.exceptions
 
 from . import metrics
+from .domain import SEVERITIES
 from .threads import BackgroundThread
 
 log = logging.getLogger(__name__)
@@ -19,8 +23,20 @@ log = logging.getLogger(__name__)
 # Durable work queues between services. Each has a dead-letter queue `<name>.dead` for messages
 # that can never be processed, so they are kept (with the reason) instead of looping, and delay
 # queues `<name>.retry.<delay>` that hold a failed message for a while before it comes back.
-ALERTS_QUEUE = "alerts"
 NOTIFICATIONS_QUEUE = "notifications"
+# Alarms travel in one queue per severity ("lanes"), most severe first, and incident management
+# drains a higher lane before it takes a message of a lower one: a cardiac arrest never waits
+# behind a flood of low-battery alarms. Separate queues rather than one queue with x-max-priority,
+# which classic queues have and quorum queues do not. The outbox row names its lane, and the relay
+# publishes it with that routing key (the default exchange routes a key to the queue of that name).
+ALERT_LANES = tuple(f"alerts.{severity.lower()}" for severity in SEVERITIES)
+
+
+def alert_lane(severity: str) -> str:
+    """The queue an alert of this severity travels in."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}")
+    return f"alerts.{severity.lower()}"
 
 # How many times a message has failed so far (a header we own: RabbitMQ's own x-death bookkeeping
 # differs between classic and quorum queues and between versions).
@@ -72,8 +88,9 @@ def declare_durable_queue(channel, name: str, arguments: dict | None = None) -> 
 
 
 def declare_queue(channel, queue: str) -> None:
-    """A work queue and its dead-letter queue. Consumers dead-letter by a confirmed publish of
-    their own (with the reason), so the work queue needs no broker dead-lettering."""
+    """Every work queue (the alert lanes, notifications) and its dead-letter queue are declared
+    here and only here. Consumers dead-letter by a confirmed publish of their own (with the
+    reason), so the work queue needs no broker dead-lettering."""
     declare_durable_queue(channel, queue)
     declare_durable_queue(channel, dead_letter_queue(queue))
 
@@ -237,6 +254,10 @@ class SubscriptionThread(BackgroundThread):
     def _on_subscribed(self) -> None:
         """Runs after every (re)subscription, in the thread."""
 
+    def _consume(self, channel) -> None:
+        """Dispatch deliveries until stopped or the connection is lost."""
+        channel.start_consuming()
+
     def _interrupt(self) -> None:
         connection, channel = self._connection, self._channel
         if connection is not None and channel is not None:
@@ -259,7 +280,7 @@ class SubscriptionThread(BackgroundThread):
                 log.info("subscribed", extra={"subscription": self.name})
                 self._on_subscribed()
                 if not self._stopping.is_set():
-                    channel.start_consuming()
+                    self._consume(channel)
             except (*CONNECTION_ERRORS, BrokerError) as exc:
                 log.warning("broker connection lost, subscribing again",
                             extra={"subscription": self.name, "error": repr(exc), "retry_in": backoff})
@@ -276,7 +297,7 @@ class SubscriptionThread(BackgroundThread):
 
 
 class Consumer(SubscriptionThread):
-    """Consumes one work queue in a background thread.
+    """Consumes one work queue, or several in order of urgency, in a background thread.
 
     The handler receives the decoded JSON object and does its work in its own transaction. The
     message is acknowledged only after the handler returned, i.e. after that transaction
@@ -285,24 +306,52 @@ class Consumer(SubscriptionThread):
     object) sends the message to the dead-letter queue with the reason. Any other exception is a
     transient failure: the message goes to a delay queue and comes back later (RetryPolicy), so
     the thread never sleeps on it and the messages behind it keep flowing; after the policy's
-    last attempt it is dead-lettered with the last error.
+    last attempt it is dead-lettered with the last error. Each queue has its own dead-letter and
+    delay queues, so a retried message comes back to the queue (the lane) it came from.
+
+    With several queues (most urgent first), the deliveries in hand wait in a heap and the most
+    urgent one is handled next: a message of a lower queue is taken only while no higher queue
+    has one in hand. `prefetch` counts per queue (RabbitMQ's per-consumer QoS; quorum queues have
+    no channel-wide one), so with prefetch=1 an urgent message waits at most for the one message
+    being handled when it arrived.
     """
 
-    def __init__(self, url: str, queue: str, handler, *, prefetch: int = 10,
+    def __init__(self, url: str, queues, handler, *, prefetch: int = 10,
                  retry: RetryPolicy = RetryPolicy(), max_backoff: float = 10.0):
-        super().__init__(url, name=f"consumer-{queue}", max_backoff=max_backoff)
-        self.queue, self.handler = queue, handler
+        queues = (queues,) if isinstance(queues, str) else tuple(queues)
+        super().__init__(url, name=f"consumer-{queues[0]}", max_backoff=max_backoff)
+        self.queues, self.handler = queues, handler
         self.prefetch, self.retry = prefetch, retry
         self._retry_queues = set()  # declared on the current channel
+        self._in_hand = []  # heap of (urgency, arrival, queue, method, properties, body)
+        self._arrivals = itertools.count()
 
     def _subscribe(self, channel) -> None:
         channel.confirm_delivery()  # retries and dead letters are confirmed before the ack
-        declare_queue(channel, self.queue)
-        self._retry_queues = set()
+        self._retry_queues, self._in_hand = set(), []
         channel.basic_qos(prefetch_count=self.prefetch)
-        channel.basic_consume(self.queue, self._on_message)
+        for urgency, queue in enumerate(self.queues):
+            declare_queue(channel, queue)
+            channel.basic_consume(queue, functools.partial(self._on_delivery, urgency, queue))
 
-    def _on_message(self, channel, method, properties, body) -> None:
+    def _on_delivery(self, urgency: int, queue: str, channel, method, properties, body) -> None:
+        heapq.heappush(self._in_hand, (urgency, next(self._arrivals), queue, method, properties, body))
+
+    def _consume(self, channel) -> None:
+        """Collect what the broker has delivered (waiting up to a second when nothing is in hand),
+        then handle the most urgent delivery; repeat until stopped. Deliveries still in hand when
+        the connection closes are not acknowledged, so the broker delivers them again."""
+        connection = channel.connection
+        # A queue deleted under us cancels its consumer: subscribe again (declaring every queue
+        # anew) rather than go on consuming the others only.
+        while (not self._stopping.is_set() and channel.is_open
+               and len(channel.consumer_tags) == len(self.queues)):
+            connection.process_data_events(time_limit=0 if self._in_hand else 1.0)
+            if self._in_hand and not self._stopping.is_set():
+                _, _, queue, method, properties, body = heapq.heappop(self._in_hand)
+                self._on_message(channel, queue, method, properties, body)
+
+    def _on_message(self, channel, queue, method, properties, body) -> None:
         try:
             message = json.loads(body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -310,47 +359,48 @@ class Consumer(SubscriptionThread):
         else:
             reason = None if isinstance(message, dict) else "message body is not a JSON object"
         if reason:
-            self._dead_letter(channel, method, properties, body, reason)
+            self._dead_letter(channel, queue, method, properties, body, reason)
             return
         try:
             self.handler(message)
         except PermanentMessageError as exc:
-            self._dead_letter(channel, method, properties, body, str(exc))
+            self._dead_letter(channel, queue, method, properties, body, str(exc))
         except Exception as exc:
             failures = _failures(properties) + 1
             if failures >= self.retry.max_attempts:
                 log.exception("handler failed for the last time, message dead-lettered",
-                              extra={"queue": self.queue, "attempts": failures})
-                self._dead_letter(channel, method, properties, body,
+                              extra={"queue": queue, "attempts": failures})
+                self._dead_letter(channel, queue, method, properties, body,
                                   f"failed {failures} times, last: {type(exc).__name__}: {exc}",
                                   failures=failures)
             else:
                 delay = self.retry.delay(failures)
                 log.exception("handler failed, message will be retried",
-                              extra={"queue": self.queue, "attempts": failures, "retry_in": delay})
-                self._retry_later(channel, method, properties, body, failures, delay)
+                              extra={"queue": queue, "attempts": failures, "retry_in": delay})
+                self._retry_later(channel, queue, method, properties, body, failures, delay)
         else:
             channel.basic_ack(method.delivery_tag)
 
-    def _retry_later(self, channel, method, properties, body, failures: int, delay: float) -> None:
+    def _retry_later(self, channel, queue, method, properties, body, failures: int, delay: float) -> None:
         """Park the message in the delay queue (confirmed), then ack this delivery: a crash in
         between delivers it twice, which handlers tolerate, but never loses it."""
-        name = retry_queue(self.queue, delay)
+        name = retry_queue(queue, delay)
         if name not in self._retry_queues:
-            declare_retry_queue(channel, self.queue, delay)
+            declare_retry_queue(channel, queue, delay)
             self._retry_queues.add(name)
         channel.basic_publish("", name, body, _copy(properties, {ATTEMPTS_HEADER: failures}))
         channel.basic_ack(method.delivery_tag)
-        metrics.MESSAGES_RETRIED.labels(queue=self.queue).inc()
+        metrics.MESSAGES_RETRIED.labels(queue=queue).inc()
 
-    def _dead_letter(self, channel, method, properties, body, reason: str, *, failures: int = 0) -> None:
-        headers = {"x-dead-letter-reason": reason[:1000], "x-original-queue": self.queue}
+    def _dead_letter(self, channel, queue, method, properties, body, reason: str, *,
+                     failures: int = 0) -> None:
+        headers = {"x-dead-letter-reason": reason[:1000], "x-original-queue": queue}
         if failures:
             headers[ATTEMPTS_HEADER] = failures
-        channel.basic_publish("", dead_letter_queue(self.queue), body, _copy(properties, headers))
+        channel.basic_publish("", dead_letter_queue(queue), body, _copy(properties, headers))
         channel.basic_ack(method.delivery_tag)
-        metrics.MESSAGES_DEAD_LETTERED.labels(queue=self.queue).inc()
-        log.error("message dead-lettered", extra={"queue": self.queue, "reason": reason})
+        metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue).inc()
+        log.error("message dead-lettered", extra={"queue": queue, "reason": reason})
 
 
 def _failures(properties) -> int:

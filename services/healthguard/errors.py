@@ -28,7 +28,10 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         from http import HTTPStatus
-        return error_response(exc.status, HTTPStatus(exc.status).phrase, exc.message, **exc.details)
+        response = error_response(exc.status, HTTPStatus(exc.status).phrase, exc.message, **exc.details)
+        if "retry_after_seconds" in exc.details:  # 429 and 503 say when to come back
+            response[0].headers["Retry-After"] = str(exc.details["retry_after_seconds"])
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

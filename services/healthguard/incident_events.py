@@ -4,7 +4,7 @@ per recipient and pushes it to the browsers:
 
     {"event_id": "incident-42-assigned-7", "type": "INCIDENT_ASSIGNED", "recipients": ["D01"],
      "incident_id": 42, "title": "...", "message": "...", "severity": "CRITICAL",
-     "data": {"status", "patient_id", "room", "alert_type", "assigned_to"},
+     "data": {"status", "patient_id", "room", "alert_type", "assigned_to", "alert_count"},
      "occurred_at": "2026-02-01T10:00:00+00:00"}
 
 `recipients` are told personally (stored notifications); every event also reaches every
@@ -29,6 +29,7 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_ESCALATED",
     "INCIDENT_REPAGED",       # acknowledged but not started in time: the owner is paged again
     "INCIDENT_NOTE_ADDED",
+    "INCIDENT_ALERT_CORRELATED",  # a repeat of its alarm attached (no page unless more severe)
 )
 # The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
 DASHBOARD_FRAME = "incident_updated"
@@ -58,6 +59,8 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
             "room": incident["room"],
             "alert_type": incident["alert_type"],
             "assigned_to": incident["assigned_to"],
+            # How often its alarm has sounded (repeats correlated into it), for the dashboards.
+            "alert_count": incident.get("alert_count", 1),
         },
         "occurred_at": history["created_at"].isoformat(),
     }
@@ -203,5 +206,6 @@ def incident_update(event: IncidentEvent) -> dict | None:
         "patient_id": data.get("patient_id"),
         "room": data.get("room"),
         "alert_type": data.get("alert_type"),
+        "alert_count": data.get("alert_count"),
         "occurred_at": event.occurred_at,
     }

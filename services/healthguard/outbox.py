@@ -10,7 +10,7 @@ tolerate a message it has already handled; messages carry their `message_id` for
 
     with db.transaction() as cur:
         cur.execute("INSERT INTO alerts ...")
-        enqueue(cur, queue="alerts", message_id=f"alert-{alert_id}", payload={"alert_id": alert_id})
+        enqueue(cur, queue="alerts.critical", message_id=f"alert-{alert_id}", payload={"alert_id": alert_id})
 
 A service that writes to the outbox runs an `OutboxRelay` in its worker process
 (`platform().background`, run by `python -m healthguard.worker`); any relay publishes any row,
@@ -28,12 +28,16 @@ import psycopg2
 from prometheus_client import Counter
 from psycopg2.extras import Json
 
-from .broker import BrokerError
+from .broker import NOTIFICATIONS_QUEUE, BrokerError, alert_lane
 from .threads import BackgroundThread
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
+# A backlog (a flood of low alarms, the broker back after an outage) is published most urgent
+# first: CRITICAL and HIGH alarms, then the notifications (pages) of the incidents, then the rest
+# in the order written. Within a queue the order stays first in, first out.
+PUBLISH_FIRST = (alert_lane("CRITICAL"), alert_lane("HIGH"), NOTIFICATIONS_QUEUE)
 
 MESSAGES_RELAYED = Counter(
     "outbox_messages_relayed_total", "Outbox messages confirmed by the broker and deleted", ["queue"])
@@ -156,10 +160,10 @@ class OutboxRelay(BackgroundThread):
         with self.db.transaction() as cur:
             cur.execute("""
                 SELECT outbox_id, queue, message_id, payload FROM outbox
-                ORDER BY outbox_id
+                ORDER BY array_position(%s::text[], queue) NULLS LAST, outbox_id
                 LIMIT %s
                 FOR UPDATE SKIP LOCKED
-            """, (self.batch_size,))
+            """, (list(PUBLISH_FIRST), self.batch_size))
             rows = cur.fetchall()
             published = []
             for row in rows:

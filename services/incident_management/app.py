@@ -1,11 +1,13 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "incident_management.app:create_app()"`."""
+import datetime
+
 from healthguard.config import ConfigError
 from healthguard.metrics import add_scrape_collector
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
 from .assign_open_incidents import CLINICIAN_AVAILABLE, OpenIncidentRetrier
-from .consume_alerts import AlertConsumer
+from .consume_alerts import DEFAULT_CORRELATION_WINDOW, AlertConsumer
 from .escalate_unacknowledged import UnacknowledgedEscalator
 from .metrics import ActiveIncidentsCollector
 from .schemas import api
@@ -28,10 +30,13 @@ def _seconds(app, name: str, default: float) -> float:
 
 def create_app(config=None):
     app = create_service_app("incident-management", config, required=("ONCALL_URL",),
-                             optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS"),
+                             optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS",
+                                       "CORRELATION_WINDOW_SECONDS"),
                              blueprints=(blueprint,), api=api)
     retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
     escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
+    window = datetime.timedelta(seconds=_seconds(app, "CORRELATION_WINDOW_SECONDS",
+                                                 DEFAULT_CORRELATION_WINDOW.total_seconds()))
     hg = app.extensions["healthguard"]
     add_scrape_collector(app, ActiveIncidentsCollector(db=hg.db))
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],
@@ -39,7 +44,7 @@ def create_app(config=None):
     # Run by the worker process (python -m healthguard.worker incident_management), never here.
     hg.background += [
         OutboxRelay(hg.db, hg.publisher),
-        AlertConsumer(rabbitmq_url=hg.rabbitmq_url, retry=hg.retry, **common),
+        AlertConsumer(rabbitmq_url=hg.rabbitmq_url, retry=hg.retry, window=window, **common),
         # Also woken the moment a clinician signs in or becomes available (0006's NOTIFY).
         OpenIncidentRetrier(interval=retry_seconds, wake_channel=CLINICIAN_AVAILABLE, **common),
         UnacknowledgedEscalator(interval=escalation_seconds, **common),

@@ -1,5 +1,8 @@
-"""Incidents: creation from an alert (once per alert, however often it is delivered), reading
-and listing."""
+"""Incidents: creation from an alert (once per alert, however often it is delivered; repeats of an
+alarm correlated into the incident already open for it), reading and listing."""
+import datetime
+from dataclasses import dataclass
+
 from healthguard.domain import (
     ACTIVE_INCIDENT_STATUSES,
     INCIDENT_STATUSES,
@@ -10,7 +13,7 @@ from healthguard.domain import (
 from . import history
 
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
-              "ack_deadline", "updated_at")
+              "ack_deadline", "updated_at", "last_alert_at")
 
 # The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
@@ -30,13 +33,18 @@ def allowed_actions(status: str) -> list[str]:
 
 
 def alert_to_open(cur, *, alert_id: int) -> dict | None:
-    """The alert, with what its incident needs from the alert type, and its incident if any."""
+    """The alert, with what its incident needs from the alert type, and its incident if any
+    (the one opened for it, or the one it was correlated into as a repeat)."""
     cur.execute("""
         SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room,
-               t.name AS alert_name, t.routes_to, i.incident_id, i.status AS incident_status
+               t.name AS alert_name, t.routes_to,
+               coalesce(i.incident_id, r.incident_id) AS incident_id,
+               coalesce(i.status, r.status) AS incident_status
         FROM alerts a
         JOIN alert_types t ON t.alert_type = a.alert_type
         LEFT JOIN incidents i ON i.alert_id = a.alert_id
+        LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
+        LEFT JOIN incidents r ON r.incident_id = l.incident_id
         WHERE a.alert_id = %s
     """, (alert_id,))
     return cur.fetchone()
@@ -46,29 +54,86 @@ def incident_title(*, severity: str, alert_name: str, room: str) -> str:
     return f"{severity}: {alert_name}, room {room}"
 
 
-def open_incident(cur, alert: dict) -> tuple[dict, dict | None]:
-    """The incident of this alert, created OPEN if it does not exist yet, locked FOR UPDATE
-    until the caller's transaction ends. Returns (incident, its CREATED history row if this
-    call created it, else None).
+# Two consumers (threads, worker processes, instances) handling repeats of one alarm at the same
+# moment queue on this lock, keyed by patient and alert type, so exactly one opens the incident
+# and the other finds it. A lock rather than a unique index on unresolved incidents: a repeat
+# after the window has closed must be able to open a second one while the first is unresolved.
+CORRELATION_LOCK_ID = 0x4847_0005
 
-    The unique key on incidents.alert_id decides between two consumers handling the same
-    alert at once: the second insert waits for the first to commit, then does nothing.
-    """
+
+@dataclass(frozen=True)
+class Opened:
+    """What open_incident did: the incident (locked until the transaction ends), its CREATED
+    history row if this call created it, its ALERT_CORRELATED row if the alert was attached to
+    it as a repeat, and whether that repeat raised its severity."""
+    incident: dict
+    created: dict | None = None
+    correlated: dict | None = None
+    raised_from: str | None = None
+
+
+def open_incident(cur, alert: dict, *, now: datetime.datetime, window: datetime.timedelta) -> Opened:
+    """The incident of this alert: the one already opened for it or correlated with it (a
+    redelivery), else an unresolved incident of the same patient and alert type whose alarm last
+    sounded within `window` (the alert is attached to it as a repeat), else a new OPEN one."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                (CORRELATION_LOCK_ID, f"{alert['patient_id']}/{alert['alert_type']}"))
     cur.execute("""
-        INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title)
+        SELECT i.* FROM incidents i
+        WHERE i.alert_id = %(alert_id)s
+           OR i.incident_id = (SELECT incident_id FROM incident_alerts WHERE alert_id = %(alert_id)s)
+        FOR UPDATE
+    """, {"alert_id": alert["alert_id"]})
+    existing = cur.fetchone()
+    if existing is not None:
+        return Opened(existing)
+    cur.execute("""
+        SELECT * FROM incidents
+        WHERE patient_id = %s AND alert_type = %s AND status <> 'RESOLVED' AND last_alert_at >= %s
+        ORDER BY last_alert_at DESC
+        LIMIT 1
+        FOR UPDATE
+    """, (alert["patient_id"], alert["alert_type"], now - window))
+    repeated = cur.fetchone()
+    if repeated is not None:
+        return _correlate(cur, repeated, alert, now=now)
+    cur.execute("""
+        INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
+                               last_alert_at)
         VALUES (%(alert_id)s, %(patient_id)s, %(alert_type)s, %(severity)s, %(category)s, %(room)s,
-                %(title)s)
-        ON CONFLICT (alert_id) DO NOTHING
+                %(title)s, %(now)s)
         RETURNING *
-    """, {**alert, "title": incident_title(severity=alert["severity"], alert_name=alert["alert_name"],
-                                           room=alert["room"])})
+    """, {**alert, "now": now, "title": incident_title(
+        severity=alert["severity"], alert_name=alert["alert_name"], room=alert["room"])})
     created = cur.fetchone()
-    if created is not None:
-        entry = history.record(cur, incident=created, actor_id=None, action="CREATED", previous_status=None,
-                               note=f"from alert {alert['alert_id']} ({alert['alert_type']})")
-        return created, entry
-    cur.execute("SELECT * FROM incidents WHERE alert_id = %s FOR UPDATE", (alert["alert_id"],))
-    return cur.fetchone(), None
+    entry = history.record(cur, incident=created, actor_id=None, action="CREATED", previous_status=None,
+                           note=f"from alert {alert['alert_id']} ({alert['alert_type']})")
+    return Opened(created, created=entry)
+
+
+def _correlate(cur, incident: dict, alert: dict, *, now: datetime.datetime) -> Opened:
+    """Attach a repeat to the incident: linked, counted, and its severity raised if the repeat is
+    more severe."""
+    raised = SEVERITIES.index(alert["severity"]) < SEVERITIES.index(incident["severity"])
+    severity = alert["severity"] if raised else incident["severity"]
+    cur.execute("INSERT INTO incident_alerts (alert_id, incident_id, correlated_at) VALUES (%s, %s, %s)",
+                (alert["alert_id"], incident["incident_id"], now))
+    cur.execute("""
+        UPDATE incidents
+        SET alert_count = alert_count + 1, last_alert_at = %(now)s, severity = %(severity)s,
+            title = %(title)s, updated_at = now()
+        WHERE incident_id = %(incident_id)s
+        RETURNING *
+    """, {"now": now, "severity": severity, "incident_id": incident["incident_id"],
+          "title": incident_title(severity=severity, alert_name=alert["alert_name"], room=incident["room"])
+          if raised else incident["title"]})
+    updated = cur.fetchone()
+    note = f"alert {alert['alert_id']} repeated the alarm ({updated['alert_count']} in all)"
+    if raised:
+        note += f"; severity raised from {incident['severity']} to {severity}"
+    entry = history.record(cur, incident=updated, actor_id=None, action="ALERT_CORRELATED",
+                           previous_status=incident["status"], note=note)
+    return Opened(updated, correlated=entry, raised_from=incident["severity"] if raised else None)
 
 
 def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict | None:
@@ -82,6 +147,8 @@ def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict |
 
 
 def open_unassigned(cur, *, limit: int) -> list[dict]:
+    """The OPEN incidents to offer again, most severe first (a CRITICAL one must not wait behind
+    a backlog of LOW ones nobody could take), oldest first within a severity."""
     cur.execute("""
         SELECT i.incident_id, t.routes_to
         FROM incidents i JOIN alert_types t ON t.alert_type = i.alert_type

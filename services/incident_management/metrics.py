@@ -15,6 +15,9 @@ MTTA = Histogram("incident_mtta_seconds", "Time from an incident's creation (OPE
                  "acknowledgement", ["severity"], buckets=RESPONSE_BUCKETS)
 MTTR = Histogram("incident_mttr_seconds", "Time from an incident's creation (OPEN) to its resolution",
                  ["severity"], buckets=RESPONSE_BUCKETS)
+ALERTS_CORRELATED = Counter("alerts_correlated_total",
+                            "Alerts handled: opened a new incident, or a repeat joined the open one",
+                            ["result"])
 ASSIGNMENTS = Counter("incident_assignments_total", "Incidents assigned to a clinician",
                       ["reason"])
 ONCALL_LOOKUP_FAILURES = Counter("oncall_lookup_failures_total",

@@ -14,9 +14,10 @@ from .incidents import ACTIONS
 
 api = service_api(
     "HealthGuard Ops incident management",
-    "Turns alerts from the `alerts` queue into incidents, assigns the least busy available "
-    "clinician of the right role, and tracks the lifecycle. Every change is recorded in the "
-    "incident's history and announced on the `notifications` queue.")
+    "Turns alerts from the severity queues (most severe first) into incidents, repeats of an alarm "
+    "into the incident open for it, assigns the least busy available clinician of the right role, "
+    "and tracks the lifecycle. Every change is recorded in the incident's history and announced "
+    "on the `notifications` queue.")
 
 Action = Literal[tuple(ACTIONS)]
 EmployeeId = Text(32)
@@ -119,6 +120,9 @@ class Incident(ResponseModel):
     assigned_to: str | None
     assignee: Assignee | None
     escalation_level: int = Field(description="how often it was escalated for want of an acknowledgement")
+    alert_count: int = Field(description="how often its alarm sounded: repeats within the correlation "
+                                         "window join the incident instead of opening another")
+    last_alert_at: datetime = Field(description="when its alarm last sounded")
     created_at: datetime
     assigned_at: datetime | None
     acknowledged_at: datetime | None

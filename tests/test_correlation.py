@@ -1,0 +1,162 @@
+"""Correlation (issue 9): a repeat of an alarm (same patient and alert type) while its incident is
+not RESOLVED and within the correlation window joins that incident instead of paging again; a
+more severe repeat raises the severity and pages the assignee again; two consumers handling
+repeats at the same moment still make one incident."""
+import threading
+
+import pytest
+
+from healthguard.db import Database
+from incident_management.consume_alerts import open_incident_for_alert
+from tests.support import PlatformApi, pipeline
+
+pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
+
+WINDOW_SECONDS = 120  # set below the 5-minute default: the setting is honoured
+
+
+@pytest.fixture(scope="module")
+def services(module_service_env):
+    settings = {"ASSIGNMENT_RETRY_SECONDS": "0.5", "CORRELATION_WINDOW_SECONDS": str(WINDOW_SECONDS)}
+    with pipeline(module_service_env, incident_env=settings) as running:
+        yield running
+
+
+@pytest.fixture
+def api(services, db, clock):
+    clock.pin_rota()  # who is on duty is the same whenever the tests run
+    return PlatformApi(services)
+
+
+@pytest.fixture
+def doctors(login_as):
+    """Every emergency doctor signed in (two are on duty at the pinned rota): id -> token."""
+    return {doctor: login_as(doctor) for doctor in ("D01", "D02", "D03", "D04")}
+
+
+def incident_count(db) -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM incidents")
+        return cur.fetchone()["n"]
+
+
+def test_repeats_join_the_open_incident_counted_recorded_and_without_a_page(api, doctors, db,
+                                                                            notification_events):
+    new_before = api.metric("alerts_correlated_total", result="new_incident")
+    joined_before = api.metric("alerts_correlated_total", result="existing_incident")
+    first = api.incident_of(api.post_alert("P001", "CARDIAC_ARREST"))
+    repeats = [api.post_alert("P001", "CARDIAC_ARREST", value=0) for _ in range(2)]
+    # A repeat reports the incident it joined, like the first alert.
+    assert {api.incident_of(alert_id)["incident_id"] for alert_id in repeats} == {first["incident_id"]}
+    incident = api.wait_until(first["incident_id"], lambda i: i["alert_count"] == 3, "three alarms counted")
+    assert incident_count(db) == 1
+    assert incident["status"] == "ASSIGNED" and incident["assigned_to"] == first["assigned_to"]
+    assert incident["last_alert_at"] > first["last_alert_at"]
+    assert [h["action"] for h in incident["history"]] == ["CREATED", "ASSIGNED", "ALERT_CORRELATED",
+                                                          "ALERT_CORRELATED"]
+    assert "3 in all" in incident["history"][-1]["note"]
+    listed = api.list(status="ASSIGNED").json()["incidents"]
+    assert [(i["incident_id"], i["alert_count"]) for i in listed] == [(first["incident_id"], 3)]
+    assert listed[0]["last_alert_at"] == incident["last_alert_at"]
+
+    events = notification_events(lambda es: len(es) >= 3, "the assignment and two repeat events")
+    assert [e["type"] for e in events] == ["INCIDENT_ASSIGNED", "INCIDENT_ALERT_CORRELATED",
+                                           "INCIDENT_ALERT_CORRELATED"]
+    # Dashboards get the count (incident_updated frames carry data.alert_count); nobody is paged.
+    assert [e["recipients"] for e in events[1:]] == [[], []]
+    assert [e["data"]["alert_count"] for e in events] == [1, 2, 3]
+    assert api.metric("alerts_correlated_total", result="new_incident") == new_before + 1
+    assert api.metric("alerts_correlated_total", result="existing_incident") == joined_before + 2
+
+
+def test_window_runs_from_the_last_repeat_and_a_repeat_after_it_or_after_resolve_opens_a_new_incident(
+        api, doctors, clock, db):
+    first = api.incident_of(api.post_alert("P004", "CARDIAC_ARREST"))
+    # Each repeat comes within the window of the one before, though the last is long after the first.
+    for _ in range(2):
+        clock.advance(WINDOW_SECONDS - 20)
+        repeat = api.incident_of(api.post_alert("P004", "CARDIAC_ARREST"))
+        assert repeat["incident_id"] == first["incident_id"]
+    clock.advance(WINDOW_SECONDS + 1)
+    late = api.incident_of(api.post_alert("P004", "CARDIAC_ARREST"))
+    assert late["incident_id"] != first["incident_id"] and late["alert_count"] == 1
+    assert api.get(first["incident_id"])["alert_count"] == 3
+
+    token = doctors[late["assigned_to"]]
+    for action, body in (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "ROSC"})):
+        assert api.act(token, late["incident_id"], action, body).status_code == 200
+    # The newest unresolved incident is resolved; the older one is out of the window: a new one.
+    after_resolve = api.incident_of(api.post_alert("P004", "CARDIAC_ARREST"))
+    assert after_resolve["incident_id"] not in (first["incident_id"], late["incident_id"])
+    assert incident_count(db) == 3
+
+
+def test_a_more_severe_repeat_raises_the_severity_and_pages_the_assignee_again(
+        api, make_incident, notification_events):
+    # Opened as HIGH (the catalogue said so then); the repeat reports the alarm as CRITICAL.
+    incident_id = make_incident(severity="HIGH", patient_id="P002", alert_type="CARDIAC_ARREST",
+                                assigned_to="D01", title="HIGH: Cardiac arrest, room ICU-2")
+    api.post_alert("P002", "CARDIAC_ARREST")
+    incident = api.wait_until(incident_id, lambda i: i["alert_count"] == 2, "the repeat to be correlated")
+    assert (incident["severity"], incident["title"]) == ("CRITICAL", "CRITICAL: Cardiac arrest, room ICU-2")
+    assert incident["assigned_to"] == "D01" and incident["status"] == "ASSIGNED"
+    assert "severity raised from HIGH to CRITICAL" in incident["history"][-1]["note"]
+    [event] = notification_events(lambda es: len(es) >= 1, "the repeat's page")
+    assert event["type"] == "INCIDENT_ALERT_CORRELATED" and event["recipients"] == ["D01"]
+    assert event["severity"] == "CRITICAL" and "was HIGH" in event["message"]
+
+
+class NobodyOnCall:
+    """The on-call answer for the race: nobody, so the incidents stay OPEN and only creation and
+    correlation are exercised."""
+
+    def candidates(self, routes_to, *, exclude=()):
+        return []
+
+
+def test_two_consumers_handling_repeats_at_the_same_moment_make_one_incident(db, clock):
+    # Two consumers (each its own database connection, as two worker processes have) take two
+    # alerts of the same alarm at the same instant, for several alarms.
+    alarms = [("P001", "CARDIAC_ARREST"), ("P002", "HEMORRHAGE"), ("P004", "STROKE_SUSPECTED"),
+              ("P005", "SEPSIS_SUSPECTED"), ("P008", "APNEA_DETECTED")]
+    pairs = []
+    with db.transaction() as cur:
+        for patient, alert_type in alarms:
+            cur.execute("""
+                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
+                SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
+                FROM patients p, alert_types t, generate_series(1, 2)
+                WHERE p.patient_id = %s AND t.alert_type = %s
+                RETURNING alert_id""", (patient, alert_type))
+            pairs.append([row["alert_id"] for row in cur.fetchall()])
+    consumers = [Database(db.url, maxconn=1) for _ in range(2)]
+    barrier, failures = threading.Barrier(2), []
+
+    def consume(n):
+        try:
+            for pair in pairs:
+                barrier.wait(10)
+                open_incident_for_alert({"alert_id": pair[n]}, db=consumers[n], oncall=NobodyOnCall())
+        except Exception as exc:  # reported below: an exception in a thread fails nothing by itself
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=consume, args=(n,)) for n in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for database in consumers:
+            database.close()
+    assert not failures, failures
+    with db.transaction() as cur:
+        cur.execute("""
+            SELECT patient_id, alert_type, count(*) AS incidents, sum(alert_count) AS alerts,
+                   sum((SELECT count(*) FROM incident_history h
+                        WHERE h.incident_id = i.incident_id AND h.action = 'ALERT_CORRELATED')) AS correlated
+            FROM incidents i GROUP BY patient_id, alert_type""")
+        rows = {(r["patient_id"], r["alert_type"]): (r["incidents"], r["alerts"], r["correlated"])
+                for r in cur.fetchall()}
+    assert rows == {alarm: (1, 2, 1) for alarm in alarms}
