@@ -113,6 +113,9 @@ class NobodyOnCall:
     def candidates(self, routes_to, *, exclude=()):
         return []
 
+    def supervisors_on_duty(self):
+        return []
+
 
 def test_two_consumers_handling_repeats_at_the_same_moment_make_one_incident(db, clock):
     # Two consumers (each its own database connection, as two worker processes have) take two
