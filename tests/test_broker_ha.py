@@ -6,7 +6,7 @@ import threading
 import pika
 import pytest
 
-from healthguard.broker import ALERTS_QUEUE, connect, declare_queue, declare_retry_queue
+from healthguard.broker import alert_lane, connect, declare_queue, declare_retry_queue
 from tests.support import ThrowawayRabbitCluster, free_port, wait_for
 from tests.test_pipeline_faults import (
     all_assigned,
@@ -25,6 +25,10 @@ def cluster():
         yield cluster.start()
     finally:
         cluster.destroy()  # every node and directory, even when start() failed half-way
+
+
+# The stream's alarms (ST elevation, suspected stroke) are CRITICAL: they travel in this lane.
+ALERTS_QUEUE = alert_lane("CRITICAL")
 
 
 def test_the_platform_queues_are_quorum_queues_replicated_on_every_node(cluster):
