@@ -9,6 +9,7 @@ import pytest
 from healthguard.broker import alert_lane, connect, declare_queue, declare_retry_queue
 from tests.support import ThrowawayRabbitCluster, free_port, wait_for
 from tests.test_pipeline_faults import (
+    STREAMING,
     all_assigned,
     assert_exactly_one_incident_each,
     incidents_by_alert,
@@ -64,7 +65,7 @@ def test_the_node_leading_the_alerts_queue_dies_mid_stream_and_no_alarm_is_lost_
     # Each service is given every node; its connections go to the first that answers, so the
     # nodes' order is rotated per service: the leader's death cuts publishers AND consumers.
     nodes = [node.url for node in cluster.nodes]
-    ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": ",".join(nodes)})
+    ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": ",".join(nodes), **STREAMING})
     incidents_env = {"ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5",
                      "MESSAGE_RETRY_SECONDS": "0.5"}
     start_service("incident-management", env={**incidents_env,

@@ -91,6 +91,11 @@ def post_alert(ingestion, patient_id="P001", alert_type="CARDIAC_ARREST") -> int
     return response.json()["alert_id"]
 
 
+# These tests stream alarms from one device key as fast as they can, faster than a bedside
+# device's flood limit (50 a second): raise it, the limit is test_alert_ingestion's subject.
+STREAMING = {"DEVICE_ALERTS_PER_SECOND": "100000"}
+
+
 def incidents_by_alert(db) -> dict:
     """alert_id -> (number of incidents it belongs to, their statuses, and of its incident: AUTO
     assignments, CREATED and ASSIGNED history rows, and whether every alert correlated into it
@@ -142,7 +147,7 @@ def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_s
     rabbit = ThrowawayRabbitMQ().start()
     try:
         oncall = start_service("oncall")
-        ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url})
+        ingestion = start_service("alert-ingestion", env={"RABBITMQ_URL": rabbit.url, **STREAMING})
         start_service("incident-management", env={
             "RABBITMQ_URL": rabbit.url, "ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"})
         login_as("S01")
@@ -167,7 +172,7 @@ def test_alerts_accepted_while_rabbitmq_is_down_each_become_one_incident(start_s
 def test_incident_management_killed_mid_stream_then_two_copies_make_one_incident_per_alert(
         start_service, login_as, db):
     oncall = start_service("oncall")
-    ingestion = start_service("alert-ingestion", workers=2)
+    ingestion = start_service("alert-ingestion", workers=2, env=STREAMING)
     env = {"ONCALL_URL": oncall.url, "ASSIGNMENT_RETRY_SECONDS": "0.5"}
     first = start_service("incident-management", env=env)
     for specialist in ("S01", "S02", "S05", "S06"):
