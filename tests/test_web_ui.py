@@ -476,3 +476,69 @@ def test_a_live_update_keeps_the_rows_loaded_with_load_more(page, site, db):
     device_alert(site, "SEIZURE_DETECTED", patient_id="P006")
     expect(rows).to_have_count(every_incident + 1)  # live: the new one on top, none dropped
     expect(rows.first).to_contain_text("Seizure")
+
+
+# --------------------------------------------------------------------------- the right patient
+def test_following_a_link_to_another_incident_never_shows_the_old_one_under_the_new_url(page, site):
+    """A and B are the same patient's alarms; B's answer is held back while the page moves to B.
+    Under B's URL the page shows loading, never A; the note typed on A is gone; and Acknowledge
+    acknowledges B, the incident on screen, not A."""
+    token = signed_in_as_d01(page)
+    a = my_incident(site, token, device_alert(site, "BP_HIGH", "P002", value=205)["alert_id"])
+    b = my_incident(site, token, device_alert(site, "HEART_RATE_HIGH", "P002", value=150)["alert_id"])
+    held, released = [], []
+
+    def slow_b(route):
+        if route.request.method == "GET" and not released:
+            held.append(route)  # answered once the test has looked at the page meanwhile
+        else:
+            route.continue_()
+
+    page.goto(f"/incidents/{a['incident_id']}")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("Hypertensive crisis")
+    page.get_by_label("Add a note").fill("half-typed note for A")
+    page.route(f"**/api/v1/incidents/{b['incident_id']}", slow_b)
+    others = page.get_by_role("region", name="This patient's other active alarms")
+    others.get_by_role("link", name=f"#{b['incident_id']}").click()
+    expect(page).to_have_url(f"{site}/incidents/{b['incident_id']}")
+    expect(page.get_by_text(f"Loading incident {b['incident_id']}")).to_be_visible()
+    wait_for(lambda: held, 10, 0.05, "the page to ask for B")
+    # While B's answer is on its way: nothing of A under B's URL, and no button to act on it.
+    main = page.get_by_role("main")
+    expect(main).not_to_contain_text("Hypertensive crisis")
+    expect(main).not_to_contain_text(f"Incident #{a['incident_id']}")
+    expect(page.get_by_label("Add a note")).to_have_count(0)
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    released.append(True)
+    held.pop().continue_()
+
+    expect(page.get_by_text(f"Incident #{b['incident_id']}")).to_be_visible()
+    expect(heading).to_contain_text("Tachycardia")
+    expect(page.get_by_label("Add a note")).to_have_value("")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_test_id("incident-status")).to_have_text("Acknowledged")
+
+    def status_of(incident):
+        answer = requests.get(f"{site}/api/v1/incidents/{incident['incident_id']}", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"})
+        return answer.json()["status"]
+    assert status_of(b) == "ACKNOWLEDGED"
+    assert status_of(a) == "ASSIGNED"
+
+
+def test_an_unknown_incident_number_shows_not_found_and_nothing_of_the_previous_one(page, site):
+    token = signed_in_as_d01(page)
+    a = my_incident(site, token, device_alert(site, "BP_LOW", patient_id="P003", value=0)["alert_id"])
+    page.goto(f"/incidents/{a['incident_id']}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hypotension")
+    # A reading of 0 is a reading, not a missing one.
+    reading = page.get_by_role("region", name="Details").locator(".fact").filter(has_text="Reading")
+    expect(reading.locator("dd")).to_have_text("0")
+    page.evaluate("history.pushState({}, '', '/incidents/999999');"
+                  "dispatchEvent(new PopStateEvent('popstate'))")
+    expect(page.get_by_role("heading", level=1)).to_have_text("No incident 999999")
+    expect(page.get_by_role("main")).not_to_contain_text("Hypotension")
+    page.goto("/incidents/not-a-number")
+    expect(page.get_by_role("heading", level=1)).to_have_text("No incident not-a-number")
+
