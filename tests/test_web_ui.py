@@ -631,3 +631,40 @@ def test_a_new_incident_shows_on_a_colleagues_dashboard_within_a_second_while_5_
         flooding.join(10)
     assert set(posted) == {201}, posted
     assert len(posted) >= 5
+
+
+# --------------------------------------------------------------------------- connection state
+OFFLINE_WITHIN_MS = 35000
+
+
+def test_the_pill_says_offline_with_the_age_of_the_data_when_the_network_goes_away(page):
+    signed_in_as_d01(page)
+    pill = page.get_by_role("status", name="Real-time updates")
+    expect(pill).to_have_text("Live")
+    page.context.set_offline(True)
+    expect(pill).to_contain_text("Offline", timeout=OFFLINE_WITHIN_MS)
+    expect(pill).to_contain_text("data from")
+    expect(pill).to_contain_text("s ago")
+    page.context.set_offline(False)
+    expect(pill).to_have_text("Live", timeout=OFFLINE_WITHIN_MS)
+
+
+def test_a_socket_that_stays_open_but_brings_nothing_is_not_called_live(page):
+    """The network path dies without closing the socket: no frame, no close. The page notices
+    the silence itself (its pings go unanswered) and stops saying Live."""
+    silent = [False]
+
+    def path(socket):
+        if silent[0]:
+            socket.close()  # and nothing gets through again
+            return
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if silent[0] else socket.send(message))
+
+    page.route_web_socket("**/ws*", path)
+    signed_in_as_d01(page)
+    pill = page.get_by_role("status", name="Real-time updates")
+    expect(pill).to_have_text("Live")
+    silent[0] = True
+    expect(pill).to_contain_text("Offline", timeout=OFFLINE_WITHIN_MS)
+    expect(pill).to_contain_text("data from")

@@ -2,9 +2,9 @@ import { useEffect, useRef, useState } from "react";
 import { Link, NavLink, Outlet, useNavigate } from "react-router";
 
 import { useAuth } from "./auth.jsx";
-import { humanize, timeAgo } from "./format.js";
+import { ageOf, humanize, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
-import { SeverityBadge } from "./ui.jsx";
+import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
   { to: "/", label: "Dashboard", end: true },
@@ -21,11 +21,16 @@ const CONNECTION_LABELS = {
   offline: "Offline — retrying",
 };
 
+// Says what the page knows: Live only while the server's frames arrive; otherwise how old the
+// data on screen is.
 function ConnectionPill() {
-  const { connection } = useLive();
+  const { connection, lastDataAt } = useLive();
+  const now = useNow(1000);
+  const stale = connection !== "live" && connection !== "connecting" && lastDataAt;
   return (
     <span className={`connection connection-${connection}`} role="status" title="Real-time updates">
       <span className="dot" aria-hidden="true" /> {CONNECTION_LABELS[connection]}
+      {stale && <span className="connection-age"> · data from {ageOf(lastDataAt, now)}</span>}
     </span>
   );
 }

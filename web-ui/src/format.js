@@ -78,3 +78,11 @@ export function dayOf(value, timeZone) {
 export function isoDay(days = 0, timeZone) {
   return dayOf(Date.now() + days * 86400000, timeZone);
 }
+
+// "40 s ago", "3 min ago": how old something is, to the second while it is under a minute.
+export function ageOf(value, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - new Date(value)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  return `${Math.floor(seconds / 3600)} h ago`;
+}
