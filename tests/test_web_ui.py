@@ -668,3 +668,29 @@ def test_a_socket_that_stays_open_but_brings_nothing_is_not_called_live(page):
     silent[0] = True
     expect(pill).to_contain_text("Offline", timeout=OFFLINE_WITHIN_MS)
     expect(pill).to_contain_text("data from")
+
+
+# --------------------------------------------------------------------------- the alarm
+def test_a_critical_incident_of_mine_sounds_until_acknowledged_and_counts_in_the_title(page, site):
+    signed_in_as_d01(page)
+    title = page.title()
+    page.wait_for_function("window.__hgAlarm && window.__hgAlarm.playing === false")
+    device_alert(site, "CARDIAC_ARREST", patient_id="P001")
+    mine = page.get_by_role("table", name="My active incidents")
+    row = mine.get_by_role("row").filter(has_text="Cardiac arrest")
+    expect(row).to_be_visible()
+    page.wait_for_function("window.__hgAlarm.playing === true", timeout=WAIT_MS)
+    expect(page).to_have_title(f"(1) {title}")
+    mute = page.get_by_role("button", name="Mute alarm 2 min (1 critical)")
+    expect(mute).to_be_visible()
+
+    # Muted: silent, and the mute shows; unmuted: it sounds again.
+    mute.click()
+    page.wait_for_function("window.__hgAlarm.playing === false")
+    page.get_by_role("button", name="Alarm muted (tap to unmute)").click()
+    page.wait_for_function("window.__hgAlarm.playing === true")
+
+    row.get_by_role("button", name="Acknowledge").click()
+    page.wait_for_function("window.__hgAlarm.playing === false", timeout=WAIT_MS)
+    expect(page).to_have_title(title)
+    expect(page.get_by_role("button", name="Mute alarm 2 min (1 critical)")).to_have_count(0)

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { Link, NavLink, Outlet, useNavigate } from "react-router";
 
+import { AlarmControl } from "./alarm.jsx";
 import { useAuth } from "./auth.jsx";
 import { ageOf, humanize, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
@@ -219,6 +220,7 @@ export default function Layout() {
         </nav>
         <div className="topbar-right">
           <ConnectionPill />
+          <AlarmControl />
           <NotificationBell />
           <UserMenu />
         </div>
