@@ -3,6 +3,7 @@ by the shipped nginx.conf (rendered for loopback), the four services as gunicorn
 this run's PostgreSQL and RabbitMQ. Each test asserts what a clinician sees on the screen."""
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -681,16 +682,73 @@ def test_a_critical_incident_of_mine_sounds_until_acknowledged_and_counts_in_the
     expect(row).to_be_visible()
     page.wait_for_function("window.__hgAlarm.playing === true", timeout=WAIT_MS)
     expect(page).to_have_title(f"(1) {title}")
-    mute = page.get_by_role("button", name="Mute alarm 2 min (1 critical)")
+    mute = page.get_by_role("button", name="Mute alarm (1 critical)")
     expect(mute).to_be_visible()
 
     # Muted: silent, and the mute shows; unmuted: it sounds again.
     mute.click()
     page.wait_for_function("window.__hgAlarm.playing === false")
-    page.get_by_role("button", name="Alarm muted (tap to unmute)").click()
+    page.get_by_role("button", name="Alarm muted").click()
     page.wait_for_function("window.__hgAlarm.playing === true")
 
     row.get_by_role("button", name="Acknowledge").click()
     page.wait_for_function("window.__hgAlarm.playing === false", timeout=WAIT_MS)
     expect(page).to_have_title(title)
-    expect(page.get_by_role("button", name="Mute alarm 2 min (1 critical)")).to_have_count(0)
+    expect(page.get_by_role("button", name="Mute alarm (1 critical)")).to_have_count(0)
+
+
+# --------------------------------------------------------------------------- a phone
+PHONE = {"width": 375, "height": 812}
+SCREENSHOTS = WEB_UI / "screenshots"
+
+
+def test_at_375_px_no_page_scrolls_sideways_and_acknowledge_and_the_bell_stay_on_screen(page, site):
+    page.set_viewport_size(PHONE)
+    token = signed_in_as_d01(page)
+    incident = my_incident(site, token, device_alert(site, "CARDIAC_ARREST", patient_id="P001")["alert_id"])
+    SCREENSHOTS.mkdir(exist_ok=True)
+    widths = {}
+    for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
+                        ("/oncall", "On duty now"), ("/metrics", "By severity"),
+                        (f"/incidents/{incident['incident_id']}", "Audit trail")):
+        page.goto(path)
+        expect(page.get_by_role("heading", name=shows).first).to_be_visible()
+        page.screenshot(path=SCREENSHOTS / f"phone{path.replace('/', '-') or '-'}.png", full_page=True)
+        widths[path] = page.evaluate("document.documentElement.scrollWidth")
+    assert {path: width for path, width in widths.items() if width > PHONE["width"]} == {}
+
+    # Acknowledge is on screen without scrolling sideways.
+    button = page.get_by_role("button", name="Acknowledge")
+    expect(button).to_be_visible()
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    # The bell's panel opens inside the viewport.
+    page.get_by_role("button", name=re.compile("^Notifications")).click()
+    panel = page.get_by_role("region", name="Notifications")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+
+
+def test_the_critical_banner_names_three_with_number_and_age_and_counts_the_rest(page, db):
+    with db.transaction() as cur:
+        cur.execute("""
+            WITH raised AS (
+                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
+                SELECT 'P001', 'CARDIAC_ARREST', 'CRITICAL', 'CARDIAC', '312', now() - interval '10 minutes'
+                FROM generate_series(1, 5)
+                RETURNING alert_id)
+            INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
+                                   status, assigned_to, created_at, assigned_at, acknowledged_at)
+            SELECT alert_id, 'P001', 'CARDIAC_ARREST', 'CRITICAL', 'CARDIAC', '312',
+                   'CRITICAL: Cardiac arrest, room 312', 'ACKNOWLEDGED', 'D01',
+                   now() - interval '10 minutes', now() - interval '10 minutes', now() - interval '9 minutes'
+            FROM raised""")
+    signed_in_as_d01(page)
+    banner = page.locator(".critical-banner")
+    expect(banner).to_contain_text("5 critical incidents are assigned to you")
+    expect(banner.get_by_role("listitem")).to_have_count(3)
+    expect(banner.get_by_role("listitem").first).to_contain_text("raised 10 min ago")
+    expect(banner.get_by_role("listitem").first).to_contain_text("#")
+    expect(banner.get_by_role("link", name="and 2 more")).to_be_visible()
+

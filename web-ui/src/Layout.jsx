@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "react";
-import { Link, NavLink, Outlet, useNavigate } from "react-router";
+import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 
 import { AlarmControl } from "./alarm.jsx";
 import { useAuth } from "./auth.jsx";
@@ -126,12 +126,19 @@ function NotificationBell() {
   );
 }
 
+const SHOWN_TOASTS = 3; // the newest; the others wait behind "N more"
+
 function Toasts() {
   const { toasts, dismissToast, markRead } = useLive();
   const navigate = useNavigate();
   return (
     <div className="toasts" aria-live="assertive">
-      {toasts.map(({ key, notification }) => (
+      {toasts.length > SHOWN_TOASTS && (
+        <p className="toast-more" role="status">
+          {toasts.length - SHOWN_TOASTS} more new — see the bell
+        </p>
+      )}
+      {toasts.slice(-SHOWN_TOASTS).map(({ key, notification }) => (
         <div
           key={key}
           className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
@@ -204,14 +211,27 @@ export function Brand() {
 }
 
 export default function Layout() {
+  // On a phone the pages and the user menu fold behind one Menu button (a header of one row).
+  const [menuOpen, setMenuOpen] = useState(false);
+  const location = useLocation();
+  useEffect(() => setMenuOpen(false), [location.pathname]);
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <header className="topbar">
+      <header className={`topbar ${menuOpen ? "menu-open" : ""}`}>
         <Brand />
-        <nav aria-label="Main">
+        <button
+          type="button"
+          className="menu-button"
+          aria-expanded={menuOpen}
+          aria-controls="main-menu"
+          onClick={() => setMenuOpen((open) => !open)}
+        >
+          Menu
+        </button>
+        <nav aria-label="Main" id="main-menu">
           {PAGES.map(({ to, label, end }) => (
             <NavLink key={to} to={to} end={end}>
               {label}

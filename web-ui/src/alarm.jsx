@@ -134,8 +134,9 @@ export function AlarmControl() {
           className={`alarm-button ${muted ? "muted" : "sounding"}`}
           onClick={() => setMutedUntil(muted ? 0 : Date.now() + MUTE_MS)}
           aria-pressed={muted}
+          title={muted ? "Tap to unmute" : "Silence for 2 minutes"}
         >
-          {muted ? "Alarm muted (tap to unmute)" : `Mute alarm 2 min (${critical.length} critical)`}
+          {muted ? "Alarm muted" : `Mute alarm (${critical.length} critical)`}
         </button>
       )}
       {permission === "default" && (

@@ -4,11 +4,11 @@ import { Link } from "react-router";
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
-import { bySeverityThenAge, formatDuration, humanize } from "../format.js";
+import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.js";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
-import { Empty, ErrorNotice, Loading } from "../ui.jsx";
+import { Empty, ErrorNotice, Loading, useNow } from "../ui.jsx";
 
 function greeting() {
   const hour = new Date().getHours();
@@ -28,6 +28,7 @@ function Tile({ label, value, tone = "", hint, testId }) {
 }
 
 const MINE_LIMIT = 200;
+const BANNER_LINES = 3; // the critical banner names this many, then "and N more"
 const OTHERS_LIMIT = 50;
 const FIGURES_DEBOUNCE_MS = 500;
 
@@ -144,6 +145,7 @@ export default function DashboardPage() {
   const { incidents, mineCapped, figures, error, reload, refresh, refreshFigures } = useLiveDashboard();
   const [actionError, setActionError] = useState(null);
   const [busyId, setBusyId] = useState(null);
+  const now = useNow();
 
   const acknowledge = useCallback(
     async (incident) => {
@@ -207,15 +209,20 @@ export default function DashboardPage() {
               : `${criticalMine.length} critical incidents are assigned to you`}
           </strong>
           <ul>
-            {criticalMine.map((incident) => (
+            {criticalMine.slice(0, BANNER_LINES).map((incident) => (
               <li key={incident.incident_id}>
                 <Link to={`/incidents/${incident.incident_id}`}>
-                  {incident.title} — {incident.patient_name}
+                  #{incident.incident_id} {incident.title} — {incident.patient_name}
                 </Link>{" "}
-                ({humanize(incident.status)})
+                ({humanize(incident.status)}, raised {timeAgo(incident.created_at, now)})
               </li>
             ))}
           </ul>
+          {criticalMine.length > BANNER_LINES && (
+            <p>
+              <Link to="/incidents?mine=true&severity=CRITICAL">and {criticalMine.length - BANNER_LINES} more</Link>
+            </p>
+          )}
         </div>
       )}
 
