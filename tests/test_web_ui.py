@@ -2,6 +2,7 @@
 by the shipped nginx.conf (rendered for loopback), the four services as gunicorn processes on
 this run's PostgreSQL and RabbitMQ. Each test asserts what a clinician sees on the screen."""
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -752,3 +753,29 @@ def test_the_critical_banner_names_three_with_number_and_age_and_counts_the_rest
     expect(banner.get_by_role("listitem").first).to_contain_text("#")
     expect(banner.get_by_role("link", name="and 2 more")).to_be_visible()
 
+
+# --------------------------------------------------------------------------- accessibility
+AXE = WEB_UI / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 900}, PHONE], ids=["desktop", "phone"])
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(page, site, viewport):
+    page.set_viewport_size(viewport)
+    token = signed_in_as_d01(page)
+    incident = my_incident(site, token, device_alert(site, "BP_HIGH", "P002", value=210)["alert_id"])
+    found = {}
+    for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
+                        ("/oncall", "On duty now"), ("/metrics", "By severity"),
+                        (f"/incidents/{incident['incident_id']}", "Audit trail"), ("/status", None)):
+        page.goto(path)
+        if shows:
+            expect(page.get_by_role("heading", name=shows).first).to_be_visible()
+        else:
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
+            .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)""")
+        if violations:
+            found[path] = violations
+    assert found == {}, json.dumps(found, indent=1)

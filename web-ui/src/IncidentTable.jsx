@@ -7,7 +7,7 @@ import { SeverityBadge, StatusBadge, useNow } from "./ui.jsx";
 export default function IncidentTable({ incidents, caption, showAssignee = true, actions }) {
   const now = useNow();
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="incidents">
         {caption && <caption className="visually-hidden">{caption}</caption>}
         <thead>
