@@ -779,3 +779,29 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(page, site, view
         if violations:
             found[path] = violations
     assert found == {}, json.dumps(found, indent=1)
+
+
+def test_rows_show_grouped_repeats_and_the_escalation_countdown_when_the_server_sends_them(page, site):
+    """alert_count/last_alert_at and ack_deadline/escalation_level come from the correlation and
+    escalation work; here the list's answer is given them on its way to the page, so the test
+    shows what the page makes of them (and the other tests that it copes without)."""
+    token = signed_in_as_d01(page)
+    incident = my_incident(site, token, device_alert(site, "BP_HIGH", "P002", value=210)["alert_id"])
+
+    def with_fields(route):
+        answer = route.fetch()
+        body = answer.json()
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        for row in body["incidents"]:
+            row.update(alert_count=4, last_alert_at=row["created_at"], escalation_level=1,
+                       ack_deadline=deadline.isoformat())
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/api/v1/incidents?*", with_fields)
+    page.goto("/incidents")
+    row = page.locator(f"tr[data-incident-id='{incident['incident_id']}']")
+    expect(row).to_contain_text("×4 alarms, last")
+    countdown = row.get_by_test_id("escalation-countdown")
+    expect(countdown).to_contain_text(re.compile(r"Escalates in [45]:\d\d · level 1"))
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first)  # it ticks

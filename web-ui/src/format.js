@@ -86,3 +86,11 @@ export function ageOf(value, now = Date.now()) {
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
   return `${Math.floor(seconds / 3600)} h ago`;
 }
+
+// Time left to a deadline as m:ss ("in 1:05"), or how far past it ("overdue 0:12").
+export function countdown(deadline, now = Date.now()) {
+  const left = Math.round((new Date(deadline) - now) / 1000);
+  const size = Math.abs(left);
+  const text = `${Math.floor(size / 60)}:${String(size % 60).padStart(2, "0")}`;
+  return left >= 0 ? `in ${text}` : `overdue ${text}`;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { ageOf, formatDuration } from "../format.js";
+import { ageOf, countdown, formatDuration } from "../format.js";
 import { reconnectDelay } from "../live.jsx";
 
 describe("ageOf", () => {
@@ -24,5 +24,13 @@ describe("reconnectDelay", () => {
     expect(reconnectDelay(0, () => 0)).toBe(500);
     expect(reconnectDelay(0, () => 0.999)).toBeLessThan(1500);
     expect(reconnectDelay(50, () => 0.5)).toBe(20000);
+  });
+});
+
+describe("countdown", () => {
+  it("counts down in m:ss and then says how far overdue", () => {
+    const now = Date.parse("2026-01-01T12:00:00Z");
+    expect(countdown("2026-01-01T12:01:05Z", now)).toBe("in 1:05");
+    expect(countdown("2026-01-01T11:59:48Z", now)).toBe("overdue 0:12");
   });
 });
