@@ -279,6 +279,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
 
     page.get_by_role("button", name="Acknowledge").click()
     expect(status).to_have_text("Acknowledged")
+    expect(page.get_by_role("heading", name="Actions")).to_be_focused()  # not lost to <body>
     acknowledged = trail.get_by_role("listitem").filter(has_text="Acknowledged")
     expect(acknowledged).to_contain_text("Dr. Michael Brooks")
 

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
@@ -173,6 +173,7 @@ function IncidentDetailPage({ id }) {
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState(null);
   const [done, setDone] = useState(null);
+  const actionsHeading = useRef(null);
 
   useIncidentUpdates(reload, { incidentId: id });
 
@@ -191,6 +192,9 @@ function IncidentDetailPage({ id }) {
     } finally {
       setBusy(false);
       reload();
+      // The button pressed may be gone (Acknowledge becomes Start work): keep the keyboard and
+      // screen reader in the Actions panel rather than back at the top of the page.
+      actionsHeading.current?.focus();
     }
   };
 
@@ -249,7 +253,9 @@ function IncidentDetailPage({ id }) {
       <div className="detail-grid">
         <div>
           <section className="panel" aria-labelledby="actions-title">
-            <h2 id="actions-title">Actions</h2>
+            <h2 id="actions-title" tabIndex={-1} ref={actionsHeading}>
+              Actions
+            </h2>
             {done && (
               <p className="notice success" role="status">
                 {done}
