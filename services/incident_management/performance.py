@@ -20,12 +20,19 @@ def incident_figures(cur, *, hours: int) -> dict:
     for row in cur.fetchall():
         by_status[row["status"]] += row["n"]
         by_severity[row["severity"]] += row["n"]
+    # What is active right now, whenever it was raised: the dashboard's tiles (a list the page
+    # loads is capped, these counts are not).
     cur.execute("""
-        SELECT count(*) FILTER (WHERE status <> 'RESOLVED') AS active,
-               count(*) FILTER (WHERE status = 'OPEN') AS unassigned
+        SELECT status, severity, count(*) AS n
         FROM incidents
+        WHERE status <> 'RESOLVED'
+        GROUP BY status, severity
     """)
-    now_counts = cur.fetchone()
+    active_by_status = dict.fromkeys((s for s in INCIDENT_STATUSES if s != "RESOLVED"), 0)
+    active_by_severity = dict.fromkeys(SEVERITIES, 0)
+    for row in cur.fetchall():
+        active_by_status[row["status"]] += row["n"]
+        active_by_severity[row["severity"]] += row["n"]
     cur.execute("""
         SELECT
             count(response_seconds) AS mtta_count,
@@ -55,8 +62,10 @@ def incident_figures(cur, *, hours: int) -> dict:
     return {
         "window": {"hours": hours, "since": span["since"].isoformat(), "until": span["until"].isoformat()},
         "counts": {"by_status": by_status, "by_severity": by_severity, "total": sum(by_status.values())},
-        "active_now": now_counts["active"],
-        "unassigned_now": now_counts["unassigned"],
+        "active_now": sum(active_by_status.values()),
+        "unassigned_now": active_by_status["OPEN"],
+        "active_by_status": active_by_status,
+        "active_by_severity": active_by_severity,
         "mtta_seconds": _summary(timing, "mtta"),
         "mttr_seconds": _summary(timing, "mttr"),
         "clinicians": [{**row, "mtta_avg_seconds": _float(row["mtta_avg_seconds"]),

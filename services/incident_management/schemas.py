@@ -236,6 +236,8 @@ class Figures(ResponseModel):
     counts: Counts
     active_now: int
     unassigned_now: int
+    active_by_status: dict[Status, int] = Field(description="incidents active now (any age), by status")
+    active_by_severity: dict[Severity, int] = Field(description="incidents active now (any age), by severity")
     mtta_seconds: Timing
     mttr_seconds: Timing
     clinicians: list[ClinicianFigures]

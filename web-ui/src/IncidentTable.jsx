@@ -1,13 +1,28 @@
 import { Link } from "react-router";
 
-import { formatDateTime, timeAgo } from "./format.js";
+import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { countdown, formatDateTime, timeAgo } from "./format.js";
 import { SeverityBadge, StatusBadge, useNow } from "./ui.jsx";
+
+// While unacknowledged: the time left before escalation (from the server's ack_deadline) and the
+// escalation level; nothing when the server does not send them.
+function EscalationCountdown({ incident, now }) {
+  if (!incident.ack_deadline || !UNACKNOWLEDGED_STATUSES.includes(incident.status)) return null;
+  const left = new Date(incident.ack_deadline) - now;
+  const urgency = left < 0 ? "overdue" : left < 60000 ? "due-soon" : "";
+  return (
+    <span className={`sub countdown ${urgency}`} data-testid="escalation-countdown">
+      Escalates {countdown(incident.ack_deadline, now)}
+      {incident.escalation_level > 0 && ` · level ${incident.escalation_level}`}
+    </span>
+  );
+}
 
 // Incidents as rows; `actions(incident)` may render buttons in a last column.
 export default function IncidentTable({ incidents, caption, showAssignee = true, actions }) {
-  const now = useNow();
+  const now = useNow(1000); // the countdowns tick
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="incidents">
         {caption && <caption className="visually-hidden">{caption}</caption>}
         <thead>
@@ -42,6 +57,12 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                   {incident.alert_name || incident.title}
                 </Link>
                 <span className="sub">Room {incident.room}</span>
+                {incident.alert_count > 1 && (
+                  <span className="sub repeats">
+                    ×{incident.alert_count} alarms
+                    {incident.last_alert_at && <>, last {timeAgo(incident.last_alert_at, now)}</>}
+                  </span>
+                )}
               </td>
               <td>
                 {incident.patient_name}
@@ -57,6 +78,7 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                 <time dateTime={incident.created_at} title={formatDateTime(incident.created_at)}>
                   {timeAgo(incident.created_at, now)}
                 </time>
+                <EscalationCountdown incident={incident} now={now} />
               </td>
               {actions && <td className="row-actions">{actions(incident)}</td>}
             </tr>

@@ -1,10 +1,11 @@
 import { useEffect, useRef, useState } from "react";
-import { Link, NavLink, Outlet, useNavigate } from "react-router";
+import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 
+import { AlarmControl } from "./alarm.jsx";
 import { useAuth } from "./auth.jsx";
-import { humanize, timeAgo } from "./format.js";
+import { ageOf, humanize, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
-import { SeverityBadge } from "./ui.jsx";
+import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
   { to: "/", label: "Dashboard", end: true },
@@ -21,11 +22,16 @@ const CONNECTION_LABELS = {
   offline: "Offline — retrying",
 };
 
+// Says what the page knows: Live only while the server's frames arrive; otherwise how old the
+// data on screen is.
 function ConnectionPill() {
-  const { connection } = useLive();
+  const { connection, lastDataAt } = useLive();
+  const now = useNow(1000);
+  const stale = connection !== "live" && connection !== "connecting" && lastDataAt;
   return (
     <span className={`connection connection-${connection}`} role="status" title="Real-time updates">
       <span className="dot" aria-hidden="true" /> {CONNECTION_LABELS[connection]}
+      {stale && <span className="connection-age"> · data from {ageOf(lastDataAt, now)}</span>}
     </span>
   );
 }
@@ -120,12 +126,19 @@ function NotificationBell() {
   );
 }
 
+const SHOWN_TOASTS = 3; // the newest; the others wait behind "N more"
+
 function Toasts() {
   const { toasts, dismissToast, markRead } = useLive();
   const navigate = useNavigate();
   return (
     <div className="toasts" aria-live="assertive">
-      {toasts.map(({ key, notification }) => (
+      {toasts.length > SHOWN_TOASTS && (
+        <p className="toast-more" role="status">
+          {toasts.length - SHOWN_TOASTS} more new — see the bell
+        </p>
+      )}
+      {toasts.slice(-SHOWN_TOASTS).map(({ key, notification }) => (
         <div
           key={key}
           className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
@@ -198,14 +211,27 @@ export function Brand() {
 }
 
 export default function Layout() {
+  // On a phone the pages and the user menu fold behind one Menu button (a header of one row).
+  const [menuOpen, setMenuOpen] = useState(false);
+  const location = useLocation();
+  useEffect(() => setMenuOpen(false), [location.pathname]);
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <header className="topbar">
+      <header className={`topbar ${menuOpen ? "menu-open" : ""}`}>
         <Brand />
-        <nav aria-label="Main">
+        <button
+          type="button"
+          className="menu-button"
+          aria-expanded={menuOpen}
+          aria-controls="main-menu"
+          onClick={() => setMenuOpen((open) => !open)}
+        >
+          Menu
+        </button>
+        <nav aria-label="Main" id="main-menu">
           {PAGES.map(({ to, label, end }) => (
             <NavLink key={to} to={to} end={end}>
               {label}
@@ -214,6 +240,7 @@ export default function Layout() {
         </nav>
         <div className="topbar-right">
           <ConnectionPill />
+          <AlarmControl />
           <NotificationBell />
           <UserMenu />
         </div>

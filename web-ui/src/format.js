@@ -78,3 +78,19 @@ export function dayOf(value, timeZone) {
 export function isoDay(days = 0, timeZone) {
   return dayOf(Date.now() + days * 86400000, timeZone);
 }
+
+// "40 s ago", "3 min ago": how old something is, to the second while it is under a minute.
+export function ageOf(value, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - new Date(value)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  return `${Math.floor(seconds / 3600)} h ago`;
+}
+
+// Time left to a deadline as m:ss ("in 1:05"), or how far past it ("overdue 0:12").
+export function countdown(deadline, now = Date.now()) {
+  const left = Math.round((new Date(deadline) - now) / 1000);
+  const size = Math.abs(left);
+  const text = `${Math.floor(size / 60)}:${String(size % 60).padStart(2, "0")}`;
+  return left >= 0 ? `in ${text}` : `overdue ${text}`;
+}

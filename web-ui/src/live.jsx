@@ -12,6 +12,18 @@ import { useAuth } from "./auth.jsx";
 const LiveContext = createContext(null);
 
 const RECONNECT_DELAYS_MS = [1000, 2000, 5000, 10000, 20000];
+// The page pings the server (which answers pong) and counts any frame as a sign of life: with no
+// frame for SILENCE_MS the socket is taken as dead, whatever the browser says (a socket can stay
+// "open" for minutes after the network went away). Checked every WATCHDOG_MS.
+const CLIENT_PING_MS = 10000;
+const SILENCE_MS = 22000;
+const WATCHDOG_MS = 2000;
+
+// Full jitter around the step, so a ward's worth of tabs does not reconnect in step.
+export function reconnectDelay(attempt, random = Math.random) {
+  const base = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+  return Math.round(base * (0.5 + random()));
+}
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
@@ -32,6 +44,7 @@ export function LiveProvider({ children }) {
   const [notifications, setNotifications] = useState([]);
   const [unreadCount, setUnreadCount] = useState(0);
   const [toasts, setToasts] = useState([]);
+  const [lastDataAt, setLastDataAt] = useState(null); // when the socket last brought anything
   const listeners = useRef(new Set());
   const seen = useRef(new Set());
   const lastId = useRef(0);
@@ -87,27 +100,46 @@ export function LiveProvider({ children }) {
     let attempt = 0;
     let stopped = false;
     let synced = false;
-
-    const retryLater = () => {
-      setConnection("offline");
-      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+    let lastFrameAt = 0; // the age of the data shown
+    let lastSign = 0; // the last frame, or when the current socket was opened for
+    let pending = false; // a ticket is being fetched for the next socket
+    const heard = () => {
+      lastFrameAt = lastSign = Date.now();
+    };
+    // Gives up on the current socket (dead or the network gone) and tries again after a
+    // jittered pause; offline while the browser says it has no network, reconnecting otherwise.
+    const lost = () => {
+      if (stopped) return;
+      if (socket) {
+        socket.onclose = socket.onmessage = socket.onopen = null;
+        socket.close();
+        socket = null;
+      }
+      setLastDataAt(lastFrameAt || null);
+      setConnection(navigator.onLine === false || attempt > 0 ? "offline" : "reconnecting");
+      clearTimeout(timer);
+      timer = setTimeout(connect, reconnectDelay(attempt));
       attempt += 1;
-      timer = setTimeout(connect, delay);
     };
 
     const connect = async () => {
       setConnection(attempt === 0 ? "connecting" : "reconnecting");
       let url;
+      pending = true;
       try {
         url = await socketUrl();
       } catch (error) {
+        pending = false;
         // A 401 has already ended the session in api(); anything else is retried.
-        if (!stopped && error?.status !== 401) retryLater();
+        if (!stopped && error?.status !== 401) lost();
         return;
       }
+      pending = false;
       if (stopped) return;
+      lastSign = Date.now();
       socket = new WebSocket(url);
       socket.onopen = () => {
+        heard();
         const reconnected = attempt > 0;
         attempt = 0;
         setConnection("live");
@@ -124,6 +156,7 @@ export function LiveProvider({ children }) {
         if (reconnected) emit({ type: "reconnected" });
       };
       socket.onmessage = (message) => {
+        heard();
         let frame;
         try {
           frame = JSON.parse(message.data);
@@ -147,13 +180,40 @@ export function LiveProvider({ children }) {
           endSession();
           return;
         }
-        retryLater();
+        lost();
       };
     };
+    const watchdog = setInterval(() => {
+      if (!socket) return;
+      const quiet = Date.now() - lastSign;
+      if (quiet > SILENCE_MS) lost();
+      else if (quiet > CLIENT_PING_MS && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ type: "ping" }));
+      }
+    }, WATCHDOG_MS);
+    const wentOffline = () => lost();
+    // Back online, or back to the tab after the phone slept: try now rather than after the pause.
+    const tryNow = () => {
+      if (document.visibilityState === "hidden" || stopped) return;
+      if (!socket && !pending) {
+        clearTimeout(timer);
+        attempt = Math.min(attempt, 1);
+        connect();
+      } else if (socket.readyState === WebSocket.OPEN && Date.now() - lastSign > CLIENT_PING_MS) {
+        socket.send(JSON.stringify({ type: "ping" }));
+      }
+    };
+    window.addEventListener("offline", wentOffline);
+    window.addEventListener("online", tryNow);
+    document.addEventListener("visibilitychange", tryNow);
     connect();
     return () => {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(watchdog);
+      window.removeEventListener("offline", wentOffline);
+      window.removeEventListener("online", tryNow);
+      document.removeEventListener("visibilitychange", tryNow);
       if (socket) socket.close(1000, "signed out or left");
     };
   }, [token, loadHistory, receive, emit, endSession]);
@@ -177,8 +237,8 @@ export function LiveProvider({ children }) {
   }, []);
 
   const value = useMemo(
-    () => ({ connection, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe }),
-    [connection, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe],
+    () => ({ connection, lastDataAt, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe }),
+    [connection, lastDataAt, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

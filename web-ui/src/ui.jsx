@@ -12,7 +12,7 @@ export function StatusBadge({ status }) {
 
 // An API error as the clinician should read it: the service's own message, and for a conflict
 // (409) the incident's current status and what can be done now.
-export function ErrorNotice({ error, onDismiss }) {
+export function ErrorNotice({ error, onDismiss, onRetry }) {
   if (!error) return null;
   const { incident_status: status, allowed_actions: allowed, field } = error.body || {};
   return (
@@ -27,6 +27,11 @@ export function ErrorNotice({ error, onDismiss }) {
         </p>
       )}
       {field && !status && <p className="muted">Field: {field}</p>}
+      {onRetry && (
+        <button type="button" onClick={onRetry}>
+          Try again
+        </button>
+      )}
       {onDismiss && (
         <button type="button" className="link-button" onClick={onDismiss}>
           Dismiss

@@ -149,7 +149,7 @@ export default function AlertsPage() {
         {!list.loaded && list.loading && <Loading what="Loading alerts" />}
         {list.loaded && alerts.length === 0 && <Empty>No alerts received.</Empty>}
         {alerts.length > 0 && (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead>
                 <tr>

@@ -1,13 +1,14 @@
-import { useCallback, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
-import { bySeverityThenAge, formatDuration, humanize } from "../format.js";
+import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.js";
+import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
-import { useIncidentUpdates, useLive } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
+import { useLive } from "../live.jsx";
+import { Empty, ErrorNotice, Loading, useNow } from "../ui.jsx";
 
 function greeting() {
   const hour = new Date().getHours();
@@ -16,9 +17,9 @@ function greeting() {
   return "Good evening";
 }
 
-function Tile({ label, value, tone = "", hint }) {
+function Tile({ label, value, tone = "", hint, testId }) {
   return (
-    <div className={`tile ${tone}`}>
+    <div className={`tile ${tone}`} data-testid={testId}>
       <p className="tile-value">{value}</p>
       <p className="tile-label">{label}</p>
       {hint && <p className="tile-hint">{hint}</p>}
@@ -26,23 +27,125 @@ function Tile({ label, value, tone = "", hint }) {
   );
 }
 
-async function loadDashboard(signal) {
-  const [mine, active, figures] = await Promise.all([
-    api("/incidents", { query: { mine: true, status: ACTIVE_INCIDENT_STATUSES, limit: 200 }, signal }),
-    api("/incidents", { query: { status: ACTIVE_INCIDENT_STATUSES, limit: 200 }, signal }),
-    api("/incidents/metrics", { query: { hours: 24 }, signal }).catch(() => null),
+const MINE_LIMIT = 200;
+const BANNER_LINES = 3; // the critical banner names this many, then "and N more"
+const OTHERS_LIMIT = 50;
+const FIGURES_DEBOUNCE_MS = 500;
+
+async function loadLists(signal) {
+  const [mine, active] = await Promise.all([
+    api("/incidents", { query: { mine: true, status: ACTIVE_INCIDENT_STATUSES, limit: MINE_LIMIT }, signal }),
+    api("/incidents", { query: { status: ACTIVE_INCIDENT_STATUSES, limit: OTHERS_LIMIT }, signal }),
   ]);
-  return { mine: mine.incidents, active: active.incidents, figures };
+  return { incidents: incidentMap(active.incidents, mine.incidents), mineCapped: Boolean(mine.next) };
+}
+
+// The lists load once (and again after a reconnect, when frames may have been missed); every
+// incident_updated frame is applied to them in place, and only an incident the page has not
+// seen is fetched, on its own. The counts are the server's (the metrics endpoint), refreshed
+// after changes: the lists are capped, the counts are not.
+function useLiveDashboard() {
+  const { subscribe } = useLive();
+  const [state, setState] = useState({ incidents: null, mineCapped: false, error: null });
+  const cache = useRef(state);
+  const commit = useCallback((change) => {
+    cache.current = { ...cache.current, ...change };
+    setState(cache.current);
+  }, []);
+  const [figures, setFigures] = useState(null);
+  const inflight = useRef(new Map()); // incident_id -> true when a frame came during the fetch
+  const loading = useRef(null); // frames received while the lists load, applied after them
+  const figuresTimer = useRef(null);
+  const alive = useRef(true);
+
+  const loadFigures = useCallback(async () => {
+    try {
+      const answer = await api("/incidents/metrics", { query: { hours: 24 } });
+      if (alive.current) setFigures(answer);
+    } catch {
+      // The tiles keep the last figures; the lists still show.
+    }
+  }, []);
+
+  const fetchOne = useCallback(async (id) => {
+    if (inflight.current.has(id)) {
+      inflight.current.set(id, true);
+      return;
+    }
+    inflight.current.set(id, false);
+    try {
+      const row = await api(`/incidents/${id}`);
+      const changedMeanwhile = inflight.current.get(id);
+      inflight.current.delete(id);
+      if (!alive.current) return;
+      if (changedMeanwhile) fetchOne(id);
+      else if (cache.current.incidents) commit({ incidents: applyIncidentRow(cache.current.incidents, row) });
+    } catch {
+      inflight.current.delete(id);
+    }
+  }, [commit]);
+
+  // The map lives in a ref (what each frame is applied to, synchronously) and is copied to state
+  // for rendering.
+  const applyFrame = useCallback(
+    (frame) => {
+      const current = cache.current.incidents;
+      if (!current) return;
+      const { incidents, fetch } = applyIncidentFrame(current, frame);
+      if (inflight.current.has(frame.incident_id)) inflight.current.set(frame.incident_id, true);
+      if (incidents !== current) commit({ incidents });
+      if (fetch) fetchOne(frame.incident_id);
+    },
+    [fetchOne, commit],
+  );
+
+  const reload = useCallback(async () => {
+    loading.current = [];
+    loadFigures();
+    try {
+      const lists = await loadLists();
+      if (!alive.current) return;
+      const frames = loading.current;
+      loading.current = null;
+      commit({ ...lists, error: null });
+      frames.forEach(applyFrame);
+    } catch (error) {
+      loading.current = null;
+      if (alive.current) commit({ error });
+    }
+  }, [applyFrame, loadFigures, commit]);
+
+  useEffect(() => {
+    alive.current = true;
+    reload();
+    const unsubscribe = subscribe((event) => {
+      if (event.type === "reconnected") {
+        reload();
+        return;
+      }
+      if (event.type !== "incident_updated") return;
+      if (loading.current) loading.current.push(event);
+      else applyFrame(event);
+      clearTimeout(figuresTimer.current);
+      figuresTimer.current = setTimeout(loadFigures, FIGURES_DEBOUNCE_MS);
+    });
+    return () => {
+      alive.current = false;
+      clearTimeout(figuresTimer.current);
+      unsubscribe();
+    };
+  }, [subscribe, reload, applyFrame, loadFigures]);
+
+  return { ...state, figures, reload, refresh: fetchOne, refreshFigures: loadFigures };
 }
 
 export default function DashboardPage() {
   const { employee } = useAuth();
   const { notifications, unreadCount } = useLive();
-  const { data, error, loading, reload } = useResource(loadDashboard, []);
+  const { incidents, mineCapped, figures, error, reload, refresh, refreshFigures } = useLiveDashboard();
   const [actionError, setActionError] = useState(null);
   const [busyId, setBusyId] = useState(null);
-
-  useIncidentUpdates(reload);
+  const now = useNow();
 
   const acknowledge = useCallback(
     async (incident) => {
@@ -54,22 +157,25 @@ export default function DashboardPage() {
         setActionError(failure);
       } finally {
         setBusyId(null);
-        reload();
+        refresh(incident.incident_id);
+        refreshFigures();
       }
     },
-    [reload],
+    [refresh, refreshFigures],
   );
 
-  const mine = (data?.mine ?? []).slice().sort(bySeverityThenAge);
-  const others = (data?.active ?? [])
-    .filter((incident) => incident.assigned_to !== employee?.employee_id)
-    .sort(bySeverityThenAge);
+  const data = incidents;
+  const all = data ? [...data.values()] : [];
+  const me = employee?.employee_id;
+  const mine = all.filter((incident) => incident.assigned_to === me).sort(bySeverityThenAge);
+  const others = all.filter((incident) => incident.assigned_to !== me).sort(bySeverityThenAge);
   const criticalMine = mine.filter((incident) => incident.severity === "CRITICAL");
   const awaitingAck = mine.filter((incident) => UNACKNOWLEDGED_STATUSES.includes(incident.status));
-  const activeAll = data?.active ?? [];
-  const criticalAll = activeAll.filter((incident) => incident.severity === "CRITICAL").length;
-  const unassigned = activeAll.filter((incident) => incident.status === "OPEN").length;
-  const figures = data?.figures;
+  const capped = (count) => (mineCapped ? `${count}+` : count);
+  const criticalAll = figures?.active_by_severity?.CRITICAL;
+  const unassigned = figures?.unassigned_now;
+  const activeAll = figures?.active_now;
+  const otherCount = activeAll === undefined ? others.length : Math.max(others.length, activeAll - mine.length);
 
   return (
     <section className="dashboard">
@@ -92,7 +198,7 @@ export default function DashboardPage() {
         </div>
       </header>
 
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} onRetry={reload} />
       <ErrorNotice error={actionError} onDismiss={() => setActionError(null)} />
 
       {criticalMine.length > 0 && (
@@ -103,28 +209,38 @@ export default function DashboardPage() {
               : `${criticalMine.length} critical incidents are assigned to you`}
           </strong>
           <ul>
-            {criticalMine.map((incident) => (
+            {criticalMine.slice(0, BANNER_LINES).map((incident) => (
               <li key={incident.incident_id}>
                 <Link to={`/incidents/${incident.incident_id}`}>
-                  {incident.title} — {incident.patient_name}
+                  #{incident.incident_id} {incident.title} — {incident.patient_name}
                 </Link>{" "}
-                ({humanize(incident.status)})
+                ({humanize(incident.status)}, raised {timeAgo(incident.created_at, now)})
               </li>
             ))}
           </ul>
+          {criticalMine.length > BANNER_LINES && (
+            <p>
+              <Link to="/incidents?mine=true&severity=CRITICAL">and {criticalMine.length - BANNER_LINES} more</Link>
+            </p>
+          )}
         </div>
       )}
 
       <div className="tiles" aria-label="Counts">
-        <Tile label="My active incidents" value={data ? mine.length : "…"} tone={mine.length ? "tone-primary" : ""} />
+        <Tile label="My active incidents" value={data ? capped(mine.length) : "…"} tone={mine.length ? "tone-primary" : ""} />
         <Tile
           label="Awaiting my acknowledgement"
-          value={data ? awaitingAck.length : "…"}
+          value={data ? capped(awaitingAck.length) : "…"}
           tone={awaitingAck.length ? "tone-warn" : ""}
         />
-        <Tile label="Critical, hospital-wide" value={data ? criticalAll : "…"} tone={criticalAll ? "tone-danger" : ""} />
-        <Tile label="Unassigned" value={data ? unassigned : "…"} tone={unassigned ? "tone-warn" : ""} />
-        <Tile label="Active, hospital-wide" value={data ? activeAll.length : "…"} />
+        <Tile
+          label="Critical, hospital-wide"
+          value={criticalAll ?? "…"}
+          tone={criticalAll ? "tone-danger" : ""}
+          testId="tile-critical"
+        />
+        <Tile label="Unassigned" value={unassigned ?? "…"} tone={unassigned ? "tone-warn" : ""} testId="tile-unassigned" />
+        <Tile label="Active, hospital-wide" value={activeAll ?? "…"} testId="tile-active" />
         <Tile
           label="MTTA, last 24 h"
           value={figures ? formatDuration(figures.mtta_seconds.avg) : "…"}
@@ -136,7 +252,7 @@ export default function DashboardPage() {
         <div>
           <section className="panel" aria-labelledby="my-incidents">
             <h2 id="my-incidents">My active incidents</h2>
-            {loading && !data && <Loading what="Loading your incidents" />}
+            {!data && !error && <Loading what="Loading your incidents" />}
             {data && mine.length === 0 && <Empty>Nothing is assigned to you right now.</Empty>}
             {mine.length > 0 && (
               <IncidentTable
@@ -164,9 +280,9 @@ export default function DashboardPage() {
             <h2 id="other-incidents">Other active incidents</h2>
             {data && others.length === 0 && <Empty>No other active incidents.</Empty>}
             {others.length > 0 && <IncidentTable incidents={others.slice(0, 15)} caption="Other active incidents" />}
-            {others.length > 15 && (
+            {otherCount > 15 && (
               <p>
-                <Link to="/incidents?status=active">All {others.length} other active incidents</Link>
+                <Link to="/incidents?status=active">All {otherCount} other active incidents</Link>
               </p>
             )}
           </section>

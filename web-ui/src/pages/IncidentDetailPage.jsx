@@ -1,8 +1,9 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
+import { ACTIVE_INCIDENT_STATUSES } from "../domain.js";
 import { formatDateTime, formatDuration, humanize } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useResource } from "../ui.jsx";
@@ -17,8 +18,38 @@ function Fact({ label, children }) {
   return (
     <div className="fact">
       <dt>{label}</dt>
-      <dd>{children || "—"}</dd>
+      <dd>{children === null || children === undefined || children === "" ? "—" : children}</dd>
     </div>
+  );
+}
+
+// The same patient's other active alarms: a second alarm for the patient changes the picture.
+function OtherAlarms({ incident }) {
+  const { patient_id: patientId, incident_id: incidentId } = incident;
+  const load = useCallback(
+    (signal) =>
+      api("/incidents", { query: { patient_id: patientId, status: ACTIVE_INCIDENT_STATUSES, limit: 20 }, signal }),
+    [patientId],
+  );
+  const { data } = useResource(load, [load]);
+  const others = (data?.incidents ?? []).filter((other) => other.incident_id !== incidentId);
+  return (
+    <section className="panel" aria-labelledby="other-alarms-title">
+      <h2 id="other-alarms-title">This patient's other active alarms</h2>
+      {data && others.length === 0 && <Empty>None.</Empty>}
+      {others.length > 0 && (
+        <ul className="other-alarms">
+          {others.map((other) => (
+            <li key={other.incident_id}>
+              <Link to={`/incidents/${other.incident_id}`}>
+                #{other.incident_id} {other.title}
+              </Link>{" "}
+              <StatusBadge status={other.status} />
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 
@@ -114,24 +145,45 @@ function NoteForm({ busy, onAdd }) {
   );
 }
 
-export default function IncidentDetailPage() {
+// One incident per mounted page: the route remounts the page whenever the id in the URL changes
+// (key={incidentId}), so nothing of the previous incident -- its data, a late answer for it, a
+// half-typed note -- can show or be acted on under another incident's URL.
+export default function IncidentDetailRoute() {
   const { incidentId } = useParams();
-  const id = Number(incidentId);
+  if (!/^[0-9]{1,18}$/.test(incidentId ?? "")) return <IncidentNotFound id={incidentId} />;
+  return <IncidentDetailPage key={incidentId} id={Number(incidentId)} />;
+}
+
+function IncidentNotFound({ id }) {
+  return (
+    <section className="not-found" aria-labelledby="not-found-title">
+      <p>
+        <Link to="/incidents">← Incidents</Link>
+      </p>
+      <h1 id="not-found-title">No incident {id}</h1>
+      <p className="muted">There is no incident with this number. It may have been mistyped.</p>
+    </section>
+  );
+}
+
+function IncidentDetailPage({ id }) {
   const { employee } = useAuth();
   const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
   const { data: incident, error, loading, reload } = useResource(load, [load]);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState(null);
   const [done, setDone] = useState(null);
+  const actionsHeading = useRef(null);
 
   useIncidentUpdates(reload, { incidentId: id });
 
+  // Acts on the incident on screen (its own id, not the URL's).
   const act = async (path, options, message) => {
     setBusy(true);
     setActionError(null);
     setDone(null);
     try {
-      await api(`/incidents/${id}/${path}`, options);
+      await api(`/incidents/${incident.incident_id}/${path}`, options);
       setDone(message);
       return true;
     } catch (failure) {
@@ -140,19 +192,24 @@ export default function IncidentDetailPage() {
     } finally {
       setBusy(false);
       reload();
+      // The button pressed may be gone (Acknowledge becomes Start work): keep the keyboard and
+      // screen reader in the Actions panel rather than back at the top of the page.
+      actionsHeading.current?.focus();
     }
   };
 
   if (loading && !incident) return <Loading what={`Loading incident ${id}`} />;
+  if (!incident && error?.status === 404) return <IncidentNotFound id={id} />;
   if (!incident)
     return (
       <section>
         <p>
           <Link to="/incidents">← Incidents</Link>
         </p>
-        <ErrorNotice error={error} />
+        <ErrorNotice error={error} onRetry={reload} />
       </section>
     );
+  if (incident.incident_id !== id) return <Loading what={`Loading incident ${id}`} />;
 
   const me = employee?.employee_id;
   const isAssignee = incident.assigned_to === me;
@@ -196,7 +253,9 @@ export default function IncidentDetailPage() {
       <div className="detail-grid">
         <div>
           <section className="panel" aria-labelledby="actions-title">
-            <h2 id="actions-title">Actions</h2>
+            <h2 id="actions-title" tabIndex={-1} ref={actionsHeading}>
+              Actions
+            </h2>
             {done && (
               <p className="notice success" role="status">
                 {done}
@@ -281,6 +340,8 @@ export default function IncidentDetailPage() {
               </div>
             )}
           </section>
+
+          <OtherAlarms incident={incident} />
 
           <section className="panel" aria-labelledby="notes-title">
             <h2 id="notes-title">Notes</h2>

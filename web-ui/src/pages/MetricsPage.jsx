@@ -123,7 +123,7 @@ export default function MetricsPage() {
             {data.clinicians.length === 0 ? (
               <Empty>No incidents were assigned in this period.</Empty>
             ) : (
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

@@ -137,7 +137,7 @@ function Schedule({ role }) {
       {loading && !data && <Loading what="Loading the schedule" />}
       {data && days.length === 0 && <Empty>No shifts in this period.</Empty>}
       {days.length > 0 && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="rota">
             <thead>
               <tr>

@@ -1,0 +1,154 @@
+// A critical alarm the clinician can hear: while a CRITICAL incident assigned to me waits for
+// my acknowledgement the page beeps (Web Audio), repeating until it is acknowledged or muted for a
+// while; the tab title counts my unacknowledged incidents; with the tab hidden a system
+// notification is shown too. Kept current from the incident_updated frames every signed-in socket
+// gets, seeded from the server at start and after a reconnect.
+//
+// window.__hgAlarm = {playing, muted_until} says what the alarm is doing (for tests and support).
+import { useCallback, useEffect, useRef, useState } from "react";
+
+import { api } from "./api.js";
+import { useAuth } from "./auth.jsx";
+import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { useLive } from "./live.jsx";
+
+const BEEP_EVERY_MS = 1500;
+const MUTE_MS = 2 * 60 * 1000;
+const TITLE = document.title;
+
+function publish(state) {
+  window.__hgAlarm = state;
+}
+
+// Two short tones, the pattern of a high-priority medical alarm, played on `context`.
+function beep(context) {
+  const start = context.currentTime;
+  for (const [offset, frequency] of [
+    [0, 880],
+    [0.25, 660],
+  ]) {
+    const oscillator = context.createOscillator();
+    const gain = context.createGain();
+    oscillator.frequency.value = frequency;
+    gain.gain.setValueAtTime(0.2, start + offset);
+    gain.gain.exponentialRampToValueAtTime(0.001, start + offset + 0.2);
+    oscillator.connect(gain).connect(context.destination);
+    oscillator.start(start + offset);
+    oscillator.stop(start + offset + 0.2);
+  }
+}
+
+function useUnacknowledgedMine() {
+  const { employee } = useAuth();
+  const { subscribe } = useLive();
+  const me = employee?.employee_id;
+  const [waiting, setWaiting] = useState(() => new Map()); // incident_id -> {severity, title}
+
+  const seed = useCallback(async () => {
+    try {
+      const answer = await api("/incidents", { query: { mine: true, status: UNACKNOWLEDGED_STATUSES, limit: 200 } });
+      setWaiting(new Map(answer.incidents.map((i) => [i.incident_id, { severity: i.severity, title: i.title }])));
+    } catch {
+      // The frames still keep it current.
+    }
+  }, []);
+
+  useEffect(() => {
+    seed();
+    return subscribe((event) => {
+      if (event.type === "reconnected") {
+        seed();
+        return;
+      }
+      if (event.type !== "incident_updated" || !event.status) return;
+      setWaiting((current) => {
+        const waits = event.assigned_to === me && UNACKNOWLEDGED_STATUSES.includes(event.status);
+        if (waits === current.has(event.incident_id)) return current;
+        const next = new Map(current);
+        if (waits) next.set(event.incident_id, { severity: event.severity, title: event.title });
+        else next.delete(event.incident_id);
+        return next;
+      });
+    });
+  }, [subscribe, seed, me]);
+  return waiting;
+}
+
+export function AlarmControl() {
+  const waiting = useUnacknowledgedMine();
+  const [mutedUntil, setMutedUntil] = useState(0);
+  const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
+  const audio = useRef(null);
+  const told = useRef(new Set());
+  const critical = [...waiting.entries()].filter(([, incident]) => incident.severity === "CRITICAL");
+  const muted = mutedUntil > Date.now();
+  const sounding = critical.length > 0 && !muted;
+
+  // The title: "(2) HealthGuard Ops" while two of mine wait for acknowledgement.
+  useEffect(() => {
+    document.title = waiting.size > 0 ? `(${waiting.size}) ${TITLE}` : TITLE;
+  }, [waiting.size]);
+  useEffect(() => () => void (document.title = TITLE), []);
+
+  useEffect(() => {
+    publish({ playing: sounding, muted_until: muted ? mutedUntil : null });
+    if (!sounding) return undefined;
+    const AudioContextClass = window.AudioContext || window.webkitAudioContext;
+    if (!AudioContextClass) return undefined;
+    const context = new AudioContextClass();
+    audio.current = context;
+    context.resume().catch(() => {});
+    beep(context);
+    const timer = setInterval(() => beep(context), BEEP_EVERY_MS);
+    return () => {
+      clearInterval(timer);
+      context.close().catch(() => {});
+      audio.current = null;
+      publish({ playing: false, muted_until: null });
+    };
+  }, [sounding, muted, mutedUntil]);
+
+  // The mute runs out on its own.
+  useEffect(() => {
+    if (!muted) return undefined;
+    const timer = setTimeout(() => setMutedUntil(0), mutedUntil - Date.now());
+    return () => clearTimeout(timer);
+  }, [muted, mutedUntil]);
+
+  // In the background, a system notification for each new critical incident of mine.
+  useEffect(() => {
+    for (const [id, incident] of critical) {
+      if (told.current.has(id)) continue;
+      told.current.add(id);
+      if (document.visibilityState === "hidden" && permission === "granted") {
+        new Notification(`CRITICAL: incident #${id}`, { body: incident.title, tag: `incident-${id}`, requireInteraction: true });
+      }
+    }
+  });
+
+  return (
+    <div className="alarm-control">
+      {critical.length > 0 && (
+        <button
+          type="button"
+          className={`alarm-button ${muted ? "muted" : "sounding"}`}
+          onClick={() => setMutedUntil(muted ? 0 : Date.now() + MUTE_MS)}
+          aria-pressed={muted}
+          title={muted ? "Tap to unmute" : "Silence for 2 minutes"}
+        >
+          {muted ? "Alarm muted" : `Mute alarm (${critical.length} critical)`}
+        </button>
+      )}
+      {permission === "default" && (
+        <button
+          type="button"
+          className="link-button"
+          title="So a critical alarm reaches you when this tab is in the background"
+          onClick={() => Notification.requestPermission().then(setPermission)}
+        >
+          Allow alerts in background
+        </button>
+      )}
+    </div>
+  );
+}
