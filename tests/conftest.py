@@ -19,6 +19,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -242,8 +243,18 @@ def rabbitmq_url(docker_engine):
             _rabbitmqctl("delete_vhost", vhost)
 
 
-def _rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+def _rabbitmqctl(*args, attempts: int = 5):
+    """rabbitmqctl, tried again when the node is briefly unavailable (exit 69, seen deleting a
+    vhost right after a run's last quorum queues went away): a run must not end red, nor leave its
+    vhost behind, over a moment's unavailability."""
+    for attempt in range(1, attempts + 1):
+        result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+        if result.returncode == 0:
+            return
+        if attempt == attempts:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
+                               f"{(result.stderr or result.stdout).strip()[:500]}")
+        time.sleep(2 * attempt)  # not a synchronisation: a pause before asking the broker again
 
 
 # --------------------------------------------------------------------------- the clock
