@@ -18,8 +18,6 @@ import datetime as dt
 import itertools
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -32,7 +30,15 @@ from psycopg2 import sql
 from healthguard import clock as hg_clock
 from healthguard.db import Database
 from healthguard.migrate import migrate
-from tests.support import DEVICE_KEY, WORK_QUEUES, ServiceProcess, delete_queues, drain_queue, wait_for
+from tests.support import (
+    DEVICE_KEY,
+    WORK_QUEUES,
+    ServiceProcess,
+    delete_queues,
+    drain_queue,
+    rabbitmqctl,
+    wait_for,
+)
 
 RUN_ID = uuid.uuid4().hex[:10]
 DATABASE_PREFIX = f"hg_test_{RUN_ID}_"
@@ -243,18 +249,8 @@ def rabbitmq_url(docker_engine):
             _rabbitmqctl("delete_vhost", vhost)
 
 
-def _rabbitmqctl(*args, attempts: int = 5):
-    """rabbitmqctl, tried again when the node is briefly unavailable (exit 69, seen deleting a
-    vhost right after a run's last quorum queues went away): a run must not end red, nor leave its
-    vhost behind, over a moment's unavailability."""
-    for attempt in range(1, attempts + 1):
-        result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
-        if result.returncode == 0:
-            return
-        if attempt == attempts:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
-                               f"{(result.stderr or result.stdout).strip()[:500]}")
-        time.sleep(2 * attempt)  # not a synchronisation: a pause before asking the broker again
+def _rabbitmqctl(*args):
+    rabbitmqctl(*args)
 
 
 # --------------------------------------------------------------------------- the clock

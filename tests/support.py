@@ -411,12 +411,32 @@ def queue_depth(rabbitmq_url: str, queue: str) -> int:
             connection.close()
 
 
+def rabbitmqctl(*args, attempts: int = 5) -> str:
+    """rabbitmqctl against the machine's broker, as its own user with its own Erlang cookie (HOME
+    named explicitly, no RABBITMQ_*/ERL* variables of this process passed on: a CLI that presented
+    another cookie was refused at the end of a run, "Invalid challenge reply"), and asked again
+    when the node is briefly unavailable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL"))}
+    command = ["rabbitmqctl", *args]
+    if os.geteuid() == 0 and Path("/usr/lib/rabbitmq/bin/rabbitmqctl").exists():
+        command = ["runuser", "-u", "rabbitmq", "--", "env", "HOME=/var/lib/rabbitmq",
+                   "/usr/lib/rabbitmq/bin/rabbitmqctl", *args]
+    for attempt in range(1, attempts + 1):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env,
+                                cwd="/")
+        if result.returncode == 0:
+            return result.stdout
+        if attempt == attempts:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
+                               f"{(result.stderr or result.stdout).strip()[:500]}")
+        time.sleep(2 * attempt)  # not a synchronisation: a pause before asking the broker again
+
+
 def queue_idle(rabbitmq_url: str, queue: str) -> bool:
     """Nothing on `queue`, neither waiting nor delivered and unacknowledged: every message sent
     to it has been handled. (RabbitMQ's message_count leaves out unacknowledged deliveries; a
     passive declare does not count them either, so this asks the management command.)"""
-    output = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", _vhost(rabbitmq_url), "name",
-                             "messages"], capture_output=True, text=True, timeout=60, check=True).stdout
+    output = rabbitmqctl("-q", "list_queues", "-p", _vhost(rabbitmq_url), "name", "messages")
     for line in output.splitlines():
         name, _, count = line.partition("\t")
         if name == queue:
