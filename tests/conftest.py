@@ -32,8 +32,10 @@ from healthguard.db import Database
 from healthguard.migrate import migrate
 from tests.support import (
     DEVICE_KEY,
+    SERVICE_MODULES,
     WORK_QUEUES,
     ServiceProcess,
+    build_app,
     delete_queues,
     drain_queue,
     rabbitmqctl,
@@ -386,6 +388,16 @@ def start_service(service_env):
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def apps(module_service_env):
+    """Every service's app in-process (no background tasks), built once for a `module_database`
+    module: name -> Flask app."""
+    built = {name: build_app(module, module_service_env) for name, module in SERVICE_MODULES.items()}
+    yield built
+    for app in built.values():
+        app.extensions["healthguard"].db.close()
 
 
 @pytest.fixture(scope="module")

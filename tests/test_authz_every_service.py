@@ -6,7 +6,7 @@ import re
 import pytest
 
 from healthguard.auth import new_session_token, token_hash
-from tests.support import SERVICE_MODULES, build_app
+from tests.support import SERVICE_MODULES
 
 # Routes anyone may call. Anything else marked public must refuse a request without credentials
 # (a device route without its X-API-Key, a WebSocket endpoint without a handshake).
@@ -34,14 +34,6 @@ def operations(app):
 
 
 pytestmark = pytest.mark.module_database  # the apps are built once for the module
-
-
-@pytest.fixture(scope="module")
-def apps(module_service_env):
-    built = {name: build_app(module, module_service_env) for name, module in SERVICE_MODULES.items()}
-    yield built
-    for app in built.values():
-        app.extensions["healthguard"].db.close()
 
 
 @pytest.fixture

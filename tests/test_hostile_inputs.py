@@ -37,14 +37,6 @@ STORED_TABLES = ("employees", "patients", "alert_types", "alerts", "outbox", "in
                  "escalation_policies")
 
 
-@pytest.fixture(scope="module")
-def apps(module_service_env):
-    built = {name: build_app(module, module_service_env) for name, module in SERVICE_MODULES.items()}
-    yield built
-    for app in built.values():
-        app.extensions["healthguard"].db.close()
-
-
 @pytest.fixture
 def session_of(db):
     """A fresh session token of a clinician (a row in sessions only: no employee row changes)."""
