@@ -18,6 +18,7 @@ import datetime as dt
 import itertools
 import os
 import shutil
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -323,18 +324,41 @@ def module_database_url(databases, template_database_url):
 @pytest.fixture
 def database_url(request, databases, template_database_url, rabbitmq_url):
     """This test's own database (a copy of the template), and empty work queues."""
-    delete_queues(rabbitmq_url, WORK_QUEUES)
     if _module_shares_database(request):
         url = request.getfixturevalue("module_database_url")
         database = Database(url, maxconn=1)
         try:
+            # The module's services may still be publishing what the previous test's last
+            # transaction committed: let the relays finish, so no late event lands in this test.
+            _wait_for_empty_outbox(database)
+            delete_queues(rabbitmq_url, WORK_QUEUES)
             request.getfixturevalue("template_contents").restore(database)
         finally:
             database.close()
         yield url
         return
+    delete_queues(rabbitmq_url, WORK_QUEUES)
     with _database_copy(databases) as url:
         yield url
+
+
+def _wait_for_empty_outbox(database: Database, timeout: float = 15, still: float = 0.3) -> None:
+    """Until the outbox is empty, or stands still (nothing relays in this module: the rows stay
+    and the restore drops them)."""
+    def state():
+        with database.transaction() as cur:
+            cur.execute("SELECT count(*) AS n, max(outbox_id) AS last FROM outbox")
+            row = cur.fetchone()
+            return row["n"], row["last"]
+    seen, since = state(), time.monotonic()
+    deadline = since + timeout
+    while seen[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = state()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
 
 
 @pytest.fixture

@@ -101,7 +101,9 @@ def test_a_more_severe_repeat_raises_the_severity_and_pages_the_assignee_again(
     assert (incident["severity"], incident["title"]) == ("CRITICAL", "CRITICAL: Cardiac arrest, room ICU-2")
     assert incident["assigned_to"] == "D01" and incident["status"] == "ASSIGNED"
     assert "severity raised from HIGH to CRITICAL" in incident["history"][-1]["note"]
-    [event] = notification_events(lambda es: len(es) >= 1, "the repeat's page")
+    def about_it(events):
+        return [e for e in events if e["incident_id"] == incident_id]
+    [event] = about_it(notification_events(lambda es: about_it(es), "the repeat's page"))
     assert event["type"] == "INCIDENT_ALERT_CORRELATED" and event["recipients"] == ["D01"]
     assert event["severity"] == "CRITICAL" and "was HIGH" in event["message"]
 
