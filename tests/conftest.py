@@ -32,10 +32,12 @@ from healthguard import clock as hg_clock
 from healthguard.db import Database
 from healthguard.migrate import migrate
 from tests.support import (
+    APP_PASSWORD,
     DEVICE_KEY,
     SERVICE_MODULES,
     WORK_QUEUES,
     ServiceProcess,
+    as_app_role,
     build_app,
     delete_queues,
     drain_queue,
@@ -209,7 +211,9 @@ def template_database_url(databases):
     """This run's migrated, seeded database; never connected to after migrating (a template
     with a connection cannot be copied)."""
     url = databases.create(TEMPLATE_DATABASE)
-    migrate(url, demo=True)  # the demo staff sign in with password123
+    # The demo staff sign in with password123; the services' role with this run's password
+    # (where the server asks for one: testcontainers' does, the local one trusts).
+    migrate(url, demo=True, app_password=APP_PASSWORD)
     return url
 
 
@@ -372,9 +376,10 @@ SERVICE_TOKEN = uuid.uuid4().hex
 
 
 def _service_env(database_url: str, rabbitmq_url: str, clock_path: str) -> dict:
-    """The environment the services get, as in .env.example but pointing at this test's servers."""
+    """The environment the services get, as in .env.example but pointing at this test's servers
+    (as the services' role)."""
     return {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": as_app_role(database_url),
         "RABBITMQ_URL": rabbitmq_url,
         "SERVICE_TOKEN": SERVICE_TOKEN,
         "DEVICE_API_KEYS": DEVICE_KEY,

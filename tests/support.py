@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import requests
@@ -28,6 +29,7 @@ from healthguard.broker import (
     retry_queue,
 )
 from healthguard.config import ConfigError
+from healthguard.migrate import APP_ROLE
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env
@@ -48,6 +50,17 @@ SERVICE_MODULES = {
 
 
 _PLACEHOLDER = "http://127.0.0.1:9/unused-by-this-test"
+# The password this run gives the services' role (migrate(app_password=...)): where the server
+# asks for one (testcontainers' does; the local one trusts 127.0.0.1).
+APP_PASSWORD = secrets.token_hex(16)
+
+
+def as_app_role(database_url: str) -> str:
+    """The URL of the same database for the services' own role (migration 0011), as the services
+    connect in production: never as the administrator the tests set up data with."""
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{APP_ROLE}:{APP_PASSWORD}@{host}"))
 
 
 def build_app(module: str, service_env: dict):

@@ -34,7 +34,7 @@ SERVICES_IMAGE = "healthguard-ops/services:latest"
 METRICS_DIR = "/tmp/prometheus"  # noqa: S108 (the image's PROMETHEUS_MULTIPROC_DIR, inside the container)
 PUBLISHED = {8080: ("web-ui", 8080), 3001: ("grafana", 3000), 9090: ("prometheus", 9090)}
 ONE_SHOT = {"migrate"}
-SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "RABBITMQ_ERLANG_COOKIE",
+SECRETS = ("POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD", "RABBITMQ_PASSWORD", "RABBITMQ_ERLANG_COOKIE",
            "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN", "DEVICE_API_KEYS")
 # The `ha` profile: the broker `rabbitmq` and these two form a 3-node RabbitMQ cluster.
 HA_NODES = ("rabbitmq", "rabbitmq-2", "rabbitmq-3")
@@ -205,7 +205,8 @@ def test_env_example_documents_what_the_services_read(env):
                 "SESSION_TTL_HOURS", "LOG_LEVEL", "GUNICORN_WORKERS", "DATABASE_URL",
                 "RABBITMQ_URL"}
     assert expected <= set(env), f"missing from .env.example: {sorted(expected - set(env))}"
-    assert env["DATABASE_URL"] == "postgresql://postgres@127.0.0.1:5432/healthguard"
+    assert env["DATABASE_URL"] == "postgresql://healthguard_app@127.0.0.1:5432/healthguard"
+    assert env["MIGRATION_DATABASE_URL"] == "postgresql://postgres@127.0.0.1:5432/healthguard"
     assert env["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/%2F"
     assert env["WEB_ORIGIN"] == "http://localhost:8080"
     assert env["HOSPITAL_TZ"] == "Europe/London"
@@ -360,8 +361,8 @@ def test_app_services_get_their_settings(services, env):
     for name, (_, port) in APP_SERVICES.items():
         environment = services[name]["environment"]
         assert environment["PORT"] == str(port), name
-        assert environment["DATABASE_URL"] == (
-            f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
+        assert environment["DATABASE_URL"] == (  # the services' own role, not the administrator
+            f"postgresql://healthguard_app:{env['POSTGRES_APP_PASSWORD']}"
             f"@postgres:5432/{env['POSTGRES_DB']}"), name
         assert environment["RABBITMQ_URL"] == ",".join(
             f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@{node}:5672/%2F"
@@ -370,8 +371,11 @@ def test_app_services_get_their_settings(services, env):
             assert environment[setting] == env[setting], f"{name}.{setting}"
     assert services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == env["DEVICE_API_KEYS"]
     assert services["incident-management"]["environment"]["ONCALL_URL"] == "http://oncall:8003"
-    assert services["migrate"]["environment"]["DATABASE_URL"] == (
-        services["alert-ingestion"]["environment"]["DATABASE_URL"])
+    assert services["migrate"]["environment"] == {
+        "MIGRATION_DATABASE_URL": f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
+                                  f"@postgres:5432/{env['POSTGRES_DB']}",
+        "POSTGRES_APP_PASSWORD": env["POSTGRES_APP_PASSWORD"],
+        "LOG_LEVEL": env["LOG_LEVEL"], "HG_DEMO": env["HG_DEMO"]}
     assert services["postgres"]["environment"] == {
         "POSTGRES_USER": env["POSTGRES_USER"], "POSTGRES_PASSWORD": env["POSTGRES_PASSWORD"],
         "POSTGRES_DB": env["POSTGRES_DB"]}

@@ -7,7 +7,7 @@ import psycopg2
 import requests
 from psycopg2 import sql
 
-from tests.support import REPO, SERVICE_MODULES, free_port, port_open
+from tests.support import REPO, SERVICE_MODULES, as_app_role, free_port, port_open
 
 
 def test_local_runner_starts_every_service_healthy_and_stops_them(
@@ -16,7 +16,9 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
     database_url = postgres_admin_url.rsplit("/", 1)[0] + "/" + name
     ports = {service: free_port() for service in SERVICE_MODULES}
     web_port, prometheus_port = free_port(), free_port()
-    env = {**os.environ, **service_env, "DATABASE_URL": database_url, "RABBITMQ_URL": rabbitmq_url,
+    # The migrator as the administrator, the services as their own role (migration 0011).
+    env = {**os.environ, **service_env, "MIGRATION_DATABASE_URL": database_url,
+           "DATABASE_URL": as_app_role(database_url), "RABBITMQ_URL": rabbitmq_url,
            "HG_RUN_DIR": str(tmp_path / "run"),
            "ALERT_INGESTION_PORT": str(ports["alert-ingestion"]),
            "INCIDENT_MANAGEMENT_PORT": str(ports["incident-management"]),

@@ -1,11 +1,16 @@
-"""PostgreSQL access: one pool per process, one transaction per unit of work."""
+"""PostgreSQL access: one bounded pool per process, one transaction per unit of work.
+
+The pool is the process's share of the connection budget (README, "Connection budget"): it opens
+at most `maxconn` connections, lazily, keeps them for reuse, and closes those idle for longer
+than `idle_seconds`, so a quiet process gives its connections back to the server."""
 import contextlib
 import logging
+import os
 import threading
+import time
 
 import psycopg2
 import psycopg2.extras
-import psycopg2.pool
 
 log = logging.getLogger(__name__)
 
@@ -13,90 +18,158 @@ CONNECT_TIMEOUT_SECONDS = 3
 BIGINT_MAX = 2**63 - 1  # the largest id a bigint identity column holds
 
 
-class _RetainingPool(psycopg2.pool.ThreadedConnectionPool):
-    """Connects lazily, but keeps returned connections for reuse.
+class PoolTimeout(psycopg2.OperationalError):
+    """Every connection this process may hold stayed busy for the whole wait: the request is
+    answered 503 (errors.py) instead of queuing without bound."""
 
-    psycopg2 keeps at most `minconn` idle connections and closes the others on return, so a
-    pool built with minconn=0 opened a new connection (a new server process, several ms) for
-    every transaction. minconn is also how many it opens up front; so it is raised only after
-    construction, where _putconn alone reads it."""
 
-    def __init__(self, maxconn, *args, **kwargs):
-        super().__init__(0, maxconn, *args, **kwargs)
-        self.minconn = maxconn
+class _Pool:
+    """At most `maxconn` connections, opened on demand, reused most-recently-used first (so the
+    least used ones age out), closed after `idle_seconds` unused."""
+
+    def __init__(self, url: str, *, maxconn: int, idle_seconds: float):
+        self.url = url
+        self.maxconn = maxconn
+        self.idle_seconds = idle_seconds
+        self.pid = os.getpid()
+        self._idle: list[tuple[object, float]] = []  # (connection, when it was given back)
+        self._open = 0  # idle + checked out + being opened
+        self._changed = threading.Condition(threading.Lock())
+        self._closed = False
+        self._reaper = threading.Thread(target=self._reap_forever, name="db-pool-reaper", daemon=True)
+        self._reaper.start()
+
+    def get(self, wait_seconds: float):
+        deadline = time.monotonic() + wait_seconds
+        with self._changed:
+            while True:
+                if self._idle:
+                    return self._idle.pop()[0]
+                if self._open < self.maxconn:
+                    self._open += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolTimeout(f"all {self.maxconn} database connections of this process "
+                                      f"stayed busy for {wait_seconds:g} s")
+                self._changed.wait(left)
+        try:
+            return psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                    application_name="healthguard")
+        except BaseException:
+            self._discarded()
+            raise
+
+    def put(self, conn) -> None:
+        if conn.closed or self._closed:
+            conn.close()
+            self._discarded()
+            return
+        with self._changed:
+            self._idle.append((conn, time.monotonic()))
+            self._changed.notify()
+
+    def _discarded(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify()
+
+    def drop_idle(self, older_than: float | None = None) -> int:
+        """Close idle connections (given back more than `older_than` seconds ago; all without)."""
+        now = time.monotonic()
+        with self._changed:
+            stale = [c for c, since in self._idle if older_than is None or now - since > older_than]
+            self._idle = [(c, since) for c, since in self._idle if c not in stale]
+            self._open -= len(stale)
+            self._changed.notify_all()
+        for conn in stale:
+            conn.close()
+        return len(stale)
+
+    def stats(self) -> dict:
+        with self._changed:
+            return {"open": self._open, "idle": len(self._idle), "max": self.maxconn}
+
+    def _reap_forever(self) -> None:
+        interval = max(0.5, min(self.idle_seconds / 2, 30.0))
+        while not self._closed:
+            time.sleep(interval)
+            if not self._closed:
+                self.drop_idle(self.idle_seconds)
+
+    def close(self) -> None:
+        self._closed = True
+        self.drop_idle()
 
 
 class Database:
-    """A lazily created, thread-safe connection pool.
+    """A lazily created, thread-safe, bounded connection pool.
 
     The pool is created on first use, in the process that uses it: gunicorn forks workers after
     the app is built, and a libpq connection must never cross a fork.
+
+    maxconn: connections this process may hold (DB_POOL_MAX); idle_seconds: a connection unused
+    this long is closed (DB_POOL_IDLE_SECONDS); wait_seconds: how long a unit of work waits for a
+    connection when all are busy before it fails with PoolTimeout (DB_POOL_WAIT_SECONDS).
     """
 
-    def __init__(self, url: str, *, maxconn: int = 10, wait_seconds: float = 10.0):
+    def __init__(self, url: str, *, maxconn: int = 10, idle_seconds: float = 300.0,
+                 wait_seconds: float = 10.0):
+        if maxconn < 1:
+            raise ValueError("a pool needs at least one connection")
         self.url = url
         self.maxconn = maxconn
-        self._pool = None
-        self._lock = threading.Lock()
-        # psycopg2's pool fails at once when every connection is out; a burst of requests (a
-        # thousand WebSocket threads reconnecting) must queue for a bounded time instead.
-        self._free = threading.BoundedSemaphore(maxconn)
+        self.idle_seconds = idle_seconds
         self.wait_seconds = wait_seconds
+        self._pool: _Pool | None = None
+        self._lock = threading.Lock()
 
-    def _get_pool(self):
+    def _get_pool(self) -> _Pool:
         with self._lock:
-            if self._pool is None:
-                self._pool = _RetainingPool(
-                    self.maxconn, self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                    application_name="healthguard",
-                )
+            if self._pool is None or self._pool.pid != os.getpid():
+                self._pool = _Pool(self.url, maxconn=self.maxconn, idle_seconds=self.idle_seconds)
             return self._pool
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, *, wait_seconds: float | None = None):
         """Yield a dict cursor inside one transaction: commit on success, roll back on error."""
-        if not self._free.acquire(timeout=self.wait_seconds):
-            raise psycopg2.OperationalError("every database connection of this process stayed busy")
-        try:
-            with self._checked_out() as cur:
-                yield cur
-        finally:
-            self._free.release()
-
-    @contextlib.contextmanager
-    def _checked_out(self):
         pool = self._get_pool()
-        conn = pool.getconn()
+        conn = pool.get(self.wait_seconds if wait_seconds is None else wait_seconds)
         try:
             with conn:  # commits, or rolls back on exception
                 with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                     yield cur
         finally:
             lost = bool(conn.closed)  # psycopg2 marks a connection whose server went away
-            pool.putconn(conn, close=lost)
+            pool.put(conn)
             if lost:
-                self._forget(pool)
+                # The server restarted or the network broke: the other idle connections are
+                # almost surely dead too. Close them, so one request fails instead of one per
+                # pooled connection.
+                pool.drop_idle()
 
-    def _forget(self, pool) -> None:
-        """A lost connection means the server restarted or the network broke: the pool's idle
-        connections are almost surely dead too. Start a fresh pool, so one request fails instead
-        of one per pooled connection; the old one's connections close as they are let go."""
-        with self._lock:
-            if self._pool is pool:
-                self._pool = None
+    def ping(self, *, wait_seconds: float = 2.0) -> None:
+        """Raise unless this pool can serve a query now: on a pooled connection when one is
+        idle (a server that refuses new connections, being full, still serves those), on a new
+        one otherwise. A pooled connection found dead is replaced once (transaction() dropped
+        the idle ones, so the second attempt opens a fresh connection)."""
+        for attempt in (1, 2):
+            try:
+                with self.transaction(wait_seconds=wait_seconds) as cur:
+                    cur.execute("SELECT 1")
+                return
+            except PoolTimeout:
+                raise
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if attempt == 2:
+                    raise
 
-    def ping(self) -> None:
-        """Raise unless the server answers now. Uses a fresh connection, so a dead pooled one
-        cannot hide a live server and a live pooled one cannot hide a dead server."""
-        conn = psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-        finally:
-            conn.close()
+    def stats(self) -> dict:
+        pool = self._pool
+        return pool.stats() if pool is not None else {"open": 0, "idle": 0, "max": self.maxconn}
 
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
-                self._pool.closeall()
+                self._pool.close()
                 self._pool = None

@@ -5,6 +5,8 @@ import psycopg2
 from flask import g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .db import PoolTimeout
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,16 @@ def register_error_handlers(app) -> None:
         response = error_response(exc.code or 500, exc.name, exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:
             response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(PoolTimeout)
+    def every_connection_busy(exc):
+        # This process's share of the database's connections stayed busy for the whole wait
+        # (DB_POOL_WAIT_SECONDS): answer now rather than queue without bound.
+        log.error("no database connection free", extra={"error": str(exc)})
+        response = error_response(503, "Service Unavailable",
+                                  "every database connection is busy; retry shortly")
+        response[0].headers["Retry-After"] = "1"
         return response
 
     @app.errorhandler(psycopg2.OperationalError)

@@ -5,6 +5,11 @@ password (db/migrations/demo/): only the demo profile (`make up`, the tests) doe
 has no account with a known password and makes its first supervisor with
 `python -m oncall.accounts create-admin`.
 
+It connects as the schema's owner: MIGRATION_DATABASE_URL, or DATABASE_URL when that is unset.
+The services connect as the role migration 0011 makes (APP_ROLE, DATABASE_URL); when
+POSTGRES_APP_PASSWORD is set, the migrator gives that role this password (compose: the server
+asks for one; locally, trust authentication does not).
+
 Idempotent (applied versions are recorded in schema_migrations) and safe when several copies
 start at once (they queue on one advisory lock, and each re-reads what is applied after it).
 """
@@ -24,6 +29,8 @@ from .config import ConfigError, load_config
 log = logging.getLogger("healthguard.migrate")
 
 MIGRATION_LOCK_ID = 0x4847_0001  # "HG" + 1: the advisory lock all migrators queue on
+APP_ROLE = "healthguard_app"  # the services' role, made by this migration:
+APP_ROLE_MIGRATION = "0011_capacity"
 
 
 def default_migrations_dir() -> Path:
@@ -64,10 +71,12 @@ def demo_requested(environ=os.environ) -> bool:
     return environ.get("HG_DEMO", "").strip().lower() in ("1", "true", "yes")
 
 
-def migrate(database_url: str, directory: Path | None = None, *, demo: bool = False) -> list[str]:
+def migrate(database_url: str, directory: Path | None = None, *, demo: bool = False,
+            app_password: str | None = None) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction. Returns the versions
     applied by this call. `demo`: afterwards seed the demo staff's passwords (every time: it only
-    fills accounts that have no usable password)."""
+    fills accounts that have no usable password). `app_password`: the services' role signs in
+    with it from now on."""
     directory = directory or default_migrations_dir()
     files = migration_files(directory)
     applied_now = []
@@ -100,6 +109,10 @@ def migrate(database_url: str, directory: Path | None = None, *, demo: bool = Fa
                         cur.execute(path.read_text())
                         conn.commit()
                         log.info("demo profile: applied %s", path.name)
+                if app_password and APP_ROLE_MIGRATION in done | set(applied_now):
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(APP_ROLE)),
+                                (app_password,))
+                    conn.commit()
             finally:
                 conn.rollback()  # nothing is pending after a success; undoes a failed migration
                 conn.autocommit = True
@@ -119,13 +132,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        url = load_config(required=("DATABASE_URL",))["DATABASE_URL"]
+        settings = load_config(optional=("DATABASE_URL", "MIGRATION_DATABASE_URL",
+                                         "POSTGRES_APP_PASSWORD"))
+        url = settings.get("MIGRATION_DATABASE_URL") or settings.get("DATABASE_URL")
+        if not url:
+            raise ConfigError("missing required setting MIGRATION_DATABASE_URL (or DATABASE_URL): "
+                              "the schema owner's URL (set it in the environment or in .env)")
     except ConfigError as exc:
         print(f"healthguard.migrate: {exc}", file=sys.stderr)
         return 2
     if args.create_database and create_database(url):
         log.info("created database %s", parse_dsn(url).get("dbname"))
-    applied = migrate(url, demo=args.demo or demo_requested())
+    applied = migrate(url, demo=args.demo or demo_requested(),
+                      app_password=settings.get("POSTGRES_APP_PASSWORD"))
     log.info("migrations up to date (%d applied now)", len(applied))
     return 0
 

@@ -26,6 +26,8 @@ UNAUTHENTICATED_PATHS = ("/health", "/ready", "/metrics")
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Tuning every service with a queue consumer may set (see broker.RetryPolicy).
 RETRY_SETTINGS = ("MESSAGE_MAX_ATTEMPTS", "MESSAGE_RETRY_SECONDS")
+# The process's share of the database's connections (README, "Connection budget").
+POOL_SETTINGS = {"DB_POOL_MAX": "8", "DB_POOL_IDLE_SECONDS": "60", "DB_POOL_WAIT_SECONDS": "5"}
 
 
 def create_service_app(service: str, config=None, *, required=(), optional=(),
@@ -33,7 +35,9 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     """The service's Flask app; `api` (healthguard.api.service_api) validates its routes and
     serves the OpenAPI document generated from the same models at /api/v1/openapi.json."""
     settings = load_config(config, required=(*COMMON_REQUIRED, *required),
-                           optional=(*RETRY_SETTINGS, *optional))
+                           optional=(*RETRY_SETTINGS, *POOL_SETTINGS, *optional))
+    for name, value in POOL_SETTINGS.items():
+        settings.setdefault(name, value)
     configure_logging(service, settings["LOG_LEVEL"])
     app = _ServiceFlask(service)
     app.config.update(settings)
@@ -44,7 +48,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
          expose_headers=["Location", "X-Request-ID"])
     app.extensions["healthguard"] = Platform(
         service=service,
-        db=Database(settings["DATABASE_URL"]),
+        db=database(settings),
         publisher=broker.Publisher(settings["RABBITMQ_URL"]),
         rabbitmq_url=settings["RABBITMQ_URL"],
         retry=_retry_policy(settings),
@@ -62,6 +66,22 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
 
 class _ServiceFlask(Flask):
     json_provider_class = BoundedJSONProvider
+
+
+def database(settings: dict) -> Database:
+    """The process's pool, sized and timed by the DB_POOL_* settings."""
+    maxconn = env_int(settings, "DB_POOL_MAX")
+    try:
+        idle, wait = float(settings["DB_POOL_IDLE_SECONDS"]), float(settings["DB_POOL_WAIT_SECONDS"])
+    except ValueError:
+        idle = wait = -1.0
+    if not 1 <= maxconn <= 100:
+        raise ConfigError(f"setting DB_POOL_MAX must be a whole number from 1 to 100, got {maxconn!r}")
+    if idle <= 0 or wait <= 0:
+        raise ConfigError("settings DB_POOL_IDLE_SECONDS and DB_POOL_WAIT_SECONDS must be numbers of "
+                          f"seconds above 0, got {settings['DB_POOL_IDLE_SECONDS']!r} and "
+                          f"{settings['DB_POOL_WAIT_SECONDS']!r}")
+    return Database(settings["DATABASE_URL"], maxconn=maxconn, idle_seconds=idle, wait_seconds=wait)
 
 
 def _retry_policy(settings: dict) -> broker.RetryPolicy:
@@ -133,6 +153,9 @@ def _ops_blueprint() -> Blueprint:
         parts in `degrades_without` make it "degraded" (200). The answer is public, so a failure
         is named in a few words and its detail (hosts, ports, driver text) goes to the log."""
         hg = platform()
+        # The database part is the pool's state: can it serve a query on a connection it holds
+        # (or may still open)? Not "could one more connection be opened", which a full server
+        # refuses while every pooled connection still serves.
         probes = {"database": hg.db.ping, "broker": lambda: broker.ping(hg.rabbitmq_url)}
         checks = {}
         for part in hg.dependencies:

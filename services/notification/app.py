@@ -10,7 +10,6 @@ import threading
 
 from healthguard import broker
 from healthguard.config import ConfigError
-from healthguard.db import Database
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
 from healthguard.web import create_service_app
 
@@ -22,8 +21,8 @@ from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)
 
-OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS", "DB_POOL_SIZE")
-DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2", "DB_POOL_SIZE": "10"}
+OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS")
+DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2"}
 
 
 class CloseSocketsOnShutdown:
@@ -72,11 +71,6 @@ def create_app(config=None):
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": ping_seconds, "max_message_size": 4096}
 
     hg = app.extensions["healthguard"]
-    try:
-        pool_size = int(app.config["DB_POOL_SIZE"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("setting DB_POOL_SIZE must be an integer") from exc
-    hg.db = Database(app.config["DATABASE_URL"], maxconn=pool_size)
     hub = app.extensions["notification_hub"] = Hub()
     fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
     # The worker process stores each event once (competing consumers on the durable queue) and
