@@ -140,9 +140,12 @@ class ThrowawayPostgres:
         subprocess.run([*_as_service_user("postgres"), str(self.bindir / tool), *args],
                        check=True, capture_output=True, timeout=60)
 
-    def start(self):
+    def start(self, **settings):
+        """Start it; keyword arguments are server settings (max_connections=10)."""
+        extra = "".join(f" -c {name}={value}" for name, value in settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off{extra}",
+                  "start")
         return self
 
     def stop(self):

@@ -40,25 +40,37 @@ class _Pool:
         self._reaper.start()
 
     def get(self, wait_seconds: float):
+        """A connection: an idle one, else a new one while under the maximum, else the first one
+        given back within `wait_seconds` (PoolTimeout after). When the server refuses a new
+        connection (full, say) while others of this pool are out, it waits for one of those
+        instead: the connections it holds keep serving."""
         deadline = time.monotonic() + wait_seconds
-        with self._changed:
-            while True:
-                if self._idle:
-                    return self._idle.pop()[0]
-                if self._open < self.maxconn:
-                    self._open += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PoolTimeout(f"all {self.maxconn} database connections of this process "
-                                      f"stayed busy for {wait_seconds:g} s")
-                self._changed.wait(left)
-        try:
-            return psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                    application_name="healthguard")
-        except BaseException:
-            self._discarded()
-            raise
+        refused = None
+        while True:
+            with self._changed:
+                while True:
+                    if self._idle:
+                        return self._idle.pop()[0]
+                    if refused is not None and self._open == 0:
+                        raise refused
+                    if refused is None and self._open < self.maxconn:
+                        self._open += 1
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise refused or PoolTimeout(
+                            f"all {self.maxconn} database connections of this process stayed busy "
+                            f"for {wait_seconds:g} s")
+                    self._changed.wait(left)
+            try:
+                return psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                        application_name="healthguard")
+            except psycopg2.OperationalError as exc:
+                self._discarded()
+                refused = exc
+            except BaseException:
+                self._discarded()
+                raise
 
     def put(self, conn) -> None:
         if conn.closed or self._closed:
