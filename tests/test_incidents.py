@@ -1,15 +1,18 @@
 """Incident management (:8002) end to end: a device alert posted to alert ingestion becomes an
 incident assigned through the on-call service, and clinicians take it through its lifecycle."""
 import concurrent.futures
+import datetime as dt
 import json
+import statistics
 
 import pika
 import pytest
 import requests
 
+from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from incident_management.app import create_app
 from tests.api_contract import checked_document, fuzz
-from tests.support import PlatformApi, ServiceProcess, pipeline, queue_idle, wait_for
+from tests.support import PlatformApi, ServiceProcess, metric_value, pipeline, queue_idle, wait_for
 
 EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
               "occurred_at"]
@@ -186,6 +189,67 @@ def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, db, logi
     assert figures["mtta_seconds"]["count"] == 1 and figures["mttr_seconds"]["count"] == 1
     assert figures["mttr_seconds"]["p50"] == pytest.approx(incident["resolution_seconds"], abs=0.01)
     assert {c["employee_id"] for c in figures["clinicians"]} == {"S01"}
+
+
+def test_figures_and_gauges_equal_a_full_recount_after_a_mix_of_lifecycle_actions(api, db, login_as,
+                                                                                  make_incident):
+    """The figures read indexes sized by the window and the active set (migration 0011): after
+    incidents move through every status, they still say what counting every incident says."""
+    s01, d01 = login_as("S01"), login_as("D01")
+    login_as("S02")
+    ids = [api.incident_of(api.post_alert(patient, alert_type))["incident_id"] for patient, alert_type in
+           [("P001", "ST_ELEVATION_DETECTED"), ("P002", "ST_ELEVATION_DETECTED"),
+            ("P003", "ST_ELEVATION_DETECTED"), ("P005", "ST_ELEVATION_DETECTED")]]
+    mine = [i for i in ids if api.get(i)["assigned_to"] == "S01"]
+    for incident_id in ids:  # whoever has it: a supervisor gives each to S01
+        if incident_id not in mine:
+            assert api.act(d01, incident_id, "reassign", {"employee_id": "S01"}).status_code == 200
+    for incident_id in ids[:3]:
+        assert api.act(s01, incident_id, "acknowledge").status_code == 200
+    for incident_id in ids[:2]:
+        assert api.act(s01, incident_id, "start").status_code == 200
+    assert api.act(s01, ids[0], "resolve", {"resolution_notes": "PCI done"}).status_code == 200
+    # Active incidents raised before the window, and a resolved one from then.
+    old = [make_incident(severity="HIGH", patient_id="P006", alert_type="HEART_RATE_HIGH",
+                         assigned_to="S02", status=status) for status in ("ACKNOWLEDGED", "RESOLVED")]
+    old.append(make_incident(severity="LOW", patient_id="P007", alert_type="SENSOR_DISCONNECTED",
+                             assigned_to="S01", status="IN_PROGRESS"))
+    with db.transaction() as cur:
+        cur.execute("UPDATE incidents SET created_at = now() - interval '3 days' WHERE incident_id = ANY(%s)",
+                    (old,))
+        cur.execute("SELECT * FROM incidents")
+        every = cur.fetchall()
+
+    figures = requests.get(api.url + "/api/v1/incidents/metrics", headers=api.auth(d01), timeout=5).json()
+    since = dt.datetime.fromisoformat(figures["window"]["since"])
+    in_window = [i for i in every if i["created_at"] >= since]
+    active = [i for i in every if i["status"] != "RESOLVED"]
+    assert figures["counts"]["by_status"] == {s: sum(i["status"] == s for i in in_window)
+                                              for s in INCIDENT_STATUSES}
+    assert figures["counts"]["by_severity"] == {s: sum(i["severity"] == s for i in in_window)
+                                                for s in SEVERITIES}
+    assert figures["active_by_status"] == {s: sum(i["status"] == s for i in active)
+                                           for s in INCIDENT_STATUSES if s != "RESOLVED"}
+    assert figures["active_by_severity"] == {s: sum(i["severity"] == s for i in active) for s in SEVERITIES}
+    assert figures["active_now"] == len(active) and figures["unassigned_now"] == sum(
+        i["status"] == "OPEN" for i in active)
+    for key, column in (("mtta_seconds", "response_seconds"), ("mttr_seconds", "resolution_seconds")):
+        samples = sorted(i[column] for i in in_window if i[column] is not None)
+        assert figures[key]["count"] == len(samples)
+        if samples:
+            assert figures[key]["avg"] == pytest.approx(statistics.fmean(samples), abs=0.001)
+            assert figures[key]["p50"] == pytest.approx(statistics.median(samples), abs=0.001)
+    considered = [i for i in every
+                  if i["assigned_to"] and (i["created_at"] >= since or i["status"] != "RESOLVED")]
+    assert {c["employee_id"]: (c["active"], c["resolved"]) for c in figures["clinicians"]} == {
+        who: (sum(i["status"] != "RESOLVED" for i in considered if i["assigned_to"] == who),
+              sum(i["status"] == "RESOLVED" for i in considered if i["assigned_to"] == who))
+        for who in {i["assigned_to"] for i in considered}}
+    # The scrape-time gauges say the same.
+    for status in INCIDENT_STATUSES[:-1]:
+        for severity in SEVERITIES:
+            gauge = metric_value(api.url, "incidents_active", status=status, severity=severity)
+            assert (gauge or 0) == sum(i["status"] == status and i["severity"] == severity for i in active)
 
 
 def test_concurrent_acknowledge_has_exactly_one_winner(api, login_as):

@@ -4,20 +4,38 @@ from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 
 
 def incident_figures(cur, *, hours: int) -> dict:
-    window = {"hours": hours}
-    cur.execute("""
-        SELECT now() - make_interval(hours => %(hours)s) AS since, now() AS until
-    """, window)
+    """Every query here reads an index sized by what it reports, never the whole history: the
+    window's rows from incidents_window_figures_idx (created_at, with the figures' columns, so
+    the table itself is not read), the active ones from the partial incidents_active_summary_idx
+    (db/migrations/0011_capacity.sql)."""
+    cur.execute("SELECT now() - make_interval(hours => %(hours)s) AS since, now() AS until",
+                {"hours": hours})
     span = cur.fetchone()
+    window = {"since": span["since"]}
+    # One pass over the window: counts per status and severity, and (the empty grouping set)
+    # MTTA and MTTR over all of it.
     cur.execute("""
-        SELECT status, severity, count(*) AS n
+        SELECT status, severity, count(*) AS n,
+            count(response_seconds) AS mtta_count,
+            avg(response_seconds) AS mtta_avg,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p50,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p90,
+            count(resolution_seconds) AS mttr_count,
+            avg(resolution_seconds) AS mttr_avg,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p50,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p90
         FROM incidents
-        WHERE created_at >= now() - make_interval(hours => %(hours)s)
-        GROUP BY status, severity
+        WHERE created_at >= %(since)s
+        GROUP BY GROUPING SETS ((status, severity), ())
+        ORDER BY status NULLS LAST
     """, window)
     by_status = dict.fromkeys(INCIDENT_STATUSES, 0)
     by_severity = dict.fromkeys(SEVERITIES, 0)
+    timing = None
     for row in cur.fetchall():
+        if row["status"] is None:
+            timing = row
+            continue
         by_status[row["status"]] += row["n"]
         by_severity[row["severity"]] += row["n"]
     # What is active right now, whenever it was raised: the dashboard's tiles (a list the page
@@ -33,28 +51,23 @@ def incident_figures(cur, *, hours: int) -> dict:
     for row in cur.fetchall():
         active_by_status[row["status"]] += row["n"]
         active_by_severity[row["severity"]] += row["n"]
+    # Per clinician: the window's incidents, and the active ones raised before it (two index
+    # reads; "in the window OR active" as one condition would read the whole table).
     cur.execute("""
-        SELECT
-            count(response_seconds) AS mtta_count,
-            avg(response_seconds) AS mtta_avg,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p50,
-            percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds) AS mtta_p90,
-            count(resolution_seconds) AS mttr_count,
-            avg(resolution_seconds) AS mttr_avg,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p50,
-            percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds) AS mttr_p90
-        FROM incidents
-        WHERE created_at >= now() - make_interval(hours => %(hours)s)
-    """, window)
-    timing = cur.fetchone()
-    cur.execute("""
+        WITH considered AS (
+            SELECT assigned_to, status, response_seconds, resolution_seconds
+            FROM incidents WHERE created_at >= %(since)s AND assigned_to IS NOT NULL
+            UNION ALL
+            SELECT assigned_to, status, response_seconds, resolution_seconds
+            FROM incidents
+            WHERE status <> 'RESOLVED' AND created_at < %(since)s AND assigned_to IS NOT NULL
+        )
         SELECT e.employee_id, e.name, e.role,
                count(*) FILTER (WHERE i.status <> 'RESOLVED') AS active,
                count(*) FILTER (WHERE i.status = 'RESOLVED') AS resolved,
                avg(i.response_seconds) AS mtta_avg_seconds,
                avg(i.resolution_seconds) AS mttr_avg_seconds
-        FROM incidents i JOIN employees e ON e.employee_id = i.assigned_to
-        WHERE i.created_at >= now() - make_interval(hours => %(hours)s) OR i.status <> 'RESOLVED'
+        FROM considered i JOIN employees e ON e.employee_id = i.assigned_to
         GROUP BY e.employee_id, e.name, e.role
         ORDER BY active DESC, e.employee_id
     """, window)
