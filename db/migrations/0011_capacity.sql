@@ -46,3 +46,10 @@ CREATE INDEX incidents_active_summary_idx ON incidents (status, severity, create
 -- index alone.
 CREATE INDEX incidents_window_figures_idx ON incidents (created_at)
     INCLUDE (status, severity, assigned_to, response_seconds, resolution_seconds);
+
+-- A device key's alarms of one second were all counted on one row, locked by each count until
+-- its commit: one busy gateway's requests queued on that lock. Each count now goes to one of a
+-- few rows of the window (a shard picked at random) and the window's total is their sum.
+ALTER TABLE rate_limit_windows ADD COLUMN shard smallint NOT NULL DEFAULT 0;
+ALTER TABLE rate_limit_windows DROP CONSTRAINT rate_limit_windows_pkey;
+ALTER TABLE rate_limit_windows ADD PRIMARY KEY (bucket, window_start, shard);
