@@ -98,9 +98,10 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
         """, {"bucket": bucket, "window": window_start, "shard": shard})
         row = cur.fetchone()
         hits = row["hits"]
-        if row["mine"] == 1:  # a new window's first count on this row: older windows are done
-            cur.execute("DELETE FROM rate_limit_windows WHERE bucket = %s AND window_start < %s",
-                        (bucket, window_start))
+        if row["mine"] == 1:  # a new window's first count on this row: its older ones are done
+            cur.execute("DELETE FROM rate_limit_windows "
+                        "WHERE bucket = %s AND shard = %s AND window_start < %s",
+                        (bucket, shard, window_start))
     if hits > limit.hits:
         ALERTS_RATE_LIMITED.labels(source=limit.source).inc()
         raise TooManyAlerts(limit, max(1, math.ceil((window_start + limit.per - now).total_seconds())))
