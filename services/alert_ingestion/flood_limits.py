@@ -24,7 +24,7 @@ from .metrics import ALERTS_RATE_LIMITED
 
 DEFAULT_DEVICE_ALERTS_PER_SECOND = 50
 DEFAULT_MANUAL_ALERTS_PER_MINUTE = 10
-COUNTER_SHARDS = 8  # rows a caller's window is counted on (see take)
+COUNTER_SHARDS = 32  # rows a caller's window is counted on (see take)
 
 
 @dataclass(frozen=True)
