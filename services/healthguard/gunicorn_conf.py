@@ -25,6 +25,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 # In a container the service must answer on the network; the local runner sets 127.0.0.1.
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"  # noqa: S104
+# Sized for 2 cores: a process per core (the GIL lets one process use one), and threads to cover
+# the time a request waits on PostgreSQL (most of it, by the profile of POST /alerts). Threads
+# match the pool (DB_POOL_MAX, 8 by default): more would only wait for a connection, and every
+# process more costs its pool from the connection budget (README, "Connection budget").
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
