@@ -337,6 +337,16 @@ def test_a_status_the_gateway_cannot_take_is_counted_and_kept_for_retry(
     assert report["sent_at"] is None and report["attempts"] >= 1 and "cannot reach" in report["last_error"]
 
 
+def test_the_simulator_speaks_hl7(api, gateway, mllp_port, db, clock, capsys):
+    from alert_ingestion import simulator
+    clock.set_offset(0)  # the simulator's monitors stamp their alarms with the wall clock
+    assert simulator.main(["--protocol", "hl7", "--mllp", f"127.0.0.1:{mllp_port}", "--application",
+                           APPLICATION, "--facility", FACILITY, "--url", api.ingestion, "--api-key", gateway,
+                           "--count", "8", "--rate", "50", "--seed", "7"]) == 0
+    assert "sent 8, accepted 8, failed 0" in capsys.readouterr().out
+    assert count(db, "SELECT count(*) AS n FROM alerts WHERE hl7_gateway_id IS NOT NULL") >= 4
+
+
 def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_ack_is_lost(
         api, doctors, gateway, connect, clock, db):
     with db.transaction() as cur:

@@ -268,12 +268,18 @@ def alert_status(*, gateway: dict, alert: dict, status: str, employee_id: str | 
     return "\r".join(segments) + "\r"
 
 
-def acknowledged_code(answer: str) -> str:
-    """MSA-1 of an acknowledgement ('' when there is none)."""
+def acknowledged(answer: str) -> tuple[str, str]:
+    """MSA-1 of an acknowledgement and the ERR-8 text saying why when there is one ('' when
+    absent)."""
     try:
-        return _field(hl7.parse(answer.strip("\x0b\x1c\r\n")).segment("MSA"), 1)
+        message = hl7.parse(answer.strip("\x0b\x1c\r\n"))
+        code = _field(message.segment("MSA"), 1)
     except Exception:
-        return ""
+        return "", ""
+    try:
+        return code, _field(message.segment("ERR"), 8)
+    except KeyError:
+        return code, ""
 
 
 def report_alert(*, control_id: str, alert_id: str, patient_id: str, occurred_at: datetime.datetime,

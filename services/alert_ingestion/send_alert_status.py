@@ -20,7 +20,7 @@ import hl7.client
 from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
-from .hl7_messages import acknowledged_code, alert_status
+from .hl7_messages import acknowledged, alert_status
 from .metrics import HL7_STATUS_REPORTS
 
 log = logging.getLogger(__name__)
@@ -110,5 +110,5 @@ class SendAlertStatus(PeriodicTask):
             return f"cannot reach {row['status_host']}:{row['status_port']}: {exc!r}"
         if isinstance(answer, bytes):
             answer = answer.decode("utf-8", "replace")
-        code = acknowledged_code(answer)
-        return None if code in ("AA", "CA") else f"the gateway answered {code or 'no acknowledgement'}"
+        code, why = acknowledged(answer)
+        return None if code in ("AA", "CA") else f"the gateway answered {code or 'no acknowledgement'} {why}"
