@@ -5,6 +5,7 @@ python-hl7's asyncio MLLP server; the pipeline is real (on-call, alert ingestion
 management web and worker processes, PostgreSQL, RabbitMQ)."""
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -380,3 +381,25 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
            OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id)""") == 1000,
              240, 0.5, "1,000 alarms in incidents")
     assert count(db, "SELECT count(*) AS n FROM alerts") == 1000
+
+
+def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_port(
+        api, doctors, services, gateway, connect, clock, mllp_port):
+    """Last in the module: it restarts the ingestion worker."""
+    ingestion = services["ingestion"]
+    assert msa(connect(gateway).report("AL-BEFORE", clock=clock))[0] == "AA"  # a connection left open
+    assert ingestion.stop_worker() == 0
+
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", mllp_port))
+    blocker.listen()
+    try:
+        ingestion.start_worker()
+        wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 0, 15, what="the listener down")
+        # The worker runs on: its outbox relay still carries JSON alarms to incidents.
+        api.incident_of(api.post_alert("P003", "APNEA_DETECTED"))
+    finally:
+        blocker.close()
+    wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 1, 30, what="the listener back")
+    assert msa(connect(gateway).report("AL-AFTER", clock=clock, patient_id="P004"))[0] == "AA"

@@ -53,6 +53,7 @@ class MllpListener(BackgroundThread):
         self.db, self.host, self.port = db, host, port
         self.max_message_bytes, self.threads = max_message_bytes, threads
         self._loop = self._stop = None
+        self._writers = set()  # the open connections, closed at stop
 
     def _interrupt(self) -> None:
         loop, stop = self._loop, self._stop
@@ -87,8 +88,13 @@ class MllpListener(BackgroundThread):
                     continue
                 HL7_LISTENER_UP.set(1)
                 log.info("listening for HL7 (MLLP)", extra={"bind": f"{self.host}:{self.port}"})
-                async with server:
-                    await self._stop.wait()
+                await self._stop.wait()
+                server.close()
+                # Gateways keep their connections open: close them, or (Python 3.12+)
+                # wait_closed would wait for them.
+                for writer in list(self._writers):
+                    writer.close()
+                await server.wait_closed()
                 break
         finally:
             HL7_LISTENER_UP.set(0)
@@ -100,6 +106,7 @@ class MllpListener(BackgroundThread):
         peer = writer.get_extra_info("peername")
         address = peer[0] if peer else None
         loop = asyncio.get_running_loop()
+        self._writers.add(writer)
         try:
             while True:
                 oversized = False
@@ -125,6 +132,7 @@ class MllpListener(BackgroundThread):
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     def refuse_oversized(self) -> bytes:
