@@ -44,7 +44,15 @@ class StatusReceiver:
                 writer.writemessage(message.create_ack())
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
             writer.close()
+
+    async def _shut_down(self):
+        self._server.close()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
 
     def __enter__(self):
         self._thread.start()
@@ -53,9 +61,10 @@ class StatusReceiver:
         return self
 
     def __exit__(self, *exc):
-        self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def statuses(self, alert_id: str) -> list[str]:
         return [str(m.segment("OBX")(5)) for m in list(self.messages)
