@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import hl7
 
 # The MLLP block's encoding: HL7's default character set is ASCII; UTF-8 is a superset that
-# gateways configured for MSH-18 "UNICODE UTF-8" also send.
+# gateways configured for MSH-18 "UNICODE UTF-8" send. A block that is not UTF-8 is read as
+# ISO 8859-1 (MSH-18 "8859/1", common in European gateways), where every byte is a character.
 ENCODING = "utf-8"
+FALLBACK_ENCODING = "iso-8859-1"
 RECEIVING_APPLICATION = "HEALTHGUARD"
 
 PHASES = frozenset({"start", "continue", "end", "present", "absent", "update", "escalate",
@@ -101,8 +103,8 @@ def parse(block: bytes) -> hl7.Message:
     """The message in an MLLP block (raises MessageError when it is not HL7)."""
     try:
         text = block.decode(ENCODING)
-    except UnicodeDecodeError as exc:
-        raise MessageError(f"the message is not {ENCODING} text", code=DATA_TYPE_ERROR) from exc
+    except UnicodeDecodeError:
+        text = block.decode(FALLBACK_ENCODING)
     text = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
     if not text.startswith("MSH") or len(text) < 8:
         raise MessageError("the message does not begin with an MSH segment",
