@@ -335,6 +335,28 @@ def test_an_allowlisted_address_needs_no_key(api, doctors, db, login_as, connect
     assert msa(connect("", application="LAB_GW", facility="").report("AL-LAB", clock=clock))[0] == "AA"
 
 
+def test_a_gateway_outside_its_scope_or_revoked_gets_ar(api, db, login_as, connect, clock):
+    with db.transaction() as cur:
+        cur.execute("SELECT patient_id, ward FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
+        patients = cur.fetchall()
+    ward = patients[0]["ward"]
+    elsewhere = next(p["patient_id"] for p in patients if p["ward"] != ward)
+    supervisor = login_as("D01")
+    created = requests.post(api.ingestion + "/api/v1/devices", json={"name": "Ward gateway", "ward": ward},
+                            headers=api.auth(supervisor), timeout=5).json()
+    register_gateway(db, created["device"]["device_id"], "WARD_ONLY")
+    connection = connect(created["key"], application="WARD_ONLY", facility="")
+    assert msa(connection.report("AL-IN", clock=clock, patient_id=patients[0]["patient_id"]))[0] == "AA"
+    assert msa(connection.report("AL-OUT", clock=clock, patient_id=elsewhere))[0] == "AR"
+
+    revoked = requests.delete(f"{api.ingestion}/api/v1/devices/{created['device']['device_id']}",
+                              headers=api.auth(supervisor), timeout=5)
+    assert revoked.status_code == 200, revoked.text
+    ack = connection.report("AL-AFTER-REVOKE", clock=clock, patient_id=patients[0]["patient_id"])
+    assert msa(ack)[0] == "AR"
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 1
+
+
 def test_the_cli_registers_and_lists_gateways(api, db, login_as, module_service_env):
     device = register_device(api, login_as("D01"), "Ward gateway")["device"]
     url = module_service_env["DATABASE_URL"]
