@@ -46,6 +46,7 @@ HealthGuard Ops is up (logs: make logs, stop: make down):
   incident management  http://127.0.0.1:${ports[1]}
   on-call              http://127.0.0.1:${ports[2]}
   notification         http://127.0.0.1:${ports[3]}   (WebSocket /ws)
+  HL7 device gateways  ${HL7_MLLP_BIND:-127.0.0.1}:${HL7_MLLP_PORT:-2575}   (MLLP, IHE PCD-04: services/alert_ingestion/HL7.md)
   web UI (nginx)       http://127.0.0.1:${WEB_UI_PORT:-8080}
   Prometheus           http://127.0.0.1:${PROMETHEUS_PORT:-9090}
 Grafana runs in the compose suite only (docker compose up -d, http://localhost:3001).

@@ -267,7 +267,7 @@ def test_catalogue_for_clinicians_and_devices_patients_for_clinicians_only(inges
         types = requests.get(ingestion.url + "/api/v1/alert-types", headers=headers, timeout=5)
         assert types.status_code == 200
         by_type = {t["alert_type"]: t for t in types.json()["alert_types"]}
-        assert len(by_type) == 33
+        assert len(by_type) == 34  # 33 seeded, UNMAPPED_DEVICE_ALARM (0009)
         assert by_type["HEART_RATE_HIGH"]["typical_min"] == 140
         assert by_type["CARDIAC_ARREST"]["routes_to"] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
     patients = requests.get(ingestion.url + "/api/v1/patients", headers=auth, timeout=5).json()

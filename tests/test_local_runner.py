@@ -15,7 +15,7 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
     name = f"hg_localrun_{os.getpid()}"
     database_url = postgres_admin_url.rsplit("/", 1)[0] + "/" + name
     ports = {service: free_port() for service in SERVICE_MODULES}
-    web_port, prometheus_port = free_port(), free_port()
+    web_port, prometheus_port, mllp_port = free_port(), free_port(), free_port()
     # The migrator as the administrator, the services as their own role (migration 0011).
     env = {**os.environ, **service_env, "MIGRATION_DATABASE_URL": database_url,
            "DATABASE_URL": as_app_role(database_url), "RABBITMQ_URL": rabbitmq_url,
@@ -23,7 +23,8 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
            "ALERT_INGESTION_PORT": str(ports["alert-ingestion"]),
            "INCIDENT_MANAGEMENT_PORT": str(ports["incident-management"]),
            "ONCALL_PORT": str(ports["oncall"]), "NOTIFICATION_PORT": str(ports["notification"]),
-           "WEB_UI_PORT": str(web_port), "PROMETHEUS_PORT": str(prometheus_port)}
+           "WEB_UI_PORT": str(web_port), "PROMETHEUS_PORT": str(prometheus_port),
+           "HL7_MLLP_PORT": str(mllp_port)}
     if not (REPO / ".env").exists():
         subprocess.run([str(REPO / ".venv/bin/python"), "scripts/make_env.py"], cwd=REPO, check=True)
     try:
@@ -50,7 +51,9 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")
-            assert cur.fetchone() == (24, 8, 33)
+            assert cur.fetchone() == (24, 8, 34)  # 33 seeded alert types + UNMAPPED_DEVICE_ALARM
+        # The alert ingestion worker listens for HL7 device gateways (MLLP).
+        assert port_open(mllp_port)
     finally:
         down = subprocess.run(["scripts/local-down.sh"], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=60)

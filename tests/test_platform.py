@@ -56,7 +56,7 @@ def test_migrations_are_safe_when_several_copies_start_at_once(scratch_database)
     expected = [path.stem for path in migration_files(default_migrations_dir())]
     assert applied == expected  # each applied exactly once, by one of the copies
     assert count(url, "SELECT count(*) FROM schema_migrations") == len(expected)
-    assert count(url, "SELECT count(*) FROM alert_types") == 33
+    assert count(url, "SELECT count(*) FROM alert_types") == 34  # 33 seeded + UNMAPPED_DEVICE_ALARM (0009)
 
 
 def test_seed_data(db):
@@ -72,7 +72,7 @@ def test_seed_data(db):
     assert sum(roles.values()) == 24
     assert roles["NURSE"] == 6 and roles["EMERGENCY_DOCTOR"] == 4 and roles["BIOMEDICAL_ENGINEER"] == 2
     assert patients == 8
-    assert len(alert_types) == 33
+    assert len(alert_types) == 34  # 33 seeded + UNMAPPED_DEVICE_ALARM (0009)
     assert alert_types["CARDIAC_ARREST"][:2] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
     assert alert_types["EQUIPMENT_MALFUNCTION"][0] == "BIOMEDICAL_ENGINEER"
     assert set(policies) == {"CRITICAL", "HIGH", "MEDIUM", "LOW"}

@@ -24,7 +24,9 @@ DEVICE_SOURCES = ("DEVICE", "SIMULATOR")
 ALERT_SELECT = """
     SELECT a.alert_id, a.patient_id, p.name AS patient_name, a.alert_type, t.name AS alert_name,
            a.severity, a.category, a.room, a.value::float AS value, a.device_id, a.source_alarm_id,
-           a.source, a.triggered_by, a.occurred_at, a.received_at,
+           a.source, a.triggered_by, a.occurred_at, a.received_at, a.hl7_gateway_id,
+           a.event_code, a.event_unmapped, a.event_phase, a.event_state, a.event_priority, a.unit,
+           a.device_location, a.equipment, a.channel, a.device_cleared_at,
            coalesce(i.incident_id, r.incident_id) AS incident_id,
            coalesce(i.status, r.status) AS incident_status
     FROM alerts a
@@ -35,6 +37,10 @@ ALERT_SELECT = """
     LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
     LEFT JOIN incidents r ON r.incident_id = l.incident_id
 """
+# What an HL7 (PCD-04) alarm adds (hl7_alarms.py), shown as the alert's `device_alarm`.
+DEVICE_ALARM_COLUMNS = ("hl7_gateway_id", "event_code", "event_unmapped", "event_phase", "event_state",
+                        "event_priority", "unit", "device_location", "equipment", "channel",
+                        "device_cleared_at")
 
 
 log = logging.getLogger(__name__)
@@ -186,8 +192,16 @@ def list_alerts(cur, *, limit: int, before_id: int | None = None, severities=(),
 
 def alert_json(alert: dict) -> dict:
     """The alert as the API shows it; `status` says whether it has become an incident yet."""
-    body = dict(alert)
+    body = {key: value for key, value in alert.items() if key not in DEVICE_ALARM_COLUMNS}
     body["status"] = "RECEIVED" if alert["incident_id"] is None else "INCIDENT_CREATED"
     for key in ("occurred_at", "received_at"):
         body[key] = alert[key].isoformat()
+    body["device_alarm"] = None if alert["hl7_gateway_id"] is None else {
+        "event_code": alert["event_code"], "unmapped": alert["event_unmapped"],
+        "phase": alert["event_phase"], "state": alert["event_state"],
+        "priority": alert["event_priority"], "unit": alert["unit"],
+        "location": alert["device_location"], "equipment": alert["equipment"],
+        "channel": alert["channel"],
+        "cleared_at": alert["device_cleared_at"] and alert["device_cleared_at"].isoformat(),
+    }
     return body

@@ -84,6 +84,22 @@ class PatientFilter(RequestModel):
 
 # Responses
 
+class DeviceAlarm(ResponseModel):
+    """What an HL7 gateway (IHE PCD-04) said of the alarm beyond the common fields (HL7.md)."""
+    event_code: str = Field(description="the MDC event as received, e.g. 196614^MDC_EVT_ECG_ASYSTOLE")
+    unmapped: bool = Field(description="the event code is not in the mapping table: stored as "
+                                       "UNMAPPED_DEVICE_ALARM, to be mapped")
+    phase: str | None = Field(description="the latest event phase: start, continue, end, ...")
+    state: str | None = Field(description="active, latched or inactive")
+    priority: str | None = Field(description="PH, PM, PL or PN")
+    unit: str | None
+    location: str | None = Field(description="PV1-3 as sent: point of care/room/bed")
+    equipment: str | None = Field(description="OBX-18, the device")
+    channel: str | None
+    cleared_at: datetime | None = Field(description="when the device reported the alarm ended "
+                                                    "(the incident stays until a clinician resolves it)")
+
+
 class Alert(ResponseModel):
     alert_id: int
     status: Literal["RECEIVED", "INCIDENT_CREATED"] = Field(
@@ -104,6 +120,7 @@ class Alert(ResponseModel):
     received_at: datetime
     incident_id: int | None
     incident_status: str | None
+    device_alarm: DeviceAlarm | None = Field(description="HL7 (PCD-04) alarms only")
 
 
 class AlertPage(ResponseModel):

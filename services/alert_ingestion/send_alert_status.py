@@ -1,0 +1,114 @@
+"""PCD-05 Report Alert Status: tell the gateway what became of an alarm it reported (delivered to
+a clinician, accepted, resolved) by sending ORA^R41 to its registered MLLP endpoint.
+
+The rows to send (hl7_status_reports) are written by a database trigger in the transaction that
+records the incident's change (migration 0009), so none is lost and incident management knows
+nothing of HL7. This periodic task of alert ingestion's worker wakes on their NOTIFY (and every
+interval as a safety net), claims due rows with FOR UPDATE SKIP LOCKED, sends each with
+python-hl7's MLLP client and marks it sent once the gateway acknowledged (AA or CA). A failure
+is counted (hl7_status_reports_total{result="failed"}), kept with its error, and tried again
+after 1, 2, 4 ... 300 s: never dropped. One alert's statuses go in order: a status waits while
+an earlier one of the same alert is unsent.
+"""
+import datetime
+import logging
+import socket
+import uuid
+
+import hl7.client
+
+from healthguard import clock
+from healthguard.tasks import PeriodicTask
+
+from .hl7_messages import acknowledged, alert_status
+from .metrics import HL7_STATUS_REPORTS
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "hl7_status"
+MAX_RETRY_SECONDS = 300
+SEND_TIMEOUT_SECONDS = 5.0
+BATCH = 50
+
+
+class StatusClient(hl7.client.MLLPClient):
+    """python-hl7's blocking MLLP client, connecting with a timeout (its own constructor has none:
+    an unreachable gateway would hold the task for minutes)."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.socket = socket.create_connection((host, port), timeout=timeout)
+        self.encoding = "utf-8"
+
+
+def retry_delay(attempts: int) -> datetime.timedelta:
+    return datetime.timedelta(seconds=min(2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))
+
+
+class SendAlertStatus(PeriodicTask):
+    name = "send-alert-status"
+
+    def __init__(self, db, *, interval: float = 5.0, timeout: float = SEND_TIMEOUT_SECONDS):
+        super().__init__(interval=interval, wake_on=(db.url, NOTIFY_CHANNEL))
+        self.db, self.timeout = db, timeout
+
+    def run_once(self) -> None:
+        while not self._stopping.is_set():
+            if self.send_due() < BATCH:
+                return
+
+    def send_due(self) -> int:
+        """Send the statuses due now; returns how many rows were tried."""
+        unreachable = set()
+        with self.db.transaction() as cur:
+            cur.execute("""
+                SELECT r.report_id, r.status, r.employee_id, r.attempts,
+                       a.patient_id, a.source_alarm_id, a.occurred_at,
+                       g.sending_application, g.sending_facility, g.status_host, g.status_port
+                FROM hl7_status_reports r
+                JOIN alerts a ON a.alert_id = r.alert_id
+                JOIN hl7_gateways g ON g.gateway_id = a.hl7_gateway_id
+                WHERE r.sent_at IS NULL
+                  AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %(now)s)
+                  AND g.status_host IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM hl7_status_reports e
+                                  WHERE e.alert_id = r.alert_id AND e.sent_at IS NULL
+                                    AND e.report_id < r.report_id)
+                ORDER BY r.report_id
+                LIMIT %(batch)s
+                FOR UPDATE OF r SKIP LOCKED
+            """, {"now": clock.now(), "batch": BATCH})
+            rows = cur.fetchall()
+            for row in rows:
+                endpoint = (row["status_host"], row["status_port"])
+                error = "an earlier status to this gateway failed in this pass" if endpoint in unreachable \
+                    else self._send(row)
+                if error is None:
+                    cur.execute("UPDATE hl7_status_reports SET sent_at = %s, attempts = attempts + 1, "
+                                "last_error = NULL WHERE report_id = %s", (clock.now(), row["report_id"]))
+                    HL7_STATUS_REPORTS.labels(result="sent").inc()
+                    continue
+                unreachable.add(endpoint)
+                attempts = row["attempts"] + 1
+                cur.execute("""
+                    UPDATE hl7_status_reports SET attempts = %s, next_attempt_at = %s, last_error = %s
+                    WHERE report_id = %s
+                """, (attempts, clock.now() + retry_delay(attempts), error[:500], row["report_id"]))
+                HL7_STATUS_REPORTS.labels(result="failed").inc()
+                log.warning("PCD-05 status not delivered; will retry", extra={
+                    "report_id": row["report_id"], "gateway": f"{endpoint[0]}:{endpoint[1]}",
+                    "attempts": attempts, "error": error[:300]})
+        return len(rows)
+
+    def _send(self, row: dict) -> str | None:
+        """None once the gateway acknowledged the status, else why not."""
+        message = alert_status(gateway=row, alert=row, status=row["status"], employee_id=row["employee_id"],
+                               control_id="HGS" + uuid.uuid4().hex[:17].upper(), now=clock.now())
+        try:
+            with StatusClient(row["status_host"], row["status_port"], self.timeout) as client:
+                answer = client.send_message(message)
+        except OSError as exc:
+            return f"cannot reach {row['status_host']}:{row['status_port']}: {exc!r}"
+        if isinstance(answer, bytes):
+            answer = answer.decode("utf-8", "replace")
+        code, why = acknowledged(answer)
+        return None if code in ("AA", "CA") else f"the gateway answered {code or 'no acknowledgement'} {why}"

@@ -1,0 +1,485 @@
+"""HL7 device alarms: gateways send IHE PCD-04 Report Alert (ORU^R40) over MLLP to alert
+ingestion's worker and get HL7 acknowledgements; the status of each alarm's incident goes back to
+the gateway as PCD-05 (ORA^R41). The sender is python-hl7's MLLPClient, the status receiver
+python-hl7's asyncio MLLP server; the pipeline is real (on-call, alert ingestion and incident
+management web and worker processes, PostgreSQL, RabbitMQ)."""
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+
+import hl7
+import hl7.client
+import hl7.mllp
+import pytest
+import requests
+
+from alert_ingestion import hl7_gateways, hl7_messages
+from tests.support import REPO, PlatformApi, free_port, metric_value, pipeline, port_open, wait_for
+
+pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
+
+APPLICATION, FACILITY = "INTELLIVUE", "ICU_GW"
+ASYSTOLE = "196614^MDC_EVT_ECG_ASYSTOLE^MDC"
+
+
+class StatusReceiver:
+    """The gateway's own MLLP listener for PCD-05: python-hl7's asyncio server in a thread,
+    answering AA and keeping what it received."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.messages: list[hl7.Message] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    async def _answer(self, reader, writer):
+        try:
+            while True:
+                message = await reader.readmessage()
+                self.messages.append(message)
+                writer.writemessage(message.create_ack())
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _shut_down(self):
+        self._server.close()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    def __enter__(self):
+        self._thread.start()
+        start = hl7.mllp.start_hl7_server(self._answer, "127.0.0.1", self.port)
+        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def statuses(self, alert_id: str) -> list[str]:
+        return [str(m.segment("OBX")(5)) for m in list(self.messages)
+                if str(m.segment("OBR")(3)) == alert_id]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    with StatusReceiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def mllp_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def services(module_service_env, mllp_port):
+    env = {**module_service_env, "HL7_MLLP_PORT": str(mllp_port), "HL7_MLLP_BIND": "127.0.0.1"}
+    with pipeline(env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"}) as running:
+        wait_for(lambda: port_open(mllp_port), 30, what="the MLLP listener")
+        yield running
+
+
+@pytest.fixture
+def api(services, db, clock):
+    clock.pin_rota()  # who is on duty is the same whenever the tests run
+    return PlatformApi(services)
+
+
+@pytest.fixture
+def doctors(login_as):
+    return {doctor: login_as(doctor) for doctor in ("D01", "D02", "D03", "D04")}
+
+
+@pytest.fixture
+def gateway(api, db, login_as, receiver):
+    """A registered gateway: a device of the registry (POST /api/v1/devices) tied to MSH-3/MSH-4,
+    its PCD-05 endpoint the test receiver. Returns its device key."""
+    created = register_device(api, login_as("D01"), "ICU gateway")
+    register_gateway(db, created["device"]["device_id"], APPLICATION, FACILITY,
+                     status_endpoint=f"127.0.0.1:{receiver.port}")
+    return created["key"]
+
+
+def register_device(api, token: str, name: str) -> dict:
+    created = requests.post(api.ingestion + "/api/v1/devices", json={"name": name},
+                            headers=api.auth(token), timeout=5)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def register_gateway(db, device_id: int, application: str, facility: str = "", **options) -> dict:
+    """What `python -m alert_ingestion.hl7_gateways register` does (its own test below), on the
+    test's connection: the shared PostgreSQL has few to spare."""
+    with db.transaction() as cur:
+        return hl7_gateways.register_gateway(cur, device_id=device_id, sending_application=application,
+                                             sending_facility=facility, **options)
+
+
+def gateways_cli(database_url: str, *args) -> str:
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO / "services")}
+
+    def run():
+        done = subprocess.run([sys.executable, "-m", "alert_ingestion.hl7_gateways", *args],
+                              env=env, capture_output=True, text=True, timeout=30)
+        # The machine's PostgreSQL is shared: a moment without a free connection is not the CLI's fault.
+        if "too many clients" in done.stderr:
+            return None
+        assert done.returncode == 0, done.stderr
+        return done.stdout or "(no output)"
+    return wait_for(run, 60, 0.5, "the gateway CLI to get a database connection")
+
+
+class Gateway:
+    """One MLLP connection of a gateway, through python-hl7's MLLPClient."""
+
+    def __init__(self, port: int, key: str = "", application=APPLICATION, facility=FACILITY):
+        self.client = hl7.client.MLLPClient("127.0.0.1", port)
+        self.client.socket.settimeout(30)
+        self.key, self.application, self.facility = key, application, facility
+
+    def exchange(self, text: str) -> hl7.Message:
+        answer = self.client.send_message(text)
+        while not answer.endswith(b"\x1c\r"):  # the client reads once; an ACK may come in pieces
+            answer += self.client.socket.recv(4096)
+        return hl7.parse(answer.strip(b"\x0b\x1c\r").decode())
+
+    def send(self, text: str) -> hl7.Message:
+        """The message's acknowledgement. Like a gateway, it sends the message again while the
+        answer is AR with ERR 207 (not stored now, e.g. no database connection free on this
+        shared machine): retransmission is idempotent."""
+        def answered():
+            ack = self.exchange(text)
+            return None if msa(ack)[0] == "AR" and err_code(ack) == "207" else ack
+        return wait_for(answered, 60, 0.2, "an answer other than 'send it again'")
+
+    def report(self, alert_id: str, *, clock, control_id=None, **fields) -> hl7.Message:
+        fields.setdefault("patient_id", "P001")
+        text = hl7_messages.report_alert(
+            control_id=control_id or uuid.uuid4().hex[:20], alert_id=alert_id, occurred_at=clock.now(),
+            application=self.application, facility=self.facility, security=self.key, **fields)
+        return self.send(text)
+
+    def close(self):
+        self.client.close()
+
+
+@pytest.fixture
+def connect(mllp_port):
+    opened = []
+
+    def open_connection(key="", **kwargs) -> Gateway:
+        opened.append(Gateway(mllp_port, key, **kwargs))
+        return opened[-1]
+    yield open_connection
+    for connection in opened:
+        connection.close()
+
+
+def msa(ack: hl7.Message) -> tuple[str, str]:
+    segment = ack.segment("MSA")
+    return str(segment(1)), str(segment(2))
+
+
+def err_text(ack: hl7.Message) -> str:
+    """ERR-8 (why it was not accepted), '' without an ERR segment."""
+    try:
+        return str(ack.segment("ERR")(8))
+    except KeyError:
+        return ""
+
+
+def err_code(ack: hl7.Message) -> str:
+    try:
+        return str(ack.segment("ERR")(3)(1)(1))
+    except KeyError:
+        return ""
+
+
+def alert_of(api, db, alert_id: str) -> dict:
+    with db.transaction() as cur:
+        cur.execute("SELECT alert_id FROM alerts WHERE source_alarm_id = %s", (alert_id,))
+        row = cur.fetchone()
+    answer = requests.get(f"{api.ingestion}/api/v1/alerts/{row['alert_id']}", timeout=5,
+                          headers=api.auth(api.service_token))
+    return answer.json()
+
+
+def count(db, query: str, *args) -> int:
+    with db.transaction() as cur:
+        cur.execute(query, args)
+        return cur.fetchone()["n"]
+
+
+def test_a_pcd04_alarm_becomes_one_assigned_incident_answered_aa(api, doctors, gateway, connect, clock, db):
+    accepted = metric_value(api.ingestion, "hl7_messages_total", result="accepted") or 0
+    ack = connect(gateway).report("AL-1", clock=clock, control_id="MSG-0001", location="ICU^312^1")
+    assert msa(ack) == ("AA", "MSG-0001")
+    assert str(ack.segment("MSH")(9)) == "ACK^R40^ACK"
+
+    alert = alert_of(api, db, "AL-1")
+    incident = api.incident_of(alert["alert_id"])
+    assert incident["alert_type"] == "CARDIAC_ARREST" and incident["severity"] == "CRITICAL"
+    assert incident["assigned_to"] in doctors and incident["patient_id"] == "P001"
+    assert alert["device_alarm"] == {
+        "event_code": "196614^MDC_EVT_ECG_ASYSTOLE", "unmapped": False, "phase": "start",
+        "state": "active", "priority": "PH", "unit": None, "location": "ICU/312/1",
+        "equipment": "0123456789ABCDEF", "channel": "1", "cleared_at": None}
+    assert metric_value(api.ingestion, "hl7_messages_total", result="accepted") == accepted + 1
+    assert metric_value(api.ingestion, "hl7_ack_seconds_count") >= 1
+
+
+def test_a_limit_alarm_maps_by_its_measured_value_with_the_unit(api, doctors, gateway, connect, clock, db):
+    ack = connect(gateway).report("AL-SPO2", clock=clock, patient_id="P002",
+                                  event="196670^MDC_EVT_LO_VAL_LT_LIM^MDC",
+                                  measured="150456^MDC_PULS_OXIM_SAT_O2^MDC", value=82,
+                                  unit="262688^MDC_DIM_PERCENT^MDC", priority="PM")
+    assert msa(ack)[0] == "AA"
+    alert = alert_of(api, db, "AL-SPO2")
+    assert alert["alert_type"] == "O2_SATURATION_LOW"
+    assert (alert["value"], alert["device_alarm"]["unit"]) == (82, "%")
+    api.incident_of(alert["alert_id"])
+
+
+def test_a_retransmission_changes_nothing_and_is_answered_aa(api, doctors, gateway, connect, clock, db):
+    connection = connect(gateway)
+    text = hl7_messages.report_alert(control_id="MSG-RE", alert_id="AL-RE", patient_id="P003",
+                                     occurred_at=clock.now(), application=APPLICATION, facility=FACILITY,
+                                     security=gateway)
+    assert msa(connection.send(text)) == ("AA", "MSG-RE")
+    incident = api.incident_of(alert_of(api, db, "AL-RE")["alert_id"])
+    duplicates = metric_value(api.ingestion, "hl7_messages_total", result="duplicate") or 0
+
+    assert msa(connection.send(text)) == ("AA", "MSG-RE")
+    assert msa(connect(gateway).send(text)) == ("AA", "MSG-RE")  # on another connection too
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 1
+    assert count(db, "SELECT count(*) AS n FROM incidents") == 1
+    again = api.get(incident["incident_id"])
+    assert again["alert_count"] == 1 and again["history"] == incident["history"]
+    assert metric_value(api.ingestion, "hl7_messages_total", result="duplicate") == duplicates + 2
+
+
+def test_start_continue_and_end_phases_make_one_incident_and_end_does_not_resolve_it(
+        api, doctors, gateway, connect, clock, db):
+    connection = connect(gateway)
+    phases = [("start", "active"), ("continue", "active"), ("continue", "latched"), ("end", "inactive")]
+    for phase, state in phases:
+        ack = connection.report("AL-PH", clock=clock, patient_id="P004", phase=phase, state=state)
+        assert msa(ack)[0] == "AA"
+    alert = alert_of(api, db, "AL-PH")
+    incident = api.incident_of(alert["alert_id"])
+    assert count(db, "SELECT count(*) AS n FROM incidents") == 1
+    assert incident["alert_count"] == 1 and incident["status"] == "ASSIGNED"
+    assert (alert["device_alarm"]["phase"], alert["device_alarm"]["state"]) == ("end", "inactive")
+    assert alert["device_alarm"]["cleared_at"] is not None
+
+
+def test_a_malformed_message_gets_ae_with_err_and_the_connection_stays_usable(
+        api, doctors, gateway, connect, clock, db):
+    connection = connect(gateway)
+    no_alert_id = hl7_messages.report_alert(control_id="MSG-BAD", alert_id="", patient_id="P005",
+                                            occurred_at=clock.now(), application=APPLICATION,
+                                            facility=FACILITY, security=gateway)
+    ack = connection.send(no_alert_id)
+    assert msa(ack) == ("AE", "MSG-BAD")
+    assert str(ack.segment("ERR")(3)(1)(1)) == "101" and "OBR-3" in str(ack.segment("ERR")(8))
+
+    ack = connection.send("this is not HL7")
+    assert msa(ack)[0] == "AE" and str(ack.segment("ERR")(3)(1)(1)) == "100"
+    ack = connection.report("AL-PAT", clock=clock, patient_id="P999")
+    assert msa(ack)[0] == "AE" and "P999" in str(ack.segment("ERR")(8))
+
+    assert msa(connection.report("AL-OK", clock=clock, patient_id="P005"))[0] == "AA"
+    api.incident_of(alert_of(api, db, "AL-OK")["alert_id"])
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 1
+
+
+def test_a_message_over_the_size_limit_gets_ae(api, gateway, connect, clock):
+    connection = connect(gateway)
+    huge = hl7_messages.report_alert(control_id="BIG", alert_id="AL-BIG", patient_id="P001",
+                                     occurred_at=clock.now(), application=APPLICATION, facility=FACILITY,
+                                     security=gateway, location="X" * 70_000)
+    connection.client.socket.sendall(b"\x0b" + huge.encode() + b"\x1c\r")
+    answer = b""
+    while not answer.endswith(b"\x1c\r"):
+        answer += connection.client.socket.recv(4096)
+    ack = hl7.parse(answer.strip(b"\x0b\x1c\r").decode())
+    assert msa(ack)[0] == "AE" and "longer than" in str(ack.segment("ERR")(8))
+
+
+def test_an_unknown_sender_gets_ar_and_is_counted(api, gateway, connect, clock, db):
+    rejected = metric_value(api.ingestion, "hl7_messages_total", result="rejected") or 0
+    stranger = connect(gateway, application="UNKNOWN_GW")
+    assert msa(stranger.report("AL-X1", clock=clock))[0] == "AR"
+    wrong_key = connect("hgd_not-the-key")
+    ack = wrong_key.report("AL-X2", clock=clock)
+    assert msa(ack)[0] == "AR" and "unknown sender" in str(ack.segment("ERR")(8))
+    assert msa(connect("").report("AL-X3", clock=clock))[0] == "AR"  # no key, address not allowlisted
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 0
+    assert metric_value(api.ingestion, "hl7_messages_total", result="rejected") == rejected + 3
+
+
+def test_an_allowlisted_address_needs_no_key(api, doctors, db, login_as, connect, clock):
+    created = register_device(api, login_as("D01"), "Lab gateway")
+    register_gateway(db, created["device"]["device_id"], "LAB_GW", allowed_addresses=["127.0.0.0/8"])
+    assert msa(connect("", application="LAB_GW", facility="").report("AL-LAB", clock=clock))[0] == "AA"
+
+
+def test_a_gateway_outside_its_scope_or_revoked_gets_ar(api, db, login_as, connect, clock):
+    with db.transaction() as cur:
+        cur.execute("SELECT patient_id, ward FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
+        patients = cur.fetchall()
+    ward = patients[0]["ward"]
+    elsewhere = next(p["patient_id"] for p in patients if p["ward"] != ward)
+    supervisor = login_as("D01")
+    created = requests.post(api.ingestion + "/api/v1/devices", json={"name": "Ward gateway", "ward": ward},
+                            headers=api.auth(supervisor), timeout=5).json()
+    register_gateway(db, created["device"]["device_id"], "WARD_ONLY")
+    connection = connect(created["key"], application="WARD_ONLY", facility="")
+    assert msa(connection.report("AL-IN", clock=clock, patient_id=patients[0]["patient_id"]))[0] == "AA"
+    assert msa(connection.report("AL-OUT", clock=clock, patient_id=elsewhere))[0] == "AR"
+
+    revoked = requests.delete(f"{api.ingestion}/api/v1/devices/{created['device']['device_id']}",
+                              headers=api.auth(supervisor), timeout=5)
+    assert revoked.status_code == 200, revoked.text
+    ack = connection.report("AL-AFTER-REVOKE", clock=clock, patient_id=patients[0]["patient_id"])
+    assert msa(ack)[0] == "AR"
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 1
+
+
+def test_the_cli_registers_and_lists_gateways(api, db, login_as, module_service_env):
+    device = register_device(api, login_as("D01"), "Ward gateway")["device"]
+    url = module_service_env["DATABASE_URL"]
+    gateways_cli(url, "register", "--device-id", str(device["device_id"]), "--application", "WARD_GW",
+                 "--facility", "W3", "--allow", "10.20.0.0/24", "--status-endpoint", "10.20.0.5:2576")
+    listed = gateways_cli(url, "list")
+    assert "WARD_GW^W3" in listed and "10.20.0.0/24" in listed and "10.20.0.5:2576" in listed
+    with db.transaction() as cur:
+        cur.execute("SELECT status_host, status_port FROM hl7_gateways WHERE sending_application = 'WARD_GW'")
+        assert cur.fetchone() == {"status_host": "10.20.0.5", "status_port": 2576}
+
+
+def test_an_unknown_mdc_code_is_stored_flagged_and_paged(api, doctors, gateway, connect, clock, db):
+    ack = connect(gateway).report("AL-NEW", clock=clock, patient_id="P006",
+                                  event="199999^MDC_EVT_SOMETHING_NEW^MDC")
+    assert msa(ack)[0] == "AA"
+    alert = alert_of(api, db, "AL-NEW")
+    assert alert["alert_type"] == "UNMAPPED_DEVICE_ALARM"
+    assert alert["device_alarm"]["unmapped"] is True
+    assert alert["device_alarm"]["event_code"] == "199999^MDC_EVT_SOMETHING_NEW"
+    assert api.incident_of(alert["alert_id"])["severity"] == "HIGH"
+
+
+def test_pcd05_status_reaches_the_gateway_when_the_incident_is_delivered_acknowledged_resolved(
+        api, doctors, gateway, connect, clock, db, receiver):
+    assert msa(connect(gateway).report("AL-ST", clock=clock, patient_id="P007"))[0] == "AA"
+    incident = api.incident_of(alert_of(api, db, "AL-ST")["alert_id"])
+    wait_for(lambda: receiver.statuses("AL-ST") == ["delivered"], 15, what="the delivered status")
+
+    token = doctors[incident["assigned_to"]]
+    assert api.act(token, incident["incident_id"], "acknowledge").status_code == 200
+    wait_for(lambda: receiver.statuses("AL-ST") == ["delivered", "accepted"], 15, what="the accepted status")
+    assert api.act(token, incident["incident_id"], "start").status_code == 200
+    assert api.act(token, incident["incident_id"], "resolve",
+                   {"resolution_notes": "rhythm restored"}).status_code == 200
+    wait_for(lambda: receiver.statuses("AL-ST") == ["delivered", "accepted", "resolved"], 15,
+             what="the resolved status")
+    status = [m for m in receiver.messages if str(m.segment("OBR")(3)) == "AL-ST"][1]
+    assert str(status.segment("MSH")(9)) == "ORA^R41^ORA_R41"
+    assert str(status.segment("MSH")(5)) == APPLICATION and str(status.segment("PID")(3)) == "P007"
+
+
+def test_a_status_the_gateway_cannot_take_is_counted_and_kept_for_retry(
+        api, doctors, services, db, connect, clock):
+    created = register_device(api, doctors["D01"], "Closed gateway")
+    register_gateway(db, created["device"]["device_id"], "CLOSED",
+                     status_endpoint=f"127.0.0.1:{free_port()}")  # nobody listens there
+    failed = metric_value(api.ingestion, "hl7_status_reports_total", result="failed") or 0
+    closed = connect(created["key"], application="CLOSED", facility="")
+    ack = closed.report("AL-CL", clock=clock, patient_id="P008")
+    assert msa(ack)[0] == "AA"
+    api.incident_of(alert_of(api, db, "AL-CL")["alert_id"])
+    wait_for(lambda: (metric_value(api.ingestion, "hl7_status_reports_total", result="failed") or 0) > failed,
+             15, what="the failed attempt counted")
+    with db.transaction() as cur:
+        cur.execute("SELECT sent_at, attempts, last_error FROM hl7_status_reports")
+        (report,) = cur.fetchall()
+    assert report["sent_at"] is None and report["attempts"] >= 1 and "cannot reach" in report["last_error"]
+
+
+def test_the_simulator_speaks_hl7(api, gateway, mllp_port, db, clock, capsys):
+    from alert_ingestion import simulator
+    clock.set_offset(0)  # the simulator's monitors stamp their alarms with the wall clock
+    assert simulator.main(["--protocol", "hl7", "--mllp", f"127.0.0.1:{mllp_port}", "--application",
+                           APPLICATION, "--facility", FACILITY, "--url", api.ingestion, "--api-key", gateway,
+                           "--count", "8", "--rate", "50", "--seed", "7"]) == 0
+    assert "sent 8, accepted 8, failed 0" in capsys.readouterr().out
+    assert count(db, "SELECT count(*) AS n FROM alerts WHERE hl7_gateway_id IS NOT NULL") >= 4
+
+
+def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_ack_is_lost(
+        api, doctors, services, gateway, connect, clock, db):
+    with db.transaction() as cur:
+        cur.execute("SELECT patient_id FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
+        patients = [row["patient_id"] for row in cur.fetchall()]
+    types = [ASYSTOLE, "^MDC_EVT_APNEA^MDC", "^MDC_EVT_ECG_V_TACHY^MDC", "^MDC_EVT_DESAT^MDC",
+             "^MDC_EVT_ECG_SINUS_TACHY^MDC"]
+    connections = [connect(gateway) for _ in range(4)]
+    answers = [[] for _ in connections]
+
+    def send(index: int) -> None:
+        for n in range(index, 1000, 4):
+            control_id = f"BULK-{n:04d}"
+            ack = connections[index].report(f"AL-BULK-{n:04d}", clock=clock, control_id=control_id,
+                                            patient_id=patients[n % len(patients)],
+                                            event=types[n // len(patients) % len(types)])
+            answers[index].append((control_id, msa(ack), err_text(ack)))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    received = [answer for per_connection in answers for answer in per_connection]
+    assert len(received) == 1000
+    refused = [(control_id, ack, why) for control_id, ack, why in received if ack != ("AA", control_id)]
+    assert refused == [], services["ingestion"].log()
+    # Each alarm is an incident of its own, or (a repeat of a patient's alarm of that type) joins it.
+    wait_for(lambda: count(db, """
+        SELECT count(*) AS n FROM alerts a
+        WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.alert_id = a.alert_id)
+           OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id)""") == 1000,
+             240, 0.5, "1,000 alarms in incidents")
+    assert count(db, "SELECT count(*) AS n FROM alerts") == 1000
+
+
+def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_port(
+        api, doctors, services, gateway, connect, clock, mllp_port):
+    """Last in the module: it restarts the ingestion worker."""
+    ingestion = services["ingestion"]
+    assert msa(connect(gateway).report("AL-BEFORE", clock=clock))[0] == "AA"  # a connection left open
+    assert ingestion.stop_worker() == 0
+
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", mllp_port))
+    blocker.listen()
+    try:
+        ingestion.start_worker()
+        wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 0, 15, what="the listener down")
+        # The worker runs on: its outbox relay still carries JSON alarms to incidents.
+        api.incident_of(api.post_alert("P003", "APNEA_DETECTED"))
+    finally:
+        blocker.close()
+    wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 1, 30, what="the listener back")
+    assert msa(connect(gateway).report("AL-AFTER", clock=clock, patient_id="P004"))[0] == "AA"
