@@ -212,9 +212,10 @@ export function Brand() {
 
 export default function Layout() {
   // On a phone the pages and the user menu fold behind one Menu button (a header of one row).
-  const [menuOpen, setMenuOpen] = useState(false);
+  // Open for the page it was opened on: following a link closes it.
   const location = useLocation();
-  useEffect(() => setMenuOpen(false), [location.pathname]);
+  const [menuOpenOn, setMenuOpenOn] = useState(null);
+  const menuOpen = menuOpenOn === location.pathname;
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
@@ -227,7 +228,7 @@ export default function Layout() {
           className="menu-button"
           aria-expanded={menuOpen}
           aria-controls="main-menu"
-          onClick={() => setMenuOpen((open) => !open)}
+          onClick={() => setMenuOpenOn(menuOpen ? null : location.pathname)}
         >
           Menu
         </button>

@@ -54,6 +54,7 @@ function useUnacknowledgedMine() {
   }, []);
 
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- seeding from the server is this effect's job
     seed();
     return subscribe((event) => {
       if (event.type === "reconnected") {
@@ -81,7 +82,7 @@ export function AlarmControl() {
   const audio = useRef(null);
   const told = useRef(new Set());
   const critical = [...waiting.entries()].filter(([, incident]) => incident.severity === "CRITICAL");
-  const muted = mutedUntil > Date.now();
+  const muted = mutedUntil > 0; // set back to 0 when the mute runs out
   const sounding = critical.length > 0 && !muted;
 
   // The title: "(2) HealthGuard Ops" while two of mine wait for acknowledgement.

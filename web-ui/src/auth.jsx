@@ -76,6 +76,7 @@ export function AuthProvider({ children }) {
 
   const token = session?.token ?? null;
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- the employee as the server knows it now
     if (token) refreshMe().catch(() => {});
   }, [token, refreshMe]);
 

@@ -49,7 +49,9 @@ export function LiveProvider({ children }) {
   const seen = useRef(new Set());
   const lastId = useRef(0);
   const meRef = useRef(me);
-  meRef.current = me;
+  useEffect(() => {
+    meRef.current = me;
+  }, [me]);
 
   const emit = useCallback((event) => {
     for (const listener of listeners.current) listener(event);
@@ -252,7 +254,9 @@ export function useLive() {
 export function useIncidentUpdates(onChange, { incidentId = null, debounceMs = 250 } = {}) {
   const { subscribe } = useLive();
   const callback = useRef(onChange);
-  callback.current = onChange;
+  useEffect(() => {
+    callback.current = onChange;
+  }, [onChange]);
   useEffect(() => {
     let timer = null;
     const unsubscribe = subscribe((event) => {

@@ -97,7 +97,7 @@ export function useResource(load, deps) {
 
 // Re-renders every `ms` so relative times ("3 min ago") stay true.
 export function useNow(ms = 30000) {
-  const [now, setNow] = useState(Date.now());
+  const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), ms);
     return () => clearInterval(timer);

@@ -67,21 +67,25 @@ function useLiveDashboard() {
     }
   }, []);
 
+  // One fetch per incident at a time; a frame for it during the fetch makes it fetch again.
   const fetchOne = useCallback(async (id) => {
     if (inflight.current.has(id)) {
       inflight.current.set(id, true);
       return;
     }
-    inflight.current.set(id, false);
-    try {
-      const row = await api(`/incidents/${id}`);
-      const changedMeanwhile = inflight.current.get(id);
+    for (;;) {
+      inflight.current.set(id, false);
+      let row;
+      try {
+        row = await api(`/incidents/${id}`);
+      } catch {
+        inflight.current.delete(id);
+        return;
+      }
+      if (alive.current && inflight.current.get(id)) continue;
       inflight.current.delete(id);
-      if (!alive.current) return;
-      if (changedMeanwhile) fetchOne(id);
-      else if (cache.current.incidents) commit({ incidents: applyIncidentRow(cache.current.incidents, row) });
-    } catch {
-      inflight.current.delete(id);
+      if (alive.current && cache.current.incidents) commit({ incidents: applyIncidentRow(cache.current.incidents, row) });
+      return;
     }
   }, [commit]);
 
@@ -117,6 +121,7 @@ function useLiveDashboard() {
 
   useEffect(() => {
     alive.current = true;
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- loading the lists is this effect's job
     reload();
     const unsubscribe = subscribe((event) => {
       if (event.type === "reconnected") {
