@@ -10,11 +10,20 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
 import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { faviconHref } from "./format.js";
 import { useLive } from "./live.jsx";
 
 const BEEP_EVERY_MS = 1500;
 const MUTE_MS = 2 * 60 * 1000;
 const TITLE = document.title;
+
+function setFavicon(count) {
+  const link = document.querySelector("link[rel='icon']");
+  if (link) {
+    link.href = faviconHref(count);
+    link.dataset.count = String(count);
+  }
+}
 
 function publish(state) {
   window.__hgAlarm = state;
@@ -85,11 +94,19 @@ export function AlarmControl() {
   const muted = mutedUntil > 0; // set back to 0 when the mute runs out
   const sounding = critical.length > 0 && !muted;
 
-  // The title: "(2) HealthGuard Ops" while two of mine wait for acknowledgement.
+  // The title, "(2) HealthGuard Ops", and the favicon, a red "2", while two of mine wait for
+  // acknowledgement: both show on a background tab.
   useEffect(() => {
     document.title = waiting.size > 0 ? `(${waiting.size}) ${TITLE}` : TITLE;
+    setFavicon(waiting.size);
   }, [waiting.size]);
-  useEffect(() => () => void (document.title = TITLE), []);
+  useEffect(
+    () => () => {
+      document.title = TITLE;
+      setFavicon(0);
+    },
+    [],
+  );
 
   useEffect(() => {
     publish({ playing: sounding, muted_until: muted ? mutedUntil : null });

@@ -8,7 +8,7 @@ import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, useNow } from "../ui.jsx";
+import { Empty, ErrorNotice, Loading, TestBadge, useNow } from "../ui.jsx";
 
 function greeting() {
   const hour = new Date().getHours();
@@ -152,19 +152,28 @@ export default function DashboardPage() {
   const [busyId, setBusyId] = useState(null);
   const now = useNow();
 
+  // The button pressed goes away with the acknowledgement: the keyboard moves on to the next
+  // row's Acknowledge, else stays on the row (its link), never falling back to the page's top.
   const acknowledge = useCallback(
-    async (incident) => {
+    async (incident, button) => {
+      const table = button?.closest("table");
+      const row = button?.closest("tr");
       setBusyId(incident.incident_id);
       setActionError(null);
       try {
         await api(`/incidents/${incident.incident_id}/acknowledge`, { method: "PATCH" });
       } catch (failure) {
-        setActionError(failure);
+        setActionError({ error: failure, incident });
       } finally {
         setBusyId(null);
         refresh(incident.incident_id);
         refreshFigures();
       }
+      if (!table || !row) return;
+      const rows = [...table.querySelectorAll("tbody tr")];
+      const after = rows.slice(rows.indexOf(row) + 1).find((other) => other.querySelector("button.acknowledge"));
+      const next = after?.querySelector("button.acknowledge") ?? row.querySelector("a.incident-link");
+      next?.focus();
     },
     [refresh, refreshFigures],
   );
@@ -203,8 +212,13 @@ export default function DashboardPage() {
         </div>
       </header>
 
-      <ErrorNotice error={error} onRetry={reload} />
-      <ErrorNotice error={actionError} onDismiss={() => setActionError(null)} />
+      <ErrorNotice error={error} what="Loading your incidents failed" onRetry={reload} />
+      <ErrorNotice
+        error={actionError?.error}
+        what={actionError && `Acknowledging incident #${actionError.incident.incident_id} failed`}
+        onRetry={actionError?.error.status === 409 ? undefined : () => acknowledge(actionError.incident)}
+        onDismiss={() => setActionError(null)}
+      />
 
       {criticalMine.length > 0 && (
         <div className="critical-banner" role="alert">
@@ -216,6 +230,7 @@ export default function DashboardPage() {
           <ul>
             {criticalMine.slice(0, BANNER_LINES).map((incident) => (
               <li key={incident.incident_id}>
+                {incident.is_test && <TestBadge />}{" "}
                 <Link to={`/incidents/${incident.incident_id}`}>
                   #{incident.incident_id} {incident.title} — {incident.patient_name}
                 </Link>{" "}
@@ -268,9 +283,9 @@ export default function DashboardPage() {
                   UNACKNOWLEDGED_STATUSES.includes(incident.status) && (
                     <button
                       type="button"
-                      className="primary small"
+                      className="primary small acknowledge"
                       disabled={busyId === incident.incident_id}
-                      onClick={() => acknowledge(incident)}
+                      onClick={(event) => acknowledge(incident, event.currentTarget)}
                       aria-label={`Acknowledge incident ${incident.incident_id}`}
                     >
                       Acknowledge
