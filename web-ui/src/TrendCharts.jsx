@@ -69,11 +69,11 @@ function TimingTrend({ data, timeZone, title, testId }) {
       <LineChart data={points} margin={{ top: 8, right: 12, bottom: 0, left: 4 }}>
         <CartesianGrid stroke="#dde3ea" vertical={false} />
         <XAxis dataKey="start" tickFormatter={label} minTickGap={24} tick={{ fontSize: 12, fill: "#3d4653" }} />
-        <YAxis tickFormatter={formatDuration} width={64} tick={{ fontSize: 12, fill: "#3d4653" }} />
+        <YAxis domain={[0, "auto"]} tickFormatter={formatDuration} width={64} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <Tooltip formatter={(value) => formatDuration(value)} labelFormatter={label} />
         <Legend />
-        <Line type="monotone" dataKey="MTTA" stroke={COLOURS.MTTA} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
-        <Line type="monotone" dataKey="MTTR" stroke={COLOURS.MTTR} strokeWidth={2} dot={false} connectNulls isAnimationActive={false} />
+        <Line type="monotone" dataKey="MTTA" stroke={COLOURS.MTTA} strokeWidth={2} dot={{ r: 3 }} connectNulls isAnimationActive={false} />
+        <Line type="monotone" dataKey="MTTR" stroke={COLOURS.MTTR} strokeWidth={2} dot={{ r: 3 }} connectNulls isAnimationActive={false} />
       </LineChart>
     </ChartFigure>
   );
@@ -95,7 +95,7 @@ function AlarmTrend({ data, timeZone }) {
         <XAxis dataKey="start" tickFormatter={label} minTickGap={24} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <YAxis allowDecimals={false} width={40} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <Tooltip labelFormatter={label} />
-        <Legend />
+        <Legend itemSorter={(item) => SEVERITIES.indexOf(item.value)} />
         {[...SEVERITIES].reverse().map((severity) => (
           <Bar key={severity} dataKey={severity} stackId="alarms" fill={COLOURS[severity]} isAnimationActive={false} />
         ))}
