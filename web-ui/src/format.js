@@ -21,6 +21,7 @@ export function formatDateTime(value, timeZone) {
   return new Date(value).toLocaleString(undefined, {
     dateStyle: "medium",
     timeStyle: "short",
+    hourCycle: "h23",
     ...(timeZone ? { timeZone } : {}),
   });
 }

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
-import { useAuth } from "../auth.jsx";
+import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
 import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.js";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
@@ -10,8 +10,10 @@ import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, TestBadge, useNow } from "../ui.jsx";
 
-function greeting() {
-  const hour = new Date().getHours();
+function greeting(timeZone) {
+  const hour = Number(
+    new Intl.DateTimeFormat("en-GB", { hour: "numeric", hourCycle: "h23", ...(timeZone ? { timeZone } : {}) }).format(new Date()),
+  );
   if (hour < 12) return "Good morning";
   if (hour < 18) return "Good afternoon";
   return "Good evening";
@@ -146,6 +148,7 @@ function useLiveDashboard() {
 
 export default function DashboardPage() {
   const { employee } = useAuth();
+  const timeZone = useTimeZone();
   const { notifications, unreadCount } = useLive();
   const { incidents, mineCapped, figures, error, reload, refresh, refreshFigures } = useLiveDashboard();
   const [actionError, setActionError] = useState(null);
@@ -196,7 +199,7 @@ export default function DashboardPage() {
       <header className="page-head">
         <div>
           <h1>
-            {greeting()}, {employee?.name}
+            {greeting(timeZone)}, {employee?.name}
           </h1>
           <p className="muted">
             {humanize(employee?.role)}
