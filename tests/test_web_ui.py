@@ -304,7 +304,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
     # Not allowed yet: resolving needs work to have started.
     expect(page.get_by_role("button", name="Resolve incident")).to_have_count(0)
 
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(status).to_have_text("Acknowledged")
     expect(page.get_by_role("heading", name="Actions")).to_be_focused()  # not lost to <body>
     acknowledged = trail.get_by_role("listitem").filter(has_text="Acknowledged")
@@ -324,7 +324,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
     expect(resolved).to_contain_text("BP down to 150/90")
     expect(resolved).to_contain_text("Dr. Michael Brooks")
     expect(page.get_by_text("This incident is resolved; no further actions.")).to_be_visible()
-    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
 
 
 def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page, site):
@@ -340,7 +340,7 @@ def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page,
                             headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
 
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     error = page.get_by_role("alert").filter(has_text="cannot acknowledge")
     expect(error).to_contain_text(f"incident {incident['incident_id']}: it is ACKNOWLEDGED")
     expect(error).to_contain_text("The incident is now Acknowledged")
@@ -486,11 +486,11 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
         tab.goto(url)
         expect(tab.get_by_test_id("incident-status")).to_have_text("Reassigned")
         expect(tab.get_by_label("Reassign to")).to_have_count(0)
-        expect(tab.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        expect(tab.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
         tab.get_by_role("button", name="Claim (take over)").click()
         expect(tab.get_by_text("You now own this incident.")).to_be_visible()
         expect(tab.get_by_test_id("incident-assignee")).to_have_text("Assigned to you")
-        expect(tab.get_by_role("button", name="Acknowledge")).to_be_visible()
+        expect(tab.get_by_role("button", name="Acknowledge", exact=True)).to_be_visible()
         trail = tab.get_by_role("list", name="Audit trail")
         expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["S02"])
     finally:
@@ -560,14 +560,14 @@ def test_following_a_link_to_another_incident_never_shows_the_old_one_under_the_
     expect(main).not_to_contain_text("Hypertensive crisis")
     expect(main).not_to_contain_text(f"Incident #{a['incident_id']}")
     expect(page.get_by_label("Add a note")).to_have_count(0)
-    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
     released.append(True)
     held.pop().continue_()
 
     expect(page.get_by_text(f"Incident #{b['incident_id']}")).to_be_visible()
     expect(heading).to_contain_text("Tachycardia")
     expect(page.get_by_label("Add a note")).to_have_value("")
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(page.get_by_test_id("incident-status")).to_have_text("Acknowledged")
 
     def status_of(incident):
@@ -770,7 +770,7 @@ def test_at_375_px_no_page_scrolls_sideways_and_acknowledge_and_the_bell_stay_on
     assert {path: width for path, width in widths.items() if width > PHONE["width"]} == {}
 
     # Acknowledge is on screen without scrolling sideways.
-    button = page.get_by_role("button", name="Acknowledge")
+    button = page.get_by_role("button", name="Acknowledge", exact=True)
     expect(button).to_be_visible()
     box = button.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box

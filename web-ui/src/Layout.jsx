@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 
-import { AlarmControl } from "./alarm.jsx";
+import { AlarmControl, BackgroundAlertsPrompt } from "./alarm.jsx";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
 import { ageOf, humanize, timeAgo } from "./format.js";
@@ -293,6 +293,7 @@ export default function Layout() {
         </div>
       </header>
       <main id="main" className="content">
+        <BackgroundAlertsPrompt />
         <Outlet />
       </main>
       <footer className="footer">

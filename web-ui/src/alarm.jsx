@@ -87,7 +87,6 @@ function useUnacknowledgedMine() {
 export function AlarmControl() {
   const waiting = useUnacknowledgedMine();
   const [mutedUntil, setMutedUntil] = useState(0);
-  const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
   const audio = useRef(null);
   const told = useRef(new Set());
   const critical = [...waiting.entries()].filter(([, incident]) => incident.severity === "CRITICAL");
@@ -138,7 +137,7 @@ export function AlarmControl() {
     for (const [id, incident] of critical) {
       if (told.current.has(id)) continue;
       told.current.add(id);
-      if (document.visibilityState === "hidden" && permission === "granted") {
+      if (document.visibilityState === "hidden" && typeof Notification !== "undefined" && Notification.permission === "granted") {
         new Notification(`CRITICAL: incident #${id}`, { body: incident.title, tag: `incident-${id}`, requireInteraction: true });
       }
     }
@@ -157,16 +156,28 @@ export function AlarmControl() {
           {muted ? "Alarm muted" : `Mute alarm (${critical.length} critical)`}
         </button>
       )}
-      {permission === "default" && (
-        <button
-          type="button"
-          className="link-button"
-          title="So a critical alarm reaches you when this tab is in the background"
-          onClick={() => Notification.requestPermission().then(setPermission)}
-        >
-          Allow alerts in background
-        </button>
-      )}
+    </div>
+  );
+}
+
+// Asked once signed in, in the page rather than the crowded header, saying why: the system
+// notification is what reaches a clinician whose tab is in the background.
+export function BackgroundAlertsPrompt() {
+  const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
+  const [later, setLater] = useState(false);
+  if (permission !== "default" || later) return null;
+  return (
+    <div className="notice info background-alerts" role="region" aria-label="Alerts in the background">
+      <p>
+        Allow notifications so that a critical alarm assigned to you reaches you while this tab is in the background
+        or the screen is locked.
+      </p>
+      <button type="button" className="primary small" onClick={() => Notification.requestPermission().then(setPermission)}>
+        Allow alerts in background
+      </button>{" "}
+      <button type="button" className="small" onClick={() => setLater(true)}>
+        Not now
+      </button>
     </div>
   );
 }
