@@ -1,13 +1,16 @@
 """Incident management (:8002) end to end: a device alert posted to alert ingestion becomes an
 incident assigned through the on-call service, and clinicians take it through its lifecycle."""
 import concurrent.futures
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pika
 import pytest
 import requests
 
 from incident_management.app import create_app
+from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
 from tests.support import PlatformApi, ServiceProcess, pipeline, queue_idle, wait_for
 
@@ -320,6 +323,20 @@ def test_trends_per_hospital_hour_and_day_count_alarms_by_severity_and_time_to_a
     too_long = requests.get(api.url + "/api/v1/incidents/trends", params={"hours": 24 * 8},
                             headers=api.auth(d01), timeout=5)
     assert too_long.status_code == 422 and too_long.json()["field"] == "hours"
+
+
+def test_trend_buckets_are_the_hospitals_own_hours_and_days_across_a_clock_change():
+    utc = dt.UTC
+    london, kolkata = ZoneInfo("Europe/London"), ZoneInfo("Asia/Kolkata")
+    # British Summer Time starts at 01:00 UTC on 29 March 2026: that day has 23 hours.
+    days = bucket_starts(since=dt.datetime(2026, 3, 28, 12, tzinfo=utc),
+                         until=dt.datetime(2026, 3, 30, 12, tzinfo=utc), bucket="day", tz=london)
+    assert days == [dt.datetime(2026, 3, 28, 0, tzinfo=utc), dt.datetime(2026, 3, 29, 0, tzinfo=utc),
+                    dt.datetime(2026, 3, 29, 23, tzinfo=utc)]
+    hours = bucket_starts(since=dt.datetime(2026, 1, 5, 12, 10, tzinfo=utc),
+                          until=dt.datetime(2026, 1, 5, 14, 0, tzinfo=utc), bucket="hour", tz=kolkata)
+    assert hours == [dt.datetime(2026, 1, 5, 11, 30, tzinfo=utc), dt.datetime(2026, 1, 5, 12, 30, tzinfo=utc),
+                     dt.datetime(2026, 1, 5, 13, 30, tzinfo=utc)]
 
 
 def test_openapi_document_is_valid_and_names_every_route(app, services):
