@@ -1014,3 +1014,19 @@ def test_a_one_time_password_leads_to_choosing_a_new_one_then_signs_in(page, sit
     again = requests.post(f"{site}/api/v1/auth/login", timeout=10,
                           json={"login": "N01", "password": "a-new-password-of-mine"})
     assert again.status_code == 200, again.text
+
+
+def test_background_alerts_are_asked_for_after_sign_in_with_the_reason_and_not_now_holds(page):
+    signed_in_as_d01(page)
+    prompt = page.get_by_role("region", name="Alerts in the background")
+    if page.evaluate("Notification.permission") != "default":
+        pytest.skip("this Chromium has already decided on notifications")
+    expect(prompt).to_contain_text("reaches you while this tab is in the background")
+    expect(prompt.get_by_role("button", name="Allow alerts in background")).to_be_visible()
+    prompt.get_by_role("button", name="Not now").click()
+    expect(prompt).to_have_count(0)
+    page.get_by_role("link", name="Incidents").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
+    expect(prompt).to_have_count(0)

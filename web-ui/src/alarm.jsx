@@ -16,6 +16,7 @@ import { useLive } from "./live.jsx";
 const BEEP_EVERY_MS = 1500;
 const MUTE_MS = 2 * 60 * 1000;
 const TITLE = document.title;
+const LATER_KEY = "healthguard.background-alerts-later";
 
 function setFavicon(count) {
   const link = document.querySelector("link[rel='icon']");
@@ -164,7 +165,8 @@ export function AlarmControl() {
 // notification is what reaches a clinician whose tab is in the background.
 export function BackgroundAlertsPrompt() {
   const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
-  const [later, setLater] = useState(false);
+  // "Not now" holds for the rest of the tab's session.
+  const [later, setLater] = useState(() => sessionStorage.getItem(LATER_KEY) === "1");
   if (permission !== "default" || later) return null;
   return (
     <div className="notice info background-alerts" role="region" aria-label="Alerts in the background">
@@ -175,7 +177,14 @@ export function BackgroundAlertsPrompt() {
       <button type="button" className="primary small" onClick={() => Notification.requestPermission().then(setPermission)}>
         Allow alerts in background
       </button>{" "}
-      <button type="button" className="small" onClick={() => setLater(true)}>
+      <button
+        type="button"
+        className="small"
+        onClick={() => {
+          sessionStorage.setItem(LATER_KEY, "1");
+          setLater(true);
+        }}
+      >
         Not now
       </button>
     </div>
