@@ -27,5 +27,5 @@ lint: bootstrap
 	$(PY) -m ruff check services tests bench scripts
 
 test: lint
-	cd web-ui && npm test --silent
+	cd web-ui && npm run lint --silent && npm test --silent
 	$(PY) -m pytest

@@ -4,6 +4,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import statistics
+from zoneinfo import ZoneInfo
 
 import pika
 import pytest
@@ -11,6 +12,7 @@ import requests
 
 from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from incident_management.app import create_app
+from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
 from tests.support import PlatformApi, ServiceProcess, metric_value, pipeline, queue_idle, wait_for
 
@@ -287,6 +289,13 @@ def test_incident_list_filters_and_pagination(api, login_as):
     assert len(api.list(status="ASSIGNED,ACKNOWLEDGED").json()["incidents"]) == 5
     assert len(api.list(status=["ASSIGNED", "RESOLVED"]).json()["incidents"]) == 4
     assert api.list(since="2999-01-01T00:00:00Z").json()["incidents"] == []
+    assert {i["patient_id"] for i in api.list(ward="Neurology").json()["incidents"]} == {"P004"}
+    assert api.list(ward="Maternity").json()["incidents"] == []
+    # Search: a room, a patient's id (any case), or part of a name; LIKE's wildcards are literal.
+    assert {i["patient_id"] for i in api.list(q="418").json()["incidents"]} == {"P004"}
+    assert {i["patient_id"] for i in api.list(q="p002").json()["incidents"]} == {"P002"}
+    assert {i["patient_id"] for i in api.list(q="whitf").json()["incidents"]} == {"P001"}
+    assert api.list(q="%").json()["incidents"] == [] and api.list(q="_").json()["incidents"] == []
     for params, field in [({"status": "DONE"}, "status.0"), ({"status": "OPEN,DONE"}, "status.1"),
                           ({"limit": 0}, "limit"), ({"since": "x"}, "since")]:
         bad = api.list(**params)
@@ -346,6 +355,53 @@ def app(service_env):
     app.extensions["healthguard"].db.close()
 
 
+def test_an_incident_carries_the_patients_context_the_readings_range_and_whether_it_is_a_test(api, login_as):
+    token = login_as("S01")  # an emergency doctor on duty
+    incident = api.get(api.incident_of(api.post_alert("P001", "HEART_RATE_LOW", value=0))["incident_id"])
+    assert incident["ward"] == "Cardiology" and incident["patient_age"] >= 75 and incident["room"] == "312"
+    assert (incident["unit"], incident["normal_min"], incident["normal_max"]) == ("bpm", 60, 100)
+    assert incident["alert"]["value"] == 0 and incident["is_test"] is False
+    manual = requests.post(api.ingestion + "/api/v1/alerts/manual", headers=api.auth(token), timeout=5,
+                           json={"patient_id": "P002", "alert_type": "CARDIAC_ARREST"})
+    assert manual.status_code == 201, manual.text
+    drill = api.get(api.incident_of(manual.json()["alert_id"])["incident_id"])
+    assert drill["is_test"] is True and drill["unit"] is None and drill["normal_min"] is None
+    assert [i["is_test"] for i in api.list(q="P002").json()["incidents"]] == [True]
+
+
+def test_trends_per_hospital_hour_and_day_count_alarms_by_severity_and_time_to_acknowledge(api, login_as):
+    d01 = login_as("S01")
+    api.incident_of(api.post_alert("P001", "CARDIAC_ARREST"))
+    api.post_alert("P007", "GLUCOSE_LOW")
+    hourly = requests.get(api.url + "/api/v1/incidents/trends", params={"hours": 6}, headers=api.auth(d01),
+                          timeout=5).json()
+    assert hourly["bucket"] == "hour" and len(hourly["points"]) in (6, 7)
+    last = hourly["points"][-1]
+    assert last["alarms_by_severity"]["CRITICAL"] >= 1 and last["alarms_by_severity"]["HIGH"] >= 1
+    assert last["incidents"] >= 1 and all(p["incidents"] == 0 for p in hourly["points"][:-2])
+    daily = requests.get(api.url + "/api/v1/incidents/trends", params={"hours": 72, "bucket": "day"},
+                         headers=api.auth(d01), timeout=5).json()
+    assert len(daily["points"]) in (3, 4) and daily["points"][-1]["incidents"] >= 1
+    assert daily["points"][0]["start"].endswith(("T00:00:00+00:00", "T00:00:00Z"))  # HOSPITAL_TZ is UTC here
+    too_long = requests.get(api.url + "/api/v1/incidents/trends", params={"hours": 24 * 8},
+                            headers=api.auth(d01), timeout=5)
+    assert too_long.status_code == 422 and too_long.json()["field"] == "hours"
+
+
+def test_trend_buckets_are_the_hospitals_own_hours_and_days_across_a_clock_change():
+    utc = dt.UTC
+    london, kolkata = ZoneInfo("Europe/London"), ZoneInfo("Asia/Kolkata")
+    # British Summer Time starts at 01:00 UTC on 29 March 2026: that day has 23 hours.
+    days = bucket_starts(since=dt.datetime(2026, 3, 28, 12, tzinfo=utc),
+                         until=dt.datetime(2026, 3, 30, 12, tzinfo=utc), bucket="day", tz=london)
+    assert days == [dt.datetime(2026, 3, 28, 0, tzinfo=utc), dt.datetime(2026, 3, 29, 0, tzinfo=utc),
+                    dt.datetime(2026, 3, 29, 23, tzinfo=utc)]
+    hours = bucket_starts(since=dt.datetime(2026, 1, 5, 12, 10, tzinfo=utc),
+                          until=dt.datetime(2026, 1, 5, 14, 0, tzinfo=utc), bucket="hour", tz=kolkata)
+    assert hours == [dt.datetime(2026, 1, 5, 11, 30, tzinfo=utc), dt.datetime(2026, 1, 5, 12, 30, tzinfo=utc),
+                     dt.datetime(2026, 1, 5, 13, 30, tzinfo=utc)]
+
+
 def test_openapi_document_is_valid_and_names_every_route(app, services):
     document = checked_document(app)
     served = requests.get(services["incidents"].url + "/api/v1/openapi.json", timeout=5).json()
@@ -360,7 +416,7 @@ def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, 
     ids.append(make_incident(status="OPEN"))
     answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}"},  # a supervisor
                     known_ids={"incident_id": ids, "severity": ["CRITICAL", "HIGH", "MEDIUM", "LOW"]})
-    assert len(answered) == 12
+    assert len(answered) == 13
     # The run reached past the refusals: every operation succeeded at least once, but reassign,
     # whose generated employee_id names nobody (422; the lifecycle test reassigns for real), and
     # replacing a policy, whose generated roles name nobody (422; test_claims.py puts one for real).

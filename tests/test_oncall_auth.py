@@ -85,6 +85,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     answer = me(oncall.url, token)
     assert answer.status_code == 200
     assert answer.json()["employee"]["employee_id"] == "N01"
+    assert answer.json()["timezone"] == "Europe/London"  # HOSPITAL_TZ: the web UI shows times in it
     assert "password_hash" not in answer.text
 
     # Another process sees the same session: another service if one has a protected route, or

@@ -243,7 +243,8 @@ def test_a_device_alert_appears_on_the_assignees_dashboard_without_a_reload(page
     panel.get_by_role("button").filter(has_text="Cardiac arrest").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("CRITICAL: Cardiac arrest, room 312")
     expect(page.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
-    expect(page.get_by_role("region", name="Details")).to_contain_text("Device monitor-7")
+    context = page.get_by_role("region", name="Patient and reading")
+    expect(context.locator(".fact").filter(has_text="Device").locator("dd")).to_have_text("monitor-7")
     assert alert["alert_id"]
 
 
@@ -303,7 +304,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
     # Not allowed yet: resolving needs work to have started.
     expect(page.get_by_role("button", name="Resolve incident")).to_have_count(0)
 
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(status).to_have_text("Acknowledged")
     expect(page.get_by_role("heading", name="Actions")).to_be_focused()  # not lost to <body>
     acknowledged = trail.get_by_role("listitem").filter(has_text="Acknowledged")
@@ -323,7 +324,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
     expect(resolved).to_contain_text("BP down to 150/90")
     expect(resolved).to_contain_text("Dr. Michael Brooks")
     expect(page.get_by_text("This incident is resolved; no further actions.")).to_be_visible()
-    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
 
 
 def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page, site):
@@ -339,7 +340,7 @@ def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page,
                             headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
 
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     error = page.get_by_role("alert").filter(has_text="cannot acknowledge")
     expect(error).to_contain_text(f"incident {incident['incident_id']}: it is ACKNOWLEDGED")
     expect(error).to_contain_text("The incident is now Acknowledged")
@@ -369,7 +370,13 @@ def test_on_call_shows_who_is_on_duty_and_toggles_my_availability(page):
     page.get_by_role("link", name="On-Call").click()
     on_duty = page.get_by_role("region", name="On duty now")
     expect(on_duty.get_by_role("region", name="Emergency doctor")).to_contain_text("Dr. Michael Brooks")
-    expect(page.get_by_role("region", name="Schedule, next 7 days")).to_contain_text("Emergency doctor")
+    rota = page.get_by_role("region", name="Schedule, next 7 days")
+    expect(rota).to_contain_text("Emergency doctor")
+    # In the hospital's zone, said so; a 24-hour shift is "24 h", a night shift ends the next day.
+    expect(rota).to_contain_text("Times in the hospital's time zone (Europe/London)")
+    expect(rota).to_contain_text("24 h from 00:00")
+    expect(rota).to_contain_text("20:00–08:00 (+1 day)")
+    expect(rota).not_to_contain_text("00:00–00:00")
 
     page.get_by_role("button", name="Set me Away").click()
     expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Away")
@@ -379,7 +386,7 @@ def test_on_call_shows_who_is_on_duty_and_toggles_my_availability(page):
     expect(page.get_by_role("region", name="My availability")).to_contain_text("You are Available")
 
 
-def test_metrics_show_response_and_resolution_times(page, site):
+def test_metrics_show_response_and_resolution_times_and_their_trends_in_charts(page, site, db):
     token = signed_in_as_d01(page)
     # An alarm D01 took through to the end, so there is something to measure.
     incident = my_incident(site, token, device_alert(site, "CARDIAC_ARREST")["alert_id"])
@@ -387,9 +394,22 @@ def test_metrics_show_response_and_resolution_times(page, site):
         answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/{action}", json=body,
                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert answer.status_code == 200, answer.text
+    with db.transaction() as cur:  # acknowledged within a second: shown in ms, never "0 s"
+        cur.execute("UPDATE incidents SET response_seconds = 0.148 WHERE incident_id = %s",
+                    (incident["incident_id"],))
     page.get_by_role("link", name="Metrics").click()
-    expect(page.get_by_role("region", name="MTTA — mean time to acknowledge")).to_be_visible()
+    mtta = page.get_by_role("region", name="MTTA — mean time to acknowledge")
+    expect(mtta.locator(".timing-main")).to_have_text("148 ms")
     expect(page.get_by_role("region", name="MTTR — mean time to resolve")).to_be_visible()
+    hourly = page.get_by_role("figure", name="MTTA and MTTR per hour, last 24 h")
+    expect(hourly).to_contain_text("Latest MTTA 148 ms")
+    expect(hourly.get_by_role("application")).to_be_visible()  # the chart itself, keyboard-reachable
+    expect(hourly.locator(".recharts-text").filter(has_text=re.compile(r"^\d+ ms$")).first).to_be_visible()
+    expect(page.get_by_role("figure", name="MTTA and MTTR per day, last 30 days")).to_contain_text("148 ms")
+    alarms = page.get_by_role("figure", name="Alarms per hour by severity, last 24 h")
+    expect(alarms).to_contain_text("1 alarm, 1 critical.")
+    expect(alarms.locator(".recharts-bar-rectangle").first).to_be_visible()
+    expect(page.get_by_text("Hours and days in the hospital's time zone (Europe/London).")).to_be_visible()
     expect(page.get_by_role("region", name="By severity")).to_contain_text("Critical")
     expect(page.get_by_role("region", name="By clinician")).to_contain_text("Dr. Michael Brooks")
 
@@ -466,11 +486,11 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
         tab.goto(url)
         expect(tab.get_by_test_id("incident-status")).to_have_text("Reassigned")
         expect(tab.get_by_label("Reassign to")).to_have_count(0)
-        expect(tab.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        expect(tab.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
         tab.get_by_role("button", name="Claim (take over)").click()
         expect(tab.get_by_text("You now own this incident.")).to_be_visible()
         expect(tab.get_by_test_id("incident-assignee")).to_have_text("Assigned to you")
-        expect(tab.get_by_role("button", name="Acknowledge")).to_be_visible()
+        expect(tab.get_by_role("button", name="Acknowledge", exact=True)).to_be_visible()
         trail = tab.get_by_role("list", name="Audit trail")
         expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["S02"])
     finally:
@@ -540,14 +560,14 @@ def test_following_a_link_to_another_incident_never_shows_the_old_one_under_the_
     expect(main).not_to_contain_text("Hypertensive crisis")
     expect(main).not_to_contain_text(f"Incident #{a['incident_id']}")
     expect(page.get_by_label("Add a note")).to_have_count(0)
-    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
     released.append(True)
     held.pop().continue_()
 
     expect(page.get_by_text(f"Incident #{b['incident_id']}")).to_be_visible()
     expect(heading).to_contain_text("Tachycardia")
     expect(page.get_by_label("Add a note")).to_have_value("")
-    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(page.get_by_test_id("incident-status")).to_have_text("Acknowledged")
 
     def status_of(incident):
@@ -564,8 +584,7 @@ def test_an_unknown_incident_number_shows_not_found_and_nothing_of_the_previous_
     page.goto(f"/incidents/{a['incident_id']}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Hypotension")
     # A reading of 0 is a reading, not a missing one.
-    reading = page.get_by_role("region", name="Details").locator(".fact").filter(has_text="Reading")
-    expect(reading.locator("dd")).to_have_text("0")
+    expect(page.get_by_test_id("reading")).to_have_text("0 mmHg")
     page.evaluate("history.pushState({}, '', '/incidents/999999');"
                   "dispatchEvent(new PopStateEvent('popstate'))")
     expect(page.get_by_role("heading", level=1)).to_have_text("No incident 999999")
@@ -711,6 +730,9 @@ def test_a_critical_incident_of_mine_sounds_until_acknowledged_and_counts_in_the
     expect(row).to_be_visible()
     page.wait_for_function("() => window.__hgAlarm && window.__hgAlarm.playing === true", timeout=WAIT_MS)
     expect(page).to_have_title(f"(1) {title}")
+    favicon = page.locator("link[rel='icon']")
+    expect(favicon).to_have_attribute("data-count", "1")
+    expect(favicon).to_have_attribute("href", re.compile(r"%3E1%3C%2Ftext%3E"))
     mute = page.get_by_role("button", name="Mute alarm (1 critical)")
     expect(mute).to_be_visible()
 
@@ -723,6 +745,9 @@ def test_a_critical_incident_of_mine_sounds_until_acknowledged_and_counts_in_the
     row.get_by_role("button", name="Acknowledge").click()
     page.wait_for_function("() => window.__hgAlarm && window.__hgAlarm.playing === false", timeout=WAIT_MS)
     expect(page).to_have_title(title)
+    expect(favicon).to_have_attribute("data-count", "0")
+    # The button pressed is gone; the keyboard stays on the row (no other row to move to).
+    expect(row.get_by_role("link")).to_be_focused()
     expect(page.get_by_role("button", name="Mute alarm (1 critical)")).to_have_count(0)
 
 
@@ -735,19 +760,17 @@ def test_at_375_px_no_page_scrolls_sideways_and_acknowledge_and_the_bell_stay_on
     page.set_viewport_size(PHONE)
     token = signed_in_as_d01(page)
     incident = my_incident(site, token, device_alert(site, "CARDIAC_ARREST", patient_id="P001")["alert_id"])
-    SCREENSHOTS.mkdir(exist_ok=True)
     widths = {}
     for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
                         ("/oncall", "On duty now"), ("/metrics", "By severity"),
                         (f"/incidents/{incident['incident_id']}", "Audit trail")):
         page.goto(path)
         expect(page.get_by_role("heading", name=shows).first).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"phone{path.replace('/', '-') or '-'}.png", full_page=True)
         widths[path] = page.evaluate("document.documentElement.scrollWidth")
     assert {path: width for path, width in widths.items() if width > PHONE["width"]} == {}
 
     # Acknowledge is on screen without scrolling sideways.
-    button = page.get_by_role("button", name="Acknowledge")
+    button = page.get_by_role("button", name="Acknowledge", exact=True)
     expect(button).to_be_visible()
     box = button.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
@@ -787,9 +810,15 @@ AXE = WEB_UI / "node_modules" / "axe-core" / "axe.min.js"
 AXE_SOURCE = AXE.read_text() if AXE.exists() else "throw new Error('axe-core is missing: npm ci')"
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 900}, PHONE], ids=["desktop", "phone"])
+DESKTOP = {"width": 1366, "height": 800}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_axe_finds_no_serious_or_critical_violation_on_any_page(page, site, viewport):
+    """Every page at both sizes, each saved as a screenshot under web-ui/screenshots/."""
     page.set_viewport_size(viewport)
+    size = "desktop" if viewport == DESKTOP else "phone"
+    SCREENSHOTS.mkdir(exist_ok=True)
     token = signed_in_as_d01(page)
     incident = my_incident(site, token, device_alert(site, "BP_HIGH", "P002", value=210)["alert_id"])
     found = {}
@@ -809,6 +838,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(page, site, view
             .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)""")
         if violations:
             found[path] = violations
+        name = "incident" if path.startswith("/incidents/") else path.strip("/") or "dashboard"
+        page.screenshot(path=SCREENSHOTS / f"{size}-{name}.png", full_page=True)
     assert found == {}, json.dumps(found, indent=1)
 
 
@@ -836,3 +867,166 @@ def test_rows_show_grouped_repeats_and_the_escalation_countdown_when_the_server_
     expect(countdown).to_contain_text(re.compile(r"Escalates in [45]:\d\d · level 1"))
     first = countdown.inner_text()
     expect(countdown).not_to_have_text(first)  # it ticks
+
+
+# --------------------------------------------------------------------------- patient context, TEST, filters
+def test_the_detail_page_shows_the_patient_and_the_reading_with_its_unit_and_normal_range(page, site):
+    token = signed_in_as_d01(page)
+    other = my_incident(site, token, device_alert(site, "O2_SATURATION_LOW", "P001", value=86)["alert_id"])
+    incident = my_incident(site, token, device_alert(site, "HEART_RATE_LOW", "P001", value=0)["alert_id"])
+    page.goto(f"/incidents/{incident['incident_id']}")
+    expect(page.get_by_test_id("patient-line")).to_have_text(re.compile(
+        r"John Whitfield, \d+ y · Cardiology · Room 312"))
+    context = page.get_by_role("region", name="Patient and reading")
+
+    def fact(label):
+        return context.locator(".fact").filter(has=page.locator("dt", has_text=re.compile(f"^{label}$")))
+    expect(fact("Age").locator("dd")).to_have_text(re.compile(r"^\d+ years$"))
+    expect(fact("Ward").locator("dd")).to_have_text("Cardiology")
+    expect(fact("Room / bed").locator("dd")).to_have_text("312")
+    expect(page.get_by_test_id("reading")).to_have_text("0 bpm")  # asystole is 0, not "—"
+    expect(page.get_by_test_id("reading")).to_have_class(re.compile("outside"))
+    expect(fact("Normal range").locator("dd")).to_have_text("60–100 bpm")
+    expect(fact("Device").locator("dd")).to_have_text("monitor-7")
+    expect(context).to_contain_text("Times in the hospital's time zone (Europe/London).")
+    others = page.get_by_role("region", name="This patient's other active alarms")
+    link = others.get_by_role("link", name=f"#{other['incident_id']}")
+    expect(link).to_contain_text("Low oxygen saturation")
+
+
+def test_a_test_alert_is_marked_test_in_the_toast_banner_lists_and_detail(page, site):
+    token = signed_in_as_d01(page)
+    answer = requests.post(f"{site}/api/v1/alerts/manual", headers={"Authorization": f"Bearer {token}"},
+                           json={"patient_id": "P001", "alert_type": "CARDIAC_ARREST"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    incident = my_incident(site, token, answer.json()["alert_id"])
+    toast = page.get_by_role("alert", name="New assignment (test)")
+    expect(toast.locator(".test-badge")).to_have_text("TEST")
+    banner = page.locator(".critical-banner")
+    expect(banner.get_by_role("listitem").first).to_contain_text("TEST")
+    row = page.locator(f"tr[data-incident-id='{incident['incident_id']}']").first
+    expect(row.locator(".test-badge")).to_have_text("TEST")
+    page.goto("/incidents")
+    expect(page.locator(f"tr[data-incident-id='{incident['incident_id']}'] .test-badge")).to_have_text("TEST")
+    page.goto(f"/incidents/{incident['incident_id']}")
+    expect(page.get_by_role("note")).to_contain_text("A test alert raised by a clinician (a drill)")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Cardiac arrest")
+    page.goto("/alerts")
+    recent = page.get_by_role("region", name="Recent alerts")
+    drill = recent.get_by_role("row").filter(has_text="Cardiac arrest")
+    expect(drill.locator(".test-badge")).to_have_text("TEST")
+    # A device's alarm is not marked.
+    real = my_incident(site, token, device_alert(site, "BP_HIGH", "P002", value=210)["alert_id"])
+    page.goto("/incidents")
+    real_row = page.locator(f"tr[data-incident-id='{real['incident_id']}']")
+    expect(real_row).to_contain_text("Hypertensive crisis")
+    expect(real_row.locator(".test-badge")).to_have_count(0)
+
+
+def test_toasts_show_three_with_n_more_and_acknowledge_in_one_tap(page, site):
+    token = signed_in_as_d01(page)
+    ids = [my_incident(site, token, device_alert(site, "CARDIAC_ARREST", patient)["alert_id"])["incident_id"]
+           for patient in ("P001", "P002", "P003", "P005")]
+    toasts = page.get_by_test_id("toast")
+    expect(page.get_by_role("status").filter(has_text="more new")).to_have_text("1 more new — see the bell")
+    expect(toasts).to_have_count(3)
+    newest = toasts.filter(has_text=f"#{ids[-1]}")
+    newest.get_by_role("button", name=f"Acknowledge #{ids[-1]}").click()
+    expect(toasts.filter(has_text=f"#{ids[-1]}")).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text="more new")).to_have_count(0)
+    expect(toasts).to_have_count(3)  # the one waiting behind "1 more" shows now
+    mine = page.get_by_role("table", name="My active incidents")
+    expect(mine.locator(f"tr[data-incident-id='{ids[-1]}']")).to_contain_text("Acknowledged")
+
+
+def test_after_acknowledge_on_the_dashboard_the_keyboard_moves_to_the_next_rows_acknowledge(page, site):
+    token = signed_in_as_d01(page)
+    for patient, alert_type in (("P001", "HEART_RATE_HIGH"), ("P002", "BP_LOW")):
+        my_incident(site, token, device_alert(site, alert_type, patient)["alert_id"])
+    mine = page.get_by_role("table", name="My active incidents")
+    buttons = mine.get_by_role("button", name=re.compile("^Acknowledge incident"))
+    expect(buttons).to_have_count(2)
+    first, second = buttons.nth(0), buttons.nth(1)
+    second_name = second.get_attribute("aria-label")
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(mine.get_by_role("button", name=second_name)).to_be_focused()
+    expect(buttons).to_have_count(1)
+
+
+def test_incidents_filter_by_ward_and_search_by_patient_or_room(page, site):
+    token = signed_in_as_d01(page)
+    cardiology = my_incident(site, token, device_alert(site, "HEART_RATE_HIGH", "P001")["alert_id"])
+    icu = my_incident(site, token, device_alert(site, "BP_LOW", "P002")["alert_id"])
+    page.goto("/incidents")
+    rows = page.locator("tr[data-incident-id]")
+    expect(rows).to_have_count(2)
+    page.get_by_label("Ward").select_option("ICU")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-incident-id", str(icu["incident_id"]))
+    expect(page).to_have_url(re.compile(r"ward=ICU"))
+    page.get_by_label("Ward").select_option("")
+    page.get_by_label("Patient or room").fill("312")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-incident-id", str(cardiology["incident_id"]))
+    page.get_by_label("Patient or room").fill("ellison")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-incident-id", str(icu["incident_id"]))
+    page.get_by_label("Patient or room").fill("nobody-by-that-name")
+    expect(page.get_by_text("No incidents match these filters.")).to_be_visible()
+
+
+def test_a_failed_load_says_what_failed_and_retries(page, site):
+    signed_in_as_d01(page)
+    failed = []
+
+    def fail_once(route):  # the list's request, not the alarm's (mine=true)
+        if not failed and "mine=true" not in route.request.url:
+            failed.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/incidents?*", fail_once)
+    page.goto("/incidents")
+    error = page.get_by_role("alert").filter(has_text="Loading the incidents failed")
+    expect(error).to_contain_text("cannot reach HealthGuard Ops")
+    error.get_by_role("button", name="Try again").click()
+    expect(error).to_have_count(0)
+    expect(page.get_by_text("Loading incidents")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(0)
+
+
+def test_a_one_time_password_leads_to_choosing_a_new_one_then_signs_in(page, site):
+    supervisor = api_login(site, "D01")
+    reset = requests.post(f"{site}/api/v1/employees/N01/password-reset", timeout=10,
+                          headers={"Authorization": f"Bearer {supervisor}"})
+    assert reset.status_code == 200, reset.text
+    sign_in(page, "N01", reset.json()["temporary_password"])
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    page.get_by_label("New password", exact=True).fill("a-new-password-of-mine")
+    page.get_by_label("New password again").fill("a-new-password-of-min")
+    expect(page.get_by_text("The two passwords differ.")).to_be_visible()
+    page.get_by_label("New password again").fill("a-new-password-of-mine")
+    page.get_by_role("button", name="Set password and sign in").click()
+    greeting = re.compile(r"^Good (morning|afternoon|evening)")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(greeting)
+    again = requests.post(f"{site}/api/v1/auth/login", timeout=10,
+                          json={"login": "N01", "password": "a-new-password-of-mine"})
+    assert again.status_code == 200, again.text
+
+
+def test_background_alerts_are_asked_for_after_sign_in_with_the_reason_and_not_now_holds(page):
+    signed_in_as_d01(page)
+    prompt = page.get_by_role("region", name="Alerts in the background")
+    if page.evaluate("Notification.permission") != "default":
+        pytest.skip("this Chromium has already decided on notifications")
+    expect(prompt).to_contain_text("reaches you while this tab is in the background")
+    expect(prompt.get_by_role("button", name="Allow alerts in background")).to_be_visible()
+    prompt.get_by_role("button", name="Not now").click()
+    expect(prompt).to_have_count(0)
+    page.get_by_role("link", name="Incidents").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
+    expect(prompt).to_have_count(0)

@@ -4,6 +4,7 @@ Required values have no default in code: a service that lacks one stops at start
 naming it. Development values live in `.env.example`; a local `.env` is read with python-dotenv.
 """
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -59,3 +60,12 @@ def env_int(config: dict, name: str) -> int:
         return int(config[name])
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name} must be an integer, got {config.get(name)!r}") from exc
+
+
+def hospital_tz(config: dict) -> ZoneInfo:
+    """HOSPITAL_TZ as a zone: the hospital's local time (shifts, days of the metrics)."""
+    try:
+        return ZoneInfo(config["HOSPITAL_TZ"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"setting HOSPITAL_TZ must be an IANA time zone name, got "
+                          f"{config['HOSPITAL_TZ']!r}") from exc

@@ -1,7 +1,7 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "incident_management.app:create_app()"`."""
 import datetime
 
-from healthguard.config import ConfigError
+from healthguard.config import ConfigError, hospital_tz
 from healthguard.metrics import add_scrape_collector
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
@@ -31,12 +31,13 @@ def _seconds(app, name: str, default: float) -> float:
 def create_app(config=None):
     app = create_service_app("incident-management", config, required=("ONCALL_URL",),
                              optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS",
-                                       "CORRELATION_WINDOW_SECONDS"),
+                                       "CORRELATION_WINDOW_SECONDS", "HOSPITAL_TZ"),
                              blueprints=(blueprint,), api=api)
     retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
     escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
     window = datetime.timedelta(seconds=_seconds(app, "CORRELATION_WINDOW_SECONDS",
                                                  DEFAULT_CORRELATION_WINDOW.total_seconds()))
+    app.extensions["incidents.tz"] = hospital_tz(app.config)  # the days of the trends
     hg = app.extensions["healthguard"]
     add_scrape_collector(app, ActiveIncidentsCollector(db=hg.db))
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],

@@ -159,12 +159,18 @@ def open_unassigned(cur, *, limit: int) -> list[dict]:
     return cur.fetchall()
 
 
+# With the patient's context (ward, age), the reading's unit and normal range, and whether the
+# alert was a manual test (a drill must never look like a real alarm).
 INCIDENT_SELECT = """
-    SELECT i.*, p.name AS patient_name, t.name AS alert_name,
+    SELECT i.*, p.name AS patient_name, p.ward,
+           extract(year FROM age(now(), p.date_of_birth))::int AS patient_age,
+           t.name AS alert_name, t.unit, t.normal_min::float AS normal_min,
+           t.normal_max::float AS normal_max, a.source = 'MANUAL' AS is_test,
            e.name AS assignee_name, e.role AS assignee_role, e.tier AS assignee_tier
     FROM incidents i
     JOIN patients p ON p.patient_id = i.patient_id
     JOIN alert_types t ON t.alert_type = i.alert_type
+    JOIN alerts a ON a.alert_id = i.alert_id
     LEFT JOIN employees e ON e.employee_id = i.assigned_to
 """
 
@@ -174,9 +180,16 @@ def get_incident(cur, *, incident_id: int) -> dict | None:
     return cur.fetchone()
 
 
+def _like(text: str) -> str:
+    """`text` anywhere in a value, its LIKE wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def list_incidents(cur, *, limit: int, before_id: int | None = None, statuses=(), severities=(),
-                   assigned_to: str | None = None, patient_id: str | None = None, since=None) -> list[dict]:
-    """Newest first, at most limit + 1 rows (the extra one says another page exists)."""
+                   assigned_to: str | None = None, patient_id: str | None = None, since=None,
+                   ward: str | None = None, search: str | None = None) -> list[dict]:
+    """Newest first, at most limit + 1 rows (the extra one says another page exists). `search`:
+    the room, the patient's id, or part of the patient's name."""
     cur.execute(INCIDENT_SELECT + """
         WHERE (%(before_id)s::bigint IS NULL OR i.incident_id < %(before_id)s)
           AND (cardinality(%(statuses)s::text[]) = 0 OR i.status = ANY(%(statuses)s))
@@ -184,10 +197,14 @@ def list_incidents(cur, *, limit: int, before_id: int | None = None, statuses=()
           AND (%(assigned_to)s::text IS NULL OR i.assigned_to = %(assigned_to)s)
           AND (%(patient_id)s::text IS NULL OR i.patient_id = %(patient_id)s)
           AND (%(since)s::timestamptz IS NULL OR i.created_at >= %(since)s)
+          AND (%(ward)s::text IS NULL OR p.ward = %(ward)s)
+          AND (%(search)s::text IS NULL OR i.room = %(search)s OR upper(i.patient_id) = upper(%(search)s)
+               OR p.name ILIKE %(like)s)
         ORDER BY i.incident_id DESC
         LIMIT %(limit)s
     """, {"before_id": before_id, "statuses": list(statuses), "severities": list(severities),
-          "assigned_to": assigned_to, "patient_id": patient_id, "since": since, "limit": limit + 1})
+          "assigned_to": assigned_to, "patient_id": patient_id, "since": since, "ward": ward,
+          "search": search, "like": _like(search or ""), "limit": limit + 1})
     return cur.fetchall()
 
 

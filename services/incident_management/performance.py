@@ -1,5 +1,8 @@
 """Figures for the web UI's metrics page: incidents by status and severity, MTTA and MTTR
-(average, p50, p90) over a window, and the same per clinician."""
+(average, p50, p90) over a window, and the same per clinician; their trends per hour or day."""
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 
 
@@ -93,3 +96,63 @@ def _float(value):
 def _summary(row: dict, prefix: str) -> dict:
     return {"count": row[f"{prefix}_count"], "avg": _float(row[f"{prefix}_avg"]),
             "p50": _float(row[f"{prefix}_p50"]), "p90": _float(row[f"{prefix}_p90"])}
+
+
+TREND_BUCKETS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+def bucket_starts(*, since: dt.datetime, until: dt.datetime, bucket: str, tz: ZoneInfo) -> list[dt.datetime]:
+    """The start of every hospital-local hour or day from the one holding `since` to `until`."""
+    local = since.astimezone(tz)
+    starts = []
+    if bucket == "hour":
+        start = local.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        while start < until:
+            starts.append(start)
+            start += TREND_BUCKETS["hour"]
+        return starts
+    day = local.date()
+    while (start := dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)) < until:
+        starts.append(start)
+        day += dt.timedelta(days=1)
+    return starts
+
+
+def incident_trends(cur, *, hours: int, bucket: str, tz: ZoneInfo) -> dict:
+    """Per hospital-local hour or day of the window: incidents raised, their MTTA and MTTR, and
+    alarms received by severity. Both scans are bounded in time (incidents_created_idx,
+    alerts_received_idx); empty buckets are answered as zeros."""
+    # The database's now(), not clock.now(): incidents and alerts are stamped with it.
+    cur.execute("SELECT now() AS until")
+    until = cur.fetchone()["until"]
+    since = until - dt.timedelta(hours=hours)
+    starts = bucket_starts(since=since, until=until, bucket=bucket, tz=tz)
+    since = starts[0]
+    window = {"since": since, "until": until, "bucket": bucket, "tz": tz.key}
+    cur.execute("""
+        SELECT date_trunc(%(bucket)s, created_at, %(tz)s) AS start, count(*) AS incidents,
+               avg(response_seconds) AS mtta, avg(resolution_seconds) AS mttr
+        FROM incidents
+        WHERE created_at >= %(since)s AND created_at <= %(until)s
+        GROUP BY 1
+    """, window)
+    incidents = {row["start"]: row for row in cur.fetchall()}
+    cur.execute("""
+        SELECT date_trunc(%(bucket)s, received_at, %(tz)s) AS start, severity, count(*) AS n
+        FROM alerts
+        WHERE received_at >= %(since)s AND received_at <= %(until)s
+        GROUP BY 1, 2
+    """, window)
+    alarms: dict = {}
+    for row in cur.fetchall():
+        alarms.setdefault(row["start"], dict.fromkeys(SEVERITIES, 0))[row["severity"]] += row["n"]
+    points = []
+    for start in starts:
+        row = incidents.get(start, {})
+        points.append({"start": start.astimezone(tz).isoformat(), "incidents": row.get("incidents", 0),
+                       "mtta_avg_seconds": _float(row.get("mtta")),
+                       "mttr_avg_seconds": _float(row.get("mttr")),
+                       "alarms_by_severity": alarms.get(start, dict.fromkeys(SEVERITIES, 0))})
+    return {"window": {"hours": hours, "since": since.astimezone(tz).isoformat(),
+                       "until": until.astimezone(tz).isoformat()},
+            "bucket": bucket, "timezone": tz.key, "points": points}

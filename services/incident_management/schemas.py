@@ -52,6 +52,9 @@ class IncidentFilter(RequestModel):
     severity: QueryList(Severity) = []
     mine: bool = Field(False, description="true: only those assigned to the caller (a clinician)")
     patient_id: Text(32) | None = None
+    ward: Text(64) | None = Field(None, description="the patient's ward", examples=["Cardiology"])
+    q: Text(64) | None = Field(None, examples=["312"],
+                               description="search: a room, a patient's id, or part of a patient's name")
     since: Timestamp | None = Field(None, description="created at or after")
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
     cursor: Id | None = Field(None, description="the `next` value of the previous page")
@@ -59,6 +62,15 @@ class IncidentFilter(RequestModel):
 
 class FiguresWindow(RequestModel):
     hours: int = Field(24, ge=1, le=MAX_HOURS, description="the window, in whole hours back from now")
+
+
+MAX_HOURLY_HOURS = 24 * 7
+
+
+class TrendsWindow(RequestModel):
+    hours: int = Field(24, ge=1, le=MAX_HOURS,
+                       description=f"whole hours back from now; at most {MAX_HOURLY_HOURS} per hour")
+    bucket: Literal["hour", "day"] = Field("hour", description="hospital-local hours or days")
 
 
 Role = Text(64, pattern=r"^[A-Z][A-Z_]*$")
@@ -116,6 +128,12 @@ class Incident(ResponseModel):
     category: str
     room: str
     title: str = Field(examples=["CRITICAL: Cardiac arrest, room 312"])
+    ward: str = Field(description="the patient's ward")
+    patient_age: int | None = Field(description="in whole years; null when the date of birth is unknown")
+    unit: str | None = Field(description="the unit of the alert type's reading; null: no measured value")
+    normal_min: float | None = Field(description="the normal (adult) range of the reading, in `unit`")
+    normal_max: float | None
+    is_test: bool = Field(description="raised by a clinician's manual test alert, not by a device")
     status: Status
     assigned_to: str | None
     assignee: Assignee | None
@@ -241,3 +259,18 @@ class Figures(ResponseModel):
     mtta_seconds: Timing
     mttr_seconds: Timing
     clinicians: list[ClinicianFigures]
+
+
+class TrendPoint(ResponseModel):
+    start: datetime = Field(description="the hospital-local hour or day, with its offset")
+    incidents: int = Field(description="incidents raised in it")
+    mtta_avg_seconds: float | None = Field(description="of those incidents; null: none acknowledged")
+    mttr_avg_seconds: float | None = Field(description="of those incidents; null: none resolved")
+    alarms_by_severity: dict[Severity, int] = Field(description="alerts received in it, repeats included")
+
+
+class Trends(ResponseModel):
+    window: Span
+    bucket: Literal["hour", "day"]
+    timezone: str = Field(examples=["Europe/London"])
+    points: list[TrendPoint] = Field(description="oldest first, one per bucket, empty ones included")

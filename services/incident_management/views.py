@@ -1,7 +1,7 @@
 """HTTP routes of the incident management service. Each is validated and documented by its
 models (schemas.py), calls one function of lifecycle.py / incidents.py / performance.py inside one
 transaction, observes metrics once that transaction committed, and answers JSON."""
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
@@ -12,6 +12,7 @@ from healthguard.web import platform
 from . import incidents, lifecycle, performance, policies
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
+    MAX_HOURLY_HOURS,
     ActionNote,
     EscalationPolicies,
     EscalationPolicy,
@@ -27,6 +28,8 @@ from .schemas import (
     PolicyReplacement,
     Reassignment,
     Resolution,
+    Trends,
+    TrendsWindow,
     api,
 )
 
@@ -127,7 +130,7 @@ def list_incidents(query: IncidentFilter):
         rows = incidents.list_incidents(
             cur, limit=query.limit, before_id=query.cursor, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
-            patient_id=query.patient_id, since=query.since)
+            patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
     return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
             "next": next_cursor(rows, query.limit, "incident_id"), "limit": query.limit}
 
@@ -149,6 +152,19 @@ def incident_metrics(query: FiguresWindow):
     """Counts by status and severity, MTTA and MTTR (avg, p50, p90), per clinician"""
     with platform().db.transaction() as cur:
         return performance.incident_figures(cur, hours=query.hours)
+
+
+@blueprint.get("/incidents/trends")
+@api.validate(query=TrendsWindow, resp=responses({200: Trends}, (422,)))
+def incident_trends(query: TrendsWindow):
+    """MTTA, MTTR and incidents raised, and alarms received by severity, per hour or day
+
+    Hours and days are the hospital's (HOSPITAL_TZ). 422 for more than a week per hour."""
+    if query.bucket == "hour" and query.hours > MAX_HOURLY_HOURS:
+        raise ApiError(422, f"at most {MAX_HOURLY_HOURS} hours per hour; ask per day", field="hours")
+    with platform().db.transaction() as cur:
+        return performance.incident_trends(cur, hours=query.hours, bucket=query.bucket,
+                                           tz=current_app.extensions["incidents.tz"])
 
 
 @blueprint.get("/escalation-policies")

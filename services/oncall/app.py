@@ -1,9 +1,7 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "oncall.app:create_app()"`."""
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from healthguard import metrics as shared_metrics
 from healthguard.addresses import trusted_proxies
-from healthguard.config import ConfigError
+from healthguard.config import ConfigError, hospital_tz
 from healthguard.web import create_service_app
 
 from . import auth_views, views
@@ -16,11 +14,7 @@ def create_app(config=None):
     app = create_service_app("oncall", config,
                              optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS", "TRUSTED_PROXIES"),
                              blueprints=(auth_views.blueprint, views.blueprint), api=api)
-    try:
-        tz = ZoneInfo(app.config["HOSPITAL_TZ"])
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"setting HOSPITAL_TZ must be an IANA time zone name, got "
-                          f"{app.config['HOSPITAL_TZ']!r}") from exc
+    tz = hospital_tz(app.config)
     try:
         ttl_hours = float(app.config["SESSION_TTL_HOURS"])
     except (TypeError, ValueError):

@@ -97,9 +97,10 @@ def logout():
 @clinician_only
 @api.validate(resp=responses({200: Me}, [403]))
 def me():
-    """The signed-in clinician and their session"""
+    """The signed-in clinician, their session, and the hospital's time zone (every time shown in it)"""
     clinician = current_clinician()
     with platform().db.transaction() as cur:
         employee = roster.get_employee(cur, employee_id=clinician.employee_id, at=clock.now())
         expires_at = sessions.session_expiry(cur, session_id=clinician.session_id)
-    return {"employee": employee, "session": {"expires_at": expires_at.isoformat() if expires_at else None}}
+    return {"employee": employee, "session": {"expires_at": expires_at.isoformat() if expires_at else None},
+            "timezone": current_app.extensions["oncall.tz"].key}

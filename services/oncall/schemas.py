@@ -157,6 +157,8 @@ class SessionInfo(ResponseModel):
 class Me(ResponseModel):
     employee: Employee
     session: SessionInfo
+    timezone: str = Field(description="HOSPITAL_TZ: the zone the web UI shows every time in",
+                          examples=["Europe/London"])
 
 
 class AvailableClinician(ResponseModel):

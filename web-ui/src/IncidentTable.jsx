@@ -1,8 +1,9 @@
 import { Link } from "react-router";
 
+import { useTimeZone } from "./auth.jsx";
 import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
 import { countdown, formatDateTime, timeAgo } from "./format.js";
-import { SeverityBadge, StatusBadge, useNow } from "./ui.jsx";
+import { SeverityBadge, StatusBadge, TestBadge, useNow } from "./ui.jsx";
 
 // While unacknowledged: the time left before escalation (from the server's ack_deadline) and the
 // escalation level; nothing when the server does not send them.
@@ -21,6 +22,7 @@ function EscalationCountdown({ incident, now }) {
 // Incidents as rows; `actions(incident)` may render buttons in a last column.
 export default function IncidentTable({ incidents, caption, showAssignee = true, actions }) {
   const now = useNow(1000); // the countdowns tick
+  const timeZone = useTimeZone();
   return (
     <div className="table-wrap" tabIndex={0}>
       <table className="incidents">
@@ -50,13 +52,16 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
             >
               <td className="num">{incident.incident_id}</td>
               <td>
-                <SeverityBadge severity={incident.severity} />
+                <SeverityBadge severity={incident.severity} /> <TestBadge show={incident.is_test} />
               </td>
               <td>
                 <Link to={`/incidents/${incident.incident_id}`} className="incident-link">
                   {incident.alert_name || incident.title}
                 </Link>
-                <span className="sub">Room {incident.room}</span>
+                <span className="sub">
+                  Room {incident.room}
+                  {incident.ward && <> · {incident.ward}</>}
+                </span>
                 {incident.alert_count > 1 && (
                   <span className="sub repeats">
                     ×{incident.alert_count} alarms
@@ -75,7 +80,7 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                 <td>{incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>}</td>
               )}
               <td>
-                <time dateTime={incident.created_at} title={formatDateTime(incident.created_at)}>
+                <time dateTime={incident.created_at} title={formatDateTime(incident.created_at, timeZone)}>
                   {timeAgo(incident.created_at, now)}
                 </time>
                 <EscalationCountdown incident={incident} now={now} />

@@ -1,11 +1,13 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 
-import { AlarmControl } from "./alarm.jsx";
+import { AlarmControl, BackgroundAlertsPrompt } from "./alarm.jsx";
+import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
 import { ageOf, humanize, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
-import { SeverityBadge, useNow } from "./ui.jsx";
+import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { ErrorNotice, SeverityBadge, TestBadge, useNow, useResource } from "./ui.jsx";
 
 const PAGES = [
   { to: "/", label: "Dashboard", end: true },
@@ -128,9 +130,79 @@ function NotificationBell() {
 
 const SHOWN_TOASTS = 3; // the newest; the others wait behind "N more"
 
+// One toast: the notification, marked TEST for a drill, with a one-tap Acknowledge while the
+// incident waits for my acknowledgement (the incident is read once, for its state and whether it
+// is a test: the notification does not say).
+function Toast({ toast: { key, notification }, onDismiss, markRead }) {
+  const { employee } = useAuth();
+  const navigate = useNavigate();
+  const id = notification.incident_id;
+  const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
+  const { data: incident, reload } = useResource(load, [load]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const waiting =
+    incident && incident.assigned_to === employee?.employee_id && UNACKNOWLEDGED_STATUSES.includes(incident.status);
+
+  const acknowledge = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api(`/incidents/${id}/acknowledge`, { method: "PATCH" });
+      markRead(notification.id).catch(() => {});
+      onDismiss(key);
+    } catch (failure) {
+      setError(failure);
+      reload();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div
+      className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
+      role="alert"
+      aria-label={incident?.is_test ? "New assignment (test)" : "New assignment"}
+      data-testid="toast"
+    >
+      <p className="toast-title">
+        <SeverityBadge severity={notification.severity} /> <TestBadge show={incident?.is_test} /> New incident for
+        you
+      </p>
+      <p>{notification.message}</p>
+      <ErrorNotice
+        error={error}
+        what={`Acknowledging incident #${id} failed`}
+        onRetry={error?.status === 409 ? undefined : acknowledge}
+      />
+      <div className="toast-actions">
+        {waiting && (
+          <button type="button" className="primary" disabled={busy} onClick={acknowledge}>
+            Acknowledge #{id}
+          </button>
+        )}
+        <button
+          type="button"
+          className={waiting ? "" : "primary"}
+          onClick={() => {
+            onDismiss(key);
+            markRead(notification.id).catch(() => {});
+            navigate(`/incidents/${id}`);
+          }}
+        >
+          Open incident #{id}
+        </button>
+        <button type="button" onClick={() => onDismiss(key)}>
+          Dismiss
+        </button>
+      </div>
+    </div>
+  );
+}
+
 function Toasts() {
   const { toasts, dismissToast, markRead } = useLive();
-  const navigate = useNavigate();
   return (
     <div className="toasts" aria-live="assertive">
       {toasts.length > SHOWN_TOASTS && (
@@ -138,34 +210,8 @@ function Toasts() {
           {toasts.length - SHOWN_TOASTS} more new — see the bell
         </p>
       )}
-      {toasts.slice(-SHOWN_TOASTS).map(({ key, notification }) => (
-        <div
-          key={key}
-          className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
-          role="alert"
-          aria-label="New assignment"
-        >
-          <p className="toast-title">
-            <SeverityBadge severity={notification.severity} /> New incident for you
-          </p>
-          <p>{notification.message}</p>
-          <div className="toast-actions">
-            <button
-              type="button"
-              className="primary"
-              onClick={() => {
-                dismissToast(key);
-                markRead(notification.id).catch(() => {});
-                navigate(`/incidents/${notification.incident_id}`);
-              }}
-            >
-              Open incident #{notification.incident_id}
-            </button>
-            <button type="button" onClick={() => dismissToast(key)}>
-              Dismiss
-            </button>
-          </div>
-        </div>
+      {toasts.slice(-SHOWN_TOASTS).map((toast) => (
+        <Toast key={toast.key} toast={toast} onDismiss={dismissToast} markRead={markRead} />
       ))}
     </div>
   );
@@ -212,9 +258,10 @@ export function Brand() {
 
 export default function Layout() {
   // On a phone the pages and the user menu fold behind one Menu button (a header of one row).
-  const [menuOpen, setMenuOpen] = useState(false);
+  // Open for the page it was opened on: following a link closes it.
   const location = useLocation();
-  useEffect(() => setMenuOpen(false), [location.pathname]);
+  const [menuOpenOn, setMenuOpenOn] = useState(null);
+  const menuOpen = menuOpenOn === location.pathname;
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
@@ -227,7 +274,7 @@ export default function Layout() {
           className="menu-button"
           aria-expanded={menuOpen}
           aria-controls="main-menu"
-          onClick={() => setMenuOpen((open) => !open)}
+          onClick={() => setMenuOpenOn(menuOpen ? null : location.pathname)}
         >
           Menu
         </button>
@@ -246,6 +293,7 @@ export default function Layout() {
         </div>
       </header>
       <main id="main" className="content">
+        <BackgroundAlertsPrompt />
         <Outlet />
       </main>
       <footer className="footer">

@@ -10,11 +10,21 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
 import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { faviconHref } from "./format.js";
 import { useLive } from "./live.jsx";
 
 const BEEP_EVERY_MS = 1500;
 const MUTE_MS = 2 * 60 * 1000;
 const TITLE = document.title;
+const LATER_KEY = "healthguard.background-alerts-later";
+
+function setFavicon(count) {
+  const link = document.querySelector("link[rel='icon']");
+  if (link) {
+    link.href = faviconHref(count);
+    link.dataset.count = String(count);
+  }
+}
 
 function publish(state) {
   window.__hgAlarm = state;
@@ -54,6 +64,7 @@ function useUnacknowledgedMine() {
   }, []);
 
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- seeding from the server is this effect's job
     seed();
     return subscribe((event) => {
       if (event.type === "reconnected") {
@@ -77,18 +88,25 @@ function useUnacknowledgedMine() {
 export function AlarmControl() {
   const waiting = useUnacknowledgedMine();
   const [mutedUntil, setMutedUntil] = useState(0);
-  const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
   const audio = useRef(null);
   const told = useRef(new Set());
   const critical = [...waiting.entries()].filter(([, incident]) => incident.severity === "CRITICAL");
-  const muted = mutedUntil > Date.now();
+  const muted = mutedUntil > 0; // set back to 0 when the mute runs out
   const sounding = critical.length > 0 && !muted;
 
-  // The title: "(2) HealthGuard Ops" while two of mine wait for acknowledgement.
+  // The title, "(2) HealthGuard Ops", and the favicon, a red "2", while two of mine wait for
+  // acknowledgement: both show on a background tab.
   useEffect(() => {
     document.title = waiting.size > 0 ? `(${waiting.size}) ${TITLE}` : TITLE;
+    setFavicon(waiting.size);
   }, [waiting.size]);
-  useEffect(() => () => void (document.title = TITLE), []);
+  useEffect(
+    () => () => {
+      document.title = TITLE;
+      setFavicon(0);
+    },
+    [],
+  );
 
   useEffect(() => {
     publish({ playing: sounding, muted_until: muted ? mutedUntil : null });
@@ -120,7 +138,7 @@ export function AlarmControl() {
     for (const [id, incident] of critical) {
       if (told.current.has(id)) continue;
       told.current.add(id);
-      if (document.visibilityState === "hidden" && permission === "granted") {
+      if (document.visibilityState === "hidden" && typeof Notification !== "undefined" && Notification.permission === "granted") {
         new Notification(`CRITICAL: incident #${id}`, { body: incident.title, tag: `incident-${id}`, requireInteraction: true });
       }
     }
@@ -139,16 +157,36 @@ export function AlarmControl() {
           {muted ? "Alarm muted" : `Mute alarm (${critical.length} critical)`}
         </button>
       )}
-      {permission === "default" && (
-        <button
-          type="button"
-          className="link-button"
-          title="So a critical alarm reaches you when this tab is in the background"
-          onClick={() => Notification.requestPermission().then(setPermission)}
-        >
-          Allow alerts in background
-        </button>
-      )}
+    </div>
+  );
+}
+
+// Asked once signed in, in the page rather than the crowded header, saying why: the system
+// notification is what reaches a clinician whose tab is in the background.
+export function BackgroundAlertsPrompt() {
+  const [permission, setPermission] = useState(() => (typeof Notification === "undefined" ? "unsupported" : Notification.permission));
+  // "Not now" holds for the rest of the tab's session.
+  const [later, setLater] = useState(() => sessionStorage.getItem(LATER_KEY) === "1");
+  if (permission !== "default" || later) return null;
+  return (
+    <div className="notice info background-alerts" role="region" aria-label="Alerts in the background">
+      <p>
+        Allow notifications so that a critical alarm assigned to you reaches you while this tab is in the background
+        or the screen is locked.
+      </p>
+      <button type="button" className="primary small" onClick={() => Notification.requestPermission().then(setPermission)}>
+        Allow alerts in background
+      </button>{" "}
+      <button
+        type="button"
+        className="small"
+        onClick={() => {
+          sessionStorage.setItem(LATER_KEY, "1");
+          setLater(true);
+        }}
+      >
+        Not now
+      </button>
     </div>
   );
 }

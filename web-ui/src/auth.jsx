@@ -58,7 +58,7 @@ export function AuthProvider({ children }) {
     const answer = await api("/auth/me");
     setSession((current) => {
       if (!current) return current;
-      const next = { ...current, employee: answer.employee };
+      const next = { ...current, employee: answer.employee, timeZone: answer.timezone };
       saveSession(next);
       return next;
     });
@@ -76,6 +76,7 @@ export function AuthProvider({ children }) {
 
   const token = session?.token ?? null;
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- the employee as the server knows it now
     if (token) refreshMe().catch(() => {});
   }, [token, refreshMe]);
 
@@ -83,6 +84,7 @@ export function AuthProvider({ children }) {
     () => ({
       token,
       employee: session?.employee ?? null,
+      timeZone: session?.timeZone ?? null,
       login,
       logout,
       endSession,
@@ -98,6 +100,12 @@ export function AuthProvider({ children }) {
 
 export function useAuth() {
   return useContext(AuthContext);
+}
+
+// The hospital's time zone (HOSPITAL_TZ, from /auth/me): every time on a signed-in page is shown
+// in it, whatever the browser's zone. Null until the server has said.
+export function useTimeZone() {
+  return useContext(AuthContext)?.timeZone ?? null;
 }
 
 export function RequireAuth({ children }) {

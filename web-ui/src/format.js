@@ -21,6 +21,7 @@ export function formatDateTime(value, timeZone) {
   return new Date(value).toLocaleString(undefined, {
     dateStyle: "medium",
     timeStyle: "short",
+    hourCycle: "h23",
     ...(timeZone ? { timeZone } : {}),
   });
 }
@@ -44,8 +45,11 @@ export function formatDay(value, timeZone) {
   });
 }
 
+// Sub-second times in ms ("148 ms"), never "0 s".
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined) return "—";
+  if (Number(seconds) < 1) return `${Math.round(Number(seconds) * 1000)} ms`;
+  if (Number(seconds) < 10) return `${Number(seconds).toFixed(1)} s`;
   const total = Math.round(Number(seconds));
   if (total < 60) return `${total} s`;
   const minutes = Math.floor(total / 60);
@@ -93,4 +97,45 @@ export function countdown(deadline, now = Date.now()) {
   const size = Math.abs(left);
   const text = `${Math.floor(size / 60)}:${String(size % 60).padStart(2, "0")}`;
   return left >= 0 ? `in ${text}` : `overdue ${text}`;
+}
+
+// A shift as the rota shows it, in the hospital's zone: "08:00–16:00", "20:00–08:00 (+1 day)", and
+// a 24-hour shift as "24 h from 08:00" (never "00:00–00:00").
+export function formatShift(startsAt, endsAt, timeZone) {
+  const start = formatTime(startsAt, timeZone);
+  const hours = (new Date(endsAt) - new Date(startsAt)) / 3600000;
+  if (hours === 24) return `24 h from ${start}`;
+  const days = Math.round((Date.parse(dayOf(endsAt, timeZone)) - Date.parse(dayOf(startsAt, timeZone))) / 86400000);
+  return `${start}–${formatTime(endsAt, timeZone)}${days > 0 ? ` (+${days} day${days > 1 ? "s" : ""})` : ""}`;
+}
+
+// A reading with its unit ("0 bpm": a reading of 0 is a reading), "—" when there is none.
+export function formatReading(value, unit) {
+  if (value === null || value === undefined) return "—";
+  return unit ? `${value} ${unit}` : String(value);
+}
+
+// The normal range of a reading ("60–100 bpm", "15 GCS"), null when none is known.
+export function formatRange(min, max, unit) {
+  if (min === null || min === undefined || max === null || max === undefined) return null;
+  const range = min === max ? `${min}` : `${min}–${max}`;
+  return unit ? `${range} ${unit}` : range;
+}
+
+// Whether a reading lies outside its normal range.
+export function outsideRange(value, min, max) {
+  if (value === null || value === undefined || min === null || min === undefined) return false;
+  return value < min || value > max;
+}
+
+// The favicon: the product's cross, or the number of my unacknowledged incidents on red.
+export function faviconHref(count) {
+  const mark = "<path d='M6.5 3h3v3.5H13v3H9.5V13h-3V9.5H3v-3h3.5z' fill='#fff'/>";
+  const text = count > 99 ? "99+" : String(count);
+  const size = text.length > 2 ? 7 : text.length > 1 ? 9 : 12;
+  const body = count > 0
+    ? `<text x='8' y='12' text-anchor='middle' font-family='Arial,sans-serif' font-weight='700' font-size='${size}' fill='#fff'>${text}</text>`
+    : mark;
+  const svg = `<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#b3261e'/>${body}</svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }

@@ -24,6 +24,20 @@ export function reconnectDelay(attempt, random = Math.random) {
   const base = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
   return Math.round(base * (0.5 + random()));
 }
+// The watchdog's decision, every WATCHDOG_MS, from how long the socket has been quiet: give up
+// on it ("lost"), ask the server for a sign of life ("ping"), or nothing.
+export function watchdogStep(quietMs, open) {
+  if (quietMs > SILENCE_MS) return "lost";
+  if (quietMs > CLIENT_PING_MS && open) return "ping";
+  return null;
+}
+
+// What the pill says once a socket is lost: Offline when the browser has no network or a retry
+// has already failed, Reconnecting on the first loss.
+export function stateAfterLoss({ online, attempt }) {
+  return online === false || attempt > 0 ? "offline" : "reconnecting";
+}
+
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
@@ -49,7 +63,9 @@ export function LiveProvider({ children }) {
   const seen = useRef(new Set());
   const lastId = useRef(0);
   const meRef = useRef(me);
-  meRef.current = me;
+  useEffect(() => {
+    meRef.current = me;
+  }, [me]);
 
   const emit = useCallback((event) => {
     for (const listener of listeners.current) listener(event);
@@ -116,7 +132,7 @@ export function LiveProvider({ children }) {
         socket = null;
       }
       setLastDataAt(lastFrameAt || null);
-      setConnection(navigator.onLine === false || attempt > 0 ? "offline" : "reconnecting");
+      setConnection(stateAfterLoss({ online: navigator.onLine, attempt }));
       clearTimeout(timer);
       timer = setTimeout(connect, reconnectDelay(attempt));
       attempt += 1;
@@ -185,11 +201,9 @@ export function LiveProvider({ children }) {
     };
     const watchdog = setInterval(() => {
       if (!socket) return;
-      const quiet = Date.now() - lastSign;
-      if (quiet > SILENCE_MS) lost();
-      else if (quiet > CLIENT_PING_MS && socket.readyState === WebSocket.OPEN) {
-        socket.send(JSON.stringify({ type: "ping" }));
-      }
+      const step = watchdogStep(Date.now() - lastSign, socket.readyState === WebSocket.OPEN);
+      if (step === "lost") lost();
+      else if (step === "ping") socket.send(JSON.stringify({ type: "ping" }));
     }, WATCHDOG_MS);
     const wentOffline = () => lost();
     // Back online, or back to the tab after the phone slept: try now rather than after the pause.
@@ -252,7 +266,9 @@ export function useLive() {
 export function useIncidentUpdates(onChange, { incidentId = null, debounceMs = 250 } = {}) {
   const { subscribe } = useLive();
   const callback = useRef(onChange);
-  callback.current = onChange;
+  useEffect(() => {
+    callback.current = onChange;
+  }, [onChange]);
   useEffect(() => {
     let timer = null;
     const unsubscribe = subscribe((event) => {

@@ -1,4 +1,4 @@
-import { StrictMode } from "react";
+import { StrictMode, Suspense, lazy } from "react";
 import { createRoot } from "react-dom/client";
 import { Outlet, createBrowserRouter, RouterProvider } from "react-router";
 
@@ -10,9 +10,9 @@ import DashboardPage from "./pages/DashboardPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
 import LoginPage from "./pages/LoginPage.jsx";
-import MetricsPage from "./pages/MetricsPage.jsx";
 import OnCallPage from "./pages/OnCallPage.jsx";
 import StatusPage from "./StatusPage.jsx";
+import { Loading } from "./ui.jsx";
 import "./styles.css";
 
 // The service status page needs no sign-in: it is what to look at when sign-in fails.
@@ -28,6 +28,9 @@ function PublicFrame() {
     </>
   );
 }
+
+// The metrics page carries the charting library: loaded when first opened.
+const MetricsPage = lazy(() => import("./pages/MetricsPage.jsx"));
 
 const router = createBrowserRouter([
   {
@@ -52,7 +55,14 @@ const router = createBrowserRouter([
           { path: "incidents/:incidentId", element: <IncidentDetailPage /> },
           { path: "alerts", element: <AlertsPage /> },
           { path: "oncall", element: <OnCallPage /> },
-          { path: "metrics", element: <MetricsPage /> },
+          {
+            path: "metrics",
+            element: (
+              <Suspense fallback={<Loading what="Loading metrics" />}>
+                <MetricsPage />
+              </Suspense>
+            ),
+          },
           { path: "*", element: <NotFound /> },
         ],
       },

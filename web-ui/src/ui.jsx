@@ -10,15 +10,27 @@ export function StatusBadge({ status }) {
   return <span className={`badge status status-${String(status).toLowerCase()}`}>{humanize(status)}</span>;
 }
 
-// An API error as the clinician should read it: the service's own message, and for a conflict
-// (409) the incident's current status and what can be done now.
-export function ErrorNotice({ error, onDismiss, onRetry }) {
+// A test alert (a drill) must never pass for a real alarm: marked wherever an incident shows.
+export function TestBadge({ show = true }) {
+  if (!show) return null;
+  return (
+    <span className="badge test-badge" title="Raised by a manual test alert, not by a patient's device">
+      TEST
+    </span>
+  );
+}
+
+// An API error as the clinician should read it: what failed (`what`, "Loading the incidents
+// failed"), the service's own message, and for a conflict (409) the incident's current status and
+// what can be done now; `onRetry` offers to try again.
+export function ErrorNotice({ error, what, onDismiss, onRetry }) {
   if (!error) return null;
   const { incident_status: status, allowed_actions: allowed, field } = error.body || {};
+  const heading = what || (error.status === 0 ? "Connection problem" : "Something went wrong");
   return (
     <div className="notice error" role="alert">
       <p>
-        <strong>{error.status === 0 ? "Connection problem" : "Something went wrong"}:</strong> {error.message}
+        <strong>{heading}:</strong> {error.status === 0 && what ? "cannot reach HealthGuard Ops." : error.message}
       </p>
       {status && (
         <p>
@@ -97,7 +109,7 @@ export function useResource(load, deps) {
 
 // Re-renders every `ms` so relative times ("3 min ago") stay true.
 export function useNow(ms = 30000) {
-  const [now, setNow] = useState(Date.now());
+  const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), ms);
     return () => clearInterval(timer);

@@ -3,9 +3,10 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { SEVERITIES } from "../domain.js";
-import { formatDateTime, humanize, timeAgo } from "../format.js";
+import { formatDateTime, formatReading, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
-import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, useNow } from "../ui.jsx";
+import { useTimeZone } from "../auth.jsx";
+import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow } from "../ui.jsx";
 
 function TriggerAlertForm({ onTriggered }) {
   const [catalogue, setCatalogue] = useState(null);
@@ -32,7 +33,7 @@ function TriggerAlertForm({ onTriggered }) {
   const categories = [...new Set((catalogue?.types ?? []).map((candidate) => candidate.category))];
 
   const submit = async (event) => {
-    event.preventDefault();
+    event?.preventDefault();
     setBusy(true);
     setError(null);
     setResult(null);
@@ -58,7 +59,7 @@ function TriggerAlertForm({ onTriggered }) {
         For drills and checks: the alert goes through the same path as a bedside device and becomes an incident
         routed to whoever is on call.
       </p>
-      <ErrorNotice error={loadError} />
+      <ErrorNotice error={loadError} what="Loading the patients and alert types failed" />
       <form className="trigger-form" onSubmit={submit}>
         <div className="field">
           <label htmlFor="trigger-patient">Patient</label>
@@ -106,7 +107,7 @@ function TriggerAlertForm({ onTriggered }) {
         </div>
       </form>
       {type && <p className="hint">{type.description}</p>}
-      <ErrorNotice error={error} onDismiss={() => setError(null)} />
+      <ErrorNotice error={error} what="Sending the test alert failed" onRetry={submit} onDismiss={() => setError(null)} />
       {result && (
         <p className="notice success" role="status">
           Test alert #{result.alert_id} recorded: {result.alert_name} for {result.patient_name}, room {result.room}. It
@@ -119,6 +120,7 @@ function TriggerAlertForm({ onTriggered }) {
 
 export default function AlertsPage() {
   const now = useNow();
+  const timeZone = useTimeZone();
   const [severity, setSeverity] = useState("");
   const list = usePagedList("/alerts", { severity }, "alerts", { debounceMs: 500 });
   const alerts = list.items;
@@ -145,7 +147,7 @@ export default function AlertsPage() {
             </select>
           </div>
         </div>
-        <ErrorNotice error={list.error} />
+        <ErrorNotice error={list.error} what="Loading the alerts failed" onRetry={list.reload} />
         {!list.loaded && list.loading && <Loading what="Loading alerts" />}
         {list.loaded && alerts.length === 0 && <Empty>No alerts received.</Empty>}
         {alerts.length > 0 && (
@@ -168,19 +170,19 @@ export default function AlertsPage() {
                   <tr key={alert.alert_id}>
                     <td className="num">{alert.alert_id}</td>
                     <td>
-                      <time dateTime={alert.received_at} title={formatDateTime(alert.received_at)}>
+                      <time dateTime={alert.received_at} title={formatDateTime(alert.received_at, timeZone)}>
                         {timeAgo(alert.received_at, now)}
                       </time>
                     </td>
                     <td>
-                      <SeverityBadge severity={alert.severity} />
+                      <SeverityBadge severity={alert.severity} /> <TestBadge show={alert.source === "MANUAL"} />
                     </td>
                     <td>{alert.alert_name}</td>
                     <td>
                       {alert.patient_name}
                       <span className="sub">Room {alert.room}</span>
                     </td>
-                    <td className="num">{alert.value ?? "—"}</td>
+                    <td className="num">{formatReading(alert.value, alert.unit)}</td>
                     <td>
                       {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
                     </td>

@@ -2,16 +2,18 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
-import { useAuth } from "../auth.jsx";
+import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
 import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.js";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, useNow } from "../ui.jsx";
+import { Empty, ErrorNotice, Loading, TestBadge, useNow } from "../ui.jsx";
 
-function greeting() {
-  const hour = new Date().getHours();
+function greeting(timeZone) {
+  const hour = Number(
+    new Intl.DateTimeFormat("en-GB", { hour: "numeric", hourCycle: "h23", ...(timeZone ? { timeZone } : {}) }).format(new Date()),
+  );
   if (hour < 12) return "Good morning";
   if (hour < 18) return "Good afternoon";
   return "Good evening";
@@ -67,21 +69,25 @@ function useLiveDashboard() {
     }
   }, []);
 
+  // One fetch per incident at a time; a frame for it during the fetch makes it fetch again.
   const fetchOne = useCallback(async (id) => {
     if (inflight.current.has(id)) {
       inflight.current.set(id, true);
       return;
     }
-    inflight.current.set(id, false);
-    try {
-      const row = await api(`/incidents/${id}`);
-      const changedMeanwhile = inflight.current.get(id);
+    for (;;) {
+      inflight.current.set(id, false);
+      let row;
+      try {
+        row = await api(`/incidents/${id}`);
+      } catch {
+        inflight.current.delete(id);
+        return;
+      }
+      if (alive.current && inflight.current.get(id)) continue;
       inflight.current.delete(id);
-      if (!alive.current) return;
-      if (changedMeanwhile) fetchOne(id);
-      else if (cache.current.incidents) commit({ incidents: applyIncidentRow(cache.current.incidents, row) });
-    } catch {
-      inflight.current.delete(id);
+      if (alive.current && cache.current.incidents) commit({ incidents: applyIncidentRow(cache.current.incidents, row) });
+      return;
     }
   }, [commit]);
 
@@ -117,6 +123,7 @@ function useLiveDashboard() {
 
   useEffect(() => {
     alive.current = true;
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- loading the lists is this effect's job
     reload();
     const unsubscribe = subscribe((event) => {
       if (event.type === "reconnected") {
@@ -141,25 +148,35 @@ function useLiveDashboard() {
 
 export default function DashboardPage() {
   const { employee } = useAuth();
+  const timeZone = useTimeZone();
   const { notifications, unreadCount } = useLive();
   const { incidents, mineCapped, figures, error, reload, refresh, refreshFigures } = useLiveDashboard();
   const [actionError, setActionError] = useState(null);
   const [busyId, setBusyId] = useState(null);
   const now = useNow();
 
+  // The button pressed goes away with the acknowledgement: the keyboard moves on to the next
+  // row's Acknowledge, else stays on the row (its link), never falling back to the page's top.
   const acknowledge = useCallback(
-    async (incident) => {
+    async (incident, button) => {
+      const table = button?.closest("table");
+      const row = button?.closest("tr");
       setBusyId(incident.incident_id);
       setActionError(null);
       try {
         await api(`/incidents/${incident.incident_id}/acknowledge`, { method: "PATCH" });
       } catch (failure) {
-        setActionError(failure);
+        setActionError({ error: failure, incident });
       } finally {
         setBusyId(null);
         refresh(incident.incident_id);
         refreshFigures();
       }
+      if (!table || !row) return;
+      const rows = [...table.querySelectorAll("tbody tr")];
+      const after = rows.slice(rows.indexOf(row) + 1).find((other) => other.querySelector("button.acknowledge"));
+      const next = after?.querySelector("button.acknowledge") ?? row.querySelector("a.incident-link");
+      next?.focus();
     },
     [refresh, refreshFigures],
   );
@@ -182,7 +199,7 @@ export default function DashboardPage() {
       <header className="page-head">
         <div>
           <h1>
-            {greeting()}, {employee?.name}
+            {greeting(timeZone)}, {employee?.name}
           </h1>
           <p className="muted">
             {humanize(employee?.role)}
@@ -198,8 +215,13 @@ export default function DashboardPage() {
         </div>
       </header>
 
-      <ErrorNotice error={error} onRetry={reload} />
-      <ErrorNotice error={actionError} onDismiss={() => setActionError(null)} />
+      <ErrorNotice error={error} what="Loading your incidents failed" onRetry={reload} />
+      <ErrorNotice
+        error={actionError?.error}
+        what={actionError && `Acknowledging incident #${actionError.incident.incident_id} failed`}
+        onRetry={actionError?.error.status === 409 ? undefined : () => acknowledge(actionError.incident)}
+        onDismiss={() => setActionError(null)}
+      />
 
       {criticalMine.length > 0 && (
         <div className="critical-banner" role="alert">
@@ -211,6 +233,7 @@ export default function DashboardPage() {
           <ul>
             {criticalMine.slice(0, BANNER_LINES).map((incident) => (
               <li key={incident.incident_id}>
+                {incident.is_test && <TestBadge />}{" "}
                 <Link to={`/incidents/${incident.incident_id}`}>
                   #{incident.incident_id} {incident.title} — {incident.patient_name}
                 </Link>{" "}
@@ -263,9 +286,9 @@ export default function DashboardPage() {
                   UNACKNOWLEDGED_STATUSES.includes(incident.status) && (
                     <button
                       type="button"
-                      className="primary small"
+                      className="primary small acknowledge"
                       disabled={busyId === incident.incident_id}
-                      onClick={() => acknowledge(incident)}
+                      onClick={(event) => acknowledge(incident, event.currentTarget)}
                       aria-label={`Acknowledge incident ${incident.incident_id}`}
                     >
                       Acknowledge

@@ -2,11 +2,11 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
-import { useAuth } from "../auth.jsx";
+import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES } from "../domain.js";
-import { formatDateTime, formatDuration, humanize } from "../format.js";
+import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
 const ACTION_LABELS = {
   acknowledge: "Acknowledge",
@@ -44,7 +44,7 @@ function OtherAlarms({ incident }) {
               <Link to={`/incidents/${other.incident_id}`}>
                 #{other.incident_id} {other.title}
               </Link>{" "}
-              <StatusBadge status={other.status} />
+              <StatusBadge status={other.status} /> <TestBadge show={other.is_test} />
             </li>
           ))}
         </ul>
@@ -168,6 +168,8 @@ function IncidentNotFound({ id }) {
 
 function IncidentDetailPage({ id }) {
   const { employee } = useAuth();
+  const timeZone = useTimeZone();
+  const when = (value) => formatDateTime(value, timeZone);
   const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
   const { data: incident, error, loading, reload } = useResource(load, [load]);
   const [busy, setBusy] = useState(false);
@@ -177,8 +179,9 @@ function IncidentDetailPage({ id }) {
 
   useIncidentUpdates(reload, { incidentId: id });
 
-  // Acts on the incident on screen (its own id, not the URL's).
-  const act = async (path, options, message) => {
+  // Acts on the incident on screen (its own id, not the URL's). A failure says which action
+  // failed and offers to try it again.
+  const act = async (path, options, message, label = ACTION_LABELS[path] ?? humanize(path)) => {
     setBusy(true);
     setActionError(null);
     setDone(null);
@@ -187,7 +190,7 @@ function IncidentDetailPage({ id }) {
       setDone(message);
       return true;
     } catch (failure) {
-      setActionError(failure);
+      setActionError({ error: failure, what: `${label} failed`, retry: () => act(path, options, message, label) });
       return false;
     } finally {
       setBusy(false);
@@ -206,7 +209,7 @@ function IncidentDetailPage({ id }) {
         <p>
           <Link to="/incidents">← Incidents</Link>
         </p>
-        <ErrorNotice error={error} onRetry={reload} />
+        <ErrorNotice error={error} what={`Loading incident ${id} failed`} onRetry={reload} />
       </section>
     );
   if (incident.incident_id !== id) return <Loading what={`Loading incident ${id}`} />;
@@ -230,8 +233,18 @@ function IncidentDetailPage({ id }) {
         <div>
           <p className="eyebrow">Incident #{incident.incident_id}</p>
           <h1>{incident.title}</h1>
+          <p className="patient-line" data-testid="patient-line">
+            <strong>{incident.patient_name}</strong>
+            {incident.patient_age !== null && incident.patient_age !== undefined && `, ${incident.patient_age} y`} ·{" "}
+            {incident.ward} · Room {incident.room}
+          </p>
+          {incident.is_test && (
+            <p className="test-notice" role="note">
+              <TestBadge /> A test alert raised by a clinician (a drill), not an alarm from the patient's device.
+            </p>
+          )}
           <p className="badges">
-            <SeverityBadge severity={incident.severity} />
+            <SeverityBadge severity={incident.severity} /> <TestBadge show={incident.is_test} />
             <span data-testid="incident-status">
               <StatusBadge status={incident.status} />
             </span>
@@ -248,7 +261,7 @@ function IncidentDetailPage({ id }) {
         </div>
       </header>
 
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} what={`Refreshing incident ${id} failed`} onRetry={reload} />
 
       <div className="detail-grid">
         <div>
@@ -261,7 +274,12 @@ function IncidentDetailPage({ id }) {
                 {done}
               </p>
             )}
-            <ErrorNotice error={actionError} onDismiss={() => setActionError(null)} />
+            <ErrorNotice
+              error={actionError?.error}
+              what={actionError?.what}
+              onRetry={actionError?.error.status === 409 ? undefined : actionError?.retry}
+              onDismiss={() => setActionError(null)}
+            />
             <div className="actions">
               {mine.map((action) => (
                 <button
@@ -310,29 +328,42 @@ function IncidentDetailPage({ id }) {
           </section>
 
           <section className="panel" aria-labelledby="details-title">
-            <h2 id="details-title">Details</h2>
-            <dl className="facts">
+            <h2 id="details-title">Patient and reading</h2>
+            <dl className="facts" data-testid="patient-context">
               <Fact label="Patient">
                 {incident.patient_name} ({incident.patient_id})
               </Fact>
-              <Fact label="Room">{incident.room}</Fact>
+              <Fact label="Age">
+                {incident.patient_age === null || incident.patient_age === undefined ? null : `${incident.patient_age} years`}
+              </Fact>
+              <Fact label="Ward">{incident.ward}</Fact>
+              <Fact label="Room / bed">{incident.room}</Fact>
               <Fact label="Alert">
                 {incident.alert_name} ({humanize(incident.category)})
               </Fact>
-              <Fact label="Reading">{alert?.value ?? null}</Fact>
-              <Fact label="Source">
+              <Fact label="Reading">
+                <span
+                  data-testid="reading"
+                  className={outsideRange(alert?.value, incident.normal_min, incident.normal_max) ? "reading outside" : "reading"}
+                >
+                  {formatReading(alert?.value, incident.unit)}
+                </span>
+              </Fact>
+              <Fact label="Normal range">{formatRange(incident.normal_min, incident.normal_max, incident.unit)}</Fact>
+              <Fact label="Device">
                 {alert
                   ? alert.source === "MANUAL"
-                    ? `Manual test by ${alert.triggered_by}`
-                    : `Device ${alert.device_id || "unknown"}`
+                    ? `None: manual test by ${alert.triggered_by}`
+                    : alert.device_id || "unknown"
                   : null}
               </Fact>
-              <Fact label="Raised">{formatDateTime(incident.created_at)}</Fact>
-              <Fact label="Acknowledged">{formatDateTime(incident.acknowledged_at)}</Fact>
-              <Fact label="Resolved">{formatDateTime(incident.resolved_at)}</Fact>
+              <Fact label="Raised">{when(incident.created_at)}</Fact>
+              <Fact label="Acknowledged">{when(incident.acknowledged_at)}</Fact>
+              <Fact label="Resolved">{when(incident.resolved_at)}</Fact>
               <Fact label="Time to acknowledge">{formatDuration(incident.response_seconds)}</Fact>
               <Fact label="Time to resolve">{formatDuration(incident.resolution_seconds)}</Fact>
             </dl>
+            {timeZone && <p className="hint">Times in the hospital's time zone ({timeZone}).</p>}
             {incident.resolution_notes && (
               <div className="resolution">
                 <h3>Resolution</h3>
@@ -352,7 +383,7 @@ function IncidentDetailPage({ id }) {
                 {incident.notes.map((note) => (
                   <li key={note.note_id}>
                     <p className="note-meta">
-                      <strong>{note.author_name}</strong> · {formatDateTime(note.created_at)}
+                      <strong>{note.author_name}</strong> · {when(note.created_at)}
                     </p>
                     <p className="note-body">{note.body}</p>
                   </li>
@@ -383,7 +414,7 @@ function IncidentDetailPage({ id }) {
                   )}
                 </p>
                 <p className="timeline-meta">
-                  {entry.actor_name || "System"} · {formatDateTime(entry.created_at)}
+                  {entry.actor_name || "System"} · {when(entry.created_at)}
                 </p>
                 {entry.note && <p className="timeline-note">{entry.note}</p>}
               </li>
@@ -396,8 +427,8 @@ function IncidentDetailPage({ id }) {
                 {incident.assignments.map((assignment) => (
                   <li key={assignment.assignment_id}>
                     {assignment.name} ({humanize(assignment.role)}) — {humanize(assignment.reason)},{" "}
-                    {formatDateTime(assignment.assigned_at)}
-                    {assignment.ended_at ? ` to ${formatDateTime(assignment.ended_at)}` : " (current)"}
+                    {when(assignment.assigned_at)}
+                    {assignment.ended_at ? ` to ${when(assignment.ended_at)}` : " (current)"}
                   </li>
                 ))}
               </ul>

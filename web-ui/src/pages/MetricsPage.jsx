@@ -3,7 +3,9 @@ import { useCallback, useState } from "react";
 import { api } from "../api.js";
 import { INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
 import { formatDateTime, formatDuration, humanize } from "../format.js";
+import { useTimeZone } from "../auth.jsx";
 import { useIncidentUpdates } from "../live.jsx";
+import TrendCharts from "../TrendCharts.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
 const WINDOWS = [
@@ -59,6 +61,7 @@ export default function MetricsPage() {
   const load = useCallback((signal) => api("/incidents/metrics", { query: { hours }, signal }), [hours]);
   const { data, error, loading, reload } = useResource(load, [load]);
   useIncidentUpdates(reload, { debounceMs: 1000 });
+  const timeZone = useTimeZone();
 
   return (
     <section>
@@ -67,7 +70,8 @@ export default function MetricsPage() {
           <h1>Metrics</h1>
           {data && (
             <p className="muted">
-              Incidents raised {formatDateTime(data.window.since)} – {formatDateTime(data.window.until)}
+              Incidents raised {formatDateTime(data.window.since, timeZone)} – {formatDateTime(data.window.until, timeZone)}
+              {timeZone && ` (${timeZone})`}
             </p>
           )}
         </div>
@@ -82,7 +86,7 @@ export default function MetricsPage() {
           </select>
         </div>
       </header>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} what="Loading the metrics failed" onRetry={reload} />
       {loading && !data && <Loading what="Loading metrics" />}
       {data && (
         <>
@@ -118,6 +122,7 @@ export default function MetricsPage() {
             <Bars title="By status" counts={data.counts.by_status} order={INCIDENT_STATUSES} kind="status" />
             <Bars title="By severity" counts={data.counts.by_severity} order={SEVERITIES} kind="severity" />
           </div>
+          <TrendCharts />
           <section className="panel" aria-labelledby="clinicians-title">
             <h2 id="clinicians-title">By clinician</h2>
             {data.clinicians.length === 0 ? (

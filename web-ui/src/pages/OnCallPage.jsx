@@ -2,7 +2,7 @@ import { useCallback, useState } from "react";
 
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
-import { dayOf, formatDay, formatTime, humanize } from "../format.js";
+import { dayOf, formatDay, formatShift, formatTime, humanize } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
@@ -48,7 +48,7 @@ function AvailabilityCard() {
       >
         {away ? "Set me Available" : "Set me Away"}
       </button>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} what="Changing your availability failed" onRetry={toggle} />
     </section>
   );
 }
@@ -65,7 +65,7 @@ function OnDutyNow({ role }) {
   return (
     <section className="panel" aria-labelledby="on-duty-title">
       <h2 id="on-duty-title">On duty now</h2>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} what="Loading who is on duty failed" onRetry={reload} />
       {loading && !data && <Loading what="Loading who is on duty" />}
       {data && byRole.size === 0 && <Empty>Nobody is on duty{role ? ` as ${humanize(role)}` : ""} right now.</Empty>}
       <div className="roles">
@@ -92,6 +92,7 @@ function OnDutyNow({ role }) {
                     )}
                     <span className="sub">
                       {clinician.active_incidents} active · until {formatTime(clinician.shift.ends_at, data.timezone)}
+                      {dayOf(clinician.shift.ends_at, data.timezone) !== dayOf(data.at, data.timezone) && " tomorrow"}
                     </span>
                   </span>
                 </li>
@@ -113,7 +114,7 @@ function Schedule({ role }) {
       api("/schedules", { query: { days: SCHEDULE_DAYS, role }, signal }),
     [role],
   );
-  const { data, error, loading } = useResource(load, [load]);
+  const { data, error, loading, reload } = useResource(load, [load]);
   const tz = data?.timezone;
   const days = [];
   const cells = new Map(); // role -> day -> shifts
@@ -133,7 +134,7 @@ function Schedule({ role }) {
     <section className="panel" aria-labelledby="schedule-title">
       <h2 id="schedule-title">Schedule, next {SCHEDULE_DAYS} days</h2>
       {tz && <p className="muted">Times in the hospital's time zone ({tz}). Your own shifts are highlighted.</p>}
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} what="Loading the schedule failed" onRetry={reload} />
       {loading && !data && <Loading what="Loading the schedule" />}
       {data && days.length === 0 && <Empty>No shifts in this period.</Empty>}
       {days.length > 0 && (
@@ -162,7 +163,7 @@ function Schedule({ role }) {
                             className={shift.employee_id === employee?.employee_id ? "me" : ""}
                           >
                             <span className="shift-time">
-                              {formatTime(shift.starts_at, tz)}–{formatTime(shift.ends_at, tz)}
+                              {formatShift(shift.starts_at, shift.ends_at, tz)}
                             </span>
                             <span className="shift-name">{shift.name}</span>
                             {shift.source === "override" && <span className="cover"> (cover)</span>}
