@@ -35,6 +35,11 @@ def allowed_actions(status: str) -> list[str]:
 def alert_to_open(cur, *, alert_id: int) -> dict | None:
     """The alert, with what its incident needs from the alert type, and its incident if any
     (the one opened for it, or the one it was correlated into as a repeat)."""
+    return alerts_to_open(cur, alert_ids=[alert_id]).get(alert_id)
+
+
+def alerts_to_open(cur, *, alert_ids) -> dict[int, dict]:
+    """alert_to_open() of several alerts at once: alert_id -> row, for those that exist."""
     cur.execute("""
         SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room,
                t.name AS alert_name, t.routes_to,
@@ -45,9 +50,9 @@ def alert_to_open(cur, *, alert_id: int) -> dict | None:
         LEFT JOIN incidents i ON i.alert_id = a.alert_id
         LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
         LEFT JOIN incidents r ON r.incident_id = l.incident_id
-        WHERE a.alert_id = %s
-    """, (alert_id,))
-    return cur.fetchone()
+        WHERE a.alert_id = ANY(%s)
+    """, (list(alert_ids),))
+    return {row["alert_id"]: row for row in cur.fetchall()}
 
 
 def incident_title(*, severity: str, alert_name: str, room: str) -> str:
@@ -72,12 +77,25 @@ class Opened:
     raised_from: str | None = None
 
 
+def _alarm(alert: dict) -> str:
+    return f"{alert['patient_id']}/{alert['alert_type']}"
+
+
+def lock_alarms(cur, alerts) -> None:
+    """Take the correlation locks of several alarms (a batch) in one order, the order of the
+    lock keys, so two batches holding some of the same alarms queue instead of deadlocking.
+    open_incident() taking one of them again in the same transaction finds it held."""
+    cur.execute("SELECT DISTINCT hashtext(alarm) AS key FROM unnest(%s::text[]) alarm ORDER BY 1",
+                (sorted({_alarm(alert) for alert in alerts}),))
+    for row in cur.fetchall():
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CORRELATION_LOCK_ID, row["key"]))
+
+
 def open_incident(cur, alert: dict, *, now: datetime.datetime, window: datetime.timedelta) -> Opened:
     """The incident of this alert: the one already opened for it or correlated with it (a
     redelivery), else an unresolved incident of the same patient and alert type whose alarm last
     sounded within `window` (the alert is attached to it as a repeat), else a new OPEN one."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                (CORRELATION_LOCK_ID, f"{alert['patient_id']}/{alert['alert_type']}"))
+    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CORRELATION_LOCK_ID, _alarm(alert)))
     cur.execute("""
         SELECT i.* FROM incidents i
         WHERE i.alert_id = %(alert_id)s
