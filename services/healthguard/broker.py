@@ -330,8 +330,11 @@ class _ConfirmPipeline:
         self._returned: set[int] = set()  # indexes returned as unroutable
         self._by_message_id: dict[str, int] = {}
         selected = []
-        self._async.confirm_delivery(ack_nack_callback=self._on_confirm,
-                                     callback=lambda frame: selected.append(frame))
+
+        def on_selected(frame):
+            selected.append(frame)
+            self._wake()
+        self._async.confirm_delivery(ack_nack_callback=self._on_confirm, callback=on_selected)
         self._async.add_on_return_callback(self._on_return)
         self._run_until(lambda: selected, 10.0)
         if not selected:
@@ -383,9 +386,12 @@ class _ConfirmPipeline:
             else:
                 self._results[index] = None
         if not self._pending:
-            # Confirms arrive below the blocking connection, which only stops waiting for its
-            # own events: hand it one so _run_until returns at once.
-            self.connection.add_callback_threadsafe(lambda: None)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Frames of the asynchronous channel arrive below the blocking connection, which only
+        stops waiting for its own events: hand it one, so _run_until sees what changed at once."""
+        self.connection.add_callback_threadsafe(lambda: None)
 
     def _run_until(self, done, timeout: float) -> None:
         expired = []
