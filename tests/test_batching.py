@@ -50,7 +50,7 @@ class Recorder:
 
     def batch(self, messages):
         if not self.batches:
-            self.release.wait(10)
+            self.release.wait(60)  # a bound, not a pause: the test sets it
         if self.poison and any(m["name"] == self.poison for m in messages):
             raise PermanentMessageError(f"{self.poison} can never be handled")
         self.batches.append([m["name"] for m in messages])
@@ -71,9 +71,9 @@ def test_a_critical_message_gets_a_batch_of_its_own_ahead_of_the_lower_ones_in_h
     try:
         assert consumer.connected.wait(10)
         publish(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 10, 0.05, "ten lows in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 30, 0.05, "ten lows in hand")
         publish(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 10, 0.05, "the critical in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
         recorder.release.set()
         wait_for(lambda: len(recorder.handled()) == 31, 20, 0.05, "every message handled")
     finally:
@@ -103,9 +103,9 @@ def test_acknowledging_a_batch_never_takes_the_lower_messages_still_in_hand_with
     try:
         assert consumer.connected.wait(10)
         publish(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 10, 0.05, "ten lows in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 30, 0.05, "ten lows in hand")
         publish(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 10, 0.05, "the critical in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
         recorder.release.set()
         stopper_started = wait_for(lambda: stopper.ident is not None, 20, 0.05, "the critical handled")
         assert stopper_started
@@ -129,10 +129,10 @@ def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_of_the_batch_
     try:
         assert consumer.connected.wait(10)
         publish(rabbitmq_url, [("alerts.medium", {"name": "first"})])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 10, 0.05, "the first in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 30, 0.05, "the first in hand")
         publish(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(8)]
                 + [("alerts.medium", "not json")])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 10, 0.05, "the batch in hand")
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 30, 0.05, "the batch in hand")
         recorder.release.set()
         wait_for(lambda: len(recorder.handled()) == 8, 20, 0.05, "the good messages handled")
         dead = []

@@ -77,6 +77,22 @@ def enqueue(cur, *, queue: str, message_id: str, payload: dict) -> None:
     cur.execute("NOTIFY " + NOTIFY_CHANNEL)
 
 
+def enqueue_many(cur, messages) -> None:
+    """enqueue() of several (queue, message_id, payload) in one statement, in the order given."""
+    messages = list(messages)
+    if not messages:
+        return
+    cur.execute("""
+        INSERT INTO outbox (queue, message_id, payload)
+        SELECT queue, message_id, payload
+        FROM unnest(%s::text[], %s::text[], %s::jsonb[]) WITH ORDINALITY AS m(queue, message_id, payload, n)
+        ORDER BY n
+        ON CONFLICT (message_id) DO NOTHING
+    """, ([q for q, _, _ in messages], [m for _, m, _ in messages],
+          [Json(p, dumps=to_json) for _, _, p in messages]))
+    cur.execute("NOTIFY " + NOTIFY_CHANNEL)
+
+
 class OutboxRelay(BackgroundThread):
     """Publishes outbox rows in a background thread: wakes on NOTIFY, polls as a backstop,
     and keeps retrying (with a growing pause) while the broker or the database is down."""

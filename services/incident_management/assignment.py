@@ -11,7 +11,7 @@ from healthguard.incident_events import assigned_message
 from healthguard.tasks import PeriodicTask
 
 from . import history
-from .events import announce
+from .events import announce_many
 from .metrics import ONCALL_LOOKUP_FAILURES
 
 log = logging.getLogger(__name__)
@@ -114,19 +114,15 @@ def least_busy(cur, candidates: list[dict]) -> dict | None:
     of alarms) are counted here, in the order the on-call service uses (least_busy_first()), ties
     kept in the on-call service's own order.
     """
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
-    cur.execute("SELECT employee_id FROM least_busy_first(%s) ORDER BY rank LIMIT 1",
-                ([c["employee_id"] for c in candidates],))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return next(c for c in candidates if c["employee_id"] == row["employee_id"])
+    return Workload(cur, [c["employee_id"] for c in candidates]).least_busy(candidates)
 
 
 class Workload:
-    """The workload of a batch's candidates, read once under the assignment lock and kept up to
-    date as the batch assigns, so a batch ranks each of its alarms as if it were alone (the 2nd
-    of two alarms for one role goes to the 2nd clinician) without one ranking query per alarm.
+    """The workload of candidates, read once under the assignment lock (all automatic
+    assignments queue on it for the few milliseconds they take, so alarms arriving together see
+    each other's assignment) and kept up to date as a batch assigns: a batch ranks each of its
+    alarms as if it came alone (the 2nd of two alarms for one role goes to the 2nd clinician)
+    without one ranking query per alarm.
 
     The order is least_busy_first()'s (0004_availability.sql): fewest active incidents, then
     idle longest (never assigned first), then the on-call service's order."""
@@ -153,38 +149,53 @@ class Workload:
         self.load[employee_id] = (active + 1, at)
 
 
-def assign_automatically(cur, incident: dict, candidates: list[dict], *,
-                         workload: Workload | None = None) -> dict | None:
-    """Assign an OPEN incident, locked by the caller, to the least busy candidate (ranked by
-    `workload` when a batch gives one). Returns the updated incident, or None when there is
-    nobody to assign (it stays OPEN)."""
+def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | None:
+    """Assign an OPEN incident, locked by the caller, to the least busy candidate. Returns the
+    updated incident, or None when there is nobody to assign (it stays OPEN)."""
     if incident["status"] != "OPEN" or not candidates:
         return None
-    chosen = workload.least_busy(candidates) if workload is not None else least_busy(cur, candidates)
-    if chosen is None:
-        return None
+    workload = Workload(cur, [c["employee_id"] for c in candidates])
+    return assign_least_busy(cur, [(incident, candidates)], workload=workload).get(incident["incident_id"])
+
+
+def assign_least_busy(cur, offers, *, workload: Workload) -> dict[int, dict]:
+    """Assign each OPEN incident of `offers` ((incident, candidates), locked by the caller, in
+    order) to its least busy candidate by `workload`, which counts each assignment for the next
+    one; its assignment, ASSIGNED history row and page in a few statements for them all.
+    Returns incident_id -> the updated incident, for those assigned."""
+    chosen = []
+    for incident, candidates in offers:
+        pick = workload.least_busy(candidates) if incident["status"] == "OPEN" and candidates else None
+        if pick is not None:
+            at = clock.now()
+            workload.assigned(pick["employee_id"], at)
+            chosen.append((incident["incident_id"], pick, at))
+    if not chosen:
+        return {}
     cur.execute("""
-        UPDATE incidents
-        SET status = 'ASSIGNED', assigned_to = %(to)s, assigned_at = %(now)s,
-            ack_deadline = next_deadline(severity, 'ASSIGNED', %(now)s), updated_at = now()
-        WHERE incident_id = %(incident_id)s AND status = 'OPEN'
-        RETURNING *
-    """, {"to": chosen["employee_id"], "now": clock.now(), "incident_id": incident["incident_id"]})
-    updated = cur.fetchone()
-    if updated is None:
-        return None
+        UPDATE incidents i
+        SET status = 'ASSIGNED', assigned_to = c.employee_id, assigned_at = c.at,
+            ack_deadline = next_deadline(i.severity, 'ASSIGNED', c.at), updated_at = now()
+        FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS c(incident_id, employee_id, at)
+        WHERE i.incident_id = c.incident_id AND i.status = 'OPEN'
+        RETURNING i.*
+    """, ([i for i, _, _ in chosen], [p["employee_id"] for _, p, _ in chosen], [at for _, _, at in chosen]))
+    updated = {row["incident_id"]: row for row in cur.fetchall()}
+    chosen = [(updated[i], pick) for i, pick, _ in chosen if i in updated]
     cur.execute("""
         INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at)
-        VALUES (%s, %s, NULL, 'AUTO', %s)
-    """, (updated["incident_id"], chosen["employee_id"], updated["assigned_at"]))
-    if workload is not None:
-        workload.assigned(chosen["employee_id"], updated["assigned_at"])
-    note = f"assigned to {chosen['name']} ({chosen['role']}), the least busy available"
-    entry = history.record(cur, incident=updated, actor_id=None, action="ASSIGNED",
-                           previous_status="OPEN", note=note)
-    announce(cur, updated, type="INCIDENT_ASSIGNED", history=entry, recipients=[chosen["employee_id"]],
-             message=assigned_message(updated))
-    return updated
+        SELECT incident_id, employee_id, NULL, 'AUTO', assigned_at
+        FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
+             WITH ORDINALITY AS a(incident_id, employee_id, assigned_at, n)
+        ORDER BY n
+    """, ([i["incident_id"] for i, _ in chosen], [i["assigned_to"] for i, _ in chosen],
+          [i["assigned_at"] for i, _ in chosen]))
+    entries = history.record_many(cur, action="ASSIGNED", changes=[
+        (incident, "OPEN", f"assigned to {pick['name']} ({pick['role']}), the least busy available")
+        for incident, pick in chosen])
+    announce_many(cur, [(incident, "INCIDENT_ASSIGNED", entries[incident["incident_id"]],
+                         [incident["assigned_to"]], assigned_message(incident)) for incident, _ in chosen])
+    return {incident["incident_id"]: incident for incident, _ in chosen}
 
 
 class OnCallTask(PeriodicTask):

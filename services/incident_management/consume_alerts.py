@@ -22,8 +22,8 @@ from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, Ret
 from healthguard.incident_events import unowned_message
 
 from . import incidents
-from .assignment import OnCallClient, Workload, assign_automatically, supervisors_to_tell
-from .events import announce
+from .assignment import OnCallClient, Workload, assign_least_busy, supervisors_to_tell
+from .events import announce_many
 from .metrics import ALERTS_CORRELATED, ASSIGNMENTS, INCIDENTS_CREATED
 
 log = logging.getLogger(__name__)
@@ -70,35 +70,36 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
         return []
     candidates = oncall.candidates_for_routes([alert["routes_to"] for alert in alerts])
     supervisors = oncall.supervisors_on_duty() if not all(candidates) else None
-    done = []
     with db.transaction() as cur:
         now = clock.now()
-        incidents.lock_alarms(cur, alerts)
         # First every incident is opened or joined (row locks, in arrival order), then the
         # assignments (the assignment lock, taken last as every other path takes it).
-        opened_all, latest = [], {}
-        for alert in alerts:
-            opened = incidents.open_incident(cur, alert, now=now, window=window)
-            if opened.correlated:
-                announce_repeat(cur, opened)
-            opened_all.append(opened)
-            latest[opened.incident["incident_id"]] = opened.incident
+        opened = incidents.open_incidents(cur, alerts, now=now, window=window)
+        announce_many(cur, [repeat_announcement(o) for o in opened if o.correlated])
+        latest = {o.incident["incident_id"]: o.incident for o in opened}
+        offers, offered = [], set()
+        for o, chosen in zip(opened, candidates, strict=True):
+            incident_id = o.incident["incident_id"]
+            if incident_id not in offered:  # a repeat in the batch offers its incident once
+                offered.add(incident_id)
+                offers.append((latest[incident_id], chosen))
         workload = Workload(cur, [c["employee_id"] for chosen in candidates for c in chosen])
-        told = None
-        for alert, opened, chosen in zip(alerts, opened_all, candidates, strict=True):
-            incident = latest[opened.incident["incident_id"]]
-            assigned = assign_automatically(cur, incident, chosen, workload=workload)
-            if assigned:
-                latest[incident["incident_id"]] = assigned
-            elif opened.created:
-                if told is None:
-                    told = supervisors_to_tell(cur, on_duty=supervisors, at=now)
-                announce(cur, incident, type="INCIDENT_CREATED", history=opened.created,
-                         recipients=told, message=unowned_message(incident))
-            done.append((opened, assigned, alert))
-    for opened, assigned, alert in done:
-        _count(opened, assigned, alert, now=latest[opened.incident["incident_id"]])
-    return [latest[opened.incident["incident_id"]] for opened, _, _ in done]
+        assigned = assign_least_busy(cur, offers, workload=workload)
+        latest.update(assigned)
+        unowned = [o for o in opened if o.created and o.incident["incident_id"] not in assigned]
+        if unowned:
+            # Nobody could take them: every dashboard must show them, and the supervisors on duty
+            # and signed in must hear of alarms without an owner.
+            told = supervisors_to_tell(cur, on_duty=supervisors, at=now)
+            announce_many(cur, [(latest[o.incident["incident_id"]], "INCIDENT_CREATED", o.created, told,
+                                 unowned_message(latest[o.incident["incident_id"]])) for o in unowned])
+    counted = set()
+    for o, alert in zip(opened, alerts, strict=True):
+        incident_id = o.incident["incident_id"]
+        _count(o, assigned.get(incident_id) if incident_id not in counted else None, alert,
+               now=latest[incident_id])
+        counted.add(incident_id)
+    return [latest[o.incident["incident_id"]] for o in opened]
 
 
 def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now: dict) -> None:
@@ -116,9 +117,10 @@ def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now:
                     extra={"incident_id": incident["incident_id"], "routes_to": alert["routes_to"]})
 
 
-def announce_repeat(cur, opened: incidents.Opened) -> None:
-    """Every dashboard learns the new count (an incident_updated frame); nobody is paged for a
-    repeat, except the assignee when the repeat is more severe than the incident was."""
+def repeat_announcement(opened: incidents.Opened) -> tuple:
+    """The announcement of a repeat (events.announce_many): every dashboard learns the new count
+    (an incident_updated frame); nobody is paged for a repeat, except the assignee when the
+    repeat is more severe than the incident was."""
     incident = opened.incident
     repaged = [incident["assigned_to"]] if opened.raised_from and incident["assigned_to"] else []
     if opened.raised_from:
@@ -128,8 +130,7 @@ def announce_repeat(cur, opened: incidents.Opened) -> None:
     else:
         message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
-    announce(cur, incident, type="INCIDENT_ALERT_CORRELATED", history=opened.correlated,
-             recipients=repaged, message=message)
+    return incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message
 
 
 class AlertConsumer:
