@@ -244,19 +244,21 @@ class Publisher:
             return []
         results: list[Exception | None] = [None] * len(messages)
         todo = list(range(len(messages)))
-        # A queue deleted since this connection declared it returns its messages unroutable:
-        # declared again, they are published once more.
+        # Once more on a fresh connection for what the first attempt could not publish: an idle
+        # connection may have been dropped by the broker (its heartbeats go unanswered while
+        # nobody publishes), and a queue deleted since this connection declared it returns its
+        # messages unroutable (declared again, they go through).
         for attempt in (1, 2):
             try:
                 pipe = self._pipeline()
                 outcome = pipe.publish([messages[i] for i in todo], timeout=timeout)
             except CONNECTION_ERRORS as exc:
                 self._reset_pipeline()
-                outcome = [BrokerError(f"broker unreachable: {exc!r}")] * len(todo)
+                outcome = [_Unreachable(f"broker unreachable: {exc!r}")] * len(todo)
             retry = []
             for index, error in zip(todo, outcome, strict=True):
                 results[index] = error
-                if isinstance(error, _Unroutable) and attempt == 1:
+                if isinstance(error, (_Unroutable, _Unreachable)) and attempt == 1:
                     retry.append(index)
             if not retry:
                 break
@@ -306,6 +308,10 @@ class Outgoing:
 
 class _Unroutable(BrokerError):
     """The broker returned the message: no queue to route it to (deleted under us)."""
+
+
+class _Unreachable(BrokerError):
+    """The connection failed while publishing (or was already gone)."""
 
 
 class _ConfirmPipeline:
