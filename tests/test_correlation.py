@@ -112,8 +112,8 @@ class NobodyOnCall:
     """The on-call answer for the race: nobody, so the incidents stay OPEN and only creation and
     correlation are exercised."""
 
-    def candidates(self, routes_to, *, exclude=()):
-        return []
+    def candidates_for_routes(self, routes, *, exclude=()):
+        return [[] for _ in routes]
 
     def supervisors_on_duty(self):
         return []

@@ -13,7 +13,7 @@ import logging
 
 import pika
 
-from .broker import Publisher, SubscriptionThread
+from .broker import Outgoing, Publisher, SubscriptionThread
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,15 @@ class FanoutPublisher(Publisher):
     def broadcast(self, payload: dict, *, message_id: str) -> None:
         properties = pika.BasicProperties(content_type="application/json", message_id=message_id)
         self._publish(self.exchange, "", payload, properties, declare=declare_fanout, mandatory=False)
+
+    def broadcast_many(self, messages: list[tuple[dict, str]]) -> list[Exception | None]:
+        """broadcast() of several (payload, message_id), confirmed together: per message, None
+        once confirmed or the BrokerError (Publisher.publish_many)."""
+        return self.publish_many([
+            Outgoing(self.exchange, "", json.dumps(payload, default=str).encode(),
+                     pika.BasicProperties(content_type="application/json", message_id=message_id),
+                     False, declare_fanout)
+            for payload, message_id in messages])
 
 
 class FanoutSubscriber(SubscriptionThread):

@@ -11,7 +11,7 @@ from healthguard.incident_events import assigned_message
 from healthguard.tasks import PeriodicTask
 
 from . import history
-from .events import announce
+from .events import announce_many
 from .metrics import ONCALL_LOOKUP_FAILURES
 
 log = logging.getLogger(__name__)
@@ -49,16 +49,24 @@ class OnCallClient:
         first role that has anyone available (other than `exclude`), else anyone available. []
         when nobody is, or when the on-call service is unreachable (the incident stays OPEN and
         is retried)."""
+        return self.candidates_for_routes([routes_to], exclude=exclude)[0]
+
+    def candidates_for_routes(self, routes, *, exclude=()) -> list[list[dict]]:
+        """candidates() for each of several routes (a batch of alarms), from ONE question to
+        the on-call service: everyone available, least busy first, each with their role."""
         try:
-            for role in [*routes_to, None]:
-                clinicians = [c for c in self.available(role) if c["employee_id"] not in exclude]
-                if clinicians:
-                    return clinicians
-        except (requests.RequestException, ValueError, KeyError) as exc:
+            everyone = [c for c in self.available() if c["employee_id"] not in exclude]
+            roles = {c["role"] for c in everyone}
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             ONCALL_LOOKUP_FAILURES.inc()
             log.warning("on-call service did not answer; incident left OPEN for a retry",
                         extra={"error": repr(exc)[:300]})
-        return []
+            return [[] for _ in routes]
+        chosen = []
+        for routes_to in routes:
+            role = next((role for role in routes_to if role in roles), None)
+            chosen.append([c for c in everyone if c["role"] == role] if role else list(everyone))
+        return chosen
 
     def on_duty(self, role: str | None = None) -> list[dict]:
         """Everyone on duty now by the rota (GET /api/v1/oncall/current), signed in or not.
@@ -106,13 +114,39 @@ def least_busy(cur, candidates: list[dict]) -> dict | None:
     of alarms) are counted here, in the order the on-call service uses (least_busy_first()), ties
     kept in the on-call service's own order.
     """
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
-    cur.execute("SELECT employee_id FROM least_busy_first(%s) ORDER BY rank LIMIT 1",
-                ([c["employee_id"] for c in candidates],))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return next(c for c in candidates if c["employee_id"] == row["employee_id"])
+    return Workload(cur, [c["employee_id"] for c in candidates]).least_busy(candidates)
+
+
+class Workload:
+    """The workload of candidates, read once under the assignment lock (all automatic
+    assignments queue on it for the few milliseconds they take, so alarms arriving together see
+    each other's assignment) and kept up to date as a batch assigns: a batch ranks each of its
+    alarms as if it came alone (the 2nd of two alarms for one role goes to the 2nd clinician)
+    without one ranking query per alarm.
+
+    The order is least_busy_first()'s (0004_availability.sql): fewest active incidents, then
+    idle longest (never assigned first), then the on-call service's order."""
+
+    NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+    def __init__(self, cur, employee_ids):
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
+        cur.execute("SELECT employee_id, active_incidents, last_assigned_at FROM least_busy_first(%s)",
+                    (sorted(set(employee_ids)),))
+        self.load = {row["employee_id"]: (row["active_incidents"], row["last_assigned_at"])
+                     for row in cur.fetchall()}
+
+    def least_busy(self, candidates: list[dict]) -> dict | None:
+        def rank(numbered):
+            position, candidate = numbered
+            active, last = self.load[candidate["employee_id"]]
+            return active, last is not None, last or self.NEVER, position
+        known = [(n, c) for n, c in enumerate(candidates) if c["employee_id"] in self.load]
+        return min(known, key=rank)[1] if known else None
+
+    def assigned(self, employee_id: str, at: datetime.datetime) -> None:
+        active, _ = self.load[employee_id]
+        self.load[employee_id] = (active + 1, at)
 
 
 def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | None:
@@ -120,29 +154,48 @@ def assign_automatically(cur, incident: dict, candidates: list[dict]) -> dict | 
     updated incident, or None when there is nobody to assign (it stays OPEN)."""
     if incident["status"] != "OPEN" or not candidates:
         return None
-    chosen = least_busy(cur, candidates)
-    if chosen is None:
-        return None
+    workload = Workload(cur, [c["employee_id"] for c in candidates])
+    return assign_least_busy(cur, [(incident, candidates)], workload=workload).get(incident["incident_id"])
+
+
+def assign_least_busy(cur, offers, *, workload: Workload) -> dict[int, dict]:
+    """Assign each OPEN incident of `offers` ((incident, candidates), locked by the caller, in
+    order) to its least busy candidate by `workload`, which counts each assignment for the next
+    one; its assignment, ASSIGNED history row and page in a few statements for them all.
+    Returns incident_id -> the updated incident, for those assigned."""
+    chosen = []
+    for incident, candidates in offers:
+        pick = workload.least_busy(candidates) if incident["status"] == "OPEN" and candidates else None
+        if pick is not None:
+            at = clock.now()
+            workload.assigned(pick["employee_id"], at)
+            chosen.append((incident["incident_id"], pick, at))
+    if not chosen:
+        return {}
     cur.execute("""
-        UPDATE incidents
-        SET status = 'ASSIGNED', assigned_to = %(to)s, assigned_at = %(now)s,
-            ack_deadline = next_deadline(severity, 'ASSIGNED', %(now)s), updated_at = now()
-        WHERE incident_id = %(incident_id)s AND status = 'OPEN'
-        RETURNING *
-    """, {"to": chosen["employee_id"], "now": clock.now(), "incident_id": incident["incident_id"]})
-    updated = cur.fetchone()
-    if updated is None:
-        return None
+        UPDATE incidents i
+        SET status = 'ASSIGNED', assigned_to = c.employee_id, assigned_at = c.at,
+            ack_deadline = next_deadline(i.severity, 'ASSIGNED', c.at), updated_at = now()
+        FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS c(incident_id, employee_id, at)
+        WHERE i.incident_id = c.incident_id AND i.status = 'OPEN'
+        RETURNING i.*
+    """, ([i for i, _, _ in chosen], [p["employee_id"] for _, p, _ in chosen], [at for _, _, at in chosen]))
+    updated = {row["incident_id"]: row for row in cur.fetchall()}
+    chosen = [(updated[i], pick) for i, pick, _ in chosen if i in updated]
     cur.execute("""
         INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at)
-        VALUES (%s, %s, NULL, 'AUTO', %s)
-    """, (updated["incident_id"], chosen["employee_id"], updated["assigned_at"]))
-    note = f"assigned to {chosen['name']} ({chosen['role']}), the least busy available"
-    entry = history.record(cur, incident=updated, actor_id=None, action="ASSIGNED",
-                           previous_status="OPEN", note=note)
-    announce(cur, updated, type="INCIDENT_ASSIGNED", history=entry, recipients=[chosen["employee_id"]],
-             message=assigned_message(updated))
-    return updated
+        SELECT incident_id, employee_id, NULL, 'AUTO', assigned_at
+        FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
+             WITH ORDINALITY AS a(incident_id, employee_id, assigned_at, n)
+        ORDER BY n
+    """, ([i["incident_id"] for i, _ in chosen], [i["assigned_to"] for i, _ in chosen],
+          [i["assigned_at"] for i, _ in chosen]))
+    entries = history.record_many(cur, action="ASSIGNED", changes=[
+        (incident, "OPEN", f"assigned to {pick['name']} ({pick['role']}), the least busy available")
+        for incident, pick in chosen])
+    announce_many(cur, [(incident, "INCIDENT_ASSIGNED", entries[incident["incident_id"]],
+                         [incident["assigned_to"]], assigned_message(incident)) for incident, _ in chosen])
+    return {incident["incident_id"]: incident for incident, _ in chosen}
 
 
 class OnCallTask(PeriodicTask):

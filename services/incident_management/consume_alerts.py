@@ -7,6 +7,12 @@ before the transaction (a slow answer must not hold row locks); then one transac
 incident (unique per alert), its history, the assignment and the notification event. The broker
 acknowledges the message only after that commit, so a crash redelivers it, and the redelivery
 finds the incident and does nothing more.
+
+Under load the messages come in batches (up to BATCH_SIZE of one lane, broker.Consumer): the
+batch's alerts are read in one query, the on-call service is asked once for all of them, and one
+transaction opens, correlates and assigns them all, in the order they arrived (a repeat later in
+the batch joins the incident opened earlier in it; the batch's assignments count for the next
+alarm's ranking). Should the batch fail, each alert is handled alone by open_incident_for_alert.
 """
 import datetime
 import logging
@@ -16,14 +22,17 @@ from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, Ret
 from healthguard.incident_events import unowned_message
 
 from . import incidents
-from .assignment import OnCallClient, assign_automatically, supervisors_to_tell
-from .events import announce
+from .assignment import OnCallClient, Workload, assign_least_busy, supervisors_to_tell
+from .events import announce_many
 from .metrics import ALERTS_CORRELATED, ASSIGNMENTS, INCIDENTS_CREATED
 
 log = logging.getLogger(__name__)
 
 # A repeat of an alarm within this time of its last sounding joins the incident still open for it.
 DEFAULT_CORRELATION_WINDOW = datetime.timedelta(minutes=5)
+# Alerts handled in one transaction at most. A CRITICAL alarm arriving while a batch of lower
+# ones is being handled waits for that batch (tens of milliseconds), never for the lane's backlog.
+BATCH_SIZE = 50
 
 
 def alert_id_of(message: dict) -> int:
@@ -35,44 +44,83 @@ def alert_id_of(message: dict) -> int:
 
 def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient,
                             window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> dict | None:
-    """Handle one alert message; returns the incident (None when it already existed and was
-    past OPEN, i.e. a redelivery with nothing left to do)."""
-    alert_id = alert_id_of(message)
+    """Handle one alert message (a batch of one); returns the incident (None when it already
+    existed and was past OPEN, i.e. a redelivery with nothing left to do)."""
+    handled = open_incidents_for_alerts([message], db=db, oncall=oncall, window=window)
+    return handled[0] if handled else None
+
+
+def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
+                              window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> list[dict]:
+    """Handle a batch of alert messages in one transaction (see the module's docstring); returns
+    the incidents of the alerts that were not handled before, as the transaction left them.
+    Raises PermanentMessageError when a message names no alert or an unknown one, and whatever
+    the database raises: nothing is then committed (a batch's caller handles its messages one
+    by one)."""
+    # An alert delivered twice in one batch (a redelivery beside the original) is handled once.
+    alert_ids = list(dict.fromkeys(alert_id_of(message) for message in messages))
     with db.transaction() as cur:
-        alert = incidents.alert_to_open(cur, alert_id=alert_id)
-    if alert is None:
-        raise PermanentMessageError(f"unknown alert {alert_id}")
-    if alert["incident_status"] not in (None, "OPEN"):
-        return None  # already an incident past OPEN: a redelivery
-    candidates = oncall.candidates(alert["routes_to"])
-    supervisors = None if candidates else oncall.supervisors_on_duty()
+        found = incidents.alerts_to_open(cur, alert_ids=alert_ids)
+    missing = [alert_id for alert_id in alert_ids if alert_id not in found]
+    if missing:
+        raise PermanentMessageError("unknown alert " + ", ".join(str(a) for a in missing[:10]))
+    # Past OPEN already: redeliveries with nothing left to do.
+    alerts = [found[a] for a in alert_ids if found[a]["incident_status"] in (None, "OPEN")]
+    if not alerts:
+        return []
+    candidates = oncall.candidates_for_routes([alert["routes_to"] for alert in alerts])
+    supervisors = oncall.supervisors_on_duty() if not all(candidates) else None
     with db.transaction() as cur:
-        opened = incidents.open_incident(cur, alert, now=clock.now(), window=window)
-        incident, created = opened.incident, opened.created
-        if opened.correlated:
-            announce_repeat(cur, opened)
-        assigned = assign_automatically(cur, incident, candidates)
-        if created and not assigned:
-            # Nobody could take it: every dashboard must show it, and the supervisors on duty and
-            # signed in must hear of an alarm without an owner.
-            announce(cur, incident, type="INCIDENT_CREATED", history=created,
-                     recipients=supervisors_to_tell(cur, on_duty=supervisors, at=clock.now()),
-                     message=unowned_message(incident))
-    if created:
+        now = clock.now()
+        # First every incident is opened or joined (row locks, in arrival order), then the
+        # assignments (the assignment lock, taken last as every other path takes it).
+        opened = incidents.open_incidents(cur, alerts, now=now, window=window)
+        announce_many(cur, [repeat_announcement(o) for o in opened if o.correlated])
+        latest = {o.incident["incident_id"]: o.incident for o in opened}
+        offers, offered = [], set()
+        for o, chosen in zip(opened, candidates, strict=True):
+            incident_id = o.incident["incident_id"]
+            if incident_id not in offered:  # a repeat in the batch offers its incident once
+                offered.add(incident_id)
+                offers.append((latest[incident_id], chosen))
+        workload = Workload(cur, [c["employee_id"] for chosen in candidates for c in chosen])
+        assigned = assign_least_busy(cur, offers, workload=workload)
+        latest.update(assigned)
+        unowned = [o for o in opened if o.created and o.incident["incident_id"] not in assigned]
+        if unowned:
+            # Nobody could take them: every dashboard must show them, and the supervisors on duty
+            # and signed in must hear of alarms without an owner.
+            told = supervisors_to_tell(cur, on_duty=supervisors, at=now)
+            announce_many(cur, [(latest[o.incident["incident_id"]], "INCIDENT_CREATED", o.created, told,
+                                 unowned_message(latest[o.incident["incident_id"]])) for o in unowned])
+    counted = set()
+    for o, alert in zip(opened, alerts, strict=True):
+        incident_id = o.incident["incident_id"]
+        _count(o, assigned.get(incident_id) if incident_id not in counted else None, alert,
+               now=latest[incident_id])
+        counted.add(incident_id)
+    return [latest[o.incident["incident_id"]] for o in opened]
+
+
+def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now: dict) -> None:
+    """The metrics of one handled alert, once its transaction committed (`now`: its incident
+    as the transaction left it)."""
+    incident = opened.incident
+    if opened.created:
         INCIDENTS_CREATED.labels(severity=incident["severity"]).inc()
-    if created or opened.correlated:
+    if opened.created or opened.correlated:
         ALERTS_CORRELATED.labels(result="existing_incident" if opened.correlated else "new_incident").inc()
     if assigned:
         ASSIGNMENTS.labels(reason="AUTO").inc()
-    elif incident["status"] == "OPEN":
+    elif now["status"] == "OPEN":
         log.warning("nobody available: incident left OPEN, will retry",
                     extra={"incident_id": incident["incident_id"], "routes_to": alert["routes_to"]})
-    return assigned or incident
 
 
-def announce_repeat(cur, opened: incidents.Opened) -> None:
-    """Every dashboard learns the new count (an incident_updated frame); nobody is paged for a
-    repeat, except the assignee when the repeat is more severe than the incident was."""
+def repeat_announcement(opened: incidents.Opened) -> tuple:
+    """The announcement of a repeat (events.announce_many): every dashboard learns the new count
+    (an incident_updated frame); nobody is paged for a repeat, except the assignee when the
+    repeat is more severe than the incident was."""
     incident = opened.incident
     repaged = [incident["assigned_to"]] if opened.raised_from and incident["assigned_to"] else []
     if opened.raised_from:
@@ -82,8 +130,7 @@ def announce_repeat(cur, opened: incidents.Opened) -> None:
     else:
         message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
-    announce(cur, incident, type="INCIDENT_ALERT_CORRELATED", history=opened.correlated,
-             recipients=repaged, message=message)
+    return incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message
 
 
 class AlertConsumer:
@@ -92,16 +139,22 @@ class AlertConsumer:
     name = "consume-alerts"
 
     def __init__(self, *, db, rabbitmq_url: str, oncall_url: str, service_token: str,
-                 retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW):
+                 retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW,
+                 batch_size: int = BATCH_SIZE):
         self.db, self.window = db, window
         self.oncall = OnCallClient(oncall_url, service_token)
-        # Most severe lane first: a CRITICAL alarm waits at most for the one lower alarm being
-        # handled when it arrived. Two in hand per lane, so the next of a busy higher lane is
-        # already here when the previous one is acknowledged, and no lower one slips in between.
-        self.consumer = Consumer(rabbitmq_url, ALERT_LANES, self.handle, prefetch=2, retry=retry)
+        # Most severe lane first: a CRITICAL alarm waits at most for the one batch of lower
+        # alarms being handled when it arrived. A batch's worth in hand per lane, so the next
+        # batch of a busy higher lane is already here when the previous one is acknowledged,
+        # and no lower one slips in between.
+        self.consumer = Consumer(rabbitmq_url, ALERT_LANES, self.handle, prefetch=batch_size,
+                                 retry=retry, batch_handler=self.handle_batch, batch_size=batch_size)
 
     def handle(self, message: dict) -> None:
         open_incident_for_alert(message, db=self.db, oncall=self.oncall, window=self.window)
+
+    def handle_batch(self, messages: list[dict]) -> None:
+        open_incidents_for_alerts(messages, db=self.db, oncall=self.oncall, window=self.window)
 
     def start(self) -> "AlertConsumer":
         self.consumer.start()

@@ -35,6 +35,11 @@ def allowed_actions(status: str) -> list[str]:
 def alert_to_open(cur, *, alert_id: int) -> dict | None:
     """The alert, with what its incident needs from the alert type, and its incident if any
     (the one opened for it, or the one it was correlated into as a repeat)."""
+    return alerts_to_open(cur, alert_ids=[alert_id]).get(alert_id)
+
+
+def alerts_to_open(cur, *, alert_ids) -> dict[int, dict]:
+    """alert_to_open() of several alerts at once: alert_id -> row, for those that exist."""
     cur.execute("""
         SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room,
                t.name AS alert_name, t.routes_to,
@@ -45,9 +50,9 @@ def alert_to_open(cur, *, alert_id: int) -> dict | None:
         LEFT JOIN incidents i ON i.alert_id = a.alert_id
         LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
         LEFT JOIN incidents r ON r.incident_id = l.incident_id
-        WHERE a.alert_id = %s
-    """, (alert_id,))
-    return cur.fetchone()
+        WHERE a.alert_id = ANY(%s)
+    """, (list(alert_ids),))
+    return {row["alert_id"]: row for row in cur.fetchall()}
 
 
 def incident_title(*, severity: str, alert_name: str, room: str) -> str:
@@ -63,52 +68,100 @@ CORRELATION_LOCK_ID = 0x4847_0005
 
 @dataclass(frozen=True)
 class Opened:
-    """What open_incident did: the incident (locked until the transaction ends), its CREATED
-    history row if this call created it, its ALERT_CORRELATED row if the alert was attached to
-    it as a repeat, and whether that repeat raised its severity."""
+    """What open_incidents did for an alert: the incident (locked until the transaction ends),
+    its CREATED history row if this call created it, its ALERT_CORRELATED row if the alert was
+    attached to it as a repeat, and whether that repeat raised its severity."""
     incident: dict
     created: dict | None = None
     correlated: dict | None = None
     raised_from: str | None = None
 
 
-def open_incident(cur, alert: dict, *, now: datetime.datetime, window: datetime.timedelta) -> Opened:
-    """The incident of this alert: the one already opened for it or correlated with it (a
-    redelivery), else an unresolved incident of the same patient and alert type whose alarm last
-    sounded within `window` (the alert is attached to it as a repeat), else a new OPEN one."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                (CORRELATION_LOCK_ID, f"{alert['patient_id']}/{alert['alert_type']}"))
+def _alarm(alert: dict) -> str:
+    return f"{alert['patient_id']}/{alert['alert_type']}"
+
+
+def lock_alarms(cur, alerts) -> None:
+    """Take the correlation locks of several alarms (a batch) in one order, the order of the
+    lock keys, so two batches holding some of the same alarms queue instead of deadlocking."""
     cur.execute("""
-        SELECT i.* FROM incidents i
-        WHERE i.alert_id = %(alert_id)s
-           OR i.incident_id = (SELECT incident_id FROM incident_alerts WHERE alert_id = %(alert_id)s)
-        FOR UPDATE
-    """, {"alert_id": alert["alert_id"]})
-    existing = cur.fetchone()
-    if existing is not None:
-        return Opened(existing)
+        SELECT count(pg_advisory_xact_lock(%s, key)) FROM (
+            SELECT DISTINCT hashtext(alarm) AS key FROM unnest(%s::text[]) alarm ORDER BY 1) keys
+    """, (CORRELATION_LOCK_ID, sorted({_alarm(alert) for alert in alerts})))
+
+
+def open_incidents(cur, alerts: list[dict], *, now: datetime.datetime,
+                   window: datetime.timedelta) -> list[Opened]:
+    """The incident of each alert (a batch, in arrival order): the one already opened for it or
+    correlated with it (a redelivery), else an unresolved incident of the same patient and alert
+    type whose alarm last sounded within `window`, opened before or earlier in this batch (the
+    alert is attached to it as a repeat), else a new OPEN one. In a few statements for the whole
+    batch, under the alarms' correlation locks; every incident returned is locked until the
+    transaction ends."""
+    lock_alarms(cur, alerts)
+    ids = [alert["alert_id"] for alert in alerts]
     cur.execute("""
-        SELECT * FROM incidents
-        WHERE patient_id = %s AND alert_type = %s AND status <> 'RESOLVED' AND last_alert_at >= %s
-        ORDER BY last_alert_at DESC
-        LIMIT 1
+        SELECT x.for_alert, i.* FROM incidents i
+        JOIN (SELECT alert_id AS for_alert, incident_id FROM incidents WHERE alert_id = ANY(%(ids)s)
+              UNION ALL
+              SELECT alert_id, incident_id FROM incident_alerts WHERE alert_id = ANY(%(ids)s)) x
+          ON x.incident_id = i.incident_id
+        FOR UPDATE OF i
+    """, {"ids": ids})
+    existing = {row.pop("for_alert"): row for row in cur.fetchall()}
+    fresh = [alert for alert in alerts if alert["alert_id"] not in existing]
+    cur.execute("""
+        SELECT * FROM incidents WHERE incident_id IN (
+            SELECT DISTINCT ON (patient_id, alert_type) incident_id FROM incidents
+            WHERE (patient_id, alert_type) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+              AND status <> 'RESOLVED' AND last_alert_at >= %s
+            ORDER BY patient_id, alert_type, last_alert_at DESC)
         FOR UPDATE
-    """, (alert["patient_id"], alert["alert_type"], now - window))
-    repeated = cur.fetchone()
-    if repeated is not None:
-        return _correlate(cur, repeated, alert, now=now)
+    """, ([a["patient_id"] for a in fresh], [a["alert_type"] for a in fresh], now - window))
+    sounding = {_alarm(row): row for row in cur.fetchall()}
+    # Which alert opens a new incident: the first of its alarm with nothing sounding; the later
+    # ones of that alarm in the batch are its repeats.
+    opening = {}
+    for alert in fresh:
+        if _alarm(alert) not in sounding and _alarm(alert) not in opening:
+            opening[_alarm(alert)] = alert
+    created = _create(cur, list(opening.values()), now=now)
+    sounding.update({_alarm(incident): incident for incident, _ in created.values()})
+    opened = []
+    for alert in alerts:
+        if alert["alert_id"] in existing:
+            opened.append(Opened(existing[alert["alert_id"]]))
+        elif alert["alert_id"] in created:
+            incident, entry = created[alert["alert_id"]]
+            opened.append(Opened(incident, created=entry))
+        else:
+            repeat = _correlate(cur, sounding[_alarm(alert)], alert, now=now)
+            sounding[_alarm(alert)] = repeat.incident
+            opened.append(repeat)
+    return opened
+
+
+def _create(cur, alerts: list[dict], *, now: datetime.datetime) -> dict[int, tuple[dict, dict]]:
+    """New OPEN incidents for these alerts, with their CREATED history rows:
+    alert_id -> (incident, history row)."""
+    if not alerts:
+        return {}
     cur.execute("""
         INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
                                last_alert_at)
-        VALUES (%(alert_id)s, %(patient_id)s, %(alert_type)s, %(severity)s, %(category)s, %(room)s,
-                %(title)s, %(now)s)
+        SELECT alert_id, patient_id, alert_type, severity, category, room, title, %s
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+             WITH ORDINALITY AS a(alert_id, patient_id, alert_type, severity, category, room, title, n)
+        ORDER BY n
         RETURNING *
-    """, {**alert, "now": now, "title": incident_title(
-        severity=alert["severity"], alert_name=alert["alert_name"], room=alert["room"])})
-    created = cur.fetchone()
-    entry = history.record(cur, incident=created, actor_id=None, action="CREATED", previous_status=None,
-                           note=f"from alert {alert['alert_id']} ({alert['alert_type']})")
-    return Opened(created, created=entry)
+    """, (now, *([a[key] for a in alerts] for key in (
+        "alert_id", "patient_id", "alert_type", "severity", "category", "room")),
+        [incident_title(severity=a["severity"], alert_name=a["alert_name"], room=a["room"]) for a in alerts]))
+    incidents = {row["alert_id"]: row for row in cur.fetchall()}
+    entries = history.record_many(cur, action="CREATED", changes=[
+        (incidents[a["alert_id"]], None, f"from alert {a['alert_id']} ({a['alert_type']})") for a in alerts])
+    return {alert_id: (incident, entries[incident["incident_id"]])
+            for alert_id, incident in incidents.items()}
 
 
 def _correlate(cur, incident: dict, alert: dict, *, now: datetime.datetime) -> Opened:

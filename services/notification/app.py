@@ -16,7 +16,7 @@ from healthguard.web import create_service_app
 from .close_ended_sessions import CloseEndedSessions
 from .hub import Hub
 from .schemas import api
-from .store_notifications import PUSH_EXCHANGE, store_and_announce
+from .store_notifications import BATCH_SIZE, PUSH_EXCHANGE, store_and_announce, store_and_announce_all
 from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,9 @@ def create_app(config=None):
     hg.background.append(
         broker.Consumer(hg.rabbitmq_url, broker.NOTIFICATIONS_QUEUE,
                         lambda message: store_and_announce(message, db=hg.db, fanout=fanout),
-                        retry=hg.retry))
+                        retry=hg.retry, prefetch=BATCH_SIZE, batch_size=BATCH_SIZE,
+                        batch_handler=lambda messages: store_and_announce_all(messages, db=hg.db,
+                                                                              fanout=fanout)))
     # Every web process pushes the announcements to the sockets IT holds, and closes ITS sockets
     # of ended sessions: these serve this process's hub, so they run in each gunicorn worker.
     hg.web_background += [

@@ -3,6 +3,7 @@
 Every function works inside the caller's transaction (`cur`), so the queue consumer, the REST
 routes, the WebSocket replay and the tests share them.
 """
+import collections
 import json
 
 from psycopg2.extras import Json
@@ -36,36 +37,52 @@ def store_event_notifications(*, cur, event: IncidentEvent) -> tuple[list[dict],
     """Store one notification per recipient of the event; return the event's stored rows (new or
     stored by an earlier delivery, in id order) and how many are new. The unique key
     (event_id, employee_id) makes a redelivered event store nothing."""
-    if not event.recipients:
-        return [], 0
-    cur.execute("SELECT employee_id FROM employees WHERE employee_id = ANY(%s)", (list(event.recipients),))
+    return store_events_notifications(cur=cur, events=[event])[0]
+
+
+def store_events_notifications(*, cur, events: list[IncidentEvent]) -> list[tuple[list[dict], int]]:
+    """store_event_notifications() of several events (a batch) in one insert: ids are given in
+    the order of the events, then of their recipients. Raises PermanentMessageError when an event
+    names an unknown recipient or incident (nothing of the batch is then stored)."""
+    pairs = [(event, recipient) for event in events for recipient in event.recipients]
+    if not pairs:
+        return [([], 0) for _ in events]
+    recipients = sorted({recipient for _, recipient in pairs})
+    cur.execute("SELECT employee_id FROM employees WHERE employee_id = ANY(%s)", (recipients,))
     known = {row["employee_id"] for row in cur.fetchall()}
-    unknown = [r for r in event.recipients if r not in known]
+    unknown = [r for r in recipients if r not in known]
     if unknown:
         raise PermanentMessageError(f"unknown recipient(s): {', '.join(unknown)}")
-    if event.incident_id is not None:
-        cur.execute("SELECT 1 FROM incidents WHERE incident_id = %s", (event.incident_id,))
-        if cur.fetchone() is None:
-            raise PermanentMessageError(f"unknown incident {event.incident_id}")
+    incident_ids = sorted({e.incident_id for e, _ in pairs if e.incident_id is not None})
+    if incident_ids:
+        cur.execute("SELECT incident_id FROM incidents WHERE incident_id = ANY(%s)", (incident_ids,))
+        missing = set(incident_ids) - {row["incident_id"] for row in cur.fetchall()}
+        if missing:
+            raise PermanentMessageError(f"unknown incident {', '.join(map(str, sorted(missing)))}")
     cur.execute("""
         INSERT INTO notifications (event_id, employee_id, incident_id, type, title, message, severity, data)
-        SELECT %(event_id)s, recipient, %(incident_id)s, %(type)s, %(title)s, %(message)s,
-               %(severity)s, %(data)s
-        FROM unnest(%(recipients)s::text[]) WITH ORDINALITY AS r(recipient, position)
+        SELECT event_id, recipient, incident_id, type, title, message, severity, data
+        FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::jsonb[])
+             WITH ORDINALITY AS n(event_id, recipient, incident_id, type, title, message, severity,
+                                  data, position)
         ORDER BY position
         ON CONFLICT (event_id, employee_id) DO NOTHING
-        RETURNING notification_id""", {
-        "event_id": event.event_id, "incident_id": event.incident_id, "type": event.type,
-        "title": event.title, "message": event.message, "severity": event.severity,
-        "data": Json(event.data), "recipients": list(event.recipients),
-    })
-    new = len(cur.fetchall())
+        RETURNING event_id""", (
+        [e.event_id for e, _ in pairs], [r for _, r in pairs], [e.incident_id for e, _ in pairs],
+        [e.type for e, _ in pairs], [e.title for e, _ in pairs], [e.message for e, _ in pairs],
+        [e.severity for e, _ in pairs], [Json(e.data) for e, _ in pairs]))
+    new = collections.Counter(row["event_id"] for row in cur.fetchall())
     cur.execute(f"""
         SELECT {NOTIFICATION_COLUMNS}
         FROM notifications
-        WHERE event_id = %s AND employee_id = ANY(%s)
-        ORDER BY notification_id""", (event.event_id, list(event.recipients)))  # noqa: S608 (a constant column list)
-    return cur.fetchall(), new
+        WHERE (event_id, employee_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+        ORDER BY notification_id""",  # noqa: S608 (a constant column list)
+                ([e.event_id for e, _ in pairs], [r for _, r in pairs]))
+    stored = collections.defaultdict(list)
+    for row in cur.fetchall():
+        stored[row["event_id"]].append(row)
+    return [(stored[e.event_id], new[e.event_id]) if e.recipients else ([], 0) for e in events]
 
 
 def notifications_after(*, cur, employee_id: str, after_id: int, limit: int) -> list[dict]:

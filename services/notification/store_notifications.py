@@ -11,42 +11,69 @@ Ordering. All storing is serialized on one advisory lock, held from before the i
 announcement is confirmed. Notification ids are therefore committed AND announced in increasing
 order across all instances, which is what makes a client's "last id I saw" a complete cursor:
 when it reconnects with last_id=N, nothing below N can still be on its way.
+
+Batches: under load the consumer hands over up to BATCH_SIZE events at once
+(store_and_announce_all): one insert and one commit for them all, their announcements published
+together (confirms pipelined), then one acknowledgement. Should the batch fail, each event is
+stored alone by store_and_announce, so a bad one is dead-lettered and the others are stored.
 """
 import time
 
+from healthguard.broker import BrokerError
 from healthguard.fanout import FanoutPublisher
 from healthguard.incident_events import incident_update, parse_event
 
 from . import metrics
-from .service import as_json, store_event_notifications
+from .service import as_json, store_events_notifications
 
 PUSH_EXCHANGE = "notifications.push"
 STORE_ORDER_LOCK = 0x4847_0004  # "HG" + 4: the advisory lock storing notifications queues on
+BATCH_SIZE = 100
 
 
 def store_and_announce(message: dict, *, db, fanout: FanoutPublisher) -> None:
+    """Store and announce one event (and count a rejected one)."""
     try:
         event = parse_event(message)
     except Exception:
         metrics.NOTIFICATIONS_SENT.labels("store", "rejected").inc()
         raise
+    try:
+        _store_and_announce([event], db=db, fanout=fanout)
+    except BrokerError:
+        raise  # stored; the announcement is retried
+    except Exception:
+        metrics.NOTIFICATIONS_SENT.labels("store", "rejected").inc(max(len(event.recipients), 1))
+        raise
+
+
+def store_and_announce_all(messages: list[dict], *, db, fanout: FanoutPublisher) -> None:
+    """Store and announce a batch of events in one transaction. Raises when any of them cannot
+    be stored (nothing is then committed): the caller handles them one by one."""
+    events = list({event.event_id: event for event in map(parse_event, messages)}.values())
+    _store_and_announce(events, db=db, fanout=fanout)
+
+
+def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
     with db.transaction() as lock:
         lock.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_ORDER_LOCK,))
-        try:
-            with db.transaction() as cur:  # committed before it is announced
-                rows, new = store_event_notifications(cur=cur, event=event)
-        except Exception:
-            metrics.NOTIFICATIONS_SENT.labels("store", "rejected").inc(max(len(event.recipients), 1))
-            raise
-        if new:
-            metrics.NOTIFICATIONS_SENT.labels("store", "stored").inc(new)
-        if len(rows) > new:
-            metrics.NOTIFICATIONS_SENT.labels("store", "duplicate").inc(len(rows) - new)
-        update = incident_update(event)
-        if rows or update:
-            fanout.broadcast({
-                "event_id": event.event_id,
-                "stored_at": time.time(),
-                "notifications": [as_json(row) for row in rows],
-                "incident_update": update,
-            }, message_id=event.event_id)
+        with db.transaction() as cur:  # committed before it is announced
+            stored = store_events_notifications(cur=cur, events=events)
+        announcements = []
+        for event, (rows, new) in zip(events, stored, strict=True):
+            if new:
+                metrics.NOTIFICATIONS_SENT.labels("store", "stored").inc(new)
+            if len(rows) > new:
+                metrics.NOTIFICATIONS_SENT.labels("store", "duplicate").inc(len(rows) - new)
+            update = incident_update(event)
+            if rows or update:
+                announcements.append(({
+                    "event_id": event.event_id,
+                    "stored_at": time.time(),
+                    "notifications": [as_json(row) for row in rows],
+                    "incident_update": update,
+                }, event.event_id))
+        # Still under the lock: announced in the order stored, before the next batch is.
+        failed = [error for error in fanout.broadcast_many(announcements) if error is not None]
+        if failed:
+            raise BrokerError(f"{len(failed)} announcements not confirmed: {failed[0]}")
