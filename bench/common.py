@@ -71,23 +71,29 @@ def execute(url: str, sql: str, params=None, *, fetch: bool = False):
 
 
 def git_commit() -> str | None:
+    """HEAD, with "-dirty" when the work tree has uncommitted changes to tracked files."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                 capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return head + ("-dirty" if changed else "")
 
 
 @contextlib.contextmanager
 def terminated_as_interrupt():
-    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every `finally` cleans up."""
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every `finally` cleans up; so does
+    SIGINT even where it was ignored at start (a command started in the background by a shell)."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def pgbench_reference(seconds: int = 10, clients: int = 8) -> dict | None:

@@ -6,12 +6,13 @@ Starts its own suite (on-call, alert ingestion, incident management, notificatio
 process and worker, on a database and vhost of its own, dropped at the end), signs the seeded
 staff in, optionally seeds `--history` resolved incidents (bench/seed_history.py), then offers up
 to `--rate` alarms a second for `--seconds`, each a different patient and alarm (so none is
-correlated into another). The offer pauses while more than `--backlog` accepted alarms are not
-yet done, so the backlog, and the wait for it after the window, stay bounded. Done means: the
-alarm's incident exists, has its first assignment, and its assignee's INCIDENT_ASSIGNED
-notification is stored. After the window it waits for every accepted alarm to be done and
-counts, in the database, the lost (no incident), the duplicated (a second incident or
-notification for one alarm) and the undone ones. Prints the figures as JSON; asserts nothing.
+correlated into another). The offer pauses while more accepted alarms wait than the pipeline
+does in five seconds at its current pace (at least `--backlog`), so the backlog, and the wait for
+it after the window, stay bounded. Done means: the alarm's incident exists, has its first
+assignment, and its assignee's INCIDENT_ASSIGNED notification is stored. After the window it
+waits for every accepted alarm to be done and counts, in the database, the lost (no incident),
+the duplicated (a second incident or notification for one alarm) and the undone ones. Prints
+the figures as JSON; asserts nothing.
 
 `make bench` (bench/run.py) uses the same measurement, with a pgbench reference and plots.
 """
@@ -154,18 +155,26 @@ def timeline(rows, start: float, seconds: float) -> dict:
 
 
 def measure_rate(pipeline: Pipeline, poster: AlertPoster, alarms: Alarms, *, rate: float, seconds: float,
-                 clients: int = 32, backlog: int = 3000, warmup: float = 5.0, settle: float = 300) -> dict:
+                 clients: int = 32, backlog: int = 250, warmup: float = 5.0, settle: float = 300) -> dict:
     """The sustained end-to-end rate: alarms done per second over the window (after `warmup`),
-    offering up to `rate` a second while fewer than `backlog` accepted ones wait."""
+    offering up to `rate` a second while fewer accepted ones wait than the pipeline does in 5 s
+    (at least `backlog`)."""
     pipeline.resolve_everything()
     marks = pipeline.marks()
     accepted = [0]
     done = [0]
     stop = threading.Event()
 
+    cap = [backlog]
+
     def watch():  # how many are done, for the offer's pause; the figures are counted at the end
+        history = []
         while not stop.wait(0.5):
             done[0] = pipeline.notified_since(marks)
+            history = [*history[-9:], (time.monotonic(), done[0])]
+            if len(history) > 1:  # at most ~5 s of work waiting, however fast the pipeline is now
+                rate_now = (history[-1][1] - history[0][1]) / (history[-1][0] - history[0][0])
+                cap[0] = max(backlog, int(5 * rate_now))
 
     def answered(answer):
         if answer[1] == 201:
@@ -175,7 +184,7 @@ def measure_rate(pipeline: Pipeline, poster: AlertPoster, alarms: Alarms, *, rat
     watcher.start()
     try:
         answers, offered = poster.offered(alarms.take(), rate, seconds, clients,
-                                          hold=lambda: accepted[0] - done[0] > backlog, on_answer=answered)
+                                          hold=lambda: accepted[0] - done[0] > cap[0], on_answer=answered)
     finally:
         stop.set()
         watcher.join()
@@ -207,7 +216,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--backlog", type=int, default=3000)
+    parser.add_argument("--backlog", type=int, default=250, help="the least backlog allowed")
     parser.add_argument("--history", type=int, default=0, help="resolved incidents of history to seed first")
     args = parser.parse_args()
     from bench.seed_history import seed_history

@@ -11,9 +11,10 @@
 3. Ingestion: device alarms posted by 32 keep-alive clients as fast as they are answered, while
    incident management is not yet running (its lanes are emptied afterwards): accepted/s, POST
    p50/p99, 5xx.
-4. Latency over offered load: 25, 50, 100 and 200 alarms/s, 20 s each (open loop), with a socket
-   open for every clinician: alert-to-assigned p50/p95/p99 (database clock) and POST answered to
-   the assignee's WebSocket `notification` frame (client clock).
+4. Latency over offered load: 25, 50, 100 and 200 alarms/s, 20 s each (open loop; 200 only when
+   100 was worked off in time), with a socket open for every clinician: alert-to-assigned
+   p50/p95/p99 (database clock) and POST answered to the assignee's WebSocket `notification`
+   frame (client clock).
 5. End to end, empty database: up to 500 alarms/s for 60 s (bench/pipeline_rate.py): the
    sustained rate of alarms turned into an assigned incident with a stored notification, lost
    and duplicated counted in the database.
@@ -63,11 +64,11 @@ from healthguard.broker import ALERT_LANES  # noqa: E402
 PROFILES = {
     "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32,
              "offered_loads": [25, 50, 100, 200], "load_seconds": 20, "ws_target_load": 100,
-             "e2e_rate": 500, "e2e_seconds": 60, "backlog": 3000, "settle": 240,
+             "e2e_rate": 500, "e2e_seconds": 60, "backlog": 250, "settle": 240,
              "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000},
     "quick": {"pgbench_seconds": 2, "ingest_seconds": 2, "ingest_clients": 8,
               "offered_loads": [10, 20], "load_seconds": 2, "ws_target_load": 20,
-              "e2e_rate": 50, "e2e_seconds": 4, "backlog": 100, "settle": 60,
+              "e2e_rate": 50, "e2e_seconds": 4, "backlog": 50, "settle": 60,
               "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000},
 }
 ACTIVE = "OPEN,ASSIGNED,ACKNOWLEDGED,REASSIGNED,IN_PROGRESS"
@@ -193,8 +194,13 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                 for token in tokens.values():
                     sockets.append(open_socket("ws://" + suite.url("notification").split("://", 1)[1], token))
                     reader.add(sockets[-1])
+                # Not measured: the first alarms after a start open connections and fill caches.
+                poster.offered(alarms.take(), 10, 3, clients=8)
                 figures["latency_by_offered_load"] = []
                 for rate in p["offered_loads"]:
+                    if rate > p["ws_target_load"] and _saturated(figures["latency_by_offered_load"]):
+                        log(f"latency at {rate} alarms/s: left out, the pipeline is saturated below it")
+                        continue
                     log(f"latency at {rate} alarms/s for {p['load_seconds']} s")
                     step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
                     figures["latency_by_offered_load"].append(step)
@@ -233,6 +239,12 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                 suite.keep_logs(keep_logs)
     result["table"] = table(result)
     return result
+
+
+def _saturated(steps: list[dict]) -> bool:
+    """The last load offered took longer to work off than to offer: a higher one measures only how
+    long its queue grows (and takes minutes to drain)."""
+    return bool(steps) and steps[-1]["drained_after_seconds"] > steps[-1]["seconds"]
 
 
 def _short(figures: dict) -> dict:
