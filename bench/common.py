@@ -58,9 +58,22 @@ def database_url(admin: str, name: str) -> str:
     return urlunsplit(urlsplit(admin)._replace(path="/" + name))
 
 
+def connect(url: str, *, patience: float = 120):
+    """A connection; while the shared server has no free slot ("too many clients", other work on
+    the machine), asked again for up to `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return psycopg2.connect(url)
+        except psycopg2.OperationalError as exc:
+            if "too many clients" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def execute(url: str, sql: str, params=None, *, fetch: bool = False):
     """One statement on its own autocommit connection (CREATE/DROP DATABASE need one)."""
-    conn = psycopg2.connect(url)
+    conn = connect(url)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

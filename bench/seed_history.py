@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
-import psycopg2  # noqa: E402
+from bench.common import connect  # noqa: E402
 
 # One chunk: the plan of `count` incidents numbered from the current maximum ids on, then the
 # alerts, incidents, assignments and history rows it describes. Foreign-key triggers are off for
@@ -132,7 +132,7 @@ def seed_history(database_url: str, incidents: int, *, active: int = 0, chunk: i
     module describes; returns the seconds it took. Nothing may post alerts or create incidents
     meanwhile (the ids are taken from the current maximum on)."""
     started = time.monotonic()
-    conn = psycopg2.connect(database_url)
+    conn = connect(database_url)
     try:
         for is_active, total in ((False, incidents), (True, active)):
             for first in range(1, total + 1, chunk):
