@@ -317,29 +317,38 @@ class AlertPoster:
 
     def offered(self, alarms, rate: float, seconds: float, clients: int, *, hold=None, on_answer=None):
         """Open-loop load: one alarm every 1/`rate` seconds for `seconds`, whatever the answers
-        take (up to `clients` in flight). `hold()` true pauses the offer (a bounded backlog).
-        Returns the answers and how many were offered."""
+        take, with at most `clients` in flight (past that the offer waits: it is "up to" `rate`).
+        `hold()` true pauses the offer (a bounded backlog). Returns the answers and how many were
+        offered."""
         source = iter(alarms)
         futures = []
+        free = threading.BoundedSemaphore(clients)
+
+        def answered(future):
+            free.release()
+            if on_answer is not None:
+                on_answer(future.result())
+
         started = time.monotonic()
         next_at = started
         with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            while True:
-                now = time.monotonic()
-                if now - started >= seconds:
-                    break
+            while time.monotonic() - started < seconds:
                 if hold is not None and hold():
                     time.sleep(0.05)
                     next_at = time.monotonic()
                     continue
+                now = time.monotonic()
                 if next_at > now:
                     time.sleep(next_at - now)
+                if not free.acquire(timeout=0.05):
+                    next_at = max(next_at, time.monotonic() - 1.0)  # behind: no catching-up burst
+                    continue
                 alarm = next(source, None)
                 if alarm is None:
+                    free.release()
                     break
                 future = pool.submit(self.post, alarm)
-                if on_answer is not None:
-                    future.add_done_callback(lambda f: on_answer(f.result()))
+                future.add_done_callback(answered)
                 futures.append(future)
                 next_at += 1.0 / rate
             answers = [future.result() for future in futures]

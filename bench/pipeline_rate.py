@@ -155,7 +155,7 @@ def timeline(rows, start: float, seconds: float) -> dict:
 
 
 def measure_rate(pipeline: Pipeline, poster: AlertPoster, alarms: Alarms, *, rate: float, seconds: float,
-                 clients: int = 32, backlog: int = 250, warmup: float = 5.0, settle: float = 300) -> dict:
+                 clients: int = 32, backlog: int = 100, warmup: float = 5.0, settle: float = 300) -> dict:
     """The sustained end-to-end rate: alarms done per second over the window (after `warmup`),
     offering up to `rate` a second while fewer accepted ones wait than the pipeline does in 5 s
     (at least `backlog`)."""
@@ -216,7 +216,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--backlog", type=int, default=250, help="the least backlog allowed")
+    parser.add_argument("--backlog", type=int, default=100, help="the least backlog allowed")
     parser.add_argument("--history", type=int, default=0, help="resolved incidents of history to seed first")
     args = parser.parse_args()
     from bench.seed_history import seed_history

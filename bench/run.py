@@ -64,7 +64,7 @@ from healthguard.broker import ALERT_LANES  # noqa: E402
 PROFILES = {
     "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32,
              "offered_loads": [25, 50, 100, 200], "load_seconds": 20, "ws_target_load": 100,
-             "e2e_rate": 500, "e2e_seconds": 60, "backlog": 250, "settle": 240,
+             "e2e_rate": 500, "e2e_seconds": 60, "backlog": 100, "settle": 240,
              "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000},
     "quick": {"pgbench_seconds": 2, "ingest_seconds": 2, "ingest_clients": 8,
               "offered_loads": [10, 20], "load_seconds": 2, "ws_target_load": 20,
@@ -107,7 +107,8 @@ def measure_ingest(suite: Suite, poster: AlertPoster, alarms: Alarms, p: dict) -
             "accepted_per_second": round(len(accepted) / took, 1),
             "post_p50_ms": ms(percentile(post, 50)), "post_p99_ms": ms(percentile(post, 99)),
             "http_5xx": sum(1 for a in answers if a[1] and a[1] >= 500),
-            "other_failures": sum(1 for a in answers if a[1] is None or a[1] < 500 and a[1] != 201)}
+            "other_failures": sum(1 for a in answers if a[1] is None or a[1] < 500 and a[1] != 201),
+            "first_failure": next((f"{a[1]} {a[5]}" for a in answers if a[1] != 201), None)}
 
 
 class Frames:
@@ -168,7 +169,9 @@ def run(profile: str, keep_logs: Path | None) -> dict:
     p = PROFILES[profile]
     result = {"bench": "make bench", "profile": profile,
               "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-              "git_commit": git_commit(), "cores": os.cpu_count(), "settings": p}
+              "git_commit": git_commit(), "cores": os.cpu_count(),
+              # what else ran on the machine meanwhile (1, 5, 15 minutes), at the start and the end
+              "load_average": {"start": [round(x, 1) for x in os.getloadavg()]}, "settings": p}
     log(f"pgbench -N, 8 clients, {p['pgbench_seconds']} s")
     result["pgbench_reference"] = pgbench_reference(p["pgbench_seconds"], clients=8)
     log(f"pgbench: {result['pgbench_reference']}")
@@ -237,6 +240,7 @@ def run(profile: str, keep_logs: Path | None) -> dict:
         finally:
             if keep_logs:
                 suite.keep_logs(keep_logs)
+    result["load_average"]["end"] = [round(x, 1) for x in os.getloadavg()]
     result["table"] = table(result)
     return result
 
@@ -302,8 +306,10 @@ def _percent(part, whole):
 
 def markdown(result: dict) -> str:
     ref = result.get("pgbench_reference") or {}
+    load = result["load_average"]
     lines = [f"`make bench` at {result['at']} (commit {str(result['git_commit'])[:10]}, "
-             f"{result['cores']} cores; pgbench -N, 8 clients: {ref.get('tps', 'n/a')} tps)", "",
+             f"{result['cores']} cores, load average {load['start'][0]} at the start and {load['end'][0]} "
+             f"at the end; pgbench -N, 8 clients: {ref.get('tps', 'n/a')} tps)", "",
              "| figure | measured | target | / pgbench tps |", "|---|---|---|---|"]
     for row in result["table"]:
         lines.append(f"| {row['figure']} | {row['value']} | {row['target']} | "

@@ -58,8 +58,8 @@ WITH staff AS (
            make_interval(secs => 300 + 6600 * random()) AS to_resolve
     FROM generate_series(%(first)s, %(last)s) AS n, staff, beds, kinds
 )
-SELECT base.alert_id + row_number() OVER (ORDER BY n) AS alert_id,
-       base.incident_id + row_number() OVER (ORDER BY n) AS incident_id,
+SELECT base.alert_id + n - %(first)s + 1 AS alert_id,
+       base.incident_id + n - %(first)s + 1 AS incident_id,
        beds.ids[bed] AS patient_id, beds.rooms[bed] AS room, kinds.ids[kind] AS alert_type,
        kinds.severities[kind] AS severity, kinds.categories[kind] AS category,
        kinds.names[kind] || ' - room ' || beds.rooms[bed] AS title,
