@@ -214,6 +214,13 @@ class Suite:
         return False
 
 
+def metric_total(service_url: str, name: str) -> float:
+    """A counter of the service's /metrics summed over all its labels (0 when it has none)."""
+    text = requests.get(service_url + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((name + " ", name + "{")))
+
+
 def sign_everyone_in(oncall_url: str, db_url: str) -> dict[str, str]:
     """Every seeded clinician signs in through the on-call service (who is on duty now takes the
     alarms): employee_id -> session token."""

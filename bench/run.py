@@ -52,6 +52,7 @@ from bench.common import (  # noqa: E402
     close_sockets,
     execute,
     git_commit,
+    metric_total,
     open_socket,
     percentile,
     pgbench_reference,
@@ -237,6 +238,15 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                                                             seconds=p["e2e_seconds"], backlog=p["backlog"],
                                                             settle=p["settle"])}
             log(f"  {_short(figures['end_to_end_history'])}")
+            # Why alarms waited, over the whole run: lookups of who is on call that failed (the
+            # incident waits OPEN for the retrier), messages parked to retry, dead letters.
+            incidents_url = suite.url("incident-management")
+            figures["diagnostics"] = {
+                "oncall_lookup_failures": metric_total(incidents_url, "oncall_lookup_failures_total"),
+                **{f"{name}_{service}": metric_total(suite.url(service), f"{name}_total")
+                   for name in ("messages_retried", "messages_dead_lettered")
+                   for service in ("incident-management", "notification")}}
+            log(f"  {figures['diagnostics']}")
         finally:
             if keep_logs:
                 suite.keep_logs(keep_logs)
@@ -309,7 +319,7 @@ def markdown(result: dict) -> str:
     load = result["load_average"]
     lines = [f"`make bench` at {result['at']} (commit {str(result['git_commit'])[:10]}, "
              f"{result['cores']} cores, load average {load['start'][0]} at the start and {load['end'][0]} "
-             f"at the end; pgbench -N, 8 clients: {ref.get('tps', 'n/a')} tps)", "",
+             f"at the end; pgbench -N, 8 clients: {ref.get('tps') or 0:,.0f} tps)", "",
              "| figure | measured | target | / pgbench tps |", "|---|---|---|---|"]
     for row in result["table"]:
         lines.append(f"| {row['figure']} | {row['value']} | {row['target']} | "
