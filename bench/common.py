@@ -235,11 +235,11 @@ def sign_everyone_in(oncall_url: str, db_url: str) -> dict[str, str]:
 
 
 def catalogue(ingest_url: str, api_key: str = DEVICE_KEY) -> tuple[list[str], list[dict]]:
-    """The admitted patients' ids and the alert types, as a device reads them."""
+    """The ids of the admitted patients in the device's scope and the alert types, as a device
+    reads them (its beds: GET /devices/me; patient records need a clinician's session)."""
     headers = {"X-API-Key": api_key}
     types = requests.get(ingest_url + "/api/v1/alert-types", headers=headers, timeout=10)
-    patients = requests.get(ingest_url + "/api/v1/patients", params={"status": "ADMITTED"},
-                            headers=headers, timeout=10)
+    patients = requests.get(ingest_url + "/api/v1/devices/me", headers=headers, timeout=10)
     if types.status_code != 200 or patients.status_code != 200:
         sys.exit(f"cannot read the catalogue: {types.status_code} {patients.status_code} (wrong key?)")
     return [p["patient_id"] for p in patients.json()["patients"]], types.json()["alert_types"]
