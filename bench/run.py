@@ -63,13 +63,13 @@ from bench.seed_history import seed_history  # noqa: E402
 from healthguard.broker import ALERT_LANES  # noqa: E402
 
 PROFILES = {
-    "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32,
+    "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32, "warmup_seconds": 3,
              "offered_loads": [25, 50, 100, 200], "load_seconds": 20, "ws_target_load": 100,
              "e2e_rate": 500, "e2e_seconds": 60, "backlog": 100, "settle": 240,
              "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000},
-    "quick": {"pgbench_seconds": 2, "ingest_seconds": 2, "ingest_clients": 8,
+    "quick": {"pgbench_seconds": 1, "ingest_seconds": 2, "ingest_clients": 8, "warmup_seconds": 1,
               "offered_loads": [10, 20], "load_seconds": 2, "ws_target_load": 20,
-              "e2e_rate": 50, "e2e_seconds": 4, "backlog": 50, "settle": 60,
+              "e2e_rate": 50, "e2e_seconds": 3, "backlog": 50, "settle": 60,
               "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000},
 }
 ACTIVE = "OPEN,ASSIGNED,ACKNOWLEDGED,REASSIGNED,IN_PROGRESS"
@@ -199,7 +199,7 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                     sockets.append(open_socket("ws://" + suite.url("notification").split("://", 1)[1], token))
                     reader.add(sockets[-1])
                 # Not measured: the first alarms after a start open connections and fill caches.
-                poster.offered(alarms.take(), 10, 3, clients=8)
+                poster.offered(alarms.take(), 10, p["warmup_seconds"], clients=8)
                 figures["latency_by_offered_load"] = []
                 for rate in p["offered_loads"]:
                     if rate > p["ws_target_load"] and _saturated(figures["latency_by_offered_load"]):
