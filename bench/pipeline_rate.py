@@ -104,6 +104,22 @@ class Pipeline:
             LEFT JOIN incident_alerts l ON l.alert_id = mine.alert_id""",
                        {"ids": alert_ids, **marks}, fetch=True)
 
+    def by_severity(self, alert_ids: list[int]) -> dict:
+        """Alert-to-assigned p50/p99 (seconds) of each severity: under an overload the lanes let
+        the more severe alarms overtake the others, and the tail is theirs."""
+        rows = execute(self.db_url, """
+            SELECT a.severity, count(*),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - a.received_at)),
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - a.received_at))
+            FROM alerts a
+            JOIN incidents i ON i.alert_id = a.alert_id
+            JOIN LATERAL (SELECT min(assigned_at) AS at FROM incident_assignments
+                          WHERE incident_id = i.incident_id) f ON f.at IS NOT NULL
+            WHERE a.alert_id = ANY(%s)
+            GROUP BY a.severity ORDER BY a.severity""", (alert_ids,), fetch=True)
+        return {severity: {"count": count, "p50_s": _rounded(p50), "p99_s": _rounded(p99)}
+                for severity, count, p50, p99 in rows}
+
     @staticmethod
     def undone(rows) -> int:
         return sum(1 for row in rows if not row[4] and row[2] is None)
@@ -203,6 +219,7 @@ def measure_rate(pipeline: Pipeline, poster: AlertPoster, alarms: Alarms, *, rat
             "drained_after_seconds": round(waited, 1),
             "alert_to_assigned_p50_s": _rounded(percentile(latencies, 50)),
             "alert_to_assigned_p99_s": _rounded(percentile(latencies, 99)),
+            "alert_to_assigned_by_severity": pipeline.by_severity(alert_ids),
             **audit(rows), **timeline(rows, marks["at"], seconds + waited)}
 
 
