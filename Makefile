@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: bootstrap up down logs test lint env
+.PHONY: bootstrap up down logs test lint env bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -29,3 +29,8 @@ lint: bootstrap
 test: lint
 	cd web-ui && npm run lint --silent && npm test --silent
 	$(PY) -m pytest
+
+# The benchmarks (issue 10) on a suite of their own: `make bench`, or `make bench BENCH_QUICK=1`
+# for a quick pass whose figures mean nothing. Results in bench/results/.
+bench: bootstrap
+	$(PY) bench/run.py $(if $(BENCH_QUICK),--quick)

@@ -17,18 +17,14 @@ import datetime
 import itertools
 import random
 import sys
-import threading
 import time
-import uuid
+from pathlib import Path
 
-import requests
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
+import requests  # noqa: E402
 
-def percentile(values, q):
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
+from bench.common import AlertPoster, catalogue, percentile  # noqa: E402
 
 
 def parse_time(text):
@@ -38,40 +34,19 @@ def parse_time(text):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.local = threading.local()
+        self.poster = AlertPoster(args.ingest_url, args.api_key)
         self.rng = random.Random(args.seed)
 
-    def session(self):
-        if not hasattr(self.local, "session"):
-            self.local.session = requests.Session()
-        return self.local.session
-
     def alarms(self):
-        headers = {"X-API-Key": self.args.api_key}
-        types = requests.get(self.args.ingest_url + "/api/v1/alert-types", headers=headers, timeout=10)
-        patients = requests.get(self.args.ingest_url + "/api/v1/patients", params={"status": "ADMITTED"},
-                                headers=headers, timeout=10)
-        if types.status_code != 200 or patients.status_code != 200:
-            sys.exit(f"cannot read the catalogue: {types.status_code} {patients.status_code} (wrong key?)")
-        pairs = [(p["patient_id"], t["alert_type"]) for p in patients.json()["patients"]
-                 for t in types.json()["alert_types"]]
+        patients, types = catalogue(self.args.ingest_url, self.args.api_key)
+        pairs = [(patient, t["alert_type"]) for patient in patients for t in types]
         self.rng.shuffle(pairs)
         return itertools.islice(itertools.cycle(pairs), self.args.count)
 
     def post(self, alarm):
-        patient_id, alert_type = alarm
-        body = {"patient_id": patient_id, "alert_type": alert_type, "device_id": "BENCH",
-                "source_alarm_id": uuid.uuid4().hex, "source": "SIMULATOR"}
-        started = time.perf_counter()
-        try:
-            response = self.session().post(self.args.ingest_url + "/api/v1/alerts", json=body,
-                                           headers={"X-API-Key": self.args.api_key}, timeout=30)
-        except requests.RequestException as exc:
-            return None, time.perf_counter() - started, repr(exc)
-        elapsed = time.perf_counter() - started
-        if response.status_code != 201:
-            return None, elapsed, f"{response.status_code} {response.text[:120]}"
-        return response.json(), elapsed, None
+        """(alert JSON or None, seconds taken, error or None)"""
+        _, status, alert, elapsed, _, error = self.poster.post(alarm)
+        return alert, elapsed, None if status == 201 else f"{status} {error}"
 
     def incidents_since(self, since):
         """alert_id -> incident, for every incident created since `since` (all pages)."""

@@ -17,14 +17,11 @@ removed at the end. Prints the figures; asserts nothing.
 """
 import argparse
 import concurrent.futures
-import json
 import os
 import random
 import resource
-import selectors
 import statistics
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -35,15 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "services")]
 
 import requests  # noqa: E402
-import websocket  # noqa: E402
 
+from bench.common import NOTIFICATION_ENV, FrameReader, close_sockets, open_socket, percentile  # noqa: E402
 from healthguard.auth import new_session_token, token_hash  # noqa: E402
 from healthguard.broker import Publisher  # noqa: E402
 from healthguard.db import Database  # noqa: E402
 
 # What the notification service runs with (compose / Procfile): one worker, a thread per socket.
-RECOMMENDED_ENV = {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "1",
-                   "GUNICORN_THREADS": "1100"}
+RECOMMENDED_ENV = NOTIFICATION_ENV
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -117,65 +113,22 @@ def make_incident(db: Database) -> tuple[int, int]:
         return cur.fetchone()["incident_id"], alert["alert_id"]
 
 
-class Readers:
-    """Every socket read by one thread through a selector; arrival latencies recorded."""
+class Latencies:
+    """Arrival latency of each frame the bench published (by its send time), by frame type."""
 
     def __init__(self):
-        self.selector = selectors.DefaultSelector()
         self.latency = {"notification": [], "incident_updated": []}
-        self.closed = 0
-        self.errors = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def add(self, ws):
-        with self._lock:
-            self.selector.register(ws.sock, selectors.EVENT_READ, ws)
-
-    def start(self):
-        self._thread.start()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for key, _ in self.selector.select(0.2):  # epoll: registering meanwhile is safe
-                ws = key.data
-                try:  # control frames too: after a ping, do not block waiting for the next frame
-                    opcode, frame = ws.recv_data_frame(control_frame=True)
-                except (websocket.WebSocketException, OSError):
-                    self._drop(ws)
-                    continue
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    self._drop(ws)
-                    continue
-                if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                    continue
-                now = time.time()
-                message = json.loads(frame.data)
-                if message["type"] == "notification" and "bench_sent_at" in message.get("data", {}):
-                    self.latency["notification"].append(now - message["data"]["bench_sent_at"])
-                elif message["type"] == "incident_updated" and message.get("occurred_at"):
-                    sent = datetime.fromisoformat(message["occurred_at"]).timestamp()
-                    self.latency["incident_updated"].append(now - sent)
-
-    def _drop(self, ws):
-        with self._lock:
-            try:
-                self.selector.unregister(ws.sock)
-            except (KeyError, ValueError):
-                pass
-        self.closed += 1
+    def __call__(self, ws, message, now):
+        if message["type"] == "notification" and "bench_sent_at" in message.get("data", {}):
+            self.latency["notification"].append(now - message["data"]["bench_sent_at"])
+        elif message["type"] == "incident_updated" and message.get("occurred_at"):
+            sent = datetime.fromisoformat(message["occurred_at"]).timestamp()
+            self.latency["incident_updated"].append(now - sent)
 
 
-def percentile(values, q):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+def _ms(seconds) -> float:
+    return float("nan") if seconds is None else seconds * 1000
 
 
 def open_sockets(ws_base, sessions, count, readers, workers=8):
@@ -185,9 +138,7 @@ def open_sockets(ws_base, sessions, count, readers, workers=8):
     def connect(entry):
         employee_id, token, _ = entry
         # A program can send its session as a header; session tokens are refused in a URL.
-        ws = websocket.create_connection(f"{ws_base}/ws", header=[f"Authorization: Bearer {token}"],
-                                         timeout=30)
-        return employee_id, ws
+        return employee_id, open_socket(ws_base, token)
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -260,7 +211,8 @@ def main():
     sessions = open_sessions(db, args.sessions_per_clinician)
     incident_id, alert_id = make_incident(db)
     run = uuid.uuid4().hex[:8]
-    readers = Readers()
+    latencies = Latencies()
+    readers = FrameReader(latencies)
     opened = []
     try:
         time.sleep(1.0)
@@ -297,7 +249,7 @@ def main():
             time.sleep(max(0.0, next_at - time.monotonic()))
         drain_until, last_count = time.monotonic() + 30, -1
         while time.monotonic() < drain_until:  # until frames stop arriving
-            count = sum(len(values) for values in readers.latency.values())
+            count = sum(len(values) for values in latencies.latency.values())
             if count == last_count or count >= sum(expected.values()):
                 break
             last_count = count
@@ -306,11 +258,7 @@ def main():
         server_latency = server_latency_quantiles(base)
     finally:
         readers.stop()
-        for _, ws in opened:
-            try:
-                ws.close(timeout=0.2)
-            except (websocket.WebSocketException, OSError):
-                pass
+        close_sockets([ws for _, ws in opened])
         with db.transaction() as cur:
             cur.execute("DELETE FROM notifications WHERE event_id LIKE %s", (f"bench-{run}-%",))
             cur.execute("DELETE FROM incidents WHERE incident_id = %s", (incident_id,))
@@ -334,9 +282,9 @@ def main():
     print(f"events published             {sent} at {args.rate}/s for {args.seconds:.0f}s "
           f"(each to one clinician's ~{len(opened) // max(1, len(employees))} sockets, "
           f"and an incident update to all {len(opened)})")
-    for kind, values in readers.latency.items():
+    for kind, values in latencies.latency.items():
         print(f"{kind:<28} {len(values)} of {expected[kind]} frames received; latency p50 "
-              f"{percentile(values, 50) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms, "
+              f"{_ms(percentile(values, 50)):.1f} ms, p99 {_ms(percentile(values, 99)):.1f} ms, "
               f"max {max(values, default=float('nan')) * 1000:.1f} ms"
               + (f", mean {statistics.mean(values) * 1000:.1f} ms" if values else ""))
     print(f"server-side push latency     {server_latency} (notification_push_latency_seconds)")

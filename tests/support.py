@@ -313,7 +313,7 @@ class ServiceProcess:
     under gunicorn and, unless background=False, its worker process (consumers, relays,
     periodic tasks) beside it, sharing the metrics directory. Both log to one file."""
 
-    def __init__(self, name: str, env: dict, *, workers: int = 1, port: int | None = None,
+    def __init__(self, name: str, env: dict, *, workers: int | None = 1, port: int | None = None,
                  background: bool = True):
         self.name = name
         self.port = port or free_port()
@@ -322,8 +322,9 @@ class ServiceProcess:
         self.metrics_dir = str(self.run_dir / "metrics")
         self.heartbeat = self.run_dir / "worker.heartbeat"
         self.log_path = self.run_dir / "service.log"
+        # workers=None: as many web workers as the service's settings say (the benchmarks).
         self.env = {**os.environ, **env, "PORT": str(self.port), "BIND_HOST": "127.0.0.1",
-                    "GUNICORN_WORKERS": str(workers),
+                    **({"GUNICORN_WORKERS": str(workers)} if workers is not None else {}),
                     "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
                     "WORKER_HEARTBEAT_FILE": str(self.heartbeat)}
         self.background = background
