@@ -5,6 +5,7 @@ from healthguard.web import create_service_app
 from .flood_limits import limits_from
 from .schemas import api
 from .views import blueprint
+from .wake_relay import RelayWaker
 
 
 def create_app(config=None):
@@ -15,6 +16,7 @@ def create_app(config=None):
                              blueprints=(blueprint,), api=api)
     app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
     hg = app.extensions["healthguard"]
+    app.extensions["alert_ingestion.relay_waker"] = RelayWaker(hg.db)
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))
     # Alarms are stored with their outbox row while the broker is away: still ready, degraded.
