@@ -87,7 +87,8 @@ def timed(client, path, headers, requests_: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=100)

@@ -2,16 +2,12 @@
 one transaction, and reading alerts back."""
 import datetime
 import json
-import logging
 from dataclasses import dataclass
-
-import psycopg2
 
 from healthguard import clock
 from healthguard.broker import alert_lane
 from healthguard.domain import SEVERITIES
 from healthguard.errors import ApiError
-from healthguard.outbox import NOTIFY_CHANNEL
 
 # A device clock a little ahead of ours is normal; an alarm from further in the future is not.
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
@@ -42,8 +38,6 @@ DEVICE_ALARM_COLUMNS = ("hl7_gateway_id", "event_code", "event_unmapped", "event
                         "event_priority", "unit", "device_location", "equipment", "channel",
                         "device_cleared_at")
 
-
-log = logging.getLogger(__name__)
 
 LANES = json.dumps({severity: alert_lane(severity) for severity in SEVERITIES})
 # The columns of ALERT_SELECT, in its order.
@@ -123,7 +117,7 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
     # One round trip: the patient and the alert type looked up, the alert and its outbox row
     # stored only when both are known and the patient is admitted, and the row as the API shows
     # it returned (a request used to wait for seven; the profile of POST /alerts under load was
-    # mostly those waits). The caller wakes the relay once it has committed (wake_relay).
+    # mostly those waits). The caller wakes the relay once it has committed (wake_relay.py).
     cur.execute(RECORD_ALERT, {**report.__dict__, "lanes": LANES})
     row = cur.fetchone()
     if row["patient_status"] is None:
@@ -144,22 +138,6 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
         return existing, False
 
     return {key: row[key] for key in ALERT_COLUMNS}, True
-
-
-def wake_relay(db) -> None:
-    """Tell the outbox relays a new alert is waiting, after its transaction committed.
-
-    A NOTIFY inside the alert's transaction takes a lock at commit that is held while the commit
-    is flushed to disk, so every alert's commit queued behind the one before (the profile under
-    load: most requests waiting on that lock). On its own, in a transaction that does not wait
-    for the disk, it holds the lock for microseconds. Should it fail, the relay's poll still finds
-    the row."""
-    try:
-        with db.transaction() as cur:
-            cur.execute("SET LOCAL synchronous_commit TO OFF; NOTIFY " + NOTIFY_CHANNEL)
-    except psycopg2.Error as exc:
-        log.warning("could not wake the outbox relay; its poll will find the alert",
-                    extra={"error": repr(exc)[:300]})
 
 
 def get_alert(cur, *, alert_id: int) -> dict | None:
