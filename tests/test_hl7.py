@@ -449,7 +449,7 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(300)
+        thread.join(600)  # a bound for a hung connection, not a speed target (bench/ measures that)
     received = [answer for per_connection in answers for answer in per_connection]
     assert len(received) == 1000
     refused = [(control_id, ack, why) for control_id, ack, why in received if ack != ("AA", control_id)]
@@ -459,7 +459,7 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
         SELECT count(*) AS n FROM alerts a
         WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.alert_id = a.alert_id)
            OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id)""") == 1000,
-             240, 0.5, "1,000 alarms in incidents")
+             600, 0.5, "1,000 alarms in incidents")  # a bound, not a speed target
     assert count(db, "SELECT count(*) AS n FROM alerts") == 1000
 
 
@@ -478,7 +478,7 @@ def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_p
         ingestion.start_worker()
         wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 0, 15, what="the listener down")
         # The worker runs on: its outbox relay still carries JSON alarms to incidents.
-        api.incident_of(api.post_alert("P003", "APNEA_DETECTED"))
+        api.incident_of(api.post_alert("P003", "APNEA_DETECTED"), timeout=60)
     finally:
         blocker.close()
     wait_for(lambda: metric_value(ingestion.url, "hl7_listener_up") == 1, 30, what="the listener back")
