@@ -103,7 +103,9 @@ def test_a_more_severe_repeat_raises_the_severity_and_pages_the_assignee_again(
     assert "severity raised from HIGH to CRITICAL" in incident["history"][-1]["note"]
     def about_it(events):
         return [e for e in events if e["incident_id"] == incident_id]
-    [event] = about_it(notification_events(lambda es: about_it(es), "the repeat's page"))
+    events = about_it(notification_events(lambda es: about_it(es), "the repeat's page"))
+    assert len(events) == 1, events
+    [event] = events
     assert event["type"] == "INCIDENT_ALERT_CORRELATED" and event["recipients"] == ["D01"]
     assert event["severity"] == "CRITICAL" and "was HIGH" in event["message"]
 
