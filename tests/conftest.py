@@ -18,7 +18,6 @@ import datetime as dt
 import itertools
 import os
 import shutil
-import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -346,23 +345,19 @@ def database_url(request, databases, template_database_url, rabbitmq_url):
         yield url
 
 
-def _wait_for_empty_outbox(database: Database, timeout: float = 15, still: float = 0.3) -> None:
-    """Until the outbox is empty, or stands still (nothing relays in this module: the rows stay
-    and the restore drops them)."""
-    def state():
+def _wait_for_empty_outbox(database: Database, timeout: float = 30) -> None:
+    """When an outbox relay serves this database (its LISTEN connection is there), until the
+    outbox is empty: every event committed so far is on its queue (rows go only after the
+    broker's confirm). Without a relay the rows stay, and the restore drops them."""
+    def settled():
         with database.transaction() as cur:
-            cur.execute("SELECT count(*) AS n, max(outbox_id) AS last FROM outbox")
-            row = cur.fetchone()
-            return row["n"], row["last"]
-    seen, since = state(), time.monotonic()
-    deadline = since + timeout
-    while seen[0] and time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = state()
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif time.monotonic() - since >= still:
-            return
+            cur.execute("""
+                SELECT NOT EXISTS (SELECT 1 FROM outbox)
+                    OR NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                                   WHERE datname = current_database()
+                                     AND application_name = 'outbox-relay') AS settled""")
+            return cur.fetchone()["settled"]
+    wait_for(settled, timeout, 0.05, "the previous test's events to be published")
 
 
 @pytest.fixture
