@@ -43,7 +43,7 @@ LANES = json.dumps({severity: alert_lane(severity) for severity in SEVERITIES})
 # The columns of ALERT_SELECT, in its order.
 ALERT_COLUMNS = ("alert_id", "patient_id", "patient_name", "alert_type", "alert_name", "severity",
                  "category", "room", "value", "device_id", "source_alarm_id", "source", "triggered_by",
-                 "occurred_at", "received_at", "incident_id", "incident_status")
+                 "occurred_at", "received_at", *DEVICE_ALARM_COLUMNS, "incident_id", "incident_status")
 
 RECORD_ALERT = """
     WITH patient AS (
@@ -76,7 +76,9 @@ RECORD_ALERT = """
            s.alert_id, s.patient_id, (SELECT name FROM patient) AS patient_name, s.alert_type,
            (SELECT name FROM kind) AS alert_name, s.severity, s.category, s.room,
            s.value::float AS value, s.device_id, s.source_alarm_id, s.source, s.triggered_by,
-           s.occurred_at, s.received_at, NULL::bigint AS incident_id, NULL::text AS incident_status
+           s.occurred_at, s.received_at, s.hl7_gateway_id, s.event_code, s.event_unmapped,
+           s.event_phase, s.event_state, s.event_priority, s.unit, s.device_location, s.equipment,
+           s.channel, s.device_cleared_at, NULL::bigint AS incident_id, NULL::text AS incident_status
     FROM (SELECT) AS one LEFT JOIN stored s ON true
 """
 
