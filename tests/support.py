@@ -212,7 +212,7 @@ class ThrowawayRabbitMQ:
         done = subprocess.run(
             [*_as_service_user("rabbitmq"), "env", f"HOME={self.home}",
              f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.nodename, *args],
-            capture_output=True, text=True, timeout=timeout)
+            capture_output=True, text=True, timeout=timeout, env=_without_rabbitmq_settings())
         if done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} on {self.nodename} failed: "
                                f"{done.stdout}{done.stderr}")
@@ -428,12 +428,18 @@ def queue_depth(rabbitmq_url: str, queue: str) -> int:
             connection.close()
 
 
+def _without_rabbitmq_settings() -> dict:
+    """This process's environment minus RABBITMQ_*/ERL* variables: a CLI given another node's
+    cookie or name is refused by the node it means to ask."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL"))}
+
+
 def rabbitmqctl(*args, attempts: int = 5) -> str:
     """rabbitmqctl against the machine's broker, as its own user with its own Erlang cookie (HOME
     named explicitly, no RABBITMQ_*/ERL* variables of this process passed on: a CLI that presented
     another cookie was refused at the end of a run, "Invalid challenge reply"), and asked again
     when the node is briefly unavailable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL"))}
+    env = _without_rabbitmq_settings()
     command = ["rabbitmqctl", *args]
     if os.geteuid() == 0 and Path("/usr/lib/rabbitmq/bin/rabbitmqctl").exists():
         command = ["runuser", "-u", "rabbitmq", "--", "env", "HOME=/var/lib/rabbitmq",

@@ -1,7 +1,6 @@
 """The shared RabbitMQ pieces against a real broker: confirmed publishing, ack only after the
 handler's transaction committed, retries through delay queues, dead-lettering of messages that
 can never be processed."""
-import subprocess
 import threading
 import uuid
 
@@ -21,7 +20,7 @@ from healthguard.broker import (
     node_urls,
     retry_queue,
 )
-from tests.support import _vhost, queue_depth, wait_for
+from tests.support import _vhost, queue_depth, rabbitmqctl, wait_for
 
 FAST_RETRY = RetryPolicy(max_attempts=5, first_delay=0.2, max_delay=0.4)
 
@@ -188,9 +187,7 @@ def test_consumer_reconnects_after_a_broker_restart(db, queue):
 
 def queue_types(rabbitmq_url) -> dict:
     """name -> (type, arguments) of the run's queues, as the broker reports them."""
-    output = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", _vhost(rabbitmq_url), "name",
-                             "type", "arguments"], capture_output=True, text=True, timeout=60,
-                            check=True).stdout
+    output = rabbitmqctl("-q", "list_queues", "-p", _vhost(rabbitmq_url), "name", "type", "arguments")
     return {name: (kind, arguments) for name, kind, arguments in
             (line.split("\t", 2) for line in output.splitlines())}
 

@@ -10,11 +10,11 @@ by coming from an address in the gateway's allowlist.
 import argparse
 import hmac
 import ipaddress
-import os
 import sys
 
 from healthguard import clock
 from healthguard.auth import DEVICE_SEEN_RESOLUTION, Device, token_hash
+from healthguard.config import load_config
 from healthguard.db import Database
 from healthguard.errors import ApiError
 
@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
     register.add_argument("--status-endpoint", help="host:port of its MLLP listener for PCD-05 status")
     commands.add_parser("list", help="the registered gateways")
     args = parser.parse_args(argv)
-    url = os.environ.get("DATABASE_URL")
+    url = load_config(optional=("DATABASE_URL",)).get("DATABASE_URL")
     if not url:
         print("missing required setting DATABASE_URL", file=sys.stderr)
         return 2

@@ -1,12 +1,14 @@
 """Configuration from the environment.
 
 Required values have no default in code: a service that lacks one stops at start with a message
-naming it. Development values live in `.env.example`; a local `.env` is read with python-dotenv.
+naming it. Development values live in `.env.example`; a local `.env` is read with python-dotenv,
+into the settings only: the process's environment is left as it was, so nothing this process
+starts (a test's subprocess, a CLI) inherits the file's secrets or its database URLs.
 """
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import find_dotenv, load_dotenv
+from dotenv import dotenv_values, find_dotenv
 
 
 class ConfigError(RuntimeError):
@@ -29,14 +31,16 @@ DEFAULTS = {
 
 
 def load_config(overrides=None, *, required=(), optional=()) -> dict:
-    """Return the settings: defaults < environment (and .env) < explicit overrides."""
-    load_dotenv(find_dotenv(usecwd=True), override=False)
+    """Return the settings: defaults < .env < environment < explicit overrides."""
+    path = find_dotenv(usecwd=True)
+    from_file = dotenv_values(path) if path else {}
     overrides = dict(overrides or {})
     names = set(DEFAULTS) | set(required) | set(optional) | set(overrides)
     config = dict(DEFAULTS)
     for name in names:
-        if os.environ.get(name):
-            config[name] = os.environ[name]
+        value = os.environ.get(name) or from_file.get(name)
+        if value:
+            config[name] = value
     config.update(overrides)
     placeholders = sorted(name for name, value in config.items() if value == PLACEHOLDER)
     if placeholders:

@@ -67,8 +67,8 @@ def create_database(database_url: str) -> bool:
         admin.close()
 
 
-def demo_requested(environ=os.environ) -> bool:
-    return environ.get("HG_DEMO", "").strip().lower() in ("1", "true", "yes")
+def demo_requested(settings) -> bool:
+    return (settings.get("HG_DEMO") or "").strip().lower() in ("1", "true", "yes")
 
 
 def migrate(database_url: str, directory: Path | None = None, *, demo: bool = False,
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         settings = load_config(optional=("DATABASE_URL", "MIGRATION_DATABASE_URL",
-                                         "POSTGRES_APP_PASSWORD"))
+                                         "POSTGRES_APP_PASSWORD", "HG_DEMO"))
         url = settings.get("MIGRATION_DATABASE_URL") or settings.get("DATABASE_URL")
         if not url:
             raise ConfigError("missing required setting MIGRATION_DATABASE_URL (or DATABASE_URL): "
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         return 2
     if args.create_database and create_database(url):
         log.info("created database %s", parse_dsn(url).get("dbname"))
-    applied = migrate(url, demo=args.demo or demo_requested(),
+    applied = migrate(url, demo=args.demo or demo_requested(settings),
                       app_password=settings.get("POSTGRES_APP_PASSWORD"))
     log.info("migrations up to date (%d applied now)", len(applied))
     return 0
