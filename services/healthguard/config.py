@@ -38,7 +38,8 @@ def load_config(overrides=None, *, required=(), optional=()) -> dict:
     names = set(DEFAULTS) | set(required) | set(optional) | set(overrides)
     config = dict(DEFAULTS)
     for name in names:
-        value = os.environ.get(name) or from_file.get(name)
+        # Set in the environment, even to nothing, the file does not fill it (python-dotenv's rule).
+        value = os.environ[name] if name in os.environ else from_file.get(name)
         if value:
             config[name] = value
     config.update(overrides)
