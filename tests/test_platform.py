@@ -120,9 +120,11 @@ def test_service_refuses_to_start_without_required_settings(service_env, tmp_pat
     from tests.support import ServiceProcess
     env = {k: v for k, v in service_env.items() if k != "DATABASE_URL"}
     proc = ServiceProcess("oncall", {**env, "DATABASE_URL": ""})
-    with pytest.raises(RuntimeError, match="missing required setting.*DATABASE_URL"):
-        proc.start(timeout=20)
-    proc.stop()
+    try:
+        with pytest.raises(RuntimeError, match="missing required setting.*DATABASE_URL"):
+            proc.start(timeout=20)
+    finally:
+        proc.stop()
 
 
 def test_a_dotenv_file_gives_settings_without_entering_the_process_environment(tmp_path, monkeypatch):
@@ -144,9 +146,11 @@ def test_a_dotenv_file_gives_settings_without_entering_the_process_environment(t
 def test_service_refuses_to_start_with_a_placeholder_secret(service_env):
     from tests.support import ServiceProcess
     proc = ServiceProcess("oncall", {**service_env, "SERVICE_TOKEN": "change-me"})
-    with pytest.raises(RuntimeError, match="SERVICE_TOKEN still hold the placeholder 'change-me'"):
-        proc.start(timeout=20)
-    proc.stop()
+    try:
+        with pytest.raises(RuntimeError, match="SERVICE_TOKEN still hold the placeholder 'change-me'"):
+            proc.start(timeout=20)
+    finally:
+        proc.stop()
 
 
 def test_ready_reports_database_down_without_its_address_and_recovers(start_service, rabbitmq_url):
