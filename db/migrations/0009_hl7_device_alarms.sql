@@ -120,9 +120,13 @@ BEGIN
     END IF;
     INSERT INTO hl7_status_reports (alert_id, incident_id, history_id, status, employee_id)
     SELECT a.alert_id, i.incident_id, NEW.history_id, reported, i.assigned_to
+    -- The incident's own alert and its repeats, each found by its key: an OR in the join's
+    -- condition made every history row read the whole alerts table.
     FROM incidents i
-    JOIN alerts a ON a.alert_id = i.alert_id
-                  OR a.alert_id IN (SELECT l.alert_id FROM incident_alerts l WHERE l.incident_id = i.incident_id)
+    CROSS JOIN LATERAL (SELECT i.alert_id
+                        UNION
+                        SELECT l.alert_id FROM incident_alerts l WHERE l.incident_id = i.incident_id) mine
+    JOIN alerts a ON a.alert_id = mine.alert_id
     JOIN hl7_gateways g ON g.gateway_id = a.hl7_gateway_id AND g.status_host IS NOT NULL
     WHERE i.incident_id = NEW.incident_id
     ON CONFLICT DO NOTHING;
