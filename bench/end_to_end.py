@@ -31,11 +31,9 @@ import datetime
 import json
 import os
 import random
-import shutil
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,18 +42,9 @@ sys.path[:0] = [str(REPO), str(REPO / "services"), str(REPO / "bench")]
 import psycopg2  # noqa: E402
 import psycopg2.extras  # noqa: E402
 import requests  # noqa: E402
-from critical_under_flood import (  # noqa: E402
-    DEVICE_KEY,
-    admin,
-    database_url,
-    percentile,
-    pgbench_reference,
-    rabbitmqctl,
-    sign_everyone_in,
-)
 
-from healthguard.migrate import migrate  # noqa: E402
-from tests.support import ServiceProcess, wait_for  # noqa: E402
+from bench.common import DEVICE_KEY, Suite, percentile, pgbench_reference, sign_everyone_in  # noqa: E402
+from tests.support import wait_for  # noqa: E402
 
 
 def add_patients(url: str, count: int) -> None:
@@ -187,98 +176,76 @@ DUPLICATES = """
 
 
 def run(args) -> dict:
-    admin_url = os.environ.get("ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    tag = uuid.uuid4().hex[:10]
-    db_name = vhost = f"hg_bench_e2e_{tag}"
-    url = database_url(admin_url, db_name)
-    reference = pgbench_reference(admin_url, f"hg_bench_pgbench_{tag}", args.pgbench_seconds)
-    admin(admin_url, f'CREATE DATABASE "{db_name}"')
-    rabbitmqctl("add_vhost", vhost)
-    services = []
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        migrate(url, demo=True)  # the demo staff sign in with password123
-        add_patients(url, args.patients)
-        env = {"DATABASE_URL": url, "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-               "SERVICE_TOKEN": uuid.uuid4().hex, "DEVICE_API_KEYS": DEVICE_KEY,
-               "DEVICE_ALERTS_PER_SECOND": "1000000",  # one key for the whole load
-               "ONCALL_URL": "http://127.0.0.1:9", "WEB_ORIGIN": "http://localhost:8080",
-               "HOSPITAL_TZ": "Europe/London", "LOG_LEVEL": "WARNING"}
-        oncall = ServiceProcess("oncall", env, workers=2).start(timeout=60)
-        services.append(oncall)
-        ingestion = ServiceProcess("alert-ingestion", env, workers=2).start(timeout=60)
-        services.append(ingestion)
-        services.append(ServiceProcess("incident-management", {**env, "ONCALL_URL": oncall.url})
-                        .start(timeout=60))
-        services.append(ServiceProcess("notification", env).start(timeout=60))
-        sign_everyone_in(oncall.url, url)
-
-        source = alarms(url, random.Random(args.seed))
-        plan = [next(source) for _ in range(int(args.rate * args.seconds))]
-        load = HttpLoad(ingestion.url, args.concurrency) if args.via == "http" else DatabaseLoad(url)
-        started = time.perf_counter()
-        accepted = load.offer(plan, args.rate)
-        offering = time.perf_counter() - started
-
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-
-        def done():
-            with conn.cursor() as cur:
-                cur.execute(DONE, {"ids": accepted})
-                return cur.fetchall()
+    reference = pgbench_reference(args.pgbench_seconds)
+    suite = Suite(tag="e2e", prepare=lambda url: add_patients(url, args.patients))
+    with suite:
         try:
-            wait_for(lambda: len(done()) == len(accepted), args.wait, 1.0, "every alarm to be done")
-        except Exception as exc:  # noqa: BLE001 - reported as lost below
-            print(f"not every alarm was done: {exc}", file=sys.stderr)
-        rows = done()
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(DUPLICATES)
-            duplicates = dict(cur.fetchone())
-        conn.close()
-        first = min(received for _, received, _ in rows)
-        last = max(stored for _, _, stored in rows)
-        span = (last - first).total_seconds()
-        latencies = sorted((stored - received).total_seconds() for _, received, stored in rows)
-        per_second = {}
-        for _, _, stored in rows:
-            second = int((stored - first).total_seconds())
-            per_second[second] = per_second.get(second, 0) + 1
-        timeline = [per_second.get(s, 0) for s in range(int(span) + 1)]
-        # Sustained: the done rate while alarms were still being offered (the first 5 s warm up).
-        steady = timeline[5:max(6, int(offering))]
-        result = {
-            "bench": "end_to_end",
-            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "cores": os.cpu_count(),
-            "via": args.via,
-            "offered": {"rate": args.rate, "seconds": args.seconds, "alarms": len(plan),
-                        "achieved_rate": round(len(plan) / offering, 1),
-                        "accepted": len(accepted), "refused": len(load.refused)},
-            "done": {"alarms": len(rows), "lost": len(accepted) - len(rows),
-                     "per_second_overall": round(len(rows) / span, 1) if span else None,
-                     "per_second_while_offered_median": sorted(steady)[len(steady) // 2] if steady else None,
-                     "all_done_after_s": round(span, 1),
-                     "alarm_to_notification_p50_s": round(percentile(latencies, 50), 3),
-                     "alarm_to_notification_p99_s": round(percentile(latencies, 99), 3),
-                     "alarm_to_notification_max_s": round(latencies[-1], 3)},
-            "duplicated": duplicates,
-            "done_per_second_timeline": timeline,
-            "target": ">= 500 alarms/s end to end for 60 s, zero lost, zero duplicated",
-            "pgbench_reference": reference,
-        }
-        if reference and reference.get("tps") and result["done"]["per_second_overall"]:
-            result["done_over_pgbench_tps"] = round(
-                result["done"]["per_second_overall"] / reference["tps"], 4)
-        return result
-    finally:
-        for service in reversed(services):
+            suite.start("oncall", "alert-ingestion", "incident-management", "notification", timeout=60)
+            url, ingestion = suite.db_url, suite.services["alert-ingestion"]
+            sign_everyone_in(suite.url("oncall"), url)
+
+            source = alarms(url, random.Random(args.seed))
+            plan = [next(source) for _ in range(int(args.rate * args.seconds))]
+            load = HttpLoad(ingestion.url, args.concurrency) if args.via == "http" else DatabaseLoad(url)
+            started = time.perf_counter()
+            accepted = load.offer(plan, args.rate)
+            offering = time.perf_counter() - started
+
+            conn = psycopg2.connect(url)
+            conn.autocommit = True
+
+            def done():
+                with conn.cursor() as cur:
+                    cur.execute(DONE, {"ids": accepted})
+                    return cur.fetchall()
+            try:
+                wait_for(lambda: len(done()) == len(accepted), args.wait, 1.0, "every alarm to be done")
+            except Exception as exc:  # noqa: BLE001 - reported as lost below
+                print(f"not every alarm was done: {exc}", file=sys.stderr)
+            rows = done()
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(DUPLICATES)
+                duplicates = dict(cur.fetchone())
+            conn.close()
+            first = min(received for _, received, _ in rows)
+            last = max(stored for _, _, stored in rows)
+            span = (last - first).total_seconds()
+            latencies = sorted((stored - received).total_seconds() for _, received, stored in rows)
+            per_second = {}
+            for _, _, stored in rows:
+                second = int((stored - first).total_seconds())
+                per_second[second] = per_second.get(second, 0) + 1
+            timeline = [per_second.get(s, 0) for s in range(int(span) + 1)]
+            # Sustained: the done rate while alarms were still being offered (the first 5 s warm up).
+            steady = timeline[5:max(6, int(offering))]
+            result = {
+                "bench": "end_to_end",
+                "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "cores": os.cpu_count(),
+                "via": args.via,
+                "offered": {"rate": args.rate, "seconds": args.seconds, "alarms": len(plan),
+                            "achieved_rate": round(len(plan) / offering, 1),
+                            "accepted": len(accepted), "refused": len(load.refused)},
+                "done": {"alarms": len(rows), "lost": len(accepted) - len(rows),
+                         "per_second_overall": round(len(rows) / span, 1) if span else None,
+                         "per_second_while_offered_median":
+                             sorted(steady)[len(steady) // 2] if steady else None,
+                         "all_done_after_s": round(span, 1),
+                         "alarm_to_notification_p50_s": round(percentile(latencies, 50), 3),
+                         "alarm_to_notification_p99_s": round(percentile(latencies, 99), 3),
+                         "alarm_to_notification_max_s": round(latencies[-1], 3)},
+                "duplicated": duplicates,
+                "done_per_second_timeline": timeline,
+                "target": ">= 500 alarms/s end to end for 60 s, zero lost, zero duplicated",
+                "pgbench_reference": reference,
+            }
+            if reference and reference.get("tps") and result["done"]["per_second_overall"]:
+                result["done_over_pgbench_tps"] = round(
+                    result["done"]["per_second_overall"] / reference["tps"], 4)
+            return result
+        finally:
             if args.keep_logs:
-                Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
-                shutil.copy(service.log_path, Path(args.keep_logs) / f"{service.name}.log")
-            service.stop()
-        admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        rabbitmqctl("delete_vhost", vhost)
+                suite.keep_logs(Path(args.keep_logs))
 
 
 def main():

@@ -19,25 +19,22 @@ import concurrent.futures
 import datetime
 import json
 import os
-import shutil
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "services")]
 
 import hl7.client  # noqa: E402
-from critical_under_flood import admin, database_url, percentile, rabbitmqctl  # noqa: E402
 
 from alert_ingestion import hl7_messages  # noqa: E402
 from alert_ingestion.devices import register_device  # noqa: E402
 from alert_ingestion.hl7_gateways import register_gateway  # noqa: E402
+from bench.common import Suite, percentile  # noqa: E402
 from healthguard.db import Database  # noqa: E402
-from healthguard.migrate import migrate  # noqa: E402
-from tests.support import ServiceProcess, free_port, metric_value, port_open, wait_for  # noqa: E402
+from tests.support import free_port, metric_value, port_open, wait_for  # noqa: E402
 
 APPLICATION = "BENCH_GW"
 EVENTS = ("196614^MDC_EVT_ECG_ASYSTOLE^MDC", "^MDC_EVT_APNEA^MDC", "^MDC_EVT_DESAT^MDC",
@@ -72,66 +69,52 @@ def send_all(port: int, key: str, numbers: list[int], patients: list[str]) -> li
 
 
 def run(args) -> dict:
-    admin_url = os.environ.get("ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    tag = uuid.uuid4().hex[:10]
-    db_name, vhost = f"hg_bench_hl7_{tag}", f"hg_bench_hl7_{tag}"
-    url = database_url(admin_url, db_name)
-    admin(admin_url, f'CREATE DATABASE "{db_name}"')
-    rabbitmqctl("add_vhost", vhost)
-    services = []
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        migrate(url)
-        port = free_port()
-        env = {"DATABASE_URL": url, "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-               "SERVICE_TOKEN": uuid.uuid4().hex, "WEB_ORIGIN": "http://localhost:8080",
-               "HL7_MLLP_PORT": str(port), "HL7_MLLP_BIND": "127.0.0.1", "LOG_LEVEL": "WARNING"}
-        ingestion = ServiceProcess("alert-ingestion", env).start(timeout=60)
-        services.append(ingestion)
-        wait_for(lambda: port_open(port), 30, what="the MLLP listener")
-        db = Database(url, maxconn=1)
+    port = free_port()
+    suite = Suite(tag="hl7", env={"HL7_MLLP_PORT": str(port), "HL7_MLLP_BIND": "127.0.0.1"})
+    with suite:
         try:
-            with db.transaction() as cur:
-                device, key = register_device(cur, name="bench gateway", ward=None, patient_id=None,
-                                              created_by="D01")
-                register_gateway(cur, device_id=device["device_id"], sending_application=APPLICATION)
-                cur.execute("SELECT patient_id FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
-                patients = [row["patient_id"] for row in cur.fetchall()]
-        finally:
-            db.close()
+            suite.start("alert-ingestion", timeout=60)
+            ingestion = suite.services["alert-ingestion"]
+            wait_for(lambda: port_open(port), 30, what="the MLLP listener")
+            db = Database(suite.db_url, maxconn=1)
+            try:
+                with db.transaction() as cur:
+                    device, key = register_device(cur, name="bench gateway", ward=None, patient_id=None,
+                                                  created_by="D01")
+                    register_gateway(cur, device_id=device["device_id"], sending_application=APPLICATION)
+                    cur.execute("SELECT patient_id FROM patients WHERE status = 'ADMITTED' "
+                                "ORDER BY patient_id")
+                    patients = [row["patient_id"] for row in cur.fetchall()]
+            finally:
+                db.close()
 
-        shares = [list(range(i, args.count, args.connections)) for i in range(args.connections)]
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(args.connections) as pool:
-            sent = pool.map(lambda share: send_all(port, key, share, patients), shares)
-            outcomes = [outcome for share in sent for outcome in share]
-        sending = time.perf_counter() - started
-        accepted = [seconds * 1000 for code, seconds in outcomes if code == "AA"]
-        other = sorted({code for code, _ in outcomes if code != "AA"})
-        result = {
-            "bench": "hl7_throughput",
-            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "cores": os.cpu_count(),
-            "messages": args.count, "connections": args.connections,
-            "acknowledged_aa": len(accepted), "not_aa": args.count - len(accepted),
-            "not_aa_codes": other,
-            "sending_seconds": round(sending, 2),
-            "messages_per_second": round(len(accepted) / sending, 1),
-            "ack_latency_ms": {"p50": round(percentile(accepted, 50), 2) if accepted else None,
-                               "p99": round(percentile(accepted, 99), 2) if accepted else None,
-                               "max": round(max(accepted), 2) if accepted else None},
-            "service_hl7_ack_seconds_count": metric_value(ingestion.url, "hl7_ack_seconds_count"),
-            "host": socket.gethostname(),
-        }
-        return result
-    finally:
-        for service in reversed(services):
+            shares = [list(range(i, args.count, args.connections)) for i in range(args.connections)]
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.connections) as pool:
+                sent = pool.map(lambda share: send_all(port, key, share, patients), shares)
+                outcomes = [outcome for share in sent for outcome in share]
+            sending = time.perf_counter() - started
+            accepted = [seconds * 1000 for code, seconds in outcomes if code == "AA"]
+            other = sorted({code for code, _ in outcomes if code != "AA"})
+            result = {
+                "bench": "hl7_throughput",
+                "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "cores": os.cpu_count(),
+                "messages": args.count, "connections": args.connections,
+                "acknowledged_aa": len(accepted), "not_aa": args.count - len(accepted),
+                "not_aa_codes": other,
+                "sending_seconds": round(sending, 2),
+                "messages_per_second": round(len(accepted) / sending, 1),
+                "ack_latency_ms": {"p50": round(percentile(accepted, 50), 2) if accepted else None,
+                                   "p99": round(percentile(accepted, 99), 2) if accepted else None,
+                                   "max": round(max(accepted), 2) if accepted else None},
+                "service_hl7_ack_seconds_count": metric_value(ingestion.url, "hl7_ack_seconds_count"),
+                "host": socket.gethostname(),
+            }
+            return result
+        finally:
             if args.keep_logs:
-                Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
-                shutil.copy(service.log_path, Path(args.keep_logs) / f"{service.name}.log")
-            service.stop()
-        admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        rabbitmqctl("delete_vhost", vhost)
+                suite.keep_logs(Path(args.keep_logs))
 
 
 def main(argv=None) -> int:
