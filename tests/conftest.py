@@ -35,6 +35,7 @@ from tests.support import (
     DEVICE_KEY,
     SERVICE_MODULES,
     WORK_QUEUES,
+    PlatformApi,
     ServiceProcess,
     as_app_role,
     build_app,
@@ -499,6 +500,20 @@ def make_incident(db, clock_path):
 def _interval(text: str) -> dt.timedelta:
     amount, unit = text.split()
     return dt.timedelta(**{unit if unit.endswith("s") else unit + "s": float(amount)})
+
+
+@pytest.fixture
+def api(services, db, clock):
+    """The platform's API, for a module that starts its pipeline once as `services`; who is on
+    duty is the same whenever the tests run (the rota is pinned)."""
+    clock.pin_rota()
+    return PlatformApi(services)
+
+
+@pytest.fixture
+def doctors(login_as):
+    """Every emergency doctor signed in (two are on duty at the pinned rota): id -> token."""
+    return {doctor: login_as(doctor) for doctor in ("D01", "D02", "D03", "D04")}
 
 
 # --------------------------------------------------------------------------- the queues

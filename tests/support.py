@@ -26,6 +26,7 @@ from healthguard.broker import (
     NOTIFICATIONS_QUEUE,
     RetryPolicy,
     declare_durable_queue,
+    declare_queue,
     retry_queue,
 )
 from healthguard.config import ConfigError
@@ -411,6 +412,20 @@ def delete_queues(rabbitmq_url: str, queues) -> None:
         channel = connection.channel()
         for queue in queues:
             channel.queue_delete(queue)
+    finally:
+        connection.close()
+
+
+def publish_to_lanes(rabbitmq_url: str, messages) -> None:
+    """Publish (lane, body) pairs straight to the alert lanes, declared first; a body that is not
+    already a string is sent as JSON."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        for lane in ALERT_LANES:
+            declare_queue(channel, lane)
+        for lane, body in messages:
+            channel.basic_publish("", lane, body if isinstance(body, str) else json.dumps(body))
     finally:
         connection.close()
 

@@ -3,7 +3,6 @@ the outbox relay and the notification store publish and store in batches. What m
 holding: one incident per alert (even when a worker is killed mid-batch with two copies
 running), the least-busy spread inside one batch, repeats in one batch joining one incident, the
 critical lane first, a poison message costing only itself."""
-import json
 import threading
 
 import pika
@@ -16,25 +15,12 @@ from healthguard.broker import (
     PermanentMessageError,
     Publisher,
     RetryPolicy,
-    declare_queue,
 )
 from healthguard.outbox import OutboxRelay, enqueue
 from incident_management.assignment import OnCallClient
 from incident_management.consume_alerts import open_incidents_for_alerts
-from tests.support import drain_queue, queue_depth, wait_for
+from tests.support import drain_queue, publish_to_lanes, queue_depth, wait_for
 from tests.test_pipeline_faults import STREAMING, all_assigned, assert_exactly_one_incident_each
-
-
-def publish(rabbitmq_url, messages):
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    try:
-        channel = connection.channel()
-        for lane in ALERT_LANES:
-            declare_queue(channel, lane)
-        for lane, body in messages:
-            channel.basic_publish("", lane, body if isinstance(body, str) else json.dumps(body))
-    finally:
-        connection.close()
 
 
 class Recorder:
@@ -70,9 +56,9 @@ def test_a_critical_message_gets_a_batch_of_its_own_ahead_of_the_lower_ones_in_h
     consumer = batch_consumer(rabbitmq_url, recorder).start()
     try:
         assert consumer.connected.wait(10)
-        publish(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
+        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 30, 0.05, "ten lows in hand")
-        publish(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
+        publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
         recorder.release.set()
         wait_for(lambda: len(recorder.handled()) == 31, 20, 0.05, "every message handled")
@@ -102,9 +88,9 @@ def test_acknowledging_a_batch_never_takes_the_lower_messages_still_in_hand_with
     consumer.start()
     try:
         assert consumer.connected.wait(10)
-        publish(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
+        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 20, 30, 0.05, "ten lows in hand")
-        publish(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
+        publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
         recorder.release.set()
         stopper_started = wait_for(lambda: stopper.ident is not None, 20, 0.05, "the critical handled")
@@ -128,9 +114,9 @@ def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_of_the_batch_
     consumer.start()
     try:
         assert consumer.connected.wait(10)
-        publish(rabbitmq_url, [("alerts.medium", {"name": "first"})])
+        publish_to_lanes(rabbitmq_url, [("alerts.medium", {"name": "first"})])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 30, 0.05, "the first in hand")
-        publish(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(8)]
+        publish_to_lanes(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(8)]
                 + [("alerts.medium", "not json")])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.medium") == 0, 30, 0.05, "the batch in hand")
         recorder.release.set()

@@ -8,7 +8,7 @@ within the two seconds these tests allow."""
 import pytest
 import requests
 
-from tests.support import PlatformApi, pipeline, wait_for
+from tests.support import pipeline, wait_for
 
 pytestmark = pytest.mark.module_database
 
@@ -20,12 +20,6 @@ WAKE_UP_SECONDS = 2
 def services(module_service_env):
     with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "60"}) as running:
         yield running
-
-
-@pytest.fixture
-def api(services, db, clock):
-    clock.pin_rota()
-    return PlatformApi(services)
 
 
 def test_a_claim_is_refused_outside_the_routing_and_allowed_inside(api, login_as, make_incident):

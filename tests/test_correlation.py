@@ -8,7 +8,7 @@ import pytest
 
 from healthguard.db import Database
 from incident_management.consume_alerts import open_incident_for_alert
-from tests.support import PlatformApi, pipeline
+from tests.support import pipeline
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -20,18 +20,6 @@ def services(module_service_env):
     settings = {"ASSIGNMENT_RETRY_SECONDS": "0.5", "CORRELATION_WINDOW_SECONDS": str(WINDOW_SECONDS)}
     with pipeline(module_service_env, incident_env=settings) as running:
         yield running
-
-
-@pytest.fixture
-def api(services, db, clock):
-    clock.pin_rota()  # who is on duty is the same whenever the tests run
-    return PlatformApi(services)
-
-
-@pytest.fixture
-def doctors(login_as):
-    """Every emergency doctor signed in (two are on duty at the pinned rota): id -> token."""
-    return {doctor: login_as(doctor) for doctor in ("D01", "D02", "D03", "D04")}
 
 
 def incident_count(db) -> int:

@@ -1,27 +1,13 @@
 """Critical alarms first (issue 9): alerts travel in one queue per severity and the consumer
 always handles the most severe message it holds, so a CRITICAL alarm overtakes a backlog of lower
 ones, from the broker to the assignment; a retried message comes back to its own lane."""
-import json
 import threading
 
-import pika
 import pytest
 
-from healthguard.broker import ALERT_LANES, Consumer, RetryPolicy, alert_lane, declare_queue
+from healthguard.broker import ALERT_LANES, Consumer, RetryPolicy, alert_lane
 from healthguard.outbox import enqueue
-from tests.support import PlatformApi, pipeline, queue_depth, wait_for
-
-
-def publish(rabbitmq_url, messages):
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    try:
-        channel = connection.channel()
-        for lane in ALERT_LANES:
-            declare_queue(channel, lane)
-        for lane, body in messages:
-            channel.basic_publish("", lane, json.dumps(body))
-    finally:
-        connection.close()
+from tests.support import PlatformApi, pipeline, publish_to_lanes, queue_depth, wait_for
 
 
 def test_lanes_are_named_by_severity_most_severe_first():
@@ -42,9 +28,9 @@ def test_a_critical_message_overtakes_a_backlog_of_lower_ones(database_url, rabb
     consumer = Consumer(rabbitmq_url, ALERT_LANES, handler, prefetch=2).start()
     try:
         assert consumer.connected.wait(10)
-        publish(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
+        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 28, 10, 0.05, "low alarms in hand")
-        publish(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(5)]
+        publish_to_lanes(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(5)]
                 + [("alerts.high", {"name": "high"}), ("alerts.critical", {"name": "critical"})])
         def delivered():
             return not any(queue_depth(rabbitmq_url, lane) for lane in ("alerts.critical", "alerts.high"))
@@ -74,7 +60,7 @@ def test_a_failed_critical_message_is_retried_through_its_own_lane(database_url,
                         retry=RetryPolicy(max_attempts=3, first_delay=0.2)).start()
     try:
         assert consumer.connected.wait(10)
-        publish(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
+        publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
         wait_for(lambda: len(attempts) == 2, 15, 0.05, "the retry to come back")
     finally:
         consumer.stop()

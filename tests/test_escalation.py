@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from healthguard.db import Database
-from tests.support import PlatformApi, metric_value, pipeline, wait_for
+from tests.support import metric_value, pipeline, wait_for
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -25,12 +25,6 @@ def services(module_service_env):
     with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5",
                                                     "ESCALATION_CHECK_SECONDS": "0.3"}) as running:
         yield running
-
-
-@pytest.fixture
-def api(services, db, clock):
-    clock.pin_rota()
-    return PlatformApi(services)
 
 
 @pytest.fixture

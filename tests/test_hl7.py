@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from alert_ingestion import hl7_gateways, hl7_messages
-from tests.support import REPO, PlatformApi, free_port, metric_value, pipeline, port_open, wait_for
+from tests.support import REPO, free_port, metric_value, pipeline, port_open, wait_for
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -88,17 +88,6 @@ def services(module_service_env, mllp_port):
     with pipeline(env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"}) as running:
         wait_for(lambda: port_open(mllp_port), 30, what="the MLLP listener")
         yield running
-
-
-@pytest.fixture
-def api(services, db, clock):
-    clock.pin_rota()  # who is on duty is the same whenever the tests run
-    return PlatformApi(services)
-
-
-@pytest.fixture
-def doctors(login_as):
-    return {doctor: login_as(doctor) for doctor in ("D01", "D02", "D03", "D04")}
 
 
 @pytest.fixture

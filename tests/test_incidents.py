@@ -14,7 +14,7 @@ from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from incident_management.app import create_app
 from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
-from tests.support import PlatformApi, ServiceProcess, metric_value, pipeline, queue_idle, wait_for
+from tests.support import ServiceProcess, metric_value, pipeline, queue_idle, wait_for
 
 EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
               "occurred_at"]
@@ -27,12 +27,6 @@ def services(module_service_env):
     with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"},
                   incident_workers=2) as running:
         yield running
-
-
-@pytest.fixture
-def api(services, db, clock):
-    clock.pin_rota()  # who is on duty is the same whenever the tests run
-    return PlatformApi(services)
 
 
 def events_about(notification_events, incident_id, wanted: int) -> list[dict]:
