@@ -123,10 +123,11 @@ class MllpListener(BackgroundThread):
                     answer, result = self.refuse_oversized(), "error"
                 else:
                     answer, result = await loop.run_in_executor(pool, self.answer, block, address)
-                writer.writeblock(answer)
-                await writer.drain()
+                # Counted before the answer goes out: a gateway holding its ACK finds it counted.
                 HL7_ACK_SECONDS.observe(time.monotonic() - started)
                 HL7_MESSAGES.labels(result=result).inc()
+                writer.writeblock(answer)
+                await writer.drain()
                 if oversized:
                     break
         except (ConnectionError, asyncio.CancelledError):
