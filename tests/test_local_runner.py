@@ -7,7 +7,7 @@ import psycopg2
 import requests
 from psycopg2 import sql
 
-from tests.support import REPO, SERVICE_MODULES, as_app_role, free_port, port_open
+from tests.support import REPO, SERVICE_MODULES, as_app_role, free_port, port_open, wait_for
 
 
 def test_local_runner_starts_every_service_healthy_and_stops_them(
@@ -52,8 +52,9 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")
             assert cur.fetchone() == (24, 8, 34)  # 33 seeded alert types + UNMAPPED_DEVICE_ALARM
-        # The alert ingestion worker listens for HL7 device gateways (MLLP).
-        assert port_open(mllp_port)
+        # The alert ingestion worker listens for HL7 device gateways (MLLP), once its start-up
+        # reaches the listener (the web process answering /ready does not wait for it).
+        wait_for(lambda: port_open(mllp_port), 30, 0.1, "the MLLP listener")
     finally:
         down = subprocess.run(["scripts/local-down.sh"], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=60)
