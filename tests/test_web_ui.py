@@ -554,7 +554,10 @@ def test_following_a_link_to_another_incident_never_shows_the_old_one_under_the_
     others.get_by_role("link", name=f"#{b['incident_id']}").click()
     expect(page).to_have_url(f"{site}/incidents/{b['incident_id']}")
     expect(page.get_by_text(f"Loading incident {b['incident_id']}")).to_be_visible()
-    wait_for(lambda: held, 10, 0.05, "the page to ask for B")
+    # The sync Playwright API runs route handlers only while the test is inside one of its calls,
+    # so wait by letting the page run (wait_for_timeout), never by sleeping: a request that
+    # arrives after the last expect() would otherwise never reach slow_b (failed once in CI).
+    wait_for(lambda: held or page.wait_for_timeout(50), 10, 0, "the page to ask for B")
     # While B's answer is on its way: nothing of A under B's URL, and no button to act on it.
     main = page.get_by_role("main")
     expect(main).not_to_contain_text("Hypertensive crisis")
