@@ -16,8 +16,11 @@ import hl7.client
 import hl7.mllp
 import pytest
 import requests
+from prometheus_client import REGISTRY
 
 from alert_ingestion import hl7_gateways, hl7_messages
+from alert_ingestion.hl7_listener import MllpListener
+from healthguard.db import Database
 from tests.support import REPO, free_port, metric_value, pipeline, port_open, wait_for
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
@@ -450,6 +453,64 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
            OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id)""") == 1000,
              600, 0.5, "1,000 alarms in incidents")  # a bound, not a speed target
     assert count(db, "SELECT count(*) AS n FROM alerts") == 1000
+
+
+@pytest.fixture
+def small_listener(database_url):
+    """A second listener in this process, on the module's database, holding at most two
+    connections and closing one that brings no complete message for a second."""
+    database = Database(database_url, maxconn=2)
+    listener = MllpListener(database, host="127.0.0.1", port=free_port(), max_message_bytes=65536,
+                            max_connections=2, idle_seconds=1).start()
+    wait_for(lambda: port_open(listener.port), 15, what="the small listener")
+    yield listener
+    listener.stop()
+    database.close()
+
+
+def closed_by_the_listener(connection: socket.socket) -> bool:
+    """True once the listener closed the connection (end of stream), waiting up to 15 s."""
+    connection.settimeout(15)
+    try:
+        return connection.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+
+
+def closed_total(reason: str) -> float:
+    return REGISTRY.get_sample_value("hl7_connections_closed_total", {"reason": reason}) or 0
+
+
+def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_one(
+        api, doctors, gateway, small_listener, clock, db):
+    too_many, idle = closed_total("too_many"), closed_total("idle")
+    first, second = Gateway(small_listener.port, gateway), Gateway(small_listener.port, gateway)
+    try:
+        assert msa(first.report("AL-CAP-1", clock=clock))[0] == "AA"
+        assert msa(second.report("AL-CAP-2", clock=clock, patient_id="P002"))[0] == "AA"
+        # A third connection while two are open is closed as soon as it opens.
+        with socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as third:
+            assert closed_by_the_listener(third)
+        assert closed_total("too_many") == too_many + 1
+    finally:
+        first.close()
+        second.close()
+    wait_for(lambda: small_listener.open_connections == 0, 15, 0.05, "the listener to see both closed")
+
+    # Half a message, then nothing: closed once idle, like a connection that never sends.
+    with socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as stuck, \
+            socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as silent:
+        stuck.sendall(b"\x0bMSH|^~\\&|" + APPLICATION.encode())
+        assert closed_by_the_listener(stuck)
+        assert closed_by_the_listener(silent)
+    wait_for(lambda: closed_total("idle") == idle + 2, 5, 0.05, "both idle closes counted")
+    # Their places are free again: a gateway connects and is answered.
+    again = Gateway(small_listener.port, gateway)
+    try:
+        assert msa(again.report("AL-CAP-3", clock=clock, patient_id="P003"))[0] == "AA"
+    finally:
+        again.close()
+    assert alert_of(api, db, "AL-CAP-3")["patient_id"] == "P003"
 
 
 def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_port(

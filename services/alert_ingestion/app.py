@@ -15,7 +15,7 @@ def create_app(config=None):
     app = create_service_app("alert-ingestion", config,
                              optional=("DEVICE_API_KEYS", "DEVICE_ALERTS_PER_SECOND",
                                        "MANUAL_ALERTS_PER_MINUTE", "HL7_MLLP_BIND", "HL7_MLLP_PORT",
-                                       "HL7_MAX_MESSAGE_BYTES"),
+                                       "HL7_MAX_MESSAGE_BYTES", "HL7_MAX_CONNECTIONS", "HL7_IDLE_SECONDS"),
                              blueprints=(blueprint,), api=api)
     app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
     hg = app.extensions["healthguard"]

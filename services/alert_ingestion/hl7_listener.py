@@ -13,6 +13,12 @@ python-hl7's asyncio server frames the messages (hl7.mllp); each message is answ
 thread pool (psycopg2 blocks) so several connections are served at once, while one connection's
 messages are answered one after the other. A message larger than HL7_MAX_MESSAGE_BYTES is
 answered AE and its connection closed: the rest of it would arrive as garbage.
+
+What one client can hold is bounded: at most HL7_MAX_CONNECTIONS connections at once (one more is
+closed as soon as it opens), and a connection that brings no complete message for
+HL7_IDLE_SECONDS (nothing, or half a message) is closed; both are counted in
+hl7_connections_closed_total{reason="too_many"|"idle"}. A gateway reconnects when it next has an
+alarm, as MLLP clients do.
 """
 import asyncio
 import concurrent.futures
@@ -31,13 +37,18 @@ from . import hl7_messages
 from .hl7_alarms import record_device_alarm
 from .hl7_gateways import authenticated_gateway
 from .hl7_messages import MessageError
-from .metrics import ALERTS_RECEIVED, HL7_ACK_SECONDS, HL7_LISTENER_UP, HL7_MESSAGES
+from .metrics import ALERTS_RECEIVED, HL7_ACK_SECONDS, HL7_CONNECTIONS_CLOSED, HL7_LISTENER_UP, HL7_MESSAGES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2575
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+# Enough for every gateway of a large hospital with reconnects in between; far below the worker's
+# file descriptors, so a client opening connections in a loop cannot starve the relay or the pool.
+DEFAULT_MAX_CONNECTIONS = 64
+# Gateways keep a connection open between alarms; one silent for this long is closed.
+DEFAULT_IDLE_SECONDS = 300
 # Another process holding the port must not stop the worker (its outbox relay carries every JSON
 # alarm): the listener logs, shows hl7_listener_up 0 and tries again this often.
 BIND_RETRY_SECONDS = 5.0
@@ -48,12 +59,18 @@ class MllpListener(BackgroundThread):
     name = "hl7-mllp-listener"
 
     def __init__(self, db, *, host: str, port: int, max_message_bytes: int,
-                 threads: int = ANSWERING_THREADS):
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 idle_seconds: float = DEFAULT_IDLE_SECONDS, threads: int = ANSWERING_THREADS):
         super().__init__()
         self.db, self.host, self.port = db, host, port
         self.max_message_bytes, self.threads = max_message_bytes, threads
+        self.max_connections, self.idle_seconds = max_connections, idle_seconds
         self._loop = self._stop = None
         self._writers = set()  # the open connections, closed at stop
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._writers)
 
     def _interrupt(self) -> None:
         loop, stop = self._loop, self._stop
@@ -106,12 +123,23 @@ class MllpListener(BackgroundThread):
         peer = writer.get_extra_info("peername")
         address = peer[0] if peer else None
         loop = asyncio.get_running_loop()
+        if len(self._writers) >= self.max_connections:
+            HL7_CONNECTIONS_CLOSED.labels(reason="too_many").inc()
+            log.warning("HL7 connection refused: too many open", extra={
+                "peer": address, "max_connections": self.max_connections})
+            writer.close()
+            return
         self._writers.add(writer)
         try:
             while True:
                 oversized = False
                 try:
-                    block = await reader.readblock()
+                    block = await asyncio.wait_for(reader.readblock(), self.idle_seconds)
+                except TimeoutError:
+                    HL7_CONNECTIONS_CLOSED.labels(reason="idle").inc()
+                    log.info("HL7 connection closed: idle", extra={
+                        "peer": address, "idle_seconds": self.idle_seconds})
+                    break
                 except asyncio.IncompleteReadError:
                     break  # the gateway closed the connection
                 except hl7.mllp.InvalidBlockError:
@@ -200,7 +228,8 @@ def _control_id() -> str:
 
 
 def listener_from(db, config) -> MllpListener:
-    """The listener with the service's settings: HL7_MLLP_BIND, HL7_MLLP_PORT, HL7_MAX_MESSAGE_BYTES."""
+    """The listener with the service's settings: HL7_MLLP_BIND, HL7_MLLP_PORT, HL7_MAX_MESSAGE_BYTES,
+    HL7_MAX_CONNECTIONS, HL7_IDLE_SECONDS."""
     from healthguard.config import ConfigError
 
     def integer(name: str, default: int, low: int, high: int) -> int:
@@ -215,4 +244,6 @@ def listener_from(db, config) -> MllpListener:
     return MllpListener(db, host=config.get("HL7_MLLP_BIND") or DEFAULT_BIND,
                         port=integer("HL7_MLLP_PORT", DEFAULT_PORT, 0, 65535),
                         max_message_bytes=integer("HL7_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES,
-                                                  1024, 16 * 1024 * 1024))
+                                                  1024, 16 * 1024 * 1024),
+                        max_connections=integer("HL7_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, 4096),
+                        idle_seconds=integer("HL7_IDLE_SECONDS", DEFAULT_IDLE_SECONDS, 1, 86400))

@@ -16,6 +16,10 @@ HL7_MESSAGES = Counter(
 HL7_ACK_SECONDS = Histogram(
     "hl7_ack_seconds", "From a complete HL7 message read to its acknowledgement written",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+HL7_CONNECTIONS_CLOSED = Counter(
+    "hl7_connections_closed_total", "MLLP connections the listener closed itself: too_many (over "
+    "HL7_MAX_CONNECTIONS, closed as it opened), idle (no complete message for HL7_IDLE_SECONDS)",
+    ["reason"])
 HL7_LISTENER_UP = Gauge(
     "hl7_listener_up", "1 while the MLLP listener holds its port (0: it cannot bind, retrying)",
     multiprocess_mode="livemax")
