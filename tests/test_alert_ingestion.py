@@ -199,8 +199,28 @@ def test_manual_alerts_are_limited_per_clinician_and_accepted_ones_kept(ingestio
     with db.transaction() as cur:
         cur.execute("SELECT triggered_by, count(*) AS n FROM alerts GROUP BY triggered_by")
         assert {row["triggered_by"]: row["n"] for row in cur.fetchall()} == {"N02": 10, "N03": 1}
-    clock.advance(60)  # the next minute
+    clock.advance(120)  # two minutes on: the ten have slid out of the last minute
     assert raise_test_alert(flooder).status_code == 201
+
+
+def test_the_manual_limit_slides_so_a_minute_boundary_does_not_double_it(ingestion, login_as, clock):
+    """Ten test alerts at 10:00:50, then more at 10:01:30: a fixed per-minute window would take ten
+    more at once, twenty within forty seconds. The sliding counter weighs the 10:00 minute by the
+    half of it still within the last minute: five more are taken, the sixth is refused."""
+    flooder = login_as("N04")
+
+    def raise_test_alert():
+        return requests.post(ingestion.url + "/api/v1/alerts/manual", timeout=10,
+                             headers={"Authorization": f"Bearer {flooder}"}, json={"patient_id": "P002"})
+    clock.set(dt.datetime(2026, 3, 11, 10, 0, 50, tzinfo=dt.UTC))
+    assert [raise_test_alert().status_code for _ in range(11)] == [201] * 10 + [429]
+    # At 10:01:30 plus the t seconds the requests take, the 10:00 minute weighs 10 x (30 - t) / 60:
+    # five fit, and a sixth does not for as long as t < 6.
+    clock.set(dt.datetime(2026, 3, 11, 10, 1, 30, tzinfo=dt.UTC))
+    answers = [raise_test_alert() for _ in range(6)]
+    assert [a.status_code for a in answers] == [201] * 5 + [429]
+    # One more fits at 10:01:36, once 10 x (24 / 60) + 5 + 1 = 10.
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 6
 
 
 def test_device_alerts_are_limited_per_device_key(start_service, db, clock):
@@ -215,7 +235,7 @@ def test_device_alerts_are_limited_per_device_key(start_service, db, clock):
     assert other_key.status_code == 201
     assert rate_limited_total(limited, "device") == 1
     assert counts(db)["alerts"] == 6  # every accepted alarm stored, the refused one not
-    clock.advance(1)
+    clock.advance(2)  # the second after next: the five have slid out of the last second
     assert post_alert(limited, body).status_code == 201
 
 

@@ -2,13 +2,18 @@
 alerts a minute; past it the caller gets 429 with Retry-After, and whatever was accepted before
 stays accepted (the limit is checked before anything is written).
 
-The count lives in the database (a fixed-window counter per caller, `rate_limit_windows`), not in
+The count lives in the database (a counter per caller and window, `rate_limit_windows`), not in
 the process: alert ingestion runs several gunicorn workers and instances, and a bucket in each
 would let a flooding device through once per worker. One upsert per request, on its own short
 transaction (so the counter row is not locked for the alert's transaction), on one of a few rows
-of the window (so concurrent requests of one busy key do not queue on one lock); a fixed window may let
-up to twice the limit through across a window boundary, which is acceptable for a flood guard and
-costs one row per caller and window instead of one per request.
+of the window (so concurrent requests of one busy key do not queue on one lock).
+
+The window slides: a request is refused when this window's accepted alerts, plus the previous
+window's weighted by the share of it still within one window of now, would pass the limit (a
+sliding-window counter). A fixed window lets twice the limit through in a moment, a window's worth
+just before a boundary and another just after it; here a burst before the boundary is paid for
+after it. Only accepted alerts count: a device that keeps flooding still gets its limit through,
+and only the alarms above it are refused.
 """
 import datetime
 import hashlib
@@ -69,11 +74,13 @@ def clinician_bucket(employee_id: str) -> str:
 
 
 def take(db, *, bucket: str, limit: FloodLimit) -> None:
-    """Count one alert of `bucket` in the current window; raise TooManyAlerts past the limit."""
+    """Count one alert of `bucket`; raise TooManyAlerts, counting nothing, past the limit."""
     now = clock.now()
     epoch = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     window_start = epoch + limit.per * math.floor((now - epoch) / limit.per)
     shard = random.randrange(COUNTER_SHARDS)  # noqa: S311 (spreading locks, not a secret)
+    key = {"bucket": bucket, "window": window_start, "previous": window_start - limit.per,
+           "shard": shard}
     with db.transaction() as cur:
         # A count locks its row until the commit. One row per key and window serialised a busy
         # gateway's alarms on that lock (a third of POST /alerts under load, by the profile), so
@@ -94,14 +101,32 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
                    (SELECT hits FROM counted) + coalesce((
                        SELECT sum(hits) FROM rate_limit_windows
                        WHERE bucket = %(bucket)s AND window_start = %(window)s
-                         AND shard <> %(shard)s), 0) AS hits
-        """, {"bucket": bucket, "window": window_start, "shard": shard})
+                         AND shard <> %(shard)s), 0) AS hits,
+                   coalesce((SELECT sum(hits) FROM rate_limit_windows
+                             WHERE bucket = %(bucket)s AND window_start = %(previous)s), 0) AS previous
+        """, key)
         row = cur.fetchone()
-        hits = row["hits"]
-        if row["mine"] == 1:  # a new window's first count on this row: its older ones are done
+        if row["mine"] == 1:  # a new window's first count on this row: the one before last is done
             cur.execute("DELETE FROM rate_limit_windows "
-                        "WHERE bucket = %s AND shard = %s AND window_start < %s",
-                        (bucket, shard, window_start))
-    if hits > limit.hits:
-        ALERTS_RATE_LIMITED.labels(source=limit.source).inc()
-        raise TooManyAlerts(limit, max(1, math.ceil((window_start + limit.per - now).total_seconds())))
+                        "WHERE bucket = %(bucket)s AND shard = %(shard)s AND window_start < %(previous)s",
+                        key)
+        elapsed = (now - window_start) / limit.per  # of this window, 0 to 1
+        if row["previous"] * (1 - elapsed) + row["hits"] <= limit.hits:
+            return
+        # Refused: not counted, so what is refused never crowds out what the limit lets through.
+        cur.execute("UPDATE rate_limit_windows SET hits = hits - 1 "
+                    "WHERE bucket = %(bucket)s AND window_start = %(window)s AND shard = %(shard)s", key)
+    ALERTS_RATE_LIMITED.labels(source=limit.source).inc()
+    raise TooManyAlerts(limit, _retry_after(limit, now=now, window_start=window_start,
+                                            accepted=row["hits"] - 1, previous=row["previous"]))
+
+
+def _retry_after(limit: FloodLimit, *, now, window_start, accepted: int, previous: int) -> int:
+    """Whole seconds until one more alert fits: once enough of the previous window has slid out,
+    or, when this window is full by itself, at its end."""
+    room = limit.hits - accepted - 1
+    if room < 0 or previous <= 0:
+        until = window_start + limit.per
+    else:
+        until = window_start + limit.per * (1 - room / previous)
+    return max(1, math.ceil((until - now).total_seconds()))
