@@ -112,10 +112,11 @@ def register_device(api, token: str, name: str) -> dict:
 
 def register_gateway(db, device_id: int, application: str, facility: str = "", **options) -> dict:
     """What `python -m alert_ingestion.hl7_gateways register` does (its own test below), on the
-    test's connection: the shared PostgreSQL has few to spare."""
+    test's connection: the shared PostgreSQL has few to spare. Like the CLI, it moves the pair to
+    this device (each test's gateway is a new device)."""
     with db.transaction() as cur:
         return hl7_gateways.register_gateway(cur, device_id=device_id, sending_application=application,
-                                             sending_facility=facility, **options)
+                                             sending_facility=facility, reassign=True, **options)
 
 
 def gateways_cli(database_url: str, *args) -> str:
@@ -359,6 +360,112 @@ def test_the_cli_registers_and_lists_gateways(api, db, login_as, module_service_
     with db.transaction() as cur:
         cur.execute("SELECT status_host, status_port FROM hl7_gateways WHERE sending_application = 'WARD_GW'")
         assert cur.fetchone() == {"status_host": "10.20.0.5", "status_port": 2576}
+
+
+def put_gateway(api, token: str | None, device_id, body: dict) -> requests.Response:
+    return requests.put(f"{api.ingestion}/api/v1/devices/{device_id}/hl7-gateway", json=body,
+                        headers=api.auth(token) if token else {}, timeout=5)
+
+
+def listed_gateways(api, token: str) -> dict[str, dict]:
+    """GET /api/v1/hl7-gateways, by MSH-3^MSH-4."""
+    answer = requests.get(api.ingestion + "/api/v1/hl7-gateways", headers=api.auth(token), timeout=5)
+    assert answer.status_code == 200, answer.text
+    return {f"{g['sending_application']}^{g['sending_facility']}": g for g in answer.json()["gateways"]}
+
+
+def test_a_supervisor_registers_a_gateway_over_rest_and_its_alarms_are_answered_aa(
+        api, doctors, login_as, connect, clock, receiver):
+    supervisor = login_as("D01")
+    created = register_device(api, supervisor, "OR IntelliVue gateway")
+    device_id = created["device"]["device_id"]
+    endpoint = f"127.0.0.1:{receiver.port}"
+    answer = put_gateway(api, supervisor, device_id, {
+        "sending_application": "OR_MONITORS", "sending_facility": "OR_GW",
+        "allowed_addresses": ["10.30.0.0/24", "10.31.0.7"], "status_endpoint": endpoint})
+    assert answer.status_code == 200, answer.text
+    gateway = answer.json()
+    assert {key: value for key, value in gateway.items() if key not in ("gateway_id", "created_at")} == {
+        "device_id": device_id, "device_name": "OR IntelliVue gateway", "device_revoked": False,
+        "sending_application": "OR_MONITORS", "sending_facility": "OR_GW",
+        "allowed_addresses": ["10.30.0.0/24", "10.31.0.7/32"], "status_endpoint": endpoint}
+
+    sender = connect(created["key"], application="OR_MONITORS", facility="OR_GW")
+    assert msa(sender.report("AL-REST-1", clock=clock, control_id="MSG-REST-1")) == ("AA", "MSG-REST-1")
+
+    # Sent again for the same device and pair: the same gateway, its addresses replaced.
+    again = put_gateway(api, supervisor, device_id, {"sending_application": "OR_MONITORS",
+                                                     "sending_facility": "OR_GW", "status_endpoint": None})
+    assert again.status_code == 200, again.text
+    assert again.json()["gateway_id"] == gateway["gateway_id"]
+    assert (again.json()["allowed_addresses"], again.json()["status_endpoint"]) == ([], None)
+    listed = listed_gateways(api, supervisor)["OR_MONITORS^OR_GW"]
+    assert listed == again.json()
+    assert msa(sender.report("AL-REST-2", clock=clock))[0] == "AA"  # still its key in MSH-8
+
+
+def test_gateway_registration_over_rest_refuses_with_json_errors(api, login_as):
+    supervisor, nurse = login_as("D01"), login_as("N02")
+    owner = register_device(api, supervisor, "Owner gateway")["device"]["device_id"]
+    other = register_device(api, supervisor, "Other gateway")["device"]["device_id"]
+    taken = {"sending_application": "TAKEN_GW", "sending_facility": "W1"}
+    assert put_gateway(api, supervisor, owner, taken).status_code == 200
+
+    def refused(token, device_id, body, status, field=None):
+        answer = put_gateway(api, token, device_id, body)
+        assert answer.status_code == status, (body, answer.text)
+        error = answer.json()
+        assert error["status"] == status and error["message"], error
+        if field is not None:
+            assert error.get("field") == field, (body, error)
+        return error
+
+    refused(None, other, taken, 401)
+    refused(nurse, other, taken, 403)
+    nurse_list = requests.get(api.ingestion + "/api/v1/hl7-gateways", headers=api.auth(nurse), timeout=5)
+    assert nurse_list.status_code == 403 and nurse_list.json()["status"] == 403
+    for unknown in (999_999, 2**64):
+        refused(supervisor, unknown, taken, 404)
+    # Another device may not take a pair that is already a gateway's: it stays where it was.
+    assert "device " + str(owner) in refused(supervisor, other, taken, 409, "sending_application")["message"]
+    revoked = register_device(api, supervisor, "Revoked gateway")["device"]["device_id"]
+    assert put_gateway(api, supervisor, revoked, {"sending_application": "OLD_GW"}).status_code == 200
+    assert requests.delete(f"{api.ingestion}/api/v1/devices/{revoked}", headers=api.auth(supervisor),
+                           timeout=5).status_code == 200
+    refused(supervisor, revoked, {"sending_application": "NEW_GW"}, 409)
+
+    for body, field in (
+            ({"sending_application": ""}, "sending_application"),
+            ({"sending_application": "   "}, "sending_application"),
+            ({"sending_application": "OR|GW"}, "sending_application"),
+            ({"sending_application": "OR^GW"}, "sending_application"),
+            ({"sending_application": "OR_GW", "sending_facility": "W~1"}, "sending_facility"),
+            ({"sending_application": "OR\\GW"}, "sending_application"),
+            ({"sending_application": "OR&GW"}, "sending_application"),
+            ({"sending_application": "OR\rMSH"}, "sending_application"),
+            ({"sending_application": "OR_GW", "sending_facility": "W\x07"}, "sending_facility"),
+            ({"sending_application": "OR_GW", "allowed_addresses": ["10.0.0.0/8", "10.20.0.0/33"]},
+             "allowed_addresses.1"),
+            ({"sending_application": "OR_GW", "allowed_addresses": ["gateway.local"]}, "allowed_addresses.0"),
+            ({"sending_application": "OR_GW", "status_endpoint": "10.20.0.5"}, "status_endpoint"),
+            ({"sending_application": "OR_GW", "status_endpoint": "10.20.0.5:65536"}, "status_endpoint"),
+            ({"sending_application": "OR_GW", "status_endpoint": "bad host:2576"}, "status_endpoint"),
+            ({"sending_application": "OR_GW", "status_endpoint": "fd00::5:2576"}, "status_endpoint")):
+        refused(supervisor, other, body, 422, field)
+    # Beyond the document's limits: 400, as everywhere.
+    refused(supervisor, other, {"sending_application": "A" * 65}, 400, "sending_application")
+    refused(supervisor, other, {"sending_application": "OR_GW",
+                                "allowed_addresses": [f"10.0.{n}.0/24" for n in range(33)]},
+            400, "allowed_addresses")
+
+    listed = listed_gateways(api, supervisor)
+    assert set(listed) == {"TAKEN_GW^W1", "OLD_GW^"}  # nothing refused was stored
+    assert listed["TAKEN_GW^W1"]["device_id"] == owner and not listed["TAKEN_GW^W1"]["device_revoked"]
+    assert listed["OLD_GW^"]["device_revoked"] and listed["OLD_GW^"]["device_name"] == "Revoked gateway"
+    # An IPv6 listener is written in brackets, and answered so.
+    v6 = put_gateway(api, supervisor, other,
+                     {"sending_application": "V6_GW", "status_endpoint": "[fd00::5]:2576"})
+    assert v6.status_code == 200 and v6.json()["status_endpoint"] == "[fd00::5]:2576", v6.text
 
 
 def test_an_unknown_mdc_code_is_stored_flagged_and_paged(api, doctors, gateway, connect, clock, db):

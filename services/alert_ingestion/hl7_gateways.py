@@ -6,11 +6,18 @@ by coming from an address in the gateway's allowlist.
     python -m alert_ingestion.hl7_gateways register --device-id 7 --application INTELLIVUE \\
         --facility ICU_GW [--allow 10.20.0.0/24] [--status-endpoint 10.20.0.5:2576]
     python -m alert_ingestion.hl7_gateways list
+
+Supervisors do the same over REST: PUT /api/v1/devices/<id>/hl7-gateway, GET /api/v1/hl7-gateways.
+The REST route never moves a sending application/facility from one device to another (409); the
+CLI does, for an operator replacing a gateway's device.
 """
 import argparse
+import datetime
 import hmac
 import ipaddress
+import re
 import sys
+import unicodedata
 
 from healthguard import clock
 from healthguard.auth import DEVICE_SEEN_RESOLUTION, Device, token_hash
@@ -20,45 +27,142 @@ from healthguard.errors import ApiError
 
 GATEWAY_SELECT = """
     SELECT g.gateway_id, g.device_id, g.sending_application, g.sending_facility,
-           g.allowed_addresses::text[] AS allowed_addresses, g.status_host, g.status_port,
+           g.allowed_addresses::text[] AS allowed_addresses, g.status_host, g.status_port, g.created_at,
            d.name, d.ward, d.patient_id, d.key_hash, d.revoked_at
     FROM hl7_gateways g JOIN devices d USING (device_id)
 """
 
+# Limits of what a gateway is registered with (the REST models document the same numbers).
+MAX_NAME_LENGTH = 64       # MSH-3, MSH-4 first component
+MAX_ADDRESSES = 32
+MAX_ENDPOINT_LENGTH = 260  # a 253-character host name, ":" and a port
+# The standard HL7 v2 delimiters (MSH-1 and MSH-2): a name holding one could never be matched
+# against a parsed MSH-3/MSH-4, and would break the PCD-05 header written back with it.
+HL7_DELIMITERS = frozenset("|^~\\&")
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                        r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+
 
 def parse_endpoint(text: str) -> tuple[str, int]:
+    """host:port of a gateway's PCD-05 listener: an IPv4 address or a host name, or an IPv6
+    address in brackets ([fd00::5]:2576); the host is returned without brackets."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            valid_host = ipaddress.ip_address(host).version == 6
+        except ValueError:
+            valid_host = False
+    else:
+        valid_host = bool(_HOST_NAME.fullmatch(host))
+    if not valid_host or not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port (an IPv6 address in brackets)")
     return host, int(port)
 
 
+def format_endpoint(host: str | None, port: int | None) -> str | None:
+    if host is None:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gateway_json(row: dict) -> dict:
+    """A gateway as the REST routes answer it (and the CLI lists it); never its device's key hash."""
+    created_at = row["created_at"]
+    return {
+        "gateway_id": row["gateway_id"], "device_id": row["device_id"], "device_name": row["name"],
+        "device_revoked": row["revoked_at"] is not None,
+        "sending_application": row["sending_application"], "sending_facility": row["sending_facility"],
+        "allowed_addresses": list(row["allowed_addresses"]),
+        "status_endpoint": format_endpoint(row["status_host"], row["status_port"]),
+        "created_at": created_at.isoformat() if isinstance(created_at, datetime.datetime) else created_at,
+    }
+
+
+def _check_name(value: str, field: str, *, required: bool) -> None:
+    segment = "MSH-3" if field == "sending_application" else "MSH-4"
+    if required and not value.strip():
+        raise ApiError(422, f"the {field.replace('_', ' ')} ({segment}) is required", field=field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise ApiError(422, f"{segment} is longer than {MAX_NAME_LENGTH} characters", field=field)
+    if any(c in HL7_DELIMITERS or unicodedata.category(c) == "Cc" for c in value):
+        raise ApiError(422, f"{segment} may not hold an HL7 delimiter (| ^ ~ \\ &) or a control character",
+                       field=field)
+
+
+def _networks(addresses) -> list[str]:
+    addresses = list(addresses)
+    if len(addresses) > MAX_ADDRESSES:
+        raise ApiError(422, f"at most {MAX_ADDRESSES} allowed addresses", field="allowed_addresses")
+    networks = []
+    for index, address in enumerate(addresses):
+        try:
+            networks.append(str(ipaddress.ip_network(address, strict=False)))
+        except ValueError:
+            raise ApiError(422, f"{address!r} is not an IP address or network (CIDR)",
+                           field=f"allowed_addresses.{index}") from None
+    return networks
+
+
 def register_gateway(cur, *, device_id: int, sending_application: str, sending_facility: str = "",
-                     allowed_addresses=(), status_endpoint: str | None = None) -> dict:
-    """Register (or update) the gateway sending as MSH-3/MSH-4 for a device of the registry."""
-    cur.execute("SELECT revoked_at FROM devices WHERE device_id = %s", (device_id,))
+                     allowed_addresses=(), status_endpoint: str | None = None,
+                     reassign: bool = False) -> dict:
+    """Register (or update) the gateway sending as MSH-3/MSH-4 for a device of the registry.
+    404 an unknown device, 409 a revoked one; 422 a name, address or endpoint that cannot be
+    used. A sending application/facility already registered for another device is a 409, unless
+    `reassign` (the CLI): then it moves to this device."""
+    # FOR SHARE: a revocation committing meanwhile waits, and then revokes this gateway with its device.
+    cur.execute("SELECT revoked_at FROM devices WHERE device_id = %s FOR SHARE", (device_id,))
     device = cur.fetchone()
-    if device is None or device["revoked_at"] is not None:
-        raise ApiError(422, f"no unrevoked device {device_id}", field="device_id")
-    if not sending_application:
-        raise ApiError(422, "the sending application (MSH-3) is required", field="sending_application")
-    networks = [str(ipaddress.ip_network(address, strict=False)) for address in allowed_addresses]
-    host, port = parse_endpoint(status_endpoint) if status_endpoint else (None, None)
+    if device is None:
+        raise ApiError(404, f"no device {device_id}")
+    if device["revoked_at"] is not None:
+        raise ApiError(409, f"device {device_id} is revoked: register a new one")
+    _check_name(sending_application, "sending_application", required=True)
+    _check_name(sending_facility, "sending_facility", required=False)
+    networks = _networks(allowed_addresses)
+    host, port = None, None
+    if status_endpoint:
+        try:
+            if len(status_endpoint) > MAX_ENDPOINT_LENGTH:
+                raise ValueError(f"the status endpoint is longer than {MAX_ENDPOINT_LENGTH} characters")
+            host, port = parse_endpoint(status_endpoint)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), field="status_endpoint") from None
+    # One statement, so two registrations of the same pair for different devices cannot both win:
+    # the loser's conflicting row fails the WHERE, and nothing is returned.
     cur.execute("""
         INSERT INTO hl7_gateways (device_id, sending_application, sending_facility, allowed_addresses,
                                   status_host, status_port, created_at)
-        VALUES (%s, %s, %s, %s::cidr[], %s, %s, %s)
+        VALUES (%(device)s, %(application)s, %(facility)s, %(networks)s::cidr[], %(host)s, %(port)s, %(now)s)
         ON CONFLICT (sending_application, sending_facility) DO UPDATE
             SET device_id = EXCLUDED.device_id, allowed_addresses = EXCLUDED.allowed_addresses,
                 status_host = EXCLUDED.status_host, status_port = EXCLUDED.status_port
+            WHERE %(reassign)s OR hl7_gateways.device_id = EXCLUDED.device_id
         RETURNING gateway_id
-    """, (device_id, sending_application, sending_facility, networks, host, port, clock.now()))
-    return get_gateway(cur, gateway_id=cur.fetchone()["gateway_id"])
+    """, {"device": device_id, "application": sending_application, "facility": sending_facility,
+          "networks": networks, "host": host, "port": port, "now": clock.now(), "reassign": reassign})
+    registered = cur.fetchone()
+    if registered is None:
+        cur.execute("""SELECT device_id FROM hl7_gateways
+                       WHERE sending_application = %s AND sending_facility = %s""",
+                    (sending_application, sending_facility))
+        owner = cur.fetchone()
+        raise ApiError(409, f"{sending_application}^{sending_facility} is the gateway of device "
+                            f"{owner['device_id'] if owner else 'another device'}",
+                       field="sending_application")
+    return get_gateway(cur, gateway_id=registered["gateway_id"])
 
 
 def get_gateway(cur, *, gateway_id: int) -> dict | None:
     cur.execute(GATEWAY_SELECT + " WHERE g.gateway_id = %s", (gateway_id,))
     return cur.fetchone()
+
+
+def list_gateways(cur) -> list[dict]:
+    cur.execute(GATEWAY_SELECT + " ORDER BY g.gateway_id")
+    return cur.fetchall()
 
 
 def authenticated_gateway(cur, *, sending_application: str, sending_facility: str, security: str,
@@ -118,21 +222,19 @@ def main(argv: list[str]) -> int:
                     gateway = register_gateway(
                         cur, device_id=args.device_id, sending_application=args.application,
                         sending_facility=args.facility, allowed_addresses=args.allow,
-                        status_endpoint=args.status_endpoint)
-                except (ApiError, ValueError) as exc:
+                        status_endpoint=args.status_endpoint, reassign=True)
+                except ApiError as exc:
                     print(f"not registered: {exc}", file=sys.stderr)
                     return 1
                 rows = [gateway]
             else:
-                cur.execute(GATEWAY_SELECT + " ORDER BY g.gateway_id")
-                rows = cur.fetchall()
-        for row in rows:
-            endpoint = f"{row['status_host']}:{row['status_port']}" if row["status_host"] else "-"
-            revoked = "\trevoked" if row["revoked_at"] else ""
-            allowed = ",".join(row["allowed_addresses"]) or "-"
-            print(f"{row['gateway_id']}\t{row['sending_application']}^{row['sending_facility']}\t"
-                  f"device {row['device_id']} ({row['name']})\tallow {allowed}"
-                  f"\tstatus {endpoint}{revoked}")
+                rows = list_gateways(cur)
+        for gateway in map(gateway_json, rows):
+            revoked = "\trevoked" if gateway["device_revoked"] else ""
+            allowed = ",".join(gateway["allowed_addresses"]) or "-"
+            print(f"{gateway['gateway_id']}\t{gateway['sending_application']}^{gateway['sending_facility']}\t"
+                  f"device {gateway['device_id']} ({gateway['device_name']})\tallow {allowed}"
+                  f"\tstatus {gateway['status_endpoint'] or '-'}{revoked}")
     finally:
         db.close()
     return 0

@@ -10,6 +10,7 @@ from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 from .alerts import DEVICE_SOURCES, SOURCES
+from .hl7_gateways import MAX_ADDRESSES, MAX_ENDPOINT_LENGTH, MAX_NAME_LENGTH
 
 api = service_api(
     "HealthGuard Ops alert ingestion",
@@ -61,6 +62,29 @@ class DeviceRegistration(RequestModel):
     name: Text(100) = Field(examples=["Ward 3 monitor gateway"])
     ward: Text(64) | None = Field(None, description="only patients of this ward", examples=["Cardiology"])
     patient_id: PatientId | None = Field(None, description="only this patient", examples=["P001"])
+
+
+class Hl7GatewayRegistration(RequestModel):
+    """The HL7 gateway (PCD-04 sender) a device of the registry is: who it says it is in MSH-3 and
+    MSH-4 (first components), and optionally the addresses accepted without its key in MSH-8 and
+    its MLLP listener for PCD-05 status. 422: an empty application, an HL7 delimiter (| ^ ~ \\ &)
+    or a control character in a name, an address that is not an IP address or network, an
+    endpoint that is not host:port."""
+    model_config = ConfigDict(extra="forbid")
+
+    # min_length 0: the rules on their content are the domain's (422, shared with the CLI).
+    sending_application: Text(MAX_NAME_LENGTH, min_length=0) = Field(
+        description="MSH-3, first component", examples=["INTELLIVUE"])
+    sending_facility: Text(MAX_NAME_LENGTH, min_length=0) = Field(
+        "", description="MSH-4, first component", examples=["ICU_GW"])
+    allowed_addresses: list[Text(50, min_length=0)] = Field(
+        default_factory=list, max_length=MAX_ADDRESSES,
+        description="IP addresses or networks (CIDR) accepted without the device key in MSH-8",
+        examples=[["10.20.0.0/24"]])
+    status_endpoint: Text(MAX_ENDPOINT_LENGTH, min_length=0) | None = Field(
+        None, description="host:port of the gateway's MLLP listener for PCD-05 status "
+                          "([address]:port for IPv6); null: it wants no status",
+        examples=["10.20.0.5:2576"])
 
 
 class AlertFilter(RequestModel):
@@ -182,6 +206,22 @@ class DeviceWithKey(ResponseModel):
 
 class RevokedDevice(ResponseModel):
     device: Device
+
+
+class Hl7Gateway(ResponseModel):
+    gateway_id: int
+    device_id: int
+    device_name: str
+    device_revoked: bool = Field(description="true: its messages are refused (AR)")
+    sending_application: str = Field(description="MSH-3")
+    sending_facility: str = Field(description="MSH-4; empty when it sends none")
+    allowed_addresses: list[str] = Field(description="networks accepted without the key in MSH-8")
+    status_endpoint: str | None = Field(description="host:port where PCD-05 status goes; null: none")
+    created_at: datetime
+
+
+class Hl7GatewayList(ResponseModel):
+    gateways: list[Hl7Gateway]
 
 
 class PatientBed(ResponseModel):

@@ -18,7 +18,7 @@ from healthguard.errors import ApiError
 from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import alerts, catalogue, devices, flood_limits
+from . import alerts, catalogue, devices, flood_limits, hl7_gateways
 from .metrics import ALERTS_RECEIVED
 from .schemas import (
     Alert,
@@ -31,6 +31,9 @@ from .schemas import (
     DeviceRegistration,
     DeviceSelf,
     DeviceWithKey,
+    Hl7Gateway,
+    Hl7GatewayList,
+    Hl7GatewayRegistration,
     ManualAlert,
     PatientFilter,
     PatientList,
@@ -216,6 +219,30 @@ def revoke_device(device_id: int):
     """Revoke a device's key (idempotent); the device stays listed"""
     with platform().db.transaction() as cur:
         return {"device": devices.device_json(devices.revoke_device(cur, device_id=_device_id(device_id)))}
+
+
+@blueprint.put("/devices/<int(min=1):device_id>/hl7-gateway")
+@supervisor_only
+@api.validate(json=Hl7GatewayRegistration, resp=responses({200: Hl7Gateway}, [403, 404, 409, 413, 422]))
+def register_hl7_gateway(device_id: int, json: Hl7GatewayRegistration):
+    """Tie a device to the HL7 gateway (PCD-04 over MLLP) it is, or update that gateway
+
+    The gateway is known by its MSH-3/MSH-4; a message is accepted with the device's key in MSH-8
+    or from an allowed address (HL7.md). Sent again for the same device and MSH-3/MSH-4, it
+    replaces the addresses and the status endpoint. 409: the device is revoked, or that
+    MSH-3/MSH-4 is another device's gateway (never moved here)."""
+    with platform().db.transaction() as cur:
+        gateway = hl7_gateways.register_gateway(cur, device_id=_device_id(device_id), **json.model_dump())
+    return hl7_gateways.gateway_json(gateway)
+
+
+@blueprint.get("/hl7-gateways")
+@supervisor_only
+@api.validate(resp=responses({200: Hl7GatewayList}, [403]))
+def list_hl7_gateways():
+    """Registered HL7 gateways, with their device and whether it is revoked"""
+    with platform().db.transaction() as cur:
+        return {"gateways": [hl7_gateways.gateway_json(row) for row in hl7_gateways.list_gateways(cur)]}
 
 
 @blueprint.get("/devices/me")
