@@ -32,19 +32,23 @@ def test_a_critical_message_overtakes_a_backlog_of_lower_ones(database_url, rabb
         wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 28, 10, 0.05, "low alarms in hand")
         publish_to_lanes(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(5)]
                 + [("alerts.high", {"name": "high"}), ("alerts.critical", {"name": "critical"})])
-        def delivered():
-            return not any(queue_depth(rabbitmq_url, lane) for lane in ("alerts.critical", "alerts.high"))
-        wait_for(delivered, 10, 0.05, "the CRITICAL and HIGH alarms delivered")
+        def delivered():  # two of each lane in hand (prefetch 2): the critical, the high, two mediums
+            return (not any(queue_depth(rabbitmq_url, lane) for lane in ("alerts.critical", "alerts.high"))
+                    and queue_depth(rabbitmq_url, "alerts.medium") == 3)
+        wait_for(delivered, 10, 0.05, "the CRITICAL, the HIGH and two MEDIUM alarms delivered")
         release.set()
         wait_for(lambda: len(handled) == 37, 20, 0.05, "every message to be handled")
     finally:
         consumer.stop()
-    # The low alarm already being handled finishes first; then the most severe, whatever the backlog.
-    assert handled[:3] == ["low-0", "critical", "high"]
+    # The low alarm already being handled finishes first; then what is in hand, most severe first,
+    # whatever the backlog. (The three mediums still on the broker come a round trip after their
+    # lane's acks, and a low in hand may go meanwhile: a lane's prefetch is the bound, so their
+    # place after the first two is not asserted; it failed once in CI when it was.)
+    assert handled[:5] == ["low-0", "critical", "high", "medium-0", "medium-1"]
     assert sorted(handled) == sorted([f"low-{n}" for n in range(30)] + [f"medium-{n}" for n in range(5)]
                                      + ["critical", "high"])
-    # The medium lane is drained while lows wait (each lane keeps its own order).
-    assert max(handled.index(f"medium-{n}") for n in range(5)) < handled.index("low-5")
+    # Each lane keeps its own order.
+    assert [name for name in handled if name.startswith("medium")] == [f"medium-{n}" for n in range(5)]
     assert [name for name in handled if name.startswith("low")] == [f"low-{n}" for n in range(30)]
 
 
