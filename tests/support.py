@@ -418,10 +418,12 @@ def delete_queues(rabbitmq_url: str, queues) -> None:
 
 def publish_to_lanes(rabbitmq_url: str, messages) -> None:
     """Publish (lane, body) pairs straight to the alert lanes, declared first; a body that is not
-    already a string is sent as JSON."""
+    already a string is sent as JSON. Each publish is confirmed by the broker before this returns:
+    a test counting on the queues must not race messages still on their way in."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:
         channel = connection.channel()
+        channel.confirm_delivery()
         for lane in ALERT_LANES:
             declare_queue(channel, lane)
         for lane, body in messages:

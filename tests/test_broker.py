@@ -140,7 +140,9 @@ def test_unprocessable_messages_go_to_the_dead_letter_queue_with_a_reason(rabbit
     publisher.publish(queue, {"patient_id": "nobody"}, message_id="bad-1")
     publisher.publish(queue, {"patient_id": "P001"}, message_id="good-1")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    connection.channel().basic_publish("", queue, b"{not json")
+    channel = connection.channel()
+    channel.confirm_delivery()  # on the queue before the consumer starts
+    channel.basic_publish("", queue, b"{not json")
     connection.close()
     consumer = Consumer(rabbitmq_url, queue, handler).start()
     try:

@@ -2,11 +2,9 @@
 incident assigned through the on-call service, and clinicians take it through its lifecycle."""
 import concurrent.futures
 import datetime as dt
-import json
 import statistics
 from zoneinfo import ZoneInfo
 
-import pika
 import pytest
 import requests
 
@@ -14,7 +12,7 @@ from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 from incident_management.app import create_app
 from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
-from tests.support import ServiceProcess, metric_value, pipeline, queue_idle, wait_for
+from tests.support import ServiceProcess, metric_value, pipeline, publish_to_lanes, queue_idle, wait_for
 
 EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
               "occurred_at"]
@@ -307,11 +305,8 @@ def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_le
     alert_id = api.post_alert("P001", "HEART_RATE_LOW", value=38)
     incident = api.incident_of(alert_id)
     dead_before = api.metric("messages_dead_lettered_total", queue="alerts.high")
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    for body in ({"alert_id": alert_id}, {"alert_id": 99999999}, {"alert": "nope"}, "not json"):
-        channel.basic_publish("", "alerts.high", body if isinstance(body, str) else json.dumps(body))
-    connection.close()
+    publish_to_lanes(rabbitmq_url, [("alerts.high", body) for body in (
+        {"alert_id": alert_id}, {"alert_id": 99999999}, {"alert": "nope"}, "not json")])
     dead = []
 
     def three_dead_letters():
