@@ -445,6 +445,21 @@ def queue_depth(rabbitmq_url: str, queue: str) -> int:
             connection.close()
 
 
+def wait_until_in_hand(rabbitmq_url, lane: str, *, ready_at_most: int, what: str) -> None:
+    """Wait until the consumer holds messages of `lane`: at most `ready_at_most` still ready on
+    it (its prefetch took the others). Times out naming the depths seen (failed once in CI
+    waiting for exactly 20, without saying what it saw)."""
+    seen = []
+
+    def taken():
+        seen.append(queue_depth(rabbitmq_url, lane))
+        return seen[-1] <= ready_at_most
+    try:
+        wait_for(taken, 30, 0.05, what)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; {lane} depths seen: first {seen[:3]}, last {seen[-3:]}") from None
+
+
 def _without_rabbitmq_settings() -> dict:
     """This process's environment minus RABBITMQ_*/ERL* variables: a CLI given another node's
     cookie or name is refused by the node it means to ask."""

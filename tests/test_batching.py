@@ -19,7 +19,7 @@ from healthguard.broker import (
 from healthguard.outbox import OutboxRelay, enqueue
 from incident_management.assignment import OnCallClient
 from incident_management.consume_alerts import open_incidents_for_alerts
-from tests.support import drain_queue, publish_to_lanes, queue_depth, wait_for
+from tests.support import drain_queue, publish_to_lanes, queue_depth, wait_for, wait_until_in_hand
 from tests.test_pipeline_faults import STREAMING, all_assigned, assert_exactly_one_incident_each
 
 
@@ -43,21 +43,6 @@ class Recorder:
 
     def handled(self):
         return [name for batch in self.batches for name in batch]
-
-
-def wait_until_in_hand(rabbitmq_url, lane: str, *, ready_at_most: int, what: str) -> None:
-    """Wait until the consumer holds messages of `lane`: at most `ready_at_most` still ready on
-    it (its prefetch took the others). Times out naming the depths seen (failed once in CI
-    waiting for exactly 20, without saying what it saw)."""
-    seen = []
-
-    def taken():
-        seen.append(queue_depth(rabbitmq_url, lane))
-        return seen[-1] <= ready_at_most
-    try:
-        wait_for(taken, 30, 0.05, what)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; {lane} depths seen: first {seen[:3]}, last {seen[-3:]}") from None
 
 
 def batch_consumer(rabbitmq_url, recorder, *, size=10, retry=RetryPolicy()):

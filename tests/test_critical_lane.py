@@ -7,7 +7,7 @@ import pytest
 
 from healthguard.broker import ALERT_LANES, Consumer, RetryPolicy, alert_lane
 from healthguard.outbox import enqueue
-from tests.support import PlatformApi, pipeline, publish_to_lanes, queue_depth, wait_for
+from tests.support import PlatformApi, pipeline, publish_to_lanes, queue_depth, wait_for, wait_until_in_hand
 
 
 def test_lanes_are_named_by_severity_most_severe_first():
@@ -29,13 +29,13 @@ def test_a_critical_message_overtakes_a_backlog_of_lower_ones(database_url, rabb
     try:
         assert consumer.connected.wait(10)
         publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") == 28, 10, 0.05, "low alarms in hand")
+        wait_until_in_hand(rabbitmq_url, "alerts.low", ready_at_most=28, what="low alarms in hand")
         publish_to_lanes(rabbitmq_url, [("alerts.medium", {"name": f"medium-{n}"}) for n in range(5)]
                 + [("alerts.high", {"name": "high"}), ("alerts.critical", {"name": "critical"})])
-        def delivered():  # two of each lane in hand (prefetch 2): the critical, the high, two mediums
-            return (not any(queue_depth(rabbitmq_url, lane) for lane in ("alerts.critical", "alerts.high"))
-                    and queue_depth(rabbitmq_url, "alerts.medium") == 3)
-        wait_for(delivered, 10, 0.05, "the CRITICAL, the HIGH and two MEDIUM alarms delivered")
+        # Two of each lane in hand (prefetch 2): the critical, the high, two mediums.
+        wait_until_in_hand(rabbitmq_url, "alerts.critical", ready_at_most=0, what="the CRITICAL in hand")
+        wait_until_in_hand(rabbitmq_url, "alerts.high", ready_at_most=0, what="the HIGH alarm in hand")
+        wait_until_in_hand(rabbitmq_url, "alerts.medium", ready_at_most=3, what="two MEDIUM alarms in hand")
         release.set()
         wait_for(lambda: len(handled) == 37, 20, 0.05, "every message to be handled")
     finally:
