@@ -416,6 +416,20 @@ def delete_queues(rabbitmq_url: str, queues) -> None:
         connection.close()
 
 
+def insert_alerts(db, alarms) -> list[int]:
+    """Alerts as ingestion stores them (without publishing them): (patient, alert type) each."""
+    ids = []
+    with db.transaction() as cur:
+        for patient_id, alert_type in alarms:
+            cur.execute("""
+                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
+                SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
+                FROM patients p, alert_types t WHERE p.patient_id = %s AND t.alert_type = %s
+                RETURNING alert_id""", (patient_id, alert_type))
+            ids.append(cur.fetchone()["alert_id"])
+    return ids
+
+
 def publish_to_lanes(rabbitmq_url: str, messages) -> None:
     """Publish (lane, body) pairs straight to the alert lanes, declared first; a body that is not
     already a string is sent as JSON. Each publish is confirmed by the broker before this returns:

@@ -19,7 +19,14 @@ from healthguard.broker import (
 from healthguard.outbox import OutboxRelay, enqueue
 from incident_management.assignment import OnCallClient
 from incident_management.consume_alerts import open_incidents_for_alerts
-from tests.support import drain_queue, publish_to_lanes, queue_depth, wait_for, wait_until_in_hand
+from tests.support import (
+    drain_queue,
+    insert_alerts,
+    publish_to_lanes,
+    queue_depth,
+    wait_for,
+    wait_until_in_hand,
+)
 from tests.test_pipeline_faults import STREAMING, all_assigned, assert_exactly_one_incident_each
 
 
@@ -50,16 +57,22 @@ def batch_consumer(rabbitmq_url, recorder, *, size=10, retry=RetryPolicy()):
                     batch_handler=recorder.batch, retry=retry)
 
 
+def a_critical_behind_lows_in_hand(rabbitmq_url) -> None:
+    """Thirty LOW alarms published, ten of them in the consumer's hand (the first held by the
+    recorder), then a CRITICAL one published and in hand too."""
+    publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
+    wait_until_in_hand(rabbitmq_url, "alerts.low", ready_at_most=20, what="ten lows in hand")
+    publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
+    wait_until_in_hand(rabbitmq_url, "alerts.critical", ready_at_most=0, what="the critical in hand")
+
+
 def test_a_critical_message_gets_a_batch_of_its_own_ahead_of_the_lower_ones_in_hand(
         database_url, rabbitmq_url):
     recorder = Recorder()
     consumer = batch_consumer(rabbitmq_url, recorder).start()
     try:
         assert consumer.connected.wait(10)
-        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
-        wait_until_in_hand(rabbitmq_url, "alerts.low", ready_at_most=20, what="ten lows in hand")
-        publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
+        a_critical_behind_lows_in_hand(rabbitmq_url)
         recorder.release.set()
         wait_for(lambda: len(recorder.handled()) == 31, 20, 0.05, "every message handled")
     finally:
@@ -88,10 +101,7 @@ def test_acknowledging_a_batch_never_takes_the_lower_messages_still_in_hand_with
     consumer.start()
     try:
         assert consumer.connected.wait(10)
-        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": f"low-{n}"}) for n in range(30)])
-        wait_until_in_hand(rabbitmq_url, "alerts.low", ready_at_most=20, what="ten lows in hand")
-        publish_to_lanes(rabbitmq_url, [("alerts.critical", {"name": "critical"})])
-        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.critical") == 0, 30, 0.05, "the critical in hand")
+        a_critical_behind_lows_in_hand(rabbitmq_url)
         recorder.release.set()
         stopper_started = wait_for(lambda: stopper.ident is not None, 20, 0.05, "the critical handled")
         assert stopper_started
@@ -129,20 +139,6 @@ def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_of_the_batch_
     assert sorted(recorder.handled()) == sorted(["first"] + [f"medium-{n}" for n in range(8) if n != 3])
     reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
     assert reasons[0] == "medium-3 can never be handled" and reasons[1].startswith("unparseable")
-
-
-def insert_alerts(db, alarms) -> list[int]:
-    """Alerts as ingestion stores them (without publishing them): (patient, alert type) each."""
-    ids = []
-    with db.transaction() as cur:
-        for patient_id, alert_type in alarms:
-            cur.execute("""
-                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
-                SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
-                FROM patients p, alert_types t WHERE p.patient_id = %s AND t.alert_type = %s
-                RETURNING alert_id""", (patient_id, alert_type))
-            ids.append(cur.fetchone()["alert_id"])
-    return ids
 
 
 def test_one_batch_spreads_alarms_over_the_least_busy_and_joins_its_repeats_into_one_incident(

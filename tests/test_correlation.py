@@ -8,7 +8,7 @@ import pytest
 
 from healthguard.db import Database
 from incident_management.consume_alerts import open_incident_for_alert
-from tests.support import pipeline
+from tests.support import insert_alerts, pipeline
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -114,16 +114,8 @@ def test_two_consumers_handling_repeats_at_the_same_moment_make_one_incident(db,
     # alerts of the same alarm at the same instant, for several alarms.
     alarms = [("P001", "CARDIAC_ARREST"), ("P002", "HEMORRHAGE"), ("P004", "STROKE_SUSPECTED"),
               ("P005", "SEPSIS_SUSPECTED"), ("P008", "APNEA_DETECTED")]
-    pairs = []
-    with db.transaction() as cur:
-        for patient, alert_type in alarms:
-            cur.execute("""
-                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
-                SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
-                FROM patients p, alert_types t, generate_series(1, 2)
-                WHERE p.patient_id = %s AND t.alert_type = %s
-                RETURNING alert_id""", (patient, alert_type))
-            pairs.append([row["alert_id"] for row in cur.fetchall()])
+    ids = insert_alerts(db, [alarm for alarm in alarms for _ in range(2)])  # two alerts of each
+    pairs = [ids[n:n + 2] for n in range(0, len(ids), 2)]
     consumers = [Database(db.url, maxconn=1) for _ in range(2)]
     barrier, failures = threading.Barrier(2), []
 
