@@ -24,7 +24,8 @@ from bench.common import connect  # noqa: E402
 
 # One chunk: the plan of `count` incidents numbered from the current maximum ids on, then the
 # alerts, incidents, assignments and history rows it describes. Foreign-key triggers are off for
-# the chunk (the plan only names rows that exist) and the commit does not wait for the disk.
+# the chunk (the plan only names rows that exist), and with them the ones that keep
+# unresolved_incidents, which the chunk fills itself; the commit does not wait for the disk.
 PLAN = """
 CREATE TEMP TABLE seed_plan ON COMMIT DROP AS
 WITH staff AS (
@@ -95,6 +96,12 @@ SELECT incident_id, alert_id, patient_id, alert_type, severity, category, room, 
        CASE WHEN %(active)s THEN started_at ELSE resolved_at END, created_at
 FROM seed_plan;
 
+-- What the triggers off for the chunk would have kept (db/migrations/0013_unresolved_incidents.sql).
+INSERT INTO unresolved_incidents (incident_id, patient_id, alert_type, last_alert_at, assigned_to)
+SELECT incident_id, patient_id, alert_type, created_at,
+       CASE WHEN handed_over AND second IS NOT NULL THEN second ELSE assignee END
+FROM seed_plan WHERE %(active)s;
+
 INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at, ended_at)
 SELECT incident_id, assignee, NULL, 'AUTO', assigned_at,
        CASE WHEN handed_over AND second IS NOT NULL THEN acknowledged_at + interval '1 minute'
@@ -148,8 +155,8 @@ def seed_history(database_url: str, incidents: int, *, active: int = 0, chunk: i
             # A year-old database has been vacuumed and analysed many times over: the planner sees
             # the history it will query, and autovacuum is not left to catch up with a year's
             # rows during the measurement that follows.
-            for table in ("alerts", "incidents", "incident_assignments", "incident_history",
-                          "incident_alerts", "notifications"):
+            for table in ("alerts", "incidents", "unresolved_incidents", "incident_assignments",
+                          "incident_history", "incident_alerts", "notifications"):
                 cur.execute(f"VACUUM (ANALYZE) {table}")
     finally:
         conn.close()

@@ -147,3 +147,34 @@ def test_two_consumers_handling_repeats_at_the_same_moment_make_one_incident(db,
         rows = {(r["patient_id"], r["alert_type"]): (r["incidents"], r["alerts"], r["correlated"])
                 for r in cur.fetchall()}
     assert rows == {alarm: (1, 2, 1) for alarm in alarms}
+
+
+def test_the_unresolved_incidents_table_follows_every_change_of_an_incident(api, doctors, db):
+    """The repeat lookup and the workload count read unresolved_incidents (db/migrations/0013),
+    kept by triggers on incidents: it holds exactly the incidents not resolved, each with its
+    patient, alert type, last alarm and assignee as they are now."""
+    def kept_and_actual():
+        with db.transaction() as cur:
+            cur.execute("""SELECT incident_id, patient_id, alert_type, last_alert_at, assigned_to
+                           FROM unresolved_incidents ORDER BY incident_id""")
+            kept = cur.fetchall()
+            cur.execute("""SELECT incident_id, patient_id, alert_type, last_alert_at, assigned_to
+                           FROM incidents WHERE status <> 'RESOLVED' ORDER BY incident_id""")
+            return kept, cur.fetchall()
+
+    arrest = api.incident_of(api.post_alert("P001", "CARDIAC_ARREST"))
+    other = api.incident_of(api.post_alert("P002", "CARDIAC_ARREST"))
+    api.post_alert("P001", "CARDIAC_ARREST")  # a repeat: the alarm's last sounding moves on
+    repeated = api.wait_until(arrest["incident_id"], lambda i: i["alert_count"] == 2, "the repeat")
+    kept, actual = kept_and_actual()
+    assert kept == actual and len(kept) == 2
+    assert kept[0]["last_alert_at"].isoformat() == repeated["last_alert_at"]
+
+    taker = next(doctor for doctor in doctors if doctor != other["assigned_to"])
+    assert api.act(doctors[taker], other["incident_id"], "claim").status_code == 200
+    token = doctors[arrest["assigned_to"]]
+    for action, body in (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "ROSC"})):
+        assert api.act(token, arrest["incident_id"], action, body).status_code == 200
+    kept, actual = kept_and_actual()
+    assert kept == actual
+    assert [(row["incident_id"], row["assigned_to"]) for row in kept] == [(other["incident_id"], taker)]

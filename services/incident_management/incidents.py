@@ -110,15 +110,18 @@ def open_incidents(cur, alerts: list[dict], *, now: datetime.datetime,
     """, {"ids": ids})
     existing = {row.pop("for_alert"): row for row in cur.fetchall()}
     fresh = [alert for alert in alerts if alert["alert_id"] not in existing]
+    # The newest unresolved incident of each alarm, looked up in unresolved_incidents (kept by
+    # triggers, db/migrations/0013): its plan does not depend on how stale the statistics of a
+    # year of history are. An incident resolved meanwhile is seen resolved once it is locked.
     cur.execute("""
         SELECT * FROM incidents WHERE incident_id IN (
-            SELECT DISTINCT ON (patient_id, alert_type) incident_id FROM incidents
+            SELECT DISTINCT ON (patient_id, alert_type) incident_id FROM unresolved_incidents
             WHERE (patient_id, alert_type) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-              AND status <> 'RESOLVED' AND last_alert_at >= %s
+              AND last_alert_at >= %s
             ORDER BY patient_id, alert_type, last_alert_at DESC)
         FOR UPDATE
     """, ([a["patient_id"] for a in fresh], [a["alert_type"] for a in fresh], now - window))
-    sounding = {_alarm(row): row for row in cur.fetchall()}
+    sounding = {_alarm(row): row for row in cur.fetchall() if row["status"] != "RESOLVED"}
     # Which alert opens a new incident: the first of its alarm with nothing sounding; the later
     # ones of that alarm in the batch are its repeats.
     opening = {}
