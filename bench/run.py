@@ -142,6 +142,7 @@ def measure_latency(suite: Suite, pipeline: Pipeline, poster: AlertPoster, alarm
             "alert_to_assigned_p50_ms": ms(percentile(to_assigned, 50)),
             "alert_to_assigned_p95_ms": ms(percentile(to_assigned, 95)),
             "alert_to_assigned_p99_ms": ms(percentile(to_assigned, 99)),
+            "alert_to_assigned_by_severity": pipeline.by_severity(list(accepted)),
             "ws_frames": len(to_frame),
             "post_to_ws_frame_p50_ms": ms(percentile(to_frame, 50)),
             "post_to_ws_frame_p95_ms": ms(percentile(to_frame, 95)),

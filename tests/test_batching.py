@@ -37,12 +37,14 @@ class Recorder:
 
     def __init__(self, *, poison=None):
         self.batches, self.release, self.poison = [], threading.Event(), poison
+        self.holding = threading.Event()  # the first batch is being handled
 
     def one(self, message):
         self.batch([message])
 
     def batch(self, messages):
         if not self.batches:
+            self.holding.set()
             self.release.wait(60)  # a bound, not a pause: the test sets it
         if self.poison and any(m["name"] == self.poison for m in messages):
             raise PermanentMessageError(f"{self.poison} can never be handled")
@@ -82,6 +84,31 @@ def test_a_critical_message_gets_a_batch_of_its_own_ahead_of_the_lower_ones_in_h
     assert [n for n in recorder.handled() if n != "critical"] == [f"low-{n}" for n in range(30)]
     assert max(len(batch) for batch in recorder.batches) > 1  # lows were taken in batches
     assert all(len(batch) <= 10 for batch in recorder.batches)
+
+
+def test_below_the_critical_lane_one_batch_takes_every_lane_in_hand_most_severe_first(
+        database_url, rabbitmq_url):
+    recorder = Recorder()
+    consumer = batch_consumer(rabbitmq_url, recorder).start()
+    try:
+        assert consumer.connected.wait(10)
+        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": "low-0"})])
+        assert recorder.holding.wait(20), "the first alarm was never handled"
+        # Published least severe first, while low-0 is being handled.
+        publish_to_lanes(rabbitmq_url, [("alerts.low", {"name": "low-1"}), ("alerts.low", {"name": "low-2"}),
+                                        ("alerts.medium", {"name": "medium"}),
+                                        ("alerts.high", {"name": "high-0"}),
+                                        ("alerts.high", {"name": "high-1"}),
+                                        ("alerts.critical", {"name": "critical"})])
+        for lane in ALERT_LANES:
+            wait_until_in_hand(rabbitmq_url, lane, ready_at_most=0, what=f"{lane} in hand")
+        recorder.release.set()
+        wait_for(lambda: len(recorder.handled()) == 7, 20, 0.05, "every message handled")
+    finally:
+        consumer.stop()
+    # The CRITICAL alarm alone, then one batch of the rest, most severe first, each lane in order
+    # (a batch per lane took the HIGH ones on their own, and the others waited for them).
+    assert recorder.batches == [["low-0"], ["critical"], ["high-0", "high-1", "medium", "low-1", "low-2"]]
 
 
 def test_acknowledging_a_batch_never_takes_the_lower_messages_still_in_hand_with_it(

@@ -496,9 +496,12 @@ class Consumer(SubscriptionThread):
     being handled when it arrived.
 
     Batches: with a `batch_handler`, the deliveries in hand are handled up to `batch_size` at a
-    time, `batch_handler(messages)` doing the work of them all in one transaction. A batch holds
-    messages of one queue only, the most urgent queue that has any in hand (an urgent message
-    never waits inside a batch of lower ones, only for the batch being handled when it came).
+    time, `batch_handler(messages)` doing the work of them all in one transaction, most urgent
+    first (queue, then arrival). The most urgent queue's messages make batches of their own (a
+    CRITICAL alarm is never committed together with lower ones, and waits only for the batch
+    being handled when it came); below it, a batch is filled from every queue in that order, so
+    a steady trickle of HIGH alarms does not leave the MEDIUM and LOW ones in hand waiting while
+    each HIGH one is handled in a batch of its own.
     The batch is acknowledged after batch_handler returned (one `multiple` ack when it covers
     every delivery still unacknowledged up to its last one). If batch_handler raises, nothing of
     the batch was done (its transaction rolled back) and each message is handled alone by
@@ -548,9 +551,12 @@ class Consumer(SubscriptionThread):
                     self._on_message(channel, queue, method, properties, body)
 
     def _next_batch(self) -> list[tuple]:
-        """Up to batch_size deliveries of the most urgent queue in hand, in arrival order."""
+        """Up to batch_size deliveries in hand, most urgent first: of the most urgent queue only,
+        when it has any in hand; else of any queue."""
         batch = [heapq.heappop(self._in_hand)]
-        while self._in_hand and len(batch) < self.batch_size and self._in_hand[0][0] == batch[0][0]:
+        alone = batch[0][0] == 0
+        while (self._in_hand and len(batch) < self.batch_size
+               and not (alone and self._in_hand[0][0] != 0)):
             batch.append(heapq.heappop(self._in_hand))
         return [(queue, method, properties, body) for _, _, queue, method, properties, body in batch]
 

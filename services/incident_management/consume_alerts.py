@@ -8,11 +8,12 @@ incident (unique per alert), its history, the assignment and the notification ev
 acknowledges the message only after that commit, so a crash redelivers it, and the redelivery
 finds the incident and does nothing more.
 
-Under load the messages come in batches (up to BATCH_SIZE of one lane, broker.Consumer): the
-batch's alerts are read in one query, the on-call service is asked once for all of them, and one
-transaction opens, correlates and assigns them all, in the order they arrived (a repeat later in
-the batch joins the incident opened earlier in it; the batch's assignments count for the next
-alarm's ranking). Should the batch fail, each alert is handled alone by open_incident_for_alert.
+Under load the messages come in batches (up to BATCH_SIZE, CRITICAL alarms in batches of their
+own, the other lanes together, most severe first: broker.Consumer): the batch's alerts are read
+in one query, the on-call service is asked once for all of them, and one transaction opens,
+correlates and assigns them all, in the batch's order (a repeat later in the batch joins the
+incident opened earlier in it; the batch's assignments count for the next alarm's ranking).
+Should the batch fail, each alert is handled alone by open_incident_for_alert.
 """
 import datetime
 import logging
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # A repeat of an alarm within this time of its last sounding joins the incident still open for it.
 DEFAULT_CORRELATION_WINDOW = datetime.timedelta(minutes=5)
 # Alerts handled in one transaction at most. A CRITICAL alarm arriving while a batch of lower
-# ones is being handled waits for that batch (tens of milliseconds), never for the lane's backlog.
+# ones is being handled waits for that batch (tens of milliseconds), never for the lanes' backlog.
 BATCH_SIZE = 50
 
 
