@@ -4,9 +4,9 @@ stays accepted (the limit is checked before anything is written).
 
 The count lives in the database (a counter per caller and window, `rate_limit_windows`), not in
 the process: alert ingestion runs several gunicorn workers and instances, and a bucket in each
-would let a flooding device through once per worker. One upsert per request, on its own short
-transaction (so the counter row is not locked for the alert's transaction), on one of a few rows
-of the window (so concurrent requests of one busy key do not queue on one lock).
+would let a flooding device through once per worker. One statement per request, a transaction
+of its own (so the counter row is not locked for the alert's transaction), counting on one of a
+few rows of the window (so concurrent requests of one busy key do not queue on one lock).
 
 The window slides: a request is refused when this window's accepted alerts, plus the previous
 window's weighted by the share of it still within one window of now, would pass the limit (a
@@ -78,53 +78,56 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
     now = clock.now()
     epoch = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     window_start = epoch + limit.per * math.floor((now - epoch) / limit.per)
-    shard = random.randrange(COUNTER_SHARDS)  # noqa: S311 (spreading locks, not a secret)
+    elapsed = (now - window_start) / limit.per  # of this window, 0 to 1
     key = {"bucket": bucket, "window": window_start, "previous": window_start - limit.per,
-           "shard": shard}
-    with db.transaction() as cur:
-        # A count locks its row until the commit. One row per key and window serialised a busy
-        # gateway's alarms on that lock (a third of POST /alerts under load, by the profile), so
-        # each count takes one of a few rows and the window's total is their sum (counts other
-        # requests have not committed yet are missed: a few alarms over the limit at worst).
-        # A count lost to a crash forgets part of one second: this commit does not wait for
-        # the disk, so the lock is let go at once.
-        cur.execute("""
-            SET LOCAL synchronous_commit TO OFF;
-            WITH counted AS (
-                INSERT INTO rate_limit_windows (bucket, window_start, shard, hits)
-                VALUES (%(bucket)s, %(window)s, %(shard)s, 1)
-                ON CONFLICT (bucket, window_start, shard)
-                    DO UPDATE SET hits = rate_limit_windows.hits + 1
-                RETURNING hits
-            )
-            SELECT (SELECT hits FROM counted) AS mine,
-                   (SELECT hits FROM counted) + coalesce((
-                       SELECT sum(hits) FROM rate_limit_windows
-                       WHERE bucket = %(bucket)s AND window_start = %(window)s
-                         AND shard <> %(shard)s), 0) AS hits
-        """, key)
+           "shard": random.randrange(COUNTER_SHARDS),  # noqa: S311 (spreading locks, not a secret)
+           "limit": limit.hits, "elapsed": elapsed}
+    # One statement, its own transaction, a commit that does not wait for the disk (a count lost
+    # to a crash forgets part of one second): the counter row is locked only while the server
+    # runs it. Counted on one of a few rows of the window, their sum the window's total (one row
+    # serialised a busy gateway's alarms on its lock); counts of statements running meanwhile
+    # are missed, a few alarms over the limit at worst. Past the limit nothing is counted.
+    with db.autocommit() as cur:
+        cur.execute(COUNT, key)
         row = cur.fetchone()
-        hits = row["hits"]
         if row["mine"] == 1:  # a new window's first count on this row: the one before last is done
             cur.execute("DELETE FROM rate_limit_windows "
                         "WHERE bucket = %(bucket)s AND shard = %(shard)s AND window_start < %(previous)s",
                         key)
-        elapsed = (now - window_start) / limit.per  # of this window, 0 to 1
-        # The previous window weighs at most limit x (1 - elapsed): a caller counting no faster
-        # than the limit allows (hits <= limit x elapsed) cannot pass it, and is not asked about it.
-        previous = 0
-        if hits > limit.hits * elapsed:
-            cur.execute("SELECT coalesce(sum(hits), 0) AS n FROM rate_limit_windows "
-                        "WHERE bucket = %(bucket)s AND window_start = %(previous)s", key)
-            previous = cur.fetchone()["n"]
-        if previous * (1 - elapsed) + hits <= limit.hits:
-            return
-        # Refused: not counted, so what is refused never crowds out what the limit lets through.
-        cur.execute("UPDATE rate_limit_windows SET hits = hits - 1 "
-                    "WHERE bucket = %(bucket)s AND window_start = %(window)s AND shard = %(shard)s", key)
+    if row["accepted"]:
+        return
     ALERTS_RATE_LIMITED.labels(source=limit.source).inc()
     raise TooManyAlerts(limit, _retry_after(limit, now=now, window_start=window_start,
-                                            accepted=hits - 1, previous=previous))
+                                            accepted=row["hits"], previous=row["previous"]))
+
+
+# The window's accepted alerts so far, and the previous window's (read only when the current one
+# runs faster than the limit allows, hits >= limit x elapsed: a caller within its pace is never
+# asked about it, since the previous window weighs at most limit x (1 - elapsed)); whether one
+# more fits; if so, counted.
+COUNT = """
+    WITH seen AS (
+        SELECT coalesce(sum(hits), 0) AS hits FROM rate_limit_windows
+        WHERE bucket = %(bucket)s AND window_start = %(window)s
+    ), earlier AS (
+        SELECT CASE WHEN seen.hits + 1 > %(limit)s * %(elapsed)s THEN (
+                   SELECT coalesce(sum(hits), 0) FROM rate_limit_windows
+                   WHERE bucket = %(bucket)s AND window_start = %(previous)s)
+               ELSE 0 END AS hits
+        FROM seen
+    ), verdict AS (
+        SELECT seen.hits, earlier.hits AS previous,
+               earlier.hits * (1 - %(elapsed)s) + seen.hits + 1 <= %(limit)s AS accepted
+        FROM seen, earlier
+    ), counted AS (
+        INSERT INTO rate_limit_windows (bucket, window_start, shard, hits)
+        SELECT %(bucket)s, %(window)s, %(shard)s, 1 FROM verdict WHERE accepted
+        ON CONFLICT (bucket, window_start, shard) DO UPDATE SET hits = rate_limit_windows.hits + 1
+        RETURNING hits
+    )
+    SELECT verdict.*, (SELECT hits FROM counted) AS mine, set_config('synchronous_commit', 'off', true)
+    FROM verdict
+"""
 
 
 def _retry_after(limit: FloodLimit, *, now, window_start, accepted: int, previous: int) -> int:
