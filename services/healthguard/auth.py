@@ -151,7 +151,7 @@ def device_api_key(view):
         if presented:
             device = bootstrap_device(presented)
             if device is None:
-                with platform().db.transaction() as cur:
+                with platform().db.autocommit() as cur:  # one statement: one round trip
                     device = device_for_key(cur, presented)
         if device is None:
             raise _unauthorized("a valid device key is required in the X-API-Key header")
