@@ -124,8 +124,9 @@ class Workload:
     alarms as if it came alone (the 2nd of two alarms for one role goes to the 2nd clinician)
     without one ranking query per alarm.
 
-    The order is least_busy_first()'s (0004_availability.sql): fewest active incidents, then
-    idle longest (never assigned first), then the on-call service's order."""
+    The order is least_busy_first()'s (0004_availability.sql): fewest active incidents (counted
+    in unresolved_incidents, 0013), then idle longest (never assigned first), then the on-call
+    service's order."""
 
     NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
