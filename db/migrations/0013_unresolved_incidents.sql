@@ -22,6 +22,9 @@ CREATE INDEX unresolved_incidents_alarm_idx
     ON unresolved_incidents (patient_id, alert_type, last_alert_at DESC);
 CREATE INDEX unresolved_incidents_assignee_idx ON unresolved_incidents (assigned_to);
 
+-- Incidents written while this migration runs wait for it (the same lock CREATE TRIGGER takes,
+-- taken before the copy), so none is missed between the copy and the triggers.
+LOCK TABLE incidents IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO unresolved_incidents (incident_id, patient_id, alert_type, last_alert_at, assigned_to)
 SELECT incident_id, patient_id, alert_type, last_alert_at, assigned_to
 FROM incidents WHERE status <> 'RESOLVED';
