@@ -3,13 +3,14 @@
 -- unresolved incidents alone, kept by triggers, instead of partial indexes of `incidents`.
 --
 -- Why: the planner sizes a partial index `WHERE status <> 'RESOLVED'` from the statistics of the
--- whole table. With a year of resolved history they say almost nothing is active, and autovacuum
--- analyses again only after a tenth of the table has changed (100,000 rows with a million of
--- history), so during a flood they keep saying it while thousands are. Every such partial index
--- then looks like one row, and the planner read all the active incidents through whichever it
--- liked (incidents_active_summary_idx) with a filter: 9 ms for the repeat lookup and 19 ms for
--- eight candidates with 5,000 incidents active, against 0.3 and 1.2 ms once analysed. A small
--- table's row count is estimated from its current size, so these plans follow the flood.
+-- whole table. With a year of resolved history they say almost nothing is active, and nothing
+-- analyses the table again during a flood (autovacuum, where it runs, waits by default for a
+-- tenth of it to change: 100,000 rows with a million of history), so they keep saying it while
+-- thousands are. Every such partial index then looks like one row, and the planner read all the
+-- active incidents through whichever it liked (incidents_active_summary_idx) with a filter: 9 ms
+-- for the repeat lookup and 19 ms for eight candidates with 5,000 incidents active, against 0.3
+-- and 1.2 ms once analysed. A small table's row count is estimated from its current size, so
+-- these plans follow the flood.
 
 CREATE TABLE unresolved_incidents (
     incident_id     bigint PRIMARY KEY REFERENCES incidents ON DELETE CASCADE,

@@ -101,10 +101,10 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
                                             accepted=row["hits"], previous=row["previous"]))
 
 
-# The window's accepted alerts so far, and the previous window's (read only when the current one
-# runs faster than the limit allows, hits >= limit x elapsed: a caller within its pace is never
-# asked about it, since the previous window weighs at most limit x (1 - elapsed)); whether one
-# more fits; if so, counted.
+# The window's accepted alerts so far, and the previous window's (read only when this one,
+# counting the alert at hand, runs faster than the limit allows, hits + 1 > limit x elapsed: a
+# caller within its pace is never asked about it, since the previous window weighs at most
+# limit x (1 - elapsed)); whether one more fits; if so, counted.
 COUNT = """
     WITH seen AS (
         SELECT coalesce(sum(hits), 0) AS hits FROM rate_limit_windows
