@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "services")]
 
-import hl7.client  # noqa: E402
 
 from alert_ingestion import hl7_messages  # noqa: E402
 from alert_ingestion.devices import register_device  # noqa: E402
 from alert_ingestion.hl7_gateways import register_gateway  # noqa: E402
+from alert_ingestion.mllp_client import MllpClient  # noqa: E402
 from bench.common import Suite, percentile  # noqa: E402
 from healthguard.db import Database  # noqa: E402
 from tests.support import free_port, metric_value, port_open, wait_for  # noqa: E402
@@ -44,8 +44,7 @@ EVENTS = ("196614^MDC_EVT_ECG_ASYSTOLE^MDC", "^MDC_EVT_APNEA^MDC", "^MDC_EVT_DES
 def send_all(port: int, key: str, numbers: list[int], patients: list[str]) -> list[tuple[str, float]]:
     """One gateway connection sending its share, one message at a time: (MSA-1, seconds) each."""
     results = []
-    client = hl7.client.MLLPClient("127.0.0.1", port)
-    client.socket.settimeout(60)
+    client = MllpClient("127.0.0.1", port, 60)
     try:
         for n in numbers:
             message = hl7_messages.report_alert(
@@ -56,8 +55,6 @@ def send_all(port: int, key: str, numbers: list[int], patients: list[str]) -> li
             started = time.perf_counter()
             try:
                 answer = client.send_message(message)
-                while not answer.endswith(b"\x1c\r"):
-                    answer += client.socket.recv(4096)
             except OSError:
                 results.append(("lost", time.perf_counter() - started))
                 break

@@ -12,7 +12,6 @@ import threading
 import uuid
 
 import hl7
-import hl7.client
 import hl7.mllp
 import pytest
 import requests
@@ -20,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from alert_ingestion import hl7_gateways, hl7_messages
 from alert_ingestion.hl7_listener import MllpListener
+from alert_ingestion.mllp_client import MllpClient
 from healthguard.db import Database
 from tests.support import REPO, free_port, metric_value, pipeline, port_open, wait_for
 
@@ -134,17 +134,14 @@ def gateways_cli(database_url: str, *args) -> str:
 
 
 class Gateway:
-    """One MLLP connection of a gateway, through python-hl7's MLLPClient."""
+    """One MLLP connection of a gateway, through the MLLP client of our simulator and status sender."""
 
     def __init__(self, port: int, key: str = "", application=APPLICATION, facility=FACILITY):
-        self.client = hl7.client.MLLPClient("127.0.0.1", port)
-        self.client.socket.settimeout(30)
+        self.client = MllpClient("127.0.0.1", port, 30)
         self.key, self.application, self.facility = key, application, facility
 
     def exchange(self, text: str) -> hl7.Message:
         answer = self.client.send_message(text)
-        while not answer.endswith(b"\x1c\r"):  # the client reads once; an ACK may come in pieces
-            answer += self.client.socket.recv(4096)
         return hl7.parse(answer.strip(b"\x0b\x1c\r").decode())
 
     def send(self, text: str) -> hl7.Message:
@@ -302,11 +299,7 @@ def test_a_message_over_the_size_limit_gets_ae(api, gateway, connect, clock):
     huge = hl7_messages.report_alert(control_id="BIG", alert_id="AL-BIG", patient_id="P001",
                                      occurred_at=clock.now(), application=APPLICATION, facility=FACILITY,
                                      security=gateway, location="X" * 70_000)
-    connection.client.socket.sendall(b"\x0b" + huge.encode() + b"\x1c\r")
-    answer = b""
-    while not answer.endswith(b"\x1c\r"):
-        answer += connection.client.socket.recv(4096)
-    ack = hl7.parse(answer.strip(b"\x0b\x1c\r").decode())
+    ack = connection.exchange(huge)
     assert msa(ack)[0] == "AE" and "longer than" in str(ack.segment("ERR")(8))
 
 
@@ -564,14 +557,20 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
 
 @pytest.fixture
 def small_listener(database_url):
-    """A second listener in this process, on the module's database, holding at most two
-    connections and closing one that brings no complete message for a second."""
+    """Starts a second listener in this process, on the module's database, holding at most two
+    connections and closing one that brings no complete message for idle_seconds."""
     database = Database(database_url, maxconn=2)
-    listener = MllpListener(database, host="127.0.0.1", port=free_port(), max_message_bytes=65536,
-                            max_connections=2, idle_seconds=1).start()
-    wait_for(lambda: port_open(listener.port), 15, what="the small listener")
-    yield listener
-    listener.stop()
+    started = []
+
+    def start(idle_seconds: float) -> MllpListener:
+        started.append(MllpListener(database, host="127.0.0.1", port=free_port(), max_message_bytes=65536,
+                                    max_connections=2, idle_seconds=idle_seconds).start())
+        # Not probed with a connection: the listener would count it as open for a moment.
+        assert started[-1].listening.wait(15), "the small listener did not start"
+        return started[-1]
+    yield start
+    for listener in started:
+        listener.stop()
     database.close()
 
 
@@ -591,28 +590,32 @@ def closed_total(reason: str) -> float:
 def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_one(
         api, doctors, gateway, small_listener, clock, db):
     too_many, idle = closed_total("too_many"), closed_total("idle")
-    first, second = Gateway(small_listener.port, gateway), Gateway(small_listener.port, gateway)
+    # Patient for the first part: two connections stay open while the first is answered, however
+    # long this shared machine takes (a one-second idle limit could close the second meanwhile).
+    patient = small_listener(idle_seconds=300)
+    first, second = Gateway(patient.port, gateway), Gateway(patient.port, gateway)
     try:
         assert msa(first.report("AL-CAP-1", clock=clock))[0] == "AA"
         assert msa(second.report("AL-CAP-2", clock=clock, patient_id="P002"))[0] == "AA"
         # A third connection while two are open is closed as soon as it opens.
-        with socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as third:
+        with socket.create_connection(("127.0.0.1", patient.port), timeout=5) as third:
             assert closed_by_the_listener(third)
         assert closed_total("too_many") == too_many + 1
     finally:
         first.close()
         second.close()
-    wait_for(lambda: small_listener.open_connections == 0, 15, 0.05, "the listener to see both closed")
+    wait_for(lambda: patient.open_connections == 0, 15, 0.05, "the listener to see both closed")
 
     # Half a message, then nothing: closed once idle, like a connection that never sends.
-    with socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as stuck, \
-            socket.create_connection(("127.0.0.1", small_listener.port), timeout=5) as silent:
+    impatient = small_listener(idle_seconds=1)
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as stuck, \
+            socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as silent:
         stuck.sendall(b"\x0bMSH|^~\\&|" + APPLICATION.encode())
         assert closed_by_the_listener(stuck)
         assert closed_by_the_listener(silent)
     wait_for(lambda: closed_total("idle") == idle + 2, 5, 0.05, "both idle closes counted")
     # Their places are free again: a gateway connects and is answered.
-    again = Gateway(small_listener.port, gateway)
+    again = Gateway(impatient.port, gateway)
     try:
         assert msa(again.report("AL-CAP-3", clock=clock, patient_id="P003"))[0] == "AA"
     finally:

@@ -23,6 +23,7 @@ alarm, as MLLP clients do.
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 import uuid
 
@@ -67,6 +68,7 @@ class MllpListener(BackgroundThread):
         self.max_connections, self.idle_seconds = max_connections, idle_seconds
         self._loop = self._stop = None
         self._writers = set()  # the open connections, closed at stop
+        self.listening = threading.Event()  # set while the port is bound and accepting
 
     @property
     def open_connections(self) -> int:
@@ -104,6 +106,7 @@ class MllpListener(BackgroundThread):
                         pass
                     continue
                 HL7_LISTENER_UP.set(1)
+                self.listening.set()
                 log.info("listening for HL7 (MLLP)", extra={"bind": f"{self.host}:{self.port}"})
                 await self._stop.wait()
                 server.close()
@@ -114,6 +117,7 @@ class MllpListener(BackgroundThread):
                 await server.wait_closed()
                 break
         finally:
+            self.listening.clear()
             HL7_LISTENER_UP.set(0)
             # A message being stored finishes (its transaction commits or rolls back); its ACK is
             # not sent, so the gateway sends it again and finds it stored.

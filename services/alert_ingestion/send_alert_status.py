@@ -5,23 +5,21 @@ The rows to send (hl7_status_reports) are written by a database trigger in the t
 records the incident's change (migration 0009), so none is lost and incident management knows
 nothing of HL7. This periodic task of alert ingestion's worker wakes on their NOTIFY (and every
 interval as a safety net), claims due rows with FOR UPDATE SKIP LOCKED, sends each with
-python-hl7's MLLP client and marks it sent once the gateway acknowledged (AA or CA). A failure
+our MLLP client (mllp_client) and marks it sent once the gateway acknowledged (AA or CA). A failure
 is counted (hl7_status_reports_total{result="failed"}), kept with its error, and tried again
 after 1, 2, 4 ... 300 s: never dropped. One alert's statuses go in order: a status waits while
 an earlier one of the same alert is unsent.
 """
 import datetime
 import logging
-import socket
 import uuid
-
-import hl7.client
 
 from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
 from .hl7_messages import acknowledged, alert_status
 from .metrics import HL7_STATUS_REPORTS
+from .mllp_client import MllpClient
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +27,6 @@ NOTIFY_CHANNEL = "hl7_status"
 MAX_RETRY_SECONDS = 300
 SEND_TIMEOUT_SECONDS = 5.0
 BATCH = 50
-
-
-class StatusClient(hl7.client.MLLPClient):
-    """python-hl7's blocking MLLP client, connecting with a timeout (its own constructor has none:
-    an unreachable gateway would hold the task for minutes)."""
-
-    def __init__(self, host: str, port: int, timeout: float):
-        self.socket = socket.create_connection((host, port), timeout=timeout)
-        self.encoding = "utf-8"
 
 
 def retry_delay(attempts: int) -> datetime.timedelta:
@@ -104,7 +93,7 @@ class SendAlertStatus(PeriodicTask):
         message = alert_status(gateway=row, alert=row, status=row["status"], employee_id=row["employee_id"],
                                control_id="HGS" + uuid.uuid4().hex[:17].upper(), now=clock.now())
         try:
-            with StatusClient(row["status_host"], row["status_port"], self.timeout) as client:
+            with MllpClient(row["status_host"], row["status_port"], self.timeout) as client:
                 answer = client.send_message(message)
         except OSError as exc:
             return f"cannot reach {row['status_host']}:{row['status_port']}: {exc!r}"

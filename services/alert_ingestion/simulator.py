@@ -22,11 +22,11 @@ import sys
 import time
 import uuid
 
-import hl7.client
 import requests
 
 from . import hl7_messages
 from .catalogue import typical_value
+from .mllp_client import MllpClient
 
 # How often a monitor raises an alarm of each severity, relative to one another.
 SEVERITY_WEIGHTS = {"LOW": 8, "MEDIUM": 5, "HIGH": 3, "CRITICAL": 1}
@@ -154,8 +154,7 @@ class Hl7Simulator(Simulator):
         for attempt in (1, 2):  # the same message again after a broken connection: idempotent
             try:
                 if self.client is None:
-                    self.client = hl7.client.MLLPClient(*self.mllp)
-                    self.client.socket.settimeout(self.timeout)
+                    self.client = MllpClient(*self.mllp, self.timeout)
                 answer = self.client.send_message(message)
                 break
             except OSError as exc:
