@@ -239,6 +239,37 @@ def test_database_pool_recovers_after_a_server_restart_with_one_failure():
         pg.destroy()
 
 
+def test_a_prepared_statement_is_planned_once_per_connection_and_again_after_a_server_restart():
+    from healthguard.db import Database, Prepared
+    pg = ThrowawayPostgres().start()
+    database = Database(pg.url, maxconn=1)
+    doubled = Prepared("doubled", "SELECT %(n)s::int * 2 AS doubled, '100%%' AS share, %(n)s::int AS n")
+
+    def run(n: int) -> dict:
+        with database.autocommit() as cur:
+            doubled.execute(cur, {"n": n})
+            return cur.fetchone()
+
+    def prepared_here() -> list[str]:
+        with database.autocommit() as cur:
+            cur.execute("SELECT name FROM pg_prepared_statements")
+            return [row["name"] for row in cur.fetchall()]
+    try:
+        assert [run(1), run(2)] == [{"doubled": 2, "share": "100%", "n": 1},
+                                    {"doubled": 4, "share": "100%", "n": 2}]
+        assert prepared_here() == ["doubled"]  # one connection: prepared once, run twice
+        pg.stop()
+        pg.start()
+        with pytest.raises((psycopg2.OperationalError, psycopg2.InterfaceError)):
+            run(3)  # the pooled connection died with the server
+        # A new connection knows no prepared statement: it is prepared on it again.
+        assert run(4) == {"doubled": 8, "share": "100%", "n": 4}
+        assert prepared_here() == ["doubled"]
+    finally:
+        database.close()
+        pg.destroy()
+
+
 def _select_one(database):
     with database.transaction() as cur:
         cur.execute("SELECT 1 AS one, pg_sleep(0.05)")

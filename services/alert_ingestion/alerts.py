@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.broker import alert_lane
+from healthguard.db import Prepared
 from healthguard.domain import SEVERITIES
 from healthguard.errors import ApiError
 
@@ -45,7 +46,7 @@ ALERT_COLUMNS = ("alert_id", "patient_id", "patient_name", "alert_type", "alert_
                  "category", "room", "value", "device_id", "source_alarm_id", "source", "triggered_by",
                  "occurred_at", "received_at", *DEVICE_ALARM_COLUMNS, "incident_id", "incident_status")
 
-RECORD_ALERT = """
+RECORD_ALERT = Prepared("record_alert", """
     WITH patient AS (
         SELECT patient_id, name, room, status FROM patients WHERE patient_id = %(patient_id)s
     ), kind AS (
@@ -54,8 +55,8 @@ RECORD_ALERT = """
         INSERT INTO alerts (patient_id, alert_type, severity, category, room, value, device_id,
                             source_alarm_id, source, triggered_by, occurred_at)
         SELECT patient.patient_id, kind.alert_type, kind.severity, kind.category, patient.room,
-               %(value)s, %(device_id)s, %(source_alarm_id)s, %(source)s, %(triggered_by)s,
-               coalesce(%(occurred_at)s, now())
+               %(value)s::numeric, %(device_id)s::text, %(source_alarm_id)s::text, %(source)s::text,
+               %(triggered_by)s::text, coalesce(%(occurred_at)s::timestamptz, now())
         FROM patient, kind WHERE patient.status = 'ADMITTED'
         ON CONFLICT (device_id, source_alarm_id)
             WHERE device_id IS NOT NULL AND source_alarm_id IS NOT NULL
@@ -80,7 +81,7 @@ RECORD_ALERT = """
            s.event_phase, s.event_state, s.event_priority, s.unit, s.device_location, s.equipment,
            s.channel, s.device_cleared_at, NULL::bigint AS incident_id, NULL::text AS incident_status
     FROM (SELECT) AS one LEFT JOIN stored s ON true
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def check_plausible(alarm: Alarm) -> None:
 
 
 def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
-    """Store the alert and queue its announcement, in the caller's transaction.
+    """Store the alert and queue its announcement, in one statement: inside the caller's
+    transaction, or (autocommit) a transaction of its own, which writes nothing when it raises.
 
     Returns (alert, created). A device retrying an alarm it already reported (same device_id
     and source_alarm_id) gets the stored alert back with created=False and nothing is written.
@@ -120,7 +122,7 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
     # stored only when both are known and the patient is admitted, and the row as the API shows
     # it returned (a request used to wait for seven; the profile of POST /alerts under load was
     # mostly those waits). The caller wakes the relay once it has committed (wake_relay.py).
-    cur.execute(RECORD_ALERT, {**report.__dict__, "lanes": LANES})
+    RECORD_ALERT.execute(cur, {**report.__dict__, "lanes": LANES})
     row = cur.fetchone()
     if row["patient_status"] is None:
         raise ApiError(422, f"unknown patient_id {report.patient_id!r}", field="patient_id")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.config import ConfigError
+from healthguard.db import Prepared
 from healthguard.errors import ApiError
 
 from .metrics import ALERTS_RATE_LIMITED
@@ -88,7 +89,7 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
     # serialised a busy gateway's alarms on its lock); counts of statements running meanwhile
     # are missed, a few alarms over the limit at worst. Past the limit nothing is counted.
     with db.autocommit() as cur:
-        cur.execute(COUNT, key)
+        COUNT.execute(cur, key)
         row = cur.fetchone()
         if row["mine"] == 1:  # a new window's first count on this row: the one before last is done
             cur.execute("DELETE FROM rate_limit_windows "
@@ -105,12 +106,12 @@ def take(db, *, bucket: str, limit: FloodLimit) -> None:
 # counting the alert at hand, runs faster than the limit allows, hits + 1 > limit x elapsed: a
 # caller within its pace is never asked about it, since the previous window weighs at most
 # limit x (1 - elapsed)); whether one more fits; if so, counted.
-COUNT = """
+COUNT = Prepared("flood_limit_count", """
     WITH seen AS (
         SELECT coalesce(sum(hits), 0) AS hits FROM rate_limit_windows
         WHERE bucket = %(bucket)s AND window_start = %(window)s
     ), earlier AS (
-        SELECT CASE WHEN seen.hits + 1 > %(limit)s * %(elapsed)s THEN (
+        SELECT CASE WHEN seen.hits + 1 > %(limit)s::int * %(elapsed)s::float8 THEN (
                    SELECT coalesce(sum(hits), 0) FROM rate_limit_windows
                    WHERE bucket = %(bucket)s AND window_start = %(previous)s)
                ELSE 0 END AS hits
@@ -121,13 +122,13 @@ COUNT = """
         FROM seen, earlier
     ), counted AS (
         INSERT INTO rate_limit_windows (bucket, window_start, shard, hits)
-        SELECT %(bucket)s, %(window)s, %(shard)s, 1 FROM verdict WHERE accepted
+        SELECT %(bucket)s, %(window)s, %(shard)s::int, 1 FROM verdict WHERE accepted
         ON CONFLICT (bucket, window_start, shard) DO UPDATE SET hits = rate_limit_windows.hits + 1
         RETURNING hits
     )
     SELECT verdict.*, (SELECT hits FROM counted) AS mine, set_config('synchronous_commit', 'off', true)
     FROM verdict
-"""
+""")
 
 
 def _retry_after(limit: FloodLimit, *, now, window_start, accepted: int, previous: int) -> int:
