@@ -15,6 +15,7 @@ from flask import current_app, g, request
 
 from . import clock
 from .context import platform
+from .db import Prepared
 from .errors import ApiError
 
 
@@ -53,19 +54,24 @@ class Device:
 DEVICE_SEEN_RESOLUTION = "1 minute"
 
 
+# Run for every alarm a registered device posts: planned once per connection (db.Prepared).
+DEVICE_FOR_KEY = Prepared("device_for_key", """
+    WITH found AS (
+        SELECT device_id, name, ward, patient_id, last_seen_at FROM devices
+        WHERE key_hash = %(hash)s::text AND revoked_at IS NULL
+    ), seen AS (
+        UPDATE devices d SET last_seen_at = %(now)s::timestamptz FROM found f
+        WHERE d.device_id = f.device_id
+          AND (f.last_seen_at IS NULL OR f.last_seen_at <= %(now)s::timestamptz - %(resolution)s::interval)
+    )
+    SELECT device_id, name, ward, patient_id FROM found
+""")
+
+
 def device_for_key(cur, key: str) -> Device | None:
     """The registered, unrevoked device whose key this is (its last_seen_at kept current), or None."""
-    cur.execute("""
-        WITH found AS (
-            SELECT device_id, name, ward, patient_id, last_seen_at FROM devices
-            WHERE key_hash = %(hash)s AND revoked_at IS NULL
-        ), seen AS (
-            UPDATE devices d SET last_seen_at = %(now)s FROM found f
-            WHERE d.device_id = f.device_id
-              AND (f.last_seen_at IS NULL OR f.last_seen_at <= %(now)s - %(resolution)s::interval)
-        )
-        SELECT device_id, name, ward, patient_id FROM found
-    """, {"hash": token_hash(key), "now": clock.now(), "resolution": DEVICE_SEEN_RESOLUTION})
+    DEVICE_FOR_KEY.execute(cur, {"hash": token_hash(key), "now": clock.now(),
+                                 "resolution": DEVICE_SEEN_RESOLUTION})
     row = cur.fetchone()
     return Device(**row) if row else None
 
