@@ -221,6 +221,20 @@ def metric_total(service_url: str, name: str) -> float:
                if line.startswith((name + " ", name + "{")))
 
 
+def registered_device_key(db_url: str, name: str = "bench monitor") -> str:
+    """The key of a new device of the registry, unscoped: what a hospital's monitors post with.
+    DEVICE_KEY, the bootstrap key of the demo profile, is checked in the process; a registered
+    key costs a lookup (healthguard.auth.device_for_key) on every alarm."""
+    from alert_ingestion.devices import register_device
+    from healthguard.db import Database
+    db = Database(db_url, maxconn=1)
+    try:
+        with db.transaction() as cur:
+            return register_device(cur, name=name, ward=None, patient_id=None, created_by="D01")[1]
+    finally:
+        db.close()
+
+
 def sign_everyone_in(oncall_url: str, db_url: str) -> dict[str, str]:
     """Every seeded clinician signs in through the on-call service (who is on duty now takes the
     alarms): employee_id -> session token."""

@@ -38,8 +38,9 @@ def test_quick_bench_writes_every_figure_and_both_plots(tmp_path, postgres_admin
     assert result["git_commit"] and result["cores"] and result["at"]
     assert result["pgbench_reference"]["tps"] > 0
     figures = result["figures"]
-    for key in ("accepted_per_second", "post_p50_ms", "post_p99_ms", "http_5xx"):
-        assert figures["ingest"][key] is not None, key
+    for ingest in ("ingest", "ingest_registered"):  # the bootstrap key, a registered device's key
+        for key in ("accepted_per_second", "post_p50_ms", "post_p99_ms", "http_5xx"):
+            assert figures[ingest][key] is not None, (ingest, key)
     assert len(figures["latency_by_offered_load"]) == len(result["settings"]["offered_loads"])
     for step in figures["latency_by_offered_load"]:
         for key in ("alert_to_assigned_p50_ms", "alert_to_assigned_p95_ms", "alert_to_assigned_p99_ms",
@@ -52,7 +53,7 @@ def test_quick_bench_writes_every_figure_and_both_plots(tmp_path, postgres_admin
         assert figures[run]["accepted"] > 0
     for key in ("metrics_p50_ms", "metrics_p99_ms", "active_list_p50_ms", "active_list_p99_ms"):
         assert figures["reads"][key] is not None, key
-    assert len(result["table"]) == 8 and all(row["value"] for row in result["table"])
+    assert len(result["table"]) == 9 and all(row["value"] for row in result["table"])
     # Each throughput also as a ratio to the pgbench reference of the same run.
     assert all(row["ratio"] is not None for row in result["table"] if "/s" in row["value"])
 
