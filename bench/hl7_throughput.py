@@ -27,7 +27,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "services")]
 
-
 from alert_ingestion import hl7_messages  # noqa: E402
 from alert_ingestion.devices import register_device  # noqa: E402
 from alert_ingestion.hl7_gateways import register_gateway  # noqa: E402

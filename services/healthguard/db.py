@@ -120,11 +120,11 @@ class Prepared:
     """A statement the server plans once per connection and then only runs: for the few run for
     every alarm a device posts (its key's lookup, the flood limit's count, storing the alert),
     whose planning took as long as their execution (0.2 ms of 0.4 for storing an alert, 0.15 of
-    0.25 for the count). Written with psycopg2's named parameters,
-    each cast to its type where the statement alone does not tell (`%(limit)s::int`), and run as
+    0.25 for the count). Written with psycopg2's named parameters, each cast to its type where
+    the statement alone does not tell (`%(limit)s::int`), and run as
 
-        STORE = Prepared("store_alert", "INSERT ... %(patient_id)s ...")
-        STORE.execute(cur, {"patient_id": ...})
+        RECORD_ALERT = Prepared("record_alert", "WITH ... %(patient_id)s ...")
+        RECORD_ALERT.execute(cur, {"patient_id": ...})
 
     The first execute on a connection sends PREPARE (kept by the server for the session, a
     rollback does not undo it), every one then EXECUTE with the values. The statements are SQL
