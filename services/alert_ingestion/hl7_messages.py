@@ -112,15 +112,21 @@ def parse(block: bytes) -> hl7.Message:
     if not text.startswith("MSH") or len(text) < 8:
         raise MessageError("the message does not begin with an MSH segment",
                            code=SEGMENT_SEQUENCE_ERROR, location="MSH")
-    if "\x00" in text:
-        # PostgreSQL cannot store a NUL in text: said here, where the field is known, and not
-        # by the database, whose error would read as "not stored now" and be retried for ever.
-        seg, number, field = _field_holding(text, "\x00")
-        raise MessageError(f"{seg}-{field} holds a NUL character", location=f"{seg}^{number}^{field}")
     try:
         return hl7.parse(text)
     except Exception as exc:  # python-hl7 raises several types for broken text
         raise MessageError(f"unparseable HL7: {exc}", code=SEGMENT_SEQUENCE_ERROR) from exc
+
+
+def refuse_nul(message: hl7.Message) -> None:
+    """MessageError naming the first field that holds a NUL. PostgreSQL cannot store one in text:
+    said here, where the field is known, rather than by the database, whose error would read as
+    "not stored now" and have the gateway send it again for ever."""
+    text = str(message)
+    if "\x00" in text:
+        segment, sequence, field = _field_holding(text, "\x00")
+        raise MessageError(f"{segment}-{field} holds a NUL character",
+                           location=f"{segment}^{sequence}^{field}")
 
 
 def header(message: hl7.Message) -> Header:
@@ -265,8 +271,9 @@ def alert_report(message: hl7.Message) -> AlertReport:
 # --- Writing ------------------------------------------------------------------------------------
 
 def _text(value) -> str:
-    """A value made safe to put in one HL7 component: no separators, no segment breaks."""
-    return re.sub(r"[|^~\\&\r\n]", " ", str(value or ""))[:200]
+    """A value made safe to put in one HL7 component: no separators, no segment breaks, no other
+    control characters (a NUL echoed from the message answered)."""
+    return re.sub(r"[|^~\\&\x00-\x1f\x7f]", " ", str(value or ""))[:200]
 
 
 def timestamp(moment: datetime.datetime) -> str:
