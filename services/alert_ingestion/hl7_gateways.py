@@ -276,6 +276,8 @@ def allowed_address(peer: str | None, networks) -> bool:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
+    # A listener bound to "::" sees an IPv4 gateway as ::ffff:10.20.0.5.
+    address = getattr(address, "ipv4_mapped", None) or address
     return any(address in ipaddress.ip_network(network) for network in networks)
 
 

@@ -26,7 +26,8 @@ hl7_connections_closed_total by its reason):
   allowlists: from any other address a connection is closed once only those are left (reserved);
 - a connection is authenticated by its first message from a registered gateway (its key in
   MSH-8, or an allowlisted address). Until then it has HL7_MSH_DEADLINE_SECONDS from its opening
-  to send one, however many other messages it sends, or it is closed (unauthenticated);
+  to send one, however many other messages it sends, or it is closed (unauthenticated); a
+  message that could not be checked now (AR, the database away) starts the deadline again;
 - an authenticated connection that brings no complete message for HL7_IDLE_SECONDS (nothing, or
   half a message) is closed (idle). A gateway reconnects when it next has an alarm, as MLLP
   clients do.
@@ -215,6 +216,10 @@ class MllpListener(BackgroundThread):
                 else:
                     answer = await loop.run_in_executor(pool, self.answer, block, address)
                 connection.authenticated = connection.authenticated or answer.authenticated
+                if not connection.authenticated and answer.result == "failed":
+                    # Its sender could not be checked now (the database away): the gateway did
+                    # its part, and gets a new deadline for sending the message again.
+                    connection.opened = loop.time()
                 # Counted before the answer goes out: a gateway holding its ACK finds it counted.
                 HL7_ACK_SECONDS.observe(time.monotonic() - started)
                 HL7_MESSAGES.labels(result=answer.result).inc()
