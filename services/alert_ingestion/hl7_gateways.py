@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.auth import DEVICE_SEEN_RESOLUTION, Device, token_hash
-from healthguard.config import env_int_between, env_networks, load_config
+from healthguard.config import ConfigError, env_int_between, env_networks, load_config
 from healthguard.db import Database
 from healthguard.errors import ApiError
 
@@ -295,12 +295,16 @@ def main(argv: list[str]) -> int:
     register.add_argument("--status-endpoint", help="host:port of its MLLP listener for PCD-05 status")
     commands.add_parser("list", help="the registered gateways")
     args = parser.parse_args(argv)
-    config = load_config(optional=("DATABASE_URL", *RULE_SETTINGS))
+    try:
+        config = load_config(optional=("DATABASE_URL", *RULE_SETTINGS))
+        rules = gateway_rules(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     url = config.get("DATABASE_URL")
     if not url:
         print("missing required setting DATABASE_URL", file=sys.stderr)
         return 2
-    rules = gateway_rules(config)
     db = Database(url, maxconn=1)
     try:
         with db.transaction() as cur:

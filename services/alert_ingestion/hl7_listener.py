@@ -235,16 +235,22 @@ class MllpListener(BackgroundThread):
 
     async def _refusal(self, address: str | None, pool) -> str | None:
         """Why a new connection from `address` is closed at once, or None when it may stay."""
-        # Asked first, as it may wait for the database; every count below is then read and the
-        # connection registered without yielding to the loop, so no other connection slips in.
-        gateway = (len(self._connections) >= self.max_connections - self.reserved_connections
-                   and await self._is_gateway_address(address, pool))
-        if len(self._connections) >= self.max_connections:
+        refused = self._refusal_now(address, gateway=None)
+        if refused is not None or len(self._connections) < self.max_connections - self.reserved_connections:
+            return refused
+        # Only the reserve is left: is this a gateway's address? That may wait for the database,
+        # so the counts are read again afterwards, and the connection is registered without
+        # yielding to the loop in between: no other connection slips in.
+        return self._refusal_now(address, gateway=await self._is_gateway_address(address, pool))
+
+    def _refusal_now(self, address: str | None, *, gateway: bool | None) -> str | None:
+        open_now = len(self._connections)
+        if open_now >= self.max_connections:
             return "too_many"
         strangers = sum(1 for c in self._connections.values() if c.address == address and not c.authenticated)
         if strangers >= self.max_connections_per_address:
             return "per_address"
-        if len(self._connections) >= self.max_connections - self.reserved_connections and not gateway:
+        if gateway is False and open_now >= self.max_connections - self.reserved_connections:
             return "reserved"
         return None
 
