@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import hl7
 
+from .alerts import MAX_SOURCE_ALARM_ID_LENGTH
+
 # The MLLP block's encoding: HL7's default character set is ASCII; UTF-8 is a superset that
 # gateways configured for MSH-18 "UNICODE UTF-8" send. A block that is not UTF-8 is read as
 # ISO 8859-1 (MSH-18 "8859/1", common in European gateways), where every byte is a character.
@@ -209,6 +211,9 @@ def alert_report(message: hl7.Message) -> AlertReport:
     if not alert_id:
         raise MessageError("OBR-3 (the alert identifier) is missing", code=REQUIRED_FIELD_MISSING,
                            location="OBR^1^3")
+    if len(alert_id) > MAX_SOURCE_ALARM_ID_LENGTH:
+        raise MessageError(f"OBR-3 (the alert identifier) is longer than {MAX_SOURCE_ALARM_ID_LENGTH} "
+                           f"characters", location="OBR^1^3")
     try:
         observations = message.segments("OBX")
     except KeyError:

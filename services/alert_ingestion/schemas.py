@@ -9,7 +9,7 @@ from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timest
 from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
-from .alerts import DEVICE_SOURCES, SOURCES
+from .alerts import DEVICE_SOURCES, MAX_SOURCE_ALARM_ID_LENGTH, SOURCES
 from .hl7_gateways import MAX_ADDRESSES, MAX_ENDPOINT_LENGTH, MAX_NAME_LENGTH
 
 api = service_api(
@@ -34,7 +34,7 @@ class AlertReport(RequestModel):
     alert_type: AlertType = Field(examples=["CARDIAC_ARREST"])
     value: Measurement | None = None
     device_id: Text(100) | None = Field(None, examples=["MON-312"])
-    source_alarm_id: Text(200) | None = Field(
+    source_alarm_id: Text(MAX_SOURCE_ALARM_ID_LENGTH) | None = Field(
         None, description="the device's own id of this alarm: with device_id (required with it) "
                           "a retry of the same alarm is stored once")
     occurred_at: Timestamp | None = Field(None, description="when the device raised it; default: now")
