@@ -66,7 +66,10 @@ def send_all(port: int, key: str, numbers: list[int], patients: list[str]) -> li
 
 def run(args) -> dict:
     port = free_port()
-    suite = Suite(tag="hl7", env={"HL7_MLLP_PORT": str(port), "HL7_MLLP_BIND": "127.0.0.1"})
+    # Every connection opens at once from 127.0.0.1, before its first message authenticates it:
+    # as many as the listener takes from one address not yet authenticated (4 by default).
+    suite = Suite(tag="hl7", env={"HL7_MLLP_PORT": str(port), "HL7_MLLP_BIND": "127.0.0.1",
+                                  "HL7_MAX_CONNECTIONS_PER_ADDRESS": str(max(4, args.connections))})
     with suite:
         try:
             suite.start("alert-ingestion", timeout=60)

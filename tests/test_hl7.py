@@ -27,6 +27,10 @@ pytestmark = pytest.mark.module_database  # the pipeline runs once for the modul
 
 APPLICATION, FACILITY = "INTELLIVUE", "ICU_GW"
 ASYSTOLE = "196614^MDC_EVT_ECG_ASYSTOLE^MDC"
+# Where the tests' gateways listen for PCD-05 (the receiver on loopback, the CLI's 10.20.0.5, an
+# IPv6 listener); 192.168/16 is outside, as a hospital's database network would be.
+DEVICE_NETWORKS = "127.0.0.0/8,10.0.0.0/8,fd00::/8"
+RULES = hl7_gateways.gateway_rules({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS})
 
 
 class StatusReceiver:
@@ -87,7 +91,8 @@ def mllp_port():
 
 @pytest.fixture(scope="module")
 def services(module_service_env, mllp_port):
-    env = {**module_service_env, "HL7_MLLP_PORT": str(mllp_port), "HL7_MLLP_BIND": "127.0.0.1"}
+    env = {**module_service_env, "HL7_MLLP_PORT": str(mllp_port), "HL7_MLLP_BIND": "127.0.0.1",
+           "HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}
     with pipeline(env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"}) as running:
         wait_for(lambda: port_open(mllp_port), 30, what="the MLLP listener")
         yield running
@@ -116,11 +121,13 @@ def register_gateway(db, device_id: int, application: str, facility: str = "", *
     this device (each test's gateway is a new device)."""
     with db.transaction() as cur:
         return hl7_gateways.register_gateway(cur, device_id=device_id, sending_application=application,
-                                             sending_facility=facility, reassign=True, **options)
+                                             sending_facility=facility, reassign=True, rules=RULES,
+                                             **options)
 
 
 def gateways_cli(database_url: str, *args) -> str:
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO / "services")}
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO / "services"),
+           "HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}
 
     def run():
         done = subprocess.run([sys.executable, "-m", "alert_ingestion.hl7_gateways", *args],
@@ -185,6 +192,14 @@ def err_text(ack: hl7.Message) -> str:
     """ERR-8 (why it was not accepted), '' without an ERR segment."""
     try:
         return str(ack.segment("ERR")(8))
+    except KeyError:
+        return ""
+
+
+def err_location(ack: hl7.Message) -> str:
+    """ERR-2 (where: segment^sequence^field), '' without an ERR segment."""
+    try:
+        return str(ack.segment("ERR")(2))
     except KeyError:
         return ""
 
@@ -303,25 +318,68 @@ def test_a_message_over_the_size_limit_gets_ae(api, gateway, connect, clock):
     assert msa(ack)[0] == "AE" and "longer than" in str(ack.segment("ERR")(8))
 
 
-def test_an_unknown_sender_gets_ar_and_is_counted(api, gateway, connect, clock, db):
+def with_field(text: str, segment: str, field: int, value: str) -> str:
+    """The message with SEG-field replaced (field numbers as HL7 counts them; MSH-3 is MSH-3)."""
+    lines = text.split("\r")
+    index = next(i for i, line in enumerate(lines) if line.startswith(segment + "|"))
+    fields = lines[index].split("|")
+    fields[field - 1 if segment == "MSH" else field] = value
+    lines[index] = "|".join(fields)
+    return "\r".join(lines)
+
+
+def test_messages_that_can_never_be_stored_get_ae_naming_the_field_and_no_traceback(
+        api, doctors, gateway, connect, clock, services):
+    """Issue 17: these were answered AR ("send it again"), with a traceback logged, and a gateway
+    sent them again for ever."""
+    log_file = services["ingestion"].log_path
+    tracebacks = log_file.read_text(errors="replace").count("Traceback")
+    connection = connect(gateway)
+    good = hl7_messages.report_alert(control_id="MSG-NUL", alert_id="AL-NUL", patient_id="P001",
+                                     occurred_at=clock.now(), application=APPLICATION, facility=FACILITY,
+                                     security=gateway)
+    when = hl7_messages.timestamp(clock.now())[:14]
+    for text, location, named in (
+            (with_field(good, "MSH", 3, APPLICATION + "\x00"), "MSH^1^3", "MSH-3"),
+            (with_field(good, "PID", 3, "P0\x0001^^^HOSPITAL^PI"), "PID^1^3", "PID-3"),
+            (with_field(good, "OBX", 5, "\x00"), "OBX^1^5", "OBX-5"),
+            (with_field(good, "OBR", 7, when + "+9999"), "OBR^1^7", "OBR-7"),
+            (with_field(good, "OBR", 7, when + "+2359"), "OBR^1^7", "OBR-7"),
+            (with_field(good, "OBR", 7, when + "-1201"), "OBR^1^7", "OBR-7"),
+            (with_field(good, "OBR", 7, when + "+0160"), "OBR^1^7", "OBR-7"),
+            (with_field(good, "OBR", 7, "19991231235959+0000"), "OBR^1^7", "occurred_at"),
+            (with_field(good, "OBR", 7, "29991231235959+0000"), "OBR^1^7", "occurred_at"),
+            (with_field(good, "OBX", 3, "9" * 20 + "^MDC_EVT_ECG_ASYSTOLE^MDC"), "OBX^1^3", "OBX-3"),
+            # Too long for the index of alert identifiers (random, so it does not compress).
+            (with_field(good, "OBR", 3, "".join(uuid.uuid4().hex for _ in range(100))), "OBR^1^3", "OBR-3")):
+        ack = connection.exchange(text)
+        assert msa(ack) == ("AE", "MSG-NUL"), (text, err_text(ack))
+        assert err_location(ack) == location and named in err_text(ack), (text, str(ack))
+    # The connection still serves, and the message without the fault is stored.
+    assert msa(connection.send(good))[0] == "AA"
+    assert log_file.read_text(errors="replace").count("Traceback") == tracebacks
+
+
+def test_an_unknown_sender_gets_ae_and_is_counted(api, gateway, connect, clock, db):
+    """AE, not AR: sending it again cannot make the sender known."""
     rejected = metric_value(api.ingestion, "hl7_messages_total", result="rejected") or 0
     stranger = connect(gateway, application="UNKNOWN_GW")
-    assert msa(stranger.report("AL-X1", clock=clock))[0] == "AR"
+    assert msa(stranger.report("AL-X1", clock=clock))[0] == "AE"
     wrong_key = connect("hgd_not-the-key")
     ack = wrong_key.report("AL-X2", clock=clock)
-    assert msa(ack)[0] == "AR" and "unknown sender" in str(ack.segment("ERR")(8))
-    assert msa(connect("").report("AL-X3", clock=clock))[0] == "AR"  # no key, address not allowlisted
+    assert msa(ack)[0] == "AE" and "unknown sender" in err_text(ack) and err_location(ack) == "MSH^1^3"
+    assert msa(connect("").report("AL-X3", clock=clock))[0] == "AE"  # no key, address not allowlisted
     assert count(db, "SELECT count(*) AS n FROM alerts") == 0
     assert metric_value(api.ingestion, "hl7_messages_total", result="rejected") == rejected + 3
 
 
 def test_an_allowlisted_address_needs_no_key(api, doctors, db, login_as, connect, clock):
     created = register_device(api, login_as("D01"), "Lab gateway")
-    register_gateway(db, created["device"]["device_id"], "LAB_GW", allowed_addresses=["127.0.0.0/8"])
+    register_gateway(db, created["device"]["device_id"], "LAB_GW", allowed_addresses=["127.0.0.1/32"])
     assert msa(connect("", application="LAB_GW", facility="").report("AL-LAB", clock=clock))[0] == "AA"
 
 
-def test_a_gateway_outside_its_scope_or_revoked_gets_ar(api, db, login_as, connect, clock):
+def test_a_gateway_outside_its_scope_or_revoked_gets_ae(api, db, login_as, connect, clock):
     with db.transaction() as cur:
         cur.execute("SELECT patient_id, ward FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
         patients = cur.fetchall()
@@ -333,13 +391,14 @@ def test_a_gateway_outside_its_scope_or_revoked_gets_ar(api, db, login_as, conne
     register_gateway(db, created["device"]["device_id"], "WARD_ONLY")
     connection = connect(created["key"], application="WARD_ONLY", facility="")
     assert msa(connection.report("AL-IN", clock=clock, patient_id=patients[0]["patient_id"]))[0] == "AA"
-    assert msa(connection.report("AL-OUT", clock=clock, patient_id=elsewhere))[0] == "AR"
+    outside = connection.report("AL-OUT", clock=clock, patient_id=elsewhere)
+    assert msa(outside)[0] == "AE" and err_location(outside) == "PID^1^3"
 
     revoked = requests.delete(f"{api.ingestion}/api/v1/devices/{created['device']['device_id']}",
                               headers=api.auth(supervisor), timeout=5)
     assert revoked.status_code == 200, revoked.text
     ack = connection.report("AL-AFTER-REVOKE", clock=clock, patient_id=patients[0]["patient_id"])
-    assert msa(ack)[0] == "AR"
+    assert msa(ack)[0] == "AE" and "unknown sender" in err_text(ack)
     assert count(db, "SELECT count(*) AS n FROM alerts") == 1
 
 
@@ -437,8 +496,17 @@ def test_gateway_registration_over_rest_refuses_with_json_errors(api, login_as):
             ({"sending_application": "OR&GW"}, "sending_application"),
             ({"sending_application": "OR\rMSH"}, "sending_application"),
             ({"sending_application": "OR_GW", "sending_facility": "W\x07"}, "sending_facility"),
-            ({"sending_application": "OR_GW", "allowed_addresses": ["10.0.0.0/8", "10.20.0.0/33"]},
+            ({"sending_application": "OR_GW", "allowed_addresses": ["10.20.0.0/16", "10.20.0.0/33"]},
              "allowed_addresses.1"),
+            # Keyless HL7 from anywhere, or from a whole hospital network: wider than a /16.
+            ({"sending_application": "OR_GW", "allowed_addresses": ["0.0.0.0/0"]}, "allowed_addresses.0"),
+            ({"sending_application": "OR_GW", "allowed_addresses": ["10.20.0.7", "::/0"]},
+             "allowed_addresses.1"),
+            ({"sending_application": "OR_GW", "allowed_addresses": ["10.0.0.0/8"]}, "allowed_addresses.0"),
+            ({"sending_application": "OR_GW", "allowed_addresses": ["fd00::/48"]}, "allowed_addresses.0"),
+            # The worker connects to a status endpoint: never outside the device networks.
+            ({"sending_application": "OR_GW", "status_endpoint": "192.168.7.9:5432"}, "status_endpoint"),
+            ({"sending_application": "OR_GW", "status_endpoint": "[2001:db8::5]:2576"}, "status_endpoint"),
             ({"sending_application": "OR_GW", "allowed_addresses": ["gateway.local"]}, "allowed_addresses.0"),
             ({"sending_application": "OR_GW", "status_endpoint": "10.20.0.5"}, "status_endpoint"),
             ({"sending_application": "OR_GW", "status_endpoint": "10.20.0.5:65536"}, "status_endpoint"),
@@ -459,6 +527,45 @@ def test_gateway_registration_over_rest_refuses_with_json_errors(api, login_as):
     v6 = put_gateway(api, supervisor, other,
                      {"sending_application": "V6_GW", "status_endpoint": "[fd00::5]:2576"})
     assert v6.status_code == 200 and v6.json()["status_endpoint"] == "[fd00::5]:2576", v6.text
+
+
+def test_keyless_hl7_from_anywhere_and_a_status_endpoint_at_the_database_are_refused(
+        api, doctors, db, login_as, connect, clock, services):
+    """Issue 17: a gateway was accepted with allowed_addresses ["0.0.0.0/0"], and a status
+    endpoint may point at any host:port, the database's included: the worker connects there."""
+    supervisor = login_as("D01")
+    created = register_device(api, supervisor, "Open gateway")
+    device_id = created["device"]["device_id"]
+    for addresses in (["0.0.0.0/0"], ["::/0"], ["10.20.0.5", "0.0.0.0/0"]):
+        anywhere = put_gateway(api, supervisor, device_id, {"sending_application": "OPEN_GW",
+                                                            "allowed_addresses": addresses})
+        assert anywhere.status_code == 422, anywhere.text
+        error = anywhere.json()
+        assert error["field"] == f"allowed_addresses.{len(addresses) - 1}", error
+        assert "wider than a /" in error["message"]
+    database = put_gateway(api, supervisor, device_id, {"sending_application": "OPEN_GW",
+                                                        "status_endpoint": "192.168.7.9:5432"})
+    assert database.status_code == 422 and database.json()["field"] == "status_endpoint", database.text
+    assert "outside the device networks" in database.json()["message"]
+    assert "OPEN_GW^" not in listed_gateways(api, supervisor)
+    # Nothing is keyless from anywhere: a message without the key is refused.
+    assert msa(connect("", application="OPEN_GW", facility="").report("AL-OPEN", clock=clock))[0] == "AE"
+
+    # An endpoint stored before the rule (or a name that resolves elsewhere since) is never
+    # contacted: the status stays unsent, saying why.
+    register_gateway(db, device_id, "OLD_GW", status_endpoint="127.0.0.1:2576")
+    with db.transaction() as cur:
+        cur.execute("UPDATE hl7_gateways SET status_host = '192.168.7.9', status_port = 5432 "
+                    "WHERE sending_application = 'OLD_GW'")
+    assert msa(connect(created["key"], application="OLD_GW", facility="").report(
+        "AL-OLD", clock=clock, patient_id="P008"))[0] == "AA"
+
+    def why_unsent():
+        with db.transaction() as cur:
+            cur.execute("SELECT sent_at, last_error FROM hl7_status_reports")
+            rows = cur.fetchall()
+        return rows and rows[0]["sent_at"] is None and rows[0]["last_error"]
+    assert "outside the device networks" in wait_for(why_unsent, 30, 0.2, "the status refused")
 
 
 def test_an_unknown_mdc_code_is_stored_flagged_and_paged(api, doctors, gateway, connect, clock, db):
@@ -557,14 +664,14 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
 
 @pytest.fixture
 def small_listener(database_url):
-    """Starts a second listener in this process, on the module's database, holding at most two
-    connections and closing one that brings no complete message for idle_seconds."""
+    """Starts a second listener in this process, on the module's database, with small limits
+    (MllpListener's settings as keywords)."""
     database = Database(database_url, maxconn=2)
     started = []
 
-    def start(idle_seconds: float) -> MllpListener:
+    def start(**settings) -> MllpListener:
         started.append(MllpListener(database, host="127.0.0.1", port=free_port(), max_message_bytes=65536,
-                                    max_connections=2, idle_seconds=idle_seconds).start())
+                                    **settings).start())
         # Not probed with a connection: the listener would count it as open for a moment.
         assert started[-1].listening.wait(15), "the small listener did not start"
         return started[-1]
@@ -575,7 +682,8 @@ def small_listener(database_url):
 
 
 def closed_by_the_listener(connection: socket.socket) -> bool:
-    """True once the listener closed the connection (end of stream), waiting up to 15 s."""
+    """True once the listener closed the connection (end of stream), waiting up to 15 s. One
+    recv(): b"" is the end, never read again."""
     connection.settimeout(15)
     try:
         return connection.recv(4096) == b""
@@ -587,12 +695,20 @@ def closed_total(reason: str) -> float:
     return REGISTRY.get_sample_value("hl7_connections_closed_total", {"reason": reason}) or 0
 
 
+def connect_from(address: str, port: int) -> socket.socket:
+    """A plain TCP connection to the listener from a loopback address of 127/8 (any of them is
+    this machine), with a timeout so that nothing waits on it for ever."""
+    return socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(address, 0))
+
+
 def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_one(
         api, doctors, gateway, small_listener, clock, db):
-    too_many, idle = closed_total("too_many"), closed_total("idle")
+    too_many, idle, unauthenticated = closed_total("too_many"), closed_total("idle"), \
+        closed_total("unauthenticated")
     # Patient for the first part: two connections stay open while the first is answered, however
-    # long this shared machine takes (a one-second idle limit could close the second meanwhile).
-    patient = small_listener(idle_seconds=300)
+    # long this shared machine takes (a one-second limit could close the second meanwhile).
+    patient = small_listener(max_connections=2, reserved_connections=0, idle_seconds=300,
+                             msh_deadline_seconds=300)
     first, second = Gateway(patient.port, gateway), Gateway(patient.port, gateway)
     try:
         assert msa(first.report("AL-CAP-1", clock=clock))[0] == "AA"
@@ -606,14 +722,22 @@ def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_o
         second.close()
     wait_for(lambda: patient.open_connections == 0, 15, 0.05, "the listener to see both closed")
 
-    # Half a message, then nothing: closed once idle, like a connection that never sends.
-    impatient = small_listener(idle_seconds=1)
+    # Half a message, or nothing: a stranger's connection is closed at the MSH deadline; a
+    # gateway's, once authenticated, when it has been idle.
+    impatient = small_listener(max_connections=4, reserved_connections=0, idle_seconds=1,
+                               msh_deadline_seconds=1)
+    authenticated = Gateway(impatient.port, gateway)
+    assert msa(authenticated.report("AL-CAP-IDLE", clock=clock, patient_id="P004"))[0] == "AA"
     with socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as stuck, \
             socket.create_connection(("127.0.0.1", impatient.port), timeout=5) as silent:
         stuck.sendall(b"\x0bMSH|^~\\&|" + APPLICATION.encode())
         assert closed_by_the_listener(stuck)
         assert closed_by_the_listener(silent)
-    wait_for(lambda: closed_total("idle") == idle + 2, 5, 0.05, "both idle closes counted")
+    assert closed_by_the_listener(authenticated.client.socket)
+    authenticated.close()
+    wait_for(lambda: closed_total("unauthenticated") == unauthenticated + 2, 5, 0.05,
+             "both strangers' closes counted")
+    wait_for(lambda: closed_total("idle") == idle + 1, 5, 0.05, "the idle gateway's close counted")
     # Their places are free again: a gateway connects and is answered.
     again = Gateway(impatient.port, gateway)
     try:
@@ -621,6 +745,90 @@ def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_o
     finally:
         again.close()
     assert alert_of(api, db, "AL-CAP-3")["patient_id"] == "P003"
+
+
+def test_100_idle_connections_from_8_addresses_do_not_keep_a_gateway_out(
+        api, doctors, services, gateway, connect, clock, db, mllp_port):
+    """The attack of issue 17: plain TCP connections from 127.0.0.2-9 that never send anything,
+    against the worker's listener with its default settings (64 connections, 4 per address not
+    yet authenticated, 5 s to send an MSH)."""
+    def closed(reason):
+        return metric_value(api.ingestion, "hl7_connections_closed_total", reason=reason) or 0
+    per_address, unauthenticated = closed("per_address"), closed("unauthenticated")
+    addresses = [f"127.0.0.{n}" for n in range(2, 10)]
+    idle = []
+    try:
+        for n in range(100):
+            idle.append(connect_from(addresses[n % len(addresses)], mllp_port))
+        # A registered gateway is answered as usual (its own wait for an answer, not a race).
+        assert msa(connect(gateway).report("AL-STARVED", clock=clock, patient_id="P002"))[0] == "AA"
+        assert alert_of(api, db, "AL-STARVED")["patient_id"] == "P002"
+        # Every idle connection is closed by the listener: refused as it opened (beyond 4 from
+        # one address) or at the MSH deadline; each counted by its reason.
+        for connection in idle:
+            assert closed_by_the_listener(connection)
+    finally:
+        for connection in idle:
+            connection.close()
+    wait_for(lambda: closed("per_address") - per_address + closed("unauthenticated") - unauthenticated
+             == 100, 15, 0.2, "all 100 closes counted")
+    assert closed("per_address") > per_address  # at most 4 of each address's 12 or 13 were kept
+
+
+def test_gateways_allowlisted_addresses_keep_their_share_of_the_connections(
+        api, doctors, db, login_as, small_listener, clock):
+    """Strangers from many addresses fill every connection they may; a gateway sending from its
+    allowlisted address (no key) still gets one of the reserved ones."""
+    created = register_device(api, login_as("D01"), "Bedside gateway")
+    register_gateway(db, created["device"]["device_id"], "BEDSIDE_GW", allowed_addresses=["127.0.0.1/32"])
+    reserved_before, refused_before = closed_total("reserved"), \
+        closed_total("per_address") + closed_total("reserved")
+    listener = small_listener(max_connections=8, reserved_connections=2, max_connections_per_address=2,
+                              idle_seconds=300, msh_deadline_seconds=300)
+    strangers = []
+    try:
+        for n in range(24):
+            strangers.append(connect_from(f"127.0.0.{2 + n % 8}", listener.port))
+        # 2 from each of 8 addresses would be 16: only the 6 not reserved are kept.
+        wait_for(lambda: listener.open_connections == 6
+                 and closed_total("per_address") + closed_total("reserved") == refused_before + 18, 15, 0.05,
+                 "the strangers' connections refused")
+        with connect_from("127.0.0.10", listener.port) as one_more:
+            assert closed_by_the_listener(one_more)
+        wait_for(lambda: closed_total("reserved") > reserved_before, 5, 0.05, "a refusal for the reserve")
+        sender = Gateway(listener.port, "", application="BEDSIDE_GW", facility="")
+        try:
+            assert msa(sender.report("AL-RESERVED", clock=clock, patient_id="P005"))[0] == "AA"
+        finally:
+            sender.close()
+    finally:
+        for connection in strangers:
+            connection.close()
+    assert alert_of(api, db, "AL-RESERVED")["patient_id"] == "P005"
+
+
+def test_a_connection_that_sends_no_valid_msh_in_time_is_closed_and_a_gateways_is_not(
+        api, doctors, gateway, small_listener, clock):
+    listener = small_listener(idle_seconds=300, msh_deadline_seconds=1)
+    unauthenticated = closed_total("unauthenticated")
+    sender = Gateway(listener.port, gateway)
+    try:
+        assert msa(sender.report("AL-MSH-1", clock=clock))[0] == "AA"
+        # Messages do not buy time: only a registered gateway's does.
+        stranger = Gateway(listener.port, "", application="NOBODY")
+        try:
+            assert msa(stranger.report("AL-MSH-X", clock=clock))[0] == "AE"
+            assert closed_by_the_listener(stranger.client.socket)
+        finally:
+            stranger.close()
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as silent:
+            assert closed_by_the_listener(silent)
+        wait_for(lambda: closed_total("unauthenticated") == unauthenticated + 2, 5, 0.05,
+                 "both closes counted")
+        # Opened before both, so past its own deadline: the gateway's connection still serves.
+        assert msa(sender.report("AL-MSH-2", clock=clock, patient_id="P002"))[0] == "AA"
+    finally:
+        sender.close()
 
 
 def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_port(

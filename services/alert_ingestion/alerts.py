@@ -15,6 +15,9 @@ FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
 # A monitor whose clock battery died reports its epoch (1970, 2000): such a time is not when the
 # alarm happened.
 EARLIEST_OCCURRENCE = datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC)
+# A device's own id of an alarm (JSON source_alarm_id, HL7 OBR-3): indexed with its device, and a
+# btree index entry holds at most a few kilobytes.
+MAX_SOURCE_ALARM_ID_LENGTH = 200
 SOURCES = ("DEVICE", "MANUAL", "SIMULATOR")
 DEVICE_SOURCES = ("DEVICE", "SIMULATOR")
 

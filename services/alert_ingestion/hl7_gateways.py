@@ -10,18 +10,25 @@ by coming from an address in the gateway's allowlist.
 Supervisors do the same over REST: PUT /api/v1/devices/<id>/hl7-gateway, GET /api/v1/hl7-gateways.
 The REST route never moves a sending application/facility from one device to another (409); the
 CLI does, for an operator replacing a gateway's device.
+
+Both keep to the operator's guard-rails (GatewayRules): an allowlist no wider than
+HL7_ALLOWLIST_WIDEST_IPV4_PREFIX (/16) or HL7_ALLOWLIST_WIDEST_IPV6_PREFIX (/64), so never
+0.0.0.0/0 or ::/0 (keyless HL7 from anywhere); a status endpoint only inside HL7_DEVICE_NETWORKS,
+as the worker connects there (never the database's host and port because a supervisor typed it).
 """
 import argparse
 import datetime
 import hmac
 import ipaddress
 import re
+import socket
 import sys
 import unicodedata
+from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.auth import DEVICE_SEEN_RESOLUTION, Device, token_hash
-from healthguard.config import load_config
+from healthguard.config import ConfigError, env_int_between, env_networks, load_config
 from healthguard.db import Database
 from healthguard.errors import ApiError
 
@@ -42,6 +49,47 @@ HL7_DELIMITERS = frozenset("|^~\\&")
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
                         r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?", re.ASCII)
 _PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+
+
+# The settings of GatewayRules, for the services' and the CLI's optional settings.
+RULE_SETTINGS = ("HL7_ALLOWLIST_WIDEST_IPV4_PREFIX", "HL7_ALLOWLIST_WIDEST_IPV6_PREFIX",
+                 "HL7_DEVICE_NETWORKS")
+
+
+@dataclass(frozen=True)
+class GatewayRules:
+    """The operator's limits on what a gateway may be registered with."""
+    widest_ipv4_prefix: int = 16
+    widest_ipv6_prefix: int = 64
+    device_networks: tuple = ()  # ipaddress networks where gateways' PCD-05 listeners may be
+
+    def outside_device_networks(self, host: str) -> bool:
+        """True unless `host` (an IP address) is in one of the device networks."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return True
+        return not any(address in network for network in self.device_networks)
+
+
+def gateway_rules(config: dict) -> GatewayRules:
+    """The rules from the settings; ConfigError at start when one is malformed. The narrowest
+    limits accepted still refuse /0: no setting makes "anywhere" an allowlist."""
+    return GatewayRules(
+        widest_ipv4_prefix=env_int_between(config, "HL7_ALLOWLIST_WIDEST_IPV4_PREFIX", 16, 8, 32),
+        widest_ipv6_prefix=env_int_between(config, "HL7_ALLOWLIST_WIDEST_IPV6_PREFIX", 64, 32, 128),
+        device_networks=env_networks(config, "HL7_DEVICE_NETWORKS"))
+
+
+def resolve_endpoint(host: str, port: int) -> list[str]:
+    """The IP addresses of a status endpoint's host (itself when it is one). OSError when a host
+    name does not resolve."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in found))
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -91,27 +139,49 @@ def _check_name(value: str, field: str, *, required: bool) -> None:
                        field=field)
 
 
-def _networks(addresses) -> list[str]:
+def _networks(addresses, rules: GatewayRules) -> list[str]:
     addresses = list(addresses)
     if len(addresses) > MAX_ADDRESSES:
         raise ApiError(422, f"at most {MAX_ADDRESSES} allowed addresses", field="allowed_addresses")
     networks = []
     for index, address in enumerate(addresses):
         try:
-            networks.append(str(ipaddress.ip_network(address, strict=False)))
+            network = ipaddress.ip_network(address, strict=False)
         except ValueError:
             raise ApiError(422, f"{address!r} is not an IP address or network (CIDR)",
                            field=f"allowed_addresses.{index}") from None
+        widest = rules.widest_ipv4_prefix if network.version == 4 else rules.widest_ipv6_prefix
+        if network.prefixlen < widest:
+            # An allowlisted address sends without the device key: a wide network is keyless
+            # HL7 for everything in it.
+            raise ApiError(422, f"{address!r} is wider than a /{widest}: allow the gateways' own "
+                                f"addresses or subnet", field=f"allowed_addresses.{index}")
+        networks.append(str(network))
     return networks
+
+
+def _check_status_host(host: str, port: int, rules: GatewayRules) -> None:
+    if not rules.device_networks:
+        raise ApiError(422, "no device networks are configured (HL7_DEVICE_NETWORKS): a status "
+                            "endpoint cannot be registered", field="status_endpoint")
+    try:
+        addresses = resolve_endpoint(host, port)
+    except (OSError, UnicodeError):
+        raise ApiError(422, f"{host!r} does not resolve to an address", field="status_endpoint") from None
+    outside = [address for address in addresses if rules.outside_device_networks(address)]
+    if outside:
+        raise ApiError(422, f"the status endpoint {outside[0]} is outside the device networks "
+                            f"(HL7_DEVICE_NETWORKS)", field="status_endpoint")
 
 
 def register_gateway(cur, *, device_id: int, sending_application: str, sending_facility: str = "",
                      allowed_addresses=(), status_endpoint: str | None = None,
-                     reassign: bool = False) -> dict:
+                     reassign: bool = False,
+                     rules: GatewayRules = GatewayRules()) -> dict:
     """Register (or update) the gateway sending as MSH-3/MSH-4 for a device of the registry.
     404 an unknown device, 409 a revoked one; 422 a name, address or endpoint that cannot be
-    used. A sending application/facility already registered for another device is a 409, unless
-    `reassign` (the CLI): then it moves to this device."""
+    used or is outside the `rules`. A sending application/facility already registered for
+    another device is a 409, unless `reassign` (the CLI): then it moves to this device."""
     # FOR SHARE: a revocation committing meanwhile waits, and then revokes this gateway with its device.
     cur.execute("SELECT revoked_at FROM devices WHERE device_id = %s FOR SHARE", (device_id,))
     device = cur.fetchone()
@@ -121,7 +191,7 @@ def register_gateway(cur, *, device_id: int, sending_application: str, sending_f
         raise ApiError(409, f"device {device_id} is revoked: register a new one")
     _check_name(sending_application, "sending_application", required=True)
     _check_name(sending_facility, "sending_facility", required=False)
-    networks = _networks(allowed_addresses)
+    networks = _networks(allowed_addresses, rules)
     host, port = None, None
     if status_endpoint:
         try:
@@ -130,6 +200,7 @@ def register_gateway(cur, *, device_id: int, sending_application: str, sending_f
             host, port = parse_endpoint(status_endpoint)
         except ValueError as exc:
             raise ApiError(422, str(exc), field="status_endpoint") from None
+        _check_status_host(host, port, rules)
     # One statement, so two registrations of the same pair for different devices cannot both win:
     # the loser's conflicting row fails the WHERE, and nothing is returned.
     cur.execute("""
@@ -175,7 +246,7 @@ def authenticated_gateway(cur, *, sending_application: str, sending_facility: st
     if gateway is None or gateway["revoked_at"] is not None:
         return None
     keyed = bool(security) and hmac.compare_digest(token_hash(security), gateway["key_hash"])
-    if not keyed and not _allowed(peer, gateway["allowed_addresses"]):
+    if not keyed and not allowed_address(peer, gateway["allowed_addresses"]):
         return None
     cur.execute("""
         UPDATE devices SET last_seen_at = %(now)s
@@ -186,13 +257,27 @@ def authenticated_gateway(cur, *, sending_application: str, sending_facility: st
                            patient_id=gateway["patient_id"])
 
 
-def _allowed(peer: str | None, networks) -> bool:
+def gateway_networks(cur) -> list:
+    """The allowed addresses of every gateway whose device is not revoked, as ipaddress
+    networks: the MLLP listener keeps a share of its connections for them."""
+    cur.execute("""
+        SELECT DISTINCT unnest(g.allowed_addresses)::text AS network
+        FROM hl7_gateways g JOIN devices d USING (device_id)
+        WHERE d.revoked_at IS NULL
+    """)
+    return [ipaddress.ip_network(row["network"]) for row in cur.fetchall()]
+
+
+def allowed_address(peer: str | None, networks) -> bool:
+    """True when the peer's address is in one of the networks (text or ipaddress networks)."""
     if not peer or not networks:
         return False
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
+    # A listener bound to "::" sees an IPv4 gateway as ::ffff:10.20.0.5.
+    address = getattr(address, "ipv4_mapped", None) or address
     return any(address in ipaddress.ip_network(network) for network in networks)
 
 
@@ -210,7 +295,13 @@ def main(argv: list[str]) -> int:
     register.add_argument("--status-endpoint", help="host:port of its MLLP listener for PCD-05 status")
     commands.add_parser("list", help="the registered gateways")
     args = parser.parse_args(argv)
-    url = load_config(optional=("DATABASE_URL",)).get("DATABASE_URL")
+    try:
+        config = load_config(optional=("DATABASE_URL", *RULE_SETTINGS))
+        rules = gateway_rules(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    url = config.get("DATABASE_URL")
     if not url:
         print("missing required setting DATABASE_URL", file=sys.stderr)
         return 2
@@ -222,7 +313,7 @@ def main(argv: list[str]) -> int:
                     gateway = register_gateway(
                         cur, device_id=args.device_id, sending_application=args.application,
                         sending_facility=args.facility, allowed_addresses=args.allow,
-                        status_endpoint=args.status_endpoint, reassign=True)
+                        status_endpoint=args.status_endpoint, reassign=True, rules=rules)
                 except ApiError as exc:
                     print(f"not registered: {exc}", file=sys.stderr)
                     return 1

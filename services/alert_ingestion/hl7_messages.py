@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import hl7
 
+from .alerts import MAX_SOURCE_ALARM_ID_LENGTH
+
 # The MLLP block's encoding: HL7's default character set is ASCII; UTF-8 is a superset that
 # gateways configured for MSH-18 "UNICODE UTF-8" send. A block that is not UTF-8 is read as
 # ISO 8859-1 (MSH-18 "8859/1", common in European gateways), where every byte is a character.
@@ -37,6 +39,9 @@ TABLE_VALUE_NOT_FOUND = "103^Table value not found^HL70357"
 UNSUPPORTED_MESSAGE_TYPE = "200^Unsupported message type^HL70357"
 UNKNOWN_KEY = "204^Unknown key identifier^HL70357"
 APPLICATION_ERROR = "207^Application internal error^HL70357"
+
+# UTC offsets in use somewhere (Baker Island -12:00 to Kiribati +14:00), in minutes.
+EARLIEST_OFFSET_MINUTES, LATEST_OFFSET_MINUTES = -12 * 60, 14 * 60
 
 
 class MessageError(Exception):
@@ -115,6 +120,17 @@ def parse(block: bytes) -> hl7.Message:
         raise MessageError(f"unparseable HL7: {exc}", code=SEGMENT_SEQUENCE_ERROR) from exc
 
 
+def refuse_nul(message: hl7.Message) -> None:
+    """MessageError naming the first field that holds a NUL. PostgreSQL cannot store one in text:
+    said here, where the field is known, rather than by the database, whose error would read as
+    "not stored now" and have the gateway send it again for ever."""
+    text = str(message)
+    if "\x00" in text:
+        segment, sequence, field = _field_holding(text, "\x00")
+        raise MessageError(f"{segment}-{field} holds a NUL character",
+                           location=f"{segment}^{sequence}^{field}")
+
+
 def header(message: hl7.Message) -> Header:
     msh = message.segment("MSH")
     return Header(
@@ -133,23 +149,54 @@ def _segment(message: hl7.Message, name: str):
                            location=name) from None
 
 
-def parse_timestamp(text: str, *, location: str) -> datetime.datetime | None:
-    """An HL7 DTM (YYYYMMDDHHMM[SS[.S+]][+/-ZZZZ]); without an offset it is taken as UTC."""
+def parse_timestamp(text: str, *, field: str) -> datetime.datetime | None:
+    """An HL7 DTM (YYYYMMDDHHMM[SS[.S+]][+/-ZZZZ]) of `field` (OBR-7); without an offset it is
+    taken as UTC."""
     if not text:
         return None
-    match = re.fullmatch(r"(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?", text)
+    location = _location(field)
+    match = re.fullmatch(r"(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?", text, re.ASCII)
     if match is None:
-        raise MessageError(f"{location} is not an HL7 timestamp: {text[:40]!r}", location=location)
+        raise MessageError(f"{field} is not an HL7 timestamp: {text[:40]!r}", location=location)
     try:
         moment = datetime.datetime.strptime(match.group(1) + (match.group(2) or "00"), "%Y%m%d%H%M%S")
     except ValueError as exc:
-        raise MessageError(f"{location} is not a valid date and time", location=location) from exc
+        raise MessageError(f"{field} is not a valid date and time", location=location) from exc
     offset = match.group(3)
     zone = datetime.UTC
     if offset:
-        minutes = int(offset[1:3]) * 60 + int(offset[3:5])
-        zone = datetime.timezone(datetime.timedelta(minutes=minutes if offset[0] == "+" else -minutes))
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        signed = (hours * 60 + minutes) * (1 if offset[0] == "+" else -1)
+        # The offsets that exist on Earth; +2359 is a valid number but no clock's zone, and the
+        # database refuses anything past +-15:59.
+        if minutes >= 60 or not EARLIEST_OFFSET_MINUTES <= signed <= LATEST_OFFSET_MINUTES:
+            raise MessageError(f"{field} has a time zone offset {offset} outside -1200 to +1400",
+                               location=location)
+        zone = datetime.timezone(datetime.timedelta(minutes=signed))
     return moment.replace(tzinfo=zone)
+
+
+def _location(field: str) -> str:
+    """ERR-2 (segment^sequence^field) of a field named as people write it: OBR-7 is OBR^1^7."""
+    segment, _, number = field.partition("-")
+    return f"{segment}^1^{number}"
+
+
+def _field_holding(text: str, character: str) -> tuple[str, int, int]:
+    """(segment name, its sequence among segments of that name, field number) of the first field
+    holding `character`, numbered as HL7 does (MSH-1 is the field separator itself)."""
+    separator = text[3]
+    seen: dict[str, int] = {}
+    for segment in text.split("\r"):
+        name = segment[:3]
+        seen[name] = seen.get(name, 0) + 1
+        if character in segment:
+            fields = segment.split(separator)
+            index = next(i for i, value in enumerate(fields) if character in value)
+            if name == "MSH":
+                index += 1
+            return _text(name) or "MSH", seen[name], index
+    return "MSH", 1, 0
 
 
 def alert_report(message: hl7.Message) -> AlertReport:
@@ -164,6 +211,9 @@ def alert_report(message: hl7.Message) -> AlertReport:
     if not alert_id:
         raise MessageError("OBR-3 (the alert identifier) is missing", code=REQUIRED_FIELD_MISSING,
                            location="OBR^1^3")
+    if len(alert_id) > MAX_SOURCE_ALARM_ID_LENGTH:
+        raise MessageError(f"OBR-3 (the alert identifier) is longer than {MAX_SOURCE_ALARM_ID_LENGTH} "
+                           f"characters", location="OBR^1^3")
     try:
         observations = message.segments("OBX")
     except KeyError:
@@ -181,11 +231,11 @@ def alert_report(message: hl7.Message) -> AlertReport:
     if not event_name and not code_text:
         raise MessageError("OBX-3 of the alert (its MDC event code) is missing",
                            code=REQUIRED_FIELD_MISSING, location="OBX^1^3")
-    try:
-        event_code = int(code_text) if code_text else None
-    except ValueError:
+    # MDC codes are 32-bit (partition << 16 | term): nine digits at most, as the mapping table's column.
+    if code_text and not re.fullmatch(r"[0-9]{1,9}", code_text, re.ASCII):
         raise MessageError(f"OBX-3.1 of the alert is not a numeric MDC code: {code_text[:40]!r}",
-                           location="OBX^1^3") from None
+                           location=f"OBX^{observations.index(event) + 1}^3")
+    event_code = int(code_text) if code_text else None
 
     attributes = {_field(obx, 3, 2): _field(obx, 5) for obx in observations}
     phase = attributes.get(PHASE_ATTRIBUTE, "").lower() or None
@@ -203,16 +253,18 @@ def alert_report(message: hl7.Message) -> AlertReport:
         try:
             value = float(_field(measured, 5)) if _field(measured, 5) else None
         except ValueError:
-            raise MessageError("OBX-5 of the measured value is not a number", location="OBX^5") from None
+            raise MessageError("OBX-5 of the measured value is not a number",
+                               location=f"OBX^{observations.index(measured) + 1}^5") from None
         if value is not None and not -1e9 < value < 1e9:
-            raise MessageError("OBX-5 of the measured value is out of range", location="OBX^5")
+            raise MessageError("OBX-5 of the measured value is out of range",
+                               location=f"OBX^{observations.index(measured) + 1}^5")
         unit_name = _field(measured, 6, 2) or _field(measured, 6, 1)
         unit = UNITS.get(unit_name, unit_name) or None
 
     sub_id = _field(event, 4).split(".")
     return AlertReport(
         patient_id=patient_id, alert_id=alert_id,
-        occurred_at=parse_timestamp(_field(obr, 7), location="OBR-7"),
+        occurred_at=parse_timestamp(_field(obr, 7), field="OBR-7"),
         event_code=event_code, event_name=event_name or code_text, parameter_name=parameter,
         value=value, unit=unit, phase=phase, state=state, priority=priority,
         equipment=_field(event, 18) or None,
@@ -224,8 +276,9 @@ def alert_report(message: hl7.Message) -> AlertReport:
 # --- Writing ------------------------------------------------------------------------------------
 
 def _text(value) -> str:
-    """A value made safe to put in one HL7 component: no separators, no segment breaks."""
-    return re.sub(r"[|^~\\&\r\n]", " ", str(value or ""))[:200]
+    """A value made safe to put in one HL7 component: no separators, no segment breaks, no other
+    control characters (a NUL echoed from the message answered)."""
+    return re.sub(r"[|^~\\&\x00-\x1f\x7f]", " ", str(value or ""))[:200]
 
 
 def timestamp(moment: datetime.datetime) -> str:

@@ -9,7 +9,7 @@ from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timest
 from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
-from .alerts import DEVICE_SOURCES, SOURCES
+from .alerts import DEVICE_SOURCES, MAX_SOURCE_ALARM_ID_LENGTH, SOURCES
 from .hl7_gateways import MAX_ADDRESSES, MAX_ENDPOINT_LENGTH, MAX_NAME_LENGTH
 
 api = service_api(
@@ -34,7 +34,7 @@ class AlertReport(RequestModel):
     alert_type: AlertType = Field(examples=["CARDIAC_ARREST"])
     value: Measurement | None = None
     device_id: Text(100) | None = Field(None, examples=["MON-312"])
-    source_alarm_id: Text(200) | None = Field(
+    source_alarm_id: Text(MAX_SOURCE_ALARM_ID_LENGTH) | None = Field(
         None, description="the device's own id of this alarm: with device_id (required with it) "
                           "a retry of the same alarm is stored once")
     occurred_at: Timestamp | None = Field(None, description="when the device raised it; default: now")
@@ -68,8 +68,9 @@ class Hl7GatewayRegistration(RequestModel):
     """The HL7 gateway (PCD-04 sender) a device of the registry is: who it says it is in MSH-3 and
     MSH-4 (first components), and optionally the addresses accepted without its key in MSH-8 and
     its MLLP listener for PCD-05 status. 422: an empty application, an HL7 delimiter (| ^ ~ \\ &)
-    or a control character in a name, an address that is not an IP address or network, an
-    endpoint that is not host:port."""
+    or a control character in a name, an address that is not an IP address or network or is
+    wider than the operator allows (/16, IPv6 /64 by default), an endpoint that is not host:port
+    or is outside the operator's device networks."""
     model_config = ConfigDict(extra="forbid")
 
     # min_length 0: the rules on their content are the domain's (422, shared with the CLI).
@@ -79,11 +80,13 @@ class Hl7GatewayRegistration(RequestModel):
         "", description="MSH-4, first component", examples=["ICU_GW"])
     allowed_addresses: list[Text(50, min_length=0)] = Field(
         default_factory=list, max_length=MAX_ADDRESSES,
-        description="IP addresses or networks (CIDR) accepted without the device key in MSH-8",
+        description="IP addresses or networks (CIDR) accepted without the device key in MSH-8, "
+                    "each no wider than a /16 (IPv6 /64) unless the operator set otherwise",
         examples=[["10.20.0.0/24"]])
     status_endpoint: Text(MAX_ENDPOINT_LENGTH, min_length=0) | None = Field(
         None, description="host:port of the gateway's MLLP listener for PCD-05 status "
-                          "([address]:port for IPv6); null: it wants no status",
+                          "([address]:port for IPv6), inside the device networks the operator "
+                          "configured; null: it wants no status",
         examples=["10.20.0.5:2576"])
 
 

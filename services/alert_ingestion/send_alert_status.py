@@ -9,6 +9,10 @@ our MLLP client (mllp_client) and marks it sent once the gateway acknowledged (A
 is counted (hl7_status_reports_total{result="failed"}), kept with its error, and tried again
 after 1, 2, 4 ... 300 s: never dropped. One alert's statuses go in order: a status waits while
 an earlier one of the same alert is unsent.
+
+A status goes only to an address inside the device networks (HL7_DEVICE_NETWORKS), checked
+here at each send as well as at registration: a host name may resolve elsewhere later, and an
+endpoint registered before the rule existed may point anywhere (the database's port, say).
 """
 import datetime
 import logging
@@ -17,6 +21,7 @@ import uuid
 from healthguard import clock
 from healthguard.tasks import PeriodicTask
 
+from .hl7_gateways import GatewayRules, resolve_endpoint
 from .hl7_messages import acknowledged, alert_status
 from .metrics import HL7_STATUS_REPORTS
 from .mllp_client import MllpClient
@@ -36,9 +41,10 @@ def retry_delay(attempts: int) -> datetime.timedelta:
 class SendAlertStatus(PeriodicTask):
     name = "send-alert-status"
 
-    def __init__(self, db, *, interval: float = 5.0, timeout: float = SEND_TIMEOUT_SECONDS):
+    def __init__(self, db, *, rules: GatewayRules, interval: float = 5.0,
+                 timeout: float = SEND_TIMEOUT_SECONDS):
         super().__init__(interval=interval, wake_on=(db.url, NOTIFY_CHANNEL))
-        self.db, self.timeout = db, timeout
+        self.db, self.rules, self.timeout = db, rules, timeout
 
     def run_once(self) -> None:
         while not self._stopping.is_set():
@@ -93,9 +99,14 @@ class SendAlertStatus(PeriodicTask):
         message = alert_status(gateway=row, alert=row, status=row["status"], employee_id=row["employee_id"],
                                control_id="HGS" + uuid.uuid4().hex[:17].upper(), now=clock.now())
         try:
-            with MllpClient(row["status_host"], row["status_port"], self.timeout) as client:
+            inside = [address for address in resolve_endpoint(row["status_host"], row["status_port"])
+                      if not self.rules.outside_device_networks(address)]
+            if not inside:
+                return (f"{row['status_host']}:{row['status_port']} is outside the device networks "
+                        f"(HL7_DEVICE_NETWORKS): not sent")
+            with MllpClient(inside[0], row["status_port"], self.timeout) as client:
                 answer = client.send_message(message)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             return f"cannot reach {row['status_host']}:{row['status_port']}: {exc!r}"
         if isinstance(answer, bytes):
             answer = answer.decode("utf-8", "replace")

@@ -233,9 +233,13 @@ def register_hl7_gateway(device_id: int, json: Hl7GatewayRegistration):
     The gateway is known by its MSH-3/MSH-4; a message is accepted with the device's key in MSH-8
     or from an allowed address (HL7.md). Sent again for the same device and MSH-3/MSH-4, it
     replaces the addresses and the status endpoint. 409: the device is revoked, or that
-    MSH-3/MSH-4 is another device's gateway (never moved here)."""
+    MSH-3/MSH-4 is another device's gateway (never moved here). 422: an allowed network wider
+    than the operator allows (/16 by default; never 0.0.0.0/0 or ::/0), or a status endpoint
+    outside the device networks the operator configured (HL7_DEVICE_NETWORKS)."""
     with platform().db.transaction() as cur:
-        gateway = hl7_gateways.register_gateway(cur, device_id=_device_id(device_id), **json.model_dump())
+        gateway = hl7_gateways.register_gateway(
+            cur, device_id=_device_id(device_id), **json.model_dump(),
+            rules=current_app.extensions["alert_ingestion.gateway_rules"])
     return hl7_gateways.gateway_json(gateway)
 
 

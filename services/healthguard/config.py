@@ -5,6 +5,7 @@ naming it. Development values live in `.env.example`; a local `.env` is read wit
 into the settings only: the process's environment is left as it was, so nothing this process
 starts (a test's subprocess, a CLI) inherits the file's secrets or its database URLs.
 """
+import ipaddress
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -74,3 +75,28 @@ def hospital_tz(config: dict) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"setting HOSPITAL_TZ must be an IANA time zone name, got "
                           f"{config['HOSPITAL_TZ']!r}") from exc
+
+
+def env_int_between(config: dict, name: str, default: int, low: int, high: int) -> int:
+    """An optional integer setting within [low, high]: its default when unset or empty,
+    ConfigError at start when it is not an integer or out of range."""
+    raw = config.get(name)
+    try:
+        value = int(raw) if raw not in (None, "") else default
+    except (TypeError, ValueError):
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(f"setting {name} must be an integer from {low} to {high}, got {raw!r}")
+    return value
+
+
+def env_networks(config: dict, name: str) -> tuple:
+    """A setting naming IP networks, comma-separated ("10.20.0.0/16,fd00:20::/64"), as
+    ipaddress networks; () when unset or empty, ConfigError at start when one is malformed."""
+    text = config.get(name) or ""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"setting {name} must be comma-separated IP addresses or networks "
+                          f"(CIDR), got {text!r}") from exc
