@@ -102,10 +102,10 @@ class NobodyOnCall:
     """The on-call answer for the race: nobody, so the incidents stay OPEN and only creation and
     correlation are exercised."""
 
-    def candidates_for_routes(self, routes, *, exclude=()):
-        return [[] for _ in routes]
+    def available(self):
+        return []
 
-    def supervisors_on_duty(self):
+    def on_duty(self, role=None):
         return []
 
 
