@@ -296,13 +296,15 @@ def list_cursor(rows: list[dict], limit: int, order: str) -> str | None:
 
 
 def parse_cursor(cursor: str | None, order: str):
-    """list_cursor()'s value back, or None; raises ValueError for one that is not."""
+    """list_cursor()'s value back, or None: a place in the order, "<key>_<incident id>" for
+    priority, "<incident id>" for newest. Any cursor of the documented shape names a place (a
+    priority key alone is before any id of that key; newest takes the id after "_")."""
     if cursor is None:
         return None
+    key, _, incident_id = cursor.rpartition("_") if "_" in cursor else (cursor, "", "")
     if order == "priority":
-        key, _, incident_id = cursor.partition("_")
-        return decimal.Decimal(key), int(incident_id)
-    return int(cursor)
+        return decimal.Decimal(key), int(incident_id or 0)
+    return int(incident_id or key)
 
 
 def incident_detail(cur, incident: dict) -> dict:

@@ -77,7 +77,7 @@ class IncidentFilter(RequestModel):
                                 "acknowledgement, oldest first (resolved ones last, newest first); "
                                 "newest: newest first")
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
-    cursor: Text(80, pattern=r"^[0-9]+(\.[0-9]+)?(_[0-9]+)?$") | None = Field(
+    cursor: Text(80, pattern=r"^[0-9]+(\.[0-9]+_[0-9]+|_[0-9]+)?$") | None = Field(
         None, description="the `next` value of the previous page, with the same order and filters")
 
 
