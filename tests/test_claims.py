@@ -135,6 +135,16 @@ def test_reassign_obeys_the_ownership_rules_and_an_override_is_audited(
     unknown = api.act(n01, apnoea, "reassign", {"employee_id": "X99"})
     assert unknown.status_code == 422 and unknown.json()["rule"] == "unknown_employee"
 
+    # The reassign list says the same before anyone tries.
+    owners = requests.get(f"{api.url}/api/v1/incidents/{arrest}/owners", headers=api.auth(n01), timeout=5)
+    assert owners.status_code == 200, owners.text
+    by_id = {o["employee_id"]: o for o in owners.json()["owners"]}
+    assert doctor not in by_id  # the assignee
+    assert by_id["E01"]["may_own"] is False and by_id["E01"]["refusal"]["rule"] == "non_clinical_critical"
+    assert by_id["S10"]["refusal"]["rule"] == "not_signed_in"
+    assert by_id["N01"] == {**by_id["N01"], "may_own": False, "needs_override": True, "refusal": None}
+    assert owners.json()["owners"][0]["may_own"] or not any(o["may_own"] for o in owners.json()["owners"])
+
     login_as("S10")  # the psychiatrist signs in: still not a role an apnoea goes to
     no_reason = api.act(n01, apnoea, "reassign", {"employee_id": "S10"})
     assert no_reason.status_code == 422 and no_reason.json()["field"] == "override_reason"
@@ -156,6 +166,10 @@ def test_reassign_obeys_the_ownership_rules_and_an_override_is_audited(
                                 "Dr. Daniel Weiss (psychiatrist).")
     # A clinician of a routed role, on duty and signed in, needs no reason.
     login_as("S03")
+    owners = requests.get(f"{api.url}/api/v1/incidents/{apnoea}/owners", headers=api.auth(n01),
+                          timeout=5).json()
+    # Routed roles in order (emergency doctors, then pulmonologists); S10 has it now.
+    assert [o["employee_id"] for o in owners["owners"] if o["may_own"]] == [doctor, "S03"]
     assert api.act(n01, apnoea, "reassign", {"employee_id": "S03"}).status_code == 200
     assert api.act(n01, arrest, "reassign", {"employee_id": "S03"}).json()["rule"] == "role_not_routed"
 

@@ -269,3 +269,26 @@ def owner_refusal(route: Route, *, person: dict, on_duty: dict[str, dict], by_su
                        f"to ({roles}); to give it to {who} anyway, say why in override_reason",
                        "override_reason")
     return None
+
+
+def owners_to_choose(route: Route, *, on_duty: dict[str, dict], exclude=()) -> list[dict]:
+    """Everyone on duty now, as a supervisor choosing a new owner sees them (the reassign list):
+    who may own the alarm as things stand, who only with an override (and a reason), and why the
+    others may not; those who may first, in the routing order, then by name."""
+    chosen = []
+    for employee_id, duty in on_duty.items():
+        if employee_id in exclude:
+            continue
+        person = {"employee_id": employee_id, "name": duty.get("name"), "role": duty["role"]}
+        refusal = owner_refusal(route, person=person, on_duty=on_duty, by_supervisor=True,
+                                override_reason=None)
+        override_only = refusal is not None and refusal.rule == "role_not_routed"
+        chosen.append({**person, "signed_in": bool(duty.get("signed_in")),
+                       "availability": duty.get("availability"),
+                       "active_incidents": duty.get("active_incidents"),
+                       "may_own": refusal is None, "needs_override": override_only,
+                       "refusal": None if refusal is None or override_only else
+                       {"rule": refusal.rule, "message": refusal.message}})
+    order = {role: n for n, role in enumerate(route.allowed_roles)}
+    return sorted(chosen, key=lambda c: (not c["may_own"], not c["needs_override"],
+                                         order.get(c["role"], len(order)), c["name"] or "", c["employee_id"]))

@@ -309,3 +309,27 @@ class Trends(ResponseModel):
     bucket: Literal["hour", "day"]
     timezone: str = Field(examples=["Europe/London"])
     points: list[TrendPoint] = Field(description="oldest first, one per bucket, empty ones included")
+
+
+class Refusal(ResponseModel):
+    rule: str = Field(examples=["not_signed_in"])
+    message: str
+
+
+class PossibleOwner(ResponseModel):
+    employee_id: str
+    name: str | None
+    role: str
+    signed_in: bool
+    availability: str | None
+    active_incidents: int | None
+    may_own: bool = Field(description="may be given the incident as things stand")
+    needs_override: bool = Field(description="only by a supervisor's override, with override_reason")
+    refusal: Refusal | None = Field(description="why not, when neither")
+
+
+class PossibleOwners(ResponseModel):
+    incident_id: int
+    allowed_roles: list[str] = Field(description="the roles it goes to without an override, in routing order")
+    owners: list[PossibleOwner] = Field(description="everyone on duty but the assignee: those who may own it "
+                                                    "first, then those needing an override, then the others")

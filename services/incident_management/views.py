@@ -27,6 +27,7 @@ from .schemas import (
     NewNote,
     PolicyChange,
     PolicyReplacement,
+    PossibleOwners,
     Reassignment,
     Resolution,
     Trends,
@@ -138,6 +139,24 @@ def decline(incident_id: int, json: Decline):
     answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason)
     ASSIGNMENTS.labels(reason="DECLINE").inc()
     return answer
+
+
+@blueprint.get("/incidents/<int:incident_id>/owners")
+@api.validate(resp=responses({200: PossibleOwners}, (404, 503)))
+def possible_owners(incident_id: int):
+    """Who is on duty now, and whether each may own this incident (the reassign list)
+
+    may_own: yes as things stand; needs_override: only by a supervisor's override with a reason;
+    otherwise `refusal` says why not (not signed in, a non-clinical role for a CRITICAL alarm).
+    The current assignee is left out. 503 when the on-call service cannot say who is on duty."""
+    on_duty = routing.on_duty_now(_oncall())
+    with platform().db.transaction() as cur:
+        incident = incidents.get_incident(cur, incident_id=incident_id)
+        if incident is None:
+            raise ApiError(404, f"no incident {incident_id}")
+        route = routing.route_of(cur, incident)
+    return {"incident_id": incident_id, "allowed_roles": route.allowed_roles,
+            "owners": routing.owners_to_choose(route, on_duty=on_duty, exclude={incident["assigned_to"]})}
 
 
 @blueprint.post("/incidents/<int:incident_id>/notes")
