@@ -7,6 +7,7 @@ policy's deadline, and the escalator (checking every 0.3 s here) sees it at once
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import psycopg2.errors
 import pytest
 import requests
 
@@ -90,9 +91,17 @@ def test_unacknowledged_incident_is_escalated_to_another_clinician(
     taken = [e for e in notification_events(lambda events: True)
              if e["incident_id"] == incident["incident_id"] and first in e["recipients"]
              and e["event_id"].startswith(f"incident-{incident['incident_id']}-reassigned")]
-    assert [(e["recipients"], e["message"]) for e in taken] == [
-        ([first], f"{incident['title']} was taken over by {names[second]} (emergency doctor).")]
+    # Escalated, not "taken over": the first did not acknowledge, and the words say so.
+    assert [(e["recipients"], e["message"], e["data"]["reason"], e["data"]["paged"]) for e in taken] == [
+        ([first], f"{incident['title']} was not acknowledged in time and was escalated to {names[second]} "
+                  f"(emergency doctor); it is no longer yours.", "ESCALATED", [])]
+    assert event["data"]["reason"] == "ESCALATED" and event["data"]["paged"] == [second]
     assert escalated["ack_deadline"] is not None
+    # Told apart from a reassignment, so the UI can say "Escalated".
+    assert escalated["assignment_reason"] == "ESCALATION" and escalated["paged"] == [second]
+    [entry] = [h for h in escalated["history"] if h["action"] == "ESCALATED"]
+    assert entry["note"] == (f"not acknowledged in time by {names[first]} (emergency doctor); "
+                             f"escalation level 1")
 
     # The first assignee can no longer acknowledge it; the new one can.
     assert api.act(tokens[first], incident["incident_id"], "acknowledge").status_code == 403
@@ -196,8 +205,10 @@ def test_an_acknowledged_incident_not_started_in_time_pages_its_owner_again(
     assert START_TIMEOUT - 5 < (deadline - clock.now()).total_seconds() <= START_TIMEOUT
 
     clock.advance(START_TIMEOUT + 1)
+    # The detail's history is read by a later statement than its columns: wait for both.
     repaged = api.wait_until(incident["incident_id"],
-                             lambda i: "REPAGED" in [h["action"] for h in i["history"]], "the re-page")
+                             lambda i: "REPAGED" in [h["action"] for h in i["history"]]
+                             and i["ack_deadline"] != acknowledged["ack_deadline"], "the re-page")
     # Still theirs, still acknowledged, not escalated; the next reminder is another timeout away.
     assert repaged["status"] == "ACKNOWLEDGED" and repaged["assigned_to"] == owner
     assert repaged["escalation_level"] == 0
@@ -208,20 +219,63 @@ def test_an_acknowledged_incident_not_started_in_time_pages_its_owner_again(
     assert event["recipients"] == [owner] and "not started" in event["message"]
 
 
-def test_past_the_last_level_every_emergency_doctor_on_duty_is_paged(
+def test_past_the_last_level_every_emergency_doctor_on_duty_is_paged_loudly_until_one_takes_it(
         api, login_as, clock, escalated_once_at_most, notification_events):
+    """The last step is as loud as an assignment: every emergency doctor on duty is paged (the
+    event pages them all), the incident is unowned (API flag and time), it is paged again at the
+    policy's interval, and the first to acknowledge owns it: the others' alarms stop."""
     doctors = api.on_duty("EMERGENCY_DOCTOR")
-    only = doctors[0]
-    login_as(only)  # the other doctor on duty is not signed in: paged all the same
+    only, other = doctors
+    login_as(only)  # the other doctor on duty is not signed in yet: paged all the same
     incident = api.incident_of(api.post_alert(alert_type="CARDIAC_ARREST"))
+    incident_id = incident["incident_id"]
+    assert incident["unowned"] is False and incident["paged"] == [only]
     clock.advance(PAST_THE_DEADLINE)
-    api.wait_until(incident["incident_id"], lambda i: i["escalation_level"] == 1, "level 1")
+    api.wait_until(incident_id, lambda i: i["escalation_level"] == 1, "level 1")
     clock.advance(PAST_THE_DEADLINE)
-    last = api.wait_until(incident["incident_id"], lambda i: i["ack_deadline"] is None, "the last level")
+    last = api.wait_until(incident_id, lambda i: i["unowned"], "the last level")
     assert last["escalation_level"] == 1 and last["assigned_to"] == only
-    events = escalated_events(notification_events, incident["incident_id"], wanted=2)
+    assert last["unowned_since"] is not None and sorted(last["paged"]) == sorted(doctors)
+    assert last["ack_deadline"] is not None  # the next page, at the policy's interval
+    events = escalated_events(notification_events, incident_id, wanted=2)
     assert set(doctors) <= set(events[-1]["recipients"])
+    assert events[-1]["data"]["reason"] == "LAST_RESORT" and set(events[-1]["data"]["paged"]) == set(doctors)
+    assert events[-1]["data"]["unowned_since"] == last["unowned_since"]
     assert "every emergency doctor on duty is paged" in events[-1]["message"]
+
+    # Nobody takes it: paged again, and still unowned since the same instant.
+    clock.advance(PAST_THE_DEADLINE)
+    again = api.wait_until(incident_id, lambda i: "REPAGED" in [h["action"] for h in i["history"]],
+                           "the re-page")
+    assert again["unowned_since"] == last["unowned_since"]
+
+    def repages(events):
+        return [e for e in events
+                if e["incident_id"] == incident_id and e["data"]["reason"] == "UNOWNED_REPAGE"]
+    [repage] = repages(notification_events(repages, "the re-page event"))
+    assert repage["type"] == "INCIDENT_REPAGED" and set(repage["data"]["paged"]) == set(doctors)
+    assert "has had no owner for 1 min" in repage["message"]
+
+    # The other doctor signs in and acknowledges from the pop-up: theirs now, owned; the first's
+    # alarm stops (an event that no longer pages them).
+    token = login_as(other)
+    taken = api.act(token, incident_id, "acknowledge")
+    assert taken.status_code == 200, taken.text
+    owned = taken.json()
+    assert (owned["assigned_to"], owned["status"], owned["unowned"], owned["paged"]) == (
+        other, "ACKNOWLEDGED", False, [])
+    assert [h["action"] for h in api.get(incident_id)["history"]][-2:] == ["CLAIMED", "ACKNOWLEDGED"]
+
+    def taken_events(events):
+        return [e for e in events
+                if e["incident_id"] == incident_id and e["data"]["reason"] == "TAKEN"]
+    [stop] = taken_events(notification_events(taken_events, "the event that stops the others' alarms"))
+    assert only in stop["recipients"] and stop["data"]["paged"] == []
+    assert stop["data"]["unowned_since"] is None
+    # Too late for the first: it is no longer theirs.
+    assert api.act(login_as(only), incident_id, "acknowledge").status_code == 403
+    an_escalation_pass_has_run(api, clock)
+    assert api.get(incident_id)["status"] == "ACKNOWLEDGED"
 
 
 def test_a_restarted_scanner_loses_no_deadline(services, api, login_as, clock):
@@ -242,14 +296,12 @@ def test_a_restarted_scanner_loses_no_deadline(services, api, login_as, clock):
 class StubOnCall:
     """The on-call answers a scanner needs: D02 is available, D01 and D02 supervise."""
 
-    def available(self, role=None):
+    def available(self):
         return [{"employee_id": "D02", "name": "Dr. Elena Rossi", "role": "EMERGENCY_DOCTOR", "tier": 2}]
 
     def on_duty(self, role=None):
-        return [{"employee_id": "D01"}, {"employee_id": "D02"}]
-
-    def supervisors_on_duty(self):
-        return ["D01", "D02"]
+        return [{"employee_id": d, "role": "EMERGENCY_DOCTOR", "is_supervisor": True, "signed_in": True}
+                for d in ("D01", "D02")]
 
 
 def test_several_scanners_never_escalate_one_incident_twice(services, db, make_incident, clock):
@@ -313,3 +365,28 @@ def test_supervisors_list_and_edit_the_policies_with_an_audit_row(api, db, login
     assert [(c["severity"], c["changed_by"], c["before"]["ack_timeout_seconds"],
              c["after"]["ack_timeout_seconds"]) for c in changes] == [("HIGH", "D01", 180, 90),
                                                                      ("LOW", "D01", 1800, 900)]
+
+
+def test_policy_guard_rails_escalate_at_least_once_and_critical_waits_at_most_five_minutes(
+        api, db, login_as):
+    d01 = login_as("D01")
+    url = api.url + "/api/v1/escalation-policies"
+    for severity, body, field in [("CRITICAL", {"max_level": 0}, "max_level"),
+                                  ("LOW", {"max_level": 0}, "max_level"),
+                                  ("CRITICAL", {"ack_timeout_seconds": 301}, "ack_timeout_seconds"),
+                                  ("CRITICAL", {"ack_timeout_seconds": 24 * 3600}, "ack_timeout_seconds")]:
+        refused = requests.patch(f"{url}/{severity}", json=body, headers=api.auth(d01), timeout=5)
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+    whole = {"ack_timeout_seconds": 600, "escalate_to_roles": ["EMERGENCY_DOCTOR"], "max_level": 2}
+    assert requests.put(f"{url}/CRITICAL", json=whole, headers=api.auth(d01), timeout=5).status_code == 422
+    assert requests.put(f"{url}/HIGH", json=whole, headers=api.auth(d01), timeout=5).status_code == 200
+    assert requests.patch(f"{url}/CRITICAL", json={"ack_timeout_seconds": 300}, headers=api.auth(d01),
+                          timeout=5).status_code == 200
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM escalation_policy_changes")
+        assert cur.fetchone()["n"] == 2  # nothing refused was recorded
+    # The database holds the same rules for whoever writes to it directly.
+    for statement in ("UPDATE escalation_policies SET max_level = 0 WHERE severity = 'LOW'",
+                      "UPDATE escalation_policies SET ack_timeout_seconds = 301 WHERE severity = 'CRITICAL'"):
+        with pytest.raises(psycopg2.errors.CheckViolation), db.transaction() as cur:
+            cur.execute(statement)

@@ -61,7 +61,12 @@ def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login
     assert event["title"] == incident["title"] and event["severity"] == "CRITICAL"
     assert event["data"] == {"status": "ASSIGNED", "patient_id": "P001", "room": "312",
                              "alert_type": "CARDIAC_ARREST", "assigned_to": incident["assigned_to"],
-                             "alert_count": 1}
+                             "alert_count": 1, "reason": "ASSIGNED", "paged": [incident["assigned_to"]],
+                             "unowned_since": None, "assignment_reason": "AUTO", "previous_assignee": None,
+                             "actor_id": None}
+    assert incident["assignment_reason"] == "AUTO" and incident["paged"] == [incident["assigned_to"]]
+    assert incident["unowned"] is False and incident["unowned_since"] is None
+    assert incident["history"][0]["note"] == f"from alert {alert_id} (Cardiac arrest)"  # words, not codes
 
     # The next roles in the route, then anyone available, when the first role has nobody.
     neuro = api.incident_of(api.post_alert("P004", "STROKE_SUSPECTED"))
@@ -84,6 +89,8 @@ def test_nobody_available_leaves_the_incident_open_until_someone_is(api, login_a
     alert_id = api.post_alert("P008", "APNEA_DETECTED")
     incident = api.incident_of(alert_id, status="OPEN")
     assert incident["assigned_to"] is None and incident["allowed_actions"] == ["claim", "reassign", "note"]
+    # Nobody owns it: the API says so, and since when (its creation).
+    assert incident["unowned"] is True and incident["unowned_since"] == incident["created_at"]
     login_as("S03")  # a pulmonologist signs in; the retry task offers the incident again
     assigned = api.incident_of(alert_id, status="ASSIGNED")
     assert assigned["assigned_to"] == "S03"
@@ -104,7 +111,7 @@ def test_lifecycle_end_to_end_with_timings_audit_trail_403_and_409(api, db, logi
     early = api.act(s01, incident_id, "start")
     assert early.status_code == 409
     assert early.json()["incident_status"] == "ASSIGNED"
-    assert early.json()["allowed_actions"] == ["acknowledge", "claim", "reassign", "note"]
+    assert early.json()["allowed_actions"] == ["acknowledge", "decline", "claim", "reassign", "note"]
     no_notes = api.act(s01, incident_id, "resolve", {})
     assert no_notes.status_code == 400 and no_notes.json()["field"] == "resolution_notes"
     as_service = api.act(api.service_token, incident_id, "acknowledge")
@@ -268,7 +275,7 @@ def test_incident_list_filters_and_pagination(api, login_as):
 
     pages, cursor = [], None
     while True:
-        page = api.list(limit=2, **({"cursor": cursor} if cursor else {})).json()
+        page = api.list(limit=2, order="newest", **({"cursor": cursor} if cursor else {})).json()
         pages.append([i["incident_id"] for i in page["incidents"]])
         cursor = page["next"]
         if not cursor:
@@ -297,6 +304,45 @@ def test_incident_list_filters_and_pagination(api, login_as):
     assert requests.get(api.url + "/api/v1/incidents", timeout=5).status_code == 401
     assert requests.get(api.url + "/api/v1/incidents/metrics", params={"hours": "0"},
                         headers=api.auth(s05), timeout=5).status_code == 400
+
+
+def test_the_list_is_most_severe_first_then_oldest_unacknowledged_and_pages_in_that_order(
+        api, db, login_as, make_incident):
+    token = login_as("D01")
+    made = {name: make_incident(severity=severity, assigned_to=assignee, status=status,
+                                patient_id=patient, alert_type=alert_type)
+            for name, severity, assignee, status, patient, alert_type in [
+                ("high waiting", "HIGH", "S01", "ASSIGNED", "P001", "HEART_RATE_HIGH"),
+                ("critical taken on", "CRITICAL", "D01", "ACKNOWLEDGED", "P002", "CARDIAC_ARREST"),
+                ("critical waiting, newer", "CRITICAL", "D01", "ASSIGNED", "P003", "CARDIAC_ARREST"),
+                ("critical waiting, older", "CRITICAL", "D01", "REASSIGNED", "P004", "STROKE_SUSPECTED"),
+                ("low nobody's", "LOW", None, "OPEN", "P005", "SENSOR_DISCONNECTED"),
+                ("critical resolved, newer", "CRITICAL", "D01", "RESOLVED", "P006", "CARDIAC_ARREST"),
+                ("high resolved, older", "HIGH", "S01", "RESOLVED", "P007", "HEART_RATE_HIGH")]}
+    ages = {"high waiting": 50, "critical taken on": 40, "critical waiting, newer": 10,
+            "critical waiting, older": 30, "low nobody's": 60, "critical resolved, newer": 5,
+            "high resolved, older": 70}
+    with db.transaction() as cur:
+        for name, minutes in ages.items():
+            cur.execute("UPDATE incidents SET created_at = %s WHERE incident_id = %s",
+                        (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes), made[name]))
+    expected = [made[name] for name in (
+        "critical waiting, older", "critical waiting, newer", "critical taken on", "high waiting",
+        "low nobody's", "critical resolved, newer", "high resolved, older")]
+    listed = api.list(token).json()
+    assert [i["incident_id"] for i in listed["incidents"]] == expected
+    pages, cursor = [], None
+    while True:  # the same order a page at a time, with opaque cursors
+        page = api.list(token, limit=3, **({"cursor": cursor} if cursor else {})).json()
+        pages.append([i["incident_id"] for i in page["incidents"]])
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert [i for p in pages for i in p] == expected and len(pages) == 3
+    assert [i["incident_id"] for i in api.list(token, order="newest").json()["incidents"]] == sorted(
+        made.values(), reverse=True)
+    mine = api.list(token, mine="true", status="ASSIGNED,REASSIGNED,ACKNOWLEDGED").json()["incidents"]
+    assert [i["incident_id"] for i in mine] == expected[:3]
 
 
 def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_lettered(
@@ -337,9 +383,10 @@ def test_service_needs_the_oncall_url(service_env):
 
 
 @pytest.fixture
-def app(service_env):
-    """The service in-process (WSGI), on the run's database; no background tasks."""
-    app = create_app(dict(service_env))
+def app(service_env, services):
+    """The service in-process (WSGI), on the run's database, asking the module's on-call service
+    who is on duty (claims and reassignments need it); no background tasks."""
+    app = create_app({**service_env, "ONCALL_URL": services["oncall"].url})
     yield app
     app.extensions["healthguard"].db.close()
 
@@ -397,15 +444,20 @@ def test_openapi_document_is_valid_and_names_every_route(app, services):
     assert served == document
 
 
-def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, login_as, make_incident):
-    # Incidents in every status: the caller's, someone else's and nobody's.
+def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, api, login_as, make_incident):
+    # Incidents in every status: the caller's, someone else's and nobody's. The caller is an
+    # emergency doctor on duty (a supervisor); the other one on duty is signed in, so a decline
+    # has someone to go to.
+    doctor, colleague = api.on_duty("EMERGENCY_DOCTOR")  # api pins the rota
+    login_as(colleague)
     statuses = ["ASSIGNED", "ACKNOWLEDGED", "IN_PROGRESS", "REASSIGNED", "RESOLVED"]
-    ids = [make_incident(assigned_to="D01", status=status) for status in statuses]
+    ids = [make_incident(assigned_to=doctor, status=status) for status in statuses]
     ids += [make_incident(assigned_to="N01", status=status) for status in statuses]
     ids.append(make_incident(status="OPEN"))
-    answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}"},  # a supervisor
+    ids += [make_incident(assigned_to=doctor) for _ in range(6)]  # for decline, after acknowledge's run
+    answered = fuzz(app, headers={"Authorization": f"Bearer {login_as(doctor)}"},  # a supervisor
                     known_ids={"incident_id": ids, "severity": ["CRITICAL", "HIGH", "MEDIUM", "LOW"]})
-    assert len(answered) == 13
+    assert len(answered) == 15
     # The run reached past the refusals: every operation succeeded at least once, but reassign,
     # whose generated employee_id names nobody (422; the lifecycle test reassigns for real), and
     # replacing a policy, whose generated roles name nobody (422; test_claims.py puts one for real).
@@ -433,7 +485,9 @@ def test_malformed_requests_get_a_json_4xx_never_a_500(api, login_as):
         ("PATCH", f"{base}/{'9' * 25}/acknowledge", {"headers": auth}, 404),
         ("GET", f"{base}/{'9' * 25}", {"headers": auth}, 404),
         ("GET", f"{base}/abc", {"headers": auth}, 404),
-        ("GET", base, {"params": {"cursor": "9" * 30}, "headers": auth}, 400),
+        ("GET", base, {"params": {"cursor": "9" * 81}, "headers": auth}, 400),
+        ("GET", base, {"params": {"cursor": "12.5"}, "headers": auth}, 400),
+        ("GET", base, {"params": {"order": "severity"}, "headers": auth}, 400),
         ("GET", base, {"params": {"limit": "-1"}, "headers": auth}, 400),
         ("GET", base, {"params": {"since": "2026-02-30T00:00:00Z"}, "headers": auth}, 400),
         ("GET", base, {"params": {"mine": "maybe"}, "headers": auth}, 400),

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from .broker import PermanentMessageError
 from .db import BIGINT_MAX
-from .domain import SEVERITIES
+from .domain import SEVERITIES, UNACKNOWLEDGED_STATUSES
 
 INCIDENT_EVENT_TYPES = (
     "INCIDENT_CREATED",       # nobody could be assigned: supervisors are told, dashboards show it
@@ -31,6 +31,21 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_NOTE_ADDED",
     "INCIDENT_ALERT_CORRELATED",  # a repeat of its alarm attached (no page unless more severe)
 )
+# What happened, said by every event (data.reason): the type's own word, or one of these for
+# the changes of owner, which the browser words differently ("escalated because not
+# acknowledged", "taken by a supervisor", "declined").
+OWNERSHIP_REASONS = (
+    "UNOWNED",              # nobody available: supervisors told (INCIDENT_CREATED)
+    "ESCALATED",            # not acknowledged in time: moved to the next candidate
+    "NOT_ACKNOWLEDGED",     # not acknowledged in time, nobody else available: stays, told again
+    "LAST_RESORT",          # out of escalation levels: every last-resort clinician on duty paged
+    "UNOWNED_REPAGE",       # still nobody took it: paged again at the policy's interval
+    "TAKEN",                # one of those paged took it: the others' alarms stop
+    "CLAIMED",              # a clinician took it over
+    "TAKEN_BY_SUPERVISOR",  # a supervisor took it from someone who had taken it on
+    "DECLINED",             # its assignee could not take it: moved to the next candidate
+)
+REASONS = tuple(t.removeprefix("INCIDENT_") for t in INCIDENT_EVENT_TYPES) + OWNERSHIP_REASONS
 # The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
 DASHBOARD_FRAME = "incident_updated"
 MAX_RECIPIENTS = 500
@@ -39,12 +54,40 @@ MAX_TEXT = 4000
 
 # --- Building (incident management) -------------------------------------------------------------
 
-def incident_event(incident: dict, *, type: str, history: dict, recipients, message: str) -> dict:
+def unowned_since(incident: dict):
+    """Since when nobody owns the alarm, or None: an OPEN incident since its creation (nobody
+    could be assigned), one that ran out of escalation levels unacknowledged since its last step
+    paged every last-resort clinician (incidents.unowned_since, until someone takes it)."""
+    if incident["status"] == "OPEN":
+        return incident["created_at"]
+    return incident.get("unowned_since")
+
+
+def paged_now(incident: dict) -> list[str]:
+    """Whom the alarm is sounding for now (pop-up, sound): its assignee until they acknowledge,
+    and at the last step every last-resort clinician paged, until someone takes it."""
+    if incident["status"] not in UNACKNOWLEDGED_STATUSES or not incident["assigned_to"]:
+        return []
+    extra = (incident.get("last_resort_paged") or []) if incident.get("unowned_since") else []
+    return list(dict.fromkeys([incident["assigned_to"], *extra]))
+
+
+def incident_event(incident: dict, *, type: str, history: dict, recipients, message: str,
+                   reason: str | None = None, paged=None, actor_id: str | None = None,
+                   previous_assignee: str | None = None) -> dict:
     """The event announcing the change recorded by `history` (its incident_history row): one
-    history row, one event, so the event id is stable across a redelivery of the same change."""
+    history row, one event, so the event id is stable across a redelivery of the same change.
+
+    `reason` says what happened (REASONS; by default the type's own word), `paged` whom this
+    event alarms (pop-up, sound, title; by default nobody): the browser alarms exactly those and
+    drops a pop-up of anyone an event about the incident no longer pages."""
     if type not in INCIDENT_EVENT_TYPES:
         raise ValueError(f"unknown notification event type {type}")
     suffix = type.removeprefix("INCIDENT_").lower()
+    reason = reason or type.removeprefix("INCIDENT_")
+    if reason not in REASONS:
+        raise ValueError(f"unknown event reason {reason}")
+    since = unowned_since(incident)
     return {
         "event_id": f"incident-{incident['incident_id']}-{suffix}-{history['history_id']}",
         "type": type,
@@ -61,6 +104,12 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
             "assigned_to": incident["assigned_to"],
             # How often its alarm has sounded (repeats correlated into it), for the dashboards.
             "alert_count": incident.get("alert_count", 1),
+            "reason": reason,
+            "paged": list(dict.fromkeys(p for p in (paged or ()) if p)),
+            "unowned_since": since.isoformat() if since else None,
+            "assignment_reason": incident.get("assignment_reason"),
+            "previous_assignee": previous_assignee,
+            "actor_id": actor_id,
         },
         "occurred_at": history["created_at"].isoformat(),
     }
@@ -97,8 +146,19 @@ def escalated_message(incident: dict, *, level: int, lapsed: dict | None, to: di
             f"{person(to)} (escalation level {level}).")
 
 
-def taken_over_message(incident: dict, *, by: dict) -> str:
-    return f"{incident['title']} was taken over by {person(by)}."
+def escalated_away_message(incident: dict, *, to: dict) -> str:
+    """To the clinician an escalation took the alarm from: they did not take it over, it moved on."""
+    return (f"{incident['title']} was not acknowledged in time and was escalated to {person(to)}; "
+            f"it is no longer yours.")
+
+
+def last_resort_taken_message(incident: dict, *, by: dict) -> str:
+    return f"{person(by)} took {incident['title']}; you no longer need to respond."
+
+
+def declined_message(incident: dict, *, by: dict, reason: str | None) -> str:
+    because = f" ({reason[:200]})" if reason else ""
+    return f"{person(by)} could not take {incident['title']}{because}: it is assigned to you."
 
 
 def still_unacknowledged_message(incident: dict, *, assignee: dict | None) -> str:
@@ -106,9 +166,15 @@ def still_unacknowledged_message(incident: dict, *, assignee: dict | None) -> st
             f"available to take it.")
 
 
-def last_level_message(incident: dict, *, assignee: dict | None) -> str:
+def last_level_message(incident: dict, *, assignee: dict | None, role: str) -> str:
     return (f"{incident['title']} is still not acknowledged by {person(assignee)} after every "
-            f"escalation level: every emergency doctor on duty is paged.")
+            f"escalation level: every {role_in_words(role)} on duty is paged. The first to acknowledge "
+            f"takes it.")
+
+
+def unowned_repage_message(incident: dict, *, minutes: int, role: str) -> str:
+    return (f"{incident['title']} has had no owner for {minutes} min: every {role_in_words(role)} on duty "
+            f"is paged again. The first to acknowledge takes it.")
 
 
 def not_started_message(incident: dict) -> str:
@@ -116,9 +182,10 @@ def not_started_message(incident: dict) -> str:
             f"not started: please start it or hand it over.")
 
 
-def claimed_message(incident: dict, *, by: dict, previous: dict | None) -> str:
+def claimed_message(incident: dict, *, by: dict, previous: dict | None, supervisor: bool = False) -> str:
     source = f" from {person(previous)}" if previous else ""
-    return f"{person(by)} took over {incident['title']}{source}."
+    who = f"{person(by)}, a supervisor," if supervisor else person(by)
+    return f"{who} took over {incident['title']}{source}."
 
 
 def reassigned_message(incident: dict, *, by: dict, to: dict) -> str:
@@ -207,5 +274,9 @@ def incident_update(event: IncidentEvent) -> dict | None:
         "room": data.get("room"),
         "alert_type": data.get("alert_type"),
         "alert_count": data.get("alert_count"),
+        "reason": data.get("reason"),
+        "paged": data.get("paged") or [],
+        "unowned_since": data.get("unowned_since"),
+        "assignment_reason": data.get("assignment_reason"),
         "occurred_at": event.occurred_at,
     }

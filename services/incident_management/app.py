@@ -1,5 +1,6 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "incident_management.app:create_app()"`."""
 import datetime
+import threading
 
 from healthguard.config import ConfigError, hospital_tz
 from healthguard.metrics import add_scrape_collector
@@ -38,6 +39,7 @@ def create_app(config=None):
     window = datetime.timedelta(seconds=_seconds(app, "CORRELATION_WINDOW_SECONDS",
                                                  DEFAULT_CORRELATION_WINDOW.total_seconds()))
     app.extensions["incidents.tz"] = hospital_tz(app.config)  # the days of the trends
+    app.extensions["incidents.oncall"] = threading.local()  # each HTTP thread's on-call client (views)
     hg = app.extensions["healthguard"]
     add_scrape_collector(app, ActiveIncidentsCollector(db=hg.db))
     common = {"db": hg.db, "oncall_url": app.config["ONCALL_URL"],

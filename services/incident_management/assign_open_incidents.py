@@ -9,8 +9,8 @@ SKIP LOCKED and assigned only while still OPEN, so copies never assign one incid
 """
 import logging
 
-from . import incidents
-from .assignment import OnCallClient, OnCallTask, assign_automatically
+from . import incidents, routing
+from .assignment import OnCallTask, assign_automatically
 from .metrics import ASSIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -19,23 +19,24 @@ BATCH = 50
 CLINICIAN_AVAILABLE = "clinician_available"  # the NOTIFY channel
 
 
-def assign_open_incidents(*, db, oncall: OnCallClient) -> int:
+def assign_open_incidents(*, db, oncall: routing.OnCallClient) -> int:
     """One pass over the OPEN incidents; returns how many it assigned."""
     with db.transaction() as cur:
         waiting = incidents.open_unassigned(cur, limit=BATCH)
-    candidates_by_route = {}
+        clinical = routing.clinical_roles(cur)
+    everyone = (routing.everyone_available(oncall) or []) if waiting else []  # one lookup per pass
     assigned = 0
     for row in waiting:
-        route = tuple(row["routes_to"])
-        if route not in candidates_by_route:  # one on-call lookup per route per pass
-            candidates_by_route[route] = oncall.candidates(route)
-        if not candidates_by_route[route]:
+        candidates = routing.first_group(everyone, routing.route(
+            alert_name=row["alert_name"], severity=row["severity"], routes_to=row["routes_to"],
+            escalate_to_roles=row["escalate_to_roles"], clinical_roles=clinical), fallback=True)
+        if not candidates:
             continue
         with db.transaction() as cur:
             incident = incidents.lock_incident(cur, incident_id=row["incident_id"], skip_locked=True)
             if incident is None:
                 continue  # another copy is on it right now
-            done = assign_automatically(cur, incident, candidates_by_route[route])
+            done = assign_automatically(cur, incident, candidates)
         if done:
             assigned += 1
             ASSIGNMENTS.labels(reason="AUTO").inc()

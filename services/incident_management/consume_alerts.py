@@ -22,8 +22,8 @@ from healthguard import clock
 from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, RetryPolicy
 from healthguard.incident_events import unowned_message
 
-from . import incidents
-from .assignment import OnCallClient, Workload, assign_least_busy, supervisors_to_tell
+from . import incidents, routing
+from .assignment import assign_least_busy
 from .events import announce_many
 from .metrics import ALERTS_CORRELATED, ASSIGNMENTS, INCIDENTS_CREATED
 
@@ -43,7 +43,7 @@ def alert_id_of(message: dict) -> int:
     return alert_id
 
 
-def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient,
+def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
                             window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> dict | None:
     """Handle one alert message (a batch of one); returns the incident (None when it already
     existed and was past OPEN, i.e. a redelivery with nothing left to do)."""
@@ -51,7 +51,7 @@ def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient,
     return handled[0] if handled else None
 
 
-def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
+def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCallClient,
                               window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> list[dict]:
     """Handle a batch of alert messages in one transaction (see the module's docstring); returns
     the incidents of the alerts that were not handled before, as the transaction left them.
@@ -62,6 +62,7 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
     alert_ids = list(dict.fromkeys(alert_id_of(message) for message in messages))
     with db.transaction() as cur:
         found = incidents.alerts_to_open(cur, alert_ids=alert_ids)
+        clinical = routing.clinical_roles(cur)
     missing = [alert_id for alert_id in alert_ids if alert_id not in found]
     if missing:
         raise PermanentMessageError("unknown alert " + ", ".join(str(a) for a in missing[:10]))
@@ -69,8 +70,14 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
     alerts = [found[a] for a in alert_ids if found[a]["incident_status"] in (None, "OPEN")]
     if not alerts:
         return []
-    candidates = oncall.candidates_for_routes([alert["routes_to"] for alert in alerts])
-    supervisors = oncall.supervisors_on_duty() if not all(candidates) else None
+    # One question to the on-call service for the whole batch; each alarm's candidates are the
+    # first of its routing order's groups with anyone available, else anyone who may take it.
+    everyone = routing.everyone_available(oncall) or []
+    candidates = [routing.first_group(everyone, routing.route(
+        alert_name=alert["alert_name"], severity=alert["severity"], routes_to=alert["routes_to"],
+        escalate_to_roles=alert["escalate_to_roles"], clinical_roles=clinical), fallback=True)
+        for alert in alerts]
+    supervisors = routing.supervisors_on_duty(oncall) if not all(candidates) else None
     with db.transaction() as cur:
         now = clock.now()
         # First every incident is opened or joined (row locks, in arrival order), then the
@@ -84,16 +91,17 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
             if incident_id not in offered:  # a repeat in the batch offers its incident once
                 offered.add(incident_id)
                 offers.append((latest[incident_id], chosen))
-        workload = Workload(cur, [c["employee_id"] for chosen in candidates for c in chosen])
+        workload = routing.Workload(cur, [c["employee_id"] for chosen in candidates for c in chosen])
         assigned = assign_least_busy(cur, offers, workload=workload)
         latest.update(assigned)
         unowned = [o for o in opened if o.created and o.incident["incident_id"] not in assigned]
         if unowned:
             # Nobody could take them: every dashboard must show them, and the supervisors on duty
             # and signed in must hear of alarms without an owner.
-            told = supervisors_to_tell(cur, on_duty=supervisors, at=now)
+            told = routing.supervisors_to_tell(cur, on_duty=supervisors, at=now)
             announce_many(cur, [(latest[o.incident["incident_id"]], "INCIDENT_CREATED", o.created, told,
-                                 unowned_message(latest[o.incident["incident_id"]])) for o in unowned])
+                                 unowned_message(latest[o.incident["incident_id"]]), {"reason": "UNOWNED"})
+                                for o in unowned])
     counted = set()
     for o, alert in zip(opened, alerts, strict=True):
         incident_id = o.incident["incident_id"]
@@ -131,7 +139,7 @@ def repeat_announcement(opened: incidents.Opened) -> tuple:
     else:
         message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
-    return incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message
+    return incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message, {"paged": repaged}
 
 
 class AlertConsumer:
@@ -143,7 +151,7 @@ class AlertConsumer:
                  retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW,
                  batch_size: int = BATCH_SIZE):
         self.db, self.window = db, window
-        self.oncall = OnCallClient(oncall_url, service_token)
+        self.oncall = routing.OnCallClient(oncall_url, service_token)
         # Most severe lane first: a CRITICAL alarm waits at most for the one batch of lower
         # alarms being handled when it arrived. A batch's worth in hand per lane, so the next
         # batch of a busy higher lane is already here when the previous one is acknowledged,

@@ -4,12 +4,14 @@ start: an alarm must never sit with a clinician who did not see it.
 Each incident carries its next deadline in the database (incidents.ack_deadline, written through
 next_deadline() from its severity's escalation policy, 0006_escalation_deadlines.sql):
 - ASSIGNED/REASSIGNED past it: escalated (level + 1, at most the policy's max_level times) to the
-  next candidate, the first of the alert type's routing roles, then the policy's escalation roles,
+  next candidate of its routing order (routing.py: the alert type's roles, then the policy's),
   with someone available who has never held the incident (so never back to a clinician who let it
   lapse). They, and the supervisors on duty and signed in, are told; the clinician it was taken from
-  gets one short "taken over by" notice. Nobody else available: it stays, and the assignee and
-  supervisors are told again. Past the deadline of the last level, every emergency doctor on duty
-  is paged, once.
+  gets one short notice that it was escalated away from them. Nobody else available: it stays, and
+  the assignee and supervisors are told again. Past the deadline of the last level, every clinician
+  of the last-resort role on duty (routing.LAST_RESORT_ROLE) is paged as an assignee is, and again
+  at each acknowledgement timeout of the policy until one of them takes it; meanwhile the incident
+  is unowned (incidents.unowned_since, shown by the API).
 - ACKNOWLEDGED past it (the policy's start_timeout_seconds): the owner is paged again, recorded in
   the history, and the next such deadline set.
 
@@ -20,19 +22,20 @@ twice; a restarted scanner finds every deadline where it was left.
 """
 import logging
 
-import requests
-
 from healthguard import clock
 from healthguard.incident_events import (
+    escalated_away_message,
     escalated_message,
     last_level_message,
     not_started_message,
+    person,
+    role_in_words,
     still_unacknowledged_message,
-    taken_over_message,
+    unowned_repage_message,
 )
 
-from . import history
-from .assignment import OnCallClient, OnCallTask, least_busy, supervisors_to_tell
+from . import history, routing
+from .assignment import OnCallTask
 from .events import announce
 from .lifecycle import hand_over
 from .metrics import ASSIGNMENTS, ESCALATIONS
@@ -40,8 +43,6 @@ from .metrics import ASSIGNMENTS, ESCALATIONS
 log = logging.getLogger(__name__)
 
 BATCH = 50
-# Paged once every escalation level has passed without an acknowledgement.
-LAST_RESORT_ROLE = "EMERGENCY_DOCTOR"
 
 # Incidents whose deadline has passed. %(now)s is clock.now(), never SQL's now(): tests move the
 # clock instead of waiting a timeout out.
@@ -53,8 +54,8 @@ DUE_CONDITION = """
 def due_incidents(cur, *, limit: int = BATCH) -> list[dict]:
     """The due incidents, earliest deadline first, with what choosing the next candidate needs."""
     cur.execute(f"""
-        SELECT i.incident_id, i.status, i.assigned_to, i.escalation_level, p.max_level,
-               t.routes_to || p.escalate_to_roles AS roles,
+        SELECT i.incident_id, i.status, i.severity, i.assigned_to, i.escalation_level, p.max_level,
+               {routing.ROUTE_COLUMNS},
                array(SELECT a.employee_id FROM incident_assignments a
                      WHERE a.incident_id = i.incident_id) AS past_holders
         FROM incidents i
@@ -65,21 +66,6 @@ def due_incidents(cur, *, limit: int = BATCH) -> list[dict]:
         LIMIT %(limit)s
     """, {"now": clock.now(), "limit": limit})  # noqa: S608 (a constant condition, no input)
     return cur.fetchall()
-
-
-def next_candidates(oncall: OnCallClient, *, roles, exclude) -> list[dict]:
-    """Those available of the first role (in order) that has anyone who is not in `exclude`; never
-    anyone of another role (an escalated cardiac arrest must not reach a biomedical engineer)."""
-    for role in dict.fromkeys(roles):
-        try:
-            clinicians = [c for c in oncall.available(role) if c["employee_id"] not in exclude]
-        except (requests.RequestException, ValueError, KeyError) as exc:  # still due: tried next pass
-            log.warning("on-call service did not answer; escalation tried again next pass",
-                        extra={"error": repr(exc)[:300]})
-            return []
-        if clinicians:
-            return clinicians
-    return []
 
 
 def _lock_if_due(cur, *, incident_id: int, status: str) -> dict | None:
@@ -94,16 +80,20 @@ def _lock_if_due(cur, *, incident_id: int, status: str) -> dict | None:
     return cur.fetchone()
 
 
-def _move_deadline(cur, *, incident_id: int, level: int | None = None, final: bool = False) -> dict:
-    """The next deadline of the incident's current status from now (none after the last level)."""
+def _move_deadline(cur, *, incident_id: int, level: int | None = None, last_resort=None) -> dict:
+    """The next deadline of the incident's current status from now. With `last_resort` (ids),
+    the last step: unowned from now (if it was not already), those paged until someone takes it."""
+    now = clock.now()
     cur.execute("""
         UPDATE incidents
         SET escalation_level = coalesce(%(level)s, escalation_level),
             escalated_at = CASE WHEN %(level)s::int IS NULL THEN escalated_at ELSE %(now)s END,
-            ack_deadline = CASE WHEN %(final)s THEN NULL ELSE next_deadline(severity, status, %(now)s) END,
-            updated_at = now()
+            unowned_since = CASE WHEN %(paged)s::text[] IS NULL THEN unowned_since
+                                 ELSE coalesce(unowned_since, %(now)s) END,
+            last_resort_paged = coalesce(%(paged)s::text[], last_resort_paged),
+            ack_deadline = next_deadline(severity, status, %(now)s), updated_at = %(now)s
         WHERE incident_id = %(incident_id)s RETURNING *
-    """, {"level": level, "now": clock.now(), "final": final, "incident_id": incident_id})
+    """, {"level": level, "now": now, "paged": last_resort, "incident_id": incident_id})
     return cur.fetchone()
 
 
@@ -116,34 +106,25 @@ def _assignee(row: dict) -> dict | None:
 def escalate_incident(cur, *, incident_id: int, candidates: list[dict], supervisors: list[str] | None,
                       last_resort: list[str]) -> str | None:
     """Act on one due, unacknowledged incident (if it still is due). Returns what was done
-    ("escalated", "nobody-else", "last-level"), or None when another scanner has it or it was
-    acknowledged meanwhile."""
+    ("escalated", "nobody-else", "last-level", "repaged-unowned"), or None when another scanner
+    has it or it was acknowledged meanwhile."""
     before = _lock_if_due(cur, incident_id=incident_id, status="ASSIGNED") or \
         _lock_if_due(cur, incident_id=incident_id, status="REASSIGNED")
     if before is None:
         return None
     lapsed = _assignee(before)
-    told = [s for s in supervisors_to_tell(cur, on_duty=supervisors, at=clock.now())
+    told = [s for s in routing.supervisors_to_tell(cur, on_duty=supervisors, at=clock.now())
             if s != before["assigned_to"]]
     if before["escalation_level"] >= before["max_level"]:
-        incident = _move_deadline(cur, incident_id=incident_id, final=True)
-        entry = history.record(cur, incident=incident, actor_id=None, action="ESCALATED",
-                               previous_status=before["status"],
-                               note=f"not acknowledged after the last escalation level "
-                                    f"({before['max_level']}); every emergency doctor on duty paged")
-        announce(cur, incident, type="INCIDENT_ESCALATED", history=entry,
-                 recipients=[before["assigned_to"], *last_resort, *told],
-                 message=last_level_message(incident, assignee=lapsed))
-        ESCALATIONS.labels(severity=incident["severity"]).inc()
-        return "last-level"
+        return _last_step(cur, before=before, lapsed=lapsed, told=told, last_resort=last_resort)
     level = before["escalation_level"] + 1
-    chosen = least_busy(cur, candidates) if candidates else None
+    chosen = routing.least_busy(cur, candidates) if candidates else None
     if chosen is not None:
         hand_over(cur, before=before, to=chosen, actor=None, reason="ESCALATION", action="ESCALATED",
-                  note=f"not acknowledged in time by {before['assigned_to']}; escalation level {level}",
+                  note=f"not acknowledged in time by {person(lapsed)}; escalation level {level}",
                   message=escalated_message(before, level=level, lapsed=lapsed, to=chosen),
-                  previous_message=taken_over_message(before, by=chosen),
-                  event_type="INCIDENT_ESCALATED", also_notify=told)
+                  previous_message=escalated_away_message(before, to=chosen),
+                  event_type="INCIDENT_ESCALATED", also_notify=told, said="ESCALATED")
         # hand_over set the new assignee's deadline; the escalation is the same instant.
         cur.execute("""
             UPDATE incidents SET escalation_level = %s, escalated_at = assigned_at WHERE incident_id = %s
@@ -154,13 +135,43 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict], supervis
         incident = _move_deadline(cur, incident_id=incident_id, level=level)
         entry = history.record(cur, incident=incident, actor_id=None, action="ESCALATED",
                                previous_status=before["status"],
-                               note=f"not acknowledged in time; nobody else available; level {level}")
+                               note=f"not acknowledged in time by {person(lapsed)}; nobody else available; "
+                                    f"level {level}")
         announce(cur, incident, type="INCIDENT_ESCALATED", history=entry,
                  recipients=[before["assigned_to"], *told],
-                 message=still_unacknowledged_message(incident, assignee=lapsed))
+                 message=still_unacknowledged_message(incident, assignee=lapsed),
+                 reason="NOT_ACKNOWLEDGED", paged=[before["assigned_to"]])
         outcome = "nobody-else"
     ESCALATIONS.labels(severity=before["severity"]).inc()
     return outcome
+
+
+def _last_step(cur, *, before: dict, lapsed: dict | None, told: list[str], last_resort: list[str]) -> str:
+    """Out of escalation levels: every last-resort clinician on duty is paged as its assignee is,
+    and again at each acknowledgement timeout of the policy until one of them takes it (the
+    first to acknowledge or claim owns it: lifecycle.hand_over stops the others' alarms)."""
+    again = before["unowned_since"] is not None
+    paged = list(dict.fromkeys([before["assigned_to"], *last_resort]))
+    incident = _move_deadline(cur, incident_id=before["incident_id"], last_resort=paged)
+    if again:
+        minutes = int((clock.now() - incident["unowned_since"]).total_seconds() // 60)
+        entry = history.record(cur, incident=incident, actor_id=None, action="REPAGED",
+                               previous_status=before["status"],
+                               note=f"nobody has taken it for {minutes} min; every "
+                                    f"{role_in_words(routing.LAST_RESORT_ROLE)} on duty paged again")
+        announce(cur, incident, type="INCIDENT_REPAGED", history=entry, recipients=paged,
+                 message=unowned_repage_message(incident, minutes=minutes, role=routing.LAST_RESORT_ROLE),
+                 reason="UNOWNED_REPAGE", paged=paged)
+        return "repaged-unowned"
+    entry = history.record(cur, incident=incident, actor_id=None, action="ESCALATED",
+                           previous_status=before["status"],
+                           note=f"not acknowledged after the last escalation level ({before['max_level']}); "
+                                f"every {role_in_words(routing.LAST_RESORT_ROLE)} on duty paged")
+    announce(cur, incident, type="INCIDENT_ESCALATED", history=entry, recipients=[*paged, *told],
+             message=last_level_message(incident, assignee=lapsed, role=routing.LAST_RESORT_ROLE),
+             reason="LAST_RESORT", paged=paged)
+    ESCALATIONS.labels(severity=incident["severity"]).inc()
+    return "last-level"
 
 
 def repage_not_started(cur, *, incident_id: int) -> bool:
@@ -171,45 +182,49 @@ def repage_not_started(cur, *, incident_id: int) -> bool:
     incident = _move_deadline(cur, incident_id=incident_id)
     entry = history.record(cur, incident=incident, actor_id=None, action="REPAGED",
                            previous_status=before["status"],
-                           note=f"acknowledged but not started in time; {before['assigned_to']} paged again")
+                           note=f"acknowledged but not started in time; {person(_assignee(before))} "
+                                "paged again")
     announce(cur, incident, type="INCIDENT_REPAGED", history=entry, recipients=[before["assigned_to"]],
-             message=not_started_message(incident))
+             message=not_started_message(incident), paged=[before["assigned_to"]])
     return True
 
 
-def escalate_unacknowledged(*, db, oncall: OnCallClient) -> int:
-    """One pass over the due incidents; returns how many it acted on."""
+def escalate_unacknowledged(*, db, oncall: routing.OnCallClient) -> int:
+    """One pass over the due incidents; returns how many it acted on. The on-call service is
+    asked once per pass; when it does not answer, unacknowledged incidents stay due and are
+    tried at the next pass (nobody can be chosen, nor the last resort told, unseen)."""
     with db.transaction() as cur:
         due = due_incidents(cur)
+        clinical = routing.clinical_roles(cur) if due else frozenset()
     acted = 0
-    supervisors = oncall.supervisors_on_duty() if due else None
+    unacknowledged = [row for row in due if row["status"] != "ACKNOWLEDGED"]
+    everyone = routing.everyone_available(oncall) if unacknowledged else []
+    supervisors = routing.supervisors_on_duty(oncall) if unacknowledged else None
     last_resort = None
     for row in due:
         if row["status"] == "ACKNOWLEDGED":
             with db.transaction() as cur:
                 acted += repage_not_started(cur, incident_id=row["incident_id"])
             continue
+        if everyone is None:
+            continue
         candidates = []
         if row["escalation_level"] < row["max_level"]:
-            candidates = next_candidates(oncall, roles=row["roles"],
-                                         exclude={row["assigned_to"], *row["past_holders"]})
+            route = routing.route(alert_name=row["alert_name"], severity=row["severity"],
+                                  routes_to=row["routes_to"], escalate_to_roles=row["escalate_to_roles"],
+                                  clinical_roles=clinical)
+            candidates = routing.first_group(everyone, route,
+                                             exclude={row["assigned_to"], *row["past_holders"]})
         elif last_resort is None:
-            last_resort = last_resort_doctors(oncall)
+            last_resort = routing.last_resort(oncall)
+            if last_resort is None:
+                continue
         with db.transaction() as cur:
             if escalate_incident(cur, incident_id=row["incident_id"], candidates=candidates,
-                                 supervisors=supervisors, last_resort=last_resort or []):
+                                 supervisors=supervisors,
+                                 last_resort=[c["employee_id"] for c in last_resort or ()]):
                 acted += 1
     return acted
-
-
-def last_resort_doctors(oncall: OnCallClient) -> list[str]:
-    """Every emergency doctor on duty now, signed in or not (their pager rings either way)."""
-    try:
-        return [c["employee_id"] for c in oncall.on_duty(LAST_RESORT_ROLE)]
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        log.warning("on-call service did not answer who the emergency doctors on duty are",
-                    extra={"error": repr(exc)[:300]})
-        return []
 
 
 class UnacknowledgedEscalator(OnCallTask):

@@ -1,6 +1,7 @@
 """Incidents: creation from an alert (once per alert, however often it is delivered; repeats of an
 alarm correlated into the incident already open for it), reading and listing."""
 import datetime
+import decimal
 from dataclasses import dataclass
 
 from healthguard.domain import (
@@ -9,17 +10,19 @@ from healthguard.domain import (
     SEVERITIES,
     UNACKNOWLEDGED_STATUSES,
 )
+from healthguard.incident_events import paged_now, unowned_since
 
-from . import history
+from . import history, routing
 
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
-              "ack_deadline", "updated_at", "last_alert_at")
+              "ack_deadline", "updated_at", "last_alert_at", "unowned_since")
 
 # The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
 #   it REASSIGNED, from where the new assignee acknowledges or starts work.
 ACTIONS = {
     "acknowledge": UNACKNOWLEDGED_STATUSES,
+    "decline": UNACKNOWLEDGED_STATUSES,  # the assignee cannot take it: it moves to the next candidate
     "start": ("ACKNOWLEDGED", "REASSIGNED"),
     "resolve": ("IN_PROGRESS",),
     "claim": ACTIVE_INCIDENT_STATUSES,
@@ -40,18 +43,18 @@ def alert_to_open(cur, *, alert_id: int) -> dict | None:
 
 def alerts_to_open(cur, *, alert_ids) -> dict[int, dict]:
     """alert_to_open() of several alerts at once: alert_id -> row, for those that exist."""
-    cur.execute("""
+    cur.execute(f"""
         SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room,
-               t.name AS alert_name, t.routes_to,
                coalesce(i.incident_id, r.incident_id) AS incident_id,
-               coalesce(i.status, r.status) AS incident_status
+               coalesce(i.status, r.status) AS incident_status, {routing.ROUTE_COLUMNS}
         FROM alerts a
         JOIN alert_types t ON t.alert_type = a.alert_type
+        LEFT JOIN escalation_policies p ON p.severity = a.severity
         LEFT JOIN incidents i ON i.alert_id = a.alert_id
         LEFT JOIN incident_alerts l ON l.alert_id = a.alert_id
         LEFT JOIN incidents r ON r.incident_id = l.incident_id
         WHERE a.alert_id = ANY(%s)
-    """, (list(alert_ids),))
+    """, (list(alert_ids),))  # noqa: S608 (a constant column list)
     return {row["alert_id"]: row for row in cur.fetchall()}
 
 
@@ -162,7 +165,7 @@ def _create(cur, alerts: list[dict], *, now: datetime.datetime) -> dict[int, tup
         [incident_title(severity=a["severity"], alert_name=a["alert_name"], room=a["room"]) for a in alerts]))
     incidents = {row["alert_id"]: row for row in cur.fetchall()}
     entries = history.record_many(cur, action="CREATED", changes=[
-        (incidents[a["alert_id"]], None, f"from alert {a['alert_id']} ({a['alert_type']})") for a in alerts])
+        (incidents[a["alert_id"]], None, f"from alert {a['alert_id']} ({a['alert_name']})") for a in alerts])
     return {alert_id: (incident, entries[incident["incident_id"]])
             for alert_id, incident in incidents.items()}
 
@@ -205,13 +208,14 @@ def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict |
 def open_unassigned(cur, *, limit: int) -> list[dict]:
     """The OPEN incidents to offer again, most severe first (a CRITICAL one must not wait behind
     a backlog of LOW ones nobody could take), oldest first within a severity."""
-    cur.execute("""
-        SELECT i.incident_id, t.routes_to
+    cur.execute(f"""
+        SELECT i.incident_id, i.severity, {routing.ROUTE_COLUMNS}
         FROM incidents i JOIN alert_types t ON t.alert_type = i.alert_type
+        LEFT JOIN escalation_policies p ON p.severity = i.severity
         WHERE i.status = 'OPEN'
         ORDER BY array_position(%s::text[], i.severity), i.incident_id
         LIMIT %s
-    """, (list(SEVERITIES), limit))
+    """, (list(SEVERITIES), limit))  # noqa: S608 (a constant column list)
     return cur.fetchall()
 
 
@@ -241,13 +245,30 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def list_incidents(cur, *, limit: int, before_id: int | None = None, statuses=(), severities=(),
+# The list's orders. priority (the default): active before resolved, most severe first, those
+# waiting for an acknowledgement before those taken on, oldest first; resolved newest first
+# (incident_list_priority(), 0014_ownership_rules.sql, with its index). newest: newest first.
+LIST_ORDERS = ("priority", "newest")
+PRIORITY_KEY = "incident_list_priority(i.status, i.severity, i.created_at)"
+
+
+def list_incidents(cur, *, limit: int, order: str = "priority", after=None, statuses=(), severities=(),
                    assigned_to: str | None = None, patient_id: str | None = None, since=None,
                    ward: str | None = None, search: str | None = None) -> list[dict]:
-    """Newest first, at most limit + 1 rows (the extra one says another page exists). `search`:
-    the room, the patient's id, or part of the patient's name."""
-    cur.execute(INCIDENT_SELECT + """
-        WHERE (%(before_id)s::bigint IS NULL OR i.incident_id < %(before_id)s)
+    """A page in `order`, at most limit + 1 rows (the extra one says another page exists).
+    `after`: where the previous page ended (list_cursor()'s value, parsed by parse_cursor()).
+    `search`: the room, the patient's id, or part of the patient's name."""
+    if order == "priority":
+        position = (f"(%(after_key)s::numeric IS NULL"
+                    f" OR ({PRIORITY_KEY}, i.incident_id) > (%(after_key)s, %(after_id)s))")
+        ordering = f"{PRIORITY_KEY}, i.incident_id"
+        after_key, after_id = after or (None, None)
+    else:
+        position = "(%(after_id)s::bigint IS NULL OR i.incident_id < %(after_id)s)"
+        ordering = "i.incident_id DESC"
+        after_key, after_id = None, after
+    cur.execute(INCIDENT_SELECT.replace("SELECT i.*", f"SELECT i.*, {PRIORITY_KEY} AS list_key", 1) + f"""
+        WHERE {position}
           AND (cardinality(%(statuses)s::text[]) = 0 OR i.status = ANY(%(statuses)s))
           AND (cardinality(%(severities)s::text[]) = 0 OR i.severity = ANY(%(severities)s))
           AND (%(assigned_to)s::text IS NULL OR i.assigned_to = %(assigned_to)s)
@@ -256,12 +277,34 @@ def list_incidents(cur, *, limit: int, before_id: int | None = None, statuses=()
           AND (%(ward)s::text IS NULL OR p.ward = %(ward)s)
           AND (%(search)s::text IS NULL OR i.room = %(search)s OR upper(i.patient_id) = upper(%(search)s)
                OR p.name ILIKE %(like)s)
-        ORDER BY i.incident_id DESC
+        ORDER BY {ordering}
         LIMIT %(limit)s
-    """, {"before_id": before_id, "statuses": list(statuses), "severities": list(severities),
-          "assigned_to": assigned_to, "patient_id": patient_id, "since": since, "ward": ward,
-          "search": search, "like": _like(search or ""), "limit": limit + 1})
+    """, {"after_key": after_key, "after_id": after_id, "statuses": list(statuses),  # noqa: S608 (constants)
+          "severities": list(severities), "assigned_to": assigned_to, "patient_id": patient_id,
+          "since": since,
+          "ward": ward, "search": search, "like": _like(search or ""), "limit": limit + 1})
     return cur.fetchall()
+
+
+def list_cursor(rows: list[dict], limit: int, order: str) -> str | None:
+    """The opaque cursor of the page after `rows` (None on the last page): the last row's place
+    in the order."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return f"{last['list_key']}_{last['incident_id']}" if order == "priority" else str(last["incident_id"])
+
+
+def parse_cursor(cursor: str | None, order: str):
+    """list_cursor()'s value back, or None: a place in the order, "<key>_<incident id>" for
+    priority, "<incident id>" for newest. Any cursor of the documented shape names a place (a
+    priority key alone is before any id of that key; newest takes the id after "_")."""
+    if cursor is None:
+        return None
+    key, _, incident_id = cursor.rpartition("_") if "_" in cursor else (cursor, "", "")
+    if order == "priority":
+        return decimal.Decimal(key), int(incident_id or 0)
+    return int(incident_id or key)
 
 
 def incident_detail(cur, incident: dict) -> dict:
@@ -281,7 +324,7 @@ def incident_detail(cur, incident: dict) -> dict:
     notes = cur.fetchall()
     cur.execute("""
         SELECT a.assignment_id, a.employee_id, e.name, e.role, a.assigned_by, a.reason,
-               a.assigned_at, a.ended_at
+               a.override_reason, a.assigned_at, a.ended_at
         FROM incident_assignments a JOIN employees e ON e.employee_id = a.employee_id
         WHERE a.incident_id = %s ORDER BY a.assignment_id
     """, (incident_id,))
@@ -300,7 +343,11 @@ def _iso(row: dict | None, keys) -> dict | None:
 
 def incident_json(incident: dict) -> dict:
     body = {key: value for key, value in incident.items()
-            if key not in ("assignee_name", "assignee_role", "assignee_tier")}
+            if key not in ("assignee_name", "assignee_role", "assignee_tier", "last_resort_paged",
+                           "list_key")}
+    body["unowned_since"] = unowned_since(incident)
+    body["unowned"] = body["unowned_since"] is not None
+    body["paged"] = paged_now(incident)
     body = _iso(body, [key for key in TIMESTAMPS if key in body])
     body["assignee"] = None if incident["assigned_to"] is None else {
         "employee_id": incident["assigned_to"], "name": incident.get("assignee_name"),

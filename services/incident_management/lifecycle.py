@@ -9,9 +9,17 @@ from dataclasses import dataclass
 from healthguard import clock
 from healthguard.auth import Clinician
 from healthguard.errors import ApiError
-from healthguard.incident_events import claimed_message, reassigned_message, role_in_words
+from healthguard.incident_events import (
+    claimed_message,
+    declined_message,
+    last_resort_taken_message,
+    paged_now,
+    person,
+    reassigned_message,
+    role_in_words,
+)
 
-from . import history
+from . import history, routing
 from .events import announce
 from .incidents import ACTIONS, allowed_actions, lock_incident
 
@@ -55,13 +63,22 @@ def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, 
     incident = cur.fetchone()
     entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action=recorded_as,
                            previous_status=before["status"], note=note)
-    event = announce(cur, incident, type=event_type, history=entry, recipients=[], message=message(incident))
+    said = {"reason": recorded_as, "actor_id": clinician.employee_id}
+    event = announce(cur, incident, type=event_type, history=entry, recipients=[], message=message(incident),
+                     **said)
+    # Taken on at the last step (acknowledged or started): the others paged need respond no more.
+    others = [p for p in before["last_resort_paged"] if p != clinician.employee_id]
+    if before["unowned_since"] and incident["unowned_since"] is None and others:
+        announce(cur, incident, type="INCIDENT_REASSIGNED", history=entry, recipients=others,
+                 message=last_resort_taken_message(before, by=clinician), **{**said, "reason": "TAKEN"})
     return before, incident, event
 
 
-# The first acknowledgement (or a start of work nobody acknowledged) stores the response time.
+# The first acknowledgement (or a start of work nobody acknowledged) stores the response time;
+# someone owns the alarm from then on, so nobody else is paged for it.
 FIRST_RESPONSE = ("acknowledged_at = coalesce(acknowledged_at, now())",
-                  "response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at))")
+                  "response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at))",
+                  "unowned_since = NULL", "last_resort_paged = '{}'")
 
 
 def _responded(before: dict, incident: dict, event: dict) -> Change:
@@ -70,6 +87,15 @@ def _responded(before: dict, incident: dict, event: dict) -> Change:
 
 
 def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
+    """The assignee acknowledges. At the last step, when every last-resort clinician is paged,
+    the first of them to acknowledge takes it (claimed, then acknowledged, in one transaction)."""
+    incident = lock_incident(cur, incident_id=incident_id)
+    if (incident and incident["assigned_to"] != clinician.employee_id and incident["unowned_since"]
+            and clinician.employee_id in paged_now(incident)):
+        previous = _employee(cur, incident["assigned_to"]) if incident["assigned_to"] else None
+        hand_over(cur, before=incident, to=_employee(cur, clinician.employee_id), actor=clinician,
+                  reason="CLAIM", action="CLAIMED", note="taken at the last escalation step",
+                  message=claimed_message(incident, by=clinician, previous=previous), said="TAKEN", paged=[])
     return _responded(*_assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
         changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE,
@@ -102,48 +128,63 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
 
 
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
-              note: str | None, message: str, event_type: str | None = None,
-              also_notify=(), previous_message: str | None = None) -> Change:
+              note: str | None, message: str, event_type: str | None = None, also_notify=(),
+              previous_message: str | None = None, said: str | None = None, paged=None,
+              override_reason: str | None = None) -> Change:
     """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED,
-    with a fresh acknowledgement deadline. `actor` None is the system (escalation). With
-    `previous_message`, the previous assignee gets that (short) notice of their own instead of
-    `message`."""
+    with a fresh acknowledgement deadline; whoever was paged for it at the last step is paged no
+    more (the new owner has it). `actor` None is the system (escalation). `reason` is the
+    assignment's (AUTO, CLAIM, ...), `said` the event's (healthguard.incident_events.REASONS),
+    `paged` whom the event alarms (by default the new assignee). With `previous_message`, the
+    previous assignee gets that (short) notice of their own instead of `message`; one who handed
+    it over themselves (decline) is not told what they did."""
     actor_id = actor.employee_id if actor else None
     new_status = "ASSIGNED" if before["status"] == "OPEN" else "REASSIGNED"
     cur.execute("""
         UPDATE incidents
-        SET status = %(status)s, assigned_to = %(to)s, assigned_at = %(now)s,
-            ack_deadline = next_deadline(severity, %(status)s, %(now)s), updated_at = now()
+        SET status = %(status)s, assigned_to = %(to)s, assigned_at = %(now)s, assignment_reason = %(reason)s,
+            ack_deadline = next_deadline(severity, %(status)s, %(now)s), unowned_since = NULL,
+            last_resort_paged = '{}', updated_at = %(now)s
         WHERE incident_id = %(incident_id)s
         RETURNING *
-    """, {"status": new_status, "to": to["employee_id"], "now": clock.now(),
+    """, {"status": new_status, "to": to["employee_id"], "now": clock.now(), "reason": reason,
           "incident_id": before["incident_id"]})
     incident = cur.fetchone()
     end_assignment(cur, incident_id=before["incident_id"])
     cur.execute("""
-        INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at)
-        VALUES (%s, %s, %s, %s, %s)
-    """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"]))
+        INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at,
+                                          override_reason)
+        VALUES (%s, %s, %s, %s, %s, %s)
+    """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"],
+          override_reason))
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
                            previous_status=before["status"], note=note)
+    said = {"reason": said or action, "actor_id": actor_id, "previous_assignee": before["assigned_to"]}
     # The new assignee must act; the previous one must learn the incident is no longer theirs.
-    previous = before["assigned_to"]
+    previous = before["assigned_to"] if before["assigned_to"] != actor_id else None
     if previous_message and previous and previous != to["employee_id"]:
         announce(cur, incident, type="INCIDENT_REASSIGNED", history=entry, recipients=[previous],
-                 message=previous_message)
+                 message=previous_message, **said)
         recipients = [to["employee_id"], *(r for r in also_notify if r != previous)]
     else:
         recipients = [to["employee_id"], previous, *also_notify]
     event = announce(cur, incident, type=event_type or f"INCIDENT_{new_status}", history=entry,
-                     recipients=recipients, message=message)
+                     recipients=recipients, message=message,
+                     paged=[to["employee_id"]] if paged is None else paged, **said)
+    # Those paged at the last step who did not take it: their alarm stops.
+    others = [p for p in before.get("last_resort_paged") or ()
+              if before.get("unowned_since") and p not in (to["employee_id"], previous)]
+    if others:
+        announce(cur, incident, type="INCIDENT_REASSIGNED", history=entry, recipients=others,
+                 message=last_resort_taken_message(before, by=to), **{**said, "reason": "TAKEN"})
     return Change(incident, event)
 
 
 def end_assignment(cur, *, incident_id: int) -> None:
     cur.execute("""
-        UPDATE incident_assignments SET ended_at = now()
+        UPDATE incident_assignments SET ended_at = %s
         WHERE incident_id = %s AND ended_at IS NULL
-    """, (incident_id,))
+    """, (clock.now(), incident_id))
 
 
 def _employee(cur, employee_id: str) -> dict | None:
@@ -156,62 +197,108 @@ def _employee(cur, employee_id: str) -> dict | None:
 TAKEN_ON_STATUSES = ("ACKNOWLEDGED", "IN_PROGRESS")
 
 
-def _claim_refusal(cur, *, incident: dict, clinician: Clinician) -> tuple[str, list[str]] | None:
-    """Why `clinician` may not claim `incident`, with the roles that may; None when they may."""
-    cur.execute("""
-        SELECT t.name AS alert_name, t.routes_to, coalesce(p.escalate_to_roles, '{}') AS escalate_to_roles,
-               %(assignee)s::text IN (SELECT s.employee_id FROM signed_in_clinicians(%(now)s) s)
-                   AS assignee_live
-        FROM alert_types t LEFT JOIN escalation_policies p ON p.severity = %(severity)s
-        WHERE t.alert_type = %(alert_type)s
-    """, {"assignee": incident["assigned_to"], "now": clock.now(), "severity": incident["severity"],
-          "alert_type": incident["alert_type"]})
-    rules = cur.fetchone()
-    roles = list(dict.fromkeys([*rules["routes_to"], *rules["escalate_to_roles"]]))
-    if clinician.role not in roles:
-        return (f"a {role_in_words(clinician.role)} may not take this {rules['alert_name']} alarm; "
-                f"it is for: {', '.join(role_in_words(role) for role in roles)}"), roles
-    if incident["status"] in TAKEN_ON_STATUSES and rules["assignee_live"] and not clinician.is_supervisor:
-        return (f"{incident['assigned_to']} has {incident['status'].lower().replace('_', ' ')} it and is "
-                f"signed in; only a supervisor may take it away from them (reassign)"), roles
-    return None
+def _assignee_signed_in(cur, incident: dict) -> bool:
+    cur.execute("SELECT %s::text IN (SELECT s.employee_id FROM signed_in_clinicians(%s) s) AS live",
+                (incident["assigned_to"], clock.now()))
+    return cur.fetchone()["live"]
 
 
-def claim_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
-    """Another clinician takes the incident over (or takes an unassigned one): only one whose role
-    the alert type is routed or escalated to, and an alarm its assignee has taken on only from an
-    assignee who is gone (else a supervisor reassigns). The audit trail names who held it before."""
+def _override_note(route: routing.Route, person: dict, override_reason: str | None) -> str | None:
+    """The audit trail's words for an assignment outside the routed roles, or None."""
+    if route.routes_to(person["role"]) or not override_reason:
+        return None
+    return (f"override: a {role_in_words(person['role'])} is not among the routed roles; "
+            f"reason: {override_reason}")
+
+
+def _joined(*notes) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+def claim_incident(cur, *, incident_id: int, clinician: Clinician, on_duty: dict[str, dict],
+                   note: str | None = None, override_reason: str | None = None) -> Change:
+    """The caller takes the incident over (or takes an unassigned one), by routing.owner_refusal's
+    rules: on duty, signed in, of a routed role (a supervisor may override with a reason, never
+    a CRITICAL alarm for a non-clinical role); an alarm its assignee has taken on only from an
+    assignee who is gone, or by a supervisor. The audit trail names who held it before."""
     before = _locked(cur, incident_id=incident_id, action="claim", clinician=clinician, assignee_only=False)
     if before["assigned_to"] == clinician.employee_id:
         raise ApiError(409, f"incident {incident_id} is already assigned to you",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
-    refusal = _claim_refusal(cur, incident=before, clinician=clinician)
+    route = routing.route_of(cur, before)
+    claimer = _employee(cur, clinician.employee_id)
+    refusal = routing.owner_refusal(route, person=claimer, on_duty=on_duty,
+                                    by_supervisor=clinician.is_supervisor, override_reason=override_reason)
+    taken_on = before["status"] in TAKEN_ON_STATUSES and before["assigned_to"] is not None
+    if refusal is None and taken_on and not clinician.is_supervisor and _assignee_signed_in(cur, before):
+        refusal = routing.Refusal(
+            "taken_on", f"{before['assigned_to']} has {before['status'].lower().replace('_', ' ')} it and is "
+                        f"signed in; only a supervisor may take it away from them (reassign)", "employee_id")
     if refusal:
-        reason, roles = refusal
-        raise ApiError(403, f"cannot claim incident {incident_id}: {reason}",
-                       assigned_to=before["assigned_to"], allowed_roles=roles)
+        raise ApiError(403, f"cannot claim incident {incident_id}: {refusal.message}", rule=refusal.rule,
+                       assigned_to=before["assigned_to"], allowed_roles=route.allowed_roles)
     previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
-    held = (f"taken over from {before['assigned_to']} ({before['status']})" if previous
+    held = (f"taken over from {person(previous)} ({before['status'].lower().replace('_', ' ')})" if previous
             else "taken while nobody held it")
-    return hand_over(cur, before=before, to=_employee(cur, clinician.employee_id), actor=clinician,
-                     reason="CLAIM", action="CLAIMED", note=f"{held}: {note}" if note else held,
-                     message=claimed_message(before, by=clinician, previous=previous))
+    by_supervisor = taken_on and clinician.is_supervisor
+    said = ("TAKEN" if before.get("unowned_since") and before["status"] != "OPEN"
+            else "TAKEN_BY_SUPERVISOR" if by_supervisor else "CLAIMED")
+    return hand_over(cur, before=before, to=claimer, actor=clinician, reason="CLAIM", action="CLAIMED",
+                     note=_joined(held, note, _override_note(route, claimer, override_reason)),
+                     message=claimed_message(before, by=clinician, previous=previous,
+                                             supervisor=by_supervisor),
+                     said=said, paged=[], override_reason=override_reason if _override_note(
+                         route, claimer, override_reason) else None)
 
 
 def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_id: str,
-                      note: str | None = None) -> Change:
-    """A supervising clinician gives the incident to someone else (authorized by the route)."""
+                      on_duty: dict[str, dict], note: str | None = None,
+                      override_reason: str | None = None) -> Change:
+    """A supervising clinician (authorized by the route) gives the incident to someone else, by
+    routing.owner_refusal's rules; a refusal is a 422 naming the rule and the field at fault."""
     before = _locked(cur, incident_id=incident_id, action="reassign", clinician=clinician,
                      assignee_only=False)
     target = _employee(cur, employee_id)
     if target is None:
-        raise ApiError(422, f"unknown employee_id {employee_id!r}", field="employee_id")
+        raise ApiError(422, f"unknown employee_id {employee_id!r}", field="employee_id",
+                       rule="unknown_employee")
     if before["assigned_to"] == employee_id:
         raise ApiError(409, f"incident {incident_id} is already assigned to {employee_id}",
                        incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
+    route = routing.route_of(cur, before)
+    refusal = routing.owner_refusal(route, person=target, on_duty=on_duty, by_supervisor=True,
+                                    override_reason=override_reason)
+    if refusal:
+        raise ApiError(422, f"cannot reassign incident {incident_id}: {refusal.message}", field=refusal.field,
+                       rule=refusal.rule, allowed_roles=route.allowed_roles)
+    override = _override_note(route, target, override_reason)
     return hand_over(cur, before=before, to=target, actor=clinician, reason="REASSIGN",
-                     action="REASSIGNED", note=note,
-                     message=reassigned_message(before, by=clinician, to=target))
+                     action="REASSIGNED", note=_joined(note, override),
+                     message=reassigned_message(before, by=clinician, to=target),
+                     said="REASSIGNED", override_reason=override_reason if override else None)
+
+
+def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: list[dict] | None,
+                     reason: str | None = None) -> Change:
+    """The assignee cannot take the alarm: it moves at once to the next candidate of the routing
+    order who never held it (routing.first_group, least busy first). Refused (409) when there is
+    nobody: the last available person must acknowledge or hand it over. `everyone`: who is
+    available (routing.everyone_available, asked before the transaction; None: unknown)."""
+    before = _locked(cur, incident_id=incident_id, action="decline", clinician=clinician)
+    if everyone is None:
+        raise ApiError(503, "cannot tell who else is available (the on-call service does not answer); "
+                       "acknowledge it or try again", retry_after_seconds=5)
+    cur.execute("SELECT employee_id FROM incident_assignments WHERE incident_id = %s", (incident_id,))
+    past = {row["employee_id"] for row in cur.fetchall()} | {clinician.employee_id}
+    route = routing.route_of(cur, before)
+    chosen = routing.least_busy(cur, routing.first_group(everyone, route, exclude=past))
+    if chosen is None:
+        raise ApiError(409, "Nobody else is available to take it: acknowledge it, or ask a supervisor to "
+                       "hand it over.", rule="last_available", incident_status=before["status"],
+                       allowed_actions=allowed_actions(before["status"]))
+    return hand_over(cur, before=before, to=chosen, actor=clinician, reason="DECLINE", action="DECLINED",
+                     note=_joined("declined", reason),
+                     message=declined_message(before, by=clinician, reason=reason), said="DECLINED")
 
 
 def add_note(cur, *, incident_id: int, clinician: Clinician, body: str) -> tuple[dict, Change]:

@@ -12,6 +12,8 @@ from healthguard.errors import ApiError
 
 COLUMNS = "severity, ack_timeout_seconds, start_timeout_seconds, escalate_to_roles, max_level"
 EDITABLE = ("ack_timeout_seconds", "start_timeout_seconds", "escalate_to_roles", "max_level")
+MIN_LEVELS = 1
+CRITICAL_ACK_TIMEOUT_MAX = 300  # seconds
 
 
 def list_policies(cur) -> list[dict]:
@@ -38,6 +40,14 @@ def change_policy(cur, *, severity: str, changes: dict, clinician: Clinician) ->
             raise ApiError(422, f"no clinician has the role {unknown[0]!r}; roles: "
                            f"{', '.join(sorted(known))}", field="escalate_to_roles")
     after = {**before, **{key: value for key, value in changes.items() if key in EDITABLE}}
+    # Guard-rails (the database's CHECKs say the same, 0014_ownership_rules.sql): an alarm is
+    # escalated at least once, and a CRITICAL one waits at most five minutes for an acknowledgement.
+    if after["max_level"] < MIN_LEVELS:
+        raise ApiError(422, f"max_level must be at least {MIN_LEVELS}: an unacknowledged alarm must be "
+                       f"escalated at least once", field="max_level")
+    if severity == "CRITICAL" and after["ack_timeout_seconds"] > CRITICAL_ACK_TIMEOUT_MAX:
+        raise ApiError(422, f"a CRITICAL alarm may wait at most {CRITICAL_ACK_TIMEOUT_MAX} seconds for an "
+                       f"acknowledgement before it is escalated", field="ack_timeout_seconds")
     cur.execute(f"""
         UPDATE escalation_policies
         SET ack_timeout_seconds = %(ack_timeout_seconds)s, start_timeout_seconds = %(start_timeout_seconds)s,

@@ -5,12 +5,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from healthguard.api import Id, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
+from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
 from healthguard.domain import IncidentStatus as Status
 from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
-from .incidents import ACTIONS
+from .incidents import ACTIONS, LIST_ORDERS
 
 api = service_api(
     "HealthGuard Ops incident management",
@@ -37,10 +37,26 @@ class Resolution(RequestModel):
     resolution_notes: NoteText = Field(examples=["Defibrillated, sinus rhythm restored"])
 
 
+OverrideReason = Text(500)
+OVERRIDE = ("a supervisor's reason to go outside the roles the alarm is routed to (audited); never "
+            "allows a CRITICAL alarm for a non-clinical role")
+
+
+class Claim(ActionNote):
+    override_reason: OverrideReason | None = Field(None, description=OVERRIDE)
+
+
 class Reassignment(RequestModel):
-    employee_id: EmployeeId = Field(description="the clinician who takes the incident over",
-                                    examples=["S01"])
+    employee_id: EmployeeId = Field(description="the clinician who takes the incident over: on duty, "
+                                                "signed in, of a routed role", examples=["S01"])
     note: NoteText | None = None
+    override_reason: OverrideReason | None = Field(None, description=OVERRIDE,
+                                                   examples=["the only doctor on the ward"])
+
+
+class Decline(RequestModel):
+    reason: NoteText | None = Field(None, description="why (kept in the audit trail)",
+                                    examples=["In theatre, scrubbed in"])
 
 
 class NewNote(RequestModel):
@@ -56,8 +72,13 @@ class IncidentFilter(RequestModel):
     q: Text(64) | None = Field(None, examples=["312"],
                                description="search: a room, a patient's id, or part of a patient's name")
     since: Timestamp | None = Field(None, description="created at or after")
+    order: Literal[LIST_ORDERS] = Field(
+        "priority", description="priority: active first, most severe first, then those waiting for an "
+                                "acknowledgement, oldest first (resolved ones last, newest first); "
+                                "newest: newest first")
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
-    cursor: Id | None = Field(None, description="the `next` value of the previous page")
+    cursor: Text(80, pattern=r"^[0-9]+(\.[0-9]+_[0-9]+|_[0-9]+)?$") | None = Field(
+        None, description="the `next` value of the previous page, with the same order and filters")
 
 
 class FiguresWindow(RequestModel):
@@ -110,6 +131,9 @@ class EscalationPolicies(ResponseModel):
     policies: list[EscalationPolicy]
 
 
+AssignmentReason = Literal["AUTO", "CLAIM", "REASSIGN", "ESCALATION", "DECLINE"]
+
+
 class Assignee(ResponseModel):
     employee_id: str
     name: str
@@ -137,6 +161,15 @@ class Incident(ResponseModel):
     status: Status
     assigned_to: str | None
     assignee: Assignee | None
+    assignment_reason: AssignmentReason | None = Field(
+        description="how the assignee got it: ESCALATION (not acknowledged in time by the one before: "
+                    "say Escalated), DECLINE (the one before declined), AUTO, CLAIM, REASSIGN")
+    unowned: bool = Field(description="nobody owns the alarm: OPEN, or out of escalation levels with every "
+                                      "last-resort clinician paged and nobody has taken it")
+    unowned_since: datetime | None = Field(description="since when it is unowned")
+    paged: list[str] = Field(description="whom the alarm sounds for now: the assignee until they acknowledge,"
+                                         " "
+                                         "and at the last step every last-resort clinician paged")
     escalation_level: int = Field(description="how often it was escalated for want of an acknowledgement")
     alert_count: int = Field(description="how often its alarm sounded: repeats within the correlation "
                                          "window join the incident instead of opening another")
@@ -191,7 +224,9 @@ class Assignment(ResponseModel):
     name: str
     role: str
     assigned_by: str | None = Field(description="null: the system")
-    reason: Literal["AUTO", "CLAIM", "REASSIGN", "ESCALATION"]
+    reason: AssignmentReason
+    override_reason: str | None = Field(
+        description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
 
@@ -274,3 +309,27 @@ class Trends(ResponseModel):
     bucket: Literal["hour", "day"]
     timezone: str = Field(examples=["Europe/London"])
     points: list[TrendPoint] = Field(description="oldest first, one per bucket, empty ones included")
+
+
+class Refusal(ResponseModel):
+    rule: str = Field(examples=["not_signed_in"])
+    message: str
+
+
+class PossibleOwner(ResponseModel):
+    employee_id: str
+    name: str | None
+    role: str
+    signed_in: bool
+    availability: str | None
+    active_incidents: int | None
+    may_own: bool = Field(description="may be given the incident as things stand")
+    needs_override: bool = Field(description="only by a supervisor's override, with override_reason")
+    refusal: Refusal | None = Field(description="why not, when neither")
+
+
+class PossibleOwners(ResponseModel):
+    incident_id: int
+    allowed_roles: list[str] = Field(description="the roles it goes to without an override, in routing order")
+    owners: list[PossibleOwner] = Field(description="everyone on duty but the assignee: those who may own it "
+                                                    "first, then those needing an override, then the others")

@@ -6,14 +6,15 @@ from flask import Blueprint, current_app
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
-from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import incidents, lifecycle, performance, policies
+from . import incidents, lifecycle, performance, policies, routing
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
     MAX_HOURLY_HOURS,
     ActionNote,
+    Claim,
+    Decline,
     EscalationPolicies,
     EscalationPolicy,
     Figures,
@@ -26,6 +27,7 @@ from .schemas import (
     NewNote,
     PolicyChange,
     PolicyReplacement,
+    PossibleOwners,
     Reassignment,
     Resolution,
     Trends,
@@ -80,30 +82,81 @@ def resolve(incident_id: int, json: Resolution):
     return _changed(lifecycle.resolve_incident, incident_id, resolution_notes=json.resolution_notes)
 
 
+def _oncall() -> routing.OnCallClient:
+    """This thread's client of the on-call service (a requests.Session is not shared), asked
+    before the transaction: a slow answer must not hold the incident's row lock."""
+    local = current_app.extensions["incidents.oncall"]
+    if getattr(local, "client", None) is None:
+        local.client = routing.OnCallClient(current_app.config["ONCALL_URL"],
+                                            current_app.config["SERVICE_TOKEN"])
+    return local.client
+
+
 @blueprint.patch("/incidents/<int:incident_id>/claim")
 @clinician_only
-@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
-def claim(incident_id: int, json: ActionNote):
+@api.validate(json=Claim, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 503)))
+def claim(incident_id: int, json: Claim):
     """The caller takes the incident over (REASSIGNED; ASSIGNED when nobody had it)
 
-    403 with the reason when the caller's role is neither among the alert type's routing roles nor
-    its escalation roles, or when the assignee has acknowledged or started it and is signed in
-    (then a supervisor reassigns it)."""
-    answer = _changed(lifecycle.claim_incident, incident_id, note=json.note)
+    403 with the reason and its `rule` when the caller may not own it: not on duty, of a role the
+    alarm is not routed to (a supervisor may override with override_reason, never a CRITICAL alarm
+    for a non-clinical role), or the assignee has acknowledged or started it and is signed in
+    (then only a supervisor takes it). 503 when the on-call service cannot say who is on duty."""
+    on_duty = routing.on_duty_now(_oncall())
+    answer = _changed(lifecycle.claim_incident, incident_id, on_duty=on_duty, note=json.note,
+                      override_reason=json.override_reason)
     ASSIGNMENTS.labels(reason="CLAIM").inc()
     return answer
 
 
 @blueprint.patch("/incidents/<int:incident_id>/reassign")
 @supervisor_only
-@api.validate(json=Reassignment, resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
+@api.validate(json=Reassignment, resp=responses({200: Incident}, (*CHANGE_ERRORS, 422, 503)))
 def reassign(incident_id: int, json: Reassignment):
     """A supervising clinician gives the incident to someone else
 
-    422 when employee_id names nobody."""
-    answer = _changed(lifecycle.reassign_incident, incident_id, employee_id=json.employee_id, note=json.note)
+    422 with the `field` and `rule` at fault when employee_id names nobody, or someone not on
+    duty or not signed in, or of a role the alarm is not routed to without override_reason, or
+    a non-clinical role for a CRITICAL alarm (never, override or not). 503 when the on-call
+    service cannot say who is on duty."""
+    on_duty = routing.on_duty_now(_oncall())
+    answer = _changed(lifecycle.reassign_incident, incident_id, employee_id=json.employee_id, on_duty=on_duty,
+                      note=json.note, override_reason=json.override_reason)
     ASSIGNMENTS.labels(reason="REASSIGN").inc()
     return answer
+
+
+@blueprint.patch("/incidents/<int:incident_id>/decline")
+@clinician_only
+@api.validate(json=Decline, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 503)))
+def decline(incident_id: int, json: Decline):
+    """The assignee cannot take it: it moves at once to the next candidate of the routing order
+
+    Only while unacknowledged (ASSIGNED, REASSIGNED). 409 with `rule` last_available when nobody
+    else can take it (acknowledge it, or ask a supervisor to hand it over). 503 when the on-call
+    service cannot say who is available."""
+    everyone = routing.everyone_available(_oncall())
+    answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason)
+    ASSIGNMENTS.labels(reason="DECLINE").inc()
+    return answer
+
+
+@blueprint.get("/incidents/<int:incident_id>/owners")
+@api.validate(resp=responses({200: PossibleOwners}, (404, 503)))
+def possible_owners(incident_id: int):
+    """Who is on duty now, and whether each may own this incident (the reassign list)
+
+    may_own: yes as things stand; needs_override: only by a supervisor's override with a reason;
+    otherwise `refusal` says why not (not signed in, a non-clinical role for a CRITICAL alarm).
+    The current assignee is left out. 503 when the on-call service cannot say who is on duty."""
+    on_duty = routing.on_duty_now(_oncall())
+    with platform().db.transaction() as cur:
+        incident = incidents.get_incident(cur, incident_id=incident_id)
+        if incident is None:
+            raise ApiError(404, f"no incident {incident_id}")
+        route = routing.route_of(cur, incident)
+    return {"incident_id": incident_id, "allowed_roles": route.allowed_roles,
+            "owners": routing.owners_to_choose(route, on_duty=on_duty, exclude={incident["assigned_to"]})}
 
 
 @blueprint.post("/incidents/<int:incident_id>/notes")
@@ -121,18 +174,22 @@ def add_note(incident_id: int, json: NewNote):
 @blueprint.get("/incidents")
 @api.validate(query=IncidentFilter, resp=responses({200: IncidentPage}, (422,)))
 def list_incidents(query: IncidentFilter):
-    """Incidents, newest first, a page at a time
+    """Incidents, most severe and oldest unacknowledged first (or newest first), a page at a time
 
     422 for mine=true with the service token, which is nobody's."""
     if query.mine and caller().is_service:
         raise ApiError(422, "mine=true needs a signed-in clinician", field="mine")
+    try:
+        after = incidents.parse_cursor(query.cursor, query.order)
+    except (ValueError, ArithmeticError) as exc:
+        raise ApiError(400, f"cursor is not a `next` value of order={query.order}", field="cursor") from exc
     with platform().db.transaction() as cur:
         rows = incidents.list_incidents(
-            cur, limit=query.limit, before_id=query.cursor, statuses=query.status,
+            cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
     return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
-            "next": next_cursor(rows, query.limit, "incident_id"), "limit": query.limit}
+            "next": incidents.list_cursor(rows, query.limit, query.order), "limit": query.limit}
 
 
 @blueprint.get("/incidents/<int:incident_id>")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from healthguard.domain import AVAILABILITIES
 from healthguard.errors import ApiError
+from healthguard.workload import least_busy_key
 
 from .schedule import on_duty_at
 
@@ -52,12 +53,15 @@ def available_clinicians(cur, *, tz: ZoneInfo, at: dt.datetime, roles=None) -> l
     on_duty = sorted(on_duty_at(cur, tz=tz, at=at))
     cur.execute("""
         SELECT e.employee_id, e.name, e.role, e.tier, w.active_incidents, w.last_assigned_at
-        FROM least_busy_first(%(on_duty)s) w JOIN employees e ON e.employee_id = w.employee_id
-        WHERE e.employee_id IN (SELECT r.employee_id FROM reachable_clinicians(%(at)s) r)
+        FROM clinician_workload w JOIN employees e ON e.employee_id = w.employee_id
+        WHERE e.employee_id = ANY(%(on_duty)s)
+          AND e.employee_id IN (SELECT r.employee_id FROM reachable_clinicians(%(at)s) r)
           AND (%(roles)s::text[] IS NULL OR e.role = ANY(%(roles)s))
-        ORDER BY w.rank
+        ORDER BY e.employee_id
     """, {"on_duty": on_duty, "at": at, "roles": list(roles) if roles else None})
-    return [{**row, "last_assigned_at": _iso(row["last_assigned_at"])} for row in cur.fetchall()]
+    rows = sorted(cur.fetchall(),
+                  key=lambda row: least_busy_key(row["active_incidents"], row["last_assigned_at"]))
+    return [{**row, "last_assigned_at": _iso(row["last_assigned_at"])} for row in rows]
 
 
 def on_call_now(cur, *, tz: ZoneInfo, at: dt.datetime, role=None) -> list[dict]:

@@ -1,0 +1,294 @@
+"""Who may own an alarm, and who should get it now: one rule set for automatic assignment, the
+retrier, escalation's next candidate, decline, claim and reassign.
+
+An incident's routing order is a list of candidate groups, one role each: the alert type's roles
+(`routes_to`, in order), then its severity's escalation roles (`escalate_to_roles`). The
+last-resort role (every emergency doctor on duty is paged once the escalation levels are spent)
+may take it too. Within a group the least busy goes first (healthguard.workload).
+
+- Automatic assignment takes the first group with someone available. When no group has anyone,
+  it falls back to anyone available whom a supervisor's override could choose (better someone
+  than no one for a new alarm); escalation and decline never fall back: the alarm has an owner.
+- Escalation and decline take the first group with someone available who never held the alarm.
+- An owner chosen by a person (claim, reassign) must be on duty, signed in and of a routed role.
+  A supervisor may go outside the routed roles with a stated reason, which is audited, but a
+  CRITICAL alarm never goes to a non-clinical role (staff_roles, 0014_ownership_rules.sql).
+
+Who is on duty and available comes from the on-call service (OnCallClient), asked before any
+database transaction: a slow answer must not hold row locks.
+"""
+import datetime
+import logging
+from dataclasses import dataclass
+
+import requests
+
+from healthguard.errors import ApiError
+from healthguard.incident_events import role_in_words
+from healthguard.workload import least_busy_key
+
+from .metrics import ONCALL_LOOKUP_FAILURES
+
+log = logging.getLogger(__name__)
+
+# Paged, every one on duty, once every escalation level has passed without an acknowledgement.
+LAST_RESORT_ROLE = "EMERGENCY_DOCTOR"
+
+# All automatic assignments queue on this lock for the few milliseconds they take, so two
+# incidents arriving together see each other's assignment when they rank clinicians by workload.
+ASSIGNMENT_LOCK_ID = 0x4847_0003
+
+
+class OnCallClient:
+    """The on-call service's answers (as a service, SERVICE_TOKEN). One per thread (a
+    requests.Session is not shared). Raises requests.RequestException when it cannot answer."""
+
+    def __init__(self, base_url: str, service_token: str, *, timeout: tuple = (1.0, 3.0)):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {service_token}"
+
+    def available(self) -> list[dict]:
+        """Everyone on duty, signed in and not away, least busy first, each with their role."""
+        response = self.session.get(f"{self.base_url}/api/v1/oncall/available", timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()["clinicians"]
+
+    def on_duty(self, role: str | None = None) -> list[dict]:
+        """Everyone on duty now by the rota (GET /api/v1/oncall/current), signed in or not."""
+        params = {"role": role} if role else {}
+        response = self.session.get(f"{self.base_url}/api/v1/oncall/current", params=params,
+                                    timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()["clinicians"]
+
+    def close(self) -> None:
+        self.session.close()
+
+
+ONCALL_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError)
+
+
+# --- The routing order -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    """An alarm's routing order and what the override rule needs to know."""
+    alert_name: str
+    severity: str
+    groups: tuple[str, ...]          # roles, in the order they are offered the alarm
+    clinical_roles: frozenset[str]
+
+    @property
+    def allowed_roles(self) -> list[str]:
+        """The roles that may own it without an override: the groups, then the last resort."""
+        return list(dict.fromkeys((*self.groups, LAST_RESORT_ROLE)))
+
+    def routes_to(self, role: str) -> bool:
+        return role in self.allowed_roles
+
+    def may_ever_go_to(self, role: str) -> bool:
+        """Whether any override may give it to `role`: never a CRITICAL alarm to a non-clinical role."""
+        return self.severity != "CRITICAL" or role in self.clinical_roles
+
+
+def route(*, alert_name: str, severity: str, routes_to, escalate_to_roles, clinical_roles) -> Route:
+    return Route(alert_name=alert_name, severity=severity,
+                 groups=tuple(dict.fromkeys((*routes_to, *(escalate_to_roles or ())))),
+                 clinical_roles=frozenset(clinical_roles or ()))
+
+
+# The columns route_of() and the batch readers need, for an incident or alert `i` (its severity
+# and alert type): join escalation_policies p and alert_types t on them.
+ROUTE_COLUMNS = """
+    t.name AS alert_name, t.routes_to, coalesce(p.escalate_to_roles, '{}') AS escalate_to_roles"""
+
+
+def clinical_roles(cur) -> frozenset[str]:
+    cur.execute("SELECT role FROM staff_roles WHERE is_clinical")
+    return frozenset(row["role"] for row in cur.fetchall())
+
+
+def route_of(cur, incident: dict) -> Route:
+    """The routing order of an incident (as its severity is now)."""
+    cur.execute(f"""
+        SELECT {ROUTE_COLUMNS}
+        FROM alert_types t LEFT JOIN escalation_policies p ON p.severity = %(severity)s
+        WHERE t.alert_type = %(alert_type)s
+    """, {"severity": incident["severity"], "alert_type": incident["alert_type"]})  # noqa: S608
+    row = cur.fetchone()
+    return route(alert_name=row["alert_name"], severity=incident["severity"], routes_to=row["routes_to"],
+                 escalate_to_roles=row["escalate_to_roles"], clinical_roles=clinical_roles(cur))
+
+
+# --- Who should get it now ---------------------------------------------------------------------
+
+def everyone_available(oncall: OnCallClient) -> list[dict] | None:
+    """Everyone available now, least busy first; None when the on-call service cannot answer
+    (the caller leaves the alarm where it is and tries again)."""
+    try:
+        return [c for c in oncall.available() if c["employee_id"] and c["role"]]
+    except ONCALL_ERRORS as exc:
+        ONCALL_LOOKUP_FAILURES.inc()
+        log.warning("on-call service did not answer who is available", extra={"error": repr(exc)[:300]})
+        return None
+
+
+def first_group(everyone: list[dict], route: Route, *, exclude=(), fallback: bool = False) -> list[dict]:
+    """The candidates of the first group of `route` with anyone available not in `exclude`;
+    with `fallback`, when no group has anyone, anyone available an override could choose.
+    [] when nobody."""
+    present = [c for c in everyone if c["employee_id"] not in exclude]
+    for role in route.groups:
+        group = [c for c in present if c["role"] == role]
+        if group:
+            return group
+    if fallback:
+        return [c for c in present if route.may_ever_go_to(c["role"])]
+    return []
+
+
+class Workload:
+    """The workload of candidates, read once under the assignment lock (all automatic
+    assignments queue on it for the few milliseconds they take, so alarms arriving together see
+    each other's assignment) and kept up to date as a batch assigns: a batch ranks each of its
+    alarms as if it came alone (the 2nd of two alarms for one role goes to the 2nd clinician)
+    without one ranking query per alarm. Ranked by healthguard.workload.least_busy_key, ties
+    in the candidates' order (the on-call service's)."""
+
+    def __init__(self, cur, employee_ids):
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (ASSIGNMENT_LOCK_ID,))
+        cur.execute("SELECT employee_id, active_incidents, last_assigned_at FROM clinician_workload "
+                    "WHERE employee_id = ANY(%s)", (sorted(set(employee_ids)),))
+        self.load = {row["employee_id"]: (row["active_incidents"], row["last_assigned_at"])
+                     for row in cur.fetchall()}
+
+    def least_busy(self, candidates: list[dict]) -> dict | None:
+        known = [c for c in candidates if c["employee_id"] in self.load]
+        if not known:
+            return None
+        return min(known, key=lambda c: least_busy_key(*self.load[c["employee_id"]]))  # min() is stable
+
+    def assigned(self, employee_id: str, at: datetime.datetime) -> None:
+        active, _ = self.load[employee_id]
+        self.load[employee_id] = (active + 1, at)
+
+
+def least_busy(cur, candidates: list[dict]) -> dict | None:
+    """The candidate to give one alarm to, ranked on current workload under the assignment lock."""
+    return Workload(cur, [c["employee_id"] for c in candidates]).least_busy(candidates)
+
+
+def supervisors_on_duty(oncall: OnCallClient) -> list[str] | None:
+    """Supervisors on duty now and signed in: the only ones told of escalations and of alarms
+    nobody could take (an off-shift supervisor must not collect a pile of unread pages). None
+    when the on-call service cannot answer."""
+    try:
+        return sorted(c["employee_id"] for c in oncall.on_duty() if c["is_supervisor"] and c["signed_in"])
+    except ONCALL_ERRORS as exc:
+        ONCALL_LOOKUP_FAILURES.inc()
+        log.warning("on-call service did not answer who supervises now", extra={"error": repr(exc)[:300]})
+        return None
+
+
+def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime) -> list[str]:
+    """The supervisors to tell: `on_duty` (supervisors_on_duty(), asked before the transaction).
+    When the on-call service could not say who is on duty (None), every signed-in supervisor is
+    told instead: for a safety notice, too many readers beat none."""
+    if on_duty is not None:
+        return on_duty
+    cur.execute("""
+        SELECT e.employee_id FROM employees e
+        WHERE e.is_supervisor
+          AND e.employee_id IN (SELECT s.employee_id FROM signed_in_clinicians(%s) s)
+        ORDER BY e.employee_id
+    """, (at,))
+    return [row["employee_id"] for row in cur.fetchall()]
+
+
+def last_resort(oncall: OnCallClient) -> list[dict] | None:
+    """Every clinician of the last-resort role on duty now, signed in or not (their pager rings
+    either way); None when the on-call service cannot answer."""
+    try:
+        return [c for c in oncall.on_duty(LAST_RESORT_ROLE)]
+    except ONCALL_ERRORS as exc:
+        ONCALL_LOOKUP_FAILURES.inc()
+        log.warning("on-call service did not answer who the last resort is", extra={"error": repr(exc)[:300]})
+        return None
+
+
+# --- Who may own it: claim and reassign --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str        # a code the UI may branch on
+    message: str     # for a person
+    field: str       # the request field at fault (reassign); claim refuses the caller
+
+
+def on_duty_now(oncall: OnCallClient) -> dict[str, dict]:
+    """employee_id -> their on-call record (role, signed_in, ...) for everyone on duty now.
+    Raises ApiError 503 when the on-call service cannot answer: nobody may be given an alarm
+    unchecked."""
+    try:
+        return {c["employee_id"]: c for c in oncall.on_duty()}
+    except ONCALL_ERRORS as exc:
+        ONCALL_LOOKUP_FAILURES.inc()
+        log.warning("on-call service did not answer who is on duty", extra={"error": repr(exc)[:300]})
+        raise ApiError(503, "cannot check who is on duty now (the on-call service does not answer); "
+                       "try again", retry_after_seconds=5) from exc
+
+
+def owner_refusal(route: Route, *, person: dict, on_duty: dict[str, dict], by_supervisor: bool,
+                  override_reason: str | None) -> Refusal | None:
+    """Why `person` (an employees row: employee_id, name, role) may not own the alarm, or None.
+    `by_supervisor`: the one choosing is a supervisor (only they may override the routed roles)."""
+    role, who = person["role"], person.get("name") or person["employee_id"]
+    words = f"{who} ({role_in_words(role)})"
+    if not route.may_ever_go_to(role):
+        return Refusal("non_clinical_critical",
+                       f"a CRITICAL {route.alert_name} alarm never goes to a {role_in_words(role)}, "
+                       f"override or not", "employee_id")
+    duty = on_duty.get(person["employee_id"])
+    if duty is None:
+        return Refusal("not_on_duty", f"{words} is not on duty now", "employee_id")
+    if not duty.get("signed_in"):
+        return Refusal("not_signed_in", f"{words} is not signed in", "employee_id")
+    if route.routes_to(role):
+        return None
+    roles = ", ".join(role_in_words(r) for r in route.allowed_roles)
+    if not by_supervisor:
+        return Refusal("override_not_allowed",
+                       f"a {role_in_words(role)} may not take this {route.alert_name} alarm; "
+                       f"it is for: {roles}",
+                       "employee_id")
+    if not override_reason:
+        return Refusal("role_not_routed",
+                       f"a {role_in_words(role)} is not among the roles this {route.alert_name} alarm goes "
+                       f"to ({roles}); to give it to {who} anyway, say why in override_reason",
+                       "override_reason")
+    return None
+
+
+def owners_to_choose(route: Route, *, on_duty: dict[str, dict], exclude=()) -> list[dict]:
+    """Everyone on duty now, as a supervisor choosing a new owner sees them (the reassign list):
+    who may own the alarm as things stand, who only with an override (and a reason), and why the
+    others may not; those who may first, in the routing order, then by name."""
+    chosen = []
+    for employee_id, duty in on_duty.items():
+        if employee_id in exclude:
+            continue
+        person = {"employee_id": employee_id, "name": duty.get("name"), "role": duty["role"]}
+        refusal = owner_refusal(route, person=person, on_duty=on_duty, by_supervisor=True,
+                                override_reason=None)
+        override_only = refusal is not None and refusal.rule == "role_not_routed"
+        chosen.append({**person, "signed_in": bool(duty.get("signed_in")),
+                       "availability": duty.get("availability"),
+                       "active_incidents": duty.get("active_incidents"),
+                       "may_own": refusal is None, "needs_override": override_only,
+                       "refusal": None if refusal is None or override_only else
+                       {"rule": refusal.rule, "message": refusal.message}})
+    order = {role: n for n, role in enumerate(route.allowed_roles)}
+    return sorted(chosen, key=lambda c: (not c["may_own"], not c["needs_override"],
+                                         order.get(c["role"], len(order)), c["name"] or "", c["employee_id"]))
