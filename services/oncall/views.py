@@ -195,7 +195,8 @@ def reset_password(employee_id: str):
             lifetime=current_app.extensions["oncall.one_time_password_lifetime"])
     if reset is None:
         raise ApiError(404, "no such employee")
-    return {"employee_id": employee_id, **reset}
+    return {"employee_id": employee_id, "temporary_password": reset["temporary_password"],
+            "expires_at": reset["expires_at"].isoformat()}
 
 
 @blueprint.put("/employees/<employee_id>/account-admin")
