@@ -18,7 +18,24 @@ pytestmark = pytest.mark.module_database  # one on-call service for the module
 
 @pytest.fixture(scope="module")
 def oncall(start_module_service):
-    return start_module_service("oncall")
+    # The shift length as the code's default says (a .env, which the suite's own local-runner test
+    # may write from .env.example, must not change what these tests measure).
+    return start_module_service("oncall", env={"SESSION_TTL_HOURS": "14", "SESSION_IDLE_MINUTES": "30"})
+
+
+def test_a_session_lasts_a_shift_and_its_handovers_and_a_browsers_30_idle_minutes_by_default(
+        service_env, monkeypatch, tmp_path):
+    from oncall.app import create_app
+    monkeypatch.chdir(tmp_path)  # no .env to read: the defaults in code
+    for name in ("SESSION_TTL_HOURS", "SESSION_IDLE_MINUTES", "ONE_TIME_PASSWORD_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app(dict(service_env))
+    try:
+        assert app.extensions["oncall.session_ttl_hours"] == 14
+        assert app.extensions["oncall.session_idle"] == dt.timedelta(minutes=30)
+        assert app.extensions["oncall.one_time_password_lifetime"] == dt.timedelta(hours=24)
+    finally:
+        app.extensions["healthguard"].db.close()
 
 
 @pytest.fixture
