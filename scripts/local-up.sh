@@ -16,6 +16,8 @@ while IFS= read -r line; do
   [ -n "${!BASH_REMATCH[1]:-}" ] || export "${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
 done < .env
 export BIND_HOST=127.0.0.1 HG_RUN_DIR="$run"
+# nginx runs beside the services here: its X-Real-IP (and only the loopback peer's) names the client.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1/32,::1/128}"
 # The demo profile: the seeded staff sign in with the demo password (see README, Security).
 .venv/bin/python -m healthguard.migrate --create-database --demo
 # The SPA nginx serves, rebuilt when its sources changed; nginx and Prometheus configs rendered

@@ -8,6 +8,7 @@ import requests
 from psycopg2 import sql
 
 from tests.support import REPO, SERVICE_MODULES, as_app_role, free_port, port_open, wait_for
+from tests.test_accounts import client
 
 
 def test_local_runner_starts_every_service_healthy_and_stops_them(
@@ -48,6 +49,17 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
         signed_in = requests.post(f"http://127.0.0.1:{web_port}/api/v1/auth/login", timeout=10,
                                   json={"login": "D01", "password": "password123"})
         assert signed_in.status_code == 200, signed_in.text
+        # nginx beside the services is the one trusted proxy: its X-Real-IP names the client;
+        # a header sent straight to the service port from another address is ignored.
+        workstation = client("127.0.0.9")
+        workstation.post(f"http://127.0.0.1:{web_port}/api/v1/auth/login", timeout=10,
+                         json={"login": "N02", "password": "not-it"})
+        workstation.post(f"http://127.0.0.1:{ports['oncall']}/api/v1/auth/login", timeout=10,
+                         headers={"X-Real-IP": "198.51.100.1"}, json={"login": "N03", "password": "not-it"})
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT login, host(source_address) FROM login_attempts "
+                        "WHERE login IN ('N02', 'N03') ORDER BY login")
+            assert cur.fetchall() == [("N02", "127.0.0.9"), ("N03", "127.0.0.9")]
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")

@@ -18,7 +18,24 @@ pytestmark = pytest.mark.module_database  # one on-call service for the module
 
 @pytest.fixture(scope="module")
 def oncall(start_module_service):
-    return start_module_service("oncall")
+    # The shift length as the code's default says (a .env, which the suite's own local-runner test
+    # may write from .env.example, must not change what these tests measure).
+    return start_module_service("oncall", env={"SESSION_TTL_HOURS": "14", "SESSION_IDLE_MINUTES": "30"})
+
+
+def test_a_session_lasts_a_shift_and_its_handovers_and_a_browsers_30_idle_minutes_by_default(
+        service_env, monkeypatch, tmp_path):
+    from oncall.app import create_app
+    monkeypatch.chdir(tmp_path)  # no .env to read: the defaults in code
+    for name in ("SESSION_TTL_HOURS", "SESSION_IDLE_MINUTES", "ONE_TIME_PASSWORD_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app(dict(service_env))
+    try:
+        assert app.extensions["oncall.session_ttl_hours"] == 14
+        assert app.extensions["oncall.session_idle"] == dt.timedelta(minutes=30)
+        assert app.extensions["oncall.one_time_password_lifetime"] == dt.timedelta(hours=24)
+    finally:
+        app.extensions["healthguard"].db.close()
 
 
 @pytest.fixture
@@ -72,10 +89,12 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["employee"] == {"employee_id": "N01", "login": "N01", "name": "Maria Gonzalez",
-                                "role": "NURSE", "tier": 1, "is_supervisor": True}
+                                "role": "NURSE", "tier": 1, "is_supervisor": True,
+                                "is_account_admin": False}
     token = body["token"]
     expires_at = dt.datetime.fromisoformat(body["expires_at"])
-    assert dt.timedelta(hours=11, minutes=59) < expires_at - clock.now() <= dt.timedelta(hours=12)
+    # A 12-hour shift and its handovers (SESSION_TTL_HOURS, default 14).
+    assert dt.timedelta(hours=13, minutes=59) < expires_at - clock.now() <= dt.timedelta(hours=14)
     state = signed_in(db, "N01")
     assert state["signed_in"] and state["last_login"] is not None
     with db.transaction() as cur:
@@ -119,7 +138,7 @@ def test_a_session_signs_in_until_it_expires_at_the_instant_asked_about(oncall, 
     with db.transaction() as cur:
         cur.execute("""
             SELECT 'N03' IN (SELECT employee_id FROM signed_in_clinicians(now())) AS now,
-                   'N03' IN (SELECT employee_id FROM signed_in_clinicians(now() + interval '13 hours'))
+                   'N03' IN (SELECT employee_id FROM signed_in_clinicians(now() + interval '15 hours'))
                        AS after_expiry""")
         assert cur.fetchone() == {"now": True, "after_expiry": False}
 
@@ -127,11 +146,123 @@ def test_a_session_signs_in_until_it_expires_at_the_instant_asked_about(oncall, 
 def test_a_session_expires_after_its_lifetime(oncall, fresh, clock):
     token = login(oncall, "N02").json()["token"]
     assert me(oncall.url, token).status_code == 200
-    clock.advance(12 * 3600 - 60)  # a minute before the end of the 12 hours
+    clock.advance(14 * 3600 - 60)  # a minute before the end of the 14 hours
     assert me(oncall.url, token).status_code == 200
     clock.advance(2 * 60)
     refused = me(oncall.url, token)
     assert refused.status_code == 401 and refused.json()["error"] == "Unauthorized"
+
+
+# --------------------------------------------------------------------------- the browser's session
+def browser_login(oncall, login_name, password=PASSWORD):
+    return requests.post(oncall.url + "/api/v1/auth/login", timeout=10, json={
+        "login": login_name, "password": password, "session_cookie": True})
+
+
+def from_browser(method, url, session_token, csrf=None):
+    """What the browser sends: the cookie by itself, the CSRF header only if the page adds it."""
+    return requests.request(method, url, cookies={"hg_session": session_token}, timeout=10,
+                            headers={"X-CSRF-Token": csrf} if csrf else {})
+
+
+def me_from_browser(base_url, session_token):
+    return from_browser("GET", base_url + "/api/v1/auth/me", session_token)
+
+
+def test_the_web_uis_session_is_an_httponly_strict_cookie_and_the_page_never_sees_the_token(
+        oncall, fresh, db):
+    answer = browser_login(oncall, "D01")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "token" not in body and len(body["csrf_token"]) == 64
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("hg_session=")
+    assert {"HttpOnly", "SameSite=Strict", "Path=/api/v1"} <= {part.strip() for part in cookie.split(";")}
+    assert "Secure" not in cookie  # WEB_ORIGIN is http://localhost:8080 here
+    session_token = answer.cookies["hg_session"]
+    with db.transaction() as cur:
+        cur.execute("SELECT token_hash FROM sessions WHERE employee_id = 'D01'")
+        assert [row["token_hash"] for row in cur.fetchall()] == [token_hash(session_token)]
+    # A new tab has only the cookie: /auth/me tells it who is signed in, and the CSRF token.
+    new_tab = me_from_browser(oncall.url, session_token)
+    assert new_tab.status_code == 200
+    assert new_tab.json()["employee"]["employee_id"] == "D01"
+    assert new_tab.json()["session"]["csrf_token"] == body["csrf_token"]
+    assert new_tab.json()["session"]["idle_minutes"] == 30
+
+
+def test_a_cookie_alone_changes_nothing_without_the_csrf_token(oncall, fresh, start_service):
+    answer = browser_login(oncall, "D02")
+    session_token, csrf = answer.cookies["hg_session"], answer.json()["csrf_token"]
+    notification = start_service("notification")
+    # A forged request carries the cookie (were it sent at all) but cannot know the CSRF token.
+    for base, path in ((notification.url, "/api/v1/ws-ticket"), (oncall.url, "/api/v1/auth/logout")):
+        for forged in (None, "0" * 64, csrf[:-1]):
+            refused = from_browser("POST", base + path, session_token, forged)
+            assert refused.status_code == 403, (path, refused.text)
+            assert "X-CSRF-Token" in refused.json()["message"]
+    # Reading is allowed with the cookie alone (another site's page cannot read the answer).
+    assert from_browser("GET", notification.url + "/api/v1/notifications", session_token).status_code == 200
+    ticket = from_browser("POST", notification.url + "/api/v1/ws-ticket", session_token, csrf)
+    assert ticket.status_code in (200, 201), ticket.text
+    # Sign-out with the CSRF token ends the session (every tab shares it) and drops the cookie.
+    out = from_browser("POST", oncall.url + "/api/v1/auth/logout", session_token, csrf)
+    assert out.status_code == 204
+    assert out.headers["Set-Cookie"].startswith("hg_session=;")
+    for base, path in ((oncall.url, "/api/v1/auth/me"), (notification.url, "/api/v1/notifications")):
+        assert from_browser("GET", base + path, session_token).status_code == 401
+
+
+def test_the_service_token_is_no_session_cookie(oncall, fresh, service_env):
+    refused = from_browser("GET", oncall.url + "/api/v1/employees", service_env["SERVICE_TOKEN"])
+    assert refused.status_code == 401
+    assert requests.get(oncall.url + "/api/v1/employees", headers=bearer(service_env["SERVICE_TOKEN"]),
+                        timeout=10).status_code == 200
+
+
+def test_a_browser_session_lasts_the_shift_while_used_and_ends_after_30_idle_minutes(
+        oncall, fresh, db, clock):
+    session_token = browser_login(oncall, "N04").cookies["hg_session"]
+    for _ in range(3 * 13):  # a page asks at least every 20 minutes: the whole 13 hours
+        clock.advance(20 * 60)
+        assert me_from_browser(oncall.url, session_token).status_code == 200
+    clock.advance(29 * 60)
+    assert me_from_browser(oncall.url, session_token).status_code == 200
+    assert signed_in(db, "N04")["signed_in"]
+    # The browser closed: 30 minutes without a request end the session, for every service.
+    clock.advance(31 * 60)
+    assert me_from_browser(oncall.url, session_token).status_code == 401
+    with db.transaction() as cur:
+        cur.execute("SELECT 'N04' IN (SELECT employee_id FROM signed_in_clinicians(%s)) AS signed_in",
+                    (clock.now(),))
+        assert cur.fetchone()["signed_in"] is False
+
+
+def test_a_used_browser_session_still_ends_with_the_shift(oncall, fresh, clock):
+    session_token = browser_login(oncall, "N05").cookies["hg_session"]
+    for _ in range(14 * 3):  # used every 20 minutes: 14 hours on, the shift is over all the same
+        clock.advance(20 * 60)
+        me_from_browser(oncall.url, session_token)
+    assert me_from_browser(oncall.url, session_token).status_code == 401
+
+
+def test_idle_and_shift_length_come_from_the_configuration(service_env, fresh, clock):
+    for setting in ({"SESSION_IDLE_MINUTES": "0"}, {"SESSION_IDLE_MINUTES": "soon"},
+                    {"SESSION_TTL_HOURS": "1", "SESSION_IDLE_MINUTES": "90"},
+                    {"ONE_TIME_PASSWORD_HOURS": "0"}):
+        from healthguard.config import ConfigError
+        from oncall.app import create_app
+        with pytest.raises(ConfigError, match=next(iter(setting.keys() - {"SESSION_TTL_HOURS"}))):
+            create_app({**service_env, **setting})
+    service = ServiceProcess("oncall", {**service_env, "SESSION_IDLE_MINUTES": "5"}).start()
+    try:
+        session_token = browser_login(service, "N06").cookies["hg_session"]
+        clock.advance(4 * 60)
+        assert me_from_browser(service.url, session_token).status_code == 200
+        clock.advance(6 * 60)
+        assert me_from_browser(service.url, session_token).status_code == 401
+    finally:
+        service.stop()
 
 
 def test_session_lifetime_comes_from_the_configuration(service_env, fresh, clock):
@@ -268,7 +399,7 @@ def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, 
         overrides = [row["override_id"] for row in cur.fetchall()]
     answered = fuzz(app, headers=supervisor_session,
                     known_ids={"override_id": overrides, "employee_id": ["D01", "N03", "S12"]})
-    assert len(answered) == 13
+    assert len(answered) == 15  # every route, the account administrators' three included
     # The run reached past the refusals: every operation succeeded at least once, but signing
     # in and changing a password, whose generated credentials are nobody's (401), and overrides,
     # whose generated employee ids and periods name nobody or fall outside the rota (422).

@@ -139,7 +139,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, site, db, clock):
-    """A fresh browser profile per test (no token left over in sessionStorage), on the database
+    """A fresh browser profile per test (no session cookie left over), on the database
     as migrated with D01 put on duty."""
     _put_on_duty_now(site, "D01", clock)
     context = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
@@ -163,11 +163,19 @@ def sign_in(page, login="D01", password=PASSWORD):
     page.get_by_role("button", name="Sign in").click()
 
 
+def session_cookie(page):
+    """The browser's session token: in its HttpOnly cookie, which no script of the page can read
+    (Playwright reads the browser's cookie store), or None."""
+    return next((c["value"] for c in page.context.cookies() if c["name"] == "hg_session"), None)
+
+
 def signed_in_as_d01(page):
+    """Signs D01 in through the page; the session token, for the test's own API calls as D01."""
     sign_in(page)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Dr. Michael Brooks")
     expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
-    return page.evaluate("JSON.parse(sessionStorage.getItem('healthguard.session')).token")
+    assert page.evaluate("document.cookie").find("hg_session") == -1  # HttpOnly
+    return session_cookie(page)
 
 
 def my_incident(base: str, token: str, alert_id: int) -> dict:
@@ -201,7 +209,8 @@ def test_a_wrong_password_shows_the_error_and_stays_on_the_login_page(page):
     expect(page.get_by_role("alert")).to_contain_text("wrong login or password")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.url.endswith("/login")
-    assert page.evaluate("sessionStorage.getItem('healthguard.session')") is None
+    assert page.evaluate("localStorage.getItem('healthguard.session')") is None
+    assert session_cookie(page) is None
 
 
 def test_signing_in_shows_the_dashboard_with_the_clinicians_name(page):
@@ -420,7 +429,8 @@ def test_signing_out_returns_to_login_and_the_old_token_is_refused(page, site):
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("You are signed out")
-    assert page.evaluate("sessionStorage.getItem('healthguard.session')") is None
+    assert page.evaluate("localStorage.getItem('healthguard.session')") is None
+    assert session_cookie(page) is None  # the server dropped the cookie
     answer = requests.get(f"{site}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 401
     page.goto("/incidents")

@@ -282,7 +282,10 @@ def service_api(title: str, description: str) -> ServiceApi:
         security_schemes=[
             SecurityScheme(name="bearerAuth", data=SecuritySchemeData(
                 type="http", scheme="bearer",
-                description="a session token from POST /api/v1/auth/login, or the service token")),
+                description="a session token from POST /api/v1/auth/login, or the service token. "
+                            "The web UI sends its session as the HttpOnly cookie hg_session "
+                            "instead, with X-CSRF-Token on every method but GET, HEAD and "
+                            "OPTIONS")),
             SecurityScheme(name="deviceApiKey", data=SecuritySchemeData(
                 type="apiKey", name="X-API-Key", field_in="header",
                 description="a bedside device's key")),

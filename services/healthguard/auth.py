@@ -1,9 +1,16 @@
 """Who is calling: every request but the public ones is authenticated here, on the server.
 
-Clinicians present `Authorization: Bearer <session token>`; the token is opaque and random, and
-the database holds only its SHA-256, so a leaked table cannot be replayed. Services calling each
-other present the SERVICE_TOKEN from the environment. Because every service checks sessions in
-the shared database, a revoked or expired token is refused everywhere at once.
+A clinician's session token is opaque and random, and the database holds only its SHA-256, so a
+leaked table cannot be replayed. It comes one of two ways:
+- the web UI's: an HttpOnly, SameSite=Strict cookie (SESSION_COOKIE), set at sign-in, shared by
+  every tab of the browser and unreadable by the page's scripts. A request that changes anything
+  (any method but GET, HEAD, OPTIONS) must also carry the session's CSRF token in X-CSRF-Token,
+  which a page of another site cannot read or send (README, "Sessions in the browser");
+- API clients' and scripts': `Authorization: Bearer <session token>`, which a browser never adds
+  by itself, so it needs no CSRF token.
+Services calling each other present the SERVICE_TOKEN from the environment (as a bearer token
+only). Because every service checks sessions in the shared database (live_sessions: not
+expired, not revoked, not idle too long), a session that ended is refused everywhere at once.
 """
 import functools
 import hashlib
@@ -28,6 +35,8 @@ class Clinician:
     tier: int
     is_supervisor: bool
     session_id: int
+    # May reset passwords and grant this (an account administrator, migration 0015).
+    is_account_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,13 +104,34 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The web UI's session cookie, and the header that must carry its CSRF token.
+SESSION_COOKIE = "hg_session"
+CSRF_HEADER = "X-CSRF-Token"
+# Methods that change nothing: a cookie alone may make them (a cross-site page cannot read the
+# answer: no CORS grant for it).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A session's last_seen_at (its idle clock) is written at most this often: not a row per request.
+SESSION_SEEN_RESOLUTION = "1 minute"
+
+
 def clinician_for_token(cur, token: str) -> Clinician | None:
-    """The clinician whose live (unexpired, unrevoked) session this token is, or None."""
+    """The clinician whose live session (unexpired, unrevoked, not idle too long) this token is,
+    or None. Being asked for counts as activity: the session's idle clock starts again."""
     cur.execute("""
-        SELECT e.employee_id, e.login, e.name, e.role, e.tier, e.is_supervisor, s.session_id
-        FROM live_sessions(%s) s JOIN employees e USING (employee_id)
-        WHERE s.token_hash = %s
-    """, (clock.now(), token_hash(token)))
+        WITH found AS (
+            SELECT e.employee_id, e.login, e.name, e.role, e.tier, e.is_supervisor,
+                   e.is_account_admin, s.session_id, s.last_seen_at
+            FROM live_sessions(%(now)s) s JOIN employees e USING (employee_id)
+            WHERE s.token_hash = %(hash)s
+        ), seen AS (
+            UPDATE sessions s SET last_seen_at = %(now)s FROM found f
+            WHERE s.session_id = f.session_id
+              AND (f.last_seen_at IS NULL
+                   OR f.last_seen_at <= %(now)s::timestamptz - %(resolution)s::interval)
+        )
+        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, session_id
+        FROM found
+    """, {"now": clock.now(), "hash": token_hash(token), "resolution": SESSION_SEEN_RESOLUTION})
     row = cur.fetchone()
     return Clinician(**row) if row else None
 
@@ -112,21 +142,56 @@ def bearer_token() -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: derived from the session token (an HMAC keyed by it), so
+    every service checks it without storing anything, and knowing it reveals nothing of the
+    session token."""
+    return hmac.new(session_token.encode(), b"healthguard csrf", hashlib.sha256).hexdigest()
+
+
+def session_cookie_token() -> str | None:
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def set_session_cookie(response, token: str, *, expires_at, secure: bool) -> None:
+    """Hand the browser its session: HttpOnly (no script reads it), SameSite=Strict (no other
+    site's page makes the browser send it), for the API paths only, until the shift ends.
+    Secure whenever the web UI is served over HTTPS (WEB_ORIGIN)."""
+    response.set_cookie(SESSION_COOKIE, token, expires=expires_at, path="/api/v1", secure=secure,
+                        httponly=True, samesite="Strict")
+
+
+def clear_session_cookie(response, *, secure: bool) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/api/v1", secure=secure, httponly=True,
+                           samesite="Strict")
+
+
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message)
 
 
 def authenticate_request() -> Caller:
     token = bearer_token()
+    from_cookie = token is None
+    if from_cookie:
+        token = session_cookie_token()
     if not token:
         raise _unauthorized("sign in first: send Authorization: Bearer <session token>")
     service_token = current_app.config.get("SERVICE_TOKEN")
-    if service_token and hmac.compare_digest(token.encode(), service_token.encode()):
+    if (not from_cookie and service_token
+            and hmac.compare_digest(token.encode(), service_token.encode())):
         return Caller(clinician=None)
     with platform().db.transaction() as cur:
         clinician = clinician_for_token(cur, token)
     if clinician is None:
         raise _unauthorized("the session is invalid, expired or signed out; sign in again")
+    if from_cookie and request.method not in SAFE_METHODS:
+        # The browser sends the cookie with any request to this site; only a page of this site
+        # can have read the CSRF token (from the sign-in or /auth/me answer) to send it back.
+        presented = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(presented.encode(), csrf_token(token).encode()):
+            raise ApiError(403, f"this request needs the session's CSRF token in the {CSRF_HEADER} "
+                                "header (from the sign-in or GET /api/v1/auth/me answer)")
     return Caller(clinician=clinician)
 
 
@@ -184,6 +249,19 @@ def supervisor_only(view):
         clinician = g.caller.clinician
         if clinician is None or not clinician.is_supervisor:
             raise ApiError(403, "only a supervising clinician may do this")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def account_admin_only(view):
+    """Resetting passwords and granting this capability belong to account administrators, not
+    to every supervisor: a charge nurse who may reassign alarms may not take over a doctor's
+    account."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        clinician = g.caller.clinician
+        if clinician is None or not clinician.is_account_admin:
+            raise ApiError(403, "only an account administrator may do this")
         return view(*args, **kwargs)
     return wrapper
 

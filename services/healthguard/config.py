@@ -26,7 +26,8 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "WEB_ORIGIN": "http://localhost:8080",
     "HOSPITAL_TZ": "UTC",
-    "SESSION_TTL_HOURS": "12",
+    # A shift of 12 hours plus the handovers either side (issue 20: 12 h ended mid-handover).
+    "SESSION_TTL_HOURS": "14",
     "MAX_CONTENT_LENGTH": str(64 * 1024),
 }
 

@@ -30,6 +30,9 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_REPAGED",       # acknowledged but not started in time: the owner is paged again
     "INCIDENT_NOTE_ADDED",
     "INCIDENT_ALERT_CORRELATED",  # a repeat of its alarm attached (no page unless more severe)
+    # Not an incident (incident_id null): an account administrator reset the recipient's password
+    # (oncall.accounts); the only way a clinician hears of it, so it travels the same path.
+    "PASSWORD_RESET",
 )
 # What happened, said by every event (data.reason): the type's own word, or one of these for
 # the changes of owner, which the browser words differently ("escalated because not

@@ -44,7 +44,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     app.config["MAX_CONTENT_LENGTH"] = env_int(settings, "MAX_CONTENT_LENGTH")
     app.json.sort_keys = False
     CORS(app, origins=[settings["WEB_ORIGIN"]],
-         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
          expose_headers=["Location", "X-Request-ID"])
     app.extensions["healthguard"] = Platform(
         service=service,

@@ -55,9 +55,15 @@ DayOrInstant = Annotated[
 class Credentials(RequestModel):
     login: Text(256) = Field(examples=["D01"])
     password: Password = Field(json_schema_extra={"format": "password"})
+    session_cookie: bool = Field(False, strict=True, description=(
+        "true (the web UI): the session goes into an HttpOnly, SameSite=Strict cookie shared by "
+        "the browser's tabs, ends after SESSION_IDLE_MINUTES without use, and the answer carries "
+        "its CSRF token instead of the session token; false: the token is in the answer"))
 
 
 # A new password: long enough that guessing it online is hopeless under the sign-in throttle.
+# The rest of the rules (not a common password, not a repeat or a run) are
+# healthguard.passwords.weakness's, answered 422.
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=256, strip_whitespace=False,
                                                strict=True)]
 
@@ -68,13 +74,42 @@ class PasswordChange(RequestModel):
     login: Text(256) = Field(examples=["D01"])
     current_password: Password = Field(json_schema_extra={"format": "password"})
     new_password: NewPassword = Field(json_schema_extra={"format": "password"},
-                                      description="12 to 256 characters, not the current one")
+                                      description="12 to 256 characters, not the current one, "
+                                                  "not a common password, a repeat or a run")
 
 
 class PasswordReset(ResponseModel):
     employee_id: str
     temporary_password: str = Field(description="one-time: shown only here; it signs in only to "
                                                  "POST /api/v1/auth/password")
+    expires_at: dt.datetime = Field(description="it stops working then (ONE_TIME_PASSWORD_HOURS)")
+
+
+class AccountAdminChange(RequestModel):
+    account_admin: bool = Field(strict=True, description="true: may reset passwords and grant this")
+
+
+class AuditFilter(RequestModel):
+    employee_id: EmployeeId | None = Field(None, description="only this employee's account")
+    before: int | None = Field(None, ge=1, strict=False, description="only entries older than this "
+                               "audit_id (the next page)")
+    limit: int = Field(50, ge=1, le=200)
+
+
+class AccountAuditEntry(ResponseModel):
+    audit_id: int
+    action: Literal["PASSWORD_RESET", "ACCOUNT_ADMIN_GRANTED", "ACCOUNT_ADMIN_REVOKED"]
+    employee_id: str = Field(description="whose account")
+    employee_name: str
+    actor_id: str | None = Field(description="who did it; null: an operator on the server's "
+                                             "command line")
+    actor_name: str | None
+    occurred_at: dt.datetime
+    source_address: str | None = Field(description="the actor's client address")
+
+
+class AccountAudit(ResponseModel):
+    entries: list[AccountAuditEntry] = Field(description="newest first")
 
 
 def _upper(value):
@@ -124,11 +159,15 @@ class SessionEmployee(ResponseModel):
     role: str
     tier: int
     is_supervisor: bool
+    is_account_admin: bool
 
 
 class SignedIn(ResponseModel):
-    token: str = Field(description="the session token, shown only here: send it as "
-                                   "Authorization: Bearer <token>")
+    token: str | None = Field(None, description="the session token, shown only here: send it as "
+                                                "Authorization: Bearer <token> (absent with "
+                                                "session_cookie: the cookie holds it)")
+    csrf_token: str | None = Field(None, description="with session_cookie: send it as X-CSRF-Token "
+                                                     "on every request but GET, HEAD and OPTIONS")
     expires_at: dt.datetime
     employee: SessionEmployee
 
@@ -141,6 +180,7 @@ class Employee(ResponseModel):
     specialty: str | None
     tier: int
     is_supervisor: bool
+    is_account_admin: bool = Field(description="may reset passwords and grant this")
     signed_in: bool = Field(description="has a live session now")
     availability: Availability
     last_login: dt.datetime | None
@@ -151,7 +191,11 @@ class EmployeeList(ResponseModel):
 
 
 class SessionInfo(ResponseModel):
-    expires_at: dt.datetime | None
+    expires_at: dt.datetime | None = Field(description="the end of the shift-long session")
+    idle_minutes: float | None = Field(None, description="it ends sooner after this long unused "
+                                                         "(null: no idle limit)")
+    csrf_token: str | None = Field(None, description="for a cookie session: the X-CSRF-Token "
+                                                     "header's value (a new tab reads it here)")
 
 
 class Me(ResponseModel):

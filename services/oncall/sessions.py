@@ -1,4 +1,5 @@
-"""Signing in and out: salted password hashes, server-side sessions, a limit on guessing."""
+"""Signing in and out: salted password hashes, server-side sessions, a limit on guessing,
+one-time passwords that expire, and the rules a new password must meet."""
 import datetime as dt
 import ipaddress
 import math
@@ -6,7 +7,14 @@ import math
 from healthguard import clock
 from healthguard.auth import new_session_token, token_hash
 from healthguard.errors import ApiError
-from healthguard.passwords import UNUSABLE, dummy_hash, hash_password, needs_rehash, verify_password
+from healthguard.passwords import (
+    UNUSABLE,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+    weakness,
+)
 
 from .metrics import SIGN_IN_THROTTLED
 
@@ -29,6 +37,11 @@ class TooManyAttempts(ApiError):
         super().__init__(429, "too many failed sign-in attempts from this address; try again later",
                          retry_after_seconds=retry_after)
         self.retry_after, self.reason = retry_after, reason
+
+
+# Said only once the one-time password was right (like password_change_required).
+EXPIRED_ONE_TIME = ("this one-time password has expired: ask an account administrator "
+                             "for a new one")
 
 
 class PasswordChangeRequired(ApiError):
@@ -100,46 +113,59 @@ def _check_password(cur, *, login: str, password: str, address: str | None,
         SIGN_IN_THROTTLED.labels(reason=reason).inc()
         raise TooManyAttempts(retry_after, reason)
     cur.execute("""
-        SELECT employee_id, login, name, role, tier, is_supervisor, password_hash,
-               must_change_password
+        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, password_hash,
+               must_change_password,
+               coalesce(must_change_password AND password_expires_at <= %s, false)
+                   AS one_time_password_expired
         FROM employees WHERE login = %s
-    """, (login,))
+    """, (now, login))
     employee = cur.fetchone()
     # Unknown logins, and accounts without a usable password, are checked against a dummy hash:
     # every failure takes the time of a real verification, so none tells which it was.
     usable = employee is not None and not employee["password_hash"].startswith(UNUSABLE)
     valid = verify_password(password, employee["password_hash"] if usable else dummy_hash()) and usable
+    # An expired one-time password counts as a failure for the throttle, though it was right.
+    expired = valid and bool(employee["one_time_password_expired"])
     cur.execute("""
         INSERT INTO login_attempts (login, succeeded, attempted_at, source_address)
-        VALUES (%s, %s, %s, %s)""", (login, valid, now, address))
+        VALUES (%s, %s, %s, %s)""", (login, valid and not expired, now, address))
     if not valid:
         return None
+    if expired:
+        return employee
     if needs_rehash(employee["password_hash"]):  # an older scheme or cost, upgraded while we can
         cur.execute("UPDATE employees SET password_hash = %s WHERE employee_id = %s",
                     (hash_password(password), employee["employee_id"]))
     return employee
 
 
-PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor")
+PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor", "is_account_admin")
 
 
-def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | None) -> dict:
+def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | None,
+            idle_timeout: dt.timedelta | None = None) -> dict:
     """Verify the password and open a session: {token, expires_at, employee}. The clear token
     exists only in this answer; the database keeps its hash. `address`: the client's, for the
-    throttle (healthguard.addresses). {} for wrong credentials; PasswordChangeRequired when the
-    password was a supervisor's one-time reset (said only once the password is right)."""
+    throttle (healthguard.addresses). The session lasts `ttl_hours` (a shift), or ends sooner
+    once nothing used it for `idle_timeout` (None: no idle limit).
+    {} for wrong credentials; {"one_time_password_expired": True} for a one-time password past
+    its time; PasswordChangeRequired when the password was an account administrator's one-time
+    reset (both said only once the password is right)."""
     now = clock.now()
     employee = _check_password(cur, login=login, password=password, address=address, now=now)
     if employee is None:
         return {}
+    if employee["one_time_password_expired"]:
+        return {"one_time_password_expired": True}
     if employee["must_change_password"]:
         raise PasswordChangeRequired()
     token = new_session_token()
     cur.execute("""
-        INSERT INTO sessions (employee_id, token_hash, created_at, expires_at)
-        VALUES (%s, %s, %s, %s)
+        INSERT INTO sessions (employee_id, token_hash, created_at, expires_at, idle_timeout)
+        VALUES (%s, %s, %s, %s, %s)
         RETURNING expires_at
-    """, (employee["employee_id"], token_hash(token), now, now + dt.timedelta(hours=ttl_hours)))
+    """, (employee["employee_id"], token_hash(token), now, now + dt.timedelta(hours=ttl_hours),
+          idle_timeout))
     expires_at = cur.fetchone()["expires_at"]
     cur.execute("UPDATE employees SET last_login = %s WHERE employee_id = %s",
                 (now, employee["employee_id"]))
@@ -147,26 +173,42 @@ def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | 
             "employee": {key: employee[key] for key in PUBLIC_FIELDS}}
 
 
+class WeakPassword(ApiError):
+    def __init__(self, reason: str):
+        super().__init__(422, reason, field="new_password")
+
+
 def change_password(cur, *, login: str, current_password: str, new_password: str,
-                    address: str | None) -> bool:
+                    address: str | None) -> str:
     """Replace a password, proven by the current one (also the way out of a forced change: the
-    one-time password is the current one). Throttled and recorded like a sign-in; False if the
-    current password is wrong. Every open session of the clinician is revoked."""
+    one-time password is the current one, once only, and not after it expired). Throttled and
+    recorded like a sign-in. "changed", or "wrong" if the current password is wrong, or
+    "expired" for a one-time password past its time; WeakPassword for a new password the rules
+    refuse. Every open session of the clinician is revoked."""
     employee = _check_password(cur, login=login, password=current_password, address=address,
                                now=clock.now())
     if employee is None:
-        return False
+        return "wrong"
+    if employee["one_time_password_expired"]:
+        return "expired"
+    reason = weakness(new_password, login=employee["login"], name=employee["name"])
+    if reason:
+        raise WeakPassword(reason)
     set_password(cur, employee_id=employee["employee_id"], password=new_password, must_change=False)
-    return True
+    return "changed"
 
 
-def set_password(cur, *, employee_id: str, password: str, must_change: bool) -> None:
+def set_password(cur, *, employee_id: str, password: str, must_change: bool,
+                 expires_at: dt.datetime | None = None) -> None:
     """Store a new password hash and sign the clinician out everywhere (a reset or a change means
-    the old password may be known to someone else)."""
+    the old password may be known to someone else). `expires_at`: when a one-time password
+    (must_change) stops working."""
     now = clock.now()
     cur.execute("""
-        UPDATE employees SET password_hash = %s, must_change_password = %s, password_changed_at = %s
-        WHERE employee_id = %s""", (hash_password(password), must_change, now, employee_id))
+        UPDATE employees SET password_hash = %s, must_change_password = %s, password_changed_at = %s,
+                             password_expires_at = %s
+        WHERE employee_id = %s""", (hash_password(password), must_change, now,
+                                    expires_at if must_change else None, employee_id))
     cur.execute("UPDATE sessions SET revoked_at = %s WHERE employee_id = %s AND revoked_at IS NULL",
                 (now, employee_id))
 
@@ -178,7 +220,11 @@ def sign_out(cur, *, session_id: int) -> None:
                 (clock.now(), session_id))
 
 
-def session_expiry(cur, *, session_id: int) -> dt.datetime | None:
-    cur.execute("SELECT expires_at FROM sessions WHERE session_id = %s", (session_id,))
-    row = cur.fetchone()
-    return row["expires_at"] if row else None
+def session_times(cur, *, session_id: int) -> dict:
+    """When the session ends at the latest, and after how many minutes unused it ends sooner."""
+    cur.execute("""
+        SELECT expires_at, extract(epoch FROM idle_timeout) / 60 AS idle_minutes
+        FROM sessions WHERE session_id = %s""", (session_id,))
+    row = cur.fetchone() or {"expires_at": None, "idle_minutes": None}
+    return {"expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+            "idle_minutes": float(row["idle_minutes"]) if row["idle_minutes"] is not None else None}

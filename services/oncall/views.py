@@ -8,13 +8,17 @@ from flask import Blueprint, current_app
 
 from healthguard import clock
 from healthguard.api import responses
-from healthguard.auth import clinician_only, current_clinician, supervisor_only
+from healthguard.auth import account_admin_only, clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
 from healthguard.web import platform
 
 from . import accounts, overrides, roster
+from .auth_views import source_address
 from .schedule import load_duties
 from .schemas import (
+    AccountAdminChange,
+    AccountAudit,
+    AuditFilter,
     AvailabilityChange,
     AvailableClinicians,
     AvailableFilter,
@@ -160,19 +164,60 @@ def employee(employee_id: str):
         return roster.get_employee(cur, employee_id=employee_id, at=now())
 
 
+@blueprint.get("/employees/account-audit")
+@account_admin_only
+@api.validate(query=AuditFilter, resp=responses({200: AccountAudit}, [403, 422]))
+def account_audit(query: AuditFilter):
+    """What was done to accounts: password resets and account-administrator grants, with who,
+    whom, when and from which address, newest first (account administrators)"""
+    with platform().db.transaction() as cur:
+        entries = accounts.account_audit(cur, employee_id=query.employee_id, before_id=query.before,
+                                         limit=query.limit)
+    return {"entries": entries}
+
+
 @blueprint.post("/employees/<employee_id>/password-reset")
-@supervisor_only
+@account_admin_only
 @api.validate(resp=responses({200: PasswordReset}, [403, 404]))
 def reset_password(employee_id: str):
-    """Give a clinician a one-time password, to be changed at the next sign-in (supervisors).
-    Every session of theirs ends."""
+    """Give a clinician a one-time password, to be changed at the next sign-in within
+    ONE_TIME_PASSWORD_HOURS (account administrators, not every supervisor).
+
+    Every session of theirs ends, the reset is audited (GET /api/v1/employees/account-audit), and
+    they are told in their notifications."""
     if "\x00" in employee_id:  # PostgreSQL text cannot hold NUL, so no id does
         raise ApiError(404, "no such employee")
+    clinician = current_clinician()
+    actor = {"employee_id": clinician.employee_id, "name": clinician.name, "role": clinician.role}
     with platform().db.transaction() as cur:
-        temporary = accounts.reset_password(cur, employee_id=employee_id)
-    if temporary is None:
+        reset = accounts.reset_password(
+            cur, employee_id=employee_id, actor=actor, address=source_address(),
+            lifetime=current_app.extensions["oncall.one_time_password_lifetime"])
+    if reset is None:
         raise ApiError(404, "no such employee")
-    return {"employee_id": employee_id, "temporary_password": temporary}
+    return {"employee_id": employee_id, "temporary_password": reset["temporary_password"],
+            "expires_at": reset["expires_at"].isoformat()}
+
+
+@blueprint.put("/employees/<employee_id>/account-admin")
+@account_admin_only
+@api.validate(json=AccountAdminChange, resp=responses({200: Employee}, [403, 404, 409, 413]))
+def set_account_admin(employee_id: str, json: AccountAdminChange):
+    """Grant or withdraw the account-administrator capability (account administrators; audited).
+    Nobody withdraws their own (409): another administrator must."""
+    if "\x00" in employee_id:
+        raise ApiError(404, "no such employee")
+    with platform().db.transaction() as cur:
+        try:
+            changed = accounts.set_account_admin(
+                cur, employee_id=employee_id, admin=json.account_admin,
+                actor_id=current_clinician().employee_id, address=source_address())
+        except accounts.LastOwnAdministration:
+            raise ApiError(409, "you may not withdraw your own account administration: another "
+                                "account administrator must") from None
+        if changed is None:
+            raise ApiError(404, "no such employee")
+        return roster.get_employee(cur, employee_id=employee_id, at=now())
 
 
 @blueprint.patch("/employees/me/availability")

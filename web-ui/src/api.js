@@ -1,7 +1,11 @@
 // Every call to the services goes through here: same origin (nginx proxies /api/v1/...), the
-// session token as a Bearer header, JSON in and out, and errors as ApiError carrying the JSON
-// `message` the service wrote. A 401 on an authenticated call means the session is gone.
-import { currentToken } from "./session.js";
+// session as the browser's own HttpOnly cookie (never seen here), the session's CSRF token on
+// every request that may change something, JSON in and out, and errors as ApiError carrying the
+// JSON `message` the service wrote. A 401 on an authenticated call means the session is gone.
+import { csrfToken } from "./session.js";
+
+// Requests that change nothing: the cookie alone is enough for them (session.js).
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -36,8 +40,8 @@ function queryString(query) {
 export async function api(path, { method = "GET", body, query, signal, authenticated = true } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const token = authenticated ? currentToken() : null;
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const csrf = authenticated && !SAFE_METHODS.has(method.toUpperCase()) ? csrfToken() : null;
+  if (csrf) headers["X-CSRF-Token"] = csrf;
   let response;
   try {
     response = await fetch(`/api/v1${path}${queryString(query)}`, {
@@ -45,6 +49,7 @@ export async function api(path, { method = "GET", body, query, signal, authentic
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
+      credentials: "same-origin", // the session cookie, to this site only
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;

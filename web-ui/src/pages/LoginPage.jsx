@@ -4,10 +4,11 @@ import { Link, Navigate, useLocation, useNavigate } from "react-router";
 import { api } from "../api.js";
 import { useAuth } from "../auth.jsx";
 
-const MIN_PASSWORD = 12; // the server's rule (POST /auth/password)
+const MIN_PASSWORD = 12; // the server's first rule (POST /auth/password); it says why it refuses others
 
-// After a supervisor's reset the one-time password signs nobody in: the clinician chooses their
-// own here (the one-time password proves who they are), then is signed in with it.
+// After an account administrator's reset the one-time password signs nobody in: the clinician
+// chooses their own here (the one-time password proves who they are, once, within its time),
+// then is signed in with it, in every tab of this browser.
 function ChangePassword({ loginId, oneTimePassword, onChanged, onCancel }) {
   const [next, setNext] = useState("");
   const [again, setAgain] = useState("");
@@ -37,8 +38,9 @@ function ChangePassword({ loginId, oneTimePassword, onChanged, onCancel }) {
     <section className="login-card" aria-labelledby="change-title">
       <h1 id="change-title">Choose a new password</h1>
       <p className="muted">
-        Your password was reset by a supervisor and worked once only. Choose your own to continue (at least{" "}
-        {MIN_PASSWORD} characters).
+        Your password was reset by an account administrator and works once only. Choose your own to continue: at
+        least {MIN_PASSWORD} characters, best a phrase of several words. Common passwords, repeated characters and
+        your name are refused.
       </p>
       {error && (
         <p className="notice error" role="alert">
