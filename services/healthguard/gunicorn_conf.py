@@ -30,9 +30,11 @@ bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"  # noqa:
 # match the pool (DB_POOL_MAX, 8 by default): more would only wait for a connection, and every
 # process more costs its pool from the connection budget (README, "Connection budget").
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# gthread, reading each request's headers without a thread and within GUNICORN_HEADER_SECONDS
+# (healthguard.gunicorn_worker): a client trickling its headers cannot hold the threads.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "healthguard.gunicorn_worker.HeaderDeadlineWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
-# gthread accepts at most worker_connections at once (gunicorn's default is 1000): keep room for
+# The worker accepts at most worker_connections at once (gunicorn's default is 1000): keep room for
 # a service that holds a thread per long-lived connection (the notification service's WebSockets).
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(max(1000, threads + 100))))
 timeout = 30
