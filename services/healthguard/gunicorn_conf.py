@@ -9,11 +9,17 @@ import sys
 import tempfile
 
 import gunicorn.http.wsgi
+import gunicorn.util
+
+from healthguard.gunicorn_worker import write_json_error
 
 # gunicorn writes "Server: gunicorn" on every response and has no setting to leave it out: the
 # name it writes is read from this module attribute when each response starts. A name of ours
 # tells a scanner neither the server software nor a version to look up.
 gunicorn.http.wsgi.SERVER = "healthguard"
+# gunicorn answers a request it cannot parse with an HTML page, written by this function; ours
+# answers in the services' JSON error shape (every error a client sees is JSON, issue 17).
+gunicorn.util.write_error = write_json_error
 
 if not os.environ.get("PORT"):
     sys.exit("healthguard: missing required setting PORT (the port this service listens on)")

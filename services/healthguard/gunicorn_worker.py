@@ -11,7 +11,9 @@ ends them; only then does a thread take the connection, with those bytes handed 
 parser. A client that has not finished its headers within GUNICORN_HEADER_SECONDS (10 s, nginx's
 client_header_timeout) is answered 408 and closed, as is one whose headers pass
 MAX_HEADER_BYTES. The same holds for every request on a kept-alive connection. The body is read
-by the view's thread as before."""
+by the view's thread as before.
+
+gunicorn's own refusals (`write_json_error`) are JSON in the services' error shape, not HTML."""
 import errno
 import os
 import selectors
@@ -39,6 +41,25 @@ def _answer(status: str, message: str) -> bytes:
 
 TOO_SLOW = _answer("408 Request Timeout", "the request headers did not arrive in time")
 TOO_LARGE = _answer("431 Request Header Fields Too Large", "the request headers are too large")
+# What gunicorn's own refusals say, by status, instead of its HTML page (whose text quotes the
+# request line, query string included).
+GUNICORN_REFUSALS = {
+    400: "the request is malformed",
+    403: "not allowed",
+    414: "the request line is too long",
+    417: "the expectation cannot be met",
+    431: "the request headers are too large",
+    500: "internal error; it has been logged",
+    501: "this transfer coding is not supported",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn.util.write_error's replacement (gunicorn_conf installs it): a request gunicorn
+    refuses before the app sees it (a malformed or too long request line, bad headers) gets the
+    services' JSON error body, through nginx as well as straight."""
+    message = GUNICORN_REFUSALS.get(status_int, "the request was refused")
+    sock.sendall(_answer(f"{status_int} {reason}", message))
 
 
 def header_seconds() -> float:
