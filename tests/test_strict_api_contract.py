@@ -1,4 +1,6 @@
-"""schemathesis, as the red team ran it (issue 17, finding 10): its command line against each of
+"""Request bodies are read as strictly as the documents type them (issue 17, finding 10).
+
+schemathesis, as the red team ran it: its command line against each of
 the four services under gunicorn, every check (`--checks all`) and both kinds of data (schema-valid
 and schema-invalid, `--mode all`), with a supervising doctor's session and a device key. The run
 must find no 5xx and nothing that breaks the documents: a schema-invalid request (`false` for an
@@ -62,3 +64,31 @@ def test_schemathesis_with_every_check_finds_nothing(name, services, supervisor_
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-20000:]
     assert "No issues found" in output or " passed" in output, output[-5000:]
+
+
+def test_json_bodies_are_read_strictly_and_times_only_as_rfc_3339(apps, supervisor_token):
+    """What schemathesis flagged: `false` taken as 0 and 0.5 as a time. A body's value must be of
+    the type the document states; a number without a fraction is an integer (JSON Schema's rule)."""
+    auth = {"Authorization": f"Bearer {supervisor_token}"}
+    notifications = apps["notification"].test_client()
+    for wrong in (False, True, "3", 0.5, [3], {"id": 3}):
+        answer = notifications.post("/api/v1/notifications/read-all", json={"up_to_id": wrong}, headers=auth)
+        assert answer.status_code == 400, (wrong, answer.get_json())
+        assert answer.get_json()["field"] == "up_to_id"
+    for right in (3, 3.0):
+        answer = notifications.post("/api/v1/notifications/read-all", json={"up_to_id": right}, headers=auth)
+        assert answer.status_code == 200, (right, answer.get_json())
+
+    ingestion = apps["alert-ingestion"].test_client()
+    for wrong in (0.5, 1767225600, "2026-02-01 10:15:00Z", "2026-02-01", "2026-02-01T10:15:00",
+                  "2026-02-01T10:15:60Z", True):
+        answer = ingestion.post("/api/v1/alerts/manual", json={"occurred_at": wrong}, headers=auth)
+        assert answer.status_code == 400, (wrong, answer.get_json())
+        assert answer.get_json()["field"] == "occurred_at"
+        assert "RFC 3339" in answer.get_json()["message"]
+    answer = ingestion.get("/api/v1/alerts", query_string={"since": "0.5"}, headers=auth)
+    assert answer.status_code == 400 and answer.get_json()["field"] == "since"
+    # Query strings are text: a number there is read as one.
+    answer = notifications.get("/api/v1/notifications", query_string={"limit": "5", "unread": "false"},
+                               headers=auth)
+    assert answer.status_code == 200, answer.get_json()
