@@ -1,8 +1,9 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "notification.app:create_app()"`.
 
-Run with the gthread worker and enough threads for the sockets one worker should hold: every
-open WebSocket keeps one gunicorn thread (and one simple-websocket reader thread). For 1,000
-sockets per instance: GUNICORN_WORKER_CLASS=gthread GUNICORN_WORKERS=1 GUNICORN_THREADS=1100.
+Run with enough threads for the sockets one worker should hold: every open WebSocket keeps one
+gunicorn thread (and one simple-websocket reader thread) of the services' worker class (gthread
+underneath, healthguard.gunicorn_worker). For 1,000 sockets per instance: GUNICORN_WORKERS=1
+GUNICORN_THREADS=1100.
 """
 import logging
 import signal
