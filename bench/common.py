@@ -38,7 +38,7 @@ DEVICE_KEY = "bench-device-key"
 PASSWORD = "password123"  # noqa: S105 (the seeded demo staff's documented password)
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The notification service as the Procfile and compose run it: one web worker, a thread per socket.
-NOTIFICATION_ENV = {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "1100"}
+NOTIFICATION_ENV = {"GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "1100"}  # and the services' worker class
 
 
 def percentile(values, q):

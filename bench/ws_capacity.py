@@ -37,6 +37,7 @@ from bench.common import NOTIFICATION_ENV, FrameReader, close_sockets, open_sock
 from healthguard.auth import new_session_token, token_hash  # noqa: E402
 from healthguard.broker import Publisher  # noqa: E402
 from healthguard.db import Database  # noqa: E402
+from notification.hub import DEFAULT_SOCKETS_PER_SESSION  # noqa: E402
 
 # What the notification service runs with (compose / Procfile): one worker, a thread per socket.
 RECOMMENDED_ENV = NOTIFICATION_ENV
@@ -82,12 +83,15 @@ def server_memory(pid: int) -> dict:
     return {"rss_kib": rss, "threads": threads}
 
 
-def open_sessions(db: Database, per_clinician: int) -> list[tuple[str, str, int]]:
-    """(employee_id, token, session_id) for several sessions of every seeded clinician."""
+def open_sessions(db: Database, per_clinician: int, sockets: int) -> list[tuple[str, str, int]]:
+    """(employee_id, token, session_id) for several sessions of every seeded clinician: at least
+    `per_clinician`, and enough that no session holds more sockets than the service allows one
+    (WS_SOCKETS_PER_SESSION: a session's sixth would close its first)."""
     sessions = []
     with db.transaction() as cur:
         cur.execute("SELECT employee_id FROM employees ORDER BY employee_id")
         employees = [row["employee_id"] for row in cur.fetchall()]
+        per_clinician = max(per_clinician, -(-sockets // (len(employees) * DEFAULT_SOCKETS_PER_SESSION)))
         for employee_id in employees:
             for _ in range(per_clinician):
                 token = new_session_token()
@@ -208,7 +212,7 @@ def main():
 
     db = Database(database_url)
     publisher = Publisher(rabbitmq_url)
-    sessions = open_sessions(db, args.sessions_per_clinician)
+    sessions = open_sessions(db, args.sessions_per_clinician, args.connections)
     incident_id, alert_id = make_incident(db)
     run = uuid.uuid4().hex[:8]
     latencies = Latencies()

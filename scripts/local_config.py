@@ -13,7 +13,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 NGINX_CONF = REPO / "web-ui" / "nginx.conf"
 NGINX_MAIN_CONF = REPO / "web-ui" / "nginx-main.conf"
-NGINX_SNIPPETS = (REPO / "web-ui" / "security-headers.conf",)
+NGINX_SNIPPETS = (REPO / "web-ui" / "security-headers.conf", REPO / "web-ui" / "json-errors.conf")
+# Rendered by the image's entrypoint (envsubst of /etc/nginx/templates into conf.d), here by us.
+NGINX_ORIGIN_TEMPLATE = REPO / "web-ui" / "web-origin.conf.template"
 PROMETHEUS_CONF = REPO / "prometheus" / "prometheus.yml"
 
 # The services as compose names them, with their container ports.
@@ -30,11 +32,12 @@ def _replaced(text: str, replacements: dict[str, str], name: str) -> str:
 
 
 def render_nginx(directory: Path, *, listen: int | None = None, ports: dict[str, int] | None = None,
-                 html_root: Path | None = None) -> Path:
+                 html_root: Path | None = None, web_origin: str | None = None) -> Path:
     """Write nginx.conf in `directory`: the image's main config (web-ui/nginx-main.conf) including
     web-ui/nginx.conf and its snippets, with paths (pid, logs, temp files) in `directory`; given
     them, listening on 127.0.0.1:`listen`, serving `html_root` and proxying to the services on
-    `ports` (otherwise as shipped, for the compose network)."""
+    `ports` (otherwise as shipped, for the compose network). `web_origin` is the WEB_ORIGIN the
+    image's entrypoint would substitute (by default $WEB_ORIGIN, else http://localhost:<listen>)."""
     directory.mkdir(parents=True, exist_ok=True)
     replacements = {}
     if listen is not None:
@@ -48,14 +51,19 @@ def render_nginx(directory: Path, *, listen: int | None = None, ports: dict[str,
     # Relative includes are read next to the main config, in the image as here.
     for snippet in NGINX_SNIPPETS:
         (directory / snippet.name).write_text(snippet.read_text())
-    main = _replaced(NGINX_MAIN_CONF.read_text(), {
+    web_origin = web_origin or os.environ.get("WEB_ORIGIN") or f"http://localhost:{listen or 8080}"
+    origin_conf = directory / "web-origin.conf"
+    origin_conf.write_text(_replaced(NGINX_ORIGIN_TEMPLATE.read_text(), {"${WEB_ORIGIN}": web_origin},
+                                     NGINX_ORIGIN_TEMPLATE.name))
+    # The main log for the process, and the same file for requests' errors (at `crit`).
+    main_text = NGINX_MAIN_CONF.read_text().replace("/var/log/nginx/error.log", f"{directory}/error.log")
+    main = _replaced(main_text, {
         "pid /tmp/nginx.pid;": f"daemon off;\nmaster_process off;\npid {directory}/nginx.pid;",
-        "/var/log/nginx/error.log": f"{directory}/error.log",
         "/var/log/nginx/access.log": f"{directory}/access.log",
         # The image's temp paths (in its /tmp, the unprivileged user's), here in `directory`.
         **{f"/tmp/{kind}_temp": f"{directory}/{kind}"  # noqa: S108
            for kind in ("proxy", "client", "fastcgi", "uwsgi", "scgi")},
-        "include /etc/nginx/conf.d/*.conf;": f"include {server_conf};",
+        "include /etc/nginx/conf.d/*.conf;": f"include {origin_conf};\n    include {server_conf};",
     }, "web-ui/nginx-main.conf")
     wrapper = directory / "nginx.conf"
     wrapper.write_text(main)

@@ -79,7 +79,7 @@ def site(web_dist, module_service_env, tmp_path_factory):
                                           WS_SESSION_CHECK_SECONDS="0.5")}
         port = free_port()
         run_dir = tmp_path_factory.mktemp("web-ui-nginx")
-        conf = render_nginx(run_dir, listen=port, html_root=web_dist,
+        conf = render_nginx(run_dir, listen=port, html_root=web_dist, web_origin=f"http://127.0.0.1:{port}",
                             ports={name: service.port for name, service in services.items()})
         nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "error.log")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
@@ -200,7 +200,8 @@ def test_the_page_and_its_assets_come_with_the_security_headers(site):
         assert headers["Referrer-Policy"] == "same-origin"
         policy = headers["Content-Security-Policy"]
         assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, answer.url
-        assert f"connect-src 'self' ws://{urlsplit(site).netloc} " in policy, answer.url
+        origin = urlsplit(site).netloc  # the WEB_ORIGIN nginx is configured with
+        assert f"connect-src 'self' http://{origin} ws://{origin};" in policy, answer.url
 
 
 # --------------------------------------------------------------------------- sign-in

@@ -414,3 +414,69 @@ def test_a_client_that_stops_answering_pings_is_dropped(start_service, login_as,
     wait_for(lambda: sockets_open(service) == 1, 10, what="the socket registered")
     wait_for(lambda: sockets_open(service) == 0, 15, what="the silent socket dropped")
     silent.wait_closed()
+
+
+def test_a_sixth_socket_of_one_session_closes_the_oldest_with_4409(
+        start_service, login_as, clients, publisher, incident):
+    service = start_service("notification", env=SERVICE_ENV)
+    token, other_session = login_as("D02"), login_as("D02")
+    tabs = []
+    for n in range(5):
+        tabs.append(clients(service, token))
+        wait_for(lambda n=n: sockets_open(service) == n + 1, 10, what="the socket registered")
+    elsewhere = clients(service, other_session)  # the same clinician's other session is its own
+    wait_for(lambda: sockets_open(service) == 6, 10, what="the other session's socket registered")
+
+    tabs.append(clients(service, token))  # the sixth of this session
+    assert tabs[0].wait_closed() == 4409
+    wait_for(lambda: sockets_open(service) == 6, 10, what="the oldest unregistered")
+    tabs.append(clients(service, token))  # and a seventh closes the next oldest
+    assert tabs[1].wait_closed() == 4409
+    # The five newest of the session and the other session's socket all still receive.
+    event = publish(publisher, incident_event(["D02"], incident()))
+    for client in [*tabs[2:], elsewhere]:
+        client.read_until(client.has_event(event["event_id"]))
+    assert sockets_open(service) == 6
+
+
+def test_resumes_from_zero_replay_one_page_each_at_a_bounded_rate_and_page_back_through_more(
+        start_service, login_as, clients, db):
+    """Ten resume frames from last_id 0 over 5,000 stored notifications returned 50,000 frames
+    (issue 17, finding 6): now a replay is the newest 200 with a `more` frame for the rest, a
+    notification already sent on the socket is not sent again, and resumes past a burst of five
+    get an error frame saying when to try again."""
+    with db.transaction() as cur:
+        cur.execute("""
+            INSERT INTO notifications (event_id, employee_id, type, title, message, severity, data)
+            SELECT 'history-' || n, 'N02', 'INCIDENT_ASSIGNED', 'Fall in room 12', 'Please respond',
+                   'HIGH', '{"status": "ASSIGNED"}'::jsonb
+            FROM generate_series(1, 5000) AS n""")
+    ids = stored_ids(db, "N02")
+    service = start_service("notification", env=SERVICE_ENV)
+    client = clients(service, login_as("N02"))
+    for _ in range(10):
+        client.send({"type": "resume", "last_id": 0})
+    client.send({"type": "ping"})  # answered after every resume before it
+    client.read_until(lambda frames: frames and frames[-1]["type"] == "pong", "the pong")
+
+    assert client.notification_ids() == ids[-200:]  # the newest 200, in order, once
+    assert all(n["replay"] for n in client.notifications())
+    more = [f for f in client.frames if f["type"] == "more"]
+    assert more and all(f == {"type": "more", "after_id": 0, "before_id": ids[-200]} for f in more)
+    refused = [f for f in client.frames if f["type"] == "error"]
+    # Five at once, then one a second: the ten arrive together, so about five are refused.
+    assert len(more) + len(refused) == 10 and len(refused) >= 3, client.frames
+    assert all("too many resume" in f["message"] and f["retry_after_seconds"] > 0 for f in refused)
+
+    # Paging back: each `more` frame names the older gap, and a resume for it replays its newest 200.
+    before_id = more[-1]["before_id"]
+    for page in (1, 2):
+        def next_page(before_id=before_id):
+            client.frames.clear()
+            client.send({"type": "resume", "last_id": 0, "before_id": before_id})
+            client.send({"type": "ping"})
+            client.read_until(lambda frames: frames and frames[-1]["type"] == "pong", "the pong")
+            return any(f["type"] == "more" for f in client.frames)  # else refused for now
+        wait_for(next_page, 10, interval=0.5, what=f"page {page} of the history")
+        assert client.notification_ids() == ids[-200 * (page + 1):-200 * page]
+        before_id = next(f for f in client.frames if f["type"] == "more")["before_id"]

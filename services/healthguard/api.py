@@ -7,7 +7,9 @@ two cannot disagree. Views receive the parsed models as keyword arguments (`json
 
 Status policy, the same in every service:
 - 400: the request does not match the document (not JSON, a missing field, a wrong type, a value
-  out of its range or enum); `field` names the part that is wrong.
+  out of its range or enum); `field` names the part that is wrong. JSON bodies are read strictly,
+  as the document types them: `false` is not 0, `1.0` and `"1"` are not integers, `0.5` is not a
+  time; a time is an RFC 3339 string with its offset. Query strings are text, so `?limit=5` is 5.
 - 401 no or bad credentials; 403 signed in but not allowed; 404 no such resource.
 - 409: the resource's state does not allow it (acknowledging a resolved incident).
 - 413 body too large; 429 too many attempts (Retry-After); 503 database or broker not answering.
@@ -67,7 +69,8 @@ class ErrorBody(BaseModel):
 
 class RequestModel(BaseModel):
     """Base of request bodies and query strings: unknown fields are ignored (a device may send
-    more than we read), and text is stripped of surrounding blanks."""
+    more than we read), and text is stripped of surrounding blanks. A JSON body is validated in
+    pydantic's strict JSON mode (`_DocumentedRoutes.request_validation`): no type is coerced."""
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
 
@@ -167,8 +170,26 @@ def _in_utc(value: datetime.datetime) -> datetime.datetime:
         return end.replace(tzinfo=datetime.UTC)
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_utc),
-                      Field(description="ISO 8601 date-time with a UTC offset, e.g. 2026-02-01T10:15:00Z")]
+# RFC 3339's date-time (its section 5.6): what the document's `format: date-time` promises. pydantic
+# alone would also take a number (seconds since 1970), a space for the T, and a date alone.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def _rfc3339(value):
+    """Parsed here rather than by pydantic: after a validator of ours, pydantic's strict mode
+    would take the text as a Python str, which is no datetime."""
+    if isinstance(value, datetime.datetime):  # built in code, not read from a request
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            return datetime.datetime.fromisoformat(value.upper())
+        except ValueError:
+            pass  # a 13th month, a 61st second...
+    raise ValueError("must be an RFC 3339 date-time with its UTC offset, e.g. 2026-02-01T10:15:00Z")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc),
+                      Field(description="RFC 3339 date-time with a UTC offset, e.g. 2026-02-01T10:15:00Z")]
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
@@ -254,6 +275,16 @@ class _DocumentedRoutes(FlaskPlugin):
                     or getattr(rule, "websocket", False)):
                 yield rule
 
+    def request_validation(self, request, query, json, form, headers, cookies):
+        """spectree's validation, but a JSON body in pydantic's strict JSON mode: the types the
+        document states, no coercion (spectree validates the parsed body leniently, which takes
+        `false` as 0 and 0.5 as a time). Query strings stay lenient: they are text."""
+        super().request_validation(request, query, None, form, headers, cookies)
+        if json is not None and request.method not in ("GET", "DELETE") \
+                and request.mimetype not in self.FORM_MIMETYPE:
+            body = _integral_numbers_as_integers(request.get_data(cache=True) or b"{}")
+            request.context = request.context._replace(json=json.model_validate_json(body, strict=True))
+
     def parse_path(self, route, path_parameter_descriptions):
         """Flask's <int:...> matches no minus sign and our ids are bigint: not spectree's int32."""
         path, parameters = super().parse_path(route, path_parameter_descriptions)
@@ -261,6 +292,18 @@ class _DocumentedRoutes(FlaskPlugin):
             if parameter["schema"] == {"type": "integer", "format": "int32"}:
                 parameter["schema"] = {"type": "integer", "format": "int64", "minimum": 0}
         return path, parameters
+
+
+def _integral_number(text: str) -> int | float:
+    number = float(text)
+    return int(number) if number.is_integer() else number
+
+
+def _integral_numbers_as_integers(body: bytes) -> str:
+    """The JSON text with every number that has no fraction written as an integer (`3.0` as 3):
+    JSON Schema's `integer` is any number without a fraction, and strict validation takes only
+    JSON's integer form. `false`, `"3"` and `3.5` stay what they are, and are refused."""
+    return json.dumps(loads_bounded(body, parse_float=_integral_number))
 
 
 def _require_json_object() -> None:

@@ -9,11 +9,17 @@ import sys
 import tempfile
 
 import gunicorn.http.wsgi
+import gunicorn.util
+
+from healthguard.gunicorn_worker import write_json_error
 
 # gunicorn writes "Server: gunicorn" on every response and has no setting to leave it out: the
 # name it writes is read from this module attribute when each response starts. A name of ours
 # tells a scanner neither the server software nor a version to look up.
 gunicorn.http.wsgi.SERVER = "healthguard"
+# gunicorn answers a request it cannot parse with an HTML page, written by this function; ours
+# answers in the services' JSON error shape (every error a client sees is JSON, issue 17).
+gunicorn.util.write_error = write_json_error
 
 if not os.environ.get("PORT"):
     sys.exit("healthguard: missing required setting PORT (the port this service listens on)")
@@ -30,9 +36,11 @@ bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"  # noqa:
 # match the pool (DB_POOL_MAX, 8 by default): more would only wait for a connection, and every
 # process more costs its pool from the connection budget (README, "Connection budget").
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# gthread, reading each request's headers without a thread and within GUNICORN_HEADER_SECONDS
+# (healthguard.gunicorn_worker): a client trickling its headers cannot hold the threads.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "healthguard.gunicorn_worker.HeaderDeadlineWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
-# gthread accepts at most worker_connections at once (gunicorn's default is 1000): keep room for
+# The worker accepts at most worker_connections at once (gunicorn's default is 1000): keep room for
 # a service that holds a thread per long-lived connection (the notification service's WebSockets).
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(max(1000, threads + 100))))
 timeout = 30

@@ -1,28 +1,30 @@
 """App factory: `gunicorn -c python:healthguard.gunicorn_conf "notification.app:create_app()"`.
 
-Run with the gthread worker and enough threads for the sockets one worker should hold: every
-open WebSocket keeps one gunicorn thread (and one simple-websocket reader thread). For 1,000
-sockets per instance: GUNICORN_WORKER_CLASS=gthread GUNICORN_WORKERS=1 GUNICORN_THREADS=1100.
+Run with enough threads for the sockets one worker should hold: every open WebSocket keeps one
+gunicorn thread (and one simple-websocket reader thread) of the services' worker class (gthread
+underneath, healthguard.gunicorn_worker). For 1,000 sockets per instance: GUNICORN_WORKERS=1
+GUNICORN_THREADS=1100.
 """
 import logging
 import signal
 import threading
 
 from healthguard import broker
-from healthguard.config import ConfigError
+from healthguard.config import ConfigError, env_int
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
 from healthguard.web import create_service_app
 
 from .close_ended_sessions import CloseEndedSessions
-from .hub import Hub
+from .hub import DEFAULT_SOCKETS_PER_SESSION, Hub
 from .schemas import api
 from .store_notifications import BATCH_SIZE, PUSH_EXCHANGE, store_and_announce, store_and_announce_all
 from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)
 
-OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS")
-DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2"}
+OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS", "WS_SOCKETS_PER_SESSION")
+DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2",
+            "WS_SOCKETS_PER_SESSION": str(DEFAULT_SOCKETS_PER_SESSION)}
 
 
 class CloseSocketsOnShutdown:
@@ -71,7 +73,10 @@ def create_app(config=None):
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": ping_seconds, "max_message_size": 4096}
 
     hg = app.extensions["healthguard"]
-    hub = app.extensions["notification_hub"] = Hub()
+    per_session = env_int(app.config, "WS_SOCKETS_PER_SESSION")
+    if per_session < 1:
+        raise ConfigError(f"setting WS_SOCKETS_PER_SESSION must be at least 1, got {per_session}")
+    hub = app.extensions["notification_hub"] = Hub(sockets_per_session=per_session)
     fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
     # The worker process stores each event once (competing consumers on the durable queue) and
     # announces it on the fanout exchange.

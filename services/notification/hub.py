@@ -9,10 +9,18 @@ reader thread wakes the same event when the client sends something or hangs up.
 Nothing missed, nothing doubled. A socket is registered in the hub BEFORE its replay is read from
 the database, so a notification is either committed before the replay's snapshot (replayed) or
 announced after the registration (pending, sent after the replay). Both may hold the same
-notification: every socket remembers the ids it sent and drops repeats, which also absorbs an
-event announced twice after a redelivery.
+notification: every socket remembers the newest ids it sent and drops repeats, which also absorbs
+an event announced twice after a redelivery. Repeats are always of recent ids (a live frame is the
+newest there is), so the memory keeps the highest ids, and a replay of old ones never pushes a
+recent id out of it.
+
+Bounded per session. A replay sends at most REPLAY_PAGE notifications, the newest, and a `more`
+frame naming the older gap, which the client pages through with further `resume` frames (at most
+RESUMES_BURST at once, then RESUMES_PER_SECOND). A session holds at most WS_SOCKETS_PER_SESSION
+sockets in this process: each holds a thread, and a new one closes the oldest (4409).
 """
 import collections
+import heapq
 import logging
 import threading
 import time
@@ -24,16 +32,25 @@ from healthguard.db import BIGINT_MAX
 from healthguard.incident_events import DASHBOARD_FRAME
 
 from . import metrics
-from .service import as_json, frame_text, latest_notification_id, notifications_after
+from .service import as_json, frame_text, latest_notification_id, newest_notifications_between
 
 log = logging.getLogger(__name__)
 
-REPLAY_PAGE = 200
-REMEMBERED_IDS = 4096  # per socket; ids far older than the newest are never re-announced
+REPLAY_PAGE = 200  # notifications per replay: the newest; a `more` frame names the older ones
+REMEMBERED_IDS = 4096  # per socket: the highest ids sent, against repeats
+# Resumes per socket: a burst (a reconnect, a few pages at once), then one a second.
+RESUMES_BURST = 5
+RESUMES_PER_SECOND = 1.0
+DEFAULT_SOCKETS_PER_SESSION = 5
 CLOSE_SESSION_ENDED = 4401
+CLOSE_TOO_MANY_SOCKETS = 4409
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 SEND_ERRORS = (ConnectionClosed, OSError)
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= BIGINT_MAX
 
 
 class Frame:
@@ -43,6 +60,28 @@ class Frame:
     def __init__(self, text, *, notification_id=None, event_id=None, stored_at=None):
         self.text, self.notification_id = text, notification_id
         self.event_id, self.stored_at = event_id, stored_at
+
+
+class _HighestIds:
+    """The `size` highest ids added: an id below all of them, once full, is not remembered (it
+    cannot be a repeat of a live frame, which is always among the newest)."""
+
+    def __init__(self, size: int):
+        self.size, self._ids, self._heap = size, set(), []
+
+    def __contains__(self, key) -> bool:
+        return key in self._ids
+
+    def add(self, key) -> None:
+        if key in self._ids:
+            return
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, key)
+        elif key > self._heap[0]:
+            self._ids.discard(heapq.heapreplace(self._heap, key))
+        else:
+            return
+        self._ids.add(key)
 
 
 class _Recent:
@@ -61,6 +100,24 @@ class _Recent:
             self._keys.discard(self._order.popleft())
 
 
+class _Allowance:
+    """A token bucket: `burst` at once, refilled at `per_second`."""
+
+    def __init__(self, burst: int, per_second: float):
+        self.burst, self.per_second = burst, per_second
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when allowed (and spent); otherwise the seconds until the next one."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.per_second
+
+
 class ClinicianSocket:
     def __init__(self, ws, clinician, *, hub: "Hub", db, ping_seconds: float):
         self.ws, self.clinician, self.hub, self.db = ws, clinician, hub, db
@@ -69,8 +126,9 @@ class ClinicianSocket:
         self.pending = collections.deque()  # deque appends and pops are atomic: no lock needed
         self.wakeup = ws.event  # set by simple-websocket on client input or hang-up, and by push()
         self.cursor = 0  # the highest notification id this client has (or said it has)
-        self.sent_ids = _Recent(REMEMBERED_IDS)
+        self.sent_ids = _HighestIds(REMEMBERED_IDS)
         self.sent_events = _Recent(512)
+        self.resumes = _Allowance(RESUMES_BURST, RESUMES_PER_SECOND)
         self.close_code = self.close_reason = None
         self.resync = False
 
@@ -143,12 +201,19 @@ class ClinicianSocket:
             return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "resume":
-            last_id = message.get("last_id")
-            if (isinstance(last_id, bool) or not isinstance(last_id, int)
-                    or not 0 <= last_id <= BIGINT_MAX):
-                self._write(frame_text("error", {"message": "resume needs a non-negative integer last_id"}))
+            last_id, before_id = message.get("last_id"), message.get("before_id")
+            if not _is_id(last_id) or not (before_id is None or (_is_id(before_id) and before_id > last_id)):
+                self._write(frame_text("error", {
+                    "message": "resume needs a non-negative integer last_id (and, paging, a before_id "
+                               "above it)"}))
                 return
-            self._replay(after_id=last_id)
+            wait = self.resumes.take()
+            if wait:
+                self._write(frame_text("error", {
+                    "message": "too many resume frames; send it again later",
+                    "retry_after_seconds": round(wait, 1)}))
+                return
+            self._replay(after_id=last_id, before_id=before_id)
         elif kind == "ping":
             self._write('{"type":"pong"}')
         elif kind == "pong":
@@ -156,20 +221,20 @@ class ClinicianSocket:
         else:
             self._write(frame_text("error", {"message": "unknown frame; send resume, ping or pong"}))
 
-    def _replay(self, *, after_id: int) -> None:
-        """Send every stored notification of this clinician with id > after_id, oldest first."""
-        while True:
-            with self.db.transaction() as cur:
-                rows = notifications_after(cur=cur, employee_id=self.employee_id, after_id=after_id,
-                                           limit=REPLAY_PAGE)
-            for row in rows:
-                body = as_json(row)
-                self._send(Frame(frame_text("notification", {**body, "replay": True}),
-                                 notification_id=body["id"]))
-            if len(rows) < REPLAY_PAGE:
-                return
-            after_id = rows[-1]["notification_id"]
-
+    def _replay(self, *, after_id: int, before_id: int | None = None) -> None:
+        """Send this clinician's newest REPLAY_PAGE notifications with after_id < id < before_id,
+        in id order; when older ones remain, a `more` frame names them (the client pages back
+        with resume last_id=after_id, before_id=the `more` frame's before_id)."""
+        with self.db.transaction() as cur:
+            rows = newest_notifications_between(cur=cur, employee_id=self.employee_id, after_id=after_id,
+                                                before_id=before_id, limit=REPLAY_PAGE + 1)
+        page = rows[:REPLAY_PAGE]
+        for row in reversed(page):
+            body = as_json(row)
+            self._send(Frame(frame_text("notification", {**body, "replay": True}),
+                             notification_id=body["id"]))
+        if len(rows) > REPLAY_PAGE:
+            self._write(frame_text("more", {"after_id": after_id, "before_id": page[-1]["notification_id"]}))
     def _send(self, frame: Frame) -> None:
         if frame.notification_id is not None:
             if frame.notification_id in self.sent_ids:
@@ -196,15 +261,27 @@ class ClinicianSocket:
 
 
 class Hub:
-    def __init__(self):
+    def __init__(self, *, sockets_per_session: int = DEFAULT_SOCKETS_PER_SESSION):
+        self.sockets_per_session = sockets_per_session
         self._lock = threading.Lock()
         self._sockets: set[ClinicianSocket] = set()
         self._by_employee: dict[str, set[ClinicianSocket]] = collections.defaultdict(set)
+        # Each session's sockets, oldest first.
+        self._by_session: dict[object, list[ClinicianSocket]] = collections.defaultdict(list)
 
     def add(self, sock: ClinicianSocket) -> None:
         with self._lock:
             self._sockets.add(sock)
             self._by_employee[sock.employee_id].add(sock)
+            theirs = self._by_session[sock.session_id]
+            theirs.append(sock)
+            # A socket already told to close still counts until its thread has closed it, but is
+            # not told twice.
+            still_open = [other for other in theirs if other.close_code is None]
+            for oldest in still_open[:max(0, len(still_open) - self.sockets_per_session)]:
+                oldest.end(CLOSE_TOO_MANY_SOCKETS,
+                           f"more than {self.sockets_per_session} sockets for this session; "
+                           "this, the oldest, is closed")
         metrics.WEBSOCKET_CONNECTIONS.inc()
 
     def remove(self, sock: ClinicianSocket) -> None:
@@ -216,6 +293,10 @@ class Hub:
             mine.discard(sock)
             if not mine:
                 del self._by_employee[sock.employee_id]
+            theirs = self._by_session[sock.session_id]
+            theirs.remove(sock)
+            if not theirs:
+                del self._by_session[sock.session_id]
         metrics.WEBSOCKET_CONNECTIONS.dec()
 
     def sockets(self) -> list[ClinicianSocket]:

@@ -85,13 +85,17 @@ def store_events_notifications(*, cur, events: list[IncidentEvent]) -> list[tupl
     return [(stored[e.event_id], new[e.event_id]) if e.recipients else ([], 0) for e in events]
 
 
-def notifications_after(*, cur, employee_id: str, after_id: int, limit: int) -> list[dict]:
-    """The clinician's notifications with id > after_id, oldest first (replay and catch-up)."""
+def newest_notifications_between(*, cur, employee_id: str, after_id: int, before_id: int | None,
+                                 limit: int) -> list[dict]:
+    """The clinician's newest `limit` notifications with after_id < id < before_id (no upper
+    bound when None), newest first: a replay page (WEBSOCKET.md, "Reconnecting")."""
     cur.execute(f"""
         SELECT {NOTIFICATION_COLUMNS}
         FROM notifications
         WHERE employee_id = %s AND notification_id > %s
-        ORDER BY notification_id LIMIT %s""", (employee_id, after_id, limit))  # noqa: S608 (a constant column list)
+          AND (%s::bigint IS NULL OR notification_id < %s)
+        ORDER BY notification_id DESC LIMIT %s""",  # noqa: S608 (a constant column list)
+                (employee_id, after_id, before_id, before_id, limit))
     return cur.fetchall()
 
 

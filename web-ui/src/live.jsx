@@ -3,7 +3,8 @@
 //   {"type":"incident_updated", ...}     some incident changed: lists and pages refresh
 //   {"type":"ping"}                      keep-alive; answered with a pong
 // After a reconnect the client sends {"type":"resume","last_id":N} and the server replays what
-// was stored meanwhile. incident_updated frames are not replayed, so pages refetch on reconnect.
+// was stored meanwhile, the newest page first and a {"type":"more"} frame for each older one.
+// incident_updated frames are not replayed, so pages refetch on reconnect.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 
 import { api } from "./api.js";
@@ -39,6 +40,7 @@ export function stateAfterLoss({ online, attempt }) {
 }
 
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
+const RESUME_PAGE_MS = 1100; // the server takes a resume a second after a burst of five
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
 const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"]);
@@ -186,6 +188,14 @@ export function LiveProvider({ children }) {
           emit(frame);
         } else if (frame.type === "ping") {
           socket.send(JSON.stringify({ type: "pong" }));
+        } else if (frame.type === "more") {
+          // A replay brings the newest page; the older ones missed come a page at a time, paced
+          // under the server's resume rate (WEBSOCKET.md, "Reconnecting").
+          const current = socket;
+          const page = { type: "resume", last_id: frame.after_id, before_id: frame.before_id };
+          setTimeout(() => {
+            if (socket === current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify(page));
+          }, RESUME_PAGE_MS);
         }
       };
       socket.onclose = (event) => {
