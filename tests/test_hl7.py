@@ -350,6 +350,9 @@ def test_messages_that_can_never_be_stored_get_ae_naming_the_field_and_no_traceb
             (with_field(good, "OBR", 7, "19991231235959+0000"), "OBR^1^7", "occurred_at"),
             (with_field(good, "OBR", 7, "29991231235959+0000"), "OBR^1^7", "occurred_at"),
             (with_field(good, "OBX", 3, "9" * 20 + "^MDC_EVT_ECG_ASYSTOLE^MDC"), "OBX^1^3", "OBX-3"),
+            # python-hl7 would repeat a CR a billion times, or fail on a count that is no number.
+            (with_field(good, "PID", 3, "P001\\.sp999999999\\^^^HOSPITAL^PI"), "PID^1^3", "PID-3"),
+            (with_field(good, "OBR", 3, "AL\\.spx\\NUL"), "OBR^1^3", "OBR-3"),
             # Too long for the index of alert identifiers (random, so it does not compress).
             (with_field(good, "OBR", 3, "".join(uuid.uuid4().hex for _ in range(100))), "OBR^1^3", "OBR-3")):
         ack = connection.exchange(text)

@@ -305,7 +305,7 @@ class MllpListener(BackgroundThread):
         try:
             message = hl7_messages.parse(block)
             head = hl7_messages.header(message)
-            hl7_messages.refuse_nul(message)
+            hl7_messages.refuse_unreadable(message)
             if (head.message_type, head.trigger) != ("ORU", "R40"):
                 raise MessageError(f"only ORU^R40 (PCD-04 Report Alert) is accepted, not "
                                    f"{head.message_type}^{head.trigger}",

@@ -3,10 +3,13 @@ Report Alert (ORU^R40) into an `AlertReport`, and writing the acknowledgement (A
 ERR) and the PCD-05 Report Alert Status (ORA^R41). Parsing is python-hl7's; the segments and
 fields used are listed in HL7.md."""
 import datetime
+import logging
 import re
 from dataclasses import dataclass
 
 import hl7
+import hl7.containers
+import hl7.util
 
 from .alerts import MAX_SOURCE_ALARM_ID_LENGTH
 
@@ -30,6 +33,19 @@ PHASE_ATTRIBUTE = "MDC_ATTR_EVENT_PHASE"
 STATE_ATTRIBUTE = "MDC_ATTR_ALARM_STATE"
 PRIORITY_ATTRIBUTE = "MDC_ATTR_ALARM_PRIORITY"
 STATUS_TEXT = {"DELIVERED": "delivered", "ACCEPTED": "accepted", "RESOLVED": "resolved"}
+
+# python-hl7 logs every escape sequence it cannot decode, quoting the field (a patient's
+# identifier, say), and with a traceback for bad hex: input, never a defect of ours. parse()
+# refuses those sequences itself, naming the field.
+for _module in (hl7.util, hl7.containers):
+    _module.logger.setLevel(logging.CRITICAL)
+
+# The escape sequences of HL7 v2 (2.7 section 2.7) that python-hl7 decodes: delimiters,
+# highlighting, hex, local (Z), character sets (C, M) and formatting commands. A formatting
+# command's count is at most two digits: python-hl7 repeats the character that many times, so
+# \.sp999999999\ would be a gigabyte, and a count that is no number fails it.
+ESCAPE_SEQUENCE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})*|Z[^\r]*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4,6}"
+                             r"|\.(?:br|fi|nf|ce)|\.(?:sp|in|ti|sk)[+-]?[0-9]{0,2}", re.ASCII)
 
 # HL7 table 0357, the error codes an ERR segment gives.
 SEGMENT_SEQUENCE_ERROR = "100^Segment sequence error^HL70357"
@@ -110,7 +126,9 @@ def parse(block: bytes) -> hl7.Message:
         text = block.decode(ENCODING)
     except UnicodeDecodeError:
         text = block.decode(FALLBACK_ENCODING)
-    text = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
+    # Blank lines between segments (some senders end each with CR LF, or two CRs) are not
+    # segments; python-hl7 fails on an empty one.
+    text = "\r".join(segment for segment in text.replace("\n", "\r").split("\r") if segment)
     if not text.startswith("MSH") or len(text) < 8:
         raise MessageError("the message does not begin with an MSH segment",
                            code=SEGMENT_SEQUENCE_ERROR, location="MSH")
@@ -120,24 +138,54 @@ def parse(block: bytes) -> hl7.Message:
         raise MessageError(f"unparseable HL7: {exc}", code=SEGMENT_SEQUENCE_ERROR) from exc
 
 
-def refuse_nul(message: hl7.Message) -> None:
-    """MessageError naming the first field that holds a NUL. PostgreSQL cannot store one in text:
-    said here, where the field is known, rather than by the database, whose error would read as
-    "not stored now" and have the gateway send it again for ever."""
+def _refuse_unknown_escapes(text: str) -> None:
+    """MessageError naming the first field holding an escape sequence python-hl7 cannot decode
+    safely. The escape character is MSH-2's third; MSH-1 and MSH-2 themselves are never decoded."""
+    end_of_msh2 = text.find(text[3], 4)
+    characters = text[4:end_of_msh2] if end_of_msh2 != -1 else text[4:]
+    if len(characters) < 3:
+        return
+    escape = characters[2]
+    body = text[end_of_msh2:] if end_of_msh2 != -1 else ""
+    for sequence in re.findall(re.escape(escape) + "(.*?)" + re.escape(escape), body, re.DOTALL):
+        if not ESCAPE_SEQUENCE.fullmatch(sequence):
+            segment, number, field = _field_holding(text, f"{escape}{sequence}{escape}")
+            raise MessageError(f"{segment}-{field} holds an escape sequence that is not HL7's: "
+                               f"{_text(sequence[:20])!r}", location=f"{segment}^{number}^{field}")
+
+
+def refuse_unreadable(message: hl7.Message) -> None:
+    """MessageError naming the first field that holds what cannot be read safely:
+    - a NUL. PostgreSQL cannot store one in text: said here, where the field is known, rather
+      than by the database, whose error would read as "not stored now" and have the gateway
+      send it again for ever;
+    - an escape sequence python-hl7 cannot decode safely (see ESCAPE_SEQUENCE).
+    Called before any field but the header's is read."""
     text = str(message)
     if "\x00" in text:
         segment, sequence, field = _field_holding(text, "\x00")
         raise MessageError(f"{segment}-{field} holds a NUL character",
                            location=f"{segment}^{sequence}^{field}")
+    _refuse_unknown_escapes(text)
 
 
 def header(message: hl7.Message) -> Header:
-    msh = message.segment("MSH")
+    """MSH's fields as sent, escape sequences not decoded: the header is read before
+    refuse_unreadable() has looked at the message, and its fields are names and codes."""
+    msh = str(message.segment("MSH"))
+    fields = msh.split(msh[3])  # fields[n - 1] is MSH-n: MSH-1 is the separator itself
+    encoding = fields[1] if len(fields) > 1 else ""
+    component, repetition = (encoding[:1] or "^"), (encoding[1:2] or "~")
+    subcomponent = encoding[3:4] or "&"
+
+    def raw(number: int, part: int = 1) -> str:
+        value = fields[number - 1] if number - 1 < len(fields) else ""
+        parts = value.split(repetition)[0].split(component)
+        return parts[part - 1].split(subcomponent)[0].strip() if part - 1 < len(parts) else ""
     return Header(
-        control_id=_field(msh, 10), sending_application=_field(msh, 3),
-        sending_facility=_field(msh, 4), receiving_facility=_field(msh, 6),
-        security=_field(msh, 8), message_type=_field(msh, 9, 1), trigger=_field(msh, 9, 2),
-        version=_field(msh, 12) or "2.6",
+        control_id=raw(10), sending_application=raw(3), sending_facility=raw(4),
+        receiving_facility=raw(6), security=raw(8), message_type=raw(9, 1), trigger=raw(9, 2),
+        version=raw(12) or "2.6",
     )
 
 
@@ -184,7 +232,8 @@ def _location(field: str) -> str:
 
 def _field_holding(text: str, character: str) -> tuple[str, int, int]:
     """(segment name, its sequence among segments of that name, field number) of the first field
-    holding `character`, numbered as HL7 does (MSH-1 is the field separator itself)."""
+    holding `character` (a character or a few), numbered as HL7 does (MSH-1 is the field
+    separator itself)."""
     separator = text[3]
     seen: dict[str, int] = {}
     for segment in text.split("\r"):
@@ -192,11 +241,13 @@ def _field_holding(text: str, character: str) -> tuple[str, int, int]:
         seen[name] = seen.get(name, 0) + 1
         if character in segment:
             fields = segment.split(separator)
-            index = next(i for i, value in enumerate(fields) if character in value)
+            index = next((i for i, value in enumerate(fields) if character in value), None)
+            if index is None:  # across fields, or the field separator itself
+                return _text(name) or "MSH", seen[name], 1 if name == "MSH" else 0
             if name == "MSH":
                 index += 1
             return _text(name) or "MSH", seen[name], index
-    return "MSH", 1, 0
+    return "MSH", 1, 1
 
 
 def alert_report(message: hl7.Message) -> AlertReport:
