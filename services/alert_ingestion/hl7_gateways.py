@@ -182,6 +182,16 @@ def register_gateway(cur, *, device_id: int, sending_application: str, sending_f
     404 an unknown device, 409 a revoked one; 422 a name, address or endpoint that cannot be
     used or is outside the `rules`. A sending application/facility already registered for
     another device is a 409, unless `reassign` (the CLI): then it moves to this device."""
+    host, port = None, None
+    if status_endpoint:
+        try:
+            if len(status_endpoint) > MAX_ENDPOINT_LENGTH:
+                raise ValueError(f"the status endpoint is longer than {MAX_ENDPOINT_LENGTH} characters")
+            host, port = parse_endpoint(status_endpoint)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), field="status_endpoint") from None
+        # Before the device's row is locked: a host name's lookup may take seconds.
+        _check_status_host(host, port, rules)
     # FOR SHARE: a revocation committing meanwhile waits, and then revokes this gateway with its device.
     cur.execute("SELECT revoked_at FROM devices WHERE device_id = %s FOR SHARE", (device_id,))
     device = cur.fetchone()
@@ -192,15 +202,6 @@ def register_gateway(cur, *, device_id: int, sending_application: str, sending_f
     _check_name(sending_application, "sending_application", required=True)
     _check_name(sending_facility, "sending_facility", required=False)
     networks = _networks(allowed_addresses, rules)
-    host, port = None, None
-    if status_endpoint:
-        try:
-            if len(status_endpoint) > MAX_ENDPOINT_LENGTH:
-                raise ValueError(f"the status endpoint is longer than {MAX_ENDPOINT_LENGTH} characters")
-            host, port = parse_endpoint(status_endpoint)
-        except ValueError as exc:
-            raise ApiError(422, str(exc), field="status_endpoint") from None
-        _check_status_host(host, port, rules)
     # One statement, so two registrations of the same pair for different devices cannot both win:
     # the loser's conflicting row fails the WHERE, and nothing is returned.
     cur.execute("""
