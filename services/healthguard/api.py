@@ -185,7 +185,7 @@ def _rfc3339(value):
             return datetime.datetime.fromisoformat(value.upper())
         except ValueError:
             pass  # a 13th month, a 61st second...
-    raise ValueError("must be an RFC 3339 date-time with its UTC offset, e.g. 2026-02-01T10:15:00Z")
+    raise ValueError("must be an RFC 3339 datetime with its timezone offset, e.g. 2026-02-01T10:15:00Z")
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc),
