@@ -40,6 +40,7 @@ export function stateAfterLoss({ online, attempt }) {
 }
 
 const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
+const SOCKET_REPLACED = 4409; // the session opened more sockets than the server keeps for it
 const RESUME_PAGE_MS = 1100; // the server takes a resume a second after a burst of five
 const KEPT_NOTIFICATIONS = 50;
 const TOAST_MS = 15000;
@@ -204,6 +205,13 @@ export function LiveProvider({ children }) {
         if (event.code === SESSION_ENDED) {
           // Signed out elsewhere (or expired): the next API call would be refused too.
           endSession();
+          return;
+        }
+        if (event.code === SOCKET_REPLACED && document.visibilityState === "hidden") {
+          // The tabs share a session, which holds at most five sockets: a newer tab took this
+          // one's. A hidden tab takes one back when it is shown (tryNow); a visible one at once.
+          setLastDataAt(lastFrameAt || null);
+          setConnection("offline");
           return;
         }
         lost();
