@@ -37,6 +37,21 @@ STORED_TABLES = ("employees", "patients", "alert_types", "alerts", "outbox", "in
                  "escalation_policies")
 
 
+@pytest.fixture(scope="module")
+def apps(module_service_env):
+    """Every service's app in-process, incident management asking a real on-call service: a
+    claim, reassignment or decline needs to know who is on duty (503 without it)."""
+    oncall = ServiceProcess("oncall", module_service_env, background=False).start()
+    try:
+        env = {**module_service_env, "ONCALL_URL": oncall.url}
+        built = {name: build_app(module, env) for name, module in SERVICE_MODULES.items()}
+        yield built
+        for app in built.values():
+            app.extensions["healthguard"].db.close()
+    finally:
+        oncall.stop()
+
+
 @pytest.fixture
 def session_of(db):
     """A fresh session token of a clinician (a row in sessions only: no employee row changes)."""
