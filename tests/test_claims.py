@@ -70,9 +70,12 @@ def test_an_acknowledged_alarm_of_a_signed_in_assignee_is_taken_only_by_a_superv
     login_as(assignee)
     incident_id = make_incident(alert_type="APNEA_DETECTED", assigned_to=assignee, status="ACKNOWLEDGED")
     refused = api.act(login_as("S03"), incident_id, "claim")
+    with db.transaction() as cur:
+        cur.execute("SELECT name FROM employees WHERE employee_id = %s", (assignee,))
+        name = cur.fetchone()["name"]
     assert refused.status_code == 403 and refused.json()["message"] == (
-        f"cannot claim incident {incident_id}: {assignee} has acknowledged it and is signed in; only a "
-        f"supervisor may take it away from them (reassign)")
+        f"cannot claim incident {incident_id}: {name} (emergency doctor) has acknowledged it and is signed "
+        f"in; only a supervisor may take it away from them (reassign)")
     assert refused.json()["rule"] == "taken_on"
     taken = api.act(login_as(supervisor), incident_id, "claim")
     assert taken.status_code == 200 and taken.json()["assigned_to"] == supervisor

@@ -230,14 +230,14 @@ def claim_incident(cur, *, incident_id: int, clinician: Clinician, on_duty: dict
     refusal = routing.owner_refusal(route, person=claimer, on_duty=on_duty,
                                     by_supervisor=clinician.is_supervisor, override_reason=override_reason)
     taken_on = before["status"] in TAKEN_ON_STATUSES and before["assigned_to"] is not None
+    previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
     if refusal is None and taken_on and not clinician.is_supervisor and _assignee_signed_in(cur, before):
         refusal = routing.Refusal(
-            "taken_on", f"{before['assigned_to']} has {before['status'].lower().replace('_', ' ')} it and is "
+            "taken_on", f"{person(previous)} has {before['status'].lower().replace('_', ' ')} it and is "
                         f"signed in; only a supervisor may take it away from them (reassign)", "employee_id")
     if refusal:
         raise ApiError(403, f"cannot claim incident {incident_id}: {refusal.message}", rule=refusal.rule,
                        assigned_to=before["assigned_to"], allowed_roles=route.allowed_roles)
-    previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
     held = (f"taken over from {person(previous)} ({before['status'].lower().replace('_', ' ')})" if previous
             else "taken while nobody held it")
     by_supervisor = taken_on and clinician.is_supervisor

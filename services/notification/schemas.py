@@ -45,7 +45,9 @@ class Notification(ResponseModel):
     title: str
     message: str
     severity: Severity | None
-    data: dict = Field(description="status, patient_id, room, alert_type, assigned_to")
+    data: dict = Field(description="status, patient_id, room, alert_type, assigned_to, alert_count, "
+                                   "reason (what happened), paged (whom it alarms), unowned_since, "
+                                   "assignment_reason, previous_assignee, actor_id")
     created_at: datetime
     read_at: datetime | None
 
