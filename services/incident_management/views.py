@@ -197,6 +197,9 @@ def list_incidents(query: IncidentFilter):
 def get_incident(incident_id: int):
     """One incident with its alert, assignee, notes, assignments and history"""
     with platform().db.transaction() as cur:
+        # One snapshot for all its reads: under READ COMMITTED a change committed between them
+        # showed its history row beside the columns from before it.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         incident = incidents.get_incident(cur, incident_id=incident_id)
         if incident is None:
             raise ApiError(404, f"no incident {incident_id}")
