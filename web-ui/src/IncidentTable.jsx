@@ -74,7 +74,7 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                 <span className="sub">{incident.patient_id}</span>
               </td>
               <td>
-                <StatusBadge status={incident.status} />
+                <StatusBadge status={incident.status} reason={incident.assignment_reason} />
               </td>
               {showAssignee && (
                 <td>{incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>}</td>

@@ -4,9 +4,9 @@ import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 import { AlarmControl, BackgroundAlertsPrompt } from "./alarm.jsx";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { ageOf, humanize, timeAgo } from "./format.js";
+import { ageOf, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
-import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
+import { UNACKNOWLEDGED_STATUSES, eventName, roleName } from "./domain.js";
 import { ErrorNotice, SeverityBadge, TestBadge, useNow, useResource } from "./ui.jsx";
 
 const PAGES = [
@@ -113,7 +113,7 @@ function NotificationBell() {
                   <button type="button" onClick={() => openNotification(notification)}>
                     <span className="bell-item-head">
                       <SeverityBadge severity={notification.severity} />
-                      <span className="bell-type">{humanize(notification.event_type?.replace("INCIDENT_", ""))}</span>
+                      <span className="bell-type">{eventName(notification)}</span>
                       <span className="muted">{timeAgo(notification.created_at)}</span>
                     </span>
                     <span className="bell-message">{notification.message}</span>
@@ -225,7 +225,7 @@ function UserMenu() {
       <span className="user-name">
         {employee?.name}
         <span className="user-role">
-          {humanize(employee?.role)}
+          {roleName(employee?.role)}
           {employee?.availability === "AWAY" && " · Away"}
         </span>
       </span>

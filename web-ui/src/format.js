@@ -109,10 +109,12 @@ export function formatShift(startsAt, endsAt, timeZone) {
   return `${start}–${formatTime(endsAt, timeZone)}${days > 0 ? ` (+${days} day${days > 1 ? "s" : ""})` : ""}`;
 }
 
-// A reading with its unit ("0 bpm": a reading of 0 is a reading), "—" when there is none.
+// A reading with its unit ("0 bpm": a reading of 0 is a reading). Null when there is none, and
+// when the alarm measures nothing (an alert type without a unit: a cardiac arrest's "0" from the
+// device means nothing to the reader).
 export function formatReading(value, unit) {
-  if (value === null || value === undefined) return "—";
-  return unit ? `${value} ${unit}` : String(value);
+  if (value === null || value === undefined || !unit) return null;
+  return `${value} ${unit}`;
 }
 
 // The normal range of a reading ("60–100 bpm", "15 GCS"), null when none is known.

@@ -1,13 +1,18 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
+import { statusName } from "./domain.js";
 import { humanize } from "./format.js";
 
 export function SeverityBadge({ severity }) {
   return <span className={`badge severity-${String(severity).toLowerCase()}`}>{severity}</span>;
 }
 
-export function StatusBadge({ status }) {
-  return <span className={`badge status status-${String(status).toLowerCase()}`}>{humanize(status)}</span>;
+// The status in words; `reason` (the incident's assignment_reason) tells an escalated alarm from
+// a reassigned one.
+export function StatusBadge({ status, reason }) {
+  const name = statusName(status, reason);
+  const tone = name === "Escalated" ? "escalated" : String(status).toLowerCase();
+  return <span className={`badge status status-${tone}`}>{name}</span>;
 }
 
 // A test alert (a drill) must never pass for a real alarm: marked wherever an incident shows.

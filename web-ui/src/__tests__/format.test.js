@@ -64,8 +64,9 @@ describe("formatShift", () => {
 describe("readings", () => {
   it("shows 0 as 0 with its unit, and the normal range", () => {
     expect(formatReading(0, "bpm")).toBe("0 bpm");
-    expect(formatReading(null, "bpm")).toBe("—");
-    expect(formatReading(7, null)).toBe("7");
+    expect(formatReading(null, "bpm")).toBe(null);
+    // No unit: the alarm measures nothing (a cardiac arrest's "0"), so no reading is shown.
+    expect(formatReading(0, null)).toBe(null);
     expect(formatRange(60, 100, "bpm")).toBe("60–100 bpm");
     expect(formatRange(15, 15, "GCS")).toBe("15 GCS");
     expect(formatRange(null, null, "bpm")).toBe(null);

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
-import { SEVERITIES } from "../domain.js";
+import { SEVERITIES, severityName } from "../domain.js";
 import { formatDateTime, formatReading, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
 import { useTimeZone } from "../auth.jsx";
@@ -82,7 +82,7 @@ function TriggerAlertForm({ onTriggered }) {
                   .filter((candidate) => candidate.category === category)
                   .map((candidate) => (
                     <option key={candidate.alert_type} value={candidate.alert_type}>
-                      {candidate.name} ({humanize(candidate.severity)})
+                      {candidate.name} ({severityName(candidate.severity)})
                     </option>
                   ))}
               </optgroup>
@@ -141,7 +141,7 @@ export default function AlertsPage() {
               <option value="">Any severity</option>
               {SEVERITIES.map((value) => (
                 <option key={value} value={value}>
-                  {humanize(value)}
+                  {severityName(value)}
                 </option>
               ))}
             </select>
@@ -182,7 +182,7 @@ export default function AlertsPage() {
                       {alert.patient_name}
                       <span className="sub">Room {alert.room}</span>
                     </td>
-                    <td className="num">{formatReading(alert.value, alert.unit)}</td>
+                    <td className="num">{formatReading(alert.value, alert.unit) ?? <span className="muted">—</span>}</td>
                     <td>
                       {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
                     </td>

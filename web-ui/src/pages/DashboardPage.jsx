@@ -3,8 +3,8 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES } from "../domain.js";
-import { bySeverityThenAge, formatDuration, humanize, timeAgo } from "../format.js";
+import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, roleName, statusName } from "../domain.js";
+import { bySeverityThenAge, formatDuration, timeAgo } from "../format.js";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
@@ -202,7 +202,7 @@ export default function DashboardPage() {
             {greeting(timeZone)}, {employee?.name}
           </h1>
           <p className="muted">
-            {humanize(employee?.role)}
+            {roleName(employee?.role)}
             {employee?.tier ? ` · Tier ${employee.tier}` : ""}
             {employee?.is_supervisor ? " · Supervisor" : ""}
             {employee?.availability === "AWAY" && (
@@ -237,7 +237,7 @@ export default function DashboardPage() {
                 <Link to={`/incidents/${incident.incident_id}`}>
                   #{incident.incident_id} {incident.title} — {incident.patient_name}
                 </Link>{" "}
-                ({humanize(incident.status)}, raised {timeAgo(incident.created_at, now)})
+                ({statusName(incident.status, incident.assignment_reason)}, raised {timeAgo(incident.created_at, now)})
               </li>
             ))}
           </ul>

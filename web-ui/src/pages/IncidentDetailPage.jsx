@@ -3,7 +3,7 @@ import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES } from "../domain.js";
+import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
@@ -44,7 +44,7 @@ function OtherAlarms({ incident }) {
               <Link to={`/incidents/${other.incident_id}`}>
                 #{other.incident_id} {other.title}
               </Link>{" "}
-              <StatusBadge status={other.status} /> <TestBadge show={other.is_test} />
+              <StatusBadge status={other.status} reason={other.assignment_reason} /> <TestBadge show={other.is_test} />
             </li>
           ))}
         </ul>
@@ -106,7 +106,7 @@ function ReassignForm({ incident, busy, onReassign }) {
           .filter((employee) => employee.employee_id !== incident.assigned_to)
           .map((employee) => (
             <option key={employee.employee_id} value={employee.employee_id}>
-              {employee.name} ({humanize(employee.role)}
+              {employee.name} ({roleName(employee.role)}
               {employee.signed_in ? "" : ", signed out"})
             </option>
           ))}
@@ -246,7 +246,7 @@ function IncidentDetailPage({ id }) {
           <p className="badges">
             <SeverityBadge severity={incident.severity} /> <TestBadge show={incident.is_test} />
             <span data-testid="incident-status">
-              <StatusBadge status={incident.status} />
+              <StatusBadge status={incident.status} reason={incident.assignment_reason} />
             </span>
             <span className="muted" data-testid="incident-assignee">
               {incident.assignee ? (
@@ -341,21 +341,22 @@ function IncidentDetailPage({ id }) {
               <Fact label="Alert">
                 {incident.alert_name} ({humanize(incident.category)})
               </Fact>
-              <Fact label="Reading">
-                <span
-                  data-testid="reading"
-                  className={outsideRange(alert?.value, incident.normal_min, incident.normal_max) ? "reading outside" : "reading"}
-                >
-                  {formatReading(alert?.value, incident.unit)}
-                </span>
-              </Fact>
-              <Fact label="Normal range">{formatRange(incident.normal_min, incident.normal_max, incident.unit)}</Fact>
+              {/* An alarm that measures nothing (no unit: an arrest, a fall) shows no reading and no range. */}
+              {incident.unit && (
+                <>
+                  <Fact label="Reading">
+                    <span
+                      data-testid="reading"
+                      className={outsideRange(alert?.value, incident.normal_min, incident.normal_max) ? "reading outside" : "reading"}
+                    >
+                      {formatReading(alert?.value, incident.unit) ?? "—"}
+                    </span>
+                  </Fact>
+                  <Fact label="Normal range">{formatRange(incident.normal_min, incident.normal_max, incident.unit)}</Fact>
+                </>
+              )}
               <Fact label="Device">
-                {alert
-                  ? alert.source === "MANUAL"
-                    ? `None: manual test by ${alert.triggered_by}`
-                    : alert.device_id || "unknown"
-                  : null}
+                {alert ? (alert.source === "MANUAL" ? `None: manual test by ${alert.triggered_by}` : alert.device_id) : null}
               </Fact>
               <Fact label="Raised">{when(incident.created_at)}</Fact>
               <Fact label="Acknowledged">{when(incident.acknowledged_at)}</Fact>
@@ -405,7 +406,7 @@ function IncidentDetailPage({ id }) {
             {incident.history.map((entry) => (
               <li key={entry.history_id}>
                 <p className="timeline-head">
-                  <strong>{humanize(entry.action)}</strong>
+                  <strong>{historyName(entry.action)}</strong>
                   {entry.new_status && entry.previous_status !== entry.new_status && (
                     <>
                       {" "}
@@ -426,7 +427,7 @@ function IncidentDetailPage({ id }) {
               <ul className="assignments">
                 {incident.assignments.map((assignment) => (
                   <li key={assignment.assignment_id}>
-                    {assignment.name} ({humanize(assignment.role)}) — {humanize(assignment.reason)},{" "}
+                    {assignment.name} ({roleName(assignment.role)}) — {assignmentReasonName(assignment.reason)},{" "}
                     {when(assignment.assigned_at)}
                     {assignment.ended_at ? ` to ${when(assignment.ended_at)}` : " (current)"}
                   </li>

@@ -2,8 +2,7 @@ import { useCallback } from "react";
 import { useSearchParams } from "react-router";
 
 import { api } from "../api.js";
-import { ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
-import { humanize } from "../format.js";
+import { ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, SEVERITIES, severityName, statusName } from "../domain.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { usePagedList } from "../paging.js";
 import { Empty, ErrorNotice, LoadMore, Loading, useResource } from "../ui.jsx";
@@ -53,7 +52,7 @@ export default function IncidentsPage() {
             <option value="all">All, including resolved</option>
             {INCIDENT_STATUSES.map((value) => (
               <option key={value} value={value}>
-                {humanize(value)}
+                {statusName(value)}
               </option>
             ))}
           </select>
@@ -68,7 +67,7 @@ export default function IncidentsPage() {
             <option value="">Any severity</option>
             {SEVERITIES.map((value) => (
               <option key={value} value={value}>
-                {humanize(value)}
+                {severityName(value)}
               </option>
             ))}
           </select>

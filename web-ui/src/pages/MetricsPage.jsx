@@ -1,7 +1,7 @@
 import { useCallback, useState } from "react";
 
 import { api } from "../api.js";
-import { INCIDENT_STATUSES, SEVERITIES } from "../domain.js";
+import { INCIDENT_STATUSES, SEVERITIES, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, humanize } from "../format.js";
 import { useTimeZone } from "../auth.jsx";
 import { useIncidentUpdates } from "../live.jsx";
@@ -152,7 +152,7 @@ export default function MetricsPage() {
                     {data.clinicians.map((row) => (
                       <tr key={row.employee_id}>
                         <td>{row.name}</td>
-                        <td>{humanize(row.role)}</td>
+                        <td>{roleName(row.role)}</td>
                         <td className="num">{row.active}</td>
                         <td className="num">{row.resolved}</td>
                         <td className="num">{formatDuration(row.mtta_avg_seconds)}</td>

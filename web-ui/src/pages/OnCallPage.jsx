@@ -1,8 +1,9 @@
 import { useCallback, useState } from "react";
 
 import { api } from "../api.js";
+import { roleName } from "../domain.js";
 import { useAuth } from "../auth.jsx";
-import { dayOf, formatDay, formatShift, formatTime, humanize } from "../format.js";
+import { dayOf, formatDay, formatShift, formatTime } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
@@ -67,11 +68,11 @@ function OnDutyNow({ role }) {
       <h2 id="on-duty-title">On duty now</h2>
       <ErrorNotice error={error} what="Loading who is on duty failed" onRetry={reload} />
       {loading && !data && <Loading what="Loading who is on duty" />}
-      {data && byRole.size === 0 && <Empty>Nobody is on duty{role ? ` as ${humanize(role)}` : ""} right now.</Empty>}
+      {data && byRole.size === 0 && <Empty>Nobody is on duty{role ? ` as ${roleName(role)}` : ""} right now.</Empty>}
       <div className="roles">
-        {[...byRole.entries()].map(([roleName, clinicians]) => (
-          <section key={roleName} className="role-group" aria-label={humanize(roleName)}>
-            <h3>{humanize(roleName)}</h3>
+        {[...byRole.entries()].map(([roleCode, clinicians]) => (
+          <section key={roleCode} className="role-group" aria-label={roleName(roleCode)}>
+            <h3>{roleName(roleCode)}</h3>
             <ul>
               {clinicians.map((clinician) => (
                 <li key={clinician.employee_id}>
@@ -151,13 +152,13 @@ function Schedule({ role }) {
               </tr>
             </thead>
             <tbody>
-              {roles.map((roleName) => (
-                <tr key={roleName}>
-                  <th scope="row">{humanize(roleName)}</th>
+              {roles.map((roleCode) => (
+                <tr key={roleCode}>
+                  <th scope="row">{roleName(roleCode)}</th>
                   {days.map((day) => (
                     <td key={day}>
                       <ul>
-                        {(cells.get(roleName).get(day) ?? []).map((shift) => (
+                        {(cells.get(roleCode).get(day) ?? []).map((shift) => (
                           <li
                             key={`${shift.employee_id}-${shift.starts_at}-${shift.source}`}
                             className={shift.employee_id === employee?.employee_id ? "me" : ""}
@@ -196,7 +197,7 @@ export default function OnCallPage() {
             <option value="">All roles</option>
             {roles.map((value) => (
               <option key={value} value={value}>
-                {humanize(value)}
+                {roleName(value)}
               </option>
             ))}
           </select>
