@@ -185,6 +185,8 @@ def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, 
     answered = fuzz(app, headers={"Authorization": f"Bearer {login_as('D01')}"},
                     known_ids={"notification_id": ids})
     assert set(answered) == {"GET /api/v1/notifications", "POST /api/v1/notifications/read-all",
-                             "PATCH /api/v1/notifications/{notification_id}/read", "POST /api/v1/ws-ticket"}
+                             "PATCH /api/v1/notifications/{notification_id}/read", "POST /api/v1/ws-ticket",
+                             "GET /api/v1/preferences/me", "GET /api/v1/preferences/hospital",
+                             "POST /api/v1/preferences/me/background-alerts-not-now"}
     assert all(any(200 <= status < 300 for status in statuses) for statuses in answered.values()), answered
 

@@ -16,6 +16,7 @@ from healthguard.web import create_service_app
 
 from .close_ended_sessions import CloseEndedSessions
 from .hub import DEFAULT_SOCKETS_PER_SESSION, Hub
+from .preferences import preferences
 from .schemas import api
 from .store_notifications import BATCH_SIZE, PUSH_EXCHANGE, store_and_announce, store_and_announce_all
 from .views import rest, sockets, ticket_office
@@ -63,7 +64,7 @@ def _seconds(settings: dict, name: str) -> float:
 
 def create_app(config=None):
     app = create_service_app("notification", config, optional=OPTIONAL,
-                             blueprints=(rest, ticket_office, sockets), api=api)
+                             blueprints=(rest, ticket_office, sockets, preferences), api=api)
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
     ping_seconds = _seconds(app.config, "WS_PING_SECONDS")

@@ -75,3 +75,18 @@ class SocketTicket(ResponseModel):
     ticket: str = Field(description="open /ws?ticket=<ticket> with it; it opens one socket")
     expires_at: datetime
     expires_in: int = Field(description="seconds the ticket is valid for")
+
+
+class BackgroundAlertsPrompt(ResponseModel):
+    show: bool = Field(description="ask for system notifications now: never answered, or "
+                                   "\"Not now\" a week ago or more")
+    not_now_until: datetime | None = Field(description="\"Not now\" holds until then; null: never answered")
+
+
+class MyPreferences(ResponseModel):
+    background_alerts_prompt: BackgroundAlertsPrompt
+
+
+class HospitalPreferences(ResponseModel):
+    timezone: str = Field(description="HOSPITAL_TZ: the zone every time in the web UI is shown in",
+                          examples=["Europe/London"])

@@ -19,6 +19,19 @@ function EscalationCountdown({ incident, now }) {
   );
 }
 
+// Nobody owns it (the server's unowned_since: OPEN, or past the last escalation step with every
+// doctor on call paged): how long, in red, on every list.
+function Unowned({ incident, now }) {
+  const since = incident.unowned_since ?? (incident.unowned_since === undefined && incident.status === "OPEN" ? incident.created_at : null);
+  if (!since) return null;
+  const minutes = Math.max(0, Math.floor((now - new Date(since)) / 60000));
+  return (
+    <span className="sub unowned" data-testid="unowned">
+      Unowned for {minutes} min
+    </span>
+  );
+}
+
 // Incidents as rows; `actions(incident)` may render buttons in a last column.
 export default function IncidentTable({ incidents, caption, showAssignee = true, actions }) {
   const now = useNow(1000); // the countdowns tick
@@ -75,6 +88,7 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
               </td>
               <td>
                 <StatusBadge status={incident.status} reason={incident.assignment_reason} />
+                <Unowned incident={incident} now={now} />
               </td>
               {showAssignee && (
                 <td>{incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>}</td>

@@ -1,13 +1,14 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 
-import { AlarmControl, BackgroundAlertsPrompt } from "./alarm.jsx";
-import { api } from "./api.js";
-import { useAuth } from "./auth.jsx";
-import { ageOf, timeAgo } from "./format.js";
+import { AlarmControl } from "./alarm.jsx";
+import { useAuth, useTimeZone } from "./auth.jsx";
+import { BackgroundAlertsPrompt } from "./BackgroundAlertsPrompt.jsx";
+import { eventName, roleName } from "./domain.js";
+import { ageOf, formatTime, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
-import { UNACKNOWLEDGED_STATUSES, eventName, roleName } from "./domain.js";
-import { ErrorNotice, SeverityBadge, TestBadge, useNow, useResource } from "./ui.jsx";
+import Popups from "./Popups.jsx";
+import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
   { to: "/", label: "Dashboard", end: true },
@@ -35,6 +36,32 @@ function ConnectionPill() {
       <span className="dot" aria-hidden="true" /> {CONNECTION_LABELS[connection]}
       {stale && <span className="connection-age"> · data from {ageOf(lastDataAt, now)}</span>}
     </span>
+  );
+}
+
+// Not live: a full-width banner no one can miss, saying since when alarms have not been
+// received (the last frame from the server, in the hospital's time). The pages grey their lists
+// meanwhile (the "offline" class on <main>).
+function isCutOff(connection) {
+  return connection === "offline" || connection === "reconnecting";
+}
+
+function OfflineBanner() {
+  const { connection, lastDataAt } = useLive();
+  const timeZone = useTimeZone();
+  if (!isCutOff(connection)) return null;
+  return (
+    <div className="offline-banner" role="alert" data-testid="offline-banner">
+      <strong>
+        Not receiving alarms
+        {lastDataAt ? ` since ${formatTime(lastDataAt, timeZone)}` : ""}
+      </strong>
+      <span>
+        {" "}
+        — the connection to HealthGuard Ops is lost; retrying. Alarms raised meanwhile are not shown here: use the
+        phone or pager until this goes.
+      </span>
+    </div>
   );
 }
 
@@ -128,95 +155,6 @@ function NotificationBell() {
   );
 }
 
-const SHOWN_TOASTS = 3; // the newest; the others wait behind "N more"
-
-// One toast: the notification, marked TEST for a drill, with a one-tap Acknowledge while the
-// incident waits for my acknowledgement (the incident is read once, for its state and whether it
-// is a test: the notification does not say).
-function Toast({ toast: { key, notification }, onDismiss, markRead }) {
-  const { employee } = useAuth();
-  const navigate = useNavigate();
-  const id = notification.incident_id;
-  const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
-  const { data: incident, reload } = useResource(load, [load]);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const waiting =
-    incident && incident.assigned_to === employee?.employee_id && UNACKNOWLEDGED_STATUSES.includes(incident.status);
-
-  const acknowledge = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api(`/incidents/${id}/acknowledge`, { method: "PATCH" });
-      markRead(notification.id).catch(() => {});
-      onDismiss(key);
-    } catch (failure) {
-      setError(failure);
-      reload();
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  return (
-    <div
-      className={`toast severity-edge-${notification.severity?.toLowerCase()}`}
-      role="alert"
-      aria-label={incident?.is_test ? "New assignment (test)" : "New assignment"}
-      data-testid="toast"
-    >
-      <p className="toast-title">
-        <SeverityBadge severity={notification.severity} /> <TestBadge show={incident?.is_test} /> New incident for
-        you
-      </p>
-      <p>{notification.message}</p>
-      <ErrorNotice
-        error={error}
-        what={`Acknowledging incident #${id} failed`}
-        onRetry={error?.status === 409 ? undefined : acknowledge}
-      />
-      <div className="toast-actions">
-        {waiting && (
-          <button type="button" className="primary" disabled={busy} onClick={acknowledge}>
-            Acknowledge #{id}
-          </button>
-        )}
-        <button
-          type="button"
-          className={waiting ? "" : "primary"}
-          onClick={() => {
-            onDismiss(key);
-            markRead(notification.id).catch(() => {});
-            navigate(`/incidents/${id}`);
-          }}
-        >
-          Open incident #{id}
-        </button>
-        <button type="button" onClick={() => onDismiss(key)}>
-          Dismiss
-        </button>
-      </div>
-    </div>
-  );
-}
-
-function Toasts() {
-  const { toasts, dismissToast, markRead } = useLive();
-  return (
-    <div className="toasts" aria-live="assertive">
-      {toasts.length > SHOWN_TOASTS && (
-        <p className="toast-more" role="status">
-          {toasts.length - SHOWN_TOASTS} more new — see the bell
-        </p>
-      )}
-      {toasts.slice(-SHOWN_TOASTS).map((toast) => (
-        <Toast key={toast.key} toast={toast} onDismiss={dismissToast} markRead={markRead} />
-      ))}
-    </div>
-  );
-}
-
 function UserMenu() {
   const { employee, logout } = useAuth();
   const [busy, setBusy] = useState(false);
@@ -241,6 +179,16 @@ function UserMenu() {
         Sign out
       </button>
     </div>
+  );
+}
+
+function Page() {
+  const { connection } = useLive();
+  return (
+    <main id="main" className={`content ${isCutOff(connection) ? "offline" : ""}`}>
+      <BackgroundAlertsPrompt />
+      <Outlet />
+    </main>
   );
 }
 
@@ -292,14 +240,12 @@ export default function Layout() {
           <UserMenu />
         </div>
       </header>
-      <main id="main" className="content">
-        <BackgroundAlertsPrompt />
-        <Outlet />
-      </main>
+      <OfflineBanner />
+      <Page />
       <footer className="footer">
         <Link to="/status">System status</Link>
       </footer>
-      <Toasts />
+      <Popups />
     </LiveProvider>
   );
 }

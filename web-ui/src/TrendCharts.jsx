@@ -66,7 +66,7 @@ function TimingTrend({ data, timeZone, title, testId }) {
       testId={testId}
       summary={`Latest MTTA ${latest(data.points, "mtta_avg_seconds")}, MTTR ${latest(data.points, "mttr_avg_seconds")}.`}
     >
-      <LineChart data={points} margin={{ top: 8, right: 12, bottom: 0, left: 4 }}>
+      <LineChart data={points} margin={{ top: 16, right: 12, bottom: 0, left: 4 }}>
         <CartesianGrid stroke="#dde3ea" vertical={false} />
         <XAxis dataKey="start" tickFormatter={label} minTickGap={24} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <YAxis domain={[0, "auto"]} tickFormatter={formatDuration} width={64} tick={{ fontSize: 12, fill: "#3d4653" }} />
@@ -90,7 +90,7 @@ function AlarmTrend({ data, timeZone }) {
       testId="alarm-trend"
       summary={`${total} alarm${total === 1 ? "" : "s"}, ${critical} critical.`}
     >
-      <BarChart data={points} margin={{ top: 8, right: 12, bottom: 0, left: 4 }}>
+      <BarChart data={points} margin={{ top: 16, right: 12, bottom: 0, left: 4 }}>
         <CartesianGrid stroke="#dde3ea" vertical={false} />
         <XAxis dataKey="start" tickFormatter={label} minTickGap={24} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <YAxis allowDecimals={false} width={40} tick={{ fontSize: 12, fill: "#3d4653" }} />

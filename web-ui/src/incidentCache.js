@@ -5,7 +5,19 @@
 
 // The fields a frame carries that a row shows. Anything else (names, timestamps) comes from the
 // incident's own answer, fetched once for a row the page has not seen.
-const PROJECTED = ["status", "severity", "title", "assigned_to", "patient_id", "room", "alert_type"];
+const PROJECTED = [
+  "status",
+  "severity",
+  "title",
+  "assigned_to",
+  "patient_id",
+  "room",
+  "alert_type",
+  // Who it pages and whether anyone owns it (the ownership fields of every event).
+  "paged",
+  "unowned_since",
+  "assignment_reason",
+];
 
 // Applies one frame. Answers the new map and whether the row must be fetched (a new incident,
 // or a new assignee whose name the page does not know).

@@ -43,8 +43,6 @@ const SESSION_ENDED = 4401; // the server closes the socket when the session is 
 const SOCKET_REPLACED = 4409; // the session opened more sockets than the server keeps for it
 const RESUME_PAGE_MS = 1100; // the server takes a resume a second after a burst of five
 const KEPT_NOTIFICATIONS = 50;
-const TOAST_MS = 15000;
-const ALERTING_EVENTS = new Set(["INCIDENT_CREATED", "INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"]);
 
 // The session token never goes in a URL (URLs end up in logs): each connection first trades the
 // session (sent as a header by api()) for a one-time ticket that lives 30 s and opens one socket.
@@ -55,31 +53,22 @@ async function socketUrl() {
 }
 
 export function LiveProvider({ children }) {
-  const { token, employee, endSession } = useAuth();
-  const me = employee?.employee_id;
+  const { token, endSession } = useAuth();
   const [connection, setConnection] = useState("connecting");
   const [notifications, setNotifications] = useState([]);
   const [unreadCount, setUnreadCount] = useState(0);
-  const [toasts, setToasts] = useState([]);
   const [lastDataAt, setLastDataAt] = useState(null); // when the socket last brought anything
   const listeners = useRef(new Set());
   const seen = useRef(new Set());
   const lastId = useRef(0);
-  const meRef = useRef(me);
-  useEffect(() => {
-    meRef.current = me;
-  }, [me]);
-
   const emit = useCallback((event) => {
     for (const listener of listeners.current) listener(event);
   }, []);
 
-  const dismissToast = useCallback((key) => {
-    setToasts((current) => current.filter((toast) => toast.key !== key));
-  }, []);
-
+  // A notification pushed to me: the bell, and a "notification" event for the pop-ups (which
+  // decide whether it pages me, Popups.jsx).
   const receive = useCallback(
-    (notification, { toast }) => {
+    (notification) => {
       if (seen.current.has(notification.id)) return;
       seen.current.add(notification.id);
       lastId.current = Math.max(lastId.current, notification.id);
@@ -88,14 +77,9 @@ export function LiveProvider({ children }) {
       );
       if (notification.read_at) return;
       setUnreadCount((count) => count + 1);
-      const mine = notification.data?.assigned_to === meRef.current;
-      if (toast && mine && ALERTING_EVENTS.has(notification.event_type)) {
-        const key = `n${notification.id}`;
-        setToasts((current) => [...current, { key, notification }]);
-        if (notification.severity !== "CRITICAL") setTimeout(() => dismissToast(key), TOAST_MS);
-      }
+      emit({ type: "notification", notification });
     },
-    [dismissToast],
+    [emit],
   );
 
   // Notification history first (bell and unread count), then the socket keeps it current.
@@ -183,7 +167,7 @@ export function LiveProvider({ children }) {
           return;
         }
         if (frame.type === "notification") {
-          receive(frame, { toast: true });
+          receive(frame);
           if (frame.incident_id) emit({ type: "incident_updated", incident_id: frame.incident_id });
         } else if (frame.type === "incident_updated") {
           emit(frame);
@@ -269,8 +253,8 @@ export function LiveProvider({ children }) {
   }, []);
 
   const value = useMemo(
-    () => ({ connection, lastDataAt, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe }),
-    [connection, lastDataAt, notifications, unreadCount, toasts, dismissToast, markRead, markAllRead, subscribe],
+    () => ({ connection, lastDataAt, notifications, unreadCount, markRead, markAllRead, subscribe }),
+    [connection, lastDataAt, notifications, unreadCount, markRead, markAllRead, subscribe],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

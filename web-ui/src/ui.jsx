@@ -121,3 +121,16 @@ export function useNow(ms = 30000) {
   }, [ms]);
   return now;
 }
+
+// Whether a CSS media query matches now, kept current (the phone layout of the pop-ups).
+export function useMediaQuery(query) {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const changed = () => setMatches(list.matches);
+    changed();
+    list.addEventListener("change", changed);
+    return () => list.removeEventListener("change", changed);
+  }, [query]);
+  return matches;
+}

@@ -152,7 +152,7 @@ export default function AlertsPage() {
         {list.loaded && alerts.length === 0 && <Empty>No alerts received.</Empty>}
         {alerts.length > 0 && (
           <div className="table-wrap" tabIndex={0}>
-            <table>
+            <table className="cards-on-phone" aria-label="Recent alerts">
               <thead>
                 <tr>
                   <th scope="col">#</th>
@@ -168,25 +168,25 @@ export default function AlertsPage() {
               <tbody>
                 {alerts.map((alert) => (
                   <tr key={alert.alert_id}>
-                    <td className="num">{alert.alert_id}</td>
-                    <td>
+                    <td data-label="#" className="num">{alert.alert_id}</td>
+                    <td data-label="Received">
                       <time dateTime={alert.received_at} title={formatDateTime(alert.received_at, timeZone)}>
                         {timeAgo(alert.received_at, now)}
                       </time>
                     </td>
-                    <td>
+                    <td data-label="Severity">
                       <SeverityBadge severity={alert.severity} /> <TestBadge show={alert.source === "MANUAL"} />
                     </td>
-                    <td>{alert.alert_name}</td>
-                    <td>
+                    <td data-label="Alert">{alert.alert_name}</td>
+                    <td data-label="Patient">
                       {alert.patient_name}
                       <span className="sub">Room {alert.room}</span>
                     </td>
-                    <td className="num">{formatReading(alert.value, alert.unit) ?? <span className="muted">—</span>}</td>
-                    <td>
+                    <td data-label="Reading" className="num">{formatReading(alert.value, alert.unit) ?? <span className="muted">—</span>}</td>
+                    <td data-label="Source">
                       {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
                     </td>
-                    <td>
+                    <td data-label="Incident">
                       {alert.incident_id ? (
                         <Link to={`/incidents/${alert.incident_id}`}>
                           #{alert.incident_id} <StatusBadge status={alert.incident_status} />

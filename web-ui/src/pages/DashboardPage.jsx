@@ -3,7 +3,7 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, roleName, statusName } from "../domain.js";
+import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, eventName, roleName, statusName } from "../domain.js";
 import { bySeverityThenAge, formatDuration, timeAgo } from "../format.js";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
@@ -19,13 +19,14 @@ function greeting(timeZone) {
   return "Good evening";
 }
 
-function Tile({ label, value, tone = "", hint, testId }) {
+// A count, linking to the list it counts.
+function Tile({ label, value, tone = "", hint, testId, to }) {
   return (
-    <div className={`tile ${tone}`} data-testid={testId}>
-      <p className="tile-value">{value}</p>
-      <p className="tile-label">{label}</p>
-      {hint && <p className="tile-hint">{hint}</p>}
-    </div>
+    <Link to={to} className={`tile ${tone}`} data-testid={testId}>
+      <span className="tile-value">{value}</span>
+      <span className="tile-label">{label}</span>
+      {hint && <span className="tile-hint">{hint}</span>}
+    </Link>
   );
 }
 
@@ -149,7 +150,9 @@ function useLiveDashboard() {
 export default function DashboardPage() {
   const { employee } = useAuth();
   const timeZone = useTimeZone();
-  const { notifications, unreadCount } = useLive();
+  const { notifications, unreadCount, connection } = useLive();
+  // Cut off from the server, the lists are what was known before: "nothing assigned" would be a lie.
+  const cutOff = connection === "offline" || connection === "reconnecting";
   const { incidents, mineCapped, figures, error, reload, refresh, refreshFigures } = useLiveDashboard();
   const [actionError, setActionError] = useState(null);
   const [busyId, setBusyId] = useState(null);
@@ -250,24 +253,38 @@ export default function DashboardPage() {
       )}
 
       <div className="tiles" aria-label="Counts">
-        <Tile label="My active incidents" value={data ? capped(mine.length) : "…"} tone={mine.length ? "tone-primary" : ""} />
+        <Tile
+          label="My active incidents"
+          value={data ? capped(mine.length) : "…"}
+          tone={mine.length ? "tone-primary" : ""}
+          to="/incidents?mine=true"
+        />
         <Tile
           label="Awaiting my acknowledgement"
           value={data ? capped(awaitingAck.length) : "…"}
           tone={awaitingAck.length ? "tone-warn" : ""}
+          to="/incidents?mine=true"
         />
         <Tile
           label="Critical, hospital-wide"
           value={criticalAll ?? "…"}
           tone={criticalAll ? "tone-danger" : ""}
           testId="tile-critical"
+          to="/incidents?severity=CRITICAL"
         />
-        <Tile label="Unassigned" value={unassigned ?? "…"} tone={unassigned ? "tone-warn" : ""} testId="tile-unassigned" />
-        <Tile label="Active, hospital-wide" value={activeAll ?? "…"} testId="tile-active" />
+        <Tile
+          label="Unassigned"
+          value={unassigned ?? "…"}
+          tone={unassigned ? "tone-warn" : ""}
+          testId="tile-unassigned"
+          to="/incidents?status=OPEN"
+        />
+        <Tile label="Active, hospital-wide" value={activeAll ?? "…"} testId="tile-active" to="/incidents" />
         <Tile
           label="MTTA, last 24 h"
           value={figures ? formatDuration(figures.mtta_seconds.avg) : "…"}
           hint={figures ? `MTTR ${formatDuration(figures.mttr_seconds.avg)}` : null}
+          to="/metrics"
         />
       </div>
 
@@ -276,7 +293,10 @@ export default function DashboardPage() {
           <section className="panel" aria-labelledby="my-incidents">
             <h2 id="my-incidents">My active incidents</h2>
             {!data && !error && <Loading what="Loading your incidents" />}
-            {data && mine.length === 0 && <Empty>Nothing is assigned to you right now.</Empty>}
+            {data && mine.length === 0 && !cutOff && <Empty>Nothing is assigned to you right now.</Empty>}
+            {data && mine.length === 0 && cutOff && (
+              <p className="offline-note">Not known while the connection is lost: alarms for you may be waiting.</p>
+            )}
             {mine.length > 0 && (
               <IncidentTable
                 incidents={mine}
@@ -301,7 +321,7 @@ export default function DashboardPage() {
 
           <section className="panel" aria-labelledby="other-incidents">
             <h2 id="other-incidents">Other active incidents</h2>
-            {data && others.length === 0 && <Empty>No other active incidents.</Empty>}
+            {data && others.length === 0 && !cutOff && <Empty>No other active incidents.</Empty>}
             {others.length > 0 && <IncidentTable incidents={others.slice(0, 15)} caption="Other active incidents" />}
             {otherCount > 15 && (
               <p>
@@ -321,7 +341,9 @@ export default function DashboardPage() {
             <ul className="feed">
               {notifications.slice(0, 8).map((notification) => (
                 <li key={notification.id} className={notification.read_at ? "read" : "unread"}>
-                  <Link to={`/incidents/${notification.incident_id}`}>{notification.message}</Link>
+                  <Link to={`/incidents/${notification.incident_id}`}>
+                    <span className="feed-what">{eventName(notification)}:</span> {notification.message}
+                  </Link>
                 </li>
               ))}
             </ul>

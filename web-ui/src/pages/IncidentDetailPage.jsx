@@ -3,9 +3,10 @@ import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, roleName } from "../domain.js";
+import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, pagedFor, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
+import { DeclineForm } from "../Popups.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
 const ACTION_LABELS = {
@@ -175,6 +176,7 @@ function IncidentDetailPage({ id }) {
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState(null);
   const [done, setDone] = useState(null);
+  const [declining, setDeclining] = useState(false);
   const actionsHeading = useRef(null);
 
   useIncidentUpdates(reload, { incidentId: id });
@@ -217,7 +219,12 @@ function IncidentDetailPage({ id }) {
   const me = employee?.employee_id;
   const isAssignee = incident.assigned_to === me;
   const allowed = new Set(incident.allowed_actions);
-  const mine = ["acknowledge", "start"].filter((action) => allowed.has(action) && isAssignee);
+  // Past the last escalation step every doctor paged may acknowledge it: the first takes it.
+  const paged = pagedFor(incident).includes(me);
+  const mine = ["acknowledge", "start"].filter(
+    (action) => allowed.has(action) && (isAssignee || (action === "acknowledge" && paged)),
+  );
+  const canDecline = allowed.has("decline") && isAssignee;
   const canResolve = allowed.has("resolve") && isAssignee;
   const canClaim = allowed.has("claim") && !isAssignee;
   const canReassign = allowed.has("reassign") && employee?.is_supervisor;
@@ -304,6 +311,25 @@ function IncidentDetailPage({ id }) {
                 </button>
               )}
             </div>
+            {canDecline && !declining && (
+              <p>
+                <button type="button" className="danger-outline" disabled={busy} onClick={() => setDeclining(true)}>
+                  I can't take this
+                </button>
+              </p>
+            )}
+            {canDecline && declining && (
+              <DeclineForm
+                idPrefix="detail"
+                incidentId={incident.incident_id}
+                onCancel={() => setDeclining(false)}
+                onDeclined={() => {
+                  setDeclining(false);
+                  setDone("Passed on: it is no longer yours.");
+                  reload();
+                }}
+              />
+            )}
             {canResolve && (
               <ResolveForm
                 busy={busy}
@@ -322,7 +348,7 @@ function IncidentDetailPage({ id }) {
               />
             )}
             {incident.status === "RESOLVED" && <p className="muted">This incident is resolved; no further actions.</p>}
-            {incident.status !== "RESOLVED" && !isAssignee && (
+            {incident.status !== "RESOLVED" && !isAssignee && !paged && (
               <p className="muted">Only the assignee can acknowledge, start, resolve or add notes. Claim it first.</p>
             )}
           </section>

@@ -129,7 +129,7 @@ export default function MetricsPage() {
               <Empty>No incidents were assigned in this period.</Empty>
             ) : (
               <div className="table-wrap" tabIndex={0}>
-                <table>
+                <table className="cards-on-phone" aria-labelledby="clinicians-title">
                   <thead>
                     <tr>
                       <th scope="col">Clinician</th>
@@ -151,12 +151,12 @@ export default function MetricsPage() {
                   <tbody>
                     {data.clinicians.map((row) => (
                       <tr key={row.employee_id}>
-                        <td>{row.name}</td>
-                        <td>{roleName(row.role)}</td>
-                        <td className="num">{row.active}</td>
-                        <td className="num">{row.resolved}</td>
-                        <td className="num">{formatDuration(row.mtta_avg_seconds)}</td>
-                        <td className="num">{formatDuration(row.mttr_avg_seconds)}</td>
+                        <td data-label="Clinician">{row.name}</td>
+                        <td data-label="Role">{roleName(row.role)}</td>
+                        <td className="num" data-label="Active">{row.active}</td>
+                        <td className="num" data-label="Resolved">{row.resolved}</td>
+                        <td className="num" data-label="MTTA">{formatDuration(row.mtta_avg_seconds)}</td>
+                        <td className="num" data-label="MTTR">{formatDuration(row.mttr_avg_seconds)}</td>
                       </tr>
                     ))}
                   </tbody>

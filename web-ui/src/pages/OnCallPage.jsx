@@ -140,7 +140,7 @@ function Schedule({ role }) {
       {data && days.length === 0 && <Empty>No shifts in this period.</Empty>}
       {days.length > 0 && (
         <div className="table-wrap" tabIndex={0}>
-          <table className="rota">
+          <table className="rota cards-on-phone">
             <thead>
               <tr>
                 <th scope="col">Role</th>
@@ -156,7 +156,7 @@ function Schedule({ role }) {
                 <tr key={roleCode}>
                   <th scope="row">{roleName(roleCode)}</th>
                   {days.map((day) => (
-                    <td key={day}>
+                    <td key={day} data-label={formatDay(`${day}T12:00:00Z`, "UTC")}>
                       <ul>
                         {(cells.get(roleCode).get(day) ?? []).map((shift) => (
                           <li
