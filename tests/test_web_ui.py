@@ -242,7 +242,7 @@ def test_a_device_alert_appears_on_the_assignees_dashboard_without_a_reload(page
     expect(row.get_by_role("button", name="Acknowledge")).to_be_visible()
     # Critical work assigned to me is put in front of me, and I am told about it.
     expect(page.locator(".critical-banner")).to_contain_text("critical incident")
-    toast = page.get_by_role("alert", name="New assignment")
+    toast = page.get_by_role("alert", name="New alarm for you")
     expect(toast).to_contain_text("Cardiac arrest")
     expect(page.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
     assert page.evaluate("window.__sameDocument") is True
@@ -287,7 +287,7 @@ def test_after_a_lost_connection_the_page_resumes_and_shows_what_it_missed(page,
 
     expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
     # Replayed by the server after the resume: the toast and the bell, and the list refreshed.
-    expect(page.get_by_role("alert", name="New assignment")).to_contain_text("Suspected stroke")
+    expect(page.get_by_role("alert", name="New alarm for you")).to_contain_text("Suspected stroke")
     mine = page.get_by_role("table", name="My active incidents")
     expect(mine.get_by_role("row").filter(has_text="Suspected stroke")).to_be_visible()
     # The replay answers the page's resume: by now the page has sent it (read only now, not as
@@ -309,7 +309,7 @@ def test_acknowledge_start_and_resolve_from_the_detail_page_with_the_audit_trail
     status = page.get_by_test_id("incident-status")
     expect(status).to_have_text("Assigned")
     trail = page.get_by_role("list", name="Audit trail")
-    expect(trail).to_contain_text("Created")
+    expect(trail).to_contain_text("Alarm raised")
     expect(trail).to_contain_text("Assigned")
     # Not allowed yet: resolving needs work to have started.
     expect(page.get_by_role("button", name="Resolve incident")).to_have_count(0)
@@ -446,7 +446,7 @@ def test_any_refused_request_sends_the_page_back_to_login(page, site):
     expect(page.locator(".tile-value").filter(has_text="…")).to_have_count(0)
     expect(page.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
     requests.post(f"{site}/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    page.get_by_role("link", name="Incidents").click()
+    page.get_by_role("link", name="Incidents", exact=True).click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Your session has ended")
 
@@ -503,7 +503,7 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
         expect(tab.get_by_test_id("incident-assignee")).to_have_text("Assigned to you")
         expect(tab.get_by_role("button", name="Acknowledge", exact=True)).to_be_visible()
         trail = tab.get_by_role("list", name="Audit trail")
-        expect(trail.get_by_role("listitem").filter(has_text="Claimed")).to_contain_text(names["S02"])
+        expect(trail.get_by_role("listitem").filter(has_text="Taken over")).to_contain_text(names["S02"])
     finally:
         colleague.close()
 
@@ -914,7 +914,7 @@ def test_a_test_alert_is_marked_test_in_the_toast_banner_lists_and_detail(page, 
                            json={"patient_id": "P001", "alert_type": "CARDIAC_ARREST"}, timeout=10)
     assert answer.status_code == 201, answer.text
     incident = my_incident(site, token, answer.json()["alert_id"])
-    toast = page.get_by_role("alert", name="New assignment (test)")
+    toast = page.get_by_role("alert", name="New alarm for you (test)")
     expect(toast.locator(".test-badge")).to_have_text("TEST")
     banner = page.locator(".critical-banner")
     expect(banner.get_by_role("listitem").first).to_contain_text("TEST")
@@ -942,12 +942,12 @@ def test_toasts_show_three_with_n_more_and_acknowledge_in_one_tap(page, site):
     ids = [my_incident(site, token, device_alert(site, "CARDIAC_ARREST", patient)["alert_id"])["incident_id"]
            for patient in ("P001", "P002", "P003", "P005")]
     toasts = page.get_by_test_id("toast")
-    expect(page.get_by_role("status").filter(has_text="more new")).to_have_text("1 more new — see the bell")
+    expect(page.get_by_role("status").filter(has_text="more —")).to_have_text("1 more — see the bell")
     expect(toasts).to_have_count(3)
     newest = toasts.filter(has_text=f"#{ids[-1]}")
     newest.get_by_role("button", name=f"Acknowledge #{ids[-1]}").click()
     expect(toasts.filter(has_text=f"#{ids[-1]}")).to_have_count(0)
-    expect(page.get_by_role("status").filter(has_text="more new")).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text="more —")).to_have_count(0)
     expect(toasts).to_have_count(3)  # the one waiting behind "1 more" shows now
     mine = page.get_by_role("table", name="My active incidents")
     expect(mine.locator(f"tr[data-incident-id='{ids[-1]}']")).to_contain_text("Acknowledged")
@@ -994,8 +994,8 @@ def test_a_failed_load_says_what_failed_and_retries(page, site):
     signed_in_as_d01(page)
     failed = []
 
-    def fail_once(route):  # the list's request, not the alarm's (mine=true)
-        if not failed and "mine=true" not in route.request.url:
+    def fail_once(route):  # the list's page of 50, not the alarm's look-ups (mine=true, limit=200)
+        if not failed and "mine=true" not in route.request.url and "limit=200" not in route.request.url:
             failed.append(route.request.url)
             route.abort()
         else:
@@ -1039,7 +1039,7 @@ def test_background_alerts_are_asked_for_after_sign_in_with_the_reason_and_not_n
     expect(prompt.get_by_role("button", name="Allow alerts in background")).to_be_visible()
     prompt.get_by_role("button", name="Not now").click()
     expect(prompt).to_have_count(0)
-    page.get_by_role("link", name="Incidents").click()
+    page.get_by_role("link", name="Incidents", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
     page.reload()
     expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
