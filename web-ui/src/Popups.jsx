@@ -121,7 +121,11 @@ function Popup({ popup, compact, onDismiss, more }) {
         {reading && <span className="popup-reading"> · {reading}</span>}
         <span className="popup-number"> · #{id}</span>
       </p>
-      {!compact && <p className="popup-message">{notification.message}</p>}
+      {/* The server's sentence says what happened (escalated, passed on...); for a plain new
+          assignment the heading and the line above say it all. */}
+      {!compact && notification.event_type !== "INCIDENT_ASSIGNED" && (
+        <p className="popup-message">{notification.message}</p>
+      )}
       <ErrorNotice error={error} what={`Acknowledging incident #${id} failed`} />
       {declining ? (
         <DeclineForm idPrefix={formId} incidentId={id} onDeclined={done} onCancel={() => setDeclining(false)} />

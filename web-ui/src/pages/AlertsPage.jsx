@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { Link } from "react-router";
 
 import { api } from "../api.js";
@@ -6,7 +6,7 @@ import { SEVERITIES, severityName } from "../domain.js";
 import { formatDateTime, formatReading, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
 import { useTimeZone } from "../auth.jsx";
-import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow } from "../ui.jsx";
+import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow, useResource } from "../ui.jsx";
 
 function TriggerAlertForm({ onTriggered }) {
   const [catalogue, setCatalogue] = useState(null);
@@ -124,6 +124,10 @@ export default function AlertsPage() {
   const [severity, setSeverity] = useState("");
   const list = usePagedList("/alerts", { severity }, "alerts", { debounceMs: 500 });
   const alerts = list.items;
+  // A reading is shown with its unit, which is the alert type's (the catalogue's).
+  const loadTypes = useCallback((signal) => api("/alert-types", { signal }), []);
+  const { data: catalogue } = useResource(loadTypes, [loadTypes]);
+  const units = new Map((catalogue?.alert_types ?? []).map((type) => [type.alert_type, type.unit]));
 
   return (
     <section>
@@ -182,7 +186,7 @@ export default function AlertsPage() {
                       {alert.patient_name}
                       <span className="sub">Room {alert.room}</span>
                     </td>
-                    <td data-label="Reading" className="num">{formatReading(alert.value, alert.unit) ?? <span className="muted">—</span>}</td>
+                    <td data-label="Reading" className="num">{formatReading(alert.value, units.get(alert.alert_type)) ?? <span className="muted">—</span>}</td>
                     <td data-label="Source">
                       {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
                     </td>
