@@ -88,6 +88,19 @@ def go(tab, path: str):
     tab.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }", path)
 
 
+def every_page(tab, incident_id: int):
+    """Each page in turn, followed as in-app links, once it shows: yields its path."""
+    for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
+                        ("/oncall", "On duty now"), ("/metrics", "By severity"),
+                        (f"/incidents/{incident_id}", "Audit trail"), ("/status", None)):
+        go(tab, path)
+        if shows:
+            expect(tab.get_by_role("heading", name=shows).first).to_be_visible()
+        else:
+            expect(tab.get_by_test_id("status-oncall")).to_be_visible()
+        yield path
+
+
 def page_now(tab) -> int:
     return tab.evaluate("Date.now()")
 
@@ -389,14 +402,7 @@ def test_every_visible_button_and_link_is_at_least_44_px_at_375_px(night, site):
     incident = my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=210)["alert_id"])
     expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
     found = {}
-    for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
-                        ("/oncall", "On duty now"), ("/metrics", "By severity"),
-                        (f"/incidents/{incident['incident_id']}", "Audit trail"), ("/status", None)):
-        go(night, path)
-        if shows:
-            expect(night.get_by_role("heading", name=shows).first).to_be_visible()
-        else:
-            expect(night.get_by_test_id("status-oncall")).to_be_visible()
+    for path in every_page(night, incident["incident_id"]):
         small = night.evaluate(MEASURE_CONTROLS)
         if path != "/status":
             night.get_by_role("button", name="Menu").click()  # the pages and sign-out behind it
@@ -625,16 +631,10 @@ def test_axe_finds_nothing_serious_on_any_page_with_unread_notifications_and_a_p
     expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
     expect(popup_of(night, incident["incident_id"])).to_be_visible()
     found = {}
-    for path, shows in (("/", "My active incidents"), ("/incidents", "Incidents"), ("/alerts", "Alerts"),
-                        ("/oncall", "On duty now"), ("/metrics", "By severity"),
-                        (f"/incidents/{incident['incident_id']}", "Audit trail"), ("/status", None)):
-        go(night, path)
-        if shows:
-            expect(night.get_by_role("heading", name=shows).first).to_be_visible()
+    for path in every_page(night, incident["incident_id"]):
+        if path != "/status":  # signed-in pages: the unread count and the pop-up are on screen
             expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
             expect(popup_of(night, incident["incident_id"])).to_be_visible()
-        else:
-            expect(night.get_by_test_id("status-oncall")).to_be_visible()
         night.evaluate(AXE_SOURCE)
         violations = night.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
             .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
