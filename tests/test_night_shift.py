@@ -602,24 +602,35 @@ def test_unowned_shows_in_red_and_the_tiles_are_links(night, site, size, db):
     expect(night.locator(f"tr[data-incident-id='{incident_id}']")).to_be_visible()
 
 
-def test_the_metrics_charts_top_label_is_not_clipped(night, site):
+def test_the_metrics_charts_labels_are_not_clipped(night, site, db):
+    """Long durations ("12 min 5 s") and the top count: every axis label of every chart lies
+    inside its drawing."""
     token = signed_in_as_d01(night)
     incident = my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=210)["alert_id"])
-    requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/acknowledge", timeout=10,
-                   headers={"Authorization": f"Bearer {token}"})
+    steps = (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "settled"}))
+    for action, body in steps:
+        answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/{action}", json=body,
+                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+    with db.transaction() as cur:
+        cur.execute("UPDATE incidents SET response_seconds = 725, resolution_seconds = 83000"
+                    " WHERE incident_id = %s", (incident["incident_id"],))
     night.goto("/metrics")
-    chart = night.get_by_test_id("alarm-trend")
-    ticks = chart.locator(".recharts-cartesian-axis-tick-value")
-    expect(ticks.first).to_be_visible()
-    # Every axis label, the top one of the counts included, lies inside the drawing.
-    clipped = chart.evaluate("""(figure) => {
-        const svg = figure.querySelector(".recharts-wrapper > svg.recharts-surface").getBoundingClientRect();
-        return [...figure.querySelectorAll(".recharts-cartesian-axis-tick-value")]
-            .map((tick) => [tick.textContent, tick.getBoundingClientRect()])
-            .filter(([, box]) => box.top < svg.top || box.bottom > svg.bottom)
-            .map(([text]) => text);
-    }""")
-    assert ticks.count() > 2 and clipped == [], clipped
+    hourly = night.get_by_role("figure", name="MTTA and MTTR per hour, last 24 h")
+    expect(hourly).to_contain_text("12 min 5 s")
+    for figure in ("timing-hourly", "timing-daily", "alarm-trend"):
+        chart = night.get_by_test_id(figure)
+        ticks = chart.locator(".recharts-cartesian-axis-tick-value")
+        expect(ticks.first).to_be_visible()
+        clipped = chart.evaluate("""(figure) => {
+            const svg = figure.querySelector(".recharts-wrapper > svg").getBoundingClientRect();
+            return [...figure.querySelectorAll(".recharts-cartesian-axis-tick-value")]
+                .map((tick) => [tick.textContent, tick.getBoundingClientRect()])
+                .filter(([, box]) => box.top < svg.top || box.bottom > svg.bottom
+                                     || box.left < svg.left || box.right > svg.right)
+                .map(([text]) => text);
+        }""")
+        assert ticks.count() > 2 and clipped == [], (figure, clipped)
 
 
 # --------------------------------------------------------------------------- axe

@@ -69,7 +69,8 @@ function TimingTrend({ data, timeZone, title, testId }) {
       <LineChart data={points} margin={{ top: 16, right: 12, bottom: 0, left: 4 }}>
         <CartesianGrid stroke="#dde3ea" vertical={false} />
         <XAxis dataKey="start" tickFormatter={label} minTickGap={24} tick={{ fontSize: 12, fill: "#3d4653" }} />
-        <YAxis domain={[0, "auto"]} tickFormatter={formatDuration} width={64} tick={{ fontSize: 12, fill: "#3d4653" }} />
+        {/* Wide enough for "27 h 46 min" on one line: a narrower axis wrapped and cut it. */}
+        <YAxis domain={[0, "auto"]} tickFormatter={formatDuration} width={88} tick={{ fontSize: 12, fill: "#3d4653" }} />
         <Tooltip formatter={(value) => formatDuration(value)} labelFormatter={label} />
         <Legend />
         <Line type="monotone" dataKey="MTTA" stroke={COLOURS.MTTA} strokeWidth={2} dot={{ r: 3 }} connectNulls isAnimationActive={false} />
