@@ -1,5 +1,5 @@
 // Real-time updates from the notification service: one WebSocket per signed-in tab.
-//   {"type":"notification", id, ...}     a stored notification of mine (bell, toast)
+//   {"type":"notification", id, ...}     a stored notification of mine (bell, pop-ups)
 //   {"type":"incident_updated", ...}     some incident changed: lists and pages refresh
 //   {"type":"ping"}                      keep-alive; answered with a pong
 // After a reconnect the client sends {"type":"resume","last_id":N} and the server replays what
