@@ -12,7 +12,8 @@ from tests.support import SERVICE_MODULES
 # (a device route without its X-API-Key, a WebSocket endpoint without a handshake).
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/api/v1/openapi.json"),
                ("POST", "/api/v1/auth/login"),
-               ("POST", "/api/v1/auth/password")}  # proven by the current password in the body
+               ("POST", "/api/v1/auth/password"),  # proven by the current password in the body
+               ("GET", "/api/v1/preferences/hospital")}  # its time zone: the status page, before sign-in
 _SAMPLE_ARGUMENTS = {"int": "1", "float": "1.0", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 
