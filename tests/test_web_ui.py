@@ -460,10 +460,14 @@ def test_a_session_signed_out_elsewhere_closes_the_live_page(page, site):
     expect(page.get_by_role("status")).to_contain_text("Your session has ended")
 
 
-def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_page(page, browser, site, db):
+def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_page(
+        page, browser, site, db, clock):
     with db.transaction() as cur:
-        cur.execute("SELECT employee_id, name FROM employees WHERE employee_id IN ('D02', 'N02', 'S02')")
+        cur.execute("SELECT employee_id, name FROM employees WHERE employee_id IN ('D02', 'D03', 'S02')")
         names = {row["employee_id"]: row["name"] for row in cur.fetchall()}
+    # An alarm goes only to a clinician on duty and signed in, reassigned or claimed alike.
+    for colleague in ("D02", "S02"):
+        _put_on_duty_now(site, colleague, clock)
     token = signed_in_as_d01(page)
     alert = device_alert(site, "HEART_RATE_HIGH", patient_id="P004", value=168)
     incident = my_incident(site, token, alert["alert_id"])
@@ -472,13 +476,13 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
     status = page.get_by_test_id("incident-status")
     expect(status).to_have_text("Assigned")
 
-    # D01 supervises: they hand the incident to a colleague, seeing who is signed in (N02, on
-    # another workstation) and who is not (D02).
-    api_login(site, "N02")
+    # D01 supervises: they hand the incident to a colleague, seeing who is signed in (D02, on
+    # another workstation, now that the alarm is D01's) and who is not (D03).
+    api_login(site, "D02")
     page.reload()
     choices = page.get_by_label("Reassign to")
-    expect(choices.locator("option", has_text=names["D02"])).to_contain_text("signed out")
-    expect(choices.locator("option", has_text=names["N02"])).not_to_contain_text("signed out")
+    expect(choices.locator("option", has_text=names["D03"])).to_contain_text("signed out")
+    expect(choices.locator("option", has_text=names["D02"])).not_to_contain_text("signed out")
     choices.select_option("D02")
     page.get_by_role("button", name="Reassign", exact=True).click()
     expect(status).to_have_text("Reassigned")
@@ -486,8 +490,8 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
     trail = page.get_by_role("list", name="Audit trail")
     expect(trail.get_by_role("listitem").filter(has_text="Reassigned")).to_contain_text("Dr. Michael Brooks")
 
-    # A cardiologist (the alarm is routed to cardiology), no supervisor, may not reassign, but may
-    # take it over from a colleague who is not signed in.
+    # A cardiologist on duty (the alarm is routed to cardiology), no supervisor, may not reassign,
+    # but may take it over from a colleague who has not acknowledged it.
     colleague = browser.new_context(base_url=site, viewport={"width": 1366, "height": 900})
     colleague.set_default_timeout(WAIT_MS)
     try:
