@@ -149,7 +149,7 @@ build_standin() {  # build_standin <upstream image> <folder>
   hash=$(inputs_hash "$folder" "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")" "${extra[@]}")
   [ "$(image_label "$image")" = "$hash" ] && return 0
   log "building the stand-in for $image (tests/compose/standins/$2)"
-  DOCKER_BUILDKIT=0 docker build --label "$LABEL=$hash" -t "$image" "$context" >"$STATE/build-$2.log" 2>&1 \
+  DOCKER_BUILDKIT=0 docker build --force-rm --label "$LABEL=$hash" -t "$image" "$context" >"$STATE/build-$2.log" 2>&1 \
     || die "building the stand-in for $image failed (see $STATE/build-$2.log)"
 }
 
@@ -172,6 +172,8 @@ fi
 # The `# syntax=` line of our Dockerfiles makes BuildKit fetch its frontend from a registry:
 # where none answers, the classic builder builds them.
 if [ "$pulled_any" = no ] && ! can_pull docker/dockerfile:1; then export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false; fi
+# On the engine of its own (never a developer's), images that a rebuild replaced go.
+[ -n "$dockerd_pid" ] && docker image prune -f >/dev/null
 log "images ready after $(( $(date +%s) - started )) s"
 
 # ------------------------------------------------------------------------------ the test
