@@ -596,6 +596,11 @@ def test_losing_the_node_that_leads_alerts_loses_no_alarm(real_up, admin):
         stream.wait_sent()
     assert not stream.refused, stream.refused
     assert len(stream.accepted) == len(pairs)
-    assert_one_incident_per_alarm(token, stream.accepted, first_id, timeout=180)
+    try:
+        assert_one_incident_per_alarm(token, stream.accepted, first_id, timeout=180)
+    except AssertionError as failure:
+        logs = real_up.compose("logs", "--tail", "60", "alert-ingestion-worker",
+                               "incident-management-worker", check=False).stdout
+        raise AssertionError(f"{failure}\n(stopped {leader})\n{logs[-15000:]}") from None
     # Another node leads the lane now.
     assert leader_of(real_up, CRITICAL_LANE) in set(HA_NODES) - {leader}
