@@ -498,7 +498,10 @@ def test_replicas_share_the_work_and_nginx_reaches_every_one(demo_up, clinician,
         assert len(demo_up.container_ids(name)) == count, name
     token = clinician["token"]
     # nginx resolves the service name per request (resolver 127.0.0.11): sockets land on both.
-    sockets = [open_socket(token) for _ in range(16)]
+    # Four sign-ins of the clinician (as four workstations), four sockets each: a session holds
+    # at most WS_SOCKETS_PER_SESSION (5) at once.
+    sessions = [token] + [token_of(clinician["employee_id"]) for _ in range(3)]
+    sockets = [open_socket(session) for session in sessions for _ in range(4)]
     try:
         held = wait_for(lambda: [established_websockets(demo_up, i) for i in (1, 2)]
                         if sum(established_websockets(demo_up, i) for i in (1, 2)) >= 16 else None,
