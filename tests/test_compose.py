@@ -502,9 +502,7 @@ def test_app_services_get_their_settings(services, env):
 def test_shared_settings_are_written_once():
     """The four services share one anchor for their settings instead of copies."""
     text = without_the_secrets_check(COMPOSE_FILE.read_text())
-    # WEB_ORIGIN is the services' (CORS) and the web UI's own (its CSP), with the same default.
-    assert text.count("WEB_ORIGIN: ${WEB_ORIGIN:-http://localhost:8080}") == 2
-    for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "GUNICORN_WORKERS", "ONCALL_URL",
+    for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "WEB_ORIGIN", "GUNICORN_WORKERS", "ONCALL_URL",
                 "DEVICE_API_KEYS", "MESSAGE_MAX_ATTEMPTS"):
         assert len(re.findall(rf"^\s+{key}:", text, re.MULTILINE)) == 1, key
     assert text.count('"healthguard.healthcheck"]') == 1  # the web services' anchor
@@ -858,9 +856,7 @@ def test_web_ui_dockerfile():
     # Our main config (workers, connections, a log format without query strings) replaces the
     # base image's, and the header snippet sits next to it, where relative includes are read.
     assert "nginx-main.conf /etc/nginx/nginx.conf" in copies
-    assert "security-headers.conf json-errors.conf /etc/nginx/" in copies
-    # The CSP's origin: rendered by the base image's entrypoint from WEB_ORIGIN at start.
-    assert "web-origin.conf.template /etc/nginx/templates/" in copies
+    assert "security-headers.conf /etc/nginx/security-headers.conf" in copies
     assert_non_root_healthchecked(path)
     healthcheck = next(args for instruction, args in instructions if instruction == "HEALTHCHECK")
     assert "wget" in healthcheck and "8080/health" in healthcheck
