@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: bootstrap up down logs test lint env bench
+.PHONY: bootstrap up down logs test lint env bench compose-test
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -29,6 +29,13 @@ lint: bootstrap
 test: lint
 	cd web-ui && npm run lint --silent && npm test --silent
 	$(PY) -m pytest
+	@scripts/compose-test.sh
+
+# The Compose suite built, started and tested end to end (issue 18; README, "Tests"): on the
+# engine that answers, or on a dockerd of its own (Debian, as root), with stand-in images where
+# upstream's cannot be pulled.
+compose-test: bootstrap
+	@scripts/compose-test.sh
 
 # The benchmarks (issue 10) on a suite of their own: `make bench`, or `make bench BENCH_QUICK=1`
 # for a quick pass whose figures mean nothing. Results in bench/results/.

@@ -1,8 +1,11 @@
 """Real PostgreSQL and RabbitMQ for the tests, a fresh database per test, a clock tests can move.
 
-With a Docker engine answering, testcontainers starts both servers. Without one (CI and this
-machine), the servers named by HG_TEST_POSTGRES_URL / HG_TEST_RABBITMQ_URL are used, defaulting
-to the local ones. Either way a run never touches a developer's data, and leaves nothing behind:
+With HG_TEST_USE_DOCKER=1 and a Docker engine answering, testcontainers starts both servers.
+Otherwise (CI, this machine, a laptop whose engine runs `make compose-test`), the servers named by
+HG_TEST_POSTGRES_URL / HG_TEST_RABBITMQ_URL are used, defaulting to the local ones: an engine that
+merely answers is not used, since testcontainers would pull images (and its Ryuk container)
+where no registry may be reachable. Either way a run never touches a developer's data, and leaves
+nothing behind:
 
 - PostgreSQL: one template database per run (`hg_test_<run>_template`), migrated and seeded once;
   every test that uses the database gets its own copy (`CREATE DATABASE ... TEMPLATE ...`, a few
@@ -62,7 +65,7 @@ def pytest_configure(config):
 
 
 def _docker_engine_answers() -> bool:
-    if os.environ.get("HG_TEST_NO_DOCKER"):
+    if not os.environ.get("HG_TEST_USE_DOCKER") or os.environ.get("HG_TEST_NO_DOCKER"):
         return False
     try:
         import docker

@@ -8,6 +8,8 @@ command and healthcheck names something the image really has.
 import ast
 import json
 import re
+import secrets
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,7 +35,8 @@ WORKERS = {f"{name}-worker": name for name in APP_SERVICES}
 SERVICES_IMAGE = "healthguard-ops/services:latest"
 METRICS_DIR = "/tmp/prometheus"  # noqa: S108 (the image's PROMETHEUS_MULTIPROC_DIR, inside the container)
 PUBLISHED = {8080: ("web-ui", 8080), 3001: ("grafana", 3000), 9090: ("prometheus", 9090)}
-ONE_SHOT = {"migrate"}
+# Jobs that run once and exit: the placeholder check, then the migration.
+ONE_SHOT = {"migrate", "check-secrets"}
 SECRETS = ("POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD", "RABBITMQ_PASSWORD", "RABBITMQ_ERLANG_COOKIE",
            "GRAFANA_ADMIN_PASSWORD", "SERVICE_TOKEN", "DEVICE_API_KEYS")
 # The `ha` profile: the broker `rabbitmq` and these two form a 3-node RabbitMQ cluster.
@@ -210,7 +213,7 @@ def test_env_example_documents_what_the_services_read(env):
     assert env["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/%2F"
     assert env["WEB_ORIGIN"] == "http://localhost:8080"
     assert env["HOSPITAL_TZ"] == "Europe/London"
-    assert env["SESSION_TTL_HOURS"] == "12"
+    assert env["SESSION_TTL_HOURS"] == "14"
     assert env["LOG_LEVEL"] == "INFO"
     assert env["GUNICORN_WORKERS"] == "2"
 
@@ -244,11 +247,18 @@ def test_bootstrap_device_keys_are_optional_in_compose(raw_compose, env):
     assert services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == ""
 
 
+def without_the_secrets_check(text: str) -> str:
+    """The compose file without its comments and the check-secrets job, which names the
+    placeholder it refuses and lists every secret once more."""
+    text = re.sub(r"(?ms)^  check-secrets:\n.*?(?=^  \S)", "", text)
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def test_no_credential_is_written_in_the_compose_file(raw_compose):
-    text = COMPOSE_FILE.read_text()
+    text = without_the_secrets_check(COMPOSE_FILE.read_text())
     for literal in ("change-me", "password123", "guest:guest", "admin:admin"):
         assert literal not in text, f"literal credential {literal!r} in docker-compose.yml"
-    secret_key = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY|_KEYS?$|COOKIE", re.IGNORECASE)
+    secret_key = re.compile(r"PASSWORD$|PASS$|SECRET|TOKEN|API_KEY|_KEYS?$|COOKIE", re.IGNORECASE)
     for name, service in raw_compose["services"].items():
         environment = service.get("environment") or {}
         assert isinstance(environment, dict), f"{name}: use the mapping form of environment"
@@ -260,8 +270,77 @@ def test_no_credential_is_written_in_the_compose_file(raw_compose):
             userinfo = urlsplit(value).netloc.rpartition("@")[0] if "://" in value else ""
             if ":" in userinfo:
                 password = userinfo.split(":", 1)[1]
-                assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", password), (
+                assert re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:\?[^}]*)?\}", password), (
                     f"{name}.{key}: password in URL must be a variable, got {password!r}")
+
+
+REQUIRED_SECRETS = tuple(name for name in SECRETS if name != "DEVICE_API_KEYS")
+
+
+def test_every_container_requires_each_secret_it_is_given(raw_compose, env):
+    """Every value that carries a secret stops compose without it, in every container that gets
+    it (Grafana, postgres and rabbitmq included), not only where it is first written."""
+    for name, service in raw_compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            for secret in REQUIRED_SECRETS:
+                if f"${{{secret}" in str(value):
+                    without = {k: v for k, v in env.items() if k != secret}
+                    with pytest.raises(InterpolationError, match=secret):
+                        interpolate(str(value), without)
+                    assert f"${{{secret}:?" in str(value), f"{name}.{key}: {secret} must be `:?`"
+
+
+def depends_on_all(services: dict, name: str) -> dict:
+    """Every service `name` waits for, directly or through others, with the condition."""
+    found, todo = {}, [name]
+    while todo:
+        for dependency, rule in (services[todo.pop()].get("depends_on") or {}).items():
+            if dependency not in found:
+                found[dependency] = rule["condition"]
+                todo.append(dependency)
+    return found
+
+
+def test_nothing_holding_a_secret_starts_before_the_placeholder_check(services, raw_compose):
+    check = services["check-secrets"]
+    assert check["restart"] == "no" and check["network_mode"] == "none"
+    # It sees every secret, and only the secrets.
+    assert set(check["environment"]) == set(SECRETS)
+    secret_key = re.compile("|".join(SECRETS))
+    holders = [name for name, service in raw_compose["services"].items() if name != "check-secrets"
+               and any(secret_key.search(str(value))
+                       for value in (service.get("environment") or {}).values())]
+    assert {"postgres", "rabbitmq", "rabbitmq-2", "rabbitmq-3", "grafana", "migrate"} <= set(holders)
+    for name in holders:
+        assert depends_on_all(services, name).get("check-secrets") == "service_completed_successfully", name
+
+
+def run_secrets_check(services: dict, **environment) -> subprocess.CompletedProcess:
+    """check-secrets' own command, under /bin/sh here as in its container."""
+    check = services["check-secrets"]
+    assert check["entrypoint"] == ["/bin/sh", "-c"]
+    return subprocess.run(["/bin/sh", "-c", check["command"][0]], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **environment}, timeout=30)
+
+
+def test_the_placeholder_check_refuses_change_me_in_any_secret(raw_compose, env):
+    fresh = {name: secrets.token_urlsafe(24) for name in SECRETS}
+    services = interpolate_tree(raw_compose, {**env, **fresh})["services"]
+    passed = run_secrets_check(services, **fresh)
+    assert passed.returncode == 0, passed.stderr
+    for name in SECRETS:
+        refused = run_secrets_check(services, **{**fresh, name: "change-me"})
+        assert refused.returncode == 1, name
+        assert name in refused.stderr and "python3 scripts/make_env.py" in refused.stderr
+    # .env.example as it is: every one of them named at once.
+    refused = run_secrets_check(services, **{name: env[name] for name in SECRETS})
+    assert refused.returncode == 1 and all(name in refused.stderr for name in SECRETS)
+
+
+def test_the_header_says_how_to_write_env():
+    header = COMPOSE_FILE.read_text().split("\nname:")[0]
+    assert "python3 scripts/make_env.py" in header
+    assert "cp .env.example" not in header
 
 
 # --------------------------------------------------------------------------- exposure
@@ -298,10 +377,32 @@ def test_prometheus_is_published_on_loopback_unless_the_env_says_otherwise(raw_c
     assert prometheus_ports(PROMETHEUS_BIND=everywhere) == [f"{everywhere}:9090:9090"]
 
 
+def test_grafana_is_published_on_loopback_unless_the_env_says_otherwise(raw_compose, env):
+    """Grafana's sign-in is for the operator on this host by default, as Prometheus is."""
+    assert env["GRAFANA_BIND"] == "127.0.0.1"
+    unset = {key: value for key, value in env.items() if key != "GRAFANA_BIND"}
+    assert interpolate_tree(raw_compose, unset)["services"]["grafana"]["ports"] == ["127.0.0.1:3001:3000"]
+    everywhere = "0.0.0.0"  # noqa: S104 (what an operator sets to expose it)
+    exposed = interpolate_tree(raw_compose, {**env, "GRAFANA_BIND": everywhere})["services"]["grafana"]
+    assert exposed["ports"] == [f"{everywhere}:3001:3000"]
+
+
+def test_no_service_port_is_published_and_monitoring_only_on_loopback(raw_compose, env):
+    """Only nginx is the way in (issue 17, slow clients): no service, database or broker port is
+    published, and the monitoring ports only on 127.0.0.1 unless .env says otherwise."""
+    services = interpolate_tree(raw_compose, env)["services"]
+    for name, service in services.items():
+        if name not in ("web-ui", "grafana", "prometheus"):
+            assert "ports" not in service, f"{name} publishes {service['ports']}"
+    for name in ("grafana", "prometheus"):
+        assert all(str(port).startswith("127.0.0.1:") for port in services[name]["ports"]), name
+
+
 def test_grafana_starts_only_with_its_admin_password_from_the_env(raw_compose, env):
     grafana = raw_compose["services"]["grafana"]
     assert "GF_AUTH_ANONYMOUS_ENABLED" in grafana["environment"]
     assert interpolate_tree(grafana, env)["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert interpolate_tree(grafana, env)["environment"]["GF_AUTH_BASIC_PASSWORD_POLICY"] == "true"
     without = {key: value for key, value in env.items() if key != "GRAFANA_ADMIN_PASSWORD"}
     with pytest.raises(InterpolationError, match="GRAFANA_ADMIN_PASSWORD"):
         interpolate_tree(raw_compose, without)
@@ -315,7 +416,7 @@ def test_every_long_running_container_has_the_standard_healthcheck(services):
         check = service.get("healthcheck")
         assert check and not check.get("disable"), f"{name} has no healthcheck"
         assert check.get("test"), f"{name}: healthcheck without a test"
-        assert check.get("interval") == "30s", name
+        assert check.get("interval") == "10s", name
         assert check.get("timeout") == "10s", name
         assert check.get("retries") == 3, name
         assert re.fullmatch(r"\d+[smh]", str(check.get("start_period", ""))), (
@@ -383,6 +484,8 @@ def test_app_services_get_their_settings(services, env):
         "MIGRATION_DATABASE_URL": f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
                                   f"@postgres:5432/{env['POSTGRES_DB']}",
         "POSTGRES_APP_PASSWORD": env["POSTGRES_APP_PASSWORD"],
+        # The services' role, for `docker compose run --rm migrate python -m oncall.accounts`.
+        "DATABASE_URL": services["oncall"]["environment"]["DATABASE_URL"],
         "LOG_LEVEL": env["LOG_LEVEL"], "HG_DEMO": env["HG_DEMO"]}
     assert services["postgres"]["environment"] == {
         "POSTGRES_USER": env["POSTGRES_USER"], "POSTGRES_PASSWORD": env["POSTGRES_PASSWORD"],
@@ -398,7 +501,7 @@ def test_app_services_get_their_settings(services, env):
 
 def test_shared_settings_are_written_once():
     """The four services share one anchor for their settings instead of copies."""
-    text = COMPOSE_FILE.read_text()
+    text = without_the_secrets_check(COMPOSE_FILE.read_text())
     for key in ("RABBITMQ_URL", "SERVICE_TOKEN", "WEB_ORIGIN", "GUNICORN_WORKERS", "ONCALL_URL",
                 "DEVICE_API_KEYS", "MESSAGE_MAX_ATTEMPTS"):
         assert len(re.findall(rf"^\s+{key}:", text, re.MULTILINE)) == 1, key

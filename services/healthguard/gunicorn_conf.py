@@ -47,6 +47,10 @@ timeout = 30
 graceful_timeout = 10
 accesslog = None  # the app logs every request itself, as JSON with its request id
 errorlog = "-"
+# gunicorn's control socket (gunicornc: change worker counts, reload, stop) is used by nothing of
+# ours, and is one more way in; it would also be made under $HOME, which the image's user has
+# none of (/nonexistent): every container logged a permission error for it.
+control_socket_disable = True
 
 
 def on_starting(server):
