@@ -44,6 +44,7 @@ from tests.support import (
     build_app,
     delete_queues,
     drain_queue,
+    purge_queues,
     rabbitmqctl,
     wait_for,
 )
@@ -341,7 +342,7 @@ def database_url(request, databases, template_database_url, rabbitmq_url):
             # The module's services may still be publishing what the previous test's last
             # transaction committed: let the relays finish, so no late event lands in this test.
             _wait_for_empty_outbox(database)
-            delete_queues(rabbitmq_url, WORK_QUEUES)
+            purge_queues(rabbitmq_url, WORK_QUEUES)
             request.getfixturevalue("template_contents").restore(database)
         finally:
             database.close()

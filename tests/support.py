@@ -406,6 +406,25 @@ class ServiceProcess:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def purge_queues(rabbitmq_url: str, queues) -> None:
+    """Empty the queues, keeping them. For a module whose services are running: their consumers
+    declare a deleted queue again at once, and a quorum queue deleted and declared again in the
+    same instant can be left without its Raft cluster ("cluster_not_formed"), refused for the rest
+    of the run in that vhost (seen with RabbitMQ 3.10)."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            try:
+                channel.queue_purge(queue)
+            except pika.exceptions.ChannelClosedByBroker as closed:
+                if closed.reply_code != 404:  # a queue no service has declared yet is empty
+                    raise
+                channel = connection.channel()
+    finally:
+        connection.close()
+
+
 def delete_queues(rabbitmq_url: str, queues) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     try:

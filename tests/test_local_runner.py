@@ -26,7 +26,10 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
            "ONCALL_PORT": str(ports["oncall"]), "NOTIFICATION_PORT": str(ports["notification"]),
            "WEB_UI_PORT": str(web_port), "PROMETHEUS_PORT": str(prometheus_port),
            "HL7_MLLP_PORT": str(mllp_port)}
-    if not (REPO / ".env").exists():
+    # `make up` reads .env. One written here is removed afterwards: every service a later test
+    # starts would read it too (find_dotenv), with this machine's settings instead of the test's.
+    wrote_env = not (REPO / ".env").exists()
+    if wrote_env:
         subprocess.run([str(REPO / ".venv/bin/python"), "scripts/make_env.py"], cwd=REPO, check=True)
     try:
         up = subprocess.run(["scripts/local-up.sh"], cwd=REPO, env=env, capture_output=True,
@@ -70,6 +73,8 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
     finally:
         down = subprocess.run(["scripts/local-down.sh"], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=60)
+        if wrote_env:
+            (REPO / ".env").unlink(missing_ok=True)
         admin = psycopg2.connect(postgres_admin_url)
         admin.autocommit = True
         with admin.cursor() as cur:
