@@ -1,12 +1,20 @@
 """A broker that survives losing a node: the platform's queues are quorum queues, replicated on
 a throw-away 3-node RabbitMQ cluster; the node leading the alerts queue is killed while alarms
 stream in, and every accepted alarm still becomes exactly one incident."""
+import json
 import threading
 
 import pika
 import pytest
 
-from healthguard.broker import alert_lane, connect, declare_queue, declare_retry_queue
+from healthguard.broker import (
+    Outgoing,
+    Publisher,
+    alert_lane,
+    connect,
+    declare_queue,
+    declare_retry_queue,
+)
 from tests.support import ThrowawayRabbitCluster, free_port, wait_for
 from tests.test_pipeline_faults import (
     STREAMING,
@@ -55,6 +63,64 @@ def test_a_connection_goes_to_the_first_node_of_the_list_that_answers(cluster):
     try:
         assert connection.is_open
         assert connection._impl.params.port == cluster.nodes[1].port
+    finally:
+        connection.close()
+
+
+def test_a_publisher_cut_off_with_the_leader_gets_its_alarms_confirmed_by_the_survivors(cluster):
+    """The outbox relay's case: its connection dies with the node leading the alerts queue and
+    it reconnects to a survivor at once, before the cluster has settled on another leader. The
+    broker then nacks that new channel's publishes to the queue, and went on nacking them for
+    minutes, while a channel opened later publishes at once: a relay that kept its channel
+    after a nack retried the same alarms on it, and they stayed in the outbox."""
+    connection = connect(cluster.url)
+    try:
+        channel = connection.channel()
+        declare_queue(channel, ALERTS_QUEUE)
+        channel.queue_purge(ALERTS_QUEUE)
+    finally:
+        connection.close()
+    leader = cluster.leader(ALERTS_QUEUE)
+    survivors = [node for node in cluster.running() if node is not leader]
+    publisher = Publisher(",".join(node.url for node in [leader, *survivors]))
+
+    def publish(n: int):
+        message = Outgoing.to_queue(ALERTS_QUEUE, {"n": n}, message_id=f"cut-off-{n}")
+        return publisher.publish_many([message])[0]
+
+    refusals = []
+
+    def confirmed() -> bool:
+        error = publish(2)
+        if error is not None:
+            refusals.append(repr(error))
+        return error is None
+
+    try:
+        assert publish(1) is None
+        leader.stop()  # SIGKILL: the publisher's connection goes with it
+        # As the relay does: a refused message is published again until the broker confirms it.
+        try:
+            wait_for(confirmed, 60, 0.5, "a survivor to confirm the alarm")
+        except TimeoutError:
+            raise AssertionError(f"refused {len(refusals)} times, last: {refusals[-1:]}") from None
+    finally:
+        publisher.close()
+        leader.start()  # back in the cluster (its data names it), for the next test
+        leader.ctl("await_startup", timeout=90)
+    connection = connect(survivors[0].url)
+    try:
+        channel = connection.channel()
+        queued = []
+
+        def both_queued():
+            body = channel.basic_get(ALERTS_QUEUE, auto_ack=True)[2]
+            if body is not None:
+                queued.append(json.loads(body)["n"])
+            return len(queued) >= 2
+        wait_for(both_queued, 30, 0.2, "both alarms to be in the queue")
+        assert sorted(queued) == [1, 2]
+        channel.queue_purge(ALERTS_QUEUE)
     finally:
         connection.close()
 

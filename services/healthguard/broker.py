@@ -226,8 +226,12 @@ class Publisher:
                     raise BrokerError(f"broker refused message {properties.message_id} for "
                                       f"{destination}: {exc!r}") from exc
             except pika.exceptions.NackError as exc:
-                raise BrokerError(f"broker refused message {properties.message_id} for "
-                                  f"{destination}: {exc!r}") from exc
+                # A channel opened while the queue's leader was being replaced may go on being
+                # nacked (see _ConfirmPipeline.publish): the next try takes a fresh one.
+                self._reset()
+                if attempt == 2:
+                    raise BrokerError(f"broker refused message {properties.message_id} for "
+                                      f"{destination}: {exc!r}") from exc
             except CONNECTION_ERRORS as exc:
                 self._reset()
                 if attempt == 2:
@@ -246,8 +250,9 @@ class Publisher:
         todo = list(range(len(messages)))
         # Once more on a fresh connection for what the first attempt could not publish: an idle
         # connection may have been dropped by the broker (its heartbeats go unanswered while
-        # nobody publishes), and a queue deleted since this connection declared it returns its
-        # messages unroutable (declared again, they go through).
+        # nobody publishes), a queue deleted since this connection declared it returns its
+        # messages unroutable (declared again, they go through), and a nacked message may be
+        # taken on a fresh channel (_ConfirmPipeline.publish).
         for attempt in (1, 2):
             try:
                 pipe = self._pipeline()
@@ -258,7 +263,7 @@ class Publisher:
             retry = []
             for index, error in zip(todo, outcome, strict=True):
                 results[index] = error
-                if isinstance(error, (_Unroutable, _Unreachable)) and attempt == 1:
+                if isinstance(error, (_Unroutable, _Unreachable, _Nacked)) and attempt == 1:
                     retry.append(index)
             if not retry:
                 break
@@ -314,6 +319,10 @@ class _Unreachable(BrokerError):
     """The connection failed while publishing (or was already gone)."""
 
 
+class _Nacked(BrokerError):
+    """The broker refused the message (basic.nack)."""
+
+
 class _ConfirmPipeline:
     """One connection whose channel is in confirm mode and whose confirms are collected as they
     come, so a batch is published in one go and confirmed in about one round trip.
@@ -367,6 +376,12 @@ class _ConfirmPipeline:
         if self._pending:
             # Tags now unknown to us would be misread later: this connection is done.
             self.close()
+        elif any(isinstance(result, _Nacked) for result in self._results):
+            # A nack may be the channel's, not the queue's: a channel opened just after the node
+            # leading a quorum queue died (as a relay reconnects at once) had every publish to
+            # that queue nacked for minutes (RabbitMQ 3.10), while a channel opened later is
+            # confirmed at once. Done with this one: the next publish takes a fresh channel.
+            self.close()
         for index in self._returned:
             self.declared.discard(messages[index].destination)
         return self._results
@@ -386,7 +401,7 @@ class _ConfirmPipeline:
             if index is None:
                 continue
             if nacked:
-                self._results[index] = BrokerError("broker refused the message (nack)")
+                self._results[index] = _Nacked("broker refused the message (nack)")
             elif index in self._returned:
                 self._results[index] = _Unroutable("broker returned the message: no queue for it")
             else:
