@@ -12,7 +12,8 @@ nothing behind:
   hundred ms) and it is dropped after the test. A module whose tests share services started once
   for the module (`pytestmark = pytest.mark.module_database`) gets one copy for the module,
   put back to the template's contents before each of its tests.
-- RabbitMQ: one vhost per run; the platform's queues are deleted before each test.
+- RabbitMQ: one vhost per run; the platform's queues are deleted before each test, or purged
+  where a module's services are running (their consumers would declare them again at once).
 - Time: `healthguard.clock.now()` reads an offset from the file HG_TEST_CLOCK_FILE names. Each
   test (or module, for module services) has its own file; the `clock` fixture moves it.
 """
