@@ -10,7 +10,7 @@ import datetime
 from flask import Blueprint, current_app
 
 from healthguard import clock
-from healthguard.api import responses
+from healthguard.api import PUBLIC, responses
 from healthguard.auth import clinician_only, current_clinician, public
 from healthguard.config import hospital_tz
 from healthguard.web import platform
@@ -69,7 +69,7 @@ def answer_not_now_to_background_alerts():
 
 @preferences.get("/hospital")
 @public  # the status page shows its times in the hospital's zone before anyone signs in
-@api.validate(resp=responses({200: HospitalPreferences}, (), public_route=True))
+@api.validate(security=PUBLIC, resp=responses({200: HospitalPreferences}, (), public_route=True))
 def get_hospital_preferences():
     """The hospital's display settings: its time zone (HOSPITAL_TZ)
 
