@@ -20,7 +20,7 @@ from healthguard.broker import (
     node_urls,
     retry_queue,
 )
-from tests.support import _vhost, queue_depth, rabbitmqctl, wait_for
+from tests.support import _vhost, publish, queue_depth, rabbitmqctl, wait_for
 
 FAST_RETRY = RetryPolicy(max_attempts=5, first_delay=0.2, max_delay=0.4)
 
@@ -56,7 +56,7 @@ def handled(db):
 
 def test_message_is_acknowledged_only_after_the_handler_committed(rabbitmq_url, db, queue, scratch_table):
     publisher = Publisher(rabbitmq_url)
-    publisher.publish(queue, {"id": "m1"}, message_id="m1")
+    publish(publisher, queue, {"id": "m1"}, message_id="m1")
     attempts = []
     release = threading.Event()
 
@@ -98,8 +98,8 @@ def test_a_failing_message_waits_in_a_delay_queue_while_the_next_ones_are_handle
         if message["n"] == 1:
             raise RuntimeError("database unreachable")
 
-    publisher.publish(queue, {"n": 1}, message_id="m1")
-    publisher.publish(queue, {"n": 2}, message_id="m2")
+    publish(publisher, queue, {"n": 1}, message_id="m1")
+    publish(publisher, queue, {"n": 2}, message_id="m2")
     consumer = Consumer(rabbitmq_url, queue, handler, prefetch=1, retry=policy).start()
     try:
         wait_for(lambda: queue_depth(rabbitmq_url, dead_letter_queue(queue)) == 1, 20,
@@ -137,8 +137,8 @@ def test_unprocessable_messages_go_to_the_dead_letter_queue_with_a_reason(rabbit
         if message.get("patient_id") == "nobody":
             raise PermanentMessageError("unknown patient nobody")
 
-    publisher.publish(queue, {"patient_id": "nobody"}, message_id="bad-1")
-    publisher.publish(queue, {"patient_id": "P001"}, message_id="good-1")
+    publish(publisher, queue, {"patient_id": "nobody"}, message_id="bad-1")
+    publish(publisher, queue, {"patient_id": "P001"}, message_id="good-1")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     channel.confirm_delivery()  # on the queue before the consumer starts
@@ -172,12 +172,12 @@ def test_consumer_reconnects_after_a_broker_restart(db, queue):
     publisher = Publisher(rabbit.url)
     try:
         assert consumer.connected.wait(15)
-        publisher.publish(queue, {"n": 1}, message_id="n1")
+        publish(publisher, queue, {"n": 1}, message_id="n1")
         wait_for(lambda: received == [1], 10, what="the first message")
         rabbit.stop()
         rabbit.start()
         wait_for(consumer.connected.is_set, 30, what="the consumer to reconnect")
-        publisher.publish(queue, {"n": 2}, message_id="n2")  # the publisher reconnects too
+        publish(publisher, queue, {"n": 2}, message_id="n2")  # the publisher reconnects too
         wait_for(lambda: 2 in received, 10, what="the message after the restart")
         # At-least-once: an ack in flight when the broker died may bring message 1 back.
         assert set(received) == {1, 2}
@@ -217,7 +217,7 @@ def test_a_classic_queue_left_by_an_older_version_is_reported_by_name(rabbitmq_u
     publisher = Publisher(rabbitmq_url)
     try:
         with pytest.raises(BrokerError, match=f"queue {queue} exists with another type.*README"):
-            publisher.publish(queue, {"n": 1}, message_id="m1")
+            publish(publisher, queue, {"n": 1}, message_id="m1")
     finally:
         publisher.close()
 

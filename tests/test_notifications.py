@@ -11,7 +11,7 @@ import requests
 from healthguard.broker import Publisher, declare_durable_queue
 from notification.app import create_app
 from tests.api_contract import checked_document, fuzz
-from tests.support import wait_for
+from tests.support import publish, wait_for
 
 SERVICE_ENV = {"GUNICORN_THREADS": "16"}
 
@@ -126,7 +126,7 @@ def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
     }
     try:
         for event in [*bad.values(), good]:
-            publisher.publish("notifications", event, message_id=event["event_id"])
+            publish(publisher, "notifications", event, message_id=event["event_id"])
         wait_for(lambda: len(dead_letters(rabbitmq_url)) == len(bad), 15, what="dead letters")
         wait_for(lambda: api(notification, login_as("D02"), "GET", "").json()["unread_count"] == 1, 10,
                  what="the good event stored")
