@@ -360,7 +360,7 @@ def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_le
         return len(dead) >= 3
     wait_for(three_dead_letters, 15, 0.1, "three dead letters")
     reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
-    assert reasons[0].startswith("message has no valid alert_id")
+    assert reasons[0].startswith("invalid alert message: alert_id")
     assert reasons[1] == "unknown alert 99999999"
     assert reasons[2].startswith("unparseable message")
     # Counted once the dead letter is published: it may be on the queue before it is counted.
