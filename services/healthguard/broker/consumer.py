@@ -278,10 +278,12 @@ class Consumer(SubscriptionThread):
 
 
 def _republish(channel, queue: str, body: bytes, properties) -> None:
-    """A confirmed publish of a consumed message's copy (to a delay or dead-letter queue), before
-    its delivery is acknowledged. A copy the broker refuses (a full queue nacks it, a missing one
-    returns it) raises BrokerError: the subscription then starts again on a fresh connection,
-    the unacknowledged delivery comes back, and nothing is lost (it used to end the thread)."""
+    """A confirmed, mandatory publish of a consumed message's copy (to a delay or dead-letter
+    queue), before its delivery is acknowledged. A copy the broker refuses raises BrokerError: a
+    full queue nacks it, and a queue deleted under us returns it (without `mandatory` the broker
+    confirmed such a copy and dropped it, and the delivery was acknowledged: the message was
+    lost). The subscription then starts again on a fresh connection, declaring its queues anew,
+    and the unacknowledged delivery comes back."""
     try:
         channel.basic_publish("", queue, body, properties, mandatory=True)
     except (pika.exceptions.NackError, pika.exceptions.UnroutableError) as exc:
