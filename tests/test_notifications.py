@@ -123,6 +123,7 @@ def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
         "unknown type": {**good, "event_id": uuid.uuid4().hex, "type": "INCIDENT_EXPLODED"},
         "no title": {**good, "event_id": uuid.uuid4().hex, "title": ""},
         "unknown incident": {**good, "event_id": uuid.uuid4().hex, "incident_id": 424242},
+        "newer version": {**good, "event_id": uuid.uuid4().hex, "schema_version": 2},
     }
     try:
         for event in [*bad.values(), good]:
@@ -138,6 +139,7 @@ def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
     assert "INCIDENT_EXPLODED" in reasons[bad["unknown type"]["event_id"]]
     assert "title" in reasons[bad["no title"]["event_id"]]
     assert "424242" in reasons[bad["unknown incident"]["event_id"]]
+    assert "schema version 2" in reasons[bad["newer version"]["event_id"]]
     with db.transaction() as cur:
         cur.execute("SELECT employee_id, type, title FROM notifications ORDER BY employee_id")
         assert cur.fetchall() == [{"employee_id": "D01", "type": "INCIDENT_ESCALATED", "title": "Escalated"},
