@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 from pika.adapters.select_connection import IOLoop
+from pika.adapters.utils.connection_workflow import AMQPConnectionWorkflowWrongState
 
 from .connection import CONNECTION_ERRORS, BrokerError, connect, connection_parameters
 from .topology import declare_queue
@@ -145,7 +146,7 @@ class _ConfirmPipeline:
     nacked. Confirms come in publish order and may cover several tags at once (`multiple`).
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0):
+    def __init__(self, url: str):
         self.ioloop = IOLoop()
         self.connection = self.channel = None
         self._selected = False
@@ -157,11 +158,20 @@ class _ConfirmPipeline:
         self._results: list = []
         self._returned: set[int] = set()  # indexes returned as unroutable
         self._by_message_id: dict[str, int] = {}
-        pika.SelectConnection.create_connection(connection_parameters(url), self._on_connected,
-                                                custom_ioloop=self.ioloop)
-        self._run_until(lambda: self._selected or self._closed, timeout)
+        nodes = connection_parameters(url)
+        workflow = pika.SelectConnection.create_connection(nodes, self._on_connected,
+                                                           custom_ioloop=self.ioloop)
+        # Each node in turn, as long as its parameters let it take.
+        self._run_until(lambda: self._selected or self._closed,
+                        sum(node.stack_timeout for node in nodes) + 5.0)
         if not self._selected:
             failure = self._failure
+            if self.connection is None and not self._closed:
+                try:
+                    workflow.abort()  # still trying nodes: stop it before the loop is closed
+                    self._run_until(lambda: self._closed, 2.0)
+                except AMQPConnectionWorkflowWrongState:
+                    pass  # it has just finished
             self.close()
             raise pika.exceptions.AMQPConnectionError(
                 f"no confirm-mode channel: {failure!r}" if failure else "confirm mode was not acknowledged")
