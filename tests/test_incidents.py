@@ -14,8 +14,8 @@ from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
 from tests.support import ServiceProcess, metric_value, pipeline, publish_to_lanes, queue_idle, wait_for
 
-EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
-              "occurred_at"]
+EVENT_KEYS = ["schema_version", "event_id", "type", "recipients", "incident_id", "title", "message",
+              "severity", "data", "occurred_at"]
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
 
