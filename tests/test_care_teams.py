@@ -44,6 +44,11 @@ def second_patient(db):
                        VALUES ('P009', 'Ada Lind', '1950-01-01', '511', %s)""", (WARD,))
 
 
+def handover(api, token, giver, receiver):
+    return call(api, "POST", token, "/care-teams/handover",
+                {"from_employee_id": giver, "to_employee_id": receiver})
+
+
 def call(api, method, token, path, body=None):
     return requests.request(method, f"{api.url}/api/v1{path}", json=body, timeout=10,
                             headers=api.auth(token))
@@ -57,7 +62,8 @@ def assign(api, token, patient_id, nurse_id, doctor_id=None):
 
 
 def alarm(api, patient_id="P007", alert_type="O2_SATURATION_LOW"):
-    return api.incident_of(api.post_alert(patient_id, alert_type, value=85 if alert_type.startswith("O2") else None))
+    value = 85 if alert_type.startswith("O2") else None
+    return api.incident_of(api.post_alert(patient_id, alert_type, value=value))
 
 
 def test_the_assigned_nurse_first_then_the_charge_nurse_then_the_wards_pool(api, db, clock, login_as,
@@ -108,9 +114,9 @@ def test_handover_moves_the_patients_and_tells_both(api, db, clock, login_as, no
     n02, n04 = login_as("N02"), login_as("N04")
     assign(api, n01, "P007", "N02")
     # Only a supervisor or the ward's charge nurse moves patients.
-    refused = call(api, "POST", n02, "/care-teams/handover", {"from_employee_id": "N02", "to_employee_id": "N04"})
+    refused = handover(api, n02, "N02", "N04")
     assert refused.status_code == 403, refused.text
-    done = call(api, "POST", n01, "/care-teams/handover", {"from_employee_id": "N02", "to_employee_id": "N04"})
+    done = handover(api, n01, "N02", "N04")
     assert done.status_code == 200, done.text
     assert done.json()["patients"] == ["P007"] and sorted(done.json()["told"]) == ["N02", "N04"]
 
@@ -153,7 +159,7 @@ def test_care_team_rules_refuse_with_json_errors(api, db, clock, login_as):
     assert wrong_role.status_code == 422
     assert call(api, "PUT", n01, "/care-teams/patients/P999", {"nurse_id": "N02"}).status_code == 404
     assert call(api, "GET", n01, "/care-teams?ward=Nowhere").status_code == 404
-    nobody = call(api, "POST", n01, "/care-teams/handover", {"from_employee_id": "N03", "to_employee_id": "N02"})
+    nobody = handover(api, n01, "N03", "N02")
     assert nobody.status_code == 409
     # Discharged: the assignment no longer counts, and its end is recorded.
     assign(api, n01, "P007", "N02")

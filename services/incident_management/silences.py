@@ -228,7 +228,8 @@ def list_silences(cur, *, ward: str | None, active_only: bool) -> list[dict]:
     """Silences (running ones first), with the incidents each holds now."""
     at = clock.now()
     cur.execute(f"""
-        SELECT s.*, array(SELECT i.incident_id FROM incidents i WHERE i.silenced_by = s.silence_id
+        SELECT s.*, array(SELECT i.incident_id FROM incidents i
+                          WHERE i.silenced_by = s.silence_id AND i.status = 'OPEN'
                           ORDER BY i.incident_id) AS held_incidents
         FROM silences s
         LEFT JOIN patients p ON p.patient_id = s.patient_id
