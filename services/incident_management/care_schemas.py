@@ -18,7 +18,8 @@ Ward = Text(64)
 # Care teams
 
 class WardQuery(RequestModel):
-    ward: Ward = Field(examples=["Internal Medicine"])
+    ward: Ward | None = Field(None, description="by default the first ward by name",
+                              examples=["Internal Medicine"])
 
 
 class PatientAssignment(RequestModel):
@@ -73,6 +74,7 @@ class StaffOnDuty(ResponseModel):
 
 class WardCareTeam(ResponseModel):
     ward: str
+    wards: list[str] = Field(description="every ward with admitted patients")
     charge_nurse: Charge | None
     patients: list[WardPatient]
     staff_on_duty: list[StaffOnDuty] = Field(description="who may be given a patient now (rota)")
@@ -131,6 +133,7 @@ class Silence(ResponseModel):
     patient_id: str | None
     device_id: str | None
     alert_type: str | None
+    alert_name: str | None = Field(None, description="the alert type in words (in lists)")
     ward: str | None
     reason: Literal[REASONS]
     note: str | None

@@ -86,10 +86,13 @@ def _charge_nurse(cur, *, ward: str, at: datetime.datetime) -> dict | None:
     return cur.fetchone()
 
 
-def ward_care_team(cur, *, ward: str, on_duty: dict[str, dict]) -> dict:
-    """The ward now: its patients with their nurse and doctor, its charge nurse, and who on duty
-    may be given a patient (the care-team page)."""
+def ward_care_team(cur, *, ward: str | None, on_duty: dict[str, dict]) -> dict:
+    """The ward now (by default the first by name): its patients with their nurse and doctor, its
+    charge nurse, and who on duty may be given a patient (the care-team page)."""
     at = clock.now()
+    if ward is None:
+        cur.execute("SELECT min(ward) AS ward FROM patients WHERE status = 'ADMITTED'")
+        ward = cur.fetchone()["ward"] or ""
     _record_departures(cur, ward=ward, at=at)
     cur.execute("SELECT patient_id, name, room FROM patients WHERE ward = %s AND status = 'ADMITTED' "
                 "ORDER BY room, patient_id", (ward,))
@@ -108,7 +111,8 @@ def ward_care_team(cur, *, ward: str, on_duty: dict[str, dict]) -> dict:
                      "signed_in": bool(c.get("signed_in"))}
                     for c in on_duty.values() if c["role"] not in ("BIOMEDICAL_ENGINEER",)),
                    key=lambda c: (c["role"] != "NURSE", c["role"], c["employee_id"]))
-    return {"ward": ward,
+    cur.execute("SELECT DISTINCT ward FROM patients WHERE status = 'ADMITTED' ORDER BY ward")
+    return {"ward": ward, "wards": [row["ward"] for row in cur.fetchall()],
             "charge_nurse": _iso(charge),
             "patients": [{**p, "nurse": current.get((p["patient_id"], "NURSE")),
                           "doctor": current.get((p["patient_id"], "DOCTOR"))} for p in patients],

@@ -117,6 +117,7 @@ def _json(row: dict) -> dict:
         body[key] = body[key].isoformat() if body[key] else None
     body["active"] = row["ended_at"] is None and row["ends_at"] > clock.now()
     body["held_incidents"] = row.get("held_incidents", [])
+    body["alert_name"] = row.get("alert_name")
     return body
 
 
@@ -230,8 +231,9 @@ def list_silences(cur, *, ward: str | None, active_only: bool) -> list[dict]:
     cur.execute(f"""
         SELECT s.*, array(SELECT i.incident_id FROM incidents i
                           WHERE i.silenced_by = s.silence_id AND i.status = 'OPEN'
-                          ORDER BY i.incident_id) AS held_incidents
+                          ORDER BY i.incident_id) AS held_incidents, t.name AS alert_name
         FROM silences s
+        LEFT JOIN alert_types t ON t.alert_type = s.alert_type
         LEFT JOIN patients p ON p.patient_id = s.patient_id
         WHERE (%(ward)s::text IS NULL OR s.ward = %(ward)s OR p.ward = %(ward)s)
           AND (NOT %(active)s OR ({RUNNING}))
