@@ -258,11 +258,16 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                 rate = p["ws_target_load"]
                 assigned = assign_every_patient(suite)
                 log(f"latency at {rate} alarms/s with every patient in a care team ({assigned} assigned)")
+                since = datetime.datetime.now(datetime.UTC)
                 try:
                     step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
                 finally:
                     end_care_teams(suite)
-                figures["care_teams_step"] = {"patients_assigned": assigned, **step}
+                # Which routing step chose each owner (routing.ROUTED_AS): the care team's share.
+                routed = dict(execute(suite.db_url, """
+                    SELECT coalesce(routed_as, 'NONE'), count(*) FROM incident_assignments
+                    WHERE reason = 'AUTO' AND assigned_at >= %s GROUP BY 1""", (since,), fetch=True))
+                figures["care_teams_step"] = {"patients_assigned": assigned, "routed_as": routed, **step}
                 log(f"  {step}")
             finally:
                 reader.stop()
