@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from tests import test_web_ui as shared
-from tests.test_web_ui import WAIT_MS, _put_on_duty_now, api_login, expect, sign_in
+from tests.support import wait_for
+from tests.test_web_ui import WAIT_MS, _put_on_duty_now, api_login, device_alert, expect, sign_in
 
 # The browser tests' fixtures by name: pytest finds fixtures in the module's namespace.
 web_dist, site, browser = shared.web_dist, shared.site, shared.browser
@@ -44,12 +45,23 @@ def test_a_charge_nurse_assigns_a_patient_on_a_phone_and_the_dashboard_shows_the
         "patient_id": "P007", "alert_type": "O2_SATURATION_LOW", "reason": "KNOWN_ARTEFACT",
         "note": "probe on a cold finger", "ends_at": (clock.now() + dt.timedelta(hours=1)).isoformat()})
     assert silenced.status_code == 201, silenced.text
+    # An alarm it holds: stored and shown, marked silenced, paging nobody.
+    alert_id = device_alert(site, "O2_SATURATION_LOW", patient_id="P007", value=85)["alert_id"]
+
+    def held():
+        answer = requests.get(f"{site}/api/v1/incidents", params={"patient_id": "P007"}, headers=headers,
+                              timeout=10).json()["incidents"]
+        return next((i for i in answer if i["alert_id"] == alert_id and i["silenced_by"]), None)
+    incident = wait_for(held, WAIT_MS / 1000, 0.2, "the alarm to be held by the silence")
 
     sign_in(phone, "N01")
     silences = phone.get_by_test_id("active-silences")
     expect(silences).to_contain_text("patient P007")
     expect(silences).to_contain_text("Low oxygen saturation")
     expect(silences).to_contain_text("probe on a cold finger")
+    expect(silences).to_contain_text("1 alarm(s) held, paging nobody")
+    row = phone.locator(f"[data-incident-id='{incident['incident_id']}']").first
+    expect(row).to_contain_text("Silenced: paging nobody")
 
     phone.goto("/care-team")
     expect(phone.get_by_role("heading", name="Care team")).to_be_visible()
