@@ -112,7 +112,8 @@ def list_employees(cur, *, at: dt.datetime, role=None) -> list[dict]:
         check_roles(cur, [role])
     cur.execute(f"""
         SELECT {EMPLOYEE_COLUMNS} FROM employees e
-        WHERE %(role)s::text IS NULL OR e.role = %(role)s
+        -- A privacy officer is no clinician: in no list of them (migration 0020).
+        WHERE (%(role)s::text IS NULL OR e.role = %(role)s) AND NOT e.is_privacy_officer
         ORDER BY e.employee_id""", {"role": role, "at": at})  # noqa: S608 (a constant column list)
     return [employee_json(row) for row in cur.fetchall()]
 

@@ -13,7 +13,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from healthguard.api import NO_NUL, QueryList, RequestModel, ResponseModel, Text, service_api
+from healthguard.api import NO_NUL, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
 from healthguard.domain import Availability
 
 api = service_api(
@@ -94,6 +94,38 @@ class AuditFilter(RequestModel):
     before: int | None = Field(None, ge=1, strict=False, description="only entries older than this "
                                "audit_id (the next page)")
     limit: int = Field(50, ge=1, le=200)
+
+
+class AccessLogExportFilter(RequestModel):
+    patient_id: Text(64) | None = Field(None, description="only this patient's entries")
+    employee_id: EmployeeId | None = Field(None, description="only this user's reads")
+    since: Timestamp | None = Field(None, description="from this time (inclusive)")
+    until: Timestamp | None = Field(None, description="until this time (exclusive)")
+
+
+class AccessLogFilter(AccessLogExportFilter):
+    before: int | None = Field(None, ge=1, strict=False, description="only entries older than this "
+                               "access_id (the `next` of the page before)")
+    limit: int = Field(100, ge=1, le=500)
+
+
+class AccessLogEntry(ResponseModel):
+    access_id: int
+    accessed_at: dt.datetime
+    patient_id: str
+    employee_id: str | None = Field(description="the signed-in user; null for a device or a service")
+    employee_name: str | None
+    device_id: int | None = Field(description="the device of the registry; null for a bootstrap key")
+    accessor_kind: Literal["EMPLOYEE", "DEVICE", "SERVICE"]
+    route: str = Field(description="method and route, e.g. GET /api/v1/incidents/<int:incident_id>")
+    address: str | None = Field(description="the client's address")
+    purpose: Literal["treatment", "break-glass"]
+    reason: str | None = Field(description="the reason typed for a break-glass access")
+
+
+class AccessLog(ResponseModel):
+    entries: list[AccessLogEntry]
+    next: int | None = Field(description="pass as `before` for older entries; null: no more")
 
 
 class AccountAuditEntry(ResponseModel):
