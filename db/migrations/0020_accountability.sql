@@ -140,9 +140,11 @@ $$;
 CREATE FUNCTION seal_audit_chains(at timestamptz, batch integer DEFAULT 5000)
 RETURNS TABLE (chain text, sealed integer, seq bigint, head_hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
     head record;
-    r record;
+    entry incident_history;
+    access phi_access_log;
     n integer;
     link bytea;
 BEGIN
@@ -150,11 +152,11 @@ BEGIN
     -- incident_history
     SELECT * INTO head FROM audit_chain_heads h WHERE h.chain = 'incident_history' FOR UPDATE;
     n := 0; link := head.head_hash;
-    FOR r IN SELECT * FROM incident_history WHERE row_hash IS NULL ORDER BY history_id LIMIT batch LOOP
+    FOR entry IN SELECT * FROM incident_history WHERE row_hash IS NULL ORDER BY history_id LIMIT batch LOOP
         n := n + 1;
         UPDATE incident_history SET chain_seq = head.seq + n, prev_hash = link,
-                                    row_hash = audit_link(link, audit_content(r))
-        WHERE history_id = r.history_id RETURNING row_hash INTO link;
+                                    row_hash = audit_link(link, audit_content(entry))
+        WHERE history_id = entry.history_id RETURNING row_hash INTO link;
     END LOOP;
     IF n > 0 THEN
         UPDATE audit_chain_heads h SET seq = head.seq + n, head_hash = link, sealed_at = at
@@ -165,11 +167,11 @@ BEGIN
     -- phi_access_log
     SELECT * INTO head FROM audit_chain_heads h WHERE h.chain = 'phi_access_log' FOR UPDATE;
     n := 0; link := head.head_hash;
-    FOR r IN SELECT * FROM phi_access_log WHERE row_hash IS NULL ORDER BY access_id LIMIT batch LOOP
+    FOR access IN SELECT * FROM phi_access_log WHERE row_hash IS NULL ORDER BY access_id LIMIT batch LOOP
         n := n + 1;
         UPDATE phi_access_log SET chain_seq = head.seq + n, prev_hash = link,
-                                  row_hash = audit_link(link, audit_content(r))
-        WHERE access_id = r.access_id AND accessed_at = r.accessed_at RETURNING row_hash INTO link;
+                                  row_hash = audit_link(link, audit_content(access))
+        WHERE access_id = access.access_id AND accessed_at = access.accessed_at RETURNING row_hash INTO link;
     END LOOP;
     IF n > 0 THEN
         UPDATE audit_chain_heads h SET seq = head.seq + n, head_hash = link, sealed_at = at
