@@ -90,7 +90,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     body = response.json()
     assert body["employee"] == {"employee_id": "N01", "login": "N01", "name": "Maria Gonzalez",
                                 "role": "NURSE", "tier": 1, "is_supervisor": True,
-                                "is_account_admin": False}
+                                "is_account_admin": False, "is_privacy_officer": False}
     token = body["token"]
     expires_at = dt.datetime.fromisoformat(body["expires_at"])
     # A 12-hour shift and its handovers (SESSION_TTL_HOURS, default 14).

@@ -192,6 +192,7 @@ class SessionEmployee(ResponseModel):
     tier: int
     is_supervisor: bool
     is_account_admin: bool
+    is_privacy_officer: bool = Field(description="may read the PHI access log (and only they may)")
 
 
 class SignedIn(ResponseModel):
@@ -213,6 +214,7 @@ class Employee(ResponseModel):
     tier: int
     is_supervisor: bool
     is_account_admin: bool = Field(description="may reset passwords and grant this")
+    is_privacy_officer: bool = Field(description="may read the PHI access log (and only they may)")
     signed_in: bool = Field(description="has a live session now")
     availability: Availability
     last_login: dt.datetime | None
