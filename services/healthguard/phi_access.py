@@ -34,7 +34,15 @@ REASON_LENGTH = (3, 500)
 # Optional settings every service reads (healthguard.web).
 SETTINGS = ("PHI_BREAK_GLASS_REQUIRED", "TRUSTED_PROXIES")
 
+# A read's transaction wrote nothing before the log did, so its commit used to cost nothing; with
+# the entry it would wait for the WAL to reach the disk, which measured +13 ms a request on this
+# shared machine (the insert itself is well under a millisecond). The read's commit does not wait
+# (synchronous_commit off for this transaction only, sent with the insert: no extra round trip):
+# the entry is durable a few hundred milliseconds later, and only a crash of PostgreSQL itself in
+# that window loses it (never half of it; the WAL stays consistent). Only for read routes: a
+# transaction that changed anything else must not call record() before its commit.
 INSERT_ACCESS = """
+    SET LOCAL synchronous_commit = off;
     INSERT INTO phi_access_log (accessed_at, patient_id, employee_id, device_id, accessor_kind, route,
                                 address, purpose, reason)
     SELECT %(at)s, patient_id, %(employee_id)s, %(device_id)s, %(kind)s, %(route)s, %(address)s,
@@ -114,7 +122,7 @@ def _address() -> str | None:
 
 def record(cur, patient_ids) -> int:
     """Log that this request's answer carries these patients' data: one row per patient, one
-    statement, in the caller's transaction. Returns the number of patients recorded."""
+    statement, in the caller's (read) transaction. Returns the number of patients recorded."""
     patients = list(dict.fromkeys(p for p in patient_ids if p))
     if not patients or not has_request_context():
         return 0
