@@ -12,18 +12,16 @@ log = logging.getLogger(__name__)
 class WatchDeviceHeartbeats(PeriodicTask):
     name = "watch-device-heartbeats"
 
-    def __init__(self, *, db, relay_waker=None, interval: float = 1.0):
+    def __init__(self, *, db, interval: float = 1.0):
         super().__init__(interval=interval)
         self.db = db
-        self.relay_waker = relay_waker
 
     def run_once(self) -> dict:
         with self.db.transaction() as cur:
             changed = check_silent_devices(cur)
         if changed["alarmed"]:
+            # The alerts' outbox rows: record_alert woke the relay after this commit.
             log.warning("devices silent: DEVICE_SILENT raised", extra={"devices": changed["alarmed"]})
-            if self.relay_waker is not None:
-                self.relay_waker.alert_committed()  # the alerts' outbox rows, published now
         if changed["heard"]:
             log.info("silent devices heard again", extra={"devices": changed["heard"]})
         return changed
