@@ -3,6 +3,7 @@ models (schemas.py), calls one function of lifecycle.py / incidents.py / perform
 transaction, observes metrics once that transaction committed, and answers JSON."""
 from flask import Blueprint, current_app
 
+from healthguard import phi_access
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
@@ -188,6 +189,8 @@ def list_incidents(query: IncidentFilter):
             cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
+        # Every patient of the page, in one insert, in this transaction.
+        phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
     return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
             "next": incidents.list_cursor(rows, query.limit, query.order), "limit": query.limit}
 
@@ -198,12 +201,16 @@ def get_incident(incident_id: int):
     """One incident with its alert, assignee, notes, assignments and history"""
     with platform().db.transaction() as cur:
         # One snapshot for all its reads: under READ COMMITTED a change committed between them
-        # showed its history row beside the columns from before it.
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # showed its history row beside the columns from before it. Not READ ONLY: the answer's
+        # access is logged in the same transaction.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         incident = incidents.get_incident(cur, incident_id=incident_id)
         if incident is None:
             raise ApiError(404, f"no incident {incident_id}")
-        return incidents.incident_detail(cur, incident)
+        phi_access.check_single_patient_access(cur, incident["patient_id"])
+        detail = incidents.incident_detail(cur, incident)
+        phi_access.record(cur, [incident["patient_id"]])
+        return detail
 
 
 @blueprint.get("/incidents/metrics")

@@ -11,7 +11,10 @@ import DashboardPage from "./pages/DashboardPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
 import LoginPage from "./pages/LoginPage.jsx";
+import DevicesPage from "./pages/DevicesPage.jsx";
 import OnCallPage from "./pages/OnCallPage.jsx";
+import PatientPage from "./pages/PatientPage.jsx";
+import PrivacyPage from "./pages/PrivacyPage.jsx";
 import StatusPage from "./StatusPage.jsx";
 import { Loading } from "./ui.jsx";
 import "./styles.css";
@@ -57,6 +60,9 @@ const router = createBrowserRouter([
           { path: "alerts", element: <AlertsPage /> },
           { path: "oncall", element: <OnCallPage /> },
           { path: "care-team", element: <CareTeamPage /> },
+          { path: "patients/:patientId", element: <PatientPage /> },
+          { path: "devices", element: <DevicesPage /> },
+          { path: "privacy", element: <PrivacyPage /> },
           {
             path: "metrics",
             element: (
