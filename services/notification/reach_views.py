@@ -85,13 +85,15 @@ def add_contact_method(json: NewContactMethod):
             if json.subscription is None:
                 raise ApiError(422, "push needs the browser's subscription", field="subscription")
             row = contact_methods.add_push(
-                cur, employee_id=me, endpoint=json.subscription.endpoint, p256dh=json.subscription.keys.p256dh,
-                auth=json.subscription.keys.auth, label=label or "browser", now=now,
+                cur, employee_id=me, endpoint=json.subscription.endpoint,
+                p256dh=json.subscription.keys.p256dh, auth=json.subscription.keys.auth,
+                label=label or "browser", now=now,
                 allow_local_http=_settings().get("PUSH_ALLOW_LOCAL_HTTP", "false").lower() == "true")
         elif json.address is None:
             raise ApiError(422, f"{json.kind} needs an address", field="address")
         elif json.kind == "email":
-            row, code = contact_methods.add_email(cur, employee_id=me, address=json.address, label=label, now=now)
+            row, code = contact_methods.add_email(cur, employee_id=me, address=json.address, label=label,
+                                                  now=now)
         else:
             row = contact_methods.add_placeholder(cur, employee_id=me, kind=json.kind, address=json.address,
                                                   label=label, now=now)
@@ -119,7 +121,8 @@ def _send_code(row: dict, code: str) -> bool:
 def delete_contact_method(contact_method_id: int):
     """Delete one of the caller's contact methods (its rules go with it; the ledger keeps its rows)"""
     with platform().db.transaction() as cur:
-        contact_methods.delete(cur, employee_id=current_clinician().employee_id, contact_method_id=contact_method_id)
+        contact_methods.delete(cur, employee_id=current_clinician().employee_id,
+                               contact_method_id=contact_method_id)
     return "", 204
 
 
