@@ -250,7 +250,7 @@ def test_the_ack_token_acknowledges_once_as_the_person_from_push(api, reach, on_
     assert first.json() == {"incident_id": incident_id, "status": "ACKNOWLEDGED"}
     again = reach.call("POST", "/channel-ack", json={"token": token})
     assert again.status_code == 410 and again.json()["status"] == 410
-    assert reach.call("POST", "/channel-ack", json={"token": "not-a-token"}).status_code == 410
+    assert reach.call("POST", "/channel-ack", json={"token": "not-a-token"}).status_code == 404
     incident = api.get(incident_id)
     assert incident["status"] == "ACKNOWLEDGED" and incident["assigned_to"] == doctor
     [ack] = [h for h in incident["history"] if h["action"] == "ACKNOWLEDGED"]
