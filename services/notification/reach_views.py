@@ -302,6 +302,8 @@ def acknowledge_from_channel(json: ChannelAck):
     refused = None
     if json.action == "open":
         return _opened(json.token)
+    if not settings.get("INCIDENT_MANAGEMENT_URL"):
+        raise ApiError(503, "acknowledging from a channel is not configured (INCIDENT_MANAGEMENT_URL)")
     with platform().db.transaction() as cur:
         attempt = ack_tokens.redeem(cur, token=json.token, at=clock.now())
         if attempt is None and ack_tokens.was_issued(cur, token=json.token):
