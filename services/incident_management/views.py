@@ -13,6 +13,7 @@ from . import incidents, lifecycle, performance, policies, routing
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
     MAX_HOURLY_HOURS,
+    Acknowledgement,
     ActionNote,
     Claim,
     Decline,
@@ -44,11 +45,11 @@ CHANGE_ERRORS = (403, 404, 409, 413)
 CHANGED = responses({200: Incident}, CHANGE_ERRORS)
 
 
-def _changed(step, incident_id: int, **arguments):
-    """Run one lifecycle step as the signed-in clinician, observe its timings once it committed,
-    and answer the incident as it is now."""
+def _changed(step, incident_id: int, *, clinician=None, **arguments):
+    """Run one lifecycle step as the signed-in clinician (or `clinician`, whom a service acts
+    for), observe its timings once it committed, and answer the incident as it is now."""
     with platform().db.transaction() as cur:
-        change = step(cur, incident_id=incident_id, clinician=current_clinician(), **arguments)
+        change = step(cur, incident_id=incident_id, clinician=clinician or current_clinician(), **arguments)
     severity = change.incident["severity"]
     if change.response_seconds is not None:
         MTTA.labels(severity=severity).observe(change.response_seconds)
@@ -60,10 +61,26 @@ def _changed(step, incident_id: int, **arguments):
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
-@clinician_only
-@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
-def acknowledge(incident_id: int, json: ActionNote):
-    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time"""
+@api.validate(json=Acknowledgement, body_optional=True, resp=CHANGED)
+def acknowledge(incident_id: int, json: Acknowledgement):
+    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time
+
+    A clinician acknowledges for themselves (channel app). The notification service, with the
+    service token, acknowledges on behalf of `employee_id` from the off-tab `channel` they
+    answered on; the audit trail records the channel, and a second acknowledgement from another
+    channel is a no-op answering the incident. 403: the service named no person, or channel app.
+    A clinician's body employee_id and channel are ignored: they act as themselves, from the app."""
+    if caller().is_service:
+        if json.employee_id is None or json.channel == "app":
+            raise ApiError(403, "this action must be taken by a signed-in clinician, or by the "
+                                "notification service on behalf of employee_id from an off-tab channel")
+        with platform().db.transaction() as cur:
+            clinician = lifecycle.clinician_by_id(cur, json.employee_id)
+        if clinician is None:
+            raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
+        return _changed(lifecycle.acknowledge_incident, incident_id, clinician=clinician, note=json.note,
+                        channel=json.channel)
+    # A clinician acknowledges as themselves, from the app: ids and channels in the body are ignored.
     return _changed(lifecycle.acknowledge_incident, incident_id, note=json.note)
 
 
