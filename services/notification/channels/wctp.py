@@ -117,6 +117,24 @@ def submit_request(*, ac: AlertCommunicator, attempt: Attempt, alarm: Alarm, at:
     return _document(operation)
 
 
+def verification_request(*, ac: AlertCommunicator, recipient: str, code: str, at: datetime.datetime) -> bytes:
+    """A wctp-SubmitRequest showing a badge its verification code (plain text, no answer)."""
+    import secrets
+    operation = _operation()
+    request = SubElement(operation, "wctp-SubmitRequest")
+    header = SubElement(request, "wctp-SubmitHeader", {"submitTimestamp": _timestamp(at)})
+    originator = {"senderID": ac.sender_id}
+    if ac.security_code:
+        originator["securityCode"] = ac.security_code
+    SubElement(header, "wctp-Originator", originator)
+    SubElement(header, "wctp-MessageControl", {"messageID": f"verify-{secrets.token_hex(6)}",
+                                               "allowResponse": "false"})
+    SubElement(header, "wctp-Recipient", {"recipientID": recipient})
+    SubElement(SubElement(request, "wctp-Payload"), "wctp-Alphanumeric").text = (
+        f"HealthGuard code {code}: enter it under My notifications.")
+    return _document(operation)
+
+
 def confirmation(*, success: bool, code: int, text: str) -> bytes:
     """Our wctp-Confirmation of an operation the AC posted to us."""
     operation = _operation()
@@ -266,9 +284,22 @@ class WctpChannel:
         self._now = now
         self.session = session or requests.Session()
 
+    def send_verification_code(self, address: str, code: str) -> bool:
+        """Show the code that verifies a badge on it: a plain wctp-SubmitRequest, no response
+        asked, its messageID not a ledger attempt's (prefixed `verify-`)."""
+        from healthguard import clock
+        body = verification_request(ac=self.ac, recipient=address, code=code, at=(self._now or clock.now)())
+        return self._post(body).status == "sent"
+
     def send(self, attempt: Attempt, alarm: Alarm) -> SendResult:
         from healthguard import clock
         body = submit_request(ac=self.ac, attempt=attempt, alarm=alarm, at=(self._now or clock.now)())
+        result = self._post(body)
+        if result.status == "sent":
+            result.provider_ref = f"wctp:{attempt.id}"
+        return result
+
+    def _post(self, body: bytes) -> SendResult:
         try:
             response = self.session.post(self.ac.url, data=body, timeout=TIMEOUT,
                                          headers={"Content-Type": "text/xml; charset=utf-8"})
@@ -286,7 +317,7 @@ class WctpChannel:
         if answer is None or answer.kind != "confirmation":
             return SendResult("failed", reason="Alert Communicator answered no wctp-Confirmation", retry=True)
         if answer.success:
-            return SendResult("sent", provider_ref=f"wctp:{attempt.id}")
+            return SendResult("sent")
         # A 5xx code: the AC is in trouble, try again. Anything else (an unknown recipient, a
         # refused sender) will not go through on a retry: fall through to the next step at once.
         transient = (answer.code or "").startswith("5")
