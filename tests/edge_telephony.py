@@ -134,12 +134,24 @@ class AlertCommunicator:
         self.submissions: dict[str, int] = {}  # messageID -> how many SubmitRequests carried it
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
+        # hold=True: the next alarm is taken but left unanswered (its sender's port in `held`)
+        # until `release` is set, so a test can kill the worker that sent it mid-send.
+        self.hold = False
+        self.held: list[dict] = []
+        self.release = threading.Event()
         ac = self
 
         class Handler(_Quiet):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, answer = ac._take(body)
+                status, answer = ac._take(body)  # the badge has it ...
+                if ac.hold and b"wctp-MCR" in body:  # ... but its sender never hears so
+                    with ac.lock:
+                        ac.hold = False
+                        ac.held.append({"client_port": self.client_address[1], "body": body})
+                        ac.arrived.notify_all()
+                    ac.release.wait(60)
+                    return
                 self._answer(status, answer, "text/xml")
 
         self.server, self.url = _serve(Handler)
