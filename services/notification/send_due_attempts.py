@@ -83,12 +83,25 @@ class SendDueAttempts(PeriodicTask):
 
     def run_once(self) -> int:
         self.take_over_abandoned()
+        if not self._anything_due():
+            return 0  # one connection a tick while idle, not one per sender
+        # SEND_CONCURRENCY senders, each claiming one due attempt at a time until none is left:
+        # a slow provider holds up one sender, not a batch.
+        return sum(self._pool.map(lambda _: self._send_while_due(), range(self.concurrency)))
+
+    def _anything_due(self) -> bool:
+        with self.db.transaction() as cur:
+            cur.execute("""SELECT 1 FROM delivery_attempts
+                           WHERE status = 'queued' AND next_try_at <= %s LIMIT 1""", (clock.now(),))
+            return cur.fetchone() is not None
+
+    def _send_while_due(self) -> int:
         sent = 0
         while not self._stopping.is_set():
-            claimed = self.claim_due(limit=self.concurrency)
+            claimed = self.claim_due(limit=1)
             if not claimed:
-                break
-            sent += sum(self._pool.map(self.send_and_record, claimed))
+                return sent
+            sent += sum(self.send_and_record(one) for one in claimed)
         return sent
 
     # --- 1. claim --------------------------------------------------------------------------
@@ -132,15 +145,16 @@ class SendDueAttempts(PeriodicTask):
                                   address=row["address"],
                                   secret=row["secret"], rule_step=row["rule_step"], ack_token=token,
                                   contact_method_id=row["contact_method_id"])
-                claimed.append((attempt, {"due_at": row["due_at"], "attempts": row["attempts"] + 1}))
+                alarm = alarm_for(cur, incident_id=row["incident_id"], identifying=self.identifying)
+                claimed.append((attempt, {"due_at": row["due_at"], "attempts": row["attempts"] + 1,
+                                          "alarm": alarm}))
         return claimed
 
     # --- 2. send, 3. record -----------------------------------------------------------------
     def send_and_record(self, claimed: tuple[Attempt, dict]) -> int:
         attempt, meta = claimed
+        alarm = meta["alarm"]
         try:
-            with self.db.transaction() as cur:
-                alarm = alarm_for(cur, incident_id=attempt.incident_id, identifying=self.identifying)
             if alarm is None:
                 result = SendResult("failed", reason="incident gone")
             else:
