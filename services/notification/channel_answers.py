@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Where an answer may come from, per ledger channel: the attempt's own channel only.
 OPEN = ("sent", "delivered", "read")
+RECEIPTS_KEPT = datetime.timedelta(days=7)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,10 @@ def first_sighting(cur, *, source: str, url: str, params, at: datetime.datetime)
     digest = hashlib.sha256((url + "\0" + "\0".join(f"{k}={v}" for k, v in pairs)).encode()).hexdigest()
     cur.execute("""INSERT INTO webhook_receipts (source, digest, received_at) VALUES (%s, %s, %s)
                    ON CONFLICT DO NOTHING""", (source, digest, at))
-    return cur.rowcount == 1
+    first = cur.rowcount == 1
+    # A week on, no provider retries or replays matter: the attempt they name is long final.
+    cur.execute("DELETE FROM webhook_receipts WHERE received_at < %s", (at - RECEIPTS_KEPT,))
+    return first
 
 
 def _attempt(cur, attempt_id: int) -> dict | None:
