@@ -72,6 +72,10 @@ class Reassignment(RequestModel):
 class Decline(RequestModel):
     reason: NoteText | None = Field(None, description="why (kept in the audit trail)",
                                     examples=["In theatre, scrubbed in"])
+    channel: AckChannel = Field("app", description="app for the caller themselves; the service names "
+                                "the off-tab channel the person declined from (sms, voice, badge)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: who declines")
 
 
 class NewNote(RequestModel):
