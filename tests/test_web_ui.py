@@ -39,7 +39,7 @@ def _dist_is_stale() -> bool:
         return True
     sources = [WEB_UI / name for name in ("index.html", "package.json", "package-lock.json",
                                           "vite.config.js")]
-    sources += [path for path in (WEB_UI / "src").rglob("*") if path.is_file()]
+    sources += [path for folder in ("src", "public") for path in (WEB_UI / folder).rglob("*") if path.is_file()]
     return any(path.stat().st_mtime > built.stat().st_mtime for path in sources)
 
 

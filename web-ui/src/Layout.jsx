@@ -8,6 +8,7 @@ import { eventName, roleName } from "./domain.js";
 import { ageOf, formatTime, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
 import Popups from "./Popups.jsx";
+import ReachBanner from "./reach/ReachBanner.jsx";
 import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
@@ -16,6 +17,7 @@ const PAGES = [
   { to: "/alerts", label: "Alerts" },
   { to: "/oncall", label: "On-Call" },
   { to: "/metrics", label: "Metrics" },
+  { to: "/notifications", label: "My notifications" },
 ];
 
 const CONNECTION_LABELS = {
@@ -187,6 +189,7 @@ function Page() {
   return (
     <main id="main" className={`content ${isCutOff(connection) ? "offline" : ""}`}>
       <BackgroundAlertsPrompt />
+      <ReachBanner />
       <Outlet />
     </main>
   );

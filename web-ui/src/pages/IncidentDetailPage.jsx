@@ -7,6 +7,7 @@ import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, pagedFor, 
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import { DeclineForm } from "../Popups.jsx";
+import DeliveryTimeline from "../reach/DeliveryTimeline.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
 const ACTION_LABELS = {
@@ -352,6 +353,8 @@ function IncidentDetailPage({ id }) {
               <p className="muted">Only the assignee can acknowledge, start, resolve or add notes. Claim it first.</p>
             )}
           </section>
+
+          <DeliveryTimeline incident={incident} />
 
           <section className="panel" aria-labelledby="details-title">
             <h2 id="details-title">Patient and reading</h2>

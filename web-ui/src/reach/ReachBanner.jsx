@@ -1,0 +1,40 @@
+import { useEffect, useState } from "react";
+import { Link, useLocation } from "react-router";
+
+import { api } from "../api.js";
+
+const RECHECK_MS = 5 * 60 * 1000;
+
+// On call with no working off-tab method (GET /api/v1/reachability/me: the server decides):
+// once this tab closes, alarms for them reach nobody until escalation. Said on every page, with
+// the way to fix it. Checked again on each page change and every few minutes.
+export default function ReachBanner() {
+  const [show, setShow] = useState(false);
+  const { pathname } = useLocation();
+  useEffect(() => {
+    const controller = new AbortController();
+    const check = () =>
+      api("/reachability/me", { signal: controller.signal })
+        .then((answer) => setShow(Boolean(answer.show_banner)))
+        .catch(() => {}); // unanswered: the banner keeps what it last knew
+    check();
+    const timer = setInterval(check, RECHECK_MS);
+    return () => {
+      controller.abort();
+      clearInterval(timer);
+    };
+  }, [pathname]);
+  if (!show) return null;
+  return (
+    <div className="notice warning reach-banner" role="alert" data-testid="reach-banner">
+      <p>
+        <strong>You are on call, but alarms cannot reach you when this tab is closed.</strong>{" "}
+        {pathname === "/notifications" ? (
+          "Enable push on this device or add a verified email below."
+        ) : (
+          <Link to="/notifications">Enable push or add an email</Link>
+        )}
+      </p>
+    </div>
+  );
+}
