@@ -89,3 +89,9 @@ CREATE TABLE delivery_attempts (
 CREATE INDEX delivery_attempts_due ON delivery_attempts (next_try_at) WHERE status = 'queued';
 CREATE INDEX delivery_attempts_sending ON delivery_attempts (sending_at) WHERE status = 'sending';
 CREATE INDEX delivery_attempts_by_incident ON delivery_attempts (incident_id, employee_id);
+
+-- The audit trail says which channel an acknowledgement came from: 'app' (the web app), or the
+-- off-tab channel the notification service acknowledged it through on the person's behalf
+-- (push action, email link; issue 23: badge, SMS, voice). NULL for every other change.
+ALTER TABLE incident_history
+    ADD COLUMN channel text CHECK (channel IN ('app', 'push', 'email', 'sms', 'voice', 'badge'));

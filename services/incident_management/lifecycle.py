@@ -50,7 +50,7 @@ def _locked(cur, *, incident_id: int, action: str, clinician: Clinician, assigne
 
 def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, changes: tuple[str, ...],
                    params: tuple = (), recorded_as: str, event_type: str, note: str | None,
-                   message: Callable[[dict], str]) -> tuple[dict, dict, dict]:
+                   message: Callable[[dict], str], channel: str | None = None) -> tuple[dict, dict, dict]:
     """The skeleton of the assignee's own steps (acknowledge, start, resolve, note): lock and
     check the incident, apply `changes` (SQL assignments to its columns, taking `params`), record
     the history row and announce the event, whose `message` is made from the changed incident.
@@ -62,7 +62,7 @@ def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, 
                 (*params, incident_id))
     incident = cur.fetchone()
     entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action=recorded_as,
-                           previous_status=before["status"], note=note)
+                           previous_status=before["status"], note=note, channel=channel)
     said = {"reason": recorded_as, "actor_id": clinician.employee_id}
     event = announce(cur, incident, type=event_type, history=entry, recipients=[], message=message(incident),
                      **said)
@@ -86,10 +86,18 @@ def _responded(before: dict, incident: dict, event: dict) -> Change:
     return Change(incident, event, response_seconds=incident["response_seconds"] if first else None)
 
 
-def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
+def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None,
+                         channel: str = "app") -> Change:
     """The assignee acknowledges. At the last step, when every last-resort clinician is paged,
-    the first of them to acknowledge takes it (claimed, then acknowledged, in one transaction)."""
+    the first of them to acknowledge takes it (claimed, then acknowledged, in one transaction).
+    `channel`: where they acknowledged (the audit trail keeps it). From an off-tab channel (the
+    notification service on their behalf) a second acknowledgement of their own alarm, already
+    acknowledged from another channel or the app, changes nothing (no event): the person pressed
+    Acknowledge on a push and on an email, and meant the same thing twice."""
     incident = lock_incident(cur, incident_id=incident_id)
+    if (channel != "app" and incident and incident["assigned_to"] == clinician.employee_id
+            and incident["status"] not in ACTIONS["acknowledge"] and incident["acknowledged_at"]):
+        return Change(incident, None)
     if (incident and incident["assigned_to"] != clinician.employee_id and incident["unowned_since"]
             and clinician.employee_id in paged_now(incident)):
         previous = _employee(cur, incident["assigned_to"]) if incident["assigned_to"] else None
@@ -100,7 +108,7 @@ def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: s
         cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
         changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE,
                  "ack_deadline = next_deadline(severity, 'ACKNOWLEDGED', %s)"),
-        params=(clock.now(),), recorded_as="ACKNOWLEDGED",
+        params=(clock.now(),), recorded_as="ACKNOWLEDGED", channel=channel,
         event_type="INCIDENT_ACKNOWLEDGED", note=note,
         message=lambda incident: f"{clinician.name} acknowledged {incident['title']}."))
 
@@ -185,6 +193,14 @@ def end_assignment(cur, *, incident_id: int) -> None:
         UPDATE incident_assignments SET ended_at = %s
         WHERE incident_id = %s AND ended_at IS NULL
     """, (clock.now(), incident_id))
+
+
+def clinician_by_id(cur, employee_id: str) -> Clinician | None:
+    """The person a service acts for (an off-tab acknowledgement): no session (session_id 0)."""
+    cur.execute("""SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin
+                   FROM employees WHERE employee_id = %s""", (employee_id,))
+    row = cur.fetchone()
+    return Clinician(**row, session_id=0) if row else None
 
 
 def _employee(cur, employee_id: str) -> dict | None:

@@ -33,6 +33,19 @@ class ActionNote(RequestModel):
     note: NoteText | None = Field(None, examples=["On my way, two minutes"])
 
 
+AckChannel = Literal["app", "push", "email", "sms", "voice", "badge"]
+
+
+class Acknowledgement(ActionNote):
+    """A clinician acknowledges for themselves (channel app, no employee_id). The notification
+    service (the SERVICE_TOKEN) acknowledges on behalf of `employee_id` from the off-tab
+    `channel` they answered on (a push action, an email link); the audit trail records it."""
+    channel: AckChannel = Field("app", description="app for the caller themselves; the service "
+                                "names the off-tab channel")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: whom it acknowledges for")
+
+
 class Resolution(RequestModel):
     resolution_notes: NoteText = Field(examples=["Defibrillated, sinus rhythm restored"])
 
@@ -239,6 +252,8 @@ class HistoryEntry(ResponseModel):
     previous_status: Status | None
     new_status: Status | None
     note: str | None
+    channel: AckChannel | None = Field(None, description="where an acknowledgement came from: app, or "
+                                       "the off-tab channel (push, email, sms, voice, badge)")
     created_at: datetime
 
 

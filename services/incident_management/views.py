@@ -12,6 +12,7 @@ from . import incidents, lifecycle, performance, policies, routing
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
     MAX_HOURLY_HOURS,
+    Acknowledgement,
     ActionNote,
     Claim,
     Decline,
@@ -43,11 +44,11 @@ CHANGE_ERRORS = (403, 404, 409, 413)
 CHANGED = responses({200: Incident}, CHANGE_ERRORS)
 
 
-def _changed(step, incident_id: int, **arguments):
-    """Run one lifecycle step as the signed-in clinician, observe its timings once it committed,
-    and answer the incident as it is now."""
+def _changed(step, incident_id: int, *, clinician=None, **arguments):
+    """Run one lifecycle step as the signed-in clinician (or `clinician`, whom a service acts
+    for), observe its timings once it committed, and answer the incident as it is now."""
     with platform().db.transaction() as cur:
-        change = step(cur, incident_id=incident_id, clinician=current_clinician(), **arguments)
+        change = step(cur, incident_id=incident_id, clinician=clinician or current_clinician(), **arguments)
     severity = change.incident["severity"]
     if change.response_seconds is not None:
         MTTA.labels(severity=severity).observe(change.response_seconds)
@@ -59,10 +60,27 @@ def _changed(step, incident_id: int, **arguments):
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
-@clinician_only
-@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
-def acknowledge(incident_id: int, json: ActionNote):
-    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time"""
+@api.validate(json=Acknowledgement, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
+def acknowledge(incident_id: int, json: Acknowledgement):
+    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time
+
+    A clinician acknowledges for themselves (channel app). The notification service, with the
+    service token, acknowledges on behalf of `employee_id` from the off-tab `channel` they
+    answered on; the audit trail records the channel, and a second acknowledgement from another
+    channel is a no-op answering the incident. 422: the service named no person or channel app,
+    or a clinician named another person or an off-tab channel."""
+    if caller().is_service:
+        if json.employee_id is None or json.channel == "app":
+            raise ApiError(422, "the service acknowledges on behalf of employee_id from an off-tab "
+                                "channel (push, email, sms, voice, badge)", field="employee_id")
+        with platform().db.transaction() as cur:
+            clinician = lifecycle.clinician_by_id(cur, json.employee_id)
+        if clinician is None:
+            raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
+        return _changed(lifecycle.acknowledge_incident, incident_id, clinician=clinician, note=json.note,
+                        channel=json.channel)
+    if json.channel != "app" or json.employee_id not in (None, current_clinician().employee_id):
+        raise ApiError(422, "a clinician acknowledges for themselves, from the app", field="channel")
     return _changed(lifecycle.acknowledge_incident, incident_id, note=json.note)
 
 

@@ -136,3 +136,15 @@ def for_incident(cur, *, incident_id: int) -> list[dict]:
     cur.execute(f"""SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts
                      WHERE incident_id = %s ORDER BY queued_at, rule_step, attempt_id""", (incident_id,))
     return cur.fetchall()
+
+
+def retry_later(cur, *, attempt_id: int, at: datetime, next_try_at: datetime, reason: str) -> dict | None:
+    """A transient failure (provider down, timeout): back to queued, tried again at
+    `next_try_at` with the same attempt id. Only from 'sending' (an acknowledgement meanwhile
+    wins)."""
+    cur.execute(f"""UPDATE delivery_attempts
+                       SET status = 'queued', next_try_at = %(next)s, reason = %(reason)s
+                     WHERE attempt_id = %(attempt_id)s AND status = 'sending'
+                 RETURNING {ATTEMPT_COLUMNS}""",
+                {"next": next_try_at, "reason": reason, "attempt_id": attempt_id})
+    return cur.fetchone()

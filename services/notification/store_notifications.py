@@ -19,11 +19,13 @@ stored alone by store_and_announce, so a bad one is dead-lettered and the others
 """
 import time
 
+from healthguard import clock
 from healthguard.broker import BrokerError
 from healthguard.fanout import FanoutPublisher
 from healthguard.incident_events import incident_update, parse_event
 
 from . import metrics
+from .schedule_rule_steps import bring_ledger_in_line
 from .service import as_json, store_events_notifications
 
 PUSH_EXCHANGE = "notifications.push"
@@ -59,6 +61,9 @@ def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
         lock.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_ORDER_LOCK,))
         with db.transaction() as cur:  # committed before it is announced
             stored = store_events_notifications(cur=cur, events=events)
+            # The off-tab rule steps of whom the alarm pages now, in the same transaction: a
+            # crash before the commit redelivers the event, and nothing is scheduled twice.
+            bring_ledger_in_line(cur, incident_ids=[event.incident_id for event in events], now=clock.now())
         announcements = []
         for event, (rows, new) in zip(events, stored, strict=True):
             if new:
