@@ -64,7 +64,7 @@ def web_dist() -> Path:
 def running_site(web_dist: Path, service_env: dict, run_dir: Path, *, notification_env: dict | None = None):
     """The whole product on loopback: four services and nginx in front, serving `web_dist`.
     Yields nginx's URL. `notification_env` adds to the notification service's settings (the
-    off-tab channels' keys, edges and the other services' URLs: tests/test_push_e2e.py)."""
+    off-tab channels' keys and edges: tests/test_push_e2e.py)."""
     started = []
 
     def start(name, **env):
@@ -80,7 +80,8 @@ def running_site(web_dist: Path, service_env: dict, run_dir: Path, *, notificati
                     "alert-ingestion": start("alert-ingestion"),
                     "incident-management": incidents,
                     "notification": start("notification", GUNICORN_THREADS="32",
-                                          WS_SESSION_CHECK_SECONDS="0.5", **(notification_env or {}))}
+                                          WS_SESSION_CHECK_SECONDS="0.5", ONCALL_URL=oncall.url,
+                                          INCIDENT_MANAGEMENT_URL=incidents.url, **(notification_env or {}))}
         port = free_port()
         conf = render_nginx(run_dir, listen=port, html_root=web_dist, web_origin=f"http://127.0.0.1:{port}",
                             ports={name: service.port for name, service in services.items()})

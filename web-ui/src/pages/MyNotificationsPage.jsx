@@ -4,7 +4,7 @@ import { Link } from "react-router";
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
 import { formatDateTime } from "../format.js";
-import { deviceLabel, enablePushOnThisDevice, pushSupported, thisDevicesMethodId } from "../reach/push.js";
+import { deviceLabel, enablePushOnThisDevice, pushSupported, reachChanged, thisDevicesMethodId } from "../reach/push.js";
 import { KIND_NAMES, URGENCIES, delayName, rowsOf, rowsProblem, sourceName, stepsOf } from "../reach/rules.js";
 import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
 
@@ -337,8 +337,12 @@ function Rules({ methods }) {
 export default function MyNotificationsPage() {
   const { employee } = useAuth();
   const load = useCallback((signal) => api("/contact-methods", { signal }), []);
-  const { data, error, loading, reload } = useResource(load, [load]);
+  const { data, error, loading, reload: reloadMethods } = useResource(load, [load]);
   const methods = data?.contact_methods ?? null;
+  const reload = useCallback(() => {
+    reachChanged();
+    return reloadMethods();
+  }, [reloadMethods]);
   return (
     <section className="my-notifications">
       <h1>My notifications</h1>

@@ -2,12 +2,14 @@ import { useEffect, useState } from "react";
 import { Link, useLocation } from "react-router";
 
 import { api } from "../api.js";
+import { REACH_CHANGED } from "./push.js";
 
 const RECHECK_MS = 5 * 60 * 1000;
 
 // On call with no working off-tab method (GET /api/v1/reachability/me: the server decides):
 // once this tab closes, alarms for them reach nobody until escalation. Said on every page, with
-// the way to fix it. Checked again on each page change and every few minutes.
+// the way to fix it. Checked again on each page change, when my methods change and every few
+// minutes.
 export default function ReachBanner() {
   const [show, setShow] = useState(false);
   const { pathname } = useLocation();
@@ -19,9 +21,11 @@ export default function ReachBanner() {
         .catch(() => {}); // unanswered: the banner keeps what it last knew
     check();
     const timer = setInterval(check, RECHECK_MS);
+    window.addEventListener(REACH_CHANGED, check);
     return () => {
       controller.abort();
       clearInterval(timer);
+      window.removeEventListener(REACH_CHANGED, check);
     };
   }, [pathname]);
   if (!show) return null;

@@ -8,6 +8,13 @@ export function pushSupported() {
   return typeof window !== "undefined" && "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
 }
 
+// My contact methods changed (added, verified, removed): the banner asks the server again.
+export const REACH_CHANGED = "healthguard:reach-changed";
+
+export function reachChanged() {
+  window.dispatchEvent(new Event(REACH_CHANGED));
+}
+
 // The worker is registered from the built app only: the Vite dev server has no /sw.js.
 export function registerServiceWorker() {
   if (!import.meta.env.PROD || typeof navigator === "undefined" || !("serviceWorker" in navigator)) return;
