@@ -8,7 +8,8 @@ def record(cur, *, incident: dict, actor_id: str | None, action: str, previous_s
     person acted from (an acknowledgement: 'app', or 'push', 'email', ... through the
     notification service)."""
     cur.execute("""
-        INSERT INTO incident_history (incident_id, actor_id, action, previous_status, new_status, note, channel)
+        INSERT INTO incident_history
+            (incident_id, actor_id, action, previous_status, new_status, note, channel)
         VALUES (%s, %s, %s, %s, %s, %s, %s)
         RETURNING history_id, created_at
     """, (incident["incident_id"], actor_id, action, previous_status, incident["status"], note, channel))

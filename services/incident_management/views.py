@@ -60,7 +60,8 @@ def _changed(step, incident_id: int, *, clinician=None, **arguments):
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
-@api.validate(json=Acknowledgement, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
+@api.validate(json=Acknowledgement, body_optional=True,
+              resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
 def acknowledge(incident_id: int, json: Acknowledgement):
     """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time
 

@@ -35,3 +35,9 @@ def redeem(cur, *, token: str, at: datetime.datetime) -> dict | None:
                 RETURNING attempt_id, incident_id, employee_id, channel""",
                 {"hash": token_hash(token), "at": at})
     return cur.fetchone()
+
+
+def was_issued(cur, *, token: str) -> bool:
+    """Whether the token was ever issued (used or expired since): 410 rather than 404."""
+    cur.execute("SELECT 1 FROM delivery_attempts WHERE ack_token_hash = %s", (token_hash(token),))
+    return cur.fetchone() is not None

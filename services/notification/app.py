@@ -103,7 +103,8 @@ def create_app(config=None):
                         retry=hg.retry, prefetch=BATCH_SIZE, batch_size=BATCH_SIZE,
                         batch_handler=lambda messages: store_and_announce_all(messages, db=hg.db,
                                                                               fanout=fanout)))
-    hg.background.append(SendDueAttempts(db=hg.db, database_url=app.config["DATABASE_URL"], settings=app.config))
+    hg.background.append(SendDueAttempts(db=hg.db, database_url=app.config["DATABASE_URL"],
+                                         settings=app.config))
     # Every web process pushes the announcements to the sockets IT holds, and closes ITS sockets
     # of ended sessions: these serve this process's hub, so they run in each gunicorn worker.
     hg.web_background += [

@@ -57,7 +57,8 @@ def acknowledge_from_channel(*, db, incidents_url: str, service_token: str, atte
     """Acknowledge the incident of a ledger attempt as its person, from `channel`, and mark the
     attempt acknowledged (cancelling the person's remaining steps). Returns the incident."""
     with db.transaction() as cur:
-        cur.execute("SELECT incident_id, employee_id FROM delivery_attempts WHERE attempt_id = %s", (attempt_id,))
+        cur.execute("SELECT incident_id, employee_id FROM delivery_attempts WHERE attempt_id = %s",
+                    (attempt_id,))
         attempt = cur.fetchone()
     if attempt is None:
         raise IncidentManagementError(404, f"no delivery attempt {attempt_id}")

@@ -10,6 +10,8 @@ person's next step was brought forward). dead_letter: retries exhausted or the o
 cancelled: acknowledged, resolved or no longer theirs before it went out. rejected: declined
 from it (issue 23).
 """
+# ruff: noqa: S608 -- the f-strings below only format in this module's constant column lists;
+# every value is a query parameter.
 from datetime import datetime
 
 STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "dead_letter",
@@ -113,7 +115,8 @@ def acknowledged_from(cur, *, attempt_id: int, channel: str, at: datetime) -> di
     """The person acknowledged the incident from this attempt (its push action, email link,
     badge key, SMS reply or voice key): mark it acknowledged and cancel their remaining steps
     for the incident at once. Returns the attempt row, or None when there is no such attempt."""
-    row = record(cur, attempt_id=attempt_id, status="acknowledged", at=at, reason=f"acknowledged from {channel}")
+    row = record(cur, attempt_id=attempt_id, status="acknowledged", at=at,
+                 reason=f"acknowledged from {channel}")
     if row is not None:
         cancel_pending(cur, incident_id=row["incident_id"], employee_id=row["employee_id"], at=at,
                        reason=f"acknowledged from {channel}")

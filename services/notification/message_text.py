@@ -27,7 +27,8 @@ def alarm_for(cur, *, incident_id: int, identifying: bool) -> Alarm | None:
     label = row["patient_name"] if identifying else None
     where = f"{room}, ward {row['ward']}" if row["ward"] else room
     patient = f" Patient: {label}." if label else ""
-    summary = f"{row['alert_name']} ({row['severity'].lower()}) in {where}. Incident {row['incident_id']}.{patient}"
+    summary = (f"{row['alert_name']} ({row['severity'].lower()}) in {where}. "
+               f"Incident {row['incident_id']}.{patient}")
     return Alarm(incident_id=row["incident_id"], severity=row["severity"], alert_name=row["alert_name"],
                  room=row["room"], ward=row["ward"], patient_label=label, title=title, summary=summary)
 

@@ -19,7 +19,8 @@ PUSH_LATENCY = Histogram(
 # attempt, by how it went: sent | delivered | retry (transient, backing off) | failed (for good,
 # fell through) | dead_letter (retries exhausted or outcome unknown, fell through).
 DELIVERY_ATTEMPTS = Counter(
-    "notification_delivery_attempts_total", "Off-tab sends of delivery ledger attempts, by channel and result",
+    "notification_delivery_attempts_total",
+    "Off-tab sends of delivery ledger attempts, by channel and result",
     ["channel", "result"])
 DELIVERY_FAILURES = Counter(
     "notification_delivery_failures_total",

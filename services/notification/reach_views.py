@@ -85,13 +85,15 @@ def add_contact_method(json: NewContactMethod):
             if json.subscription is None:
                 raise ApiError(422, "push needs the browser's subscription", field="subscription")
             row = contact_methods.add_push(
-                cur, employee_id=me, endpoint=json.subscription.endpoint, p256dh=json.subscription.keys.p256dh,
-                auth=json.subscription.keys.auth, label=label or "browser", now=now,
+                cur, employee_id=me, endpoint=json.subscription.endpoint,
+                p256dh=json.subscription.keys.p256dh, auth=json.subscription.keys.auth,
+                label=label or "browser", now=now,
                 allow_local_http=_settings().get("PUSH_ALLOW_LOCAL_HTTP", "false").lower() == "true")
         elif json.address is None:
             raise ApiError(422, f"{json.kind} needs an address", field="address")
         elif json.kind == "email":
-            row, code = contact_methods.add_email(cur, employee_id=me, address=json.address, label=label, now=now)
+            row, code = contact_methods.add_email(cur, employee_id=me, address=json.address, label=label,
+                                                  now=now)
         else:
             row = contact_methods.add_placeholder(cur, employee_id=me, kind=json.kind, address=json.address,
                                                   label=label, now=now)
@@ -119,7 +121,8 @@ def _send_code(row: dict, code: str) -> bool:
 def delete_contact_method(contact_method_id: int):
     """Delete one of the caller's contact methods (its rules go with it; the ledger keeps its rows)"""
     with platform().db.transaction() as cur:
-        contact_methods.delete(cur, employee_id=current_clinician().employee_id, contact_method_id=contact_method_id)
+        contact_methods.delete(cur, employee_id=current_clinician().employee_id,
+                               contact_method_id=contact_method_id)
     return "", 204
 
 
@@ -285,19 +288,22 @@ def my_reachability():
 @reach.post("/channel-ack")
 @public  # the single-use token is the credential (a locked phone's notification has no session)
 @api.validate(security=PUBLIC, json=ChannelAck,
-              resp=responses({200: ChannelAcknowledged}, (400, 409, 410, 413, 503), public_route=True))
+              resp=responses({200: ChannelAcknowledged}, (400, 404, 409, 410, 413, 503),
+                             public_route=True))
 def acknowledge_from_channel(json: ChannelAck):
     """Acknowledge the incident with the single-use token of a push message or email link
 
     As the person the token was sent to, through incident management (the audit trail records
-    the channel). 410: the token is unknown, used or expired. 409: incident management refused
+    the channel). 410: the token was used or has expired; 404: no such token. 409: incident management refused
     (the alarm is no longer theirs, or resolved)."""
     settings = _settings()
     refused = None
     with platform().db.transaction() as cur:
         attempt = ack_tokens.redeem(cur, token=json.token, at=clock.now())
-        if attempt is None:
+        if attempt is None and ack_tokens.was_issued(cur, token=json.token):
             raise ApiError(410, "this acknowledge link was used already or has expired: open the app")
+        if attempt is None:
+            raise ApiError(404, "no such acknowledge link: open the app")
         try:
             incident = channel_ack.acknowledge_as(
                 incidents_url=settings["INCIDENT_MANAGEMENT_URL"], service_token=settings["SERVICE_TOKEN"],

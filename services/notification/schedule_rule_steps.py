@@ -57,7 +57,8 @@ def bring_ledger_in_line(cur, *, incident_ids, now: datetime.datetime) -> int:
                                   reason = 'assigned again'
                            WHERE incident_id = %s AND employee_id = %s AND status = 'queued'
                              AND assignment_key <> %s""", (now, incident["incident_id"], employee_id, key))
-            added, due = schedule(cur, incident=incident, employee_id=employee_id, key=key, since=since, now=now)
+            added, due = schedule(cur, incident=incident, employee_id=employee_id, key=key, since=since,
+                                  now=now)
             queued, due_now = queued + added, due_now + due
     if due_now:
         cur.execute(f"NOTIFY {DUE_CHANNEL}")  # a constant identifier

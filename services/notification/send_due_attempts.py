@@ -65,7 +65,8 @@ class SendDueAttempts(PeriodicTask):
 
     def __init__(self, *, db, database_url: str, settings: dict):
         self.lease = float(settings["SEND_LEASE_SECONDS"])
-        super().__init__(interval=float(settings["SEND_INTERVAL_SECONDS"]), wake_on=(database_url, DUE_CHANNEL))
+        super().__init__(interval=float(settings["SEND_INTERVAL_SECONDS"]),
+                         wake_on=(database_url, DUE_CHANNEL))
         self.db = db
         self.max_tries = int(settings["SEND_MAX_TRIES"])
         self.retry_seconds = float(settings["SEND_RETRY_SECONDS"])
@@ -82,12 +83,17 @@ class SendDueAttempts(PeriodicTask):
 
     def run_once(self) -> int:
         self.take_over_abandoned()
+        # SEND_CONCURRENCY senders, each claiming one due attempt at a time until none is left:
+        # a slow provider holds up one sender, not a batch.
+        return sum(self._pool.map(lambda _: self._send_while_due(), range(self.concurrency)))
+
+    def _send_while_due(self) -> int:
         sent = 0
         while not self._stopping.is_set():
-            claimed = self.claim_due(limit=self.concurrency)
+            claimed = self.claim_due(limit=1)
             if not claimed:
-                break
-            sent += sum(self._pool.map(self.send_and_record, claimed))
+                return sent
+            sent += sum(self.send_and_record(one) for one in claimed)
         return sent
 
     # --- 1. claim --------------------------------------------------------------------------
@@ -108,7 +114,8 @@ class SendDueAttempts(PeriodicTask):
                 FOR UPDATE OF a SKIP LOCKED""", (now, limit))
             for row in cur.fetchall():
                 incident = {"status": row["incident_status"], "assigned_to": row["assigned_to"],
-                            "unowned_since": row["unowned_since"], "last_resort_paged": row["last_resort_paged"]}
+                            "unowned_since": row["unowned_since"],
+                            "last_resort_paged": row["last_resort_paged"]}
                 if row["employee_id"] not in paged_now(incident):
                     # The acknowledgement (or hand-over) is committed but its event not stored yet.
                     ledger.cancel_pending(cur, incident_id=row["incident_id"], employee_id=row["employee_id"],
@@ -120,23 +127,26 @@ class SendDueAttempts(PeriodicTask):
                     self._count(row["channel"], "failed")
                     ledger.fall_through(cur, attempt_id=row["attempt_id"], at=now)
                     continue
-                token = ack_tokens.issue(cur, attempt_id=row["attempt_id"], at=now, seconds=self.token_seconds)
+                token = ack_tokens.issue(cur, attempt_id=row["attempt_id"], at=now,
+                                         seconds=self.token_seconds)
                 cur.execute("""UPDATE delivery_attempts
                                   SET status = 'sending', sending_at = %s, attempts = attempts + 1
                                 WHERE attempt_id = %s""", (now, row["attempt_id"]))
                 attempt = Attempt(id=row["attempt_id"], incident_id=row["incident_id"],
-                                  employee_id=row["employee_id"], channel=row["channel"], address=row["address"],
+                                  employee_id=row["employee_id"], channel=row["channel"],
+                                  address=row["address"],
                                   secret=row["secret"], rule_step=row["rule_step"], ack_token=token,
                                   contact_method_id=row["contact_method_id"])
-                claimed.append((attempt, {"due_at": row["due_at"], "attempts": row["attempts"] + 1}))
+                alarm = alarm_for(cur, incident_id=row["incident_id"], identifying=self.identifying)
+                claimed.append((attempt, {"due_at": row["due_at"], "attempts": row["attempts"] + 1,
+                                          "alarm": alarm}))
         return claimed
 
     # --- 2. send, 3. record -----------------------------------------------------------------
     def send_and_record(self, claimed: tuple[Attempt, dict]) -> int:
         attempt, meta = claimed
+        alarm = meta["alarm"]
         try:
-            with self.db.transaction() as cur:
-                alarm = alarm_for(cur, incident_id=attempt.incident_id, identifying=self.identifying)
             if alarm is None:
                 result = SendResult("failed", reason="incident gone")
             else:

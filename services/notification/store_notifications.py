@@ -61,9 +61,6 @@ def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
         lock.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_ORDER_LOCK,))
         with db.transaction() as cur:  # committed before it is announced
             stored = store_events_notifications(cur=cur, events=events)
-            # The off-tab rule steps of whom the alarm pages now, in the same transaction: a
-            # crash before the commit redelivers the event, and nothing is scheduled twice.
-            bring_ledger_in_line(cur, incident_ids=[event.incident_id for event in events], now=clock.now())
         announcements = []
         for event, (rows, new) in zip(events, stored, strict=True):
             if new:
@@ -82,3 +79,9 @@ def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
         failed = [error for error in fanout.broadcast_many(announcements) if error is not None]
         if failed:
             raise BrokerError(f"{len(failed)} announcements not confirmed: {failed[0]}")
+    # The off-tab rule steps of whom the alarms page now, after the lock (the ordering of the
+    # stored notifications does not need them, and it serializes every instance) and before the
+    # message is acknowledged: a crash in between redelivers it and they are scheduled then
+    # (bring_ledger_in_line is idempotent).
+    with db.transaction() as cur:
+        bring_ledger_in_line(cur, incident_ids=[event.incident_id for event in events], now=clock.now())

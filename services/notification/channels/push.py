@@ -14,6 +14,8 @@ not `resend_safe`: an attempt left 'sending' by a dead worker is not pushed agai
 """
 import json
 import logging
+import threading
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 # this is stale: escalation has moved it on by then.
 TTL_SECONDS = 600
 TIMEOUT = (3.0, 10.0)
+VAPID_HOURS = 12  # a VAPID JWT's lifetime (RFC 8292: at most 24 hours)
 
 
 class WebPushChannel:
@@ -38,19 +41,36 @@ class WebPushChannel:
     def __init__(self, *, vapid_private_key: str, vapid_subject: str):
         self.vapid = Vapid.from_string(vapid_private_key)
         self.subject = vapid_subject
-        self.session = requests.Session()
+        self._local = threading.local()  # a requests.Session per sending thread
+        self._signed: dict[str, tuple[dict, float]] = {}  # push service origin -> (headers, until)
+
+    def _authorization(self, audience: str) -> dict:
+        """The VAPID header for a push service, signed once an hour (valid for 12): one ECDSA
+        signature per push service rather than per message."""
+        headers, until = self._signed.get(audience, (None, 0.0))
+        if headers is None or time.monotonic() > until:
+            claims = {"sub": self.subject, "aud": audience, "exp": int(time.time()) + VAPID_HOURS * 3600}
+            headers = self.vapid.sign(claims)
+            self._signed[audience] = (headers, time.monotonic() + 3600)
+        return headers
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def send(self, attempt: Attempt, alarm: Alarm) -> SendResult:
         secret = attempt.secret or {}
         subscription = {"endpoint": attempt.address, "keys": {"p256dh": secret.get("p256dh", ""),
                                                              "auth": secret.get("auth", "")}}
         endpoint = urlsplit(attempt.address)
-        claims = {"sub": self.subject, "aud": f"{endpoint.scheme}://{endpoint.netloc}"}
-        headers = {**self.vapid.sign(claims), "Topic": f"attempt-{attempt.id}", "Urgency":
-                   "high" if alarm.severity in ("CRITICAL", "HIGH") else "normal"}
+        headers = {**self._authorization(f"{endpoint.scheme}://{endpoint.netloc}"),
+                   "Topic": f"attempt-{attempt.id}",
+                   "Urgency": "high" if alarm.severity in ("CRITICAL", "HIGH") else "normal"}
         payload = json.dumps(push_payload(alarm, attempt), separators=(",", ":"))
         try:
-            response = WebPusher(subscription, requests_session=self.session).send(
+            response = WebPusher(subscription, requests_session=self._session()).send(
                 payload, headers, ttl=TTL_SECONDS, content_encoding="aes128gcm", timeout=TIMEOUT)
         except requests.RequestException as exc:
             return SendResult("failed", reason=f"push service unreachable: {type(exc).__name__}", retry=True)
