@@ -6,9 +6,9 @@ import {
   ACKNOWLEDGE,
   OPEN,
   acknowledgeOutcome,
-  acknowledgeRequest,
   alarmNotification,
   alarmTitle,
+  channelAckRequest,
   windowToReuse,
 } from "../sw/alarmNotification.js";
 import { BYPASS, CACHE_FIRST, NETWORK_FIRST, cacheKeyFor, strategyFor } from "../sw/shell.js";
@@ -55,19 +55,28 @@ describe("alarmNotification", () => {
     expect(alarmTitle({})).toBe("HealthGuard Ops alarm");
   });
 
+  it("shows a test message from My notifications with Open only, opening My notifications", () => {
+    const test = { v: 1, type: "alarm", incident_id: 0, attempt_id: 0, severity: "LOW", alert_name: "Test", room: null, title: "HealthGuard test notification", body: "This is a test of your notifications.", ack_token: "" };
+    const { title, options } = alarmNotification(test);
+    expect(title).toBe("HealthGuard test notification");
+    expect(options.actions.map((action) => action.action)).toEqual([OPEN]);
+    expect(options.data.url).toBe("/notifications");
+  });
+
   it("opens /incidents/<id> when the payload names no url", () => {
     expect(alarmNotification({ ...PAYLOAD, url: undefined }).options.data.url).toBe("/incidents/42");
   });
 });
 
 describe("acknowledge from the shade", () => {
-  it("posts the token alone, without the session cookie or a CSRF header", () => {
-    const [url, init] = acknowledgeRequest("tok-abc");
+  it("posts the token and the action, without the session cookie or a CSRF header", () => {
+    const [url, init] = channelAckRequest("tok-abc");
     expect(url).toBe("/api/v1/channel-ack");
     expect(init.method).toBe("POST");
     expect(init.credentials).toBe("omit");
-    expect(JSON.parse(init.body)).toEqual({ token: "tok-abc" });
+    expect(JSON.parse(init.body)).toEqual({ token: "tok-abc", action: ACKNOWLEDGE });
     expect(Object.keys(init.headers)).not.toContain("X-CSRF-Token");
+    expect(JSON.parse(channelAckRequest("tok-abc", OPEN)[1].body)).toEqual({ token: "tok-abc", action: OPEN });
   });
 
   it("says acknowledged, expired or failed", () => {

@@ -9,6 +9,7 @@
 
 export const ACKNOWLEDGE = "acknowledge";
 export const OPEN = "open";
+export const DELIVERED = "delivered"; // not an action of the notification: the push arrived
 const URGENT = new Set(["CRITICAL", "HIGH"]);
 
 export function incidentPath(incidentId) {
@@ -22,10 +23,28 @@ export function alarmTitle(payload) {
   return parts.length > 0 ? parts.join(" · ") : payload.title || "HealthGuard Ops alarm";
 }
 
+// A test message from My notifications (the server's "Send a test": no incident, no token).
+export function isTestMessage(payload) {
+  return !payload.incident_id;
+}
+
 // The title and the options of registration.showNotification for one payload.
 export function alarmNotification(payload) {
+  if (isTestMessage(payload)) {
+    return {
+      title: payload.title || "HealthGuard test notification",
+      options: {
+        body: payload.body || "This is a test of your notifications.",
+        tag: "healthguard-test",
+        icon: "/icons/icon-192.png",
+        badge: "/icons/icon-192.png",
+        data: { incidentId: null, token: null, attemptId: null, url: "/notifications" },
+        actions: [{ action: OPEN, title: "Open" }],
+      },
+    };
+  }
   const incidentId = payload.incident_id;
-  const token = payload.ack_token ?? payload.token ?? null;
+  const token = payload.ack_token || payload.token || null;
   // The server's line or two (message_text.py: no patient name unless the hospital allows it).
   const body = payload.body || payload.summary || payload.title || "";
   return {
@@ -52,16 +71,18 @@ export function alarmNotification(payload) {
   };
 }
 
-// The request Acknowledge sends: the token alone, no cookie (credentials "omit") and no CSRF
-// header; the server knows the person and the incident from the token.
-export function acknowledgeRequest(token) {
+// The request an action sends: the token and the action, no cookie (credentials "omit") and no
+// CSRF header; the server knows the person and the incident from the token. "acknowledge" uses
+// the token up; "delivered" (the push arrived) and "open" stamp the ledger's delivered and read
+// times and leave it usable.
+export function channelAckRequest(token, action = ACKNOWLEDGE) {
   return [
     "/api/v1/channel-ack",
     {
       method: "POST",
       credentials: "omit",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ token }),
+      body: JSON.stringify({ token, action }),
     },
   ];
 }

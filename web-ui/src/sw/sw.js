@@ -7,9 +7,11 @@
 // chunk that a classic worker cannot load.
 import {
   ACKNOWLEDGE,
+  DELIVERED,
+  OPEN,
   acknowledgeOutcome,
-  acknowledgeRequest,
   alarmNotification,
+  channelAckRequest,
   incidentPath,
   windowToReuse,
 } from "./alarmNotification.js";
@@ -77,12 +79,7 @@ self.addEventListener("fetch", (event) => {
 async function confirmDelivery(token) {
   if (!token) return;
   try {
-    await fetch("/api/v1/channel-ack/receipt", {
-      method: "POST",
-      credentials: "omit",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ token }),
-    });
+    await fetch(...channelAckRequest(token, DELIVERED));
   } catch {
     // Offline between the push and now: the alarm is on screen all the same.
   }
@@ -105,6 +102,16 @@ self.addEventListener("push", (event) => {
   event.waitUntil(showAlarm(payload));
 });
 
+// Opened from the shade: the ledger's "read" (best effort; opening never waits on it).
+async function markRead(token) {
+  if (!token) return;
+  try {
+    await fetch(...channelAckRequest(token, OPEN));
+  } catch {
+    // Offline: the incident opens all the same.
+  }
+}
+
 async function openIncident(data) {
   const url = new URL(data?.url || incidentPath(data?.incidentId ?? ""), self.location.origin).href;
   const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
@@ -121,7 +128,7 @@ async function acknowledgeFromShade(notification) {
   let status = 0;
   let answer = null;
   try {
-    const response = await fetch(...acknowledgeRequest(data.token));
+    const response = await fetch(...channelAckRequest(data.token, ACKNOWLEDGE));
     status = response.status;
     answer = await response.json().catch(() => null);
   } catch {
@@ -147,7 +154,7 @@ async function acknowledgeFromShade(notification) {
 async function onAlarmNotificationClick(notification, action) {
   notification.close();
   if (action === ACKNOWLEDGE && notification.data?.token) return acknowledgeFromShade(notification);
-  await openIncident(notification.data);
+  await Promise.all([openIncident(notification.data), markRead(notification.data?.token)]);
   return { ok: true, opened: true };
 }
 self.onAlarmNotificationClick = onAlarmNotificationClick;
