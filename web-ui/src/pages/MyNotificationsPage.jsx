@@ -18,24 +18,40 @@ function methodStatus(method) {
   return { tone: "pending", text: "Not verified" };
 }
 
-function VerifyForm({ method, onVerified }) {
-  const [code, setCode] = useState("");
+// One request at a time from a form or button: busy while it runs, its failure kept to show.
+function useRequest(request) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  const id = `verify-${method.contact_method_id}`;
-  const submit = async (event) => {
-    event.preventDefault();
+  const run = async (...args) => {
     setBusy(true);
     setError(null);
     try {
-      await api(`/contact-methods/${method.contact_method_id}/verify`, { method: "POST", body: { code: code.trim() } });
-      onVerified();
+      return await request(...args);
     } catch (failure) {
       setError(failure);
+      return undefined;
     } finally {
       setBusy(false);
     }
   };
+  return { busy, error, run, dismiss: () => setError(null) };
+}
+
+function submitting(run) {
+  return (event) => {
+    event.preventDefault();
+    run();
+  };
+}
+
+function VerifyForm({ method, onVerified }) {
+  const [code, setCode] = useState("");
+  const id = `verify-${method.contact_method_id}`;
+  const { busy, error, run } = useRequest(async () => {
+    await api(`/contact-methods/${method.contact_method_id}/verify`, { method: "POST", body: { code: code.trim() } });
+    onVerified();
+  });
+  const submit = submitting(run);
   return (
     <form className="inline-form" onSubmit={submit}>
       <label htmlFor={id}>Code sent to {method.address}</label>
@@ -49,23 +65,16 @@ function VerifyForm({ method, onVerified }) {
 }
 
 function MethodRow({ method, thisDevice, onChange }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const [result, setResult] = useState(null);
+  const [what, setWhat] = useState(null);
   const timeZone = useTimeZone();
   const status = methodStatus(method);
+  const { busy, error, run: request, dismiss } = useRequest((call) => call());
 
-  const run = async (what, call) => {
-    setBusy(true);
-    setError(null);
+  const run = (failureText, call) => {
+    setWhat(failureText);
     setResult(null);
-    try {
-      await call();
-    } catch (failure) {
-      setError({ failure, what });
-    } finally {
-      setBusy(false);
-    }
+    return request(call);
   };
   const test = () =>
     run("Sending a test failed", async () => {
@@ -109,29 +118,19 @@ function MethodRow({ method, thisDevice, onChange }) {
           {result}
         </p>
       )}
-      <ErrorNotice error={error?.failure} what={error?.what} onDismiss={() => setError(null)} />
+      <ErrorNotice error={error} what={what} onDismiss={dismiss} />
     </li>
   );
 }
 
 function AddEmail({ onAdded }) {
   const [address, setAddress] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const submit = async (event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api("/contact-methods", { method: "POST", body: { kind: "email", address: address.trim() } });
-      setAddress("");
-      onAdded();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run } = useRequest(async () => {
+    await api("/contact-methods", { method: "POST", body: { kind: "email", address: address.trim() } });
+    setAddress("");
+    onAdded();
+  });
+  const submit = submitting(run);
   return (
     <form className="inline-form" onSubmit={submit}>
       <label htmlFor="new-email">Add an email address</label>
@@ -146,23 +145,13 @@ function AddEmail({ onAdded }) {
 }
 
 function EnablePush({ onEnabled, subscribedHere }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
+  const { busy, error, run: enable } = useRequest(async () => {
+    await enablePushOnThisDevice(deviceLabel(navigator.userAgent));
+    onEnabled();
+  });
   if (!pushSupported()) {
     return <p className="muted">This browser cannot receive push notifications. On a phone, add HealthGuard to the home screen first.</p>;
   }
-  const enable = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await enablePushOnThisDevice(deviceLabel(navigator.userAgent));
-      onEnabled();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <div>
       <button type="button" className="primary" disabled={busy} onClick={enable}>
@@ -206,9 +195,13 @@ function ContactMethods({ methods, reload, error, loading }) {
 function UrgencyRules({ urgency, rules, methods, onSaved }) {
   // The parent keys this form by the rules it got: saved or reloaded rules start it afresh.
   const [rows, setRows] = useState(() => rowsOf(rules));
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const [saved, setSaved] = useState(false);
+  const { busy, error, run } = useRequest(async () => {
+    const answer = await api("/notification-rules", { method: "PUT", body: { [urgency.id]: stepsOf(rows) } });
+    setSaved(true);
+    onSaved(answer);
+  });
+  const save = submitting(run);
 
   const usable = (methods ?? []).filter((method) => method.verified);
   const targets = [
@@ -222,20 +215,6 @@ function UrgencyRules({ urgency, rules, methods, onSaved }) {
   const change = (index, field, value) => {
     setSaved(false);
     setRows((current) => current.map((row, at) => (at === index ? { ...row, [field]: value } : row)));
-  };
-  const save = async (event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const answer = await api("/notification-rules", { method: "PUT", body: { [urgency.id]: stepsOf(rows) } });
-      setSaved(true);
-      onSaved(answer);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
   };
   const legend = `${urgency.label}`;
   return (

@@ -30,7 +30,9 @@ export default function ReachBanner() {
   }, [pathname]);
   if (!show) return null;
   return (
-    <div className="notice warning reach-banner" role="alert" data-testid="reach-banner">
+    // A region, not an alert: it stands on every page while it holds, and an alert would be
+    // announced again at each page change; the pages' own alerts (failures) stay the only ones.
+    <div className="notice warning reach-banner" role="region" aria-label="Off-tab alarms" data-testid="reach-banner">
       <p>
         <strong>You are on call, but alarms cannot reach you when this tab is closed.</strong>{" "}
         {pathname === "/notifications" ? (

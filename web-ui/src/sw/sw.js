@@ -73,22 +73,22 @@ self.addEventListener("fetch", (event) => {
   );
 });
 
-// Tells the server the alarm reached this device (the ledger's "delivered"): the push service's
-// own answer to the sender only says it accepted the message. Best effort: the alarm is shown
-// whatever this answers.
-async function confirmDelivery(token) {
+// Tells the server what became of the message, for the ledger: "delivered" (it reached this
+// device; the push service's own answer to the sender only says it accepted it) or "open". Best
+// effort: the alarm is shown, the incident opened, whatever this answers; the token stays usable.
+async function tellServer(token, action) {
   if (!token) return;
   try {
-    await fetch(...channelAckRequest(token, DELIVERED));
+    await fetch(...channelAckRequest(token, action));
   } catch {
-    // Offline between the push and now: the alarm is on screen all the same.
+    // Offline between the push and now: nothing to do.
   }
 }
 
 async function showAlarm(payload) {
   const { title, options } = alarmNotification(payload);
   await self.registration.showNotification(title, options);
-  await confirmDelivery(options.data.token);
+  await tellServer(options.data.token, DELIVERED);
 }
 
 self.addEventListener("push", (event) => {
@@ -101,16 +101,6 @@ self.addEventListener("push", (event) => {
   // A push must always show something (browsers penalise a silent one), even a malformed one.
   event.waitUntil(showAlarm(payload));
 });
-
-// Opened from the shade: the ledger's "read" (best effort; opening never waits on it).
-async function markRead(token) {
-  if (!token) return;
-  try {
-    await fetch(...channelAckRequest(token, OPEN));
-  } catch {
-    // Offline: the incident opens all the same.
-  }
-}
 
 async function openIncident(data) {
   const url = new URL(data?.url || incidentPath(data?.incidentId ?? ""), self.location.origin).href;
@@ -154,7 +144,7 @@ async function acknowledgeFromShade(notification) {
 async function onAlarmNotificationClick(notification, action) {
   notification.close();
   if (action === ACKNOWLEDGE && notification.data?.token) return acknowledgeFromShade(notification);
-  await Promise.all([openIncident(notification.data), markRead(notification.data?.token)]);
+  await Promise.all([openIncident(notification.data), tellServer(notification.data?.token, OPEN)]);
   return { ok: true, opened: true };
 }
 self.onAlarmNotificationClick = onAlarmNotificationClick;
