@@ -41,3 +41,11 @@ def was_issued(cur, *, token: str) -> bool:
     """Whether the token was ever issued (used or expired since): 410 rather than 404."""
     cur.execute("SELECT 1 FROM delivery_attempts WHERE ack_token_hash = %s", (token_hash(token),))
     return cur.fetchone() is not None
+
+
+def peek(cur, *, token: str, at: datetime.datetime) -> dict | None:
+    """The attempt of a token still usable, without using it up (the person opened it)."""
+    cur.execute("""SELECT attempt_id, incident_id, employee_id, channel FROM delivery_attempts
+                    WHERE ack_token_hash = %(hash)s AND ack_token_used_at IS NULL
+                      AND ack_token_expires_at > %(at)s""", {"hash": token_hash(token), "at": at})
+    return cur.fetchone()

@@ -63,6 +63,9 @@ class DeliveryFilter(RequestModel):
 
 class ChannelAck(RequestModel):
     token: Text(100) = Field(description="the single-use token of a push payload or email link")
+    action: Literal["acknowledge", "open"] = Field(
+        "acknowledge", description="acknowledge (uses the token up), or open: the person opened the "
+                                   "notification or link (the ledger's read time; the token stays usable)")
 
 
 # Responses
@@ -165,4 +168,4 @@ class MyReachability(ResponseModel):
 
 class ChannelAcknowledged(ResponseModel):
     incident_id: int
-    status: str = Field(description="the incident's status now")
+    status: str = Field(description="the incident's status now (acknowledge); read (open)")

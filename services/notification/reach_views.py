@@ -293,11 +293,17 @@ def my_reachability():
 def acknowledge_from_channel(json: ChannelAck):
     """Acknowledge the incident with the single-use token of a push message or email link
 
+    With action open, only record that the person opened it (the ledger's read time).
+
     As the person the token was sent to, through incident management (the audit trail records
     the channel). 410: the token was used or has expired; 404: no such token. 409: incident management refused
     (the alarm is no longer theirs, or resolved)."""
     settings = _settings()
     refused = None
+    if json.action == "open":
+        return _opened(json.token)
+    if not settings.get("INCIDENT_MANAGEMENT_URL"):
+        raise ApiError(503, "acknowledging from a channel is not configured (INCIDENT_MANAGEMENT_URL)")
     with platform().db.transaction() as cur:
         attempt = ack_tokens.redeem(cur, token=json.token, at=clock.now())
         if attempt is None and ack_tokens.was_issued(cur, token=json.token):
@@ -319,3 +325,16 @@ def acknowledge_from_channel(json: ChannelAck):
     if refused is not None:
         raise ApiError(409, f"not acknowledged: {refused}")
     return {"incident_id": incident["incident_id"], "status": incident["status"]}
+
+
+def _opened(token: str):
+    """The person opened the notification or the link: the ledger's read time."""
+    now = clock.now()
+    with platform().db.transaction() as cur:
+        attempt = ack_tokens.peek(cur, token=token, at=now)
+        if attempt is None:
+            issued = ack_tokens.was_issued(cur, token=token)
+            raise ApiError(410 if issued else 404, "this link was used already or has expired: open the app"
+                           if issued else "no such link: open the app")
+        ledger.record(cur, attempt_id=attempt["attempt_id"], status="read", at=now)
+    return {"incident_id": attempt["incident_id"], "status": "read"}

@@ -83,9 +83,17 @@ class SendDueAttempts(PeriodicTask):
 
     def run_once(self) -> int:
         self.take_over_abandoned()
+        if not self._anything_due():
+            return 0  # one connection a tick while idle, not one per sender
         # SEND_CONCURRENCY senders, each claiming one due attempt at a time until none is left:
         # a slow provider holds up one sender, not a batch.
         return sum(self._pool.map(lambda _: self._send_while_due(), range(self.concurrency)))
+
+    def _anything_due(self) -> bool:
+        with self.db.transaction() as cur:
+            cur.execute("""SELECT 1 FROM delivery_attempts
+                           WHERE status = 'queued' AND next_try_at <= %s LIMIT 1""", (clock.now(),))
+            return cur.fetchone() is not None
 
     def _send_while_due(self) -> int:
         sent = 0
