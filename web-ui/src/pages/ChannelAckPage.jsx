@@ -50,12 +50,15 @@ export default function ChannelAckPage() {
             <strong>Not acknowledged:</strong>{" "}
             {state.error.status === 410
               ? "this link was used already or has expired."
-              : state.error.message}
+              : state.error.status === 404
+                ? "this link is not one HealthGuard sent."
+                : state.error.message}
           </p>
           <p>
             <Link to="/incidents">Open HealthGuard</Link> to act on the alarm.
           </p>
-          {state.error.status !== 410 && state.error.status !== 409 && (
+          {/* Worth trying again only when the server could not act now (offline, 503). */}
+          {![404, 409, 410].includes(state.error.status) && (
             <button type="button" onClick={acknowledge}>
               Try again
             </button>
