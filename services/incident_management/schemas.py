@@ -40,10 +40,11 @@ class Acknowledgement(ActionNote):
     """A clinician acknowledges for themselves (channel app, no employee_id). The notification
     service (the SERVICE_TOKEN) acknowledges on behalf of `employee_id` from the off-tab
     `channel` they answered on (a push action, an email link); the audit trail records it."""
-    channel: AckChannel = Field("app", description="app for the caller themselves; the service "
-                                "names the off-tab channel")
+    channel: AckChannel = Field("app", description="only with the service token: the off-tab channel "
+                                "(a clinician's acknowledgement is always from the app)")
     employee_id: str | None = Field(None, min_length=1, max_length=64,
-                                    description="only with the service token: whom it acknowledges for")
+                                    description="only with the service token: whom it acknowledges for "
+                                                "(ignored from a clinician)")
 
 
 class Resolution(RequestModel):

@@ -60,28 +60,26 @@ def _changed(step, incident_id: int, *, clinician=None, **arguments):
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
-@api.validate(json=Acknowledgement, body_optional=True,
-              resp=responses({200: Incident}, (*CHANGE_ERRORS, 422)))
+@api.validate(json=Acknowledgement, body_optional=True, resp=CHANGED)
 def acknowledge(incident_id: int, json: Acknowledgement):
     """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time
 
     A clinician acknowledges for themselves (channel app). The notification service, with the
     service token, acknowledges on behalf of `employee_id` from the off-tab `channel` they
     answered on; the audit trail records the channel, and a second acknowledgement from another
-    channel is a no-op answering the incident. 422: the service named no person or channel app,
-    or a clinician named another person or an off-tab channel."""
+    channel is a no-op answering the incident. 403: the service named no person, or channel app.
+    A clinician's body employee_id and channel are ignored: they act as themselves, from the app."""
     if caller().is_service:
         if json.employee_id is None or json.channel == "app":
-            raise ApiError(422, "the service acknowledges on behalf of employee_id from an off-tab "
-                                "channel (push, email, sms, voice, badge)", field="employee_id")
+            raise ApiError(403, "this action must be taken by a signed-in clinician, or by the "
+                                "notification service on behalf of employee_id from an off-tab channel")
         with platform().db.transaction() as cur:
             clinician = lifecycle.clinician_by_id(cur, json.employee_id)
         if clinician is None:
             raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
         return _changed(lifecycle.acknowledge_incident, incident_id, clinician=clinician, note=json.note,
                         channel=json.channel)
-    if json.channel != "app" or json.employee_id not in (None, current_clinician().employee_id):
-        raise ApiError(422, "a clinician acknowledges for themselves, from the app", field="channel")
+    # A clinician acknowledges as themselves, from the app: ids and channels in the body are ignored.
     return _changed(lifecycle.acknowledge_incident, incident_id, note=json.note)
 
 

@@ -73,19 +73,22 @@ def _moves_forward(current: str, new: str) -> bool:
 def fall_through(cur, *, attempt_id: int, at: datetime) -> list[dict]:
     """The attempt failed for good: bring the person's next step for the same assignment
     forward to `at` (its queued rows with the lowest rule_step above this one), so a failed
-    channel is followed by the next one at once, never silently. Returns the rows brought
+    channel is followed by the next one at once, never silently. A step that failed before it
+    was due (no usable method, recorded when scheduled) brings the next one forward to its own
+    due time, not earlier: the steps before it still go first. Returns the rows brought
     forward; none when this was their last step (the caller logs and counts that: the alarm
     still sounds on the open tab and escalation runs on its own timer)."""
     cur.execute(
         """WITH failed AS (
-               SELECT incident_id, employee_id, assignment_key, rule_step
+               SELECT incident_id, employee_id, assignment_key, rule_step,
+                      GREATEST(due_at, %(at)s) AS now_due
                  FROM delivery_attempts WHERE attempt_id = %(attempt_id)s),
            next_step AS (
                SELECT min(a.rule_step) AS rule_step
                  FROM delivery_attempts a JOIN failed f USING (incident_id, employee_id, assignment_key)
                 WHERE a.status = 'queued' AND a.rule_step > f.rule_step)
            UPDATE delivery_attempts a
-              SET due_at = LEAST(a.due_at, %(at)s), next_try_at = LEAST(a.next_try_at, %(at)s)
+              SET due_at = LEAST(a.due_at, f.now_due), next_try_at = LEAST(a.next_try_at, f.now_due)
              FROM failed f, next_step n
             WHERE a.incident_id = f.incident_id AND a.employee_id = f.employee_id
               AND a.assignment_key = f.assignment_key AND a.rule_step = n.rule_step

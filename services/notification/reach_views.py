@@ -302,14 +302,14 @@ def acknowledge_from_channel(json: ChannelAck):
     refused = None
     if json.action == "open":
         return _opened(json.token)
-    if not settings.get("INCIDENT_MANAGEMENT_URL"):
-        raise ApiError(503, "acknowledging from a channel is not configured (INCIDENT_MANAGEMENT_URL)")
     with platform().db.transaction() as cur:
         attempt = ack_tokens.redeem(cur, token=json.token, at=clock.now())
         if attempt is None and ack_tokens.was_issued(cur, token=json.token):
             raise ApiError(410, "this acknowledge link was used already or has expired: open the app")
         if attempt is None:
             raise ApiError(404, "no such acknowledge link: open the app")
+        if not settings.get("INCIDENT_MANAGEMENT_URL"):  # rolled back: the token stays usable
+            raise ApiError(503, "acknowledging from a channel is not configured (INCIDENT_MANAGEMENT_URL)")
         try:
             incident = channel_ack.acknowledge_as(
                 incidents_url=settings["INCIDENT_MANAGEMENT_URL"], service_token=settings["SERVICE_TOKEN"],

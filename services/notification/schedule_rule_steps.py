@@ -117,5 +117,5 @@ def schedule(cur, *, incident: dict, employee_id: str, key: str, since: datetime
                 queued += 1
                 due += due_at <= now
     for attempt_id in failed:  # in step order: each brings the next usable step forward
-        due += len(ledger.fall_through(cur, attempt_id=attempt_id, at=now))
+        due += sum(row["due_at"] <= now for row in ledger.fall_through(cur, attempt_id=attempt_id, at=now))
     return queued, due
