@@ -33,8 +33,10 @@ export default function ReachBanner() {
     // A region, not an alert: it stands on every page while it holds, and an alert would be
     // announced again at each page change; the pages' own alerts (failures) stay the only ones.
     <div className="notice warning reach-banner" role="region" aria-label="Off-tab alarms" data-testid="reach-banner">
+      {/* On a phone one short line: the alarms' own banners below must stay above the pop-up bar. */}
       <p>
-        <strong>You are on call, but alarms cannot reach you when this tab is closed.</strong>{" "}
+        <strong className="reach-banner-long">You are on call, but alarms cannot reach you when this tab is closed.</strong>
+        <strong className="reach-banner-short">On call: alarms cannot reach you with this tab closed.</strong>{" "}
         {pathname === "/notifications" ? (
           "Enable push on this device or add a verified email below."
         ) : (
