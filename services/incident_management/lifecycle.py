@@ -139,7 +139,7 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
               note: str | None, message: str, event_type: str | None = None, also_notify=(),
               previous_message: str | None = None, said: str | None = None, paged=None,
-              override_reason: str | None = None) -> Change:
+              override_reason: str | None = None, channel: str | None = None) -> Change:
     """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED,
     with a fresh acknowledgement deadline; whoever was paged for it at the last step is paged no
     more (the new owner has it). `actor` None is the system (escalation). `reason` is the
@@ -167,7 +167,7 @@ def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: s
     """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"],
           override_reason))
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
-                           previous_status=before["status"], note=note)
+                           previous_status=before["status"], note=note, channel=channel)
     said = {"reason": said or action, "actor_id": actor_id, "previous_assignee": before["assigned_to"]}
     # The new assignee must act; the previous one must learn the incident is no longer theirs.
     previous = before["assigned_to"] if before["assigned_to"] != actor_id else None
@@ -296,7 +296,7 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
 
 
 def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: list[dict] | None,
-                     reason: str | None = None) -> Change:
+                     reason: str | None = None, channel: str = "app") -> Change:
     """The assignee cannot take the alarm: it moves at once to the next candidate of the routing
     order who never held it (routing.first_group, least busy first). Refused (409) when there is
     nobody: the last available person must acknowledge or hand it over. `everyone`: who is
@@ -314,7 +314,7 @@ def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: l
                        "hand it over.", rule="last_available", incident_status=before["status"],
                        allowed_actions=allowed_actions(before["status"]))
     return hand_over(cur, before=before, to=chosen, actor=clinician, reason="DECLINE", action="DECLINED",
-                     note=_joined("declined", reason),
+                     note=_joined("declined", reason), channel=channel,
                      message=declined_message(before, by=clinician, reason=reason), said="DECLINED")
 
 

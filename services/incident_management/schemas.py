@@ -10,6 +10,7 @@ from healthguard.domain import IncidentStatus as Status
 from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
+from .care_schemas import RoutedAs, Told
 from .incidents import ACTIONS, LIST_ORDERS
 
 api = service_api(
@@ -71,6 +72,10 @@ class Reassignment(RequestModel):
 class Decline(RequestModel):
     reason: NoteText | None = Field(None, description="why (kept in the audit trail)",
                                     examples=["In theatre, scrubbed in"])
+    channel: AckChannel = Field("app", description="app for the caller themselves; the service names "
+                                "the off-tab channel the person declined from (sms, voice, badge)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: who declines")
 
 
 class NewNote(RequestModel):
@@ -202,6 +207,8 @@ class Incident(ResponseModel):
     resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")
     resolution_notes: str | None
     allowed_actions: list[Action] = Field(description="what the lifecycle allows in this status")
+    silenced_by: int | None = Field(None, description="the silence holding it (OPEN, paging nobody) until "
+                                                      "the silence ends")
 
 
 class IncidentAlert(ResponseModel):
@@ -243,6 +250,14 @@ class Assignment(ResponseModel):
         description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
+    routed_as: RoutedAs | None = Field(None, description="automatic assignment: the routing step")
+    why: str | None = Field(None, description="automatic assignment: why this person, in words")
+
+
+class Why(ResponseModel):
+    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner (null: chosen by "
+                                                   "a person, or before care teams)")
+    why: str | None = Field(description="in words, e.g. \"the patient's nurse this shift\"")
 
 
 class HistoryEntry(ResponseModel):
@@ -262,6 +277,9 @@ class IncidentDetail(Incident):
     alert: IncidentAlert | None
     notes: list[AuthoredNote]
     assignments: list[Assignment]
+    why: Why | None = Field(description="why the current owner got it (\"why this person\")")
+    told: list[Told] = Field(description="told of the alarm without owning it (the patient's nurse of an "
+                                         "alarm a nurse may not own)")
     history: list[HistoryEntry] = Field(description="the audit trail, oldest first")
 
 

@@ -3,6 +3,7 @@ models (schemas.py), calls one function of lifecycle.py / incidents.py / perform
 transaction, observes metrics once that transaction committed, and answers JSON."""
 from flask import Blueprint, current_app
 
+from healthguard import phi_access
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
@@ -143,17 +144,38 @@ def reassign(incident_id: int, json: Reassignment):
     return answer
 
 
+def _on_behalf(json) -> dict:
+    """Who acts: the signed-in clinician from the app, or, with the service token, the person the
+    notification service names, from the off-tab channel they answered on (issue 23)."""
+    if caller().is_service:
+        if json.employee_id is None or json.channel == "app":
+            raise ApiError(422, "the service acts on behalf of employee_id from an off-tab channel "
+                                "(push, email, sms, voice, badge)", field="employee_id")
+        with platform().db.transaction() as cur:
+            clinician = lifecycle.clinician_by_id(cur, json.employee_id)
+        if clinician is None:
+            raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
+        return {"clinician": clinician, "channel": json.channel}
+    if json.channel != "app" or json.employee_id not in (None, current_clinician().employee_id):
+        raise ApiError(422, "a clinician acts for themselves, from the app", field="channel")
+    return {}
+
+
 @blueprint.patch("/incidents/<int:incident_id>/decline")
-@clinician_only
-@api.validate(json=Decline, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 503)))
+@api.validate(json=Decline, body_optional=True,
+              resp=responses({200: Incident}, (*CHANGE_ERRORS, 422, 503)))
 def decline(incident_id: int, json: Decline):
     """The assignee cannot take it: it moves at once to the next candidate of the routing order
 
     Only while unacknowledged (ASSIGNED, REASSIGNED). 409 with `rule` last_available when nobody
     else can take it (acknowledge it, or ask a supervisor to hand it over). 503 when the on-call
-    service cannot say who is available."""
+    service cannot say who is available. The notification service, with the service token,
+    declines on behalf of `employee_id` from the off-tab `channel` they pressed Reject (or 2) on;
+    the audit trail records it. 422 as for acknowledge."""
+    acting = _on_behalf(json)
     everyone = routing.everyone_available(_oncall())
-    answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason)
+    answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason,
+                      **acting)
     ASSIGNMENTS.labels(reason="DECLINE").inc()
     return answer
 
@@ -205,6 +227,8 @@ def list_incidents(query: IncidentFilter):
             cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
+        # Every patient of the page, in one insert, in this transaction.
+        phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
     return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
             "next": incidents.list_cursor(rows, query.limit, query.order), "limit": query.limit}
 
@@ -215,12 +239,16 @@ def get_incident(incident_id: int):
     """One incident with its alert, assignee, notes, assignments and history"""
     with platform().db.transaction() as cur:
         # One snapshot for all its reads: under READ COMMITTED a change committed between them
-        # showed its history row beside the columns from before it.
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # showed its history row beside the columns from before it. Not READ ONLY: the answer's
+        # access is logged in the same transaction.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         incident = incidents.get_incident(cur, incident_id=incident_id)
         if incident is None:
             raise ApiError(404, f"no incident {incident_id}")
-        return incidents.incident_detail(cur, incident)
+        phi_access.check_single_patient_access(cur, incident["patient_id"])
+        detail = incidents.incident_detail(cur, incident)
+        phi_access.record(cur, [incident["patient_id"]])
+        return detail
 
 
 @blueprint.get("/incidents/metrics")

@@ -14,6 +14,9 @@ from healthguard.config import ConfigError, env_int
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
 from healthguard.web import create_service_app
 
+from .channel_webhooks import OPTIONAL_SETTINGS as CHANNEL_SETTINGS
+from .channel_webhooks import install as install_badge_sms_voice
+from .channel_webhooks import webhooks
 from .channels import email as email_channel
 from .channels import push as push_channel
 from .channels import register as register_channel
@@ -32,7 +35,8 @@ log = logging.getLogger(__name__)
 # Off-tab reach (issue 21): without VAPID_* there is no Web Push, without SMTP_URL no email
 # (compose requires the VAPID key pair); the sending task's tuning has defaults.
 REACH_OPTIONAL = ("VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT", "SMTP_URL", "SMTP_FROM",
-                  "ONCALL_URL", "INCIDENT_MANAGEMENT_URL", "PUSH_ALLOW_LOCAL_HTTP", *SEND_SETTINGS)
+                  "ONCALL_URL", "INCIDENT_MANAGEMENT_URL", "PUSH_ALLOW_LOCAL_HTTP", *SEND_SETTINGS,
+                  *CHANNEL_SETTINGS)
 OPTIONAL = ("WS_PING_SECONDS", "WS_SESSION_CHECK_SECONDS", "WS_SOCKETS_PER_SESSION", *REACH_OPTIONAL)
 DEFAULTS = {"WS_PING_SECONDS": "25", "WS_SESSION_CHECK_SECONDS": "2",
             "WS_SOCKETS_PER_SESSION": str(DEFAULT_SOCKETS_PER_SESSION), **SEND_SETTINGS,
@@ -75,7 +79,8 @@ def _seconds(settings: dict, name: str) -> float:
 
 def create_app(config=None):
     app = create_service_app("notification", config, optional=OPTIONAL,
-                             blueprints=(rest, ticket_office, sockets, preferences, reach), api=api)
+                             blueprints=(rest, ticket_office, sockets, preferences, reach, webhooks),
+                             api=api)
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
     ping_seconds = _seconds(app.config, "WS_PING_SECONDS")
@@ -94,6 +99,8 @@ def create_app(config=None):
     # process sends verification codes and test messages.
     for channel in (push_channel, email_channel):
         channel.register_from_settings(app.config, register_channel)
+    # Badges (WCTP), SMS and voice (Twilio), issue 23; polling the AC when it answers that way.
+    hg.background += install_badge_sms_voice(app, register_channel)
     fanout = FanoutPublisher(hg.rabbitmq_url, PUSH_EXCHANGE)
     # The worker process stores each event once (competing consumers on the durable queue) and
     # announces it on the fanout exchange.

@@ -35,11 +35,11 @@ def _session(service_token: str) -> requests.Session:
 
 
 def acknowledge_as(*, incidents_url: str, service_token: str, incident_id: int, employee_id: str,
-                   channel: str) -> dict:
-    """Ask incident management to acknowledge; the incident as it is now."""
+                   channel: str, action: str = "acknowledge") -> dict:
+    """Ask incident management to acknowledge (or `action` decline); the incident as it is now."""
     try:
         response = _session(service_token).patch(
-            f"{incidents_url.rstrip('/')}/api/v1/incidents/{incident_id}/acknowledge",
+            f"{incidents_url.rstrip('/')}/api/v1/incidents/{incident_id}/{action}",
             json={"employee_id": employee_id, "channel": channel}, timeout=TIMEOUT)
     except requests.RequestException as exc:
         raise IncidentManagementError(None, f"incident management unreachable: {type(exc).__name__}") from exc
@@ -56,6 +56,24 @@ def acknowledge_from_channel(*, db, incidents_url: str, service_token: str, atte
                              channel: str) -> dict:
     """Acknowledge the incident of a ledger attempt as its person, from `channel`, and mark the
     attempt acknowledged (cancelling the person's remaining steps). Returns the incident."""
+    return _as_the_person(db=db, incidents_url=incidents_url, service_token=service_token,
+                          attempt_id=attempt_id, channel=channel, action="acknowledge",
+                          mark=ledger.acknowledged_from)
+
+
+def reject_from_channel(*, db, incidents_url: str, service_token: str, attempt_id: int,
+                        channel: str) -> dict:
+    """Decline the incident of a ledger attempt as its person, from `channel` (a badge's Reject,
+    an SMS `2`, a voice key 2): incident management moves it at once to the next person of the
+    routing order, whose steps its event schedules; the attempt is marked rejected. Returns the
+    incident. 409 (IncidentManagementError) when nobody else is available."""
+    return _as_the_person(db=db, incidents_url=incidents_url, service_token=service_token,
+                          attempt_id=attempt_id, channel=channel, action="decline",
+                          mark=ledger.rejected_from)
+
+
+def _as_the_person(*, db, incidents_url: str, service_token: str, attempt_id: int, channel: str,
+                   action: str, mark) -> dict:
     with db.transaction() as cur:
         cur.execute("SELECT incident_id, employee_id FROM delivery_attempts WHERE attempt_id = %s",
                     (attempt_id,))
@@ -64,7 +82,7 @@ def acknowledge_from_channel(*, db, incidents_url: str, service_token: str, atte
         raise IncidentManagementError(404, f"no delivery attempt {attempt_id}")
     incident = acknowledge_as(incidents_url=incidents_url, service_token=service_token,
                               incident_id=attempt["incident_id"], employee_id=attempt["employee_id"],
-                              channel=channel)
+                              channel=channel, action=action)
     with db.transaction() as cur:
-        ledger.acknowledged_from(cur, attempt_id=attempt_id, channel=channel, at=clock.now())
+        mark(cur, attempt_id=attempt_id, channel=channel, at=clock.now())
     return incident

@@ -16,6 +16,11 @@ from urllib.parse import urlsplit
 from healthguard.errors import ApiError
 
 KINDS = ("email", "push", "phone", "badge")
+# What a rule step may name: a method kind, or how to use a phone (issue 23: sms or voice; a
+# step of kind phone, or naming a phone method, texts it). STEP_CHANNEL: the ledger channel.
+STEP_KINDS = (*KINDS, "sms", "voice")
+METHOD_KIND = {"sms": "phone", "voice": "phone"}
+STEP_CHANNEL = {"phone": "sms"}
 OFF_TAB_KINDS = KINDS  # every kind reaches a person away from the open tab
 CODE_SECONDS = 900
 MAX_CODE_TRIES = 5

@@ -10,6 +10,7 @@ from healthguard.api import RequestModel, ResponseModel, Text
 from healthguard.db import BIGINT_MAX
 
 Kind = Literal["email", "push", "phone", "badge"]
+StepKind = Literal["email", "push", "phone", "badge", "sms", "voice"]  # contact_methods.STEP_KINDS
 Urgency = Literal["HIGH", "LOW"]
 AttemptStatus = Literal["queued", "sending", "sent", "delivered", "read", "failed", "dead_letter",
                         "cancelled", "acknowledged", "rejected"]
@@ -46,7 +47,8 @@ class VerificationCode(RequestModel):
 
 class RuleStep(RequestModel):
     delay_seconds: int = Field(ge=0, le=86400, description="after the assignment")
-    kind: Kind | None = Field(None, description="every verified method of this kind")
+    kind: StepKind | None = Field(None, description="every verified method of this kind (sms, voice: "
+                                  "every verified phone, texted or called)")
     contact_method_id: int | None = Field(None, ge=1, le=BIGINT_MAX, description="your own rules: one method")
 
 
@@ -105,7 +107,7 @@ class VapidKey(ResponseModel):
 class RuleStepOut(ResponseModel):
     position: int
     delay_seconds: int
-    kind: Kind | None
+    kind: StepKind | None
     contact_method_id: int | None
 
 

@@ -12,6 +12,7 @@ from healthguard.errors import ApiError
 from healthguard.web import platform
 
 from . import ack_tokens, channel_ack, channels, contact_methods, ledger, reachability, rules
+from .channels import telephony
 from .channels.base import Alarm, Attempt
 from .reach_schemas import (
     ChannelAck,
@@ -95,18 +96,31 @@ def add_contact_method(json: NewContactMethod):
             row, code = contact_methods.add_email(cur, employee_id=me, address=json.address, label=label,
                                                   now=now)
         else:
-            row = contact_methods.add_placeholder(cur, employee_id=me, kind=json.kind, address=json.address,
+            address = json.address
+            if json.kind == "phone":  # stored in E.164 (issue 23), typed as people write them
+                address = telephony.e164(json.address, _settings().get("PHONE_DEFAULT_REGION") or None)
+                if address is None:
+                    raise ApiError(422, "address must be a phone number (+44 20 7946 0018, or as dialled "
+                                        "in PHONE_DEFAULT_REGION)", field="address")
+            row = contact_methods.add_placeholder(cur, employee_id=me, kind=json.kind, address=address,
                                                   label=label, now=now)
+            if row["verified_at"] is None:  # a code by SMS or to the badge, entered in the app
+                code = contact_methods.new_code(cur, contact_method_id=row["contact_method_id"], now=now)
     sent = bool(code) and _send_code(row, code)
     return {"contact_method": contact_methods.as_json(row, owner=True), "verification_sent": sent}, 201
 
 
+# The channel that carries a method's verification code (not a ledger attempt).
+CODE_CHANNEL = {"email": "email", "phone": "sms", "badge": "badge"}
+
+
 def _send_code(row: dict, code: str) -> bool:
-    """Mail the verification code (the email channel's SMTP server, not a ledger attempt)."""
+    """Send the verification code: mailed (the email channel's SMTP server), texted to a phone,
+    or shown on a badge."""
     try:
-        channel = channels.for_kind("email")
+        channel = channels.for_kind(CODE_CHANNEL[row["kind"]])
     except LookupError:
-        log.warning("no email channel configured: cannot send a verification code")
+        log.warning("no channel configured to send a verification code", extra={"kind": row["kind"]})
         return False
     try:
         return channel.send_verification_code(row["address"], code)
@@ -152,7 +166,7 @@ def test_contact_method(contact_method_id: int):
     with platform().db.transaction() as cur:
         row = contact_methods.get_own(cur, employee_id=me, contact_method_id=contact_method_id, lock=True)
         code = ""
-        if row["verified_at"] is None and row["kind"] == "email":
+        if row["verified_at"] is None and row["kind"] in CODE_CHANNEL:
             code = contact_methods.new_code(cur, contact_method_id=contact_method_id, now=now)
         cur.execute("SELECT secret FROM contact_methods WHERE contact_method_id = %s", (contact_method_id,))
         secret = cur.fetchone()["secret"]
@@ -161,7 +175,7 @@ def test_contact_method(contact_method_id: int):
     if row["verified_at"] is None:
         raise ApiError(409, f"this {row['kind']} method is not verified yet")
     try:
-        channel = channels.for_kind(row["kind"])
+        channel = channels.for_kind(contact_methods.STEP_CHANNEL.get(row["kind"], row["kind"]))
     except LookupError:
         raise ApiError(409, f"no {row['kind']} channel is configured on this server") from None
     attempt = Attempt(id=0, incident_id=0, employee_id=me, channel=row["kind"], address=row["address"],

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from healthguard.errors import ApiError
 
-from .contact_methods import KINDS
+from .contact_methods import STEP_KINDS
 
 URGENCIES = ("HIGH", "LOW")
 # HIGH = CRITICAL/HIGH incidents, LOW = MEDIUM/LOW: the one place this mapping is written.
@@ -74,8 +74,8 @@ def _checked(steps: list[dict], *, personal: bool) -> list[Step]:
                            field="steps")
         if step.get("contact_method_id") is not None and not personal:
             raise ApiError(422, "a role's default names a kind, not a person's method", field="steps")
-        if step.get("kind") is not None and step["kind"] not in KINDS:
-            raise ApiError(422, f"kind must be one of {', '.join(KINDS)}", field="steps")
+        if step.get("kind") is not None and step["kind"] not in STEP_KINDS:
+            raise ApiError(422, f"kind must be one of {', '.join(STEP_KINDS)}", field="steps")
         checked.append(Step(position, step["delay_seconds"], step.get("kind"), step.get("contact_method_id")))
     return checked
 

@@ -83,8 +83,9 @@ def schedule(cur, *, incident: dict, employee_id: str, key: str, since: datetime
     failed = []
     for number, step in enumerate(steps):
         due_at = since + datetime.timedelta(seconds=step.delay_seconds)
+        method_kind = contact_methods.METHOD_KIND.get(step.kind, step.kind)
         usable = [m for m in methods if (m["contact_method_id"] == step.contact_method_id
-                                         if step.contact_method_id is not None else m["kind"] == step.kind)]
+                                         if step.contact_method_id is not None else m["kind"] == method_kind)]
         base = {"incident_id": incident["incident_id"], "employee_id": employee_id, "key": key,
                 "since": since, "step": number, "due_at": due_at, "now": now}
         if not usable:
@@ -110,7 +111,10 @@ def schedule(cur, *, incident: dict, employee_id: str, key: str, since: datetime
                 VALUES (%(incident_id)s, %(employee_id)s, %(method)s, %(kind)s, %(hint)s, %(key)s,
                         %(since)s, %(step)s, %(target)s, %(due_at)s, 'queued', %(now)s, %(due_at)s)
                 ON CONFLICT DO NOTHING RETURNING attempt_id""",
-                        {**base, "method": method["contact_method_id"], "kind": method["kind"],
+                        {**base, "method": method["contact_method_id"],
+                         # a phone is texted or called, as the step says (issue 23)
+                         "kind": step.kind if step.kind in contact_methods.METHOD_KIND
+                         else contact_methods.STEP_CHANNEL.get(method["kind"], method["kind"]),
                          "hint": contact_methods.mask(method["kind"], method["address"]),
                          "target": str(method["contact_method_id"])})
             if cur.fetchone():

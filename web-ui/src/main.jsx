@@ -6,13 +6,17 @@ import { AuthProvider, RequireAuth } from "./auth.jsx";
 import Layout, { Brand } from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
 import AlertsPage from "./pages/AlertsPage.jsx";
+import CareTeamPage from "./pages/CareTeamPage.jsx";
 import ChannelAckPage from "./pages/ChannelAckPage.jsx";
 import DashboardPage from "./pages/DashboardPage.jsx";
+import DevicesPage from "./pages/DevicesPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
 import LoginPage from "./pages/LoginPage.jsx";
 import MyNotificationsPage from "./pages/MyNotificationsPage.jsx";
 import OnCallPage from "./pages/OnCallPage.jsx";
+import PatientPage from "./pages/PatientPage.jsx";
+import PrivacyPage from "./pages/PrivacyPage.jsx";
 import ReachabilityPage from "./pages/ReachabilityPage.jsx";
 import { registerServiceWorker } from "./reach/push.js";
 import StatusPage from "./StatusPage.jsx";
@@ -67,6 +71,10 @@ const router = createBrowserRouter([
           { path: "oncall", element: <OnCallPage /> },
           { path: "notifications", element: <MyNotificationsPage /> },
           { path: "reachability", element: <ReachabilityPage /> },
+          { path: "care-team", element: <CareTeamPage /> },
+          { path: "patients/:patientId", element: <PatientPage /> },
+          { path: "devices", element: <DevicesPage /> },
+          { path: "privacy", element: <PrivacyPage /> },
           {
             path: "metrics",
             element: (
