@@ -8,6 +8,7 @@ import { eventName, roleName } from "./domain.js";
 import { ageOf, formatTime, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
 import Popups from "./Popups.jsx";
+import ReachBanner from "./reach/ReachBanner.jsx";
 import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
@@ -20,6 +21,7 @@ const PAGES = [
   // Shown to whom the server answers: supervisors manage devices, privacy officers read the log.
   { to: "/devices", label: "Devices", shownTo: (employee) => employee?.is_supervisor },
   { to: "/privacy", label: "Privacy", shownTo: (employee) => employee?.is_privacy_officer },
+  { to: "/notifications", label: "My notifications" },
 ];
 
 const CONNECTION_LABELS = {
@@ -191,6 +193,7 @@ function Page() {
   return (
     <main id="main" className={`content ${isCutOff(connection) ? "offline" : ""}`}>
       <BackgroundAlertsPrompt />
+      <ReachBanner />
       <Outlet />
     </main>
   );

@@ -9,6 +9,7 @@ import { useIncidentUpdates } from "../live.jsx";
 import WhyThisPerson from "../WhyThisPerson.jsx";
 import { MonitorSilentNotice } from "../MonitorSilent.jsx";
 import { DeclineForm } from "../Popups.jsx";
+import DeliveryTimeline from "../reach/DeliveryTimeline.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
 const ACTION_LABELS = {
@@ -357,6 +358,8 @@ function IncidentDetailPage({ id }) {
               <p className="muted">Only the assignee can acknowledge, start, resolve or add notes. Claim it first.</p>
             )}
           </section>
+
+          <DeliveryTimeline incident={incident} />
 
           <section className="panel" aria-labelledby="details-title">
             <h2 id="details-title">Patient and reading</h2>
