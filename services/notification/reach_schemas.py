@@ -65,9 +65,11 @@ class DeliveryFilter(RequestModel):
 
 class ChannelAck(RequestModel):
     token: Text(100) = Field(description="the single-use token of a push payload or email link")
-    action: Literal["acknowledge", "open"] = Field(
-        "acknowledge", description="acknowledge (uses the token up), or open: the person opened the "
-                                   "notification or link (the ledger's read time; the token stays usable)")
+    action: Literal["acknowledge", "open", "delivered"] = Field(
+        "acknowledge", description="acknowledge (uses the token up); open: the person opened the "
+                                   "notification or link (the ledger's read time); delivered: the "
+                                   "push reached the device's service worker (the ledger's delivered "
+                                   "time). The token stays usable after open and delivered.")
 
 
 # Responses

@@ -307,15 +307,16 @@ def my_reachability():
 def acknowledge_from_channel(json: ChannelAck):
     """Acknowledge the incident with the single-use token of a push message or email link
 
-    With action open, only record that the person opened it (the ledger's read time).
+    With action open or delivered, only record that the person opened it (the ledger's read
+    time) or that it reached their device (its delivered time).
 
     As the person the token was sent to, through incident management (the audit trail records
     the channel). 410: the token was used or has expired; 404: no such token. 409: incident management refused
     (the alarm is no longer theirs, or resolved)."""
     settings = _settings()
     refused = None
-    if json.action == "open":
-        return _opened(json.token)
+    if json.action in REPORTED_STATUS:
+        return _reported(json.token, REPORTED_STATUS[json.action])
     with platform().db.transaction() as cur:
         attempt = ack_tokens.redeem(cur, token=json.token, at=clock.now())
         if attempt is None and ack_tokens.was_issued(cur, token=json.token):
@@ -341,8 +342,13 @@ def acknowledge_from_channel(json: ChannelAck):
     return {"incident_id": incident["incident_id"], "status": incident["status"]}
 
 
-def _opened(token: str):
-    """The person opened the notification or the link: the ledger's read time."""
+# What a report of the service worker or the link page stamps on the attempt.
+REPORTED_STATUS = {"open": "read", "delivered": "delivered"}
+
+
+def _reported(token: str, status: str):
+    """The push reached the device (delivered), or the person opened the notification or the
+    link (read): that time on the ledger. Never moves an attempt backwards (ledger.record)."""
     now = clock.now()
     with platform().db.transaction() as cur:
         attempt = ack_tokens.peek(cur, token=token, at=now)
@@ -350,5 +356,5 @@ def _opened(token: str):
             issued = ack_tokens.was_issued(cur, token=token)
             raise ApiError(410 if issued else 404, "this link was used already or has expired: open the app"
                            if issued else "no such link: open the app")
-        ledger.record(cur, attempt_id=attempt["attempt_id"], status="read", at=now)
-    return {"incident_id": attempt["incident_id"], "status": "read"}
+        ledger.record(cur, attempt_id=attempt["attempt_id"], status=status, at=now)
+    return {"incident_id": attempt["incident_id"], "status": status}
