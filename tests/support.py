@@ -632,8 +632,11 @@ class PlatformApi:
 
 
 @contextlib.contextmanager
-def pipeline(service_env: dict, *, incident_env: dict | None = None, incident_workers: int = 1):
-    """On-call, alert ingestion and incident management running together (the alert path)."""
+def pipeline(service_env: dict, *, env: dict | None = None, incident_env: dict | None = None,
+             incident_workers: int = 1):
+    """On-call, alert ingestion and incident management running together (the alert path), with
+    `env` added to every service's settings and `incident_env` to incident management's."""
+    service_env = {**service_env, **(env or {})}
     started = []
     try:
         oncall = ServiceProcess("oncall", service_env).start()
