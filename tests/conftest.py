@@ -438,6 +438,23 @@ def start_service(service_env):
         proc.stop()
 
 
+@pytest.fixture
+def app_env(service_env):
+    """The settings of the module's in-process `app`: service_env; a module overrides this
+    fixture to add some."""
+    return service_env
+
+
+@pytest.fixture
+def app(request, app_env):
+    """The service a test module is about, in-process (WSGI, no background tasks), on the test's
+    database, for the document and contract tests: the module names it in APP_SERVICE (a key of
+    SERVICE_MODULES)."""
+    built = build_app(SERVICE_MODULES[request.module.APP_SERVICE], app_env)
+    yield built
+    built.extensions["healthguard"].db.close()
+
+
 @pytest.fixture(scope="module")
 def apps(module_service_env):
     """Every service's app in-process (no background tasks), built once for a `module_database`
