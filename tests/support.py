@@ -342,8 +342,16 @@ class ServiceProcess:
         self.start_web(wait=False)
         if self.background:
             self.start_worker(wait=False)
-        wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
-                 timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
+        try:
+            wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
+                     timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
+        except BaseException as failed:
+            # One that did not start leaves no process behind (its caller holds no handle yet to
+            # stop it), and its log, removed with it, goes with the error.
+            if self.log_path.exists():
+                failed.add_note(f"{self.name}'s log (the end):\n{self.log()}")
+            self.stop()
+            raise
         return self
 
     def start_web(self, *, wait: bool = True, timeout: float = 30):

@@ -103,6 +103,11 @@ def test_a_moved_clock_moves_the_acknowledgement_the_mtta_and_the_deadlines(api,
     assert figures["mtta_seconds"]["avg"] == pytest.approx(acknowledged["response_seconds"], abs=0.001)
     assert figures["mtta_seconds"]["avg"] >= MOVED
     assert acknowledged_at <= at(figures["window"]["until"]) <= clock.now()
+    trends = requests.get(api.url + "/api/v1/incidents/trends", params={"hours": 2, "bucket": "hour"},
+                          timeout=10, headers=api.auth(api.service_token))
+    assert trends.status_code == 200, trends.text
+    raised = [point for point in trends.json()["points"] if point["incidents"]]
+    assert [(p["incidents"], p["mtta_avg_seconds"]) for p in raised] == [(1, figures["mtta_seconds"]["avg"])]
 
     # The escalator reads the deadline against the same clock: past it, the owner is paged again.
     clock.advance(START_TIMEOUT + 1)
