@@ -15,7 +15,12 @@
 4. Latency over offered load: 25, 50, 100 and 200 alarms/s, 20 s each (open loop; 200 only when
    100 was worked off in time), with a socket open for every clinician: alert-to-assigned
    p50/p95/p99 (database clock) and POST answered to the assignee's WebSocket `notification`
-   frame (client clock).
+   frame (client clock). Then the step at 100/s again with every patient in a care team (issue
+   22: a nurse of those on duty for each patient, a charge nurse for each ward), so routing by
+   care team is measured against the same step without (care_teams_step); the care teams end
+   after it.
+4b. Off-tab reach: every clinician subscribed to Web Push at a local push service, alarms at
+   100/s for 20 s: assignment to the push request leaving us, p50/p95/p99 (bench/push_latency.py).
 5. End to end, empty database: up to 500 alarms/s for 60 s (bench/pipeline_rate.py): the
    sustained rate of alarms turned into an assigned incident with a stored notification, lost
    and duplicated counted in the database.
@@ -61,6 +66,7 @@ from bench.common import (  # noqa: E402
     sign_everyone_in,
 )
 from bench.pipeline_rate import Alarms, Pipeline, measure_rate, prepare_database  # noqa: E402
+from bench.push_latency import measure_push_latency  # noqa: E402
 from bench.seed_history import seed_history  # noqa: E402
 from healthguard.broker import ALERT_LANES  # noqa: E402
 
@@ -68,11 +74,13 @@ PROFILES = {
     "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32, "warmup_seconds": 3,
              "offered_loads": [25, 50, 100, 200], "load_seconds": 20, "ws_target_load": 100,
              "e2e_rate": 500, "e2e_seconds": 60, "backlog": 100, "settle": 240,
-             "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000},
+             "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000,
+             "push_rate": 100},
     "quick": {"pgbench_seconds": 1, "ingest_seconds": 2, "ingest_clients": 8, "warmup_seconds": 1,
               "offered_loads": [10, 20], "load_seconds": 2, "ws_target_load": 20,
               "e2e_rate": 50, "e2e_seconds": 3, "backlog": 50, "settle": 60,
-              "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000},
+              "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000,
+              "push_rate": 20},
 }
 ACTIVE = "OPEN,ASSIGNED,ACKNOWLEDGED,REASSIGNED,IN_PROGRESS"
 
@@ -151,6 +159,41 @@ def measure_latency(suite: Suite, pipeline: Pipeline, poster: AlertPoster, alarm
             "post_to_ws_frame_p99_ms": ms(percentile(to_frame, 99))}
 
 
+def assign_every_patient(suite: Suite) -> int:
+    """Every admitted patient gets a nurse of those on duty now (round robin; the services' clock
+    is the wall clock here) and every ward a charge nurse, for the next 12 hours, straight into
+    the database as care_teams.py writes them. Returns how many patients."""
+    answer = requests.get(suite.url("oncall") + "/api/v1/oncall/current", params={"role": "NURSE"},
+                          headers={"Authorization": f"Bearer {suite.service_token}"}, timeout=30)
+    answer.raise_for_status()
+    nurses = sorted(c["employee_id"] for c in answer.json()["clinicians"])
+    if not nurses:
+        return 0
+    now = datetime.datetime.now(datetime.UTC)
+    until = now + datetime.timedelta(hours=12)
+    execute(suite.db_url, """
+        INSERT INTO care_team_assignments (patient_id, ward, employee_id, care_role, assigned_by,
+                                           starts_at, ends_at)
+        SELECT p.patient_id, p.ward, (%(nurses)s::text[])[1 + (row_number() OVER (ORDER BY p.patient_id))::int
+                                                             %% cardinality(%(nurses)s::text[])],
+               'NURSE', %(by)s, %(now)s, %(until)s
+        FROM patients p WHERE p.status = 'ADMITTED'""", {"nurses": nurses, "by": nurses[0], "now": now,
+                                                         "until": until})
+    execute(suite.db_url, """
+        INSERT INTO ward_charge_nurses (ward, employee_id, assigned_by, starts_at, ends_at)
+        SELECT DISTINCT ward, %(nurse)s, %(nurse)s, %(now)s, %(until)s FROM patients WHERE status = 'ADMITTED'
+    """, {"nurse": nurses[0], "now": now, "until": until})
+    return execute(suite.db_url, "SELECT count(*) FROM care_team_assignments WHERE ended_at IS NULL",
+                   fetch=True)[0][0]
+
+
+def end_care_teams(suite: Suite) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    execute(suite.db_url, "UPDATE care_team_assignments SET ended_at = %s, end_reason = 'ENDED' "
+                          "WHERE ended_at IS NULL", (now,))
+    execute(suite.db_url, "UPDATE ward_charge_nurses SET ended_at = %s WHERE ended_at IS NULL", (now,))
+
+
 def measure_reads(url: str, token: str, requests_each: int) -> dict:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -217,9 +260,29 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                     step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
                     figures["latency_by_offered_load"].append(step)
                     log(f"  {step}")
+                rate = p["ws_target_load"]
+                assigned = assign_every_patient(suite)
+                log(f"latency at {rate} alarms/s with every patient in a care team ({assigned} assigned)")
+                since = datetime.datetime.now(datetime.UTC)
+                try:
+                    step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
+                finally:
+                    end_care_teams(suite)
+                # Which routing step chose each owner (routing.ROUTED_AS): the care team's share.
+                routed = dict(execute(suite.db_url, """
+                    SELECT coalesce(routed_as, 'NONE'), count(*) FROM incident_assignments
+                    WHERE reason = 'AUTO' AND assigned_at >= %s GROUP BY 1""", (since,), fetch=True))
+                figures["care_teams_step"] = {"patients_assigned": assigned, "routed_as": routed, **step}
+                log(f"  {step}")
             finally:
                 reader.stop()
                 close_sockets(sockets)
+
+            log(f"assignment to Web Push request at {p['push_rate']} alarms/s for {p['load_seconds']} s")
+            figures["push"] = measure_push_latency(suite, pipeline, poster, alarms, tokens,
+                                                   rate=p["push_rate"], seconds=p["load_seconds"],
+                                                   settle=p["settle"])
+            log(f"  {figures['push']}")
 
             log(f"end to end, empty database: up to {p['e2e_rate']}/s for {p['e2e_seconds']} s")
             figures["end_to_end_empty"] = measure_rate(
@@ -295,6 +358,7 @@ def table(result: dict) -> list[dict]:
 
     ingest, reads = f["ingest"], f["reads"]
     registered = f.get("ingest_registered")  # not in runs before 2026-12-06
+    push = f.get("push")  # not in runs before issue 21
     return [
         row("device alerts accepted/s (32 keep-alive clients, the bootstrap key)",
             f"{ingest['accepted_per_second']}/s, p99 {ingest['post_p99_ms']} ms, {ingest['http_5xx']} 5xx",
@@ -309,9 +373,18 @@ def table(result: dict) -> list[dict]:
             ">= 500/s for 60 s, zero lost, zero duplicated", empty["sustained_per_second"]),
         row("alert-to-assigned at 50 alerts/s offered", ladder(50)),
         row("alert-to-assigned at 100 alerts/s offered", ladder(100), "p99 <= 250 ms"),
+        *([row(f"alert-to-assigned at {care['offered_rate']} alerts/s, every patient in a care team",
+               f"p50 {care['alert_to_assigned_p50_ms']} ms, p99 {care['alert_to_assigned_p99_ms']} ms "
+               f"({_percent(care['alert_to_assigned_p99_ms'], _p99(by_rate, care['offered_rate']))} of "
+               "the step without)", "p99 within 10% of the step without care teams")]
+          if (care := f.get("care_teams_step")) else []),
         row(f"POST answered -> WebSocket frame at {ws['offered_rate']} alerts/s",
             f"p50 {ws['post_to_ws_frame_p50_ms']} ms, p99 {ws['post_to_ws_frame_p99_ms']} ms",
             "p99 <= 300 ms"),
+        *([row(f"assignment -> Web Push request leaving us at {push['offered_rate']} alarms/s "
+               "(local push service)",
+               f"p50 {push['assigned_to_push_p50_ms']} ms, p99 {push['assigned_to_push_p99_ms']} ms")]
+          if push else []),
         row(f"GET /incidents/metrics with {reads['incidents']:,} incidents",
             f"p50 {reads['metrics_p50_ms']} ms, p99 {reads['metrics_p99_ms']} ms", "p99 <= 50 ms"),
         row(f"GET /incidents (active, limit 50) with {reads['incidents']:,} incidents",
@@ -324,8 +397,13 @@ def table(result: dict) -> list[dict]:
     ]
 
 
+def _p99(by_rate: dict, rate) -> float | None:
+    step = by_rate.get(rate)
+    return step and step["alert_to_assigned_p99_ms"]
+
+
 def _percent(part, whole):
-    return f"{100 * part / whole:.0f}%" if whole else "n/a"
+    return f"{100 * part / whole:.0f}%" if whole and part is not None else "n/a"
 
 
 def markdown(result: dict) -> str:

@@ -10,6 +10,7 @@ from healthguard.domain import IncidentStatus as Status
 from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
+from .care_schemas import RoutedAs, Told
 from .incidents import ACTIONS, LIST_ORDERS
 
 api = service_api(
@@ -31,6 +32,20 @@ MAX_HOURS = 24 * 90
 class ActionNote(RequestModel):
     """An optional note kept in the incident's history with the change."""
     note: NoteText | None = Field(None, examples=["On my way, two minutes"])
+
+
+AckChannel = Literal["app", "push", "email", "sms", "voice", "badge"]
+
+
+class Acknowledgement(ActionNote):
+    """A clinician acknowledges for themselves (channel app, no employee_id). The notification
+    service (the SERVICE_TOKEN) acknowledges on behalf of `employee_id` from the off-tab
+    `channel` they answered on (a push action, an email link); the audit trail records it."""
+    channel: AckChannel = Field("app", description="only with the service token: the off-tab channel "
+                                "(a clinician's acknowledgement is always from the app)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: whom it acknowledges for "
+                                                "(ignored from a clinician)")
 
 
 class Resolution(RequestModel):
@@ -57,6 +72,10 @@ class Reassignment(RequestModel):
 class Decline(RequestModel):
     reason: NoteText | None = Field(None, description="why (kept in the audit trail)",
                                     examples=["In theatre, scrubbed in"])
+    channel: AckChannel = Field("app", description="app for the caller themselves; the service names "
+                                "the off-tab channel the person declined from (sms, voice, badge)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: who declines")
 
 
 class NewNote(RequestModel):
@@ -188,6 +207,8 @@ class Incident(ResponseModel):
     resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")
     resolution_notes: str | None
     allowed_actions: list[Action] = Field(description="what the lifecycle allows in this status")
+    silenced_by: int | None = Field(None, description="the silence holding it (OPEN, paging nobody) until "
+                                                      "the silence ends")
 
 
 class IncidentAlert(ResponseModel):
@@ -229,6 +250,14 @@ class Assignment(ResponseModel):
         description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
+    routed_as: RoutedAs | None = Field(None, description="automatic assignment: the routing step")
+    why: str | None = Field(None, description="automatic assignment: why this person, in words")
+
+
+class Why(ResponseModel):
+    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner (null: chosen by "
+                                                   "a person, or before care teams)")
+    why: str | None = Field(description="in words, e.g. \"the patient's nurse this shift\"")
 
 
 class HistoryEntry(ResponseModel):
@@ -239,6 +268,8 @@ class HistoryEntry(ResponseModel):
     previous_status: Status | None
     new_status: Status | None
     note: str | None
+    channel: AckChannel | None = Field(None, description="where an acknowledgement came from: app, or "
+                                       "the off-tab channel (push, email, sms, voice, badge)")
     created_at: datetime
 
 
@@ -246,6 +277,9 @@ class IncidentDetail(Incident):
     alert: IncidentAlert | None
     notes: list[AuthoredNote]
     assignments: list[Assignment]
+    why: Why | None = Field(description="why the current owner got it (\"why this person\")")
+    told: list[Told] = Field(description="told of the alarm without owning it (the patient's nurse of an "
+                                         "alarm a nurse may not own)")
     history: list[HistoryEntry] = Field(description="the audit trail, oldest first")
 
 

@@ -15,7 +15,11 @@ const PAGES = [
   { to: "/incidents", label: "Incidents" },
   { to: "/alerts", label: "Alerts" },
   { to: "/oncall", label: "On-Call" },
+  { to: "/care-team", label: "Care team" },
   { to: "/metrics", label: "Metrics" },
+  // Shown to whom the server answers: supervisors manage devices, privacy officers read the log.
+  { to: "/devices", label: "Devices", shownTo: (employee) => employee?.is_supervisor },
+  { to: "/privacy", label: "Privacy", shownTo: (employee) => employee?.is_privacy_officer },
 ];
 
 const CONNECTION_LABELS = {
@@ -210,6 +214,7 @@ export default function Layout() {
   const location = useLocation();
   const [menuOpenOn, setMenuOpenOn] = useState(null);
   const menuOpen = menuOpenOn === location.pathname;
+  const { employee } = useAuth();
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
@@ -227,7 +232,7 @@ export default function Layout() {
           Menu
         </button>
         <nav aria-label="Main" id="main-menu">
-          {PAGES.map(({ to, label, end }) => (
+          {PAGES.filter(({ shownTo }) => !shownTo || shownTo(employee)).map(({ to, label, end }) => (
             <NavLink key={to} to={to} end={end}>
               {label}
             </NavLink>

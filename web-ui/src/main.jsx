@@ -6,11 +6,15 @@ import { AuthProvider, RequireAuth } from "./auth.jsx";
 import Layout, { Brand } from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
 import AlertsPage from "./pages/AlertsPage.jsx";
+import CareTeamPage from "./pages/CareTeamPage.jsx";
 import DashboardPage from "./pages/DashboardPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
 import LoginPage from "./pages/LoginPage.jsx";
+import DevicesPage from "./pages/DevicesPage.jsx";
 import OnCallPage from "./pages/OnCallPage.jsx";
+import PatientPage from "./pages/PatientPage.jsx";
+import PrivacyPage from "./pages/PrivacyPage.jsx";
 import StatusPage from "./StatusPage.jsx";
 import { Loading } from "./ui.jsx";
 import "./styles.css";
@@ -55,6 +59,10 @@ const router = createBrowserRouter([
           { path: "incidents/:incidentId", element: <IncidentDetailPage /> },
           { path: "alerts", element: <AlertsPage /> },
           { path: "oncall", element: <OnCallPage /> },
+          { path: "care-team", element: <CareTeamPage /> },
+          { path: "patients/:patientId", element: <PatientPage /> },
+          { path: "devices", element: <DevicesPage /> },
+          { path: "privacy", element: <PrivacyPage /> },
           {
             path: "metrics",
             element: (

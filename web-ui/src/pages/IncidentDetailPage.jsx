@@ -6,6 +6,8 @@ import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, pagedFor, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
+import WhyThisPerson from "../WhyThisPerson.jsx";
+import { MonitorSilentNotice } from "../MonitorSilent.jsx";
 import { DeclineForm } from "../Popups.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
@@ -241,10 +243,13 @@ function IncidentDetailPage({ id }) {
           <p className="eyebrow">Incident #{incident.incident_id}</p>
           <h1>{incident.title}</h1>
           <p className="patient-line" data-testid="patient-line">
-            <strong>{incident.patient_name}</strong>
+            <strong>
+              <Link to={`/patients/${encodeURIComponent(incident.patient_id)}`}>{incident.patient_name}</Link>
+            </strong>
             {incident.patient_age !== null && incident.patient_age !== undefined && `, ${incident.patient_age} y`} ·{" "}
             {incident.ward} · Room {incident.room}
           </p>
+          <MonitorSilentNotice patientId={incident.patient_id} />
           {incident.is_test && (
             <p className="test-notice" role="note">
               <TestBadge /> A test alert raised by a clinician (a drill), not an alarm from the patient's device.
@@ -398,6 +403,8 @@ function IncidentDetailPage({ id }) {
               </div>
             )}
           </section>
+
+          <WhyThisPerson incident={incident} />
 
           <OtherAlarms incident={incident} />
 
