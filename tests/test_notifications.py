@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from healthguard.broker import Publisher, declare_durable_queue
+from notification.app import create_app
 from tests.api_contract import checked_document, fuzz
 from tests.reach_edges import vapid_key_pair
-from tests.support import build_app, publish, wait_for
+from tests.support import publish, wait_for
 
 SERVICE_ENV = {"GUNICORN_THREADS": "16"}
 APP_SERVICE = "notification"  # the in-process `app` (conftest)
@@ -189,9 +190,8 @@ REACH_REFUSED_WHEN_GENERATED = {
 def test_schema_valid_requests_are_accepted_and_answers_match_the_document(service_env, start_service, db,
                                                                           login_as, make_notification):
     oncall = start_service("oncall")  # reachability asks it who is on the rota
-    app = build_app("notification", {**service_env, "ONCALL_URL": oncall.url,
-                                     "VAPID_PRIVATE_KEY": VAPID_PRIVATE, "VAPID_PUBLIC_KEY": VAPID_PUBLIC,
-                                     "VAPID_SUBJECT": "mailto:ops@hospital.example"})
+    app = create_app({**service_env, "ONCALL_URL": oncall.url, "VAPID_PRIVATE_KEY": VAPID_PRIVATE,
+                      "VAPID_PUBLIC_KEY": VAPID_PUBLIC, "VAPID_SUBJECT": "mailto:ops@hospital.example"})
     try:
         ids = [make_notification("D01", read=(i == 0)) for i in range(3)] + [make_notification("D02")]
         with db.transaction() as cur:
