@@ -14,8 +14,9 @@ nothing behind:
   put back to the template's contents before each of its tests.
 - RabbitMQ: one vhost per run; the platform's queues are deleted before each test, or purged
   where a module's services are running (their consumers would declare them again at once).
-- Time: `healthguard.clock.now()` reads an offset from the file HG_TEST_CLOCK_FILE names. Each
-  test (or module, for module services) has its own file; the `clock` fixture moves it.
+- Time: `healthguard.clock.now()` adds the run's test clock offset, a double in a file every
+  process maps once (HG_TEST_CLOCK_FILE, healthguard.clock.TestClockFile); the `clock` fixture
+  moves it, and it is back at wall time after each test.
 """
 import contextlib
 import datetime as dt
@@ -45,6 +46,7 @@ from tests.support import (
     build_app,
     delete_queues,
     drain_queue,
+    pipeline,
     purge_queues,
     rabbitmqctl,
     wait_for,
@@ -278,20 +280,22 @@ def _rabbitmqctl(*args):
 
 # --------------------------------------------------------------------------- the clock
 class TestClock:
-    """The platform's clock as the test moves it: every service started by the test reads the
-    same file. `advance` instead of sleeping a timeout out; `pin_rota` before anything that
-    depends on who is on duty."""
+    """The platform's clock as the test moves it: one offset shared with every service the run
+    starts (healthguard.clock.TestClockFile). `advance` instead of sleeping a timeout out;
+    `pin_rota` before anything that depends on who is on duty."""
 
     __test__ = False  # not a test class, whatever its name
 
-    def __init__(self, path):
-        self.path = path
-        self.offset = 0.0
+    def __init__(self, shared: hg_clock.TestClockFile):
+        self.shared = shared
         self.set_offset(0)
 
+    @property
+    def offset(self) -> float:
+        return self.shared.offset
+
     def set_offset(self, seconds: float) -> None:
-        hg_clock.write_test_offset(self.path, seconds)
-        self.offset = float(seconds)
+        self.shared.offset = seconds
 
     def advance(self, seconds: float) -> None:
         self.set_offset(self.offset + seconds)
@@ -308,29 +312,40 @@ class TestClock:
         return hg_clock.now()
 
 
-@pytest.fixture(scope="module")
-def module_clock_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clock") / "offset"
-    hg_clock.write_test_offset(path, 0)
-    return str(path)
-
-
-@pytest.fixture
-def clock_path(request, tmp_path, monkeypatch):
-    """This test's clock file, at wall time when the test starts; the test process reads it too."""
-    if _module_shares_database(request):
-        path = request.getfixturevalue("module_clock_path")
+@pytest.fixture(scope="session")
+def test_clock_file(tmp_path_factory):
+    """The run's one test clock, at wall time until a test moves it. This process reads it from
+    the start; every service gets its file in HG_TEST_CLOCK_FILE (service_env), as does any
+    other subprocess a test starts with this process's environment. Tests run one at a time, so
+    one clock serves them all: the `clock` fixture puts it back to wall time around each test."""
+    shared = hg_clock.TestClockFile(tmp_path_factory.mktemp("clock") / "offset")
+    shared.attach()
+    previous = os.environ.get(hg_clock.TEST_CLOCK_ENV)
+    os.environ[hg_clock.TEST_CLOCK_ENV] = str(shared.path)
+    yield shared
+    if previous is None:
+        os.environ.pop(hg_clock.TEST_CLOCK_ENV, None)
     else:
-        path = str(tmp_path / "clock-offset")
-    hg_clock.write_test_offset(path, 0)
-    monkeypatch.setenv(hg_clock.TEST_CLOCK_ENV, path)
-    yield path
-    hg_clock.write_test_offset(path, 0)
+        os.environ[hg_clock.TEST_CLOCK_ENV] = previous
+
+
+@pytest.fixture(scope="module")
+def module_clock_path(test_clock_file):
+    """The clock's file, for services a `module_database` module starts once."""
+    return str(test_clock_file.path)
 
 
 @pytest.fixture
-def clock(clock_path):
-    return TestClock(clock_path)
+def clock_path(test_clock_file):
+    """The clock's file, at wall time when the test starts and again after it."""
+    test_clock_file.offset = 0
+    yield str(test_clock_file.path)
+    test_clock_file.offset = 0
+
+
+@pytest.fixture
+def clock(clock_path, test_clock_file):
+    return TestClock(test_clock_file)
 
 
 # --------------------------------------------------------------------------- per-test state
@@ -431,6 +446,23 @@ def start_service(service_env):
         proc.stop()
 
 
+@pytest.fixture
+def app_env(service_env):
+    """The settings of the module's in-process `app`: service_env; a module overrides this
+    fixture to add some."""
+    return service_env
+
+
+@pytest.fixture
+def app(request, app_env):
+    """The service a test module is about, in-process (WSGI, no background tasks), on the test's
+    database, for the document and contract tests: the module names it in APP_SERVICE (a key of
+    SERVICE_MODULES)."""
+    built = build_app(SERVICE_MODULES[request.module.APP_SERVICE], app_env)
+    yield built
+    built.extensions["healthguard"].db.close()
+
+
 @pytest.fixture(scope="module")
 def apps(module_service_env):
     """Every service's app in-process (no background tasks), built once for a `module_database`
@@ -486,24 +518,28 @@ def make_incident(db, clock_path):
     def make(*, severity="CRITICAL", patient_id="P001", alert_type="CARDIAC_ARREST", assigned_to=None,
              status=None, assigned_ago="0 seconds", title=None):
         status = status or ("ASSIGNED" if assigned_to else "OPEN")
+        now = hg_clock.now()
         with db.transaction() as cur:
             cur.execute("""
-                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
-                SELECT p.patient_id, t.alert_type, %(severity)s, t.category, p.room, now()
+                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at,
+                                    received_at)
+                SELECT p.patient_id, t.alert_type, %(severity)s, t.category, p.room, %(now)s, %(now)s
                 FROM patients p, alert_types t
                 WHERE p.patient_id = %(patient_id)s AND t.alert_type = %(alert_type)s
                 RETURNING alert_id, room, category""",
-                        {"patient_id": patient_id, "alert_type": alert_type, "severity": severity})
+                        {"patient_id": patient_id, "alert_type": alert_type, "severity": severity,
+                         "now": now})
             alert = cur.fetchone()
-            assigned_at = hg_clock.now() - _interval(assigned_ago) if assigned_to else None
+            assigned_at = now - _interval(assigned_ago) if assigned_to else None
             cur.execute("""
                 INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
-                                       status, assigned_to, assigned_at, last_alert_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                       status, assigned_to, assigned_at, last_alert_at, created_at,
+                                       updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 RETURNING incident_id""",
                         (alert["alert_id"], patient_id, alert_type, severity, alert["category"],
                          alert["room"], title or f"{severity}: {alert_type}, room {alert['room']}",
-                         status, assigned_to, assigned_at, hg_clock.now()))
+                         status, assigned_to, assigned_at, now, now, now))
             incident_id = cur.fetchone()["incident_id"]
             if assigned_to:
                 cur.execute("""
@@ -518,12 +554,27 @@ def _interval(text: str) -> dt.timedelta:
     return dt.timedelta(**{unit if unit.endswith("s") else unit + "s": float(amount)})
 
 
+@pytest.fixture(scope="module")
+def pipeline_settings():
+    """How a module's `alert_pipeline` runs: tests.support.pipeline's keyword arguments. A module
+    that needs others overrides this fixture."""
+    return {"incident_env": {"ASSIGNMENT_RETRY_SECONDS": "0.5"}}
+
+
+@pytest.fixture(scope="module")
+def alert_pipeline(module_service_env, pipeline_settings):
+    """On-call, alert ingestion and incident management (the alert path), started once for a
+    `module_database` module: {"oncall", "ingestion", "incidents"} -> ServiceProcess."""
+    with pipeline(module_service_env, **pipeline_settings) as running:
+        yield running
+
+
 @pytest.fixture
-def api(services, db, clock):
-    """The platform's API, for a module that starts its pipeline once as `services`; who is on
-    duty is the same whenever the tests run (the rota is pinned)."""
+def api(alert_pipeline, db, clock):
+    """The platform's API, through the module's `alert_pipeline`; who is on duty is the same
+    whenever the tests run (the rota is pinned)."""
     clock.pin_rota()
-    return PlatformApi(services)
+    return PlatformApi(alert_pipeline)
 
 
 @pytest.fixture

@@ -343,8 +343,16 @@ class ServiceProcess:
         self.start_web(wait=False)
         if self.background:
             self.start_worker(wait=False)
-        wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
-                 timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
+        try:
+            wait_for(lambda: (self.ready() if wait_healthy else self._answers()) and self._worker_beats(),
+                     timeout, 0.1, f"{self.name} to start (log: {self.log_path})")
+        except BaseException as failed:
+            # One that did not start leaves no process behind (its caller holds no handle yet to
+            # stop it), and its log, removed with it, goes with the error.
+            if self.log_path.exists():
+                failed.add_note(f"{self.name}'s log (the end):\n{self.log()}")
+            self.stop()
+            raise
         return self
 
     def start_web(self, *, wait: bool = True, timeout: float = 30):
@@ -641,8 +649,11 @@ class PlatformApi:
 
 
 @contextlib.contextmanager
-def pipeline(service_env: dict, *, incident_env: dict | None = None, incident_workers: int = 1):
-    """On-call, alert ingestion and incident management running together (the alert path)."""
+def pipeline(service_env: dict, *, env: dict | None = None, incident_env: dict | None = None,
+             incident_workers: int = 1):
+    """On-call, alert ingestion and incident management running together (the alert path), with
+    `env` added to every service's settings and `incident_env` to incident management's."""
+    service_env = {**service_env, **(env or {})}
     started = []
     try:
         oncall = ServiceProcess("oncall", service_env).start()

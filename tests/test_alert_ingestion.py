@@ -9,12 +9,12 @@ import pika
 import pytest
 import requests
 
-from alert_ingestion.app import create_app
 from healthguard.broker import ALERT_LANES, declare_queue
 from tests.api_contract import checked_document, fuzz
 from tests.support import DEVICE_KEY, REPO, ServiceProcess, metric_value, wait_for
 
 pytestmark = pytest.mark.module_database  # one alert ingestion service for the module
+APP_SERVICE = "alert-ingestion"  # the in-process `app` (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -348,14 +348,6 @@ def test_without_bootstrap_keys_only_registered_devices_post(service_env, login_
         assert accepted.status_code == 201, accepted.text
     finally:
         proc.stop()
-
-
-@pytest.fixture
-def app(service_env):
-    """The service in-process, for the document and contract tests."""
-    app = create_app(dict(service_env))
-    yield app
-    app.extensions["healthguard"].db.close()
 
 
 def test_openapi_document_is_valid_and_lists_every_route(app, ingestion):

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from tests.support import pipeline, wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.module_database
 
@@ -19,9 +19,8 @@ WAKE_UP_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env):
-    with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "60"}) as running:
-        yield running
+def pipeline_settings():
+    return {"incident_env": {"ASSIGNMENT_RETRY_SECONDS": "60"}}
 
 
 def put_on_duty(db, clock, employee_id: str) -> None:

@@ -176,7 +176,7 @@ def compose(raw_compose, env):
 
 
 @pytest.fixture(scope="module")
-def services(compose):
+def compose_services(compose):
     return compose["services"]
 
 
@@ -301,8 +301,8 @@ def depends_on_all(services: dict, name: str) -> dict:
     return found
 
 
-def test_nothing_holding_a_secret_starts_before_the_placeholder_check(services, raw_compose):
-    check = services["check-secrets"]
+def test_nothing_holding_a_secret_starts_before_the_placeholder_check(compose_services, raw_compose):
+    check = compose_services["check-secrets"]
     assert check["restart"] == "no" and check["network_mode"] == "none"
     # It sees every secret, and only the secrets.
     assert set(check["environment"]) == set(SECRETS)
@@ -312,7 +312,8 @@ def test_nothing_holding_a_secret_starts_before_the_placeholder_check(services, 
                        for value in (service.get("environment") or {}).values())]
     assert {"postgres", "rabbitmq", "rabbitmq-2", "rabbitmq-3", "grafana", "migrate"} <= set(holders)
     for name in holders:
-        assert depends_on_all(services, name).get("check-secrets") == "service_completed_successfully", name
+        needs = depends_on_all(compose_services, name)
+        assert needs.get("check-secrets") == "service_completed_successfully", name
 
 
 def run_secrets_check(services: dict, **environment) -> subprocess.CompletedProcess:
@@ -356,9 +357,9 @@ def host_ports(service: dict) -> list[tuple[int, int]]:
     return ports
 
 
-def test_only_the_web_ui_grafana_and_prometheus_are_published(services):
+def test_only_the_web_ui_grafana_and_prometheus_are_published(compose_services):
     published = {}
-    for name, service in services.items():
+    for name, service in compose_services.items():
         for host, container in host_ports(service):
             assert host not in published, f"host port {host} published twice"
             published[host] = (name, container)
@@ -409,8 +410,8 @@ def test_grafana_starts_only_with_its_admin_password_from_the_env(raw_compose, e
 
 
 # --------------------------------------------------------------------------- health and order
-def test_every_long_running_container_has_the_standard_healthcheck(services):
-    for name, service in services.items():
+def test_every_long_running_container_has_the_standard_healthcheck(compose_services):
+    for name, service in compose_services.items():
         if name in ONE_SHOT:
             continue
         check = service.get("healthcheck")
@@ -423,8 +424,8 @@ def test_every_long_running_container_has_the_standard_healthcheck(services):
             f"{name}: healthcheck needs a start_period")
 
 
-def test_migrate_is_a_one_shot_job(services):
-    migrate = services["migrate"]
+def test_migrate_is_a_one_shot_job(compose_services):
+    migrate = compose_services["migrate"]
     assert migrate["restart"] == "no"
     assert migrate["command"] == ["python", "-m", "healthguard.migrate"]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -433,42 +434,42 @@ def test_migrate_is_a_one_shot_job(services):
     assert "ports" not in migrate
 
 
-def test_restart_policies(services):
-    for name, service in services.items():
+def test_restart_policies(compose_services):
+    for name, service in compose_services.items():
         expected = "no" if name in ONE_SHOT else "unless-stopped"
         assert service.get("restart") == expected, name
 
 
-def test_services_start_after_their_dependencies(services):
+def test_services_start_after_their_dependencies(compose_services):
     for name in APP_SERVICES:
-        depends = services[name]["depends_on"]
+        depends = compose_services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy", name
         assert depends["rabbitmq"]["condition"] == "service_healthy", name
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
-    assert services["incident-management"]["depends_on"]["oncall"]["condition"] == "service_healthy"
-    web_depends = services["web-ui"]["depends_on"]
+    assert compose_services["incident-management"]["depends_on"]["oncall"]["condition"] == "service_healthy"
+    web_depends = compose_services["web-ui"]["depends_on"]
     for name in APP_SERVICES:
         assert web_depends[name]["condition"] == "service_healthy"
-    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert compose_services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
-def test_every_dependency_that_must_be_healthy_has_a_healthcheck(services):
-    for name, service in services.items():
+def test_every_dependency_that_must_be_healthy_has_a_healthcheck(compose_services):
+    for name, service in compose_services.items():
         for dependency, rule in (service.get("depends_on") or {}).items():
-            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert dependency in compose_services, f"{name} depends on unknown {dependency}"
             if rule.get("condition") == "service_healthy":
-                check = services[dependency].get("healthcheck", {})
+                check = compose_services[dependency].get("healthcheck", {})
                 assert check.get("test") and not check.get("disable"), (
                     f"{name} waits for {dependency} to be healthy, which it can never report")
             if rule.get("condition") == "service_completed_successfully":
-                assert services[dependency].get("restart") == "no", (
+                assert compose_services[dependency].get("restart") == "no", (
                     f"{dependency} must not restart if {name} waits for it to complete")
 
 
 # --------------------------------------------------------------------------- settings
-def test_app_services_get_their_settings(services, env):
+def test_app_services_get_their_settings(compose_services, env):
     for name, (_, port) in APP_SERVICES.items():
-        environment = services[name]["environment"]
+        environment = compose_services[name]["environment"]
         assert environment["PORT"] == str(port), name
         assert environment["DATABASE_URL"] == (  # the services' own role, not the administrator
             f"postgresql://healthguard_app:{env['POSTGRES_APP_PASSWORD']}"
@@ -478,23 +479,23 @@ def test_app_services_get_their_settings(services, env):
             for node in HA_NODES), name
         for setting in SERVICE_SETTINGS:
             assert environment[setting] == env[setting], f"{name}.{setting}"
-    assert services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == env["DEVICE_API_KEYS"]
-    assert services["incident-management"]["environment"]["ONCALL_URL"] == "http://oncall:8003"
-    assert services["migrate"]["environment"] == {
+    assert compose_services["alert-ingestion"]["environment"]["DEVICE_API_KEYS"] == env["DEVICE_API_KEYS"]
+    assert compose_services["incident-management"]["environment"]["ONCALL_URL"] == "http://oncall:8003"
+    assert compose_services["migrate"]["environment"] == {
         "MIGRATION_DATABASE_URL": f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
                                   f"@postgres:5432/{env['POSTGRES_DB']}",
         "POSTGRES_APP_PASSWORD": env["POSTGRES_APP_PASSWORD"],
         # The services' role, for `docker compose run --rm migrate python -m oncall.accounts`.
-        "DATABASE_URL": services["oncall"]["environment"]["DATABASE_URL"],
+        "DATABASE_URL": compose_services["oncall"]["environment"]["DATABASE_URL"],
         "LOG_LEVEL": env["LOG_LEVEL"], "HG_DEMO": env["HG_DEMO"]}
-    assert services["postgres"]["environment"] == {
+    assert compose_services["postgres"]["environment"] == {
         "POSTGRES_USER": env["POSTGRES_USER"], "POSTGRES_PASSWORD": env["POSTGRES_PASSWORD"],
         "POSTGRES_DB": env["POSTGRES_DB"]}
-    assert services["rabbitmq"]["environment"] == {
+    assert compose_services["rabbitmq"]["environment"] == {
         "RABBITMQ_DEFAULT_USER": env["RABBITMQ_USER"],
         "RABBITMQ_DEFAULT_PASS": env["RABBITMQ_PASSWORD"],
         "RABBITMQ_ERLANG_COOKIE": env["RABBITMQ_ERLANG_COOKIE"]}
-    grafana = services["grafana"]["environment"]
+    grafana = compose_services["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_USER"] == env["GRAFANA_ADMIN_USER"]
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == env["GRAFANA_ADMIN_PASSWORD"]
 
@@ -522,29 +523,30 @@ def rabbitmq_conf() -> dict:
     return settings
 
 
-def test_the_ha_profile_is_off_by_default(services):
+def test_the_ha_profile_is_off_by_default(compose_services):
     """A plain `docker compose up` runs what it always ran; only `--profile ha` adds nodes."""
-    profiled = {name: service["profiles"] for name, service in services.items() if "profiles" in service}
+    profiled = {name: service["profiles"] for name, service in compose_services.items()
+                if "profiles" in service}
     assert profiled == {"rabbitmq-2": ["ha"], "rabbitmq-3": ["ha"]}
 
 
-def test_the_ha_profile_forms_a_three_node_cluster(services, env):
+def test_the_ha_profile_forms_a_three_node_cluster(compose_services, env):
     conf = rabbitmq_conf()
     assert conf["cluster_formation.peer_discovery_backend"] == "classic_config"
     listed = [value for key, value in sorted(conf.items())
               if key.startswith("cluster_formation.classic_config.nodes.")]
-    assert listed == [f"rabbit@{services[node]['hostname']}" for node in HA_NODES]
-    image = services["rabbitmq"]["image"]
+    assert listed == [f"rabbit@{compose_services[node]['hostname']}" for node in HA_NODES]
+    image = compose_services["rabbitmq"]["image"]
     assert image.startswith("rabbitmq:3.13")
     for node in HA_NODES:
-        service = services[node]
+        service = compose_services[node]
         assert service["hostname"] == node  # the node name rabbit@<hostname> the conf lists
         assert service["image"] == image, node
         assert service["environment"]["RABBITMQ_ERLANG_COOKIE"] == env["RABBITMQ_ERLANG_COOKIE"], node
-        assert service["healthcheck"] == services["rabbitmq"]["healthcheck"], node
-    assert services["rabbitmq"]["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq"]
+        assert service["healthcheck"] == compose_services["rabbitmq"]["healthcheck"], node
+    assert compose_services["rabbitmq"]["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq"]
     for node in HA_NODES[1:]:
-        service = services[node]
+        service = compose_services[node]
         assert f"{node}-data:/var/lib/rabbitmq" in service["volumes"], node
         # They join the seed on first boot, so they start after it; the seed mounts no node list
         # (alone, without the profile, it must not wait for peers that never come).
@@ -555,10 +557,10 @@ def test_the_ha_profile_forms_a_three_node_cluster(services, env):
         assert set(service["environment"]) == {"RABBITMQ_ERLANG_COOKIE"}, node
 
 
-def test_the_services_know_every_node_and_wait_for_the_cluster(services, env):
+def test_the_services_know_every_node_and_wait_for_the_cluster(compose_services, env):
     from healthguard.broker import node_urls
     for name in [*APP_SERVICES, *WORKERS]:
-        service = services[name]
+        service = compose_services[name]
         urls = node_urls(service["environment"]["RABBITMQ_URL"])
         assert [urlsplit(url).hostname for url in urls] == list(HA_NODES), name
         # Quorum queues get a replica on each node that is in the cluster when they are
@@ -568,30 +570,30 @@ def test_the_services_know_every_node_and_wait_for_the_cluster(services, env):
 
 
 # --------------------------------------------------------------------------- images
-def test_the_services_image_is_built_once_and_never_pulled(services):
-    builders = [name for name, service in services.items() if service.get("image") == SERVICES_IMAGE
+def test_the_services_image_is_built_once_and_never_pulled(compose_services):
+    builders = [name for name, service in compose_services.items() if service.get("image") == SERVICES_IMAGE
                 and "build" in service]
     assert len(builders) == 1, f"exactly one service builds {SERVICES_IMAGE}, got {builders}"
-    build = services[builders[0]]["build"]
+    build = compose_services[builders[0]]["build"]
     assert build["context"] == "." and build["dockerfile"] == "services/Dockerfile"
-    assert services[builders[0]].get("pull_policy") == "build"
+    assert compose_services[builders[0]].get("pull_policy") == "build"
     for name in [*APP_SERVICES, *WORKERS]:
-        service = services[name]
+        service = compose_services[name]
         assert service["image"] == SERVICES_IMAGE, name
         assert "build" not in service, name
         assert service.get("pull_policy") == "never", name
         # Every service waits for the builder, so `docker compose up <service>` builds the image.
         assert builders[0] in service["depends_on"], name
-    assert services["web-ui"]["build"]["context"] == "./web-ui"
+    assert compose_services["web-ui"]["build"]["context"] == "./web-ui"
 
 
-def test_named_volumes_are_declared_and_used(compose, services):
+def test_named_volumes_are_declared_and_used(compose, compose_services):
     declared = set(compose.get("volumes") or {})
     assert declared == {"postgres-data", "rabbitmq-data", "rabbitmq-2-data", "rabbitmq-3-data",
                         "grafana-data", "prometheus-data",
                         *(f"{name}-metrics" for name in APP_SERVICES)}
     used = set()
-    for name, service in services.items():
+    for name, service in compose_services.items():
         for volume in service.get("volumes", []):
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith((".", "/")):
@@ -616,9 +618,9 @@ def runs_as_main(path: Path) -> bool:
     return '__name__ == "__main__"' in path.read_text() or path.name == "__main__.py"
 
 
-def test_service_commands_name_code_that_exists(services):
+def test_service_commands_name_code_that_exists(compose_services):
     for name, (package, _) in APP_SERVICES.items():
-        command = services[name]["command"]
+        command = compose_services[name]["command"]
         assert command[:3] == ["gunicorn", "-c", "python:healthguard.gunicorn_conf"], name
         assert module_file("healthguard.gunicorn_conf").is_file()
         target = command[-1]  # options may stand between the config and the app
@@ -635,7 +637,7 @@ def app_registers_background_work(package: str) -> bool:
     return ".background" in (SERVICES_DIR / package / "app.py").read_text()
 
 
-def test_every_service_with_background_work_has_a_worker_container(services):
+def test_every_service_with_background_work_has_a_worker_container(compose_services):
     """Consumers, relays and periodic tasks run in `<service>-worker`, built like its service:
     same image, same settings, same start order, the same metrics directory (so the service's
     /metrics shows the worker's counters), a heartbeat healthcheck and time to stop cleanly."""
@@ -643,10 +645,10 @@ def test_every_service_with_background_work_has_a_worker_container(services):
     assert worker.is_file() and runs_as_main(worker)
     with_work = {name for name, (package, _) in APP_SERVICES.items()
                  if app_registers_background_work(package)}
-    assert {service for service in WORKERS.values() if f"{service}-worker" in services} == with_work
+    assert {service for service in WORKERS.values() if f"{service}-worker" in compose_services} == with_work
     assert with_work == set(APP_SERVICES)  # all four have some today
     for name, service_name in WORKERS.items():
-        worker_service, web = services[name], services[service_name]
+        worker_service, web = compose_services[name], compose_services[service_name]
         package = APP_SERVICES[service_name][0]
         assert worker_service["command"] == ["python", "-m", "healthguard.worker", package], name
         assert "create_app" in defined_functions(module_file(f"{package}.app"))
@@ -699,11 +701,11 @@ def healthcheck_program(check: dict) -> str:
     return argv[0]
 
 
-def test_healthchecks_use_tools_the_images_have(services):
+def test_healthchecks_use_tools_the_images_have(compose_services):
     python_check = ["CMD", "python", "-m", "healthguard.healthcheck"]
     assert module_file("healthguard.healthcheck").is_file()
     assert runs_as_main(module_file("healthguard.healthcheck"))
-    for name, service in services.items():
+    for name, service in compose_services.items():
         if name in ONE_SHOT:
             continue
         check = service["healthcheck"]
@@ -723,8 +725,8 @@ def test_healthchecks_use_tools_the_images_have(services):
             assert healthcheck_program(check) in tools, f"{name}: {check['test']}"
 
 
-def test_published_images_are_pinned(services):
-    for name, service in services.items():
+def test_published_images_are_pinned(compose_services):
+    for name, service in compose_services.items():
         if "build" in service or service.get("image") == SERVICES_IMAGE:
             continue
         image = service["image"]
@@ -732,13 +734,13 @@ def test_published_images_are_pinned(services):
 
 
 # --------------------------------------------------------------------------- cross-file
-def test_scrape_targets_and_proxy_routes_match_the_services(services):
+def test_scrape_targets_and_proxy_routes_match_the_services(compose_services):
     prometheus = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
     targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
                for job in prometheus["scrape_configs"]}
     nginx = (REPO / "web-ui" / "nginx.conf").read_text()
     for name, (_, port) in APP_SERVICES.items():
-        assert services[name]["environment"]["PORT"] == str(port)
+        assert compose_services[name]["environment"]["PORT"] == str(port)
         assert targets[name] == [f"{name}:{port}"]
         assert f"http://{name}:{port}" in nginx, f"nginx does not route to {name}:{port}"
     assert re.search(r"^\s*listen\s+8080;", nginx, re.MULTILINE)

@@ -8,7 +8,7 @@ import pytest
 
 from healthguard.db import Database
 from incident_management.consume_alerts import open_incident_for_alert
-from tests.support import insert_alerts, pipeline
+from tests.support import insert_alerts
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -16,10 +16,9 @@ WINDOW_SECONDS = 120  # set below the 5-minute default: the setting is honoured
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env):
-    settings = {"ASSIGNMENT_RETRY_SECONDS": "0.5", "CORRELATION_WINDOW_SECONDS": str(WINDOW_SECONDS)}
-    with pipeline(module_service_env, incident_env=settings) as running:
-        yield running
+def pipeline_settings():
+    return {"incident_env": {"ASSIGNMENT_RETRY_SECONDS": "0.5",
+                             "CORRELATION_WINDOW_SECONDS": str(WINDOW_SECONDS)}}
 
 
 def incident_count(db) -> int:

@@ -73,39 +73,34 @@ def test_a_failed_critical_message_is_retried_through_its_own_lane(database_url,
     assert all(queue_depth(rabbitmq_url, f"{lane}.dead") == 0 for lane in ALERT_LANES)
 
 
-@pytest.fixture
-def services(service_env):
-    with pipeline(service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "60"}) as running:
-        yield running
-
-
 def test_a_critical_alarm_is_assigned_before_a_backlog_of_low_ones_is_worked_off(
-        services, db, login_as, clock, rabbitmq_url):
+        service_env, db, login_as, clock, rabbitmq_url):
     clock.pin_rota()
-    for doctor in ("D01", "D02", "D03", "D04"):
-        login_as(doctor)
-    backlog = 400
-    with db.transaction() as cur:  # a flood already accepted: alerts and their outbox rows
-        cur.execute("""
-            INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
-            SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
-            FROM generate_series(1, %s) n
-            JOIN patients p ON p.patient_id = 'P00' || (1 + n %% 8)
-            JOIN alert_types t ON t.alert_type = 'SENSOR_DISCONNECTED'
-            RETURNING alert_id""", (backlog,))
-        for row in cur.fetchall():
-            enqueue(cur, [AlertMessage(alert_id=row["alert_id"], severity="LOW").outbox_row()])
-    api = PlatformApi(services)
-    wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") > backlog // 2, 20, 0.05,
-             "the backlog to be on the low lane")
-    incident = api.incident_of(api.post_alert("P002", "CARDIAC_ARREST"), timeout=20)
-    assert incident["assignee"]["role"] == "EMERGENCY_DOCTOR"
-    with db.transaction() as cur:
-        cur.execute("""
-            SELECT count(*) AS n FROM alerts a
-            WHERE a.alert_type = 'SENSOR_DISCONNECTED'
-              AND (EXISTS (SELECT 1 FROM incidents i WHERE i.alert_id = a.alert_id)
-                   OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id))""")
-        handled_before = cur.fetchone()["n"]
-    # Handled before the CRITICAL one: those handled while it was being posted, not the backlog.
-    assert handled_before < backlog // 2, handled_before
+    with pipeline(service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "60"}) as running:
+        for doctor in ("D01", "D02", "D03", "D04"):
+            login_as(doctor)
+        backlog = 400
+        with db.transaction() as cur:  # a flood already accepted: alerts and their outbox rows
+            cur.execute("""
+                INSERT INTO alerts (patient_id, alert_type, severity, category, room, occurred_at)
+                SELECT p.patient_id, t.alert_type, t.severity, t.category, p.room, now()
+                FROM generate_series(1, %s) n
+                JOIN patients p ON p.patient_id = 'P00' || (1 + n %% 8)
+                JOIN alert_types t ON t.alert_type = 'SENSOR_DISCONNECTED'
+                RETURNING alert_id""", (backlog,))
+            for row in cur.fetchall():
+                enqueue(cur, [AlertMessage(alert_id=row["alert_id"], severity="LOW").outbox_row()])
+        api = PlatformApi(running)
+        wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") > backlog // 2, 20, 0.05,
+                 "the backlog to be on the low lane")
+        incident = api.incident_of(api.post_alert("P002", "CARDIAC_ARREST"), timeout=20)
+        assert incident["assignee"]["role"] == "EMERGENCY_DOCTOR"
+        with db.transaction() as cur:
+            cur.execute("""
+                SELECT count(*) AS n FROM alerts a
+                WHERE a.alert_type = 'SENSOR_DISCONNECTED'
+                  AND (EXISTS (SELECT 1 FROM incidents i WHERE i.alert_id = a.alert_id)
+                       OR EXISTS (SELECT 1 FROM incident_alerts l WHERE l.alert_id = a.alert_id))""")
+            handled_before = cur.fetchone()["n"]
+        # Handled before the CRITICAL one: those handled while it was being posted, not the backlog.
+        assert handled_before < backlog // 2, handled_before

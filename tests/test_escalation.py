@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from healthguard.db import Database
-from tests.support import metric_value, pipeline, wait_for
+from tests.support import metric_value, wait_for
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -22,10 +22,8 @@ START_TIMEOUT = 600  # seconds from acknowledgement to the start of work (0006_e
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env):
-    with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5",
-                                                    "ESCALATION_CHECK_SECONDS": "0.3"}) as running:
-        yield running
+def pipeline_settings():
+    return {"incident_env": {"ASSIGNMENT_RETRY_SECONDS": "0.5", "ESCALATION_CHECK_SECONDS": "0.3"}}
 
 
 @pytest.fixture
@@ -277,11 +275,11 @@ def test_past_the_last_level_every_emergency_doctor_on_duty_is_paged_loudly_unti
     assert api.get(incident_id)["status"] == "ACKNOWLEDGED"
 
 
-def test_a_restarted_scanner_loses_no_deadline(services, api, login_as, clock):
+def test_a_restarted_scanner_loses_no_deadline(alert_pipeline, api, login_as, clock):
     for doctor in api.on_duty("EMERGENCY_DOCTOR"):
         login_as(doctor)
     incident = api.incident_of(api.post_alert(alert_type="CARDIAC_ARREST"))
-    worker = services["incidents"]
+    worker = alert_pipeline["incidents"]
     worker.stop_worker()
     try:
         clock.advance(PAST_THE_DEADLINE)  # the deadline passes while no scanner runs
@@ -303,7 +301,7 @@ class StubOnCall:
                 for d in ("D01", "D02")]
 
 
-def test_several_scanners_never_escalate_one_incident_twice(services, db, make_incident, clock):
+def test_several_scanners_never_escalate_one_incident_twice(alert_pipeline, db, make_incident, clock):
     """Four scanners in this process race over twenty overdue incidents, and the service's own
     worker with them: each incident is escalated exactly once."""
     from incident_management.escalate_unacknowledged import escalate_unacknowledged

@@ -21,7 +21,7 @@ from alert_ingestion import hl7_gateways, hl7_messages
 from alert_ingestion.hl7_listener import MllpListener
 from alert_ingestion.mllp_client import MllpClient
 from healthguard.db import Database
-from tests.support import REPO, free_port, metric_value, pipeline, port_open, wait_for
+from tests.support import REPO, free_port, metric_value, port_open, wait_for
 
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
@@ -90,12 +90,17 @@ def mllp_port():
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env, mllp_port):
-    env = {**module_service_env, "HL7_MLLP_PORT": str(mllp_port), "HL7_MLLP_BIND": "127.0.0.1",
-           "HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}
-    with pipeline(env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"}) as running:
-        wait_for(lambda: port_open(mllp_port), 30, what="the MLLP listener")
-        yield running
+def pipeline_settings(mllp_port):
+    return {"env": {"HL7_MLLP_PORT": str(mllp_port), "HL7_MLLP_BIND": "127.0.0.1",
+                    "HL7_DEVICE_NETWORKS": DEVICE_NETWORKS},
+            "incident_env": {"ASSIGNMENT_RETRY_SECONDS": "0.5"}}
+
+
+@pytest.fixture(scope="module")
+def alert_pipeline(alert_pipeline, mllp_port):
+    """The pipeline, once alert ingestion's MLLP listener accepts connections."""
+    wait_for(lambda: port_open(mllp_port), 30, what="the MLLP listener")
+    return alert_pipeline
 
 
 @pytest.fixture
@@ -329,10 +334,10 @@ def with_field(text: str, segment: str, field: int, value: str) -> str:
 
 
 def test_messages_that_can_never_be_stored_get_ae_naming_the_field_and_no_traceback(
-        api, doctors, gateway, connect, clock, services):
+        api, doctors, gateway, connect, clock, alert_pipeline):
     """Issue 17: these were answered AR ("send it again"), with a traceback logged, and a gateway
     sent them again for ever."""
-    log_file = services["ingestion"].log_path
+    log_file = alert_pipeline["ingestion"].log_path
     tracebacks = log_file.read_text(errors="replace").count("Traceback")
     connection = connect(gateway)
     good = hl7_messages.report_alert(control_id="MSG-NUL", alert_id="AL-NUL", patient_id="P001",
@@ -533,7 +538,7 @@ def test_gateway_registration_over_rest_refuses_with_json_errors(api, login_as):
 
 
 def test_keyless_hl7_from_anywhere_and_a_status_endpoint_at_the_database_are_refused(
-        api, doctors, db, login_as, connect, clock, services):
+        api, doctors, db, login_as, connect, clock, alert_pipeline):
     """Issue 17: a gateway was accepted with allowed_addresses ["0.0.0.0/0"], and a status
     endpoint may point at any host:port, the database's included: the worker connects there."""
     supervisor = login_as("D01")
@@ -602,7 +607,7 @@ def test_pcd05_status_reaches_the_gateway_when_the_incident_is_delivered_acknowl
 
 
 def test_a_status_the_gateway_cannot_take_is_counted_and_kept_for_retry(
-        api, doctors, services, db, connect, clock):
+        api, doctors, alert_pipeline, db, connect, clock):
     created = register_device(api, doctors["D01"], "Closed gateway")
     register_gateway(db, created["device"]["device_id"], "CLOSED",
                      status_endpoint=f"127.0.0.1:{free_port()}")  # nobody listens there
@@ -630,7 +635,7 @@ def test_the_simulator_speaks_hl7(api, gateway, mllp_port, db, clock, capsys):
 
 
 def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_ack_is_lost(
-        api, doctors, services, gateway, connect, clock, db):
+        api, doctors, alert_pipeline, gateway, connect, clock, db):
     with db.transaction() as cur:
         cur.execute("SELECT patient_id FROM patients WHERE status = 'ADMITTED' ORDER BY patient_id")
         patients = [row["patient_id"] for row in cur.fetchall()]
@@ -655,7 +660,7 @@ def test_a_thousand_messages_over_four_connections_all_become_incidents_and_no_a
     received = [answer for per_connection in answers for answer in per_connection]
     assert len(received) == 1000
     refused = [(control_id, ack, why) for control_id, ack, why in received if ack != ("AA", control_id)]
-    assert refused == [], services["ingestion"].log()
+    assert refused == [], alert_pipeline["ingestion"].log()
     # Each alarm is an incident of its own, or (a repeat of a patient's alarm of that type) joins it.
     wait_for(lambda: count(db, """
         SELECT count(*) AS n FROM alerts a
@@ -751,7 +756,7 @@ def test_one_client_cannot_hold_more_connections_than_allowed_nor_keep_an_idle_o
 
 
 def test_100_idle_connections_from_8_addresses_do_not_keep_a_gateway_out(
-        api, doctors, services, gateway, connect, clock, db, mllp_port):
+        api, doctors, alert_pipeline, gateway, connect, clock, db, mllp_port):
     """The attack of issue 17: plain TCP connections from 127.0.0.2-9 that never send anything,
     against the worker's listener with its default settings (64 connections, 4 per address not
     yet authenticated, 5 s to send an MSH)."""
@@ -835,9 +840,9 @@ def test_a_connection_that_sends_no_valid_msh_in_time_is_closed_and_a_gateways_i
 
 
 def test_the_worker_stops_cleanly_with_gateways_connected_and_outlives_a_taken_port(
-        api, doctors, services, gateway, connect, clock, mllp_port):
+        api, doctors, alert_pipeline, gateway, connect, clock, mllp_port):
     """Last in the module: it restarts the ingestion worker."""
-    ingestion = services["ingestion"]
+    ingestion = alert_pipeline["ingestion"]
     assert msa(connect(gateway).report("AL-BEFORE", clock=clock))[0] == "AA"  # a connection left open
     assert ingestion.stop_worker() == 0
 

@@ -10,22 +10,19 @@ import requests
 
 from healthguard.clock import now as clock_now
 from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
-from incident_management.app import create_app
 from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
-from tests.support import ServiceProcess, metric_value, pipeline, publish_to_lanes, queue_idle, wait_for
+from tests.support import ServiceProcess, metric_value, publish_to_lanes, queue_idle, wait_for
 
 EVENT_KEYS = ["schema_version", "event_id", "type", "recipients", "incident_id", "title", "message",
               "severity", "data", "occurred_at"]
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
+APP_SERVICE = "incident-management"  # the in-process `app` (conftest)
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env):
-    """On-call, alert ingestion and incident management, running for the whole module."""
-    with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5"},
-                  incident_workers=2) as running:
-        yield running
+def pipeline_settings():
+    return {"incident_env": {"ASSIGNMENT_RETRY_SECONDS": "0.5"}, "incident_workers": 2}
 
 
 def events_about(notification_events, incident_id, wanted: int) -> list[dict]:
@@ -384,18 +381,17 @@ def test_service_needs_the_oncall_url(service_env):
 
 
 @pytest.fixture
-def app(service_env, services):
-    """The service in-process (WSGI), on the run's database, asking the module's on-call service
-    who is on duty (claims and reassignments need it); no background tasks."""
-    app = create_app({**service_env, "ONCALL_URL": services["oncall"].url})
-    yield app
-    app.extensions["healthguard"].db.close()
+def app_env(service_env, alert_pipeline):
+    """The in-process `app` asks the module's on-call service who is on duty (claims and
+    reassignments need it)."""
+    return {**service_env, "ONCALL_URL": alert_pipeline["oncall"].url}
 
 
 def test_an_incident_carries_the_patients_context_the_readings_range_and_whether_it_is_a_test(api, login_as):
     token = login_as("S01")  # an emergency doctor on duty
     incident = api.get(api.incident_of(api.post_alert("P001", "HEART_RATE_LOW", value=0))["incident_id"])
-    assert incident["ward"] == "Cardiology" and incident["patient_age"] >= 75 and incident["room"] == "312"
+    # Born 1951-03-14: 74 at the platform's clock (the pinned rota, 2026-03-11), whatever the wall says.
+    assert incident["ward"] == "Cardiology" and incident["patient_age"] == 74 and incident["room"] == "312"
     assert (incident["unit"], incident["normal_min"], incident["normal_max"]) == ("bpm", 60, 100)
     assert incident["alert"]["value"] == 0 and incident["is_test"] is False
     manual = requests.post(api.ingestion + "/api/v1/alerts/manual", headers=api.auth(token), timeout=5,
@@ -439,9 +435,9 @@ def test_trend_buckets_are_the_hospitals_own_hours_and_days_across_a_clock_chang
                      dt.datetime(2026, 1, 5, 13, 30, tzinfo=utc)]
 
 
-def test_openapi_document_is_valid_and_names_every_route(app, services):
+def test_openapi_document_is_valid_and_names_every_route(app, alert_pipeline):
     document = checked_document(app)
-    served = requests.get(services["incidents"].url + "/api/v1/openapi.json", timeout=5).json()
+    served = requests.get(alert_pipeline["incidents"].url + "/api/v1/openapi.json", timeout=5).json()
     assert served == document
 
 

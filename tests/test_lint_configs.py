@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from scripts.local_config import render_nginx
-from tests.support import wait_for
+from tests.support import free_port, port_open, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -239,12 +238,6 @@ class _Backend(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def nginx_proxy(tmp_path):
     """nginx.conf on a loopback port, its backends replaced by stand-ins on loopback ports.
@@ -256,8 +249,8 @@ def nginx_proxy(tmp_path):
         threading.Thread(target=server.serve_forever, daemon=True).start()
         backends[name] = server
     ports = {name: server.server_address[1] for name, server in backends.items()}
-    ports["notification"] = _free_port()  # nothing listens here until the test starts it
-    listen = _free_port()
+    ports["notification"] = free_port()  # nothing listens here until the test starts it
+    listen = free_port()
 
     html = tmp_path / "html"
     (html / "assets").mkdir(parents=True)
@@ -272,15 +265,10 @@ def nginx_proxy(tmp_path):
          "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
+        def listening():
             assert process.poll() is None, process.stdout.read().decode()
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not start listening"
-                time.sleep(0.05)
+            return port_open(listen)
+        wait_for(listening, 10, 0.05, "nginx to listen")
         yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"],
                "logs": (tmp_path / "access.log", tmp_path / "error.log")}
     finally:
@@ -526,13 +514,13 @@ def test_nginx_answers_a_failing_public_readiness_check_with_its_own_text(tmp_pa
         servers[name] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
         servers[name].service_name = name
         threading.Thread(target=servers[name].serve_forever, daemon=True).start()
-    listen = _free_port()
+    listen = free_port()
     wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
                            ports={name: server.server_address[1] for name, server in servers.items()})
     process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
                                 "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
     try:
-        wait_for(lambda: _listening(listen), 10, what="nginx to listen")
+        wait_for(lambda: port_open(listen), 10, what="nginx to listen")
         status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/notification")
         assert status == 500 and "5432" not in body
         assert json.loads(body)["message"] == "the service failed"
@@ -544,14 +532,6 @@ def test_nginx_answers_a_failing_public_readiness_check_with_its_own_text(tmp_pa
         for server in servers.values():
             server.shutdown()
             server.server_close()
-
-
-def _listening(port) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 class _HeldUpgrades:
@@ -593,10 +573,10 @@ def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
     1,100 sockets from loopback (not limited) are all upgraded; from another address, the 257th
     concurrent connection gets a JSON 429."""
     backend = _HeldUpgrades()
-    listen = _free_port()
+    listen = free_port()
     wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
-                           ports={"alert-ingestion": _free_port(), "incident-management": _free_port(),
-                                  "oncall": _free_port(), "notification": backend.server.getsockname()[1]})
+                           ports={"alert-ingestion": free_port(), "incident-management": free_port(),
+                                  "oncall": free_port(), "notification": backend.server.getsockname()[1]})
     process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
                                 "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
     handshake = (b"GET /ws?ticket=t HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
@@ -617,7 +597,7 @@ def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
         return statuses
 
     try:
-        wait_for(lambda: _listening(listen), 10, what="nginx to listen")
+        wait_for(lambda: port_open(listen), 10, what="nginx to listen")
         upgraded = open_sockets(1100, "127.0.0.1")
         assert upgraded == ["HTTP/1.1 101 Switching Protocols"] * 1100
         limited = open_sockets(260, "127.0.0.2")

@@ -15,6 +15,7 @@ from tests.reach_edges import vapid_key_pair
 from tests.support import publish, wait_for
 
 SERVICE_ENV = {"GUNICORN_THREADS": "16"}
+APP_SERVICE = "notification"  # the in-process `app` (conftest)
 
 
 @pytest.fixture
@@ -168,14 +169,6 @@ def dead_letters(rabbitmq_url):
         return seen
     finally:
         connection.close()
-
-
-@pytest.fixture
-def app(service_env):
-    """The service in-process (WSGI), on the run's database."""
-    app = create_app(dict(service_env))
-    yield app
-    app.extensions["healthguard"].db.close()
 
 
 def test_openapi_document_is_valid_and_names_every_route_but_the_websocket(app):

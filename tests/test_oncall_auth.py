@@ -14,6 +14,7 @@ PASSWORD = "password123"  # the demo profile's password (db/migrations/demo/)
 
 
 pytestmark = pytest.mark.module_database  # one on-call service for the module
+APP_SERVICE = "oncall"  # the in-process `app` (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -359,15 +360,6 @@ def test_cors_allows_only_the_web_origin(oncall, service_env):
         simple = requests.get(oncall.url + "/api/v1/openapi.json", headers={"Origin": origin}, timeout=10)
         assert simple.headers.get("Access-Control-Allow-Origin") == expected
         assert "*" not in simple.headers.get("Access-Control-Allow-Origin", "")
-
-
-@pytest.fixture
-def app(service_env):
-    """The service in-process, for the document and contract tests."""
-    from oncall.app import create_app
-    app = create_app(dict(service_env))
-    yield app
-    app.extensions["healthguard"].db.close()
 
 
 def test_openapi_document_is_valid_and_lists_every_route(app, oncall):

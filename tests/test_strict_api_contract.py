@@ -28,7 +28,9 @@ EXCLUDED_PATHS = {"oncall": ("/api/v1/auth/logout",)}
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env):
+def api_servers(module_service_env):
+    """Every service's web process (no background tasks), incident management asking the on-call
+    one: name (SERVICE_MODULES) -> ServiceProcess."""
     started = {}
     try:
         started["oncall"] = ServiceProcess("oncall", module_service_env, background=False).start()
@@ -51,11 +53,11 @@ def supervisor_token(db):
 
 
 @pytest.mark.parametrize("name", sorted(SERVICE_MODULES))
-def test_schemathesis_with_every_check_finds_nothing(name, services, supervisor_token, tmp_path):
+def test_schemathesis_with_every_check_finds_nothing(name, api_servers, supervisor_token, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run",
-               f"{services[name].url}/api/v1/openapi.json", "--checks", "all", "--mode", "all",
+               f"{api_servers[name].url}/api/v1/openapi.json", "--checks", "all", "--mode", "all",
                "--max-examples", "15", "--generation-deterministic", "--workers", "1",
                "--request-timeout", "10", "--suppress-health-check", "all",
                "-H", f"Authorization: Bearer {supervisor_token}", "-H", f"X-API-Key: {DEVICE_KEY}",

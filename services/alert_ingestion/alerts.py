@@ -65,10 +65,11 @@ RECORD_ALERT = Prepared("record_alert", """
         SELECT alert_type, name, severity, category FROM alert_types WHERE alert_type = %(alert_type)s
     ), stored AS (
         INSERT INTO alerts (patient_id, alert_type, severity, category, room, value, device_id,
-                            source_alarm_id, source, triggered_by, occurred_at)
+                            source_alarm_id, source, triggered_by, occurred_at, received_at)
         SELECT patient.patient_id, kind.alert_type, kind.severity, kind.category, patient.room,
                %(value)s::numeric, %(device_id)s::text, %(source_alarm_id)s::text, %(source)s::text,
-               %(triggered_by)s::text, coalesce(%(occurred_at)s::timestamptz, now())
+               %(triggered_by)s::text, coalesce(%(occurred_at)s::timestamptz, %(now)s::timestamptz),
+               %(now)s::timestamptz
         FROM patient, kind WHERE patient.status = 'ADMITTED'
         ON CONFLICT (device_id, source_alarm_id)
             WHERE device_id IS NOT NULL AND source_alarm_id IS NOT NULL
@@ -125,7 +126,7 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
     # stored only when both are known and the patient is admitted, and the row as the API shows
     # it returned (a request used to wait for seven; the profile of POST /alerts under load was
     # mostly those waits). The relay is woken once it has committed.
-    RECORD_ALERT.execute(cur, {**report.__dict__, "lanes": LANES})
+    RECORD_ALERT.execute(cur, {**report.__dict__, "lanes": LANES, "now": clock.now()})
     row = cur.fetchone()
     if row["patient_status"] is None:
         raise ApiError(422, f"unknown patient_id {report.patient_id!r}", field="patient_id")

@@ -24,6 +24,7 @@ import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
+from . import clock
 from .config import ConfigError, load_config
 
 log = logging.getLogger("healthguard.migrate")
@@ -90,7 +91,7 @@ def migrate(database_url: str, directory: Path | None = None, *, demo: bool = Fa
                 cur.execute("""
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                         version    text PRIMARY KEY,
-                        applied_at timestamptz NOT NULL DEFAULT now()
+                        applied_at timestamptz NOT NULL
                     )""")
                 conn.commit()
                 cur.execute("SELECT version FROM schema_migrations")
@@ -100,7 +101,8 @@ def migrate(database_url: str, directory: Path | None = None, *, demo: bool = Fa
                     if version in done:
                         continue
                     cur.execute(path.read_text())
-                    cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                                (version, clock.now()))
                     conn.commit()
                     applied_now.append(version)
                     log.info("applied migration %s", version)

@@ -116,14 +116,14 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
     for o, alert in zip(opened, alerts, strict=True):
         incident_id = o.incident["incident_id"]
         _count(o, assigned.get(incident_id) if incident_id not in counted else None, alert,
-               now=latest[incident_id])
+               committed=latest[incident_id])
         counted.add(incident_id)
     return [latest[o.incident["incident_id"]] for o in opened]
 
 
-def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now: dict) -> None:
-    """The metrics of one handled alert, once its transaction committed (`now`: its incident
-    as the transaction left it)."""
+def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, committed: dict) -> None:
+    """The metrics of one handled alert, once its transaction committed (`committed`: its
+    incident as the transaction left it)."""
     incident = opened.incident
     if opened.created:
         INCIDENTS_CREATED.labels(severity=incident["severity"]).inc()
@@ -131,7 +131,7 @@ def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now:
         ALERTS_CORRELATED.labels(result="existing_incident" if opened.correlated else "new_incident").inc()
     if assigned:
         ASSIGNMENTS.labels(reason="AUTO").inc()
-    elif now["status"] == "OPEN":
+    elif committed["status"] == "OPEN":
         log.warning("nobody available: incident left OPEN, will retry",
                     extra={"incident_id": incident["incident_id"], "routes_to": alert["routes_to"]})
 

@@ -4,6 +4,7 @@ import datetime
 import decimal
 from dataclasses import dataclass
 
+from healthguard import clock
 from healthguard.domain import (
     ACTIVE_INCIDENT_STATUSES,
     INCIDENT_STATUSES,
@@ -17,7 +18,8 @@ from . import history, routing
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
               "ack_deadline", "updated_at", "last_alert_at", "unowned_since")
 
-# The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
+# The lifecycle (the product spec's "Incident Lifecycle Flow": ../shared/spec/ARCHITECTURE.md from
+# the repository root, outside it): action -> the statuses it may be taken from.
 #   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
 #   it REASSIGNED, from where the new assignee acknowledges or starts work.
 ACTIONS = {
@@ -154,13 +156,13 @@ def _create(cur, alerts: list[dict], *, now: datetime.datetime) -> dict[int, tup
         return {}
     cur.execute("""
         INSERT INTO incidents (alert_id, patient_id, alert_type, severity, category, room, title,
-                               last_alert_at)
-        SELECT alert_id, patient_id, alert_type, severity, category, room, title, %s
+                               created_at, updated_at, last_alert_at)
+        SELECT alert_id, patient_id, alert_type, severity, category, room, title, %s, %s, %s
         FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
              WITH ORDINALITY AS a(alert_id, patient_id, alert_type, severity, category, room, title, n)
         ORDER BY n
         RETURNING *
-    """, (now, *([a[key] for a in alerts] for key in (
+    """, (now, now, now, *([a[key] for a in alerts] for key in (
         "alert_id", "patient_id", "alert_type", "severity", "category", "room")),
         [incident_title(severity=a["severity"], alert_name=a["alert_name"], room=a["room"]) for a in alerts]))
     incidents = {row["alert_id"]: row for row in cur.fetchall()}
@@ -180,7 +182,7 @@ def _correlate(cur, incident: dict, alert: dict, *, now: datetime.datetime) -> O
     cur.execute("""
         UPDATE incidents
         SET alert_count = alert_count + 1, last_alert_at = %(now)s, severity = %(severity)s,
-            title = %(title)s, updated_at = now()
+            title = %(title)s, updated_at = %(now)s
         WHERE incident_id = %(incident_id)s
         RETURNING *
     """, {"now": now, "severity": severity, "incident_id": incident["incident_id"],
@@ -224,7 +226,7 @@ def open_unassigned(cur, *, limit: int) -> list[dict]:
 # alert was a manual test (a drill must never look like a real alarm).
 INCIDENT_SELECT = """
     SELECT i.*, p.name AS patient_name, p.ward,
-           extract(year FROM age(now(), p.date_of_birth))::int AS patient_age,
+           extract(year FROM age(%(now)s, p.date_of_birth))::int AS patient_age,
            t.name AS alert_name, t.unit, t.normal_min::float AS normal_min,
            t.normal_max::float AS normal_max, a.source = 'MANUAL' AS is_test,
            e.name AS assignee_name, e.role AS assignee_role, e.tier AS assignee_tier
@@ -237,7 +239,8 @@ INCIDENT_SELECT = """
 
 
 def get_incident(cur, *, incident_id: int) -> dict | None:
-    cur.execute(INCIDENT_SELECT + " WHERE i.incident_id = %s", (incident_id,))
+    cur.execute(INCIDENT_SELECT + " WHERE i.incident_id = %(incident_id)s",
+                {"incident_id": incident_id, "now": clock.now()})
     return cur.fetchone()
 
 
@@ -282,8 +285,8 @@ def list_incidents(cur, *, limit: int, order: str = "priority", after=None, stat
         LIMIT %(limit)s
     """, {"after_key": after_key, "after_id": after_id, "statuses": list(statuses),  # noqa: S608 (constants)
           "severities": list(severities), "assigned_to": assigned_to, "patient_id": patient_id,
-          "since": since,
-          "ward": ward, "search": search, "like": _like(search or ""), "limit": limit + 1})
+          "since": since, "ward": ward, "search": search, "like": _like(search or ""), "limit": limit + 1,
+          "now": clock.now()})
     return cur.fetchall()
 
 

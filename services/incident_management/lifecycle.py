@@ -50,17 +50,18 @@ def _locked(cur, *, incident_id: int, action: str, clinician: Clinician, assigne
 
 
 def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, changes: tuple[str, ...],
-                   params: tuple = (), recorded_as: str, event_type: str, note: str | None,
+                   params: dict | None = None, recorded_as: str, event_type: str, note: str | None,
                    message: Callable[[dict], str], channel: str | None = None) -> tuple[dict, dict, dict]:
     """The skeleton of the assignee's own steps (acknowledge, start, resolve, note): lock and
     check the incident, apply `changes` (SQL assignments to its columns, taking `params`), record
     the history row and announce the event, whose `message` is made from the changed incident.
-    Returns (the incident before, the incident after, the event)."""
+    Returns (the incident before, the incident after, the event). `changes` name the step's
+    instant (clock.now(), one for the whole step) %(now)s and their other values %(name)s."""
     before = _locked(cur, incident_id=incident_id, action=action, clinician=clinician)
     # Only the constant assignments of the steps below are formatted in; values are parameters.
-    assignments = ", ".join((*changes, "updated_at = now()"))
-    cur.execute(f"UPDATE incidents SET {assignments} WHERE incident_id = %s RETURNING *",  # noqa: S608
-                (*params, incident_id))
+    assignments = ", ".join((*changes, "updated_at = %(now)s"))
+    cur.execute(f"UPDATE incidents SET {assignments} WHERE incident_id = %(incident_id)s RETURNING *",  # noqa: S608
+                {**(params or {}), "now": clock.now(), "incident_id": incident_id})
     incident = cur.fetchone()
     entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action=recorded_as,
                            previous_status=before["status"], note=note, channel=channel)
@@ -77,8 +78,8 @@ def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, 
 
 # The first acknowledgement (or a start of work nobody acknowledged) stores the response time;
 # someone owns the alarm from then on, so nobody else is paged for it.
-FIRST_RESPONSE = ("acknowledged_at = coalesce(acknowledged_at, now())",
-                  "response_seconds = coalesce(response_seconds, extract(epoch FROM now() - created_at))",
+FIRST_RESPONSE = ("acknowledged_at = coalesce(acknowledged_at, %(now)s)",
+                  "response_seconds = coalesce(response_seconds, extract(epoch FROM %(now)s - created_at))",
                   "unowned_since = NULL", "last_resort_paged = '{}'")
 
 
@@ -108,8 +109,8 @@ def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: s
     return _responded(*_assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
         changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE,
-                 "ack_deadline = next_deadline(severity, 'ACKNOWLEDGED', %s)"),
-        params=(clock.now(),), recorded_as="ACKNOWLEDGED", channel=channel,
+                 "ack_deadline = next_deadline(severity, 'ACKNOWLEDGED', %(now)s)"),
+        recorded_as="ACKNOWLEDGED", channel=channel,
         event_type="INCIDENT_ACKNOWLEDGED", note=note,
         message=lambda incident: f"{clinician.name} acknowledged {incident['title']}."))
 
@@ -118,7 +119,7 @@ def start_work(cur, *, incident_id: int, clinician: Clinician, note: str | None 
     # Starting work on a reassigned incident that nobody acknowledged acknowledges it too.
     return _responded(*_assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="start",
-        changes=("status = 'IN_PROGRESS'", "started_at = now()", *FIRST_RESPONSE, "ack_deadline = NULL"),
+        changes=("status = 'IN_PROGRESS'", "started_at = %(now)s", *FIRST_RESPONSE, "ack_deadline = NULL"),
         recorded_as="STARTED",
         event_type="INCIDENT_STARTED", note=note,
         message=lambda incident: f"{clinician.name} started work on {incident['title']}."))
@@ -127,9 +128,9 @@ def start_work(cur, *, incident_id: int, clinician: Clinician, note: str | None 
 def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_notes: str) -> Change:
     _, incident, event = _assignee_step(
         cur, incident_id=incident_id, clinician=clinician, action="resolve",
-        changes=("status = 'RESOLVED'", "resolved_at = now()", "resolution_notes = %s",
-                 "resolution_seconds = extract(epoch FROM now() - created_at)", "ack_deadline = NULL"),
-        params=(resolution_notes,), recorded_as="RESOLVED", event_type="INCIDENT_RESOLVED",
+        changes=("status = 'RESOLVED'", "resolved_at = %(now)s", "resolution_notes = %(notes)s",
+                 "resolution_seconds = extract(epoch FROM %(now)s - created_at)", "ack_deadline = NULL"),
+        params={"notes": resolution_notes}, recorded_as="RESOLVED", event_type="INCIDENT_RESOLVED",
         note=resolution_notes,
         message=lambda incident: f"{clinician.name} resolved {incident['title']}: {resolution_notes[:200]}")
     end_assignment(cur, incident_id=incident_id)
@@ -324,7 +325,7 @@ def add_note(cur, *, incident_id: int, clinician: Clinician, body: str) -> tuple
         recorded_as="NOTE_ADDED", event_type="INCIDENT_NOTE_ADDED", note=body,
         message=lambda incident: f"{clinician.name} added a note to {incident['title']}: {body[:200]}")
     cur.execute("""
-        INSERT INTO incident_notes (incident_id, author_id, body) VALUES (%s, %s, %s)
+        INSERT INTO incident_notes (incident_id, author_id, body, created_at) VALUES (%s, %s, %s, %s)
         RETURNING note_id, author_id, body, created_at
-    """, (incident_id, clinician.employee_id, body))
+    """, (incident_id, clinician.employee_id, body, incident["updated_at"]))
     return cur.fetchone(), Change(incident, event)

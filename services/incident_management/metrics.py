@@ -5,6 +5,8 @@ import logging
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from healthguard import clock
+
 log = logging.getLogger(__name__)
 
 # Minutes matter at a bedside: buckets from 5 seconds to 4 hours.
@@ -40,10 +42,10 @@ class ActiveIncidentsCollector:
             with self.db.transaction() as cur:
                 cur.execute("""
                     SELECT status, severity, count(*) AS n,
-                           extract(epoch FROM now() - min(created_at)) AS oldest_seconds
+                           extract(epoch FROM %s - min(created_at)) AS oldest_seconds
                     FROM incidents WHERE status <> 'RESOLVED'
                     GROUP BY status, severity
-                """)
+                """, (clock.now(),))
                 rows = cur.fetchall()
         except Exception as exc:  # a scrape must still answer the other metrics
             log.warning("incidents_active not collected", extra={"error": repr(exc)})

@@ -3,6 +3,7 @@
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from healthguard import clock
 from healthguard.domain import INCIDENT_STATUSES, SEVERITIES
 
 
@@ -11,10 +12,8 @@ def incident_figures(cur, *, hours: int) -> dict:
     window's rows from incidents_window_figures_idx (created_at, with the figures' columns, so
     the table itself is not read), the active ones from the partial incidents_active_summary_idx
     (db/migrations/0011_capacity.sql)."""
-    cur.execute("SELECT now() - make_interval(hours => %(hours)s) AS since, now() AS until",
-                {"hours": hours})
-    span = cur.fetchone()
-    window = {"since": span["since"]}
+    until = clock.now()
+    window = {"since": until - dt.timedelta(hours=hours)}
     # The window's counts, then MTTA and MTTR over all of it (one pass with GROUPING SETS sorted
     # each group's samples as well: slower on a wide window).
     cur.execute("""
@@ -77,7 +76,7 @@ def incident_figures(cur, *, hours: int) -> dict:
     """, window)
     clinicians = cur.fetchall()
     return {
-        "window": {"hours": hours, "since": span["since"].isoformat(), "until": span["until"].isoformat()},
+        "window": {"hours": hours, "since": window["since"].isoformat(), "until": until.isoformat()},
         "counts": {"by_status": by_status, "by_severity": by_severity, "total": sum(by_status.values())},
         "active_now": sum(active_by_status.values()),
         "unassigned_now": active_by_status["OPEN"],
@@ -123,9 +122,7 @@ def incident_trends(cur, *, hours: int, bucket: str, tz: ZoneInfo) -> dict:
     """Per hospital-local hour or day of the window: incidents raised, their MTTA and MTTR, and
     alarms received by severity. Both scans are bounded in time (incidents_created_idx,
     alerts_received_idx); empty buckets are answered as zeros."""
-    # The database's now(), not clock.now(): incidents and alerts are stamped with it.
-    cur.execute("SELECT now() AS until")
-    until = cur.fetchone()["until"]
+    until = clock.now()
     since = until - dt.timedelta(hours=hours)
     starts = bucket_starts(since=since, until=until, bucket=bucket, tz=tz)
     since = starts[0]

@@ -8,6 +8,7 @@ import json
 
 from psycopg2.extras import Json
 
+from healthguard import clock
 from healthguard.broker import PermanentMessageError
 from healthguard.incident_events import IncidentEvent
 
@@ -56,8 +57,9 @@ def store_events_notifications(*, cur, events: list[IncidentEvent]) -> list[tupl
         if missing:
             raise PermanentMessageError(f"unknown incident {', '.join(map(str, sorted(missing)))}")
     cur.execute("""
-        INSERT INTO notifications (event_id, employee_id, incident_id, type, title, message, severity, data)
-        SELECT event_id, recipient, incident_id, type, title, message, severity, data
+        INSERT INTO notifications (event_id, employee_id, incident_id, type, title, message, severity, data,
+                                   created_at)
+        SELECT event_id, recipient, incident_id, type, title, message, severity, data, %s
         FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],
                     %s::text[], %s::jsonb[])
              WITH ORDINALITY AS n(event_id, recipient, incident_id, type, title, message, severity,
@@ -65,7 +67,7 @@ def store_events_notifications(*, cur, events: list[IncidentEvent]) -> list[tupl
         ORDER BY position
         ON CONFLICT (event_id, employee_id) DO NOTHING
         RETURNING event_id""", (
-        [e.event_id for e, _ in pairs], [r for _, r in pairs], [e.incident_id for e, _ in pairs],
+        clock.now(), [e.event_id for e, _ in pairs], [r for _, r in pairs], [e.incident_id for e, _ in pairs],
         [e.type for e, _ in pairs], [e.title for e, _ in pairs], [e.message for e, _ in pairs],
         [e.severity for e, _ in pairs], [Json(e.data) for e, _ in pairs]))
     new = collections.Counter(row["event_id"] for row in cur.fetchall())
@@ -128,9 +130,9 @@ def mark_read(*, cur, employee_id: str, notification_id: int) -> dict | None:
     """Mark one of the clinician's own notifications read (idempotent: the first read time
     stays). None if there is no such notification of theirs: someone else's is not revealed."""
     cur.execute(f"""
-        UPDATE notifications SET read_at = coalesce(read_at, now())
+        UPDATE notifications SET read_at = coalesce(read_at, %s)
         WHERE notification_id = %s AND employee_id = %s
-        RETURNING {NOTIFICATION_COLUMNS}""", (notification_id, employee_id))  # noqa: S608 (a constant column list)
+        RETURNING {NOTIFICATION_COLUMNS}""", (clock.now(), notification_id, employee_id))  # noqa: S608 (a constant column list)
     return cur.fetchone()
 
 
@@ -138,9 +140,9 @@ def mark_all_read(*, cur, employee_id: str, up_to_id: int | None) -> int:
     """Mark the clinician's unread notifications read, up to `up_to_id` if given (so one that
     arrived after the list was shown stays unread). Returns how many were marked."""
     cur.execute("""
-        UPDATE notifications SET read_at = now()
+        UPDATE notifications SET read_at = %s
         WHERE employee_id = %s AND read_at IS NULL AND (%s::bigint IS NULL OR notification_id <= %s)""",
-                (employee_id, up_to_id, up_to_id))
+                (clock.now(), employee_id, up_to_id, up_to_id))
     return cur.rowcount
 
 

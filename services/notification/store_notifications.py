@@ -57,8 +57,9 @@ def store_and_announce_all(messages: list[dict], *, db, fanout: FanoutPublisher)
 
 
 def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
-    with db.transaction() as lock:
-        lock.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_ORDER_LOCK,))
+    # The lock's own transaction, held open (and the lock with it) until the announcements are out.
+    with db.transaction() as holding:
+        holding.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_ORDER_LOCK,))
         with db.transaction() as cur:  # committed before it is announced
             stored = store_events_notifications(cur=cur, events=events)
         announcements = []

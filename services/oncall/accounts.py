@@ -141,10 +141,11 @@ def create_admin(cur, *, login: str, name: str, role: str, tier: int, password: 
     within `lifetime`. False if the login exists."""
     cur.execute("""
         INSERT INTO employees (employee_id, login, name, role, tier, is_supervisor, is_account_admin,
-                               password_hash)
-        VALUES (%(login)s, %(login)s, %(name)s, %(role)s, %(tier)s, true, true, '!')
+                               password_hash, created_at)
+        VALUES (%(login)s, %(login)s, %(name)s, %(role)s, %(tier)s, true, true, '!', %(now)s)
         ON CONFLICT DO NOTHING
-        RETURNING employee_id""", {"login": login, "name": name, "role": role, "tier": tier})
+        RETURNING employee_id""", {"login": login, "name": name, "role": role, "tier": tier,
+                                   "now": clock.now()})
     if cur.fetchone() is None:
         return False
     now = clock.now()

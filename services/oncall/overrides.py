@@ -2,6 +2,7 @@
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from healthguard import clock
 from healthguard.errors import ApiError
 
 
@@ -26,10 +27,11 @@ def create_override(cur, *, employee_id: str, replaces_id: str | None, starts_at
             raise ApiError(422, f"{employee_id} cannot cover {replaces_id}: they have different roles",
                            field="replaces_id")
     cur.execute("""
-        INSERT INTO oncall_overrides (employee_id, replaces_id, starts_at, ends_at, reason, created_by)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        INSERT INTO oncall_overrides (employee_id, replaces_id, starts_at, ends_at, reason, created_by,
+                                      created_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
         RETURNING override_id, employee_id, replaces_id, starts_at, ends_at, reason, created_by, created_at
-    """, (employee_id, replaces_id, starts_at, ends_at, reason, created_by))
+    """, (employee_id, replaces_id, starts_at, ends_at, reason, created_by, clock.now()))
     return override_json(cur.fetchone(), tz)
 
 
