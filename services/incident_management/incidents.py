@@ -4,12 +4,7 @@ import datetime
 import decimal
 from dataclasses import dataclass
 
-from healthguard.domain import (
-    ACTIVE_INCIDENT_STATUSES,
-    INCIDENT_STATUSES,
-    SEVERITIES,
-    UNACKNOWLEDGED_STATUSES,
-)
+from healthguard.domain import ACTIONS, SEVERITIES
 from healthguard.incident_events import paged_now, unowned_since
 
 from . import history, routing
@@ -17,21 +12,9 @@ from . import history, routing
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
               "ack_deadline", "updated_at", "last_alert_at", "unowned_since")
 
-# The lifecycle (ARCHITECTURE.md): action -> the statuses it may be taken from.
-#   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
-#   it REASSIGNED, from where the new assignee acknowledges or starts work.
-ACTIONS = {
-    "acknowledge": UNACKNOWLEDGED_STATUSES,
-    "decline": UNACKNOWLEDGED_STATUSES,  # the assignee cannot take it: it moves to the next candidate
-    "start": ("ACKNOWLEDGED", "REASSIGNED"),
-    "resolve": ("IN_PROGRESS",),
-    "claim": ACTIVE_INCIDENT_STATUSES,
-    "reassign": ACTIVE_INCIDENT_STATUSES,
-    "note": INCIDENT_STATUSES,
-}
-
-
-def allowed_actions(status: str) -> list[str]:
+def actions_in_status(status: str) -> list[str]:
+    """What the lifecycle allows anyone in `status` (domain.ACTIONS), as a 409 says it; what one
+    caller may do is lifecycle.CallerActions'."""
     return [action for action, statuses in ACTIONS.items() if status in statuses]
 
 
@@ -307,7 +290,7 @@ def parse_cursor(cursor: str | None, order: str):
     return int(incident_id or key)
 
 
-def incident_detail(cur, incident: dict) -> dict:
+def incident_detail(cur, incident: dict, *, allowed_actions: list[str]) -> dict:
     """The incident with its alert, assignee, notes, assignments and history (the audit trail)."""
     incident_id = incident["incident_id"]
     cur.execute("""
@@ -329,7 +312,8 @@ def incident_detail(cur, incident: dict) -> dict:
         WHERE a.incident_id = %s ORDER BY a.assignment_id
     """, (incident_id,))
     assignments = cur.fetchall()
-    return {**incident_json(incident), "alert": _iso(alert, ("occurred_at", "received_at")),
+    return {**incident_json(incident, allowed_actions=allowed_actions),
+            "alert": _iso(alert, ("occurred_at", "received_at")),
             "notes": [_iso(n, ("created_at",)) for n in notes],
             "assignments": [_iso(a, ("assigned_at", "ended_at")) for a in assignments],
             "history": [_iso(h, ("created_at",)) for h in history.for_incident(cur, incident_id=incident_id)]}
@@ -341,7 +325,9 @@ def _iso(row: dict | None, keys) -> dict | None:
     return {**row, **{k: row[k].isoformat() if row[k] is not None else None for k in keys}}
 
 
-def incident_json(incident: dict) -> dict:
+def incident_json(incident: dict, *, allowed_actions: list[str]) -> dict:
+    """The incident as the API answers it, with the actions its caller may take now
+    (lifecycle.CallerActions)."""
     body = {key: value for key, value in incident.items()
             if key not in ("assignee_name", "assignee_role", "assignee_tier", "last_resort_paged",
                            "list_key")}
@@ -352,5 +338,5 @@ def incident_json(incident: dict) -> dict:
     body["assignee"] = None if incident["assigned_to"] is None else {
         "employee_id": incident["assigned_to"], "name": incident.get("assignee_name"),
         "role": incident.get("assignee_role"), "tier": incident.get("assignee_tier")}
-    body["allowed_actions"] = allowed_actions(incident["status"])
+    body["allowed_actions"] = allowed_actions
     return body

@@ -6,11 +6,11 @@ from typing import Literal
 from pydantic import Field
 
 from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
+from healthguard.domain import ACTIONS, Severity
 from healthguard.domain import IncidentStatus as Status
-from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
-from .incidents import ACTIONS, LIST_ORDERS
+from .incidents import LIST_ORDERS
 
 api = service_api(
     "HealthGuard Ops incident management",
@@ -187,7 +187,12 @@ class Incident(ResponseModel):
     response_seconds: float | None = Field(description="OPEN to ACKNOWLEDGED (MTTA sample)")
     resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")
     resolution_notes: str | None
-    allowed_actions: list[Action] = Field(description="what the lifecycle allows in this status")
+    allowed_actions: list[Action] = Field(
+        description="what the caller may do to it now (the same rules refuse the others): by its "
+                    "status, the caller's role and supervisor rights, whether they hold it, are on "
+                    "duty and were paged; none for a service. claim and reassign are left out "
+                    "while the on-call service cannot say who is on duty (they would answer 503). "
+                    "decline may still answer 409 when nobody else is available")
 
 
 class IncidentAlert(ResponseModel):
