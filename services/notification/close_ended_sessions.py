@@ -2,7 +2,7 @@
 
 The on-call service revokes a session by setting sessions.revoked_at; it knows nothing of
 sockets. Every few seconds this task asks, in ONE query for all sockets of this process, which
-of their sessions are still live, and closes the others with code 4401.
+of their sessions are still live, and closes the others with WS_CLOSE_SESSION_ENDED (healthguard.domain).
 """
 import logging
 

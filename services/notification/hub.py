@@ -17,7 +17,7 @@ recent id out of it.
 Bounded per session. A replay sends at most REPLAY_PAGE notifications, the newest, and a `more`
 frame naming the older gap, which the client pages through with further `resume` frames (at most
 RESUMES_BURST at once, then RESUMES_PER_SECOND). A session holds at most WS_SOCKETS_PER_SESSION
-sockets in this process: each holds a thread, and a new one closes the oldest (4409).
+sockets in this process: each holds a thread, and a new one closes the oldest (WS_CLOSE_TOO_MANY_SOCKETS).
 """
 import collections
 import heapq
