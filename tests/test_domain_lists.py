@@ -19,7 +19,7 @@ PYTHON_VALUES = {name: json.loads(json.dumps(value)) for name, value in vars(dom
 
 # Not the browser's: it decides no permission (the server answers allowed_actions per user) and no
 # deadline (the server sends ack_deadline), and never meets a database channel or the simulator.
-SERVICES_ONLY = {"ACTIONS", "TAKEN_ON_STATUSES", "DEADLINE_TIMEOUTS", "DEADLINE_STATUSES", "SEVERITY_WEIGHTS",
+SERVICES_ONLY = {"ACTIONS", "DEADLINE_TIMEOUTS", "DEADLINE_STATUSES", "SEVERITY_WEIGHTS",
                  "OUTBOX_WAKE_CHANNEL", "HL7_STATUS_WAKE_CHANNEL", "CLINICIAN_AVAILABLE_CHANNEL"}
 
 

@@ -11,6 +11,8 @@ export const INCIDENT_STATUSES = ["OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNE
 export const ACTIVE_INCIDENT_STATUSES = INCIDENT_STATUSES.filter((status) => status !== "RESOLVED");
 // Waiting for the assignee to acknowledge (and escalated when they do not in time).
 export const UNACKNOWLEDGED_STATUSES = ["ASSIGNED", "REASSIGNED"];
+// The assignee has taken the alarm on: only a supervisor takes it away from them.
+export const TAKEN_ON_STATUSES = ["ACKNOWLEDGED", "IN_PROGRESS"];
 
 // What a clinician says of themselves: AWAY takes them out of assignment while signed in.
 export const AVAILABILITIES = ["AVAILABLE", "AWAY"];

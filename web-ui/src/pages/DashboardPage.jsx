@@ -303,7 +303,7 @@ export default function DashboardPage() {
                 caption="My active incidents"
                 showAssignee={false}
                 actions={(incident) =>
-                  UNACKNOWLEDGED_STATUSES.includes(incident.status) && (
+                  incident.allowed_actions?.includes("acknowledge") && (
                     <button
                       type="button"
                       className="primary small acknowledge"
