@@ -58,6 +58,24 @@ export function ErrorNotice({ error, what, onDismiss, onRetry }) {
 }
 
 // The "Load more" button of a usePagedList list (paging.js).
+// A labelled choice of a filter: `first` the words of its first option (value ""; none without),
+// then `options` (values) in the words `optionName` gives them. `onChange` gets the value chosen.
+export function FilterSelect({ id, label, value, onChange, options, optionName = String, first, inline = false }) {
+  return (
+    <div className={inline ? "field inline" : "field"}>
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value} onChange={(event) => onChange(event.target.value)}>
+        {first && <option value="">{first}</option>}
+        {options.map((option) => (
+          <option key={option} value={option}>
+            {optionName(option)}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 export function LoadMore({ list }) {
   if (!list.hasMore) return null;
   const busy = list.loading && list.loaded;
