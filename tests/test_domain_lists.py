@@ -96,6 +96,12 @@ def test_the_databases_deadline_rule_and_list_order_are_domains(db):
         s for s in domain.ACTIVE_INCIDENT_STATUSES if s not in domain.TAKEN_ON_STATUSES]
 
 
+def test_the_outbox_relay_listens_on_domains_channel():
+    from healthguard import outbox  # its NOTIFY_CHANNEL, until it imports domain's
+    assert domain.OUTBOX_WAKE_CHANNEL in {value for name, value in vars(outbox).items()
+                                          if name.isupper() and isinstance(value, str)}
+
+
 def test_the_databases_notify_channels_are_domains(db):
     available = function_source(db, "notify_clinician_available")
     assert f"pg_notify('{domain.CLINICIAN_AVAILABLE_CHANNEL}'" in available

@@ -130,9 +130,12 @@ class CallerActions:
         if action == "acknowledge" and takes_it_at_last_step(incident, clinician):
             return True
         if action == "claim":
+            if self.on_duty is None or step_refusal(incident, action="claim", clinician=clinician,
+                                                    assignee_only=False):
+                return False  # refused by status: no need to read its route
             previous = {"employee_id": incident["assigned_to"], "name": incident.get("assignee_name"),
                         "role": incident.get("assignee_role")} if incident["assigned_to"] else None
-            return self.on_duty is not None and claim_refusal(
+            return claim_refusal(
                 incident, clinician=clinician, route=self._route(incident), on_duty=self.on_duty,
                 previous=previous,
                 assignee_signed_in=lambda: self._is_signed_in(incident["assigned_to"])) is None

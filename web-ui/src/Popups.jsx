@@ -7,7 +7,7 @@ import { useNavigate } from "react-router";
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { TAKEN_ON_STATUSES } from "./domain.js";
+import { TAKEN_ON_STATUSES, actionName } from "./domain.js";
 import { formatReading } from "./format.js";
 import { useLive } from "./live.jsx";
 import { dismissPopup, orderPopups, popupHeading, receiveIncidentUpdate, receiveNotification } from "./popups.js";
@@ -140,7 +140,7 @@ function Popup({ popup, compact, onDismiss, more }) {
           )}
           {!compact && canDecline && (
             <button type="button" onClick={() => setDeclining(true)}>
-              I can't take this
+              {actionName("decline")}
             </button>
           )}
           {!compact && (
