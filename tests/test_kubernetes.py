@@ -488,16 +488,23 @@ def test_network_policies_refuse_by_default_and_nothing_reaches_a_worker(overlay
     for objects in overlays.values():
         deny = named(objects, "NetworkPolicy", "default-deny-ingress")
         assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+        prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
         for workload in of_kind(objects, "Deployment"):
             if not is_worker(workload):
                 continue
-            peers = admitted(objects, pod_labels(workload))
-            if workload["metadata"]["name"] == "alert-ingestion-worker":
+            name, labels = workload["metadata"]["name"], pod_labels(workload)
+            # Prometheus scrapes the worker's own metrics port, and nothing else reaches it there.
+            assert admitted(objects, labels, "metrics") == [prometheus], name
+            assert {"name": "metrics", "containerPort": 9100} in _deployment_container(objects, name)["ports"]
+            assert admitted(objects, labels, "http") == [], name
+            other = [peer for peer in admitted(objects, labels) if peer != prometheus]
+            if name == "alert-ingestion-worker":
                 # The HL7 listener, from the device network's addresses only, on MLLP only.
-                assert peers == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
-                assert admitted(objects, pod_labels(workload), "http") == []
+                assert other == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+                assert admitted(objects, labels, "mllp") == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
             else:
-                assert peers == [], workload["metadata"]["name"]
+                assert other == [], name
 
 
 def test_only_the_ingress_controller_reaches_the_web_processes(overlays):

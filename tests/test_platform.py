@@ -4,6 +4,8 @@ import glob
 import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 
 import psycopg2
@@ -15,7 +17,14 @@ from healthguard.config import load_config
 from healthguard.migrate import create_database, default_migrations_dir, migrate, migration_files
 from healthguard.passwords import verify_password
 from healthguard.worker import run as run_worker
-from tests.support import SERVICE_MODULES, ThrowawayPostgres, ThrowawayRabbitMQ, wait_for
+from tests.support import (
+    REPO,
+    SERVICE_MODULES,
+    ThrowawayPostgres,
+    ThrowawayRabbitMQ,
+    free_port,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -308,6 +317,39 @@ def test_worker_counts_show_in_the_service_metrics_and_survive_a_web_restart(sta
     stopping = [line for line in service.log().splitlines() if '"worker stopping"' in line]
     assert stopping and json.loads(stopping[-1])["service"] == "alert-ingestion"
     assert not service.heartbeat.exists()
+
+
+def test_a_worker_with_its_own_metrics_port_serves_its_counters_without_the_web_process(start_service):
+    """Kubernetes runs the worker in a pod of its own, where no web process sums its files:
+    WORKER_METRICS_PORT makes the worker answer Prometheus itself."""
+    port = free_port()
+    service = start_service("alert-ingestion", env={"WORKER_METRICS_PORT": str(port),
+                                                    "WORKER_METRICS_ADDRESS": "127.0.0.1"})
+    _post_alert(service)
+    service.stop_web()  # as in its own pod: nothing but the worker answers
+
+    def worker_metrics() -> str:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except requests.RequestException:
+            return ""
+
+    relayed = r'^outbox_messages_relayed_total\{queue="alerts\.critical"\} 1\.0$'
+    wait_for(lambda: re.search(relayed, worker_metrics(), re.MULTILINE), 15,
+             what="the relay's count on the worker's own metrics port")
+    beat = re.search(r"^worker_heartbeat_timestamp_seconds ([0-9.e+]+)$", worker_metrics(), re.MULTILINE)
+    assert beat and float(beat.group(1)) > 0
+
+
+def test_a_worker_refuses_a_metrics_port_that_is_not_a_port(service_env, tmp_path):
+    """A bad value stops the worker at start with a message naming the setting."""
+    env = {**os.environ, **service_env, "WORKER_METRICS_PORT": "90000",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+           "WORKER_HEARTBEAT_FILE": str(tmp_path / "beat")}
+    result = subprocess.run([sys.executable, "-m", "healthguard.worker", "oncall"], env=env,
+                            cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "WORKER_METRICS_PORT" in result.stderr
 
 
 class _Task:

@@ -28,6 +28,11 @@ every count it makes afterwards; the host part keeps worker containers that shar
 (all of them pid 1) apart. A worker's files outlive it like a dead gunicorn worker's do, so summed
 counters never go backwards; they go when the directory does (`make up` starts from an empty one,
 compose keeps it on a tmpfs volume that lives as long as the service's containers).
+
+Where the worker cannot share that directory (Kubernetes: a pod's emptyDir is its own), it serves
+its own counters: WORKER_METRICS_PORT set makes it answer GET /metrics on that port (on
+WORKER_METRICS_ADDRESS, all addresses by default), summing its own directory's files. Unset (compose,
+`make up`), nothing listens: the web process's /metrics already includes them.
 """
 import importlib
 import importlib.util
@@ -134,6 +139,26 @@ def run(tasks: list, *, heartbeat: str, stopping: threading.Event) -> int:
     return status
 
 
+def metrics_listener_port(environ=os.environ) -> int | None:
+    """WORKER_METRICS_PORT as a port number, None when unset; ConfigError names a bad value."""
+    raw = environ.get("WORKER_METRICS_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"setting WORKER_METRICS_PORT must be a port number (1-65535), not {raw!r}")
+    return int(raw)
+
+
+def serve_metrics(port: int, address: str):
+    """Answer Prometheus's scrapes of this worker: its own multiprocess files, summed. Returns the
+    server (prometheus-client serves it from a daemon thread)."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    server, _thread = start_http_server(port, addr=address, registry=registry)
+    return server
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m healthguard.worker <service>  (e.g. incident_management)", file=sys.stderr)
@@ -154,9 +179,13 @@ def main(argv: list[str]) -> int:
     factory = importlib.import_module(f"{_package(service)}.app").create_app
     try:
         app = factory()  # settings are validated here, exactly as for the web process
+        metrics_port = metrics_listener_port()
     except ConfigError as exc:
         print(f"healthguard worker ({service}): {exc}", file=sys.stderr)
         return 2
+    if metrics_port is not None:
+        serve_metrics(metrics_port, os.environ.get("WORKER_METRICS_ADDRESS", "0.0.0.0"))  # noqa: S104 - a pod's own port
+        log.info("worker metrics listening", extra={"port": metrics_port})
     stopping = threading.Event()
 
     def request_stop(signum, frame):
