@@ -35,7 +35,7 @@ import requests  # noqa: E402
 
 from bench.common import NOTIFICATION_ENV, FrameReader, close_sockets, open_socket, percentile  # noqa: E402
 from healthguard.auth import new_session_token, token_hash  # noqa: E402
-from healthguard.broker import Publisher  # noqa: E402
+from healthguard.broker import Outgoing, Publisher  # noqa: E402
 from healthguard.db import Database  # noqa: E402
 from notification.hub import DEFAULT_SOCKETS_PER_SESSION  # noqa: E402
 
@@ -245,7 +245,10 @@ def main():
                 "data": {"status": "ASSIGNED", "assigned_to": recipient, "bench_sent_at": now},
                 "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(),
             }
-            publisher.publish("notifications", event, message_id=event["event_id"])
+            [error] = publisher.publish_many(
+                [Outgoing.to_queue("notifications", event, message_id=event["event_id"])])
+            if error is not None:
+                raise error
             expected["notification"] += by_clinician[recipient]
             expected["incident_updated"] += len(opened)
             sent += 1

@@ -24,6 +24,7 @@ import requests
 from healthguard.broker import (
     ALERT_LANES,
     NOTIFICATIONS_QUEUE,
+    Outgoing,
     RetryPolicy,
     declare_durable_queue,
     declare_queue,
@@ -447,6 +448,14 @@ def insert_alerts(db, alarms) -> list[int]:
                 RETURNING alert_id""", (patient_id, alert_type))
             ids.append(cur.fetchone()["alert_id"])
     return ids
+
+
+def publish(publisher, queue: str, payload, *, message_id: str) -> None:
+    """One message to a work queue by the product's one publish path (Publisher.publish_many),
+    confirmed before this returns; raises the broker's refusal."""
+    [error] = publisher.publish_many([Outgoing.to_queue(queue, payload, message_id=message_id)])
+    if error is not None:
+        raise error
 
 
 def publish_to_lanes(rabbitmq_url: str, messages) -> None:

@@ -16,7 +16,8 @@ from healthguard.broker import (
     Publisher,
     RetryPolicy,
 )
-from healthguard.outbox import OutboxRelay, enqueue
+from healthguard.messages import AlertMessage
+from healthguard.outbox import OutboxRelay, OutboxRow, enqueue
 from incident_management.assignment import OnCallClient
 from incident_management.consume_alerts import open_incidents_for_alerts
 from tests.support import (
@@ -244,8 +245,7 @@ def test_worker_killed_mid_batch_with_two_copies_running_makes_one_incident_per_
         accepted = []
         for row in cur.fetchall():
             accepted.append(row["alert_id"])
-            enqueue(cur, queue=f"alerts.{row['severity'].lower()}", message_id=f"alert-{row['alert_id']}",
-                    payload={"alert_id": row["alert_id"]})
+            enqueue(cur, [AlertMessage(alert_id=row["alert_id"], severity=row["severity"]).outbox_row()])
 
     def handled():
         with db.transaction() as cur:
@@ -284,7 +284,7 @@ def test_pipelined_publishing_confirms_a_batch_in_order_and_outbox_relays_keep_t
     try:
         for n in range(120):
             with db.transaction() as cur:
-                enqueue(cur, queue="notifications", message_id=f"event-{n}", payload={"n": n})
+                enqueue(cur, [OutboxRow("notifications", f"event-{n}", {"n": n})])
         def outbox_empty():
             with db.transaction() as cur:
                 cur.execute("SELECT count(*) AS n FROM outbox")

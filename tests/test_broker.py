@@ -1,6 +1,8 @@
 """The shared RabbitMQ pieces against a real broker: confirmed publishing, ack only after the
 handler's transaction committed, retries through delay queues, dead-lettering of messages that
 can never be processed."""
+import json
+import re
 import threading
 import uuid
 
@@ -20,7 +22,7 @@ from healthguard.broker import (
     node_urls,
     retry_queue,
 )
-from tests.support import _vhost, queue_depth, rabbitmqctl, wait_for
+from tests.support import _vhost, publish, queue_depth, rabbitmqctl, wait_for
 
 FAST_RETRY = RetryPolicy(max_attempts=5, first_delay=0.2, max_delay=0.4)
 
@@ -56,7 +58,7 @@ def handled(db):
 
 def test_message_is_acknowledged_only_after_the_handler_committed(rabbitmq_url, db, queue, scratch_table):
     publisher = Publisher(rabbitmq_url)
-    publisher.publish(queue, {"id": "m1"}, message_id="m1")
+    publish(publisher, queue, {"id": "m1"}, message_id="m1")
     attempts = []
     release = threading.Event()
 
@@ -98,8 +100,8 @@ def test_a_failing_message_waits_in_a_delay_queue_while_the_next_ones_are_handle
         if message["n"] == 1:
             raise RuntimeError("database unreachable")
 
-    publisher.publish(queue, {"n": 1}, message_id="m1")
-    publisher.publish(queue, {"n": 2}, message_id="m2")
+    publish(publisher, queue, {"n": 1}, message_id="m1")
+    publish(publisher, queue, {"n": 2}, message_id="m2")
     consumer = Consumer(rabbitmq_url, queue, handler, prefetch=1, retry=policy).start()
     try:
         wait_for(lambda: queue_depth(rabbitmq_url, dead_letter_queue(queue)) == 1, 20,
@@ -137,8 +139,8 @@ def test_unprocessable_messages_go_to_the_dead_letter_queue_with_a_reason(rabbit
         if message.get("patient_id") == "nobody":
             raise PermanentMessageError("unknown patient nobody")
 
-    publisher.publish(queue, {"patient_id": "nobody"}, message_id="bad-1")
-    publisher.publish(queue, {"patient_id": "P001"}, message_id="good-1")
+    publish(publisher, queue, {"patient_id": "nobody"}, message_id="bad-1")
+    publish(publisher, queue, {"patient_id": "P001"}, message_id="good-1")
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     channel.confirm_delivery()  # on the queue before the consumer starts
@@ -172,12 +174,12 @@ def test_consumer_reconnects_after_a_broker_restart(db, queue):
     publisher = Publisher(rabbit.url)
     try:
         assert consumer.connected.wait(15)
-        publisher.publish(queue, {"n": 1}, message_id="n1")
+        publish(publisher, queue, {"n": 1}, message_id="n1")
         wait_for(lambda: received == [1], 10, what="the first message")
         rabbit.stop()
         rabbit.start()
         wait_for(consumer.connected.is_set, 30, what="the consumer to reconnect")
-        publisher.publish(queue, {"n": 2}, message_id="n2")  # the publisher reconnects too
+        publish(publisher, queue, {"n": 2}, message_id="n2")  # the publisher reconnects too
         wait_for(lambda: 2 in received, 10, what="the message after the restart")
         # At-least-once: an ack in flight when the broker died may bring message 1 back.
         assert set(received) == {1, 2}
@@ -185,6 +187,85 @@ def test_consumer_reconnects_after_a_broker_restart(db, queue):
         consumer.stop()
         publisher.close()
         rabbit.destroy()
+
+
+def test_a_dead_letter_the_broker_refuses_costs_a_reconnect_not_the_consumer(rabbitmq_url, queue):
+    """The dead-letter queue full (a policy: one message, refuse new ones), the consumer's
+    confirmed publish of a dead letter is nacked. The consumer subscribes again, its thread
+    alive, and the message, never acknowledged, comes back; once the queue takes messages again
+    it is dead-lettered and the next one handled."""
+    vhost, policy, dead = _vhost(rabbitmq_url), f"full-{queue}", dead_letter_queue(queue)
+    seen = []
+
+    def handler(message):
+        seen.append(message["n"])
+        if message["n"] == 1:
+            raise PermanentMessageError("can never be handled")
+
+    consumer = Consumer(rabbitmq_url, queue, handler, max_backoff=0.5).start()
+    publisher = Publisher(rabbitmq_url)
+    try:
+        assert consumer.connected.wait(15)
+        rabbitmqctl("set_policy", "-p", vhost, "--apply-to", "queues", policy, f"^{re.escape(dead)}$",
+                    json.dumps({"max-length": 1, "overflow": "reject-publish"}))
+        probes = []  # filling it until it refuses (a quorum queue refuses once over its length)
+        wait_for(lambda: _refused(rabbitmq_url, dead, probes), 30, 0.2, "the dead letters refused")
+        publish(publisher, queue, {"n": 1}, message_id="n1")
+        wait_for(lambda: seen.count(1) >= 2, 30, 0.05, "the refused dead letter's message back")
+        assert consumer.is_alive()
+        rabbitmqctl("clear_policy", "-p", vhost, policy)
+        wait_for(lambda: queue_depth(rabbitmq_url, dead) == len(probes) + 1, 30, 0.1, "the dead letter kept")
+        publish(publisher, queue, {"n": 2}, message_id="n2")
+        wait_for(lambda: 2 in seen, 15, 0.05, "the next message handled")
+        assert consumer.is_alive() and queue_depth(rabbitmq_url, queue) == 0
+    finally:
+        consumer.stop()
+        publisher.close()
+        if policy in rabbitmqctl("-q", "list_policies", "-p", vhost):
+            rabbitmqctl("clear_policy", "-p", vhost, policy)
+
+
+def test_a_dead_letter_queue_deleted_under_the_consumer_is_declared_again_not_lost(rabbitmq_url, queue):
+    seen = []
+
+    def handler(message):
+        seen.append(message["n"])
+        raise PermanentMessageError("can never be handled")
+
+    consumer = Consumer(rabbitmq_url, queue, handler, max_backoff=0.5).start()
+    publisher = Publisher(rabbitmq_url)
+    try:
+        assert consumer.connected.wait(15)
+        publish(publisher, queue, {"n": 0}, message_id="n0")  # the publisher has declared both
+        wait_for(lambda: queue_depth(rabbitmq_url, dead_letter_queue(queue)) == 1, 30, 0.1,
+                 "the first dead letter")
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+        connection.channel().queue_delete(dead_letter_queue(queue))
+        connection.close()
+        publish(publisher, queue, {"n": 1}, message_id="n1")
+        wait_for(lambda: seen.count(1) >= 1 and queue_depth(rabbitmq_url, dead_letter_queue(queue)) == 1,
+                 30, 0.1, "the second dead letter kept in the queue declared again")
+        assert consumer.is_alive() and queue_depth(rabbitmq_url, queue) == 0
+    finally:
+        consumer.stop()
+        publisher.close()
+
+
+def _refused(rabbitmq_url, queue: str, probes: list) -> bool:
+    """Whether the broker nacks a confirmed publish to `queue` now; `probes` counts those it
+    took instead."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, b'{"probe": true}')
+        probes.append(1)
+        return False
+    except pika.exceptions.NackError:
+        return True
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 def queue_types(rabbitmq_url) -> dict:
@@ -217,7 +298,7 @@ def test_a_classic_queue_left_by_an_older_version_is_reported_by_name(rabbitmq_u
     publisher = Publisher(rabbitmq_url)
     try:
         with pytest.raises(BrokerError, match=f"queue {queue} exists with another type.*README"):
-            publisher.publish(queue, {"n": 1}, message_id="m1")
+            publish(publisher, queue, {"n": 1}, message_id="m1")
     finally:
         publisher.close()
 

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from healthguard.broker import ALERT_LANES, Consumer, RetryPolicy, alert_lane
+from healthguard.messages import AlertMessage
 from healthguard.outbox import enqueue
 from tests.support import PlatformApi, pipeline, publish_to_lanes, queue_depth, wait_for, wait_until_in_hand
 
@@ -93,8 +94,7 @@ def test_a_critical_alarm_is_assigned_before_a_backlog_of_low_ones_is_worked_off
             JOIN alert_types t ON t.alert_type = 'SENSOR_DISCONNECTED'
             RETURNING alert_id""", (backlog,))
         for row in cur.fetchall():
-            enqueue(cur, queue=alert_lane("LOW"), message_id=f"alert-{row['alert_id']}",
-                    payload={"alert_id": row["alert_id"]})
+            enqueue(cur, [AlertMessage(alert_id=row["alert_id"], severity="LOW").outbox_row()])
     api = PlatformApi(services)
     wait_for(lambda: queue_depth(rabbitmq_url, "alerts.low") > backlog // 2, 20, 0.05,
              "the backlog to be on the low lane")

@@ -14,8 +14,8 @@ from incident_management.performance import bucket_starts
 from tests.api_contract import checked_document, fuzz
 from tests.support import ServiceProcess, metric_value, pipeline, publish_to_lanes, queue_idle, wait_for
 
-EVENT_KEYS = ["event_id", "type", "recipients", "incident_id", "title", "message", "severity", "data",
-              "occurred_at"]
+EVENT_KEYS = ["schema_version", "event_id", "type", "recipients", "incident_id", "title", "message",
+              "severity", "data", "occurred_at"]
 pytestmark = pytest.mark.module_database  # the pipeline runs once for the module
 
 
@@ -361,7 +361,7 @@ def test_redelivered_alert_makes_no_second_incident_and_bad_messages_are_dead_le
         return len(dead) >= 3
     wait_for(three_dead_letters, 15, 0.1, "three dead letters")
     reasons = sorted(properties.headers["x-dead-letter-reason"] for _, properties in dead)
-    assert reasons[0].startswith("message has no valid alert_id")
+    assert reasons[0].startswith("invalid alert message: alert_id")
     assert reasons[1] == "unknown alert 99999999"
     assert reasons[2].startswith("unparseable message")
     # Counted once the dead letter is published: it may be on the queue before it is counted.

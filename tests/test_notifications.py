@@ -11,7 +11,7 @@ import requests
 from healthguard.broker import Publisher, declare_durable_queue
 from notification.app import create_app
 from tests.api_contract import checked_document, fuzz
-from tests.support import wait_for
+from tests.support import publish, wait_for
 
 SERVICE_ENV = {"GUNICORN_THREADS": "16"}
 
@@ -123,10 +123,11 @@ def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
         "unknown type": {**good, "event_id": uuid.uuid4().hex, "type": "INCIDENT_EXPLODED"},
         "no title": {**good, "event_id": uuid.uuid4().hex, "title": ""},
         "unknown incident": {**good, "event_id": uuid.uuid4().hex, "incident_id": 424242},
+        "newer version": {**good, "event_id": uuid.uuid4().hex, "schema_version": 2},
     }
     try:
         for event in [*bad.values(), good]:
-            publisher.publish("notifications", event, message_id=event["event_id"])
+            publish(publisher, "notifications", event, message_id=event["event_id"])
         wait_for(lambda: len(dead_letters(rabbitmq_url)) == len(bad), 15, what="dead letters")
         wait_for(lambda: api(notification, login_as("D02"), "GET", "").json()["unread_count"] == 1, 10,
                  what="the good event stored")
@@ -138,6 +139,7 @@ def test_events_are_stored_per_recipient_and_bad_ones_dead_lettered(
     assert "INCIDENT_EXPLODED" in reasons[bad["unknown type"]["event_id"]]
     assert "title" in reasons[bad["no title"]["event_id"]]
     assert "424242" in reasons[bad["unknown incident"]["event_id"]]
+    assert "schema version 2" in reasons[bad["newer version"]["event_id"]]
     with db.transaction() as cur:
         cur.execute("SELECT employee_id, type, title FROM notifications ORDER BY employee_id")
         assert cur.fetchall() == [{"employee_id": "D01", "type": "INCIDENT_ESCALATED", "title": "Escalated"},

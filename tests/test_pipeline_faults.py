@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from healthguard.broker import Publisher
-from healthguard.outbox import OutboxRelay, enqueue
+from healthguard.outbox import OutboxRelay, OutboxRow, enqueue
 from tests.support import ThrowawayRabbitMQ, drain_queue, wait_for
 
 
@@ -44,7 +44,7 @@ def test_outbox_relays_publish_each_message_once_with_several_copies(db, rabbitm
     def write(first):
         for n in range(first, first + 50):
             with db.transaction() as cur:
-                enqueue(cur, queue="alerts.low", message_id=f"test-{n}", payload={"n": n})
+                enqueue(cur, [OutboxRow("alerts.low", f"test-{n}", {"n": n})])
 
     writers = [threading.Thread(target=write, args=(start,)) for start in (0, 50, 100, 150)]
     for writer in writers:
@@ -64,7 +64,7 @@ def test_outbox_relay_keeps_messages_while_broker_is_down_and_drains_after(db, r
         rabbit.stop()
         for n in range(10):
             with db.transaction() as cur:
-                enqueue(cur, queue="alerts.low", message_id=f"down-{n}", payload={"n": n})
+                enqueue(cur, [OutboxRow("alerts.low", f"down-{n}", {"n": n})])
         # The relays tried and failed: the rows are kept, with their attempts counted.
         wait_for(lambda: _attempted(db), 20, what="a failed publish attempt")
         assert outbox_size(db) == 10

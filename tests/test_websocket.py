@@ -13,6 +13,7 @@ import requests
 import websocket
 
 from healthguard.broker import Publisher
+from tests import support
 from tests.support import wait_for
 
 # Enough threads for the sockets of a test (each open socket holds one); quick session checks.
@@ -143,7 +144,7 @@ def incident_event(recipients, incident_id, *, event_type="INCIDENT_ASSIGNED", e
 
 
 def publish(publisher, event):
-    publisher.publish("notifications", event, message_id=event["event_id"])
+    support.publish(publisher, "notifications", event, message_id=event["event_id"])
     return event
 
 

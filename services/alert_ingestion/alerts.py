@@ -9,6 +9,8 @@ from healthguard.broker import alert_lane
 from healthguard.db import Prepared
 from healthguard.domain import SEVERITIES
 from healthguard.errors import ApiError
+from healthguard.messages import AlertMessage
+from healthguard.outbox import insert_rows, wake_relay_after_commit
 
 # A device clock a little ahead of ours is normal; an alarm from further in the future is not.
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
@@ -49,6 +51,13 @@ ALERT_COLUMNS = ("alert_id", "patient_id", "patient_name", "alert_type", "alert_
                  "category", "room", "value", "device_id", "source_alarm_id", "source", "triggered_by",
                  "occurred_at", "received_at", *DEVICE_ALARM_COLUMNS, "incident_id", "incident_status")
 
+# An alert's announcement, in its severity's lane (incident management takes CRITICAL alarms
+# before a flood of lower ones): its AlertMessage as an outbox row, built in the statement that
+# stores the alert.
+QUEUE_ALERT = insert_rows(f"""
+        SELECT %(lanes)s::jsonb ->> severity, '{AlertMessage.message_id_prefix}' || alert_id,
+               {AlertMessage.sql_object()}
+        FROM stored""")  # noqa: S608 (constants: the message's prefix and fields)
 RECORD_ALERT = Prepared("record_alert", """
     WITH patient AS (
         SELECT patient_id, name, room, status FROM patients WHERE patient_id = %(patient_id)s
@@ -65,16 +74,7 @@ RECORD_ALERT = Prepared("record_alert", """
             WHERE device_id IS NOT NULL AND source_alarm_id IS NOT NULL
             DO NOTHING
         RETURNING *
-    ), queued AS (
-        -- Its announcement, in its severity's lane (incident management takes CRITICAL alarms
-        -- before a flood of lower ones): the outbox row healthguard.outbox.enqueue would write.
-        INSERT INTO outbox (queue, message_id, payload)
-        SELECT %(lanes)s::jsonb ->> severity, 'alert-' || alert_id,
-               jsonb_build_object('alert_id', alert_id, 'patient_id', patient_id,
-                                  'alert_type', alert_type, 'severity', severity,
-                                  'occurred_at', occurred_at)
-        FROM stored
-        ON CONFLICT (message_id) DO NOTHING
+    ), queued AS (""" + QUEUE_ALERT + """
     )
     SELECT (SELECT status FROM patient) AS patient_status,
            s.alert_id, s.patient_id, (SELECT name FROM patient) AS patient_name, s.alert_type,
@@ -84,7 +84,7 @@ RECORD_ALERT = Prepared("record_alert", """
            s.event_phase, s.event_state, s.event_priority, s.unit, s.device_location, s.equipment,
            s.channel, s.device_cleared_at, NULL::bigint AS incident_id, NULL::text AS incident_status
     FROM (SELECT) AS one LEFT JOIN stored s ON true
-""")
+""")  # noqa: S608 (QUEUE_ALERT is a constant)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
     # One round trip: the patient and the alert type looked up, the alert and its outbox row
     # stored only when both are known and the patient is admitted, and the row as the API shows
     # it returned (a request used to wait for seven; the profile of POST /alerts under load was
-    # mostly those waits). The caller wakes the relay once it has committed (wake_relay.py).
+    # mostly those waits). The relay is woken once it has committed.
     RECORD_ALERT.execute(cur, {**report.__dict__, "lanes": LANES})
     row = cur.fetchone()
     if row["patient_status"] is None:
@@ -143,7 +143,7 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
                            f"{report.source_alarm_id} for another patient or alert type",
                            alert_id=existing["alert_id"])
         return existing, False
-
+    wake_relay_after_commit(cur)
     return {key: row[key] for key in ALERT_COLUMNS}, True
 
 

@@ -8,7 +8,6 @@ from .hl7_listener import LISTENER_SETTINGS, listener_from
 from .schemas import api
 from .send_alert_status import SendAlertStatus
 from .views import blueprint
-from .wake_relay import RelayWaker
 
 
 def create_app(config=None):
@@ -20,7 +19,6 @@ def create_app(config=None):
     app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
     rules = app.extensions["alert_ingestion.gateway_rules"] = gateway_rules(app.config)
     hg = app.extensions["healthguard"]
-    app.extensions["alert_ingestion.relay_waker"] = RelayWaker(hg.db)
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))
     # Device gateways' HL7 alarms (PCD-04 over MLLP) and their status back (PCD-05): HL7.md.

@@ -19,15 +19,6 @@ def list_patients(cur, *, status: str | None = None) -> list[dict]:
     return cur.fetchall()
 
 
-def get_patient(cur, *, patient_id: str) -> dict | None:
-    cur.execute(f"""
-        SELECT {PATIENT_COLUMNS}
-        FROM patients
-        WHERE patient_id = %s
-    """, (patient_id,))  # noqa: S608 (a constant column list)
-    return cur.fetchone()
-
-
 def random_admitted_patient(cur) -> dict:
     cur.execute(f"""
         SELECT {PATIENT_COLUMNS}

@@ -8,7 +8,6 @@ first message stores it, a retransmission or a later phase (continue, end) finds
 An "end" phase records when the device cleared the alarm (device_cleared_at) and resolves
 nothing: a clinician does that."""
 from healthguard.auth import Device
-from healthguard.outbox import NOTIFY_CHANNEL
 
 from . import alerts, devices
 from .hl7_messages import AlertReport
@@ -47,9 +46,6 @@ def record_device_alarm(cur, *, gateway: dict, device: Device, report: AlertRepo
         occurred_at=report.occurred_at, source="DEVICE"))
     cleared_at = (report.occurred_at or alert["received_at"]) if report.phase == "end" else None
     if created:
-        # record_alert leaves waking the relay to its caller; a gateway's messages come one at a
-        # time per connection, so a NOTIFY at this commit costs them nothing.
-        cur.execute("NOTIFY " + NOTIFY_CHANNEL)
         cur.execute("""
             UPDATE alerts SET hl7_gateway_id = %(gateway)s, event_code = %(code)s,
                    event_unmapped = %(unmapped)s, event_phase = %(phase)s, event_state = %(state)s,

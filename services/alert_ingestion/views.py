@@ -62,7 +62,6 @@ def device_key_or_session(view):
 
 def _recorded(alert: dict, created: bool):
     if created:
-        current_app.extensions["alert_ingestion.relay_waker"].alert_committed()
         ALERTS_RECEIVED.labels(severity=alert["severity"]).inc()
     headers = {"Location": f"/api/v1/alerts/{alert['alert_id']}"}
     return alerts.alert_json(alert), 201 if created else 200, headers

@@ -152,6 +152,29 @@ class Prepared:
         cur.execute(self.run, params)
 
 
+class Cursor(psycopg2.extras.RealDictCursor):
+    """A dict cursor that keeps work for after its transaction committed (`after_commit`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.database = None  # the Database whose transaction this is
+        self._after_commit = []
+
+    def after_commit(self, callback) -> None:
+        """Call `callback()` once this transaction committed, never if it rolled back: work that
+        must not run before the commit is visible (waking the outbox relay), once per callback."""
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("work after a commit failed")
+
+
 class Database:
     """A lazily created, thread-safe, bounded connection pool.
 
@@ -185,8 +208,10 @@ class Database:
         """Yield a dict cursor inside one transaction: commit on success, roll back on error."""
         with self._connection(wait_seconds) as conn:
             with conn:  # commits, or rolls back on exception
-                with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                with conn.cursor(cursor_factory=Cursor) as cur:
+                    cur.database = self
                     yield cur
+        cur._committed()  # the connection back in the pool first
 
     @contextlib.contextmanager
     def autocommit(self, *, wait_seconds: float | None = None):
@@ -197,11 +222,13 @@ class Database:
         with self._connection(wait_seconds) as conn:
             conn.autocommit = True  # and not `with conn`, which would open a transaction even so
             try:
-                with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                with conn.cursor(cursor_factory=Cursor) as cur:
+                    cur.database = self
                     yield cur
             finally:
                 if not conn.closed:
                     conn.autocommit = False
+        cur._committed()  # each statement committed as it ran
 
     @contextlib.contextmanager
     def _connection(self, wait_seconds: float | None):

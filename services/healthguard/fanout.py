@@ -1,6 +1,6 @@
 """RabbitMQ fanout: one message, delivered to every subscribed process.
 
-Work queues (broker.py) hand each message to ONE consumer. Some things must reach EVERY process
+Work queues (broker/) hand each message to ONE consumer. Some things must reach EVERY process
 instead, e.g. a notification that one process stored must be pushed by every process that holds
 a WebSocket of that clinician. A fanout exchange does that: each subscribing process binds its
 own exclusive, auto-deleted queue to the exchange and receives a copy of every message published
@@ -32,13 +32,9 @@ class FanoutPublisher(Publisher):
         super().__init__(url)
         self.exchange = exchange
 
-    def broadcast(self, payload: dict, *, message_id: str) -> None:
-        properties = pika.BasicProperties(content_type="application/json", message_id=message_id)
-        self._publish(self.exchange, "", payload, properties, declare=declare_fanout, mandatory=False)
-
     def broadcast_many(self, messages: list[tuple[dict, str]]) -> list[Exception | None]:
-        """broadcast() of several (payload, message_id), confirmed together: per message, None
-        once confirmed or the BrokerError (Publisher.publish_many)."""
+        """Publish several (payload, message_id) to every subscriber, confirmed together: per
+        message, None once confirmed or the BrokerError (Publisher.publish_many)."""
         return self.publish_many([
             Outgoing(self.exchange, "", json.dumps(payload, default=str).encode(),
                      pika.BasicProperties(content_type="application/json", message_id=message_id),

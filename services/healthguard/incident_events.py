@@ -2,22 +2,25 @@
 `notifications` queue (through the outbox), and the notification service, which stores the event
 per recipient and pushes it to the browsers:
 
-    {"event_id": "incident-42-assigned-7", "type": "INCIDENT_ASSIGNED", "recipients": ["D01"],
-     "incident_id": 42, "title": "...", "message": "...", "severity": "CRITICAL",
+    {"schema_version": 1, "event_id": "incident-42-assigned-7", "type": "INCIDENT_ASSIGNED",
+     "recipients": ["D01"], "incident_id": 42, "title": "...", "message": "...", "severity": "CRITICAL",
      "data": {"status", "patient_id", "room", "alert_type", "assigned_to", "alert_count"},
      "occurred_at": "2026-02-01T10:00:00+00:00"}
 
 `recipients` are told personally (stored notifications); every event also reaches every
-signed-in dashboard as an `incident_updated` frame (`incident_update`). Building an event
-(`incident_event`), checking one on arrival (`parse_event`) and projecting it for the
-dashboards live here only, so the two sides cannot drift.
+signed-in dashboard as an `incident_updated` frame (`incident_update`). The event is one model
+(IncidentEvent): building it (`incident_event`), checking it on arrival (`IncidentEvent.parse`)
+and projecting it for the dashboards live here only, so the two sides cannot drift.
 """
-from dataclasses import dataclass
-from datetime import datetime
+from typing import ClassVar
 
-from .broker import PermanentMessageError
+from pydantic import Field, StrictInt, StrictStr, field_validator
+
+from .broker import NOTIFICATIONS_QUEUE
 from .db import BIGINT_MAX
 from .domain import SEVERITIES, UNACKNOWLEDGED_STATUSES
+from .messages import QueueMessage, iso_timestamp
+from .outbox import OutboxRow
 
 INCIDENT_EVENT_TYPES = (
     "INCIDENT_CREATED",       # nobody could be assigned: supervisors are told, dashboards show it
@@ -77,7 +80,7 @@ def paged_now(incident: dict) -> list[str]:
 
 def incident_event(incident: dict, *, type: str, history: dict, recipients, message: str,
                    reason: str | None = None, paged=None, actor_id: str | None = None,
-                   previous_assignee: str | None = None) -> dict:
+                   previous_assignee: str | None = None) -> "IncidentEvent":
     """The event announcing the change recorded by `history` (its incident_history row): one
     history row, one event, so the event id is stable across a redelivery of the same change.
 
@@ -91,15 +94,15 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
     if reason not in REASONS:
         raise ValueError(f"unknown event reason {reason}")
     since = unowned_since(incident)
-    return {
-        "event_id": f"incident-{incident['incident_id']}-{suffix}-{history['history_id']}",
-        "type": type,
-        "recipients": list(dict.fromkeys(r for r in recipients if r)),  # unique, in order
-        "incident_id": incident["incident_id"],
-        "title": incident["title"],
-        "message": message,
-        "severity": incident["severity"],
-        "data": {
+    return IncidentEvent(
+        event_id=f"incident-{incident['incident_id']}-{suffix}-{history['history_id']}",
+        type=type,
+        recipients=[r for r in recipients if r],
+        incident_id=incident["incident_id"],
+        title=incident["title"],
+        message=message,
+        severity=incident["severity"],
+        data={
             "status": incident["status"],
             "patient_id": incident["patient_id"],
             "room": incident["room"],
@@ -114,8 +117,8 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
             "previous_assignee": previous_assignee,
             "actor_id": actor_id,
         },
-        "occurred_at": history["created_at"].isoformat(),
-    }
+        occurred_at=history["created_at"].isoformat(),
+    )
 
 
 # --- What people read -------------------------------------------------------------------------
@@ -195,66 +198,71 @@ def reassigned_message(incident: dict, *, by: dict, to: dict) -> str:
     return f"{person(by)} reassigned {incident['title']} to {person(to)}."
 
 
-# --- Checking on arrival (notification) ---------------------------------------------------------
+# --- The event (built by incident management, checked on arrival by notification) ----------------
 
-@dataclass(frozen=True)
-class IncidentEvent:
-    event_id: str
-    type: str
-    recipients: tuple[str, ...]
-    incident_id: int | None
-    title: str
-    message: str
-    severity: str | None
-    data: dict
-    occurred_at: str | None
+Text = StrictStr
 
 
-def _text(message: dict, name: str, *, limit: int = MAX_TEXT) -> str:
-    value = message.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise PermanentMessageError(f"event field {name!r} must be a non-empty string")
-    if len(value) > limit:
-        raise PermanentMessageError(f"event field {name!r} is longer than {limit} characters")
-    return value
+class IncidentEvent(QueueMessage):
+    """An event on the `notifications` queue. One that can never be stored (wrong shape, unknown
+    type, newer version) is refused by parse() with the reason, so it is dead-lettered instead
+    of looping."""
+    kind: ClassVar[str] = "incident event"
 
+    event_id: Text = Field(max_length=200)
+    type: Text = Field(max_length=64)
+    recipients: tuple[Text, ...] = Field(max_length=MAX_RECIPIENTS)
+    incident_id: StrictInt | None = None
+    title: Text = Field(max_length=MAX_TEXT)
+    message: Text = Field(max_length=MAX_TEXT)
+    severity: Text | None = None
+    data: dict | None = None
+    occurred_at: Text | None = None
 
-def parse_event(message: dict) -> IncidentEvent:
-    """The event in a `notifications` message. One that can never be stored (wrong shape,
-    unknown type) raises PermanentMessageError, so it goes to the dead-letter queue with the
-    reason instead of looping."""
-    event_id = _text(message, "event_id", limit=200)
-    event_type = _text(message, "type", limit=64)
-    if event_type not in INCIDENT_EVENT_TYPES:
-        raise PermanentMessageError(f"unknown event type {event_type!r}")
-    recipients = message.get("recipients")
-    if not isinstance(recipients, list) or not all(isinstance(r, str) and r for r in recipients):
-        raise PermanentMessageError("event field 'recipients' must be a list of employee ids")
-    if len(recipients) > MAX_RECIPIENTS:
-        raise PermanentMessageError(f"an event may name at most {MAX_RECIPIENTS} recipients")
-    incident_id = message.get("incident_id")
-    if incident_id is not None and (isinstance(incident_id, bool) or not isinstance(incident_id, int)
-                                    or not 0 < incident_id <= BIGINT_MAX):
-        raise PermanentMessageError("event field 'incident_id' must be a positive integer or null")
-    severity = message.get("severity")
-    if severity is not None and severity not in SEVERITIES:
-        raise PermanentMessageError(f"unknown severity {severity!r}")
-    data = message.get("data", {})
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PermanentMessageError("event field 'data' must be an object")
-    occurred_at = message.get("occurred_at")
-    if occurred_at is not None:
-        try:
-            datetime.fromisoformat(occurred_at)
-        except (TypeError, ValueError) as exc:
-            raise PermanentMessageError("event field 'occurred_at' must be an ISO 8601 timestamp") from exc
-    return IncidentEvent(
-        event_id=event_id, type=event_type, recipients=tuple(dict.fromkeys(recipients)),
-        incident_id=incident_id, title=_text(message, "title"), message=_text(message, "message"),
-        severity=severity, data=data, occurred_at=occurred_at,
-    )
+    @field_validator("event_id", "type", "title", "message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a non-empty string")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in INCIDENT_EVENT_TYPES:
+            raise ValueError(f"unknown event type {value!r}")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _employee_ids(cls, value: tuple) -> tuple:
+        if not all(value):
+            raise ValueError("must be a list of employee ids")
+        return tuple(dict.fromkeys(value))  # unique, in order
+
+    @field_validator("incident_id")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value <= BIGINT_MAX:
+            raise ValueError("must be a positive integer or null")
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value: str | None) -> str | None:
+        if value is not None and value not in SEVERITIES:
+            raise ValueError(f"unknown severity {value!r}")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: dict | None) -> dict:
+        return {} if value is None else value
+
+    check_occurred_at = field_validator("occurred_at")(iso_timestamp)
+
+    def outbox_row(self) -> OutboxRow:
+        return OutboxRow(NOTIFICATIONS_QUEUE, self.event_id, self.payload())
 
 
 # --- The dashboards' projection (incident_updated frames) ---------------------------------------

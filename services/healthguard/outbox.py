@@ -10,19 +10,24 @@ tolerate a message it has already handled; messages carry their `message_id` for
 
     with db.transaction() as cur:
         cur.execute("INSERT INTO alerts ...")
-        enqueue(cur, queue="alerts.critical", message_id=f"alert-{alert_id}", payload={"alert_id": alert_id})
+        enqueue(cur, [AlertMessage(alert_id=alert_id, severity="CRITICAL").outbox_row()])
+
+A message is built by its model (healthguard.messages, incident_events), which names its queue
+and its message_id. The relay is woken once the transaction has committed, never by a NOTIFY
+inside it (RelayWaker says why); should a wake be missed, its poll finds the row.
 
 A service that writes to the outbox runs an `OutboxRelay` in its worker process
 (`platform().background`, run by `python -m healthguard.worker`); any relay publishes any row,
-whichever service wrote it. Copies never publish the same row at the same time: each claims a
-batch with `FOR UPDATE SKIP LOCKED`.
+whichever service wrote it. One relay publishes at a time: each pass takes RELAY_LOCK with try,
+and a relay that does not get it goes back to waiting (every relay hears every NOTIFY, so the
+one publishing sees the rows too). Rows then leave in outbox_id order within a queue, so the
+events of one incident, written in order under its row lock, reach the `notifications` queue in
+order, which two relays publishing side by side did not guarantee. Other copies of the relay are
+standbys for a worker that dies, not a share of the work.
 
 A batch is published in one go and its confirms are awaited together (Publisher.publish_many),
-a row deleted only once its own confirm came. One relay publishes at a time (RELAY_LOCK, taken
-with try: the others go back to waiting, and every relay hears every NOTIFY): rows then leave in
-outbox_id order within a queue, so the events of one incident, written in order under its row
-lock, reach the `notifications` queue in order, which two relays publishing side by side did
-not guarantee. Pipelined, one relay confirms thousands of messages a second.
+a row deleted only once its own confirm came. Pipelined, one relay confirms thousands of
+messages a second.
 """
 import datetime
 import decimal
@@ -30,6 +35,9 @@ import json
 import logging
 import os
 import select
+import threading
+import time
+from typing import NamedTuple
 
 import psycopg2
 from prometheus_client import Counter
@@ -65,32 +73,96 @@ def to_json(payload) -> str:
     return json.dumps(payload, default=_json_default)
 
 
-def enqueue(cur, *, queue: str, message_id: str, payload: dict) -> None:
-    """Add a message to the outbox inside the caller's transaction; it is published once that
-    transaction commits. A message_id already waiting in the outbox is not added twice."""
-    cur.execute("""
-        INSERT INTO outbox (queue, message_id, payload) VALUES (%s, %s, %s)
-        ON CONFLICT (message_id) DO NOTHING
-    """, (queue, message_id, Json(payload, dumps=to_json)))
-    # Delivered to listeners only when the transaction commits, so the relay wakes up exactly
-    # when the row becomes visible to it.
-    cur.execute("NOTIFY " + NOTIFY_CHANNEL)
+class OutboxRow(NamedTuple):
+    queue: str
+    message_id: str
+    payload: dict
 
 
-def enqueue_many(cur, messages) -> None:
-    """enqueue() of several (queue, message_id, payload) in one statement, in the order given."""
-    messages = list(messages)
-    if not messages:
-        return
-    cur.execute("""
+def insert_rows(select_rows: str) -> str:
+    """THE outbox insert: the rows of `select_rows` (columns queue, message_id, payload, in the
+    order they are to leave). A message_id already waiting in the outbox is not added twice."""
+    return f"""
         INSERT INTO outbox (queue, message_id, payload)
+        {select_rows}
+        ON CONFLICT (message_id) DO NOTHING"""
+
+
+ENQUEUE = insert_rows("""
         SELECT queue, message_id, payload
         FROM unnest(%s::text[], %s::text[], %s::jsonb[]) WITH ORDINALITY AS m(queue, message_id, payload, n)
-        ORDER BY n
-        ON CONFLICT (message_id) DO NOTHING
-    """, ([q for q, _, _ in messages], [m for _, m, _ in messages],
-          [Json(p, dumps=to_json) for _, _, p in messages]))
-    cur.execute("NOTIFY " + NOTIFY_CHANNEL)
+        ORDER BY n""")
+
+
+def enqueue(cur, rows) -> None:
+    """Add messages (OutboxRow: a model's outbox_row()) to the outbox inside the caller's
+    transaction, in one statement, in the order given; they are published once it commits."""
+    rows = list(rows)
+    if not rows:
+        return
+    cur.execute(ENQUEUE, ([r.queue for r in rows], [r.message_id for r in rows],
+                          [Json(r.payload, dumps=to_json) for r in rows]))
+    wake_relay_after_commit(cur)
+
+
+def wake_relay_after_commit(cur) -> None:
+    """Wake the relays once the caller's transaction (a healthguard.db cursor's) has committed:
+    for whatever writes outbox rows, enqueue() or a statement of its own (insert_rows)."""
+    cur.after_commit(RelayWaker.of(cur.database).wake)
+
+
+class RelayWaker:
+    """Sends the relays their NOTIFY after the commits that wrote outbox rows.
+
+    A NOTIFY inside the writing transaction takes PostgreSQL's notify lock at commit and holds it
+    while the commit is flushed to disk, so every alert's commit queued behind the one before
+    (the profile of POST /alerts under load: most backends waiting on that lock). Here the
+    NOTIFY goes out after the commit, from one thread per process and database, in a
+    transaction that does not wait for the disk: one NOTIFY for however many commits happened
+    since the last one, sent after all of them, so none is missed (and should one be, the
+    relay's poll still finds the row)."""
+
+    _wakers: dict = {}
+    _wakers_lock = threading.Lock()
+
+    @classmethod
+    def of(cls, db) -> "RelayWaker":
+        with cls._wakers_lock:
+            waker = cls._wakers.get(id(db))
+            if waker is None or waker.db is not db:
+                waker = cls._wakers[id(db)] = cls(db)
+            return waker
+
+    def __init__(self, db):
+        self.db = db
+        self._due = threading.Event()
+        self._pid = None  # the process whose thread sends; started on first use, after any fork
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._due.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._due = threading.Event()
+            threading.Thread(target=self._run, args=(self._due,), name="relay-waker", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self, due: threading.Event) -> None:
+        while True:
+            due.wait()
+            due.clear()  # a commit after this point sets it again: another NOTIFY
+            try:
+                with self.db.transaction() as cur:
+                    cur.execute("SET LOCAL synchronous_commit TO OFF; NOTIFY " + NOTIFY_CHANNEL)
+            except psycopg2.Error as exc:
+                log.warning("could not wake the outbox relay; its poll will find the rows",
+                            extra={"error": repr(exc)[:300]})
+                time.sleep(1.0)  # the database is away: do not spin on it
 
 
 class OutboxRelay(BackgroundThread):
@@ -169,8 +241,8 @@ class OutboxRelay(BackgroundThread):
     # -- one pass -----------------------------------------------------------------------------
 
     def relay_pending(self) -> int:
-        """Publish everything waiting now (that no other relay holds). Returns how many were
-        published; raises BrokerError if the broker refused one (the rest stay for later)."""
+        """Publish everything waiting now (unless another relay is publishing). Returns how many
+        were published; raises BrokerError if the broker refused one (the rest stay for later)."""
         total = 0
         while not self._stopping.is_set():
             published = self._relay_batch()
@@ -184,11 +256,11 @@ class OutboxRelay(BackgroundThread):
             cur.execute("SELECT pg_try_advisory_xact_lock(%s) AS ours", (RELAY_LOCK,))
             if not cur.fetchone()["ours"]:
                 return 0  # another relay is publishing; it hears the same NOTIFYs
+            # No FOR UPDATE: only the relay holding RELAY_LOCK deletes rows; enqueue only inserts.
             cur.execute("""
                 SELECT outbox_id, queue, message_id, payload FROM outbox
                 ORDER BY array_position(%s::text[], queue) NULLS LAST, outbox_id
                 LIMIT %s
-                FOR UPDATE SKIP LOCKED
             """, (list(PUBLISH_FIRST), self.batch_size))
             rows = cur.fetchall()
             if not rows:

@@ -5,7 +5,7 @@ from healthguard.incident_events import assigned_message, person
 from healthguard.tasks import PeriodicTask
 
 from . import history
-from .events import announce_many
+from .events import Announcement, announce_many
 from .routing import OnCallClient, Workload
 
 
@@ -53,9 +53,9 @@ def assign_least_busy(cur, offers, *, workload: Workload) -> dict[int, dict]:
     entries = history.record_many(cur, action="ASSIGNED", changes=[
         (incident, "OPEN", f"assigned to {person(pick)}, the least busy available")
         for incident, pick in chosen])
-    announce_many(cur, [(incident, "INCIDENT_ASSIGNED", entries[incident["incident_id"]],
-                         [incident["assigned_to"]], assigned_message(incident),
-                         {"paged": [incident["assigned_to"]]})
+    announce_many(cur, [Announcement(incident, "INCIDENT_ASSIGNED", entries[incident["incident_id"]],
+                                     [incident["assigned_to"]], assigned_message(incident),
+                                     {"paged": [incident["assigned_to"]]})
                         for incident, _ in chosen])
     return {incident["incident_id"]: incident for incident, _ in chosen}
 

@@ -21,10 +21,11 @@ import logging
 from healthguard import clock
 from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, RetryPolicy
 from healthguard.incident_events import unowned_message
+from healthguard.messages import AlertMessage
 
 from . import incidents, routing
 from .assignment import assign_least_busy
-from .events import announce_many
+from .events import Announcement, announce_many
 from .metrics import ALERTS_CORRELATED, ASSIGNMENTS, INCIDENTS_CREATED
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,6 @@ DEFAULT_CORRELATION_WINDOW = datetime.timedelta(minutes=5)
 # Alerts handled in one transaction at most. A CRITICAL alarm arriving while a batch of lower
 # ones is being handled waits for that batch (tens of milliseconds), never for the lanes' backlog.
 BATCH_SIZE = 50
-
-
-def alert_id_of(message: dict) -> int:
-    alert_id = message.get("alert_id")
-    if isinstance(alert_id, bool) or not isinstance(alert_id, int) or alert_id < 1:
-        raise PermanentMessageError(f"message has no valid alert_id: {str(message)[:200]}")
-    return alert_id
 
 
 def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
@@ -55,11 +49,12 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
                               window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> list[dict]:
     """Handle a batch of alert messages in one transaction (see the module's docstring); returns
     the incidents of the alerts that were not handled before, as the transaction left them.
-    Raises PermanentMessageError when a message names no alert or an unknown one, and whatever
+    Raises PermanentMessageError when a message is not an alert message (AlertMessage: wrong
+    shape, another schema version) or names an unknown alert, and whatever
     the database raises: nothing is then committed (a batch's caller handles its messages one
     by one)."""
     # An alert delivered twice in one batch (a redelivery beside the original) is handled once.
-    alert_ids = list(dict.fromkeys(alert_id_of(message) for message in messages))
+    alert_ids = list(dict.fromkeys(AlertMessage.parse(message).alert_id for message in messages))
     with db.transaction() as cur:
         found = incidents.alerts_to_open(cur, alert_ids=alert_ids)
         clinical = routing.clinical_roles(cur)
@@ -99,8 +94,9 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
             # Nobody could take them: every dashboard must show them, and the supervisors on duty
             # and signed in must hear of alarms without an owner.
             told = routing.supervisors_to_tell(cur, on_duty=supervisors, at=now)
-            announce_many(cur, [(latest[o.incident["incident_id"]], "INCIDENT_CREATED", o.created, told,
-                                 unowned_message(latest[o.incident["incident_id"]]), {"reason": "UNOWNED"})
+            announce_many(cur, [Announcement(latest[o.incident["incident_id"]], "INCIDENT_CREATED", o.created,
+                                             told, unowned_message(latest[o.incident["incident_id"]]),
+                                             {"reason": "UNOWNED"})
                                 for o in unowned])
     counted = set()
     for o, alert in zip(opened, alerts, strict=True):
@@ -126,7 +122,7 @@ def _count(opened: incidents.Opened, assigned: dict | None, alert: dict, *, now:
                     extra={"incident_id": incident["incident_id"], "routes_to": alert["routes_to"]})
 
 
-def repeat_announcement(opened: incidents.Opened) -> tuple:
+def repeat_announcement(opened: incidents.Opened) -> Announcement:
     """The announcement of a repeat (events.announce_many): every dashboard learns the new count
     (an incident_updated frame); nobody is paged for a repeat, except the assignee when the
     repeat is more severe than the incident was."""
@@ -139,7 +135,8 @@ def repeat_announcement(opened: incidents.Opened) -> tuple:
     else:
         message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
-    return incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message, {"paged": repaged}
+    return Announcement(incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message,
+                        {"paged": repaged})
 
 
 class AlertConsumer:

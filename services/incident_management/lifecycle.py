@@ -11,6 +11,7 @@ from healthguard.auth import Clinician
 from healthguard.domain import ACTIONS, TAKEN_ON_STATUSES
 from healthguard.errors import ApiError
 from healthguard.incident_events import (
+    IncidentEvent,
     claimed_message,
     declined_message,
     last_resort_taken_message,
@@ -29,7 +30,7 @@ from .incidents import actions_in_status, lock_incident
 class Change:
     """A committed-to-be change; the caller observes the timings once the transaction commits."""
     incident: dict
-    event: dict
+    event: IncidentEvent
     response_seconds: float | None = None     # set on the first acknowledgement: an MTTA sample
     resolution_seconds: float | None = None   # set on resolution: an MTTR sample
 

@@ -33,17 +33,13 @@ def as_json(row: dict) -> dict:
     }
 
 
-def store_event_notifications(*, cur, event: IncidentEvent) -> tuple[list[dict], int]:
-    """Store one notification per recipient of the event; return the event's stored rows (new or
-    stored by an earlier delivery, in id order) and how many are new. The unique key
-    (event_id, employee_id) makes a redelivered event store nothing."""
-    return store_events_notifications(cur=cur, events=[event])[0]
-
-
 def store_events_notifications(*, cur, events: list[IncidentEvent]) -> list[tuple[list[dict], int]]:
-    """store_event_notifications() of several events (a batch) in one insert: ids are given in
-    the order of the events, then of their recipients. Raises PermanentMessageError when an event
-    names an unknown recipient or incident (nothing of the batch is then stored)."""
+    """Store one notification per recipient of each event, in one insert: ids are given in the
+    order of the events, then of their recipients. Returns, per event, its stored rows (new or
+    stored by an earlier delivery, in id order) and how many are new: the unique key
+    (event_id, employee_id) makes a redelivered event store nothing. Raises
+    PermanentMessageError when an event names an unknown recipient or incident (nothing of the
+    batch is then stored)."""
     pairs = [(event, recipient) for event in events for recipient in event.recipients]
     if not pairs:
         return [([], 0) for _ in events]

@@ -21,7 +21,7 @@ import time
 
 from healthguard.broker import BrokerError
 from healthguard.fanout import FanoutPublisher
-from healthguard.incident_events import incident_update, parse_event
+from healthguard.incident_events import IncidentEvent, incident_update
 
 from . import metrics
 from .service import as_json, store_events_notifications
@@ -34,7 +34,7 @@ BATCH_SIZE = 100
 def store_and_announce(message: dict, *, db, fanout: FanoutPublisher) -> None:
     """Store and announce one event (and count a rejected one)."""
     try:
-        event = parse_event(message)
+        event = IncidentEvent.parse(message)
     except Exception:
         metrics.NOTIFICATIONS_SENT.labels("store", "rejected").inc()
         raise
@@ -50,7 +50,7 @@ def store_and_announce(message: dict, *, db, fanout: FanoutPublisher) -> None:
 def store_and_announce_all(messages: list[dict], *, db, fanout: FanoutPublisher) -> None:
     """Store and announce a batch of events in one transaction. Raises when any of them cannot
     be stored (nothing is then committed): the caller handles them one by one."""
-    events = list({event.event_id: event for event in map(parse_event, messages)}.values())
+    events = list({event.event_id: event for event in map(IncidentEvent.parse, messages)}.values())
     _store_and_announce(events, db=db, fanout=fanout)
 
 

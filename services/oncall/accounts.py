@@ -21,10 +21,9 @@ import sys
 import psycopg2
 
 from healthguard import clock
-from healthguard.broker import NOTIFICATIONS_QUEUE
 from healthguard.config import ConfigError, load_config
 from healthguard.db import Database
-from healthguard.incident_events import person
+from healthguard.incident_events import IncidentEvent, person
 from healthguard.outbox import enqueue
 from healthguard.passwords import generate_password, weakness
 
@@ -68,13 +67,13 @@ def _tell_of_reset(cur, *, employee: dict, actor: dict | None, audit_id: int, at
     next sign-in: the same path as an incident's news (outbox -> `notifications` queue ->
     notification service), so a reset they did not ask for does not go unnoticed."""
     by = person(actor) if actor else "an operator on the server"
-    enqueue(cur, queue=NOTIFICATIONS_QUEUE, message_id=f"password-reset-{audit_id}", payload={
-        "event_id": f"password-reset-{audit_id}", "type": "PASSWORD_RESET",
-        "recipients": [employee["employee_id"]], "incident_id": None,
-        "title": "Your password was reset",
-        "message": (f"Your password was reset by {by}, and every session of yours was signed out. "
-                    "If you did not ask for this, tell an account administrator at once."),
-        "severity": None, "data": {}, "occurred_at": at.isoformat()})
+    enqueue(cur, [IncidentEvent(
+        event_id=f"password-reset-{audit_id}", type="PASSWORD_RESET",
+        recipients=[employee["employee_id"]], incident_id=None,
+        title="Your password was reset",
+        message=(f"Your password was reset by {by}, and every session of yours was signed out. "
+                 "If you did not ask for this, tell an account administrator at once."),
+        severity=None, data={}, occurred_at=at.isoformat()).outbox_row()])
 
 
 def reset_password(cur, *, employee_id: str, actor: dict | None, address: str | None,
