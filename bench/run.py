@@ -15,7 +15,10 @@
 4. Latency over offered load: 25, 50, 100 and 200 alarms/s, 20 s each (open loop; 200 only when
    100 was worked off in time), with a socket open for every clinician: alert-to-assigned
    p50/p95/p99 (database clock) and POST answered to the assignee's WebSocket `notification`
-   frame (client clock).
+   frame (client clock). Then the step at 100/s again with every patient in a care team (issue
+   22: a nurse of those on duty for each patient, a charge nurse for each ward), so routing by
+   care team is measured against the same step without (care_teams_step); the care teams end
+   after it.
 5. End to end, empty database: up to 500 alarms/s for 60 s (bench/pipeline_rate.py): the
    sustained rate of alarms turned into an assigned incident with a stored notification, lost
    and duplicated counted in the database.
@@ -151,6 +154,41 @@ def measure_latency(suite: Suite, pipeline: Pipeline, poster: AlertPoster, alarm
             "post_to_ws_frame_p99_ms": ms(percentile(to_frame, 99))}
 
 
+def assign_every_patient(suite: Suite) -> int:
+    """Every admitted patient gets a nurse of those on duty now (round robin; the services' clock
+    is the wall clock here) and every ward a charge nurse, for the next 12 hours, straight into
+    the database as care_teams.py writes them. Returns how many patients."""
+    answer = requests.get(suite.url("oncall") + "/api/v1/oncall/current", params={"role": "NURSE"},
+                          headers={"Authorization": f"Bearer {suite.service_token}"}, timeout=30)
+    answer.raise_for_status()
+    nurses = sorted(c["employee_id"] for c in answer.json()["clinicians"])
+    if not nurses:
+        return 0
+    now = datetime.datetime.now(datetime.UTC)
+    until = now + datetime.timedelta(hours=12)
+    execute(suite.db_url, """
+        INSERT INTO care_team_assignments (patient_id, ward, employee_id, care_role, assigned_by,
+                                           starts_at, ends_at)
+        SELECT p.patient_id, p.ward, (%(nurses)s::text[])[1 + (row_number() OVER (ORDER BY p.patient_id))::int
+                                                             %% cardinality(%(nurses)s::text[])],
+               'NURSE', %(by)s, %(now)s, %(until)s
+        FROM patients p WHERE p.status = 'ADMITTED'""", {"nurses": nurses, "by": nurses[0], "now": now,
+                                                         "until": until})
+    execute(suite.db_url, """
+        INSERT INTO ward_charge_nurses (ward, employee_id, assigned_by, starts_at, ends_at)
+        SELECT DISTINCT ward, %(nurse)s, %(nurse)s, %(now)s, %(until)s FROM patients WHERE status = 'ADMITTED'
+    """, {"nurse": nurses[0], "now": now, "until": until})
+    return execute(suite.db_url, "SELECT count(*) FROM care_team_assignments WHERE ended_at IS NULL",
+                   fetch=True)[0][0]
+
+
+def end_care_teams(suite: Suite) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    execute(suite.db_url, "UPDATE care_team_assignments SET ended_at = %s, end_reason = 'ENDED' "
+                          "WHERE ended_at IS NULL", (now,))
+    execute(suite.db_url, "UPDATE ward_charge_nurses SET ended_at = %s WHERE ended_at IS NULL", (now,))
+
+
 def measure_reads(url: str, token: str, requests_each: int) -> dict:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -217,6 +255,20 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                     step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
                     figures["latency_by_offered_load"].append(step)
                     log(f"  {step}")
+                rate = p["ws_target_load"]
+                assigned = assign_every_patient(suite)
+                log(f"latency at {rate} alarms/s with every patient in a care team ({assigned} assigned)")
+                since = datetime.datetime.now(datetime.UTC)
+                try:
+                    step = measure_latency(suite, pipeline, poster, alarms, frames, rate, p)
+                finally:
+                    end_care_teams(suite)
+                # Which routing step chose each owner (routing.ROUTED_AS): the care team's share.
+                routed = dict(execute(suite.db_url, """
+                    SELECT coalesce(routed_as, 'NONE'), count(*) FROM incident_assignments
+                    WHERE reason = 'AUTO' AND assigned_at >= %s GROUP BY 1""", (since,), fetch=True))
+                figures["care_teams_step"] = {"patients_assigned": assigned, "routed_as": routed, **step}
+                log(f"  {step}")
             finally:
                 reader.stop()
                 close_sockets(sockets)
@@ -309,6 +361,11 @@ def table(result: dict) -> list[dict]:
             ">= 500/s for 60 s, zero lost, zero duplicated", empty["sustained_per_second"]),
         row("alert-to-assigned at 50 alerts/s offered", ladder(50)),
         row("alert-to-assigned at 100 alerts/s offered", ladder(100), "p99 <= 250 ms"),
+        *([row(f"alert-to-assigned at {care['offered_rate']} alerts/s, every patient in a care team",
+               f"p50 {care['alert_to_assigned_p50_ms']} ms, p99 {care['alert_to_assigned_p99_ms']} ms "
+               f"({_percent(care['alert_to_assigned_p99_ms'], _p99(by_rate, care['offered_rate']))} of "
+               "the step without)", "p99 within 10% of the step without care teams")]
+          if (care := f.get("care_teams_step")) else []),
         row(f"POST answered -> WebSocket frame at {ws['offered_rate']} alerts/s",
             f"p50 {ws['post_to_ws_frame_p50_ms']} ms, p99 {ws['post_to_ws_frame_p99_ms']} ms",
             "p99 <= 300 ms"),
@@ -324,8 +381,13 @@ def table(result: dict) -> list[dict]:
     ]
 
 
+def _p99(by_rate: dict, rate) -> float | None:
+    step = by_rate.get(rate)
+    return step and step["alert_to_assigned_p99_ms"]
+
+
 def _percent(part, whole):
-    return f"{100 * part / whole:.0f}%" if whole else "n/a"
+    return f"{100 * part / whole:.0f}%" if whole and part is not None else "n/a"
 
 
 def markdown(result: dict) -> str:

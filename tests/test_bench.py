@@ -53,7 +53,10 @@ def test_quick_bench_writes_every_figure_and_both_plots(tmp_path, postgres_admin
         assert figures[run]["accepted"] > 0
     for key in ("metrics_p50_ms", "metrics_p99_ms", "active_list_p50_ms", "active_list_p99_ms"):
         assert figures["reads"][key] is not None, key
-    assert len(result["table"]) == 9 and all(row["value"] for row in result["table"])
+    # The 100/s step again with every patient in a care team (issue 22), beside the step without.
+    care = figures["care_teams_step"]
+    assert care["patients_assigned"] > 0 and care["alert_to_assigned_p99_ms"] is not None
+    assert len(result["table"]) == 10 and all(row["value"] for row in result["table"])
     # Each throughput also as a ratio to the pgbench reference of the same run.
     assert all(row["ratio"] is not None for row in result["table"] if "/s" in row["value"])
 

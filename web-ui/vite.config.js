@@ -28,6 +28,8 @@ export default defineConfig({
       "/api/v1/patients": services["alert-ingestion"],
       "/api/v1/devices": services["alert-ingestion"],
       "/api/v1/incidents": services["incident-management"],
+      "/api/v1/care-teams": services["incident-management"],
+      "/api/v1/silences": services["incident-management"],
       "/api/v1/auth": services.oncall,
       "/api/v1/oncall": services.oncall,
       "/api/v1/schedules": services.oncall,

@@ -36,6 +36,9 @@ INCIDENT_EVENT_TYPES = (
     # Not an incident (incident_id null): an account administrator reset the recipient's password
     # (oncall.accounts); the only way a clinician hears of it, so it travels the same path.
     "PASSWORD_RESET",
+    # Not an incident either: a handover of patients ("take over N02's patients",
+    # incident_management/care_teams.py); both the giver and the receiver are told.
+    "CARE_TEAM_HANDOVER",
 )
 # What happened, said by every event (data.reason): the type's own word, or one of these for
 # the changes of owner, which the browser words differently ("escalated because not

@@ -9,7 +9,9 @@ from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
 from .assign_open_incidents import OpenIncidentRetrier
+from .care_views import blueprint as care_blueprint
 from .consume_alerts import DEFAULT_CORRELATION_WINDOW, AlertConsumer
+from .end_expired_silences import SilenceExpirer
 from .escalate_unacknowledged import UnacknowledgedEscalator
 from .metrics import ActiveIncidentsCollector
 from .schemas import api
@@ -34,7 +36,7 @@ def create_app(config=None):
     app = create_service_app("incident-management", config, required=("ONCALL_URL",),
                              optional=("ASSIGNMENT_RETRY_SECONDS", "ESCALATION_CHECK_SECONDS",
                                        "CORRELATION_WINDOW_SECONDS", "HOSPITAL_TZ"),
-                             blueprints=(blueprint,), api=api)
+                             blueprints=(blueprint, care_blueprint), api=api)
     retry_seconds = _seconds(app, "ASSIGNMENT_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
     escalation_seconds = _seconds(app, "ESCALATION_CHECK_SECONDS", DEFAULT_ESCALATION_CHECK_SECONDS)
     window = datetime.timedelta(seconds=_seconds(app, "CORRELATION_WINDOW_SECONDS",
@@ -52,5 +54,7 @@ def create_app(config=None):
         # Also woken the moment a clinician signs in or becomes available (0006's NOTIFY).
         OpenIncidentRetrier(interval=retry_seconds, wake_channel=CLINICIAN_AVAILABLE_CHANNEL, **common),
         UnacknowledgedEscalator(interval=escalation_seconds, **common),
+        # A silence's end is a deadline like an acknowledgement's: checked as often.
+        SilenceExpirer(db=hg.db, interval=escalation_seconds),
     ]
     return app

@@ -9,7 +9,9 @@ SKIP LOCKED and assigned only while still OPEN, so copies never assign one incid
 """
 import logging
 
-from . import incidents, routing
+from healthguard import clock
+
+from . import care_teams, incidents, routing
 from .assignment import OnCallTask, assign_automatically
 from .metrics import ASSIGNMENTS
 
@@ -23,19 +25,23 @@ def assign_open_incidents(*, db, oncall: routing.OnCallClient) -> int:
     with db.transaction() as cur:
         waiting = incidents.open_unassigned(cur, limit=BATCH)
         clinical = routing.clinical_roles(cur)
+        care = care_teams.care_teams_of(cur, patient_ids=[row["patient_id"] for row in waiting],
+                                        at=clock.now()) if waiting else {}
     everyone = (routing.everyone_available(oncall) or []) if waiting else []  # one lookup per pass
     assigned = 0
     for row in waiting:
-        candidates = routing.first_group(everyone, routing.route(
-            alert_name=row["alert_name"], severity=row["severity"], routes_to=row["routes_to"],
-            escalate_to_roles=row["escalate_to_roles"], clinical_roles=clinical), fallback=True)
-        if not candidates:
+        route = routing.route(alert_name=row["alert_name"], severity=row["severity"],
+                              routes_to=row["routes_to"], escalate_to_roles=row["escalate_to_roles"],
+                              clinical_roles=clinical)
+        group = routing.first_candidates(everyone, route, care=care.get(row["patient_id"]))
+        if group is None:
             continue
         with db.transaction() as cur:
             incident = incidents.lock_incident(cur, incident_id=row["incident_id"], skip_locked=True)
             if incident is None:
                 continue  # another copy is on it right now
-            done = assign_automatically(cur, incident, candidates)
+            done = assign_automatically(cur, incident, group,
+                                        routing.told_of(route, care.get(row["patient_id"]), owner=None))
         if done:
             assigned += 1
             ASSIGNMENTS.labels(reason="AUTO").inc()

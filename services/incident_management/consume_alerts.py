@@ -23,7 +23,7 @@ from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, Ret
 from healthguard.incident_events import unowned_message
 from healthguard.messages import AlertMessage
 
-from . import incidents, routing
+from . import care_teams, incidents, routing, silences
 from .assignment import assign_least_busy
 from .events import Announcement, announce_many
 from .metrics import ALERTS_CORRELATED, ASSIGNMENTS, INCIDENTS_CREATED
@@ -58,6 +58,9 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
     with db.transaction() as cur:
         found = incidents.alerts_to_open(cur, alert_ids=alert_ids)
         clinical = routing.clinical_roles(cur)
+        # The care teams of the batch's patients, one query (routing.candidate_groups).
+        care = care_teams.care_teams_of(cur, patient_ids=[a["patient_id"] for a in found.values()],
+                                        at=clock.now())
     missing = [alert_id for alert_id in alert_ids if alert_id not in found]
     if missing:
         raise PermanentMessageError("unknown alert " + ", ".join(str(a) for a in missing[:10]))
@@ -68,10 +71,13 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
     # One question to the on-call service for the whole batch; each alarm's candidates are the
     # first of its routing order's groups with anyone available, else anyone who may take it.
     everyone = routing.everyone_available(oncall) or []
-    candidates = [routing.first_group(everyone, routing.route(
-        alert_name=alert["alert_name"], severity=alert["severity"], routes_to=alert["routes_to"],
-        escalate_to_roles=alert["escalate_to_roles"], clinical_roles=clinical), fallback=True)
-        for alert in alerts]
+    routes = [routing.route(alert_name=alert["alert_name"], severity=alert["severity"],
+                            routes_to=alert["routes_to"], escalate_to_roles=alert["escalate_to_roles"],
+                            clinical_roles=clinical) for alert in alerts]
+    candidates = [routing.first_candidates(everyone, route, care=care.get(alert["patient_id"]))
+                  for alert, route in zip(alerts, routes, strict=True)]
+    told = [routing.told_of(route, care.get(alert["patient_id"]), owner=None)
+            for alert, route in zip(alerts, routes, strict=True)]
     supervisors = routing.supervisors_on_duty(oncall) if not all(candidates) else None
     with db.transaction() as cur:
         now = clock.now()
@@ -79,17 +85,25 @@ def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCal
         # assignments (the assignment lock, taken last as every other path takes it).
         opened = incidents.open_incidents(cur, alerts, now=now, window=window)
         announce_many(cur, [repeat_announcement(o) for o in opened if o.correlated])
+        # A new incident whose alarm a running silence matches is held: stored, shown, paging
+        # nobody (silences.py). A repeat joins its open incident as before: never hidden.
+        new = [a for o, a in zip(opened, alerts, strict=True) if o.created]
+        held = silences.silences_for(cur, alerts=new, at=now)
+        silences.hold(cur, incidents=[(o.incident, held[a["alert_id"]])
+                                      for o, a in zip(opened, alerts, strict=True) if a["alert_id"] in held])
         latest = {o.incident["incident_id"]: o.incident for o in opened}
         offers, offered = [], set()
-        for o, chosen in zip(opened, candidates, strict=True):
+        for o, chosen, names in zip(opened, candidates, told, strict=True):
             incident_id = o.incident["incident_id"]
             if incident_id not in offered:  # a repeat in the batch offers its incident once
                 offered.add(incident_id)
-                offers.append((latest[incident_id], chosen))
-        workload = routing.Workload(cur, [c["employee_id"] for chosen in candidates for c in chosen])
+                offers.append((latest[incident_id], chosen, names))
+        workload = routing.Workload(cur, [c["employee_id"] for chosen in candidates if chosen
+                                          for c in chosen.candidates])
         assigned = assign_least_busy(cur, offers, workload=workload)
         latest.update(assigned)
-        unowned = [o for o in opened if o.created and o.incident["incident_id"] not in assigned]
+        unowned = [o for o in opened if o.created and o.incident["incident_id"] not in assigned
+                   and not o.incident.get("silenced_by")]
         if unowned:
             # Nobody could take them: every dashboard must show them, and the supervisors on duty
             # and signed in must hear of alarms without an owner.

@@ -190,12 +190,13 @@ def lock_incident(cur, *, incident_id: int, skip_locked: bool = False) -> dict |
 
 def open_unassigned(cur, *, limit: int) -> list[dict]:
     """The OPEN incidents to offer again, most severe first (a CRITICAL one must not wait behind
-    a backlog of LOW ones nobody could take), oldest first within a severity."""
+    a backlog of LOW ones nobody could take), oldest first within a severity; not those a
+    silence holds (silences.py releases them when it ends)."""
     cur.execute(f"""
-        SELECT i.incident_id, i.severity, {routing.ROUTE_COLUMNS}
+        SELECT i.incident_id, i.severity, i.patient_id, {routing.ROUTE_COLUMNS}
         FROM incidents i JOIN alert_types t ON t.alert_type = i.alert_type
         LEFT JOIN escalation_policies p ON p.severity = i.severity
-        WHERE i.status = 'OPEN'
+        WHERE i.status = 'OPEN' AND i.silenced_by IS NULL
         ORDER BY array_position(%s::text[], i.severity), i.incident_id
         LIMIT %s
     """, (list(SEVERITIES), limit))  # noqa: S608 (a constant column list)
@@ -307,13 +308,24 @@ def incident_detail(cur, incident: dict, *, allowed_actions: list[str]) -> dict:
     notes = cur.fetchall()
     cur.execute("""
         SELECT a.assignment_id, a.employee_id, e.name, e.role, a.assigned_by, a.reason,
-               a.override_reason, a.assigned_at, a.ended_at
+               a.override_reason, a.assigned_at, a.ended_at, a.routed_as, a.why
         FROM incident_assignments a JOIN employees e ON e.employee_id = a.employee_id
         WHERE a.incident_id = %s ORDER BY a.assignment_id
     """, (incident_id,))
     assignments = cur.fetchall()
+    # Told, not owner (the patient's nurse of an alarm a nurse may not own): routing.told_of.
+    cur.execute("""
+        SELECT t.employee_id, e.name, e.role, t.reason, t.told_at
+        FROM incident_told t JOIN employees e ON e.employee_id = t.employee_id
+        WHERE t.incident_id = %s ORDER BY t.told_at, t.employee_id
+    """, (incident_id,))
+    told = cur.fetchall()
+    current = next((a for a in reversed(assignments)
+                    if a["ended_at"] is None and a["employee_id"] == incident["assigned_to"]), None)
     return {**incident_json(incident, allowed_actions=allowed_actions),
             "alert": _iso(alert, ("occurred_at", "received_at")),
+            "why": None if current is None else {"routed_as": current["routed_as"], "why": current["why"]},
+            "told": [_iso(t, ("told_at",)) for t in told],
             "notes": [_iso(n, ("created_at",)) for n in notes],
             "assignments": [_iso(a, ("assigned_at", "ended_at")) for a in assignments],
             "history": [_iso(h, ("created_at",)) for h in history.for_incident(cur, incident_id=incident_id)]}

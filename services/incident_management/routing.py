@@ -1,10 +1,22 @@
 """Who may own an alarm, and who should get it now: one rule set for automatic assignment, the
 retrier, escalation's next candidate, decline, claim and reassign.
 
-An incident's routing order is a list of candidate groups, one role each: the alert type's roles
-(`routes_to`, in order), then its severity's escalation roles (`escalate_to_roles`). The
+An alarm's candidates are an ordered list of candidate groups (candidate_groups), each with why
+it comes where it does (kept on the assignment: "why this person"). Where the patient's ward has
+a care team this shift (care_teams.py):
+  1. CARE_TEAM: the patient's nurse, or doctor for alarm types a nurse may not own, if signed in
+     and on duty (available);
+  2. CHARGE_NURSE: the ward's charge nurse, for types a nurse may own;
+  3. WARD_POOL: the ward's staff this shift of the alarm's roles (the care role first);
+  4. ROLE_POOL: the hospital's pool of each role;
+  5. then escalation as today (escalate_unacknowledged.py).
+A ward without a care team starts at 4, in the alert type's roles (`routes_to`, in order), then
+its severity's escalation roles (`escalate_to_roles`): the routing of before care teams. The
 last-resort role (every emergency doctor on duty is paged once the escalation levels are spent)
-may take it too. Within a group the least busy goes first (healthguard.workload).
+may take it too. Within a group the least busy goes first (healthguard.workload, the one
+definition; SQL's least_busy_first went in 0014). Each step is skipped when nobody is there.
+The role rules hold at every step: a nurse never owns an alarm her role may not take (a cardiac
+arrest); she is told of it instead (told_of), and a doctor owns it.
 
 - Automatic assignment takes the first group with someone available. When no group has anyone,
   it falls back to anyone available whom a supervisor's override could choose (better someone
@@ -79,6 +91,13 @@ class Route:
     severity: str
     groups: tuple[str, ...]          # roles, in the order they are offered the alarm
     clinical_roles: frozenset[str]
+    first_roles: tuple[str, ...] = ()  # the alert type's own roles (routes_to)
+
+    @property
+    def care_role(self) -> str:
+        """Who in the patient's care team hears it first: the nurse when a nurse may own it by
+        its type, else the doctor."""
+        return "NURSE" if "NURSE" in self.first_roles else "DOCTOR"
 
     @property
     def allowed_roles(self) -> list[str]:
@@ -96,7 +115,7 @@ class Route:
 def route(*, alert_name: str, severity: str, routes_to, escalate_to_roles, clinical_roles) -> Route:
     return Route(alert_name=alert_name, severity=severity,
                  groups=tuple(dict.fromkeys((*routes_to, *(escalate_to_roles or ())))),
-                 clinical_roles=frozenset(clinical_roles or ()))
+                 clinical_roles=frozenset(clinical_roles or ()), first_roles=tuple(routes_to))
 
 
 # The columns route_of() and the batch readers need, for an incident or alert `i` (its severity
@@ -135,18 +154,88 @@ def everyone_available(oncall: OnCallClient) -> list[dict] | None:
         return None
 
 
-def first_group(everyone: list[dict], route: Route, *, exclude=(), fallback: bool = False) -> list[dict]:
-    """The candidates of the first group of `route` with anyone available not in `exclude`;
-    with `fallback`, when no group has anyone, anyone available an override could choose.
-    [] when nobody."""
+@dataclass(frozen=True)
+class CareTeam:
+    """A patient's care team now (care_teams.care_teams_of), for a ward that has one."""
+    patient_id: str
+    ward: str
+    nurse: str | None
+    doctor: str | None
+    charge_nurse: str | None
+    ward_staff: frozenset[str]   # everyone caring for a patient of the ward now, charge nurse included
+
+
+# How an owner was chosen (incident_assignments.routed_as), in the routing order.
+ROUTED_AS = ("CARE_TEAM", "CHARGE_NURSE", "WARD_POOL", "ROLE_POOL", "FALLBACK")
+
+
+@dataclass(frozen=True)
+class CandidateGroup:
+    routed_as: str            # ROUTED_AS
+    why: str                  # for a person: why this group comes here
+    candidates: tuple[dict, ...]
+
+
+def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | None = None, exclude=(),
+                     fallback: bool = False) -> list[CandidateGroup]:
+    """The routing order of an alarm (see the module's docstring) among `everyone` available
+    (everyone_available()) but `exclude`: its non-empty candidate groups, in order. `care`: the
+    patient's care team (None: the ward has none, it routes by role alone)."""
     present = [c for c in everyone if c["employee_id"] not in exclude]
-    for role in route.groups:
-        group = [c for c in present if c["role"] == role]
-        if group:
-            return group
+    by_id = {c["employee_id"]: c for c in present}
+    groups: list[CandidateGroup] = []
+
+    def offer(routed_as: str, why: str, candidates) -> None:
+        candidates = tuple(c for c in candidates if route.routes_to(c["role"]))
+        if candidates:
+            groups.append(CandidateGroup(routed_as, why, candidates))
+
+    roles = route.groups
+    if care is not None:
+        nurse_first = route.care_role == "NURSE"
+        own = by_id.get(care.nurse if nurse_first else care.doctor)
+        offer("CARE_TEAM", f"the patient's {'nurse' if nurse_first else 'doctor'} this shift",
+              [own] if own else [])
+        if nurse_first:
+            charge = by_id.get(care.charge_nurse)
+            offer("CHARGE_NURSE", f"the charge nurse of {care.ward} (the patient's nurse is not available)",
+                  [charge] if charge else [])
+            roles = tuple(dict.fromkeys(("NURSE", *roles)))
+        for role in roles:
+            offer("WARD_POOL", f"the least busy {role_in_words(role)} working on {care.ward} this shift",
+                  [c for c in present if c["role"] == role and c["employee_id"] in care.ward_staff])
+    for role in roles:
+        offer("ROLE_POOL", f"the least busy {role_in_words(role)} available",
+              [c for c in present if c["role"] == role])
     if fallback:
-        return [c for c in present if route.may_ever_go_to(c["role"])]
-    return []
+        everyone_else = [c for c in present if route.may_ever_go_to(c["role"])]
+        if everyone_else:
+            groups.append(CandidateGroup("FALLBACK", "nobody of the alarm's roles was available: the least "
+                                         "busy of anyone who may take it", tuple(everyone_else)))
+    return groups
+
+
+def first_candidates(everyone: list[dict], route: Route, *, care: CareTeam | None = None,
+                     fallback: bool = True) -> CandidateGroup | None:
+    """The first group of an alarm's routing order with anyone available (automatic assignment)."""
+    groups = candidate_groups(everyone, route, care=care, fallback=fallback)
+    return groups[0] if groups else None
+
+
+def first_group(everyone: list[dict], route: Route, *, exclude=(), fallback: bool = False) -> list[dict]:
+    """The candidates of the first group of `route` (by role: escalation and decline) with
+    anyone available not in `exclude`; with `fallback`, when no group has anyone, anyone
+    available an override could choose. [] when nobody."""
+    groups = candidate_groups(everyone, route, exclude=exclude, fallback=fallback)
+    return list(groups[0].candidates) if groups else []
+
+
+def told_of(route: Route, care: CareTeam | None, *, owner: str | None) -> list[str]:
+    """Who hears of the alarm without owning it: the patient's nurse, when a nurse may not own
+    its type (a cardiac arrest goes to a doctor; she is told)."""
+    if care is None or care.nurse is None or care.nurse == owner or route.routes_to("NURSE"):
+        return []
+    return [care.nurse]
 
 
 class Workload:

@@ -10,6 +10,7 @@ from healthguard.domain import ACTIONS, Severity
 from healthguard.domain import IncidentStatus as Status
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
+from .care_schemas import RoutedAs, Told
 from .incidents import LIST_ORDERS
 
 api = service_api(
@@ -193,6 +194,8 @@ class Incident(ResponseModel):
                     "duty and were paged; none for a service. claim and reassign are left out "
                     "while the on-call service cannot say who is on duty (they would answer 503). "
                     "decline may still answer 409 when nobody else is available")
+    silenced_by: int | None = Field(None, description="the silence holding it (OPEN, paging nobody) until "
+                                                      "the silence ends")
 
 
 class IncidentAlert(ResponseModel):
@@ -234,6 +237,14 @@ class Assignment(ResponseModel):
         description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
+    routed_as: RoutedAs | None = Field(None, description="automatic assignment: the routing step")
+    why: str | None = Field(None, description="automatic assignment: why this person, in words")
+
+
+class Why(ResponseModel):
+    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner (null: chosen by "
+                                                   "a person, or before care teams)")
+    why: str | None = Field(description="in words, e.g. \"the patient's nurse this shift\"")
 
 
 class HistoryEntry(ResponseModel):
@@ -251,6 +262,9 @@ class IncidentDetail(Incident):
     alert: IncidentAlert | None
     notes: list[AuthoredNote]
     assignments: list[Assignment]
+    why: Why | None = Field(description="why the current owner got it (\"why this person\")")
+    told: list[Told] = Field(description="told of the alarm without owning it (the patient's nurse of an "
+                                         "alarm a nurse may not own)")
     history: list[HistoryEntry] = Field(description="the audit trail, oldest first")
 
 

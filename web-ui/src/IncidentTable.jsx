@@ -88,7 +88,13 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
               </td>
               <td>
                 <StatusBadge status={incident.status} reason={incident.assignment_reason} />
-                <Unowned incident={incident} now={now} />
+                {incident.silenced_by ? (
+                  <span className="sub" data-testid="silenced">
+                    Silenced: paging nobody
+                  </span>
+                ) : (
+                  <Unowned incident={incident} now={now} />
+                )}
               </td>
               {showAssignee && (
                 <td>{incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>}</td>

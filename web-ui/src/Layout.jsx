@@ -15,6 +15,7 @@ const PAGES = [
   { to: "/incidents", label: "Incidents" },
   { to: "/alerts", label: "Alerts" },
   { to: "/oncall", label: "On-Call" },
+  { to: "/care-team", label: "Care team" },
   { to: "/metrics", label: "Metrics" },
 ];
 

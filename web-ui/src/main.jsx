@@ -6,6 +6,7 @@ import { AuthProvider, RequireAuth } from "./auth.jsx";
 import Layout, { Brand } from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
 import AlertsPage from "./pages/AlertsPage.jsx";
+import CareTeamPage from "./pages/CareTeamPage.jsx";
 import DashboardPage from "./pages/DashboardPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
@@ -55,6 +56,7 @@ const router = createBrowserRouter([
           { path: "incidents/:incidentId", element: <IncidentDetailPage /> },
           { path: "alerts", element: <AlertsPage /> },
           { path: "oncall", element: <OnCallPage /> },
+          { path: "care-team", element: <CareTeamPage /> },
           {
             path: "metrics",
             element: (

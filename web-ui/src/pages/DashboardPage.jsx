@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, eventName, roleName, statusName } from "../domain.js";
 import { bySeverityThenAge, formatDuration, timeAgo } from "../format.js";
+import ActiveSilences from "../ActiveSilences.jsx";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { useLive } from "../live.jsx";
@@ -234,6 +235,7 @@ export default function DashboardPage() {
       </header>
 
       <ErrorNotice error={error} what="Loading your incidents failed" onRetry={reload} />
+      <ActiveSilences />
       <ErrorNotice
         error={actionError?.error}
         what={actionError && `Acknowledging incident #${actionError.incident.incident_id} failed`}

@@ -6,6 +6,7 @@ import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, actionName, assignmentReasonName, historyName, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
+import WhyThisPerson from "../WhyThisPerson.jsx";
 import { DeclineForm } from "../Popups.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
@@ -391,6 +392,8 @@ function IncidentDetailPage({ id }) {
               </div>
             )}
           </section>
+
+          <WhyThisPerson incident={incident} />
 
           <OtherAlarms incident={incident} />
 
