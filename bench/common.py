@@ -31,6 +31,7 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
 from healthguard.migrate import migrate  # noqa: E402
+from tests.reach_edges import vapid_key_pair  # noqa: E402
 from tests.support import ServiceProcess, rabbitmqctl  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -39,6 +40,10 @@ PASSWORD = "password123"  # noqa: S105 (the seeded demo staff's documented passw
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The notification service as the Procfile and compose run it: one web worker, a thread per socket.
 NOTIFICATION_ENV = {"GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "1100"}  # and the services' worker class
+# Web Push to the bench's local push service (bench/push_latency.py): a key pair of this run.
+VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY = vapid_key_pair()
+NOTIFICATION_ENV.update({"VAPID_PRIVATE_KEY": VAPID_PRIVATE_KEY, "VAPID_PUBLIC_KEY": VAPID_PUBLIC_KEY,
+                         "VAPID_SUBJECT": "mailto:bench@hospital.example", "PUSH_ALLOW_LOCAL_HTTP": "true"})
 
 
 def percentile(values, q):

@@ -19,6 +19,8 @@
    22: a nurse of those on duty for each patient, a charge nurse for each ward), so routing by
    care team is measured against the same step without (care_teams_step); the care teams end
    after it.
+4b. Off-tab reach: every clinician subscribed to Web Push at a local push service, alarms at
+   100/s for 20 s: assignment to the push request leaving us, p50/p95/p99 (bench/push_latency.py).
 5. End to end, empty database: up to 500 alarms/s for 60 s (bench/pipeline_rate.py): the
    sustained rate of alarms turned into an assigned incident with a stored notification, lost
    and duplicated counted in the database.
@@ -64,6 +66,7 @@ from bench.common import (  # noqa: E402
     sign_everyone_in,
 )
 from bench.pipeline_rate import Alarms, Pipeline, measure_rate, prepare_database  # noqa: E402
+from bench.push_latency import measure_push_latency  # noqa: E402
 from bench.seed_history import seed_history  # noqa: E402
 from healthguard.broker import ALERT_LANES  # noqa: E402
 
@@ -71,11 +74,13 @@ PROFILES = {
     "full": {"pgbench_seconds": 10, "ingest_seconds": 15, "ingest_clients": 32, "warmup_seconds": 3,
              "offered_loads": [25, 50, 100, 200], "load_seconds": 20, "ws_target_load": 100,
              "e2e_rate": 500, "e2e_seconds": 60, "backlog": 100, "settle": 240,
-             "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000},
+             "read_incidents": 100_000, "read_active": 300, "read_requests": 200, "history": 1_000_000,
+             "push_rate": 100},
     "quick": {"pgbench_seconds": 1, "ingest_seconds": 2, "ingest_clients": 8, "warmup_seconds": 1,
               "offered_loads": [10, 20], "load_seconds": 2, "ws_target_load": 20,
               "e2e_rate": 50, "e2e_seconds": 3, "backlog": 50, "settle": 60,
-              "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000},
+              "read_incidents": 2000, "read_active": 20, "read_requests": 10, "history": 5000,
+              "push_rate": 20},
 }
 ACTIVE = "OPEN,ASSIGNED,ACKNOWLEDGED,REASSIGNED,IN_PROGRESS"
 
@@ -273,6 +278,12 @@ def run(profile: str, keep_logs: Path | None) -> dict:
                 reader.stop()
                 close_sockets(sockets)
 
+            log(f"assignment to Web Push request at {p['push_rate']} alarms/s for {p['load_seconds']} s")
+            figures["push"] = measure_push_latency(suite, pipeline, poster, alarms, tokens,
+                                                   rate=p["push_rate"], seconds=p["load_seconds"],
+                                                   settle=p["settle"])
+            log(f"  {figures['push']}")
+
             log(f"end to end, empty database: up to {p['e2e_rate']}/s for {p['e2e_seconds']} s")
             figures["end_to_end_empty"] = measure_rate(
                 pipeline, poster, alarms, rate=p["e2e_rate"], seconds=p["e2e_seconds"], backlog=p["backlog"],
@@ -347,6 +358,7 @@ def table(result: dict) -> list[dict]:
 
     ingest, reads = f["ingest"], f["reads"]
     registered = f.get("ingest_registered")  # not in runs before 2026-12-06
+    push = f.get("push")  # not in runs before issue 21
     return [
         row("device alerts accepted/s (32 keep-alive clients, the bootstrap key)",
             f"{ingest['accepted_per_second']}/s, p99 {ingest['post_p99_ms']} ms, {ingest['http_5xx']} 5xx",
@@ -369,6 +381,10 @@ def table(result: dict) -> list[dict]:
         row(f"POST answered -> WebSocket frame at {ws['offered_rate']} alerts/s",
             f"p50 {ws['post_to_ws_frame_p50_ms']} ms, p99 {ws['post_to_ws_frame_p99_ms']} ms",
             "p99 <= 300 ms"),
+        *([row(f"assignment -> Web Push request leaving us at {push['offered_rate']} alarms/s "
+               "(local push service)",
+               f"p50 {push['assigned_to_push_p50_ms']} ms, p99 {push['assigned_to_push_p99_ms']} ms")]
+          if push else []),
         row(f"GET /incidents/metrics with {reads['incidents']:,} incidents",
             f"p50 {reads['metrics_p50_ms']} ms, p99 {reads['metrics_p99_ms']} ms", "p99 <= 50 ms"),
         row(f"GET /incidents (active, limit 50) with {reads['incidents']:,} incidents",

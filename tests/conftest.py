@@ -137,8 +137,14 @@ class TemplateContents:
 
     def __init__(self, url: str):
         with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-            tables = [row[0] for row in cur.fetchall()]
+            cur.execute("""
+                SELECT relname, relkind = 'p' FROM pg_class
+                WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') ORDER BY 1""")
+            found = cur.fetchall()
+            tables = [name for name, _ in found]
+            # A partitioned table (the PHI access log) is truncated as a whole, and its rows are
+            # copied partition by partition (COPY cannot read a partitioned table).
+            self.partitioned = {name for name, partitioned in found if partitioned}
             cur.execute("""
                 SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint
                 WHERE contype = 'f' AND connamespace = 'public'::regnamespace AND conrelid <> confrelid""")
@@ -148,6 +154,8 @@ class TemplateContents:
             self.tables = _parents_first(tables, parents)
             self.rows = {}
             for table in self.tables:
+                if table in self.partitioned:
+                    continue
                 buffer = _Buffer()
                 cur.copy_expert(sql.SQL("COPY {} TO STDOUT").format(sql.Identifier(table)).as_string(conn),
                                 buffer)

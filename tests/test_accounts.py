@@ -82,7 +82,7 @@ def test_without_the_demo_profile_no_account_has_a_known_password(databases):
                 rows = cur.fetchall()
         finally:
             database.close()
-        assert len(rows) == 24
+        assert len(rows) == 25  # the 24 clinicians and the privacy officer (migration 0020)
         assert all(row["password_hash"] == "!" for row in rows), rows
         assert not any(verify_password(PASSWORD, row["password_hash"]) for row in rows)
         assert not verify_password("", "!")

@@ -13,7 +13,9 @@ from tests.support import SERVICE_MODULES
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/api/v1/openapi.json"),
                ("POST", "/api/v1/auth/login"),
                ("POST", "/api/v1/auth/password"),  # proven by the current password in the body
-               ("GET", "/api/v1/preferences/hospital")}  # its time zone: the status page, before sign-in
+               ("GET", "/api/v1/preferences/hospital"),  # its time zone: the status page, before sign-in
+               ("GET", "/api/v1/push/vapid-public-key"),  # a public key, for subscribing to push
+               ("POST", "/api/v1/channel-ack")}  # proven by the single-use token in the body
 _SAMPLE_ARGUMENTS = {"int": "1", "float": "1.0", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 

@@ -56,7 +56,9 @@ def test_quick_bench_writes_every_figure_and_both_plots(tmp_path, postgres_admin
     # The 100/s step again with every patient in a care team (issue 22), beside the step without.
     care = figures["care_teams_step"]
     assert care["patients_assigned"] > 0 and care["alert_to_assigned_p99_ms"] is not None
-    assert len(result["table"]) == 10 and all(row["value"] for row in result["table"])
+    # Assignment to the Web Push request leaving us (issue 21).
+    assert figures["push"]["assigned_to_push_p99_ms"] is not None
+    assert len(result["table"]) == 11 and all(row["value"] for row in result["table"])
     # Each throughput also as a ratio to the pgbench reference of the same run.
     assert all(row["ratio"] is not None for row in result["table"] if "/s" in row["value"])
 

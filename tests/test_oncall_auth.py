@@ -90,7 +90,7 @@ def test_login_me_logout_and_the_token_is_refused_by_another_service(oncall, fre
     body = response.json()
     assert body["employee"] == {"employee_id": "N01", "login": "N01", "name": "Maria Gonzalez",
                                 "role": "NURSE", "tier": 1, "is_supervisor": True,
-                                "is_account_admin": False}
+                                "is_account_admin": False, "is_privacy_officer": False}
     token = body["token"]
     expires_at = dt.datetime.fromisoformat(body["expires_at"])
     # A 12-hour shift and its handovers (SESSION_TTL_HOURS, default 14).
@@ -399,13 +399,16 @@ def test_schema_valid_requests_are_accepted_and_answers_match_the_document(app, 
         overrides = [row["override_id"] for row in cur.fetchall()]
     answered = fuzz(app, headers=supervisor_session,
                     known_ids={"override_id": overrides, "employee_id": ["D01", "N03", "S12"]})
-    assert len(answered) == 15  # every route, the account administrators' three included
+    # Every route, the account administrators' three and the privacy officers' two included.
+    assert len(answered) == 17
     # The run reached past the refusals: every operation succeeded at least once, but signing
-    # in and changing a password, whose generated credentials are nobody's (401), and overrides,
-    # whose generated employee ids and periods name nobody or fall outside the rota (422).
+    # in and changing a password, whose generated credentials are nobody's (401), overrides,
+    # whose generated employee ids and periods name nobody or fall outside the rota (422), and
+    # the PHI access log, which a supervisor may not read (403; test_phi_access reads it).
     succeeded = {label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)}
     assert set(answered) - succeeded == {"POST /api/v1/auth/login", "POST /api/v1/auth/password",
-                                         "POST /api/v1/schedules/overrides"}, answered
+                                         "POST /api/v1/schedules/overrides", "GET /api/v1/privacy/access-log",
+                                         "GET /api/v1/privacy/access-log/export"}, answered
 
 
 def test_old_sign_in_records_are_pruned_and_recent_ones_kept(db, fresh):

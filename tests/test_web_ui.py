@@ -1,6 +1,7 @@
 """The clinicians' web UI in a real browser: Chromium driven by Playwright, the built SPA served
 by the shipped nginx.conf (rendered for loopback), the four services as gunicorn processes on
 this run's PostgreSQL and RabbitMQ. Each test asserts what a clinician sees on the screen."""
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,7 +40,8 @@ def _dist_is_stale() -> bool:
         return True
     sources = [WEB_UI / name for name in ("index.html", "package.json", "package-lock.json",
                                           "vite.config.js")]
-    sources += [path for path in (WEB_UI / "src").rglob("*") if path.is_file()]
+    sources += [path for folder in ("src", "public") for path in (WEB_UI / folder).rglob("*")
+                if path.is_file()]
     return any(path.stat().st_mtime > built.stat().st_mtime for path in sources)
 
 
@@ -58,27 +60,29 @@ def web_dist() -> Path:
     return WEB_UI / "dist"
 
 
-@pytest.fixture(scope="module")
-def site(web_dist, module_service_env, tmp_path_factory):
-    """The whole product on loopback: four services and nginx in front. Yields nginx's URL."""
+@contextlib.contextmanager
+def running_site(web_dist: Path, service_env: dict, run_dir: Path, *, notification_env: dict | None = None):
+    """The whole product on loopback: four services and nginx in front, serving `web_dist`.
+    Yields nginx's URL. `notification_env` adds to the notification service's settings (the
+    off-tab channels' keys and edges: tests/test_push_e2e.py)."""
     started = []
 
     def start(name, **env):
-        service = ServiceProcess(name, {**module_service_env, **env})
+        service = ServiceProcess(name, {**service_env, **env})
         started.append(service)
         return service.start()
 
     nginx = None
     try:
         oncall = start("oncall")
+        incidents = start("incident-management", ONCALL_URL=oncall.url, ASSIGNMENT_RETRY_SECONDS="1")
         services = {"oncall": oncall,
                     "alert-ingestion": start("alert-ingestion"),
-                    "incident-management": start("incident-management", ONCALL_URL=oncall.url,
-                                                 ASSIGNMENT_RETRY_SECONDS="1"),
+                    "incident-management": incidents,
                     "notification": start("notification", GUNICORN_THREADS="32",
-                                          WS_SESSION_CHECK_SECONDS="0.5")}
+                                          WS_SESSION_CHECK_SECONDS="0.5", ONCALL_URL=oncall.url,
+                                          INCIDENT_MANAGEMENT_URL=incidents.url, **(notification_env or {}))}
         port = free_port()
-        run_dir = tmp_path_factory.mktemp("web-ui-nginx")
         conf = render_nginx(run_dir, listen=port, html_root=web_dist, web_origin=f"http://127.0.0.1:{port}",
                             ports={name: service.port for name, service in services.items()})
         nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "error.log")],
@@ -92,6 +96,13 @@ def site(web_dist, module_service_env, tmp_path_factory):
             nginx.wait(10)
         for service in started:
             service.stop()
+
+
+@pytest.fixture(scope="module")
+def site(web_dist, module_service_env, tmp_path_factory):
+    """The whole product on loopback: four services and nginx in front. Yields nginx's URL."""
+    with running_site(web_dist, module_service_env, tmp_path_factory.mktemp("web-ui-nginx")) as url:
+        yield url
 
 
 def _put_on_duty_now(base: str, employee_id: str, clock):

@@ -31,7 +31,9 @@ export default [
   // The entry point renders the app; it exports nothing.
   { files: ["src/main.jsx"], rules: { "react-refresh/only-export-components": "off" } },
   {
-    files: ["vite.config.js", "eslint.config.js"],
+    files: ["vite.config.js", "eslint.config.js", "scripts/**/*.mjs"],
     languageOptions: { globals: { ...globals.node } },
   },
+  // The service worker runs in a worker's scope (self, clients, registration), not a window's.
+  { files: ["src/sw/**/*.js"], languageOptions: { globals: { ...globals.serviceworker } } },
 ];

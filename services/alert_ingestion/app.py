@@ -8,6 +8,7 @@ from .hl7_listener import LISTENER_SETTINGS, listener_from
 from .schemas import api
 from .send_alert_status import SendAlertStatus
 from .views import blueprint
+from .watch_device_heartbeats import WatchDeviceHeartbeats
 
 
 def create_app(config=None):
@@ -24,6 +25,7 @@ def create_app(config=None):
     # Device gateways' HL7 alarms (PCD-04 over MLLP) and their status back (PCD-05): HL7.md.
     hg.background.append(listener_from(hg.db, app.config))
     hg.background.append(SendAlertStatus(hg.db, rules=rules))
+    hg.background.append(WatchDeviceHeartbeats(db=hg.db))
     # Alarms are stored with their outbox row while the broker is away: still ready, degraded.
     hg.degrades_without = frozenset({"broker"})
     return app

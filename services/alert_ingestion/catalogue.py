@@ -19,6 +19,12 @@ def list_patients(cur, *, status: str | None = None) -> list[dict]:
     return cur.fetchall()
 
 
+def get_patient(cur, *, patient_id: str) -> dict | None:
+    """One patient (GET /api/v1/patients/<id>, the patient's page)."""
+    cur.execute(f"SELECT {PATIENT_COLUMNS} FROM patients WHERE patient_id = %s", (patient_id,))  # noqa: S608
+    return cur.fetchone()
+
+
 def random_admitted_patient(cur) -> dict:
     cur.execute(f"""
         SELECT {PATIENT_COLUMNS}

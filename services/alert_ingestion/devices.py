@@ -13,7 +13,10 @@ from healthguard.auth import Device, token_hash
 from healthguard.errors import ApiError
 
 DEVICE_COLUMNS = """device_id, name, ward, patient_id, created_by, created_at, rotated_at,
-    revoked_at, last_seen_at"""
+    revoked_at, last_seen_at, extract(epoch FROM heartbeat_interval)::int AS heartbeat_interval_seconds,
+    last_beat_at,
+    (SELECT s.silent_since FROM device_silences s
+     WHERE s.device_id = devices.device_id AND s.heard_at IS NULL) AS silent_since"""
 KEY_PREFIX = "hgd_"  # recognisable in a config file or a leak report
 
 
@@ -29,6 +32,11 @@ def new_device_key() -> str:
 def list_devices(cur) -> list[dict]:
     cur.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY device_id")  # noqa: S608 (constant columns)
     return cur.fetchall()
+
+
+def get_device(cur, *, device_id: int) -> dict | None:
+    cur.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = %s", (device_id,))  # noqa: S608
+    return cur.fetchone()
 
 
 def register_device(cur, *, name: str, ward: str | None, patient_id: str | None,

@@ -27,7 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from healthguard import clock
-from healthguard.auth import DEVICE_SEEN_RESOLUTION, Device, token_hash
+from healthguard.auth import Device, token_hash
 from healthguard.config import ConfigError, env_int_between, env_networks, load_config
 from healthguard.db import Database
 from healthguard.errors import ApiError
@@ -249,11 +249,8 @@ def authenticated_gateway(cur, *, sending_application: str, sending_facility: st
     keyed = bool(security) and hmac.compare_digest(token_hash(security), gateway["key_hash"])
     if not keyed and not allowed_address(peer, gateway["allowed_addresses"]):
         return None
-    cur.execute("""
-        UPDATE devices SET last_seen_at = %(now)s
-        WHERE device_id = %(device)s
-          AND (last_seen_at IS NULL OR last_seen_at <= %(now)s - %(resolution)s::interval)
-    """, {"now": clock.now(), "device": gateway["device_id"], "resolution": DEVICE_SEEN_RESOLUTION})
+    # Any message on its connection is a beat of the gateway (heartbeats.py).
+    cur.execute("SELECT device_heard(%s, %s)", (gateway["device_id"], clock.now()))
     return gateway, Device(device_id=gateway["device_id"], name=gateway["name"], ward=gateway["ward"],
                            patient_id=gateway["patient_id"])
 

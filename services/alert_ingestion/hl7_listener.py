@@ -306,6 +306,18 @@ class MllpListener(BackgroundThread):
             message = hl7_messages.parse(block)
             head = hl7_messages.header(message)
             hl7_messages.refuse_unreadable(message)
+            if len(message) == 1:
+                # An MSH-only message is a gateway's keep-alive: a beat (device_heard, in
+                # authenticated_gateway), acknowledged, nothing stored.
+                with self.db.transaction() as cur:
+                    found = authenticated_gateway(
+                        cur, sending_application=head.sending_application,
+                        sending_facility=head.sending_facility, security=head.security, peer=address)
+                if found is None:
+                    return answered("AE", "rejected", MessageError(
+                        "unknown sender of a keep-alive", code=hl7_messages.UNKNOWN_KEY, location="MSH^1^3"))
+                gateway = found[0]
+                return answered("AA", "keep-alive")
             if (head.message_type, head.trigger) != ("ORU", "R40"):
                 raise MessageError(f"only ORU^R40 (PCD-04 Report Alert) is accepted, not "
                                    f"{head.message_type}^{head.trigger}",

@@ -418,3 +418,10 @@ def report_alert(*, control_id: str, alert_id: str, patient_id: str, occurred_at
         *(["OBX", *row] for row in obx),
     ]
     return "\r".join("|".join(segment) for segment in segments) + "\r"
+
+
+def keep_alive(*, control_id: str, now: datetime.datetime, application: str = "GATEWAY", facility: str = "",
+               security: str = "") -> str:
+    """An MSH-only message: a gateway's keep-alive on its connection, a heartbeat (heartbeats.py)."""
+    return "|".join(["MSH", "^~\\&", application, facility, RECEIVING_APPLICATION, "", timestamp(now),
+                     security, "ORU^R40^ORU_R40", control_id, "P", "2.6"]) + "\r"

@@ -64,6 +64,15 @@ class DeviceRegistration(RequestModel):
     patient_id: PatientId | None = Field(None, description="only this patient", examples=["P001"])
 
 
+class HeartbeatInterval(RequestModel):
+    """How often the device (or the HL7 gateway it is) is expected to be heard; two intervals
+    without a beat raise DEVICE_SILENT."""
+    model_config = ConfigDict(extra="forbid")
+
+    interval_seconds: Annotated[int, Field(strict=True, ge=5, le=86400)] | None = Field(
+        description="null: no heartbeat expected", examples=[60])
+
+
 class Hl7GatewayRegistration(RequestModel):
     """The HL7 gateway (PCD-04 sender) a device of the registry is: who it says it is in MSH-3 and
     MSH-4 (first components), and optionally the addresses accepted without its key in MSH-8 and
@@ -196,6 +205,11 @@ class Device(ResponseModel):
     rotated_at: datetime | None
     revoked_at: datetime | None = Field(description="set: the key no longer works")
     last_seen_at: datetime | None = Field(description="last request with its key (to the minute)")
+    heartbeat_interval_seconds: int | None = Field(
+        description="expected interval between beats; null: none expected")
+    last_beat_at: datetime | None = Field(description="last beat: an alarm, an HL7 message or a heartbeat")
+    silent_since: datetime | None = Field(
+        description="set while the device is alarmed as silent: its last beat")
 
 
 class DeviceList(ResponseModel):
@@ -231,6 +245,19 @@ class PatientBed(ResponseModel):
     patient_id: str
     room: str
     ward: str
+
+
+class Heartbeat(ResponseModel):
+    device_id: int
+    last_beat_at: datetime
+    silent_after: datetime | None = Field(description="when it is alarmed as silent without another beat")
+
+
+class PatientRecord(Patient):
+    """One patient, with the monitor that is silent now (if any)."""
+    monitor_silent_since: datetime | None = Field(
+        description="a device monitoring this patient missed two heartbeats: its last beat")
+    silent_device: str | None = Field(description="the silent device's name")
 
 
 class DeviceSelf(ResponseModel):

@@ -4,6 +4,7 @@ import functools
 
 from flask import Blueprint, current_app, g, request
 
+from healthguard import phi_access
 from healthguard.api import DEVICE_KEY, DEVICE_KEY_OR_SESSION, responses
 from healthguard.auth import (
     authenticate_request,
@@ -18,7 +19,7 @@ from healthguard.errors import ApiError
 from healthguard.params import next_cursor
 from healthguard.web import platform
 
-from . import alerts, catalogue, devices, flood_limits, hl7_gateways
+from . import alerts, catalogue, devices, flood_limits, heartbeats, hl7_gateways
 from .metrics import ALERTS_RECEIVED
 from .schemas import (
     Alert,
@@ -27,16 +28,20 @@ from .schemas import (
     AlertReport,
     AlertTypeCatalogue,
     AlertTypeFilter,
+    Device,
     DeviceList,
     DeviceRegistration,
     DeviceSelf,
     DeviceWithKey,
+    Heartbeat,
+    HeartbeatInterval,
     Hl7Gateway,
     Hl7GatewayList,
     Hl7GatewayRegistration,
     ManualAlert,
     PatientFilter,
     PatientList,
+    PatientRecord,
     RevokedDevice,
     api,
 )
@@ -133,6 +138,7 @@ def list_alerts(query: AlertFilter):
             cur, limit=query.limit, before_id=query.cursor, severities=query.severity,
             patient_id=query.patient_id, alert_type=query.alert_type,
             since=query.since, until=query.until)
+        phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
     return {"alerts": [alerts.alert_json(row) for row in rows[:query.limit]],
             "next": next_cursor(rows, query.limit, "alert_id"), "limit": query.limit}
 
@@ -143,8 +149,10 @@ def get_alert(alert_id: int):
     """One alert, with its incident once there is one"""
     with platform().db.transaction() as cur:
         alert = alerts.get_alert(cur, alert_id=alert_id)
-    if alert is None:
-        raise ApiError(404, f"no alert {alert_id}")
+        if alert is None:
+            raise ApiError(404, f"no alert {alert_id}")
+        phi_access.check_single_patient_access(cur, alert["patient_id"])
+        phi_access.record(cur, [alert["patient_id"]])
     return alerts.alert_json(alert)
 
 
@@ -167,8 +175,27 @@ def list_patients(query: PatientFilter):
     Names and dates of birth: a clinician's session (or the service token), never a device key."""
     with platform().db.transaction() as cur:
         rows = catalogue.list_patients(cur, status=query.status)
+        phi_access.record(cur, (row["patient_id"] for row in rows))
     return {"patients": [{**row, "date_of_birth": row["date_of_birth"] and row["date_of_birth"].isoformat(),
                           "admitted_at": row["admitted_at"].isoformat()} for row in rows]}
+
+
+@blueprint.get("/patients/<patient_id>")
+@api.validate(resp=responses({200: PatientRecord}, [404]))
+def get_patient(patient_id: str):
+    """One patient, and whether a monitor of theirs is silent now
+
+    A clinician's session (or the service token), never a device key; logged as an access."""
+    with platform().db.transaction() as cur:
+        patient = catalogue.get_patient(cur, patient_id=patient_id[:64])
+        if patient is None:
+            raise ApiError(404, f"no patient {patient_id[:64]}")
+        silent = heartbeats.open_silences(cur, patient_id=patient["patient_id"])
+        phi_access.record(cur, [patient["patient_id"]])
+    return {**patient, "date_of_birth": patient["date_of_birth"] and patient["date_of_birth"].isoformat(),
+            "admitted_at": patient["admitted_at"].isoformat(),
+            "monitor_silent_since": silent[0]["silent_since"].isoformat() if silent else None,
+            "silent_device": silent[0]["device_name"] if silent else None}
 
 
 # The device registry: supervisors manage keys; a device reads only itself.
@@ -185,7 +212,9 @@ def _device_id(device_id: int) -> int:
 def list_devices():
     """Registered devices and gateways, revoked ones included (never their keys)"""
     with platform().db.transaction() as cur:
-        return {"devices": [devices.device_json(row) for row in devices.list_devices(cur)]}
+        rows = devices.list_devices(cur)
+        phi_access.record(cur, (row["patient_id"] for row in rows))
+        return {"devices": [devices.device_json(row) for row in rows]}
 
 
 @blueprint.post("/devices")
@@ -221,6 +250,21 @@ def revoke_device(device_id: int):
     """Revoke a device's key (idempotent); the device stays listed"""
     with platform().db.transaction() as cur:
         return {"device": devices.device_json(devices.revoke_device(cur, device_id=_device_id(device_id)))}
+
+
+@blueprint.put("/devices/<int(min=1):device_id>/heartbeat")
+@supervisor_only
+@api.validate(json=HeartbeatInterval, resp=responses({200: Device}, [403, 404, 413, 422]))
+def set_heartbeat_interval(device_id: int, json: HeartbeatInterval):
+    """Expect the device (or the HL7 gateway it is) to be heard every interval_seconds
+
+    Two intervals without a beat (an alarm, an HL7 message or keep-alive, or POST
+    /devices/me/heartbeat) raise DEVICE_SILENT. null: no heartbeat expected."""
+    with platform().db.transaction() as cur:
+        changed = heartbeats.set_interval(cur, device_id=_device_id(device_id), seconds=json.interval_seconds)
+        if changed is None:
+            raise ApiError(404, f"no device {device_id}")
+        return devices.device_json(devices.get_device(cur, device_id=device_id))
 
 
 @blueprint.put("/devices/<int(min=1):device_id>/hl7-gateway")
@@ -261,5 +305,23 @@ def describe_calling_device():
     device = current_device()
     with platform().db.transaction() as cur:
         beds = devices.patients_in_scope(cur, device)
+        phi_access.record(cur, (bed["patient_id"] for bed in beds))
     return {"device_id": device.device_id, "name": device.name, "ward": device.ward,
             "patient_id": device.patient_id, "patients": beds}
+
+
+@blueprint.post("/devices/me/heartbeat")
+@device_api_key
+@api.validate(security=DEVICE_KEY, resp=responses({200: Heartbeat}, [409]))
+def device_heartbeat():
+    """The calling device is alive
+
+    A beat for its heartbeat interval (PUT /devices/{id}/heartbeat). 409 for a bootstrap key,
+    which is no device of the registry."""
+    device = current_device()
+    if device.device_id is None:
+        raise ApiError(409, "a bootstrap key (DEVICE_API_KEYS) has no heartbeat: register the device")
+    with platform().db.transaction() as cur:
+        row = heartbeats.beat(cur, device_id=device.device_id)
+    return {"device_id": row["device_id"], "last_beat_at": row["last_beat_at"].isoformat(),
+            "silent_after": row["silent_after"] and row["silent_after"].isoformat()}

@@ -47,6 +47,7 @@ ERROR_DESCRIPTIONS = {
     403: "signed in, but not allowed to do this",
     404: "no such resource",
     409: "the resource's current state does not allow this",
+    410: "gone: a one-time token or code already used or expired",
     413: "the request body is too large",
     422: "well-formed, but it names something unknown or breaks a rule; `field` names it",
     429: "too many attempts; retry after the Retry-After header's seconds",

@@ -37,6 +37,8 @@ class Clinician:
     session_id: int
     # May reset passwords and grant this (an account administrator, migration 0015).
     is_account_admin: bool = False
+    # May read the PHI access log (a privacy officer, migration 0020), and only they may.
+    is_privacy_officer: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,28 +61,25 @@ class Device:
     patient_id: str | None = None
 
 
-# last_seen_at is written at most this often per device: not a row update per alarm.
-DEVICE_SEEN_RESOLUTION = "1 minute"
 
 
 # Run for every alarm a registered device posts: planned once per connection (db.Prepared).
 DEVICE_FOR_KEY = Prepared("device_for_key", """
     WITH found AS (
-        SELECT device_id, name, ward, patient_id, last_seen_at FROM devices
+        SELECT device_id, name, ward, patient_id FROM devices
         WHERE key_hash = %(hash)s::text AND revoked_at IS NULL
     ), seen AS (
-        UPDATE devices d SET last_seen_at = %(now)s::timestamptz FROM found f
-        WHERE d.device_id = f.device_id
-          AND (f.last_seen_at IS NULL OR f.last_seen_at <= %(now)s::timestamptz - %(resolution)s::interval)
+        -- Every request with its key is a beat (migration 0020); device_heard writes at most
+        -- once a minute (a quarter of the device's heartbeat interval when shorter).
+        SELECT device_heard(device_id, %(now)s::timestamptz) FROM found
     )
-    SELECT device_id, name, ward, patient_id FROM found
+    SELECT device_id, name, ward, patient_id FROM found, (SELECT count(*) FROM seen) AS heard
 """)
 
 
 def device_for_key(cur, key: str) -> Device | None:
     """The registered, unrevoked device whose key this is (its last_seen_at kept current), or None."""
-    DEVICE_FOR_KEY.execute(cur, {"hash": token_hash(key), "now": clock.now(),
-                                 "resolution": DEVICE_SEEN_RESOLUTION})
+    DEVICE_FOR_KEY.execute(cur, {"hash": token_hash(key), "now": clock.now()})
     row = cur.fetchone()
     return Device(**row) if row else None
 
@@ -120,7 +119,7 @@ def clinician_for_token(cur, token: str) -> Clinician | None:
     cur.execute("""
         WITH found AS (
             SELECT e.employee_id, e.login, e.name, e.role, e.tier, e.is_supervisor,
-                   e.is_account_admin, s.session_id, s.last_seen_at
+                   e.is_account_admin, e.is_privacy_officer, s.session_id, s.last_seen_at
             FROM live_sessions(%(now)s) s JOIN employees e USING (employee_id)
             WHERE s.token_hash = %(hash)s
         ), seen AS (
@@ -129,7 +128,8 @@ def clinician_for_token(cur, token: str) -> Clinician | None:
               AND (f.last_seen_at IS NULL
                    OR f.last_seen_at <= %(now)s::timestamptz - %(resolution)s::interval)
         )
-        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, session_id
+        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, is_privacy_officer,
+               session_id
         FROM found
     """, {"now": clock.now(), "hash": token_hash(token), "resolution": SESSION_SEEN_RESOLUTION})
     row = cur.fetchone()
@@ -262,6 +262,18 @@ def account_admin_only(view):
         clinician = g.caller.clinician
         if clinician is None or not clinician.is_account_admin:
             raise ApiError(403, "only an account administrator may do this")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def privacy_officer_only(view):
+    """The PHI access log is read by the privacy office alone: not by supervisors, not by the
+    account administrators, not by the services' token."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        clinician = g.caller.clinician
+        if clinician is None or not clinician.is_privacy_officer:
+            raise ApiError(403, "only a privacy officer may read the PHI access log")
         return view(*args, **kwargs)
     return wrapper
 

@@ -16,6 +16,8 @@ from .context import Platform, platform
 from .db import Database
 from .errors import register_error_handlers
 from .logs import configure_logging
+from .phi_access import PURPOSE_HEADER, REASON_HEADER
+from .phi_access import SETTINGS as PHI_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     """The service's Flask app; `api` (healthguard.api.service_api) validates its routes and
     serves the OpenAPI document generated from the same models at /api/v1/openapi.json."""
     settings = load_config(config, required=(*COMMON_REQUIRED, *required),
-                           optional=(*RETRY_SETTINGS, *POOL_SETTINGS, *optional))
+                           optional=(*RETRY_SETTINGS, *POOL_SETTINGS, *PHI_SETTINGS, *optional))
     for name, value in POOL_SETTINGS.items():
         settings.setdefault(name, value)
     configure_logging(service, settings["LOG_LEVEL"])
@@ -44,7 +46,8 @@ def create_service_app(service: str, config=None, *, required=(), optional=(),
     app.config["MAX_CONTENT_LENGTH"] = env_int(settings, "MAX_CONTENT_LENGTH")
     app.json.sort_keys = False
     CORS(app, origins=[settings["WEB_ORIGIN"]],
-         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
+         allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID",
+                        PURPOSE_HEADER, REASON_HEADER],
          expose_headers=["Location", "X-Request-ID"])
     app.extensions["healthguard"] = Platform(
         service=service,

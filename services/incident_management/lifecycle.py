@@ -164,7 +164,7 @@ def _locked(cur, *, incident_id: int, action: str, clinician: Clinician, assigne
 
 def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, changes: tuple[str, ...],
                    params: tuple = (), recorded_as: str, event_type: str, note: str | None,
-                   message: Callable[[dict], str]) -> tuple[dict, dict, dict]:
+                   message: Callable[[dict], str], channel: str | None = None) -> tuple[dict, dict, dict]:
     """The skeleton of the assignee's own steps (acknowledge, start, resolve, note): lock and
     check the incident, apply `changes` (SQL assignments to its columns, taking `params`), record
     the history row and announce the event, whose `message` is made from the changed incident.
@@ -176,7 +176,7 @@ def _assignee_step(cur, *, incident_id: int, clinician: Clinician, action: str, 
                 (*params, incident_id))
     incident = cur.fetchone()
     entry = history.record(cur, incident=incident, actor_id=clinician.employee_id, action=recorded_as,
-                           previous_status=before["status"], note=note)
+                           previous_status=before["status"], note=note, channel=channel)
     said = {"reason": recorded_as, "actor_id": clinician.employee_id}
     event = announce(cur, incident, type=event_type, history=entry, recipients=[], message=message(incident),
                      **said)
@@ -200,10 +200,18 @@ def _responded(before: dict, incident: dict, event: dict) -> Change:
     return Change(incident, event, response_seconds=incident["response_seconds"] if first else None)
 
 
-def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None) -> Change:
+def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: str | None = None,
+                         channel: str = "app") -> Change:
     """The assignee acknowledges. At the last step, when every last-resort clinician is paged,
-    the first of them to acknowledge takes it (claimed, then acknowledged, in one transaction)."""
+    the first of them to acknowledge takes it (claimed, then acknowledged, in one transaction).
+    `channel`: where they acknowledged (the audit trail keeps it). From an off-tab channel (the
+    notification service on their behalf) a second acknowledgement of their own alarm, already
+    acknowledged from another channel or the app, changes nothing (no event): the person pressed
+    Acknowledge on a push and on an email, and meant the same thing twice."""
     incident = lock_incident(cur, incident_id=incident_id)
+    if (channel != "app" and incident and incident["assigned_to"] == clinician.employee_id
+            and incident["status"] not in ACTIONS["acknowledge"] and incident["acknowledged_at"]):
+        return Change(incident, None)
     if incident and takes_it_at_last_step(incident, clinician):
         previous = _employee(cur, incident["assigned_to"]) if incident["assigned_to"] else None
         hand_over(cur, before=incident, to=_employee(cur, clinician.employee_id), actor=clinician,
@@ -213,7 +221,7 @@ def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: s
         cur, incident_id=incident_id, clinician=clinician, action="acknowledge",
         changes=("status = 'ACKNOWLEDGED'", *FIRST_RESPONSE,
                  "ack_deadline = next_deadline(severity, 'ACKNOWLEDGED', %s)"),
-        params=(clock.now(),), recorded_as="ACKNOWLEDGED",
+        params=(clock.now(),), recorded_as="ACKNOWLEDGED", channel=channel,
         event_type="INCIDENT_ACKNOWLEDGED", note=note,
         message=lambda incident: f"{clinician.name} acknowledged {incident['title']}."))
 
@@ -243,7 +251,7 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
               note: str | None, message: str, event_type: str | None = None, also_notify=(),
               previous_message: str | None = None, said: str | None = None, paged=None,
-              override_reason: str | None = None) -> Change:
+              override_reason: str | None = None, channel: str | None = None) -> Change:
     """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED,
     with a fresh acknowledgement deadline; whoever was paged for it at the last step is paged no
     more (the new owner has it). `actor` None is the system (escalation). `reason` is the
@@ -271,7 +279,7 @@ def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: s
     """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"],
           override_reason))
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
-                           previous_status=before["status"], note=note)
+                           previous_status=before["status"], note=note, channel=channel)
     said = {"reason": said or action, "actor_id": actor_id, "previous_assignee": before["assigned_to"]}
     # The new assignee must act; the previous one must learn the incident is no longer theirs.
     previous = before["assigned_to"] if before["assigned_to"] != actor_id else None
@@ -298,6 +306,14 @@ def end_assignment(cur, *, incident_id: int) -> None:
         UPDATE incident_assignments SET ended_at = %s
         WHERE incident_id = %s AND ended_at IS NULL
     """, (clock.now(), incident_id))
+
+
+def clinician_by_id(cur, employee_id: str) -> Clinician | None:
+    """The person a service acts for (an off-tab acknowledgement): no session (session_id 0)."""
+    cur.execute("""SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin
+                   FROM employees WHERE employee_id = %s""", (employee_id,))
+    row = cur.fetchone()
+    return Clinician(**row, session_id=0) if row else None
 
 
 def _employee(cur, employee_id: str) -> dict | None:
@@ -386,7 +402,7 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
 
 
 def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: list[dict] | None,
-                     reason: str | None = None) -> Change:
+                     reason: str | None = None, channel: str = "app") -> Change:
     """The assignee cannot take the alarm: it moves at once to the next candidate of the routing
     order who never held it (routing.first_group, least busy first). Refused (409) when there is
     nobody: the last available person must acknowledge or hand it over. `everyone`: who is
@@ -404,7 +420,7 @@ def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: l
                        "hand it over.", rule="last_available", incident_status=before["status"],
                        allowed_actions=actions_in_status(before["status"]))
     return hand_over(cur, before=before, to=chosen, actor=clinician, reason="DECLINE", action="DECLINED",
-                     note=_joined("declined", reason),
+                     note=_joined("declined", reason), channel=channel,
                      message=declined_message(before, by=clinician, reason=reason), said="DECLINED")
 
 

@@ -34,6 +34,20 @@ class ActionNote(RequestModel):
     note: NoteText | None = Field(None, examples=["On my way, two minutes"])
 
 
+AckChannel = Literal["app", "push", "email", "sms", "voice", "badge"]
+
+
+class Acknowledgement(ActionNote):
+    """A clinician acknowledges for themselves (channel app, no employee_id). The notification
+    service (the SERVICE_TOKEN) acknowledges on behalf of `employee_id` from the off-tab
+    `channel` they answered on (a push action, an email link); the audit trail records it."""
+    channel: AckChannel = Field("app", description="only with the service token: the off-tab channel "
+                                "(a clinician's acknowledgement is always from the app)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: whom it acknowledges for "
+                                                "(ignored from a clinician)")
+
+
 class Resolution(RequestModel):
     resolution_notes: NoteText = Field(examples=["Defibrillated, sinus rhythm restored"])
 
@@ -58,6 +72,10 @@ class Reassignment(RequestModel):
 class Decline(RequestModel):
     reason: NoteText | None = Field(None, description="why (kept in the audit trail)",
                                     examples=["In theatre, scrubbed in"])
+    channel: AckChannel = Field("app", description="app for the caller themselves; the service names "
+                                "the off-tab channel the person declined from (sms, voice, badge)")
+    employee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="only with the service token: who declines")
 
 
 class NewNote(RequestModel):
@@ -255,6 +273,8 @@ class HistoryEntry(ResponseModel):
     previous_status: Status | None
     new_status: Status | None
     note: str | None
+    channel: AckChannel | None = Field(None, description="where an acknowledgement came from: app, or "
+                                       "the off-tab channel (push, email, sms, voice, badge)")
     created_at: datetime
 
 

@@ -3,6 +3,7 @@ models (schemas.py), calls one function of lifecycle.py / incidents.py / perform
 transaction, observes metrics once that transaction committed, and answers JSON."""
 from flask import Blueprint, current_app
 
+from healthguard import phi_access
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
 from healthguard.errors import ApiError
@@ -12,6 +13,7 @@ from . import incidents, lifecycle, performance, policies, routing
 from .metrics import ASSIGNMENTS, MTTA, MTTR
 from .schemas import (
     MAX_HOURLY_HOURS,
+    Acknowledgement,
     ActionNote,
     Claim,
     Decline,
@@ -55,12 +57,13 @@ def _on_duty_for_actions() -> dict[str, dict] | None:
         return None
 
 
-def _changed(step, incident_id: int, **arguments):
-    """Run one lifecycle step as the signed-in clinician, observe its timings once it committed,
-    and answer the incident as it is now, with what the caller may do next."""
+def _changed(step, incident_id: int, *, clinician=None, **arguments):
+    """Run one lifecycle step as the signed-in clinician (or `clinician`, whom a service acts
+    for), observe its timings once it committed, and answer the incident as it is now, with what
+    that clinician may do next."""
     on_duty = arguments["on_duty"] if "on_duty" in arguments else _on_duty_for_actions()
     with platform().db.transaction() as cur:
-        change = step(cur, incident_id=incident_id, clinician=current_clinician(), **arguments)
+        change = step(cur, incident_id=incident_id, clinician=clinician or current_clinician(), **arguments)
     severity = change.incident["severity"]
     if change.response_seconds is not None:
         MTTA.labels(severity=severity).observe(change.response_seconds)
@@ -68,15 +71,31 @@ def _changed(step, incident_id: int, **arguments):
         MTTR.labels(severity=severity).observe(change.resolution_seconds)
     with platform().db.transaction() as cur:
         incident = incidents.get_incident(cur, incident_id=incident_id)
-        actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty)
+        actions = lifecycle.CallerActions(cur, clinician=clinician or current_clinician(), on_duty=on_duty)
         return incidents.incident_json(incident, allowed_actions=actions(incident))
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
-@clinician_only
-@api.validate(json=ActionNote, body_optional=True, resp=CHANGED)
-def acknowledge(incident_id: int, json: ActionNote):
-    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time"""
+@api.validate(json=Acknowledgement, body_optional=True, resp=CHANGED)
+def acknowledge(incident_id: int, json: Acknowledgement):
+    """The assignee acknowledges (ASSIGNED or REASSIGNED to ACKNOWLEDGED); stores the response time
+
+    A clinician acknowledges for themselves (channel app). The notification service, with the
+    service token, acknowledges on behalf of `employee_id` from the off-tab `channel` they
+    answered on; the audit trail records the channel, and a second acknowledgement from another
+    channel is a no-op answering the incident. 403: the service named no person, or channel app.
+    A clinician's body employee_id and channel are ignored: they act as themselves, from the app."""
+    if caller().is_service:
+        if json.employee_id is None or json.channel == "app":
+            raise ApiError(403, "this action must be taken by a signed-in clinician, or by the "
+                                "notification service on behalf of employee_id from an off-tab channel")
+        with platform().db.transaction() as cur:
+            clinician = lifecycle.clinician_by_id(cur, json.employee_id)
+        if clinician is None:
+            raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
+        return _changed(lifecycle.acknowledge_incident, incident_id, clinician=clinician, note=json.note,
+                        channel=json.channel)
+    # A clinician acknowledges as themselves, from the app: ids and channels in the body are ignored.
     return _changed(lifecycle.acknowledge_incident, incident_id, note=json.note)
 
 
@@ -140,17 +159,38 @@ def reassign(incident_id: int, json: Reassignment):
     return answer
 
 
+def _on_behalf(json) -> dict:
+    """Who acts: the signed-in clinician from the app, or, with the service token, the person the
+    notification service names, from the off-tab channel they answered on (issue 23)."""
+    if caller().is_service:
+        if json.employee_id is None or json.channel == "app":
+            raise ApiError(422, "the service acts on behalf of employee_id from an off-tab channel "
+                                "(push, email, sms, voice, badge)", field="employee_id")
+        with platform().db.transaction() as cur:
+            clinician = lifecycle.clinician_by_id(cur, json.employee_id)
+        if clinician is None:
+            raise ApiError(404, f"no employee {json.employee_id}", field="employee_id")
+        return {"clinician": clinician, "channel": json.channel}
+    if json.channel != "app" or json.employee_id not in (None, current_clinician().employee_id):
+        raise ApiError(422, "a clinician acts for themselves, from the app", field="channel")
+    return {}
+
+
 @blueprint.patch("/incidents/<int:incident_id>/decline")
-@clinician_only
-@api.validate(json=Decline, body_optional=True, resp=responses({200: Incident}, (*CHANGE_ERRORS, 503)))
+@api.validate(json=Decline, body_optional=True,
+              resp=responses({200: Incident}, (*CHANGE_ERRORS, 422, 503)))
 def decline(incident_id: int, json: Decline):
     """The assignee cannot take it: it moves at once to the next candidate of the routing order
 
     Only while unacknowledged (ASSIGNED, REASSIGNED). 409 with `rule` last_available when nobody
     else can take it (acknowledge it, or ask a supervisor to hand it over). 503 when the on-call
-    service cannot say who is available."""
+    service cannot say who is available. The notification service, with the service token,
+    declines on behalf of `employee_id` from the off-tab `channel` they pressed Reject (or 2) on;
+    the audit trail records it. 422 as for acknowledge."""
+    acting = _on_behalf(json)
     everyone = routing.everyone_available(_oncall())
-    answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason)
+    answer = _changed(lifecycle.decline_incident, incident_id, everyone=everyone, reason=json.reason,
+                      **acting)
     ASSIGNMENTS.labels(reason="DECLINE").inc()
     return answer
 
@@ -204,6 +244,8 @@ def list_incidents(query: IncidentFilter):
             cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
+        # Every patient of the page, in one insert, in this transaction.
+        phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
         page = [incidents.incident_json(row, allowed_actions=actions(row)) for row in rows[:query.limit]]
     return {"incidents": page, "next": incidents.list_cursor(rows, query.limit, query.order),
             "limit": query.limit}
@@ -218,13 +260,17 @@ def get_incident(incident_id: int):
     on_duty = _on_duty_for_actions()
     with platform().db.transaction() as cur:
         # One snapshot for all its reads: under READ COMMITTED a change committed between them
-        # showed its history row beside the columns from before it.
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # showed its history row beside the columns from before it. Not READ ONLY: the answer's
+        # access is logged in the same transaction.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         incident = incidents.get_incident(cur, incident_id=incident_id)
         if incident is None:
             raise ApiError(404, f"no incident {incident_id}")
+        phi_access.check_single_patient_access(cur, incident["patient_id"])
         actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty)
-        return incidents.incident_detail(cur, incident, allowed_actions=actions(incident))
+        detail = incidents.incident_detail(cur, incident, allowed_actions=actions(incident))
+        phi_access.record(cur, [incident["patient_id"]])
+        return detail
 
 
 @blueprint.get("/incidents/metrics")

@@ -19,11 +19,13 @@ stored alone by store_and_announce, so a bad one is dead-lettered and the others
 """
 import time
 
+from healthguard import clock
 from healthguard.broker import BrokerError
 from healthguard.fanout import FanoutPublisher
 from healthguard.incident_events import IncidentEvent, incident_update
 
 from . import metrics
+from .schedule_rule_steps import bring_ledger_in_line
 from .service import as_json, store_events_notifications
 
 PUSH_EXCHANGE = "notifications.push"
@@ -77,3 +79,9 @@ def _store_and_announce(events, *, db, fanout: FanoutPublisher) -> None:
         failed = [error for error in fanout.broadcast_many(announcements) if error is not None]
         if failed:
             raise BrokerError(f"{len(failed)} announcements not confirmed: {failed[0]}")
+    # The off-tab rule steps of whom the alarms page now, after the lock (the ordering of the
+    # stored notifications does not need them, and it serializes every instance) and before the
+    # message is acknowledged: a crash in between redelivers it and they are scheduled then
+    # (bring_ledger_in_line is idempotent).
+    with db.transaction() as cur:
+        bring_ledger_in_line(cur, incident_ids=[event.incident_id for event in events], now=clock.now())

@@ -2,6 +2,7 @@
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 
+from healthguard import phi_access
 from healthguard.api import responses
 from healthguard.auth import bearer_token, clinician_for_token, clinician_only, current_clinician, public
 from healthguard.db import BIGINT_MAX
@@ -31,6 +32,8 @@ def list_my_notifications(query: HistoryPage):
         rows, has_more = service.list_notifications(cur=cur, employee_id=me, unread_only=query.unread,
                                                     after_id=query.after_id, limit=query.limit)
         unread = service.unread_count(cur=cur, employee_id=me)
+        # A notification names its patient and room (incident_events.py).
+        phi_access.record(cur, ((row["data"] or {}).get("patient_id") for row in rows))
     return {"notifications": [service.as_json(row) for row in rows], "has_more": has_more,
             "unread_count": unread}
 

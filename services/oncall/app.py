@@ -3,14 +3,16 @@ import datetime as dt
 
 from healthguard import metrics as shared_metrics
 from healthguard.addresses import trusted_proxies
+from healthguard.audit import AuditChainCollector
 from healthguard.config import ConfigError, hospital_tz
 from healthguard.web import create_service_app
 
-from . import auth_views, views
+from . import auth_views, privacy_views, views
 from .accounts import one_time_password_lifetime
 from .metrics import OnCallCollector
 from .prune_sign_in_records import PruneSignInRecords
 from .schemas import api
+from .seal_audit_chains import SealAuditChains
 
 # A browser session (the web UI's) ends after this long without a request from any of its tabs:
 # a workstation left with the browser closed, not a console left open (its pages keep it alive).
@@ -21,7 +23,8 @@ def create_app(config=None):
     app = create_service_app("oncall", config,
                              optional=("HOSPITAL_TZ", "SESSION_TTL_HOURS", "SESSION_IDLE_MINUTES",
                                        "ONE_TIME_PASSWORD_HOURS", "TRUSTED_PROXIES"),
-                             blueprints=(auth_views.blueprint, views.blueprint), api=api)
+                             blueprints=(auth_views.blueprint, views.blueprint, privacy_views.blueprint),
+                             api=api)
     tz = hospital_tz(app.config)
     try:
         ttl_hours = float(app.config["SESSION_TTL_HOURS"])
@@ -45,6 +48,8 @@ def create_app(config=None):
     app.extensions["oncall.trusted_proxies"] = trusted_proxies(app.config.get("TRUSTED_PROXIES"))
     hg = app.extensions["healthguard"]
     shared_metrics.add_scrape_collector(app, OnCallCollector(db=hg.db, tz=tz))
+    shared_metrics.add_scrape_collector(app, AuditChainCollector(hg.db))
     hg.background.append(PruneSignInRecords(db=hg.db))  # run by the worker process
+    hg.background.append(SealAuditChains(db=hg.db))
     hg.dependencies = ("database",)  # on-call never uses the broker: /ready does not ask it
     return app

@@ -27,7 +27,7 @@ def check_roles(cur, roles, *, field: str = "role") -> None:
 # An employee as callers see it (never password_hash); signed_in at the instant %(at)s.
 EMPLOYEE_COLUMNS = """
     e.employee_id, e.login, e.name, e.role, e.specialty, e.tier, e.is_supervisor, e.is_account_admin,
-    e.availability,
+    e.is_privacy_officer, e.availability,
     e.last_login, e.employee_id IN (SELECT s.employee_id FROM signed_in_clinicians(%(at)s) s) AS signed_in
 """
 
@@ -103,6 +103,7 @@ def employee_json(row) -> dict:
     return {"employee_id": row["employee_id"], "login": row["login"], "name": row["name"],
             "role": row["role"], "specialty": row["specialty"], "tier": row["tier"],
             "is_supervisor": row["is_supervisor"], "is_account_admin": row["is_account_admin"],
+            "is_privacy_officer": row["is_privacy_officer"],
             "signed_in": row["signed_in"], "availability": row["availability"],
             "last_login": _iso(row["last_login"])}
 
@@ -112,7 +113,8 @@ def list_employees(cur, *, at: dt.datetime, role=None) -> list[dict]:
         check_roles(cur, [role])
     cur.execute(f"""
         SELECT {EMPLOYEE_COLUMNS} FROM employees e
-        WHERE %(role)s::text IS NULL OR e.role = %(role)s
+        -- A privacy officer is no clinician: in no list of them (migration 0020).
+        WHERE (%(role)s::text IS NULL OR e.role = %(role)s) AND NOT e.is_privacy_officer
         ORDER BY e.employee_id""", {"role": role, "at": at})  # noqa: S608 (a constant column list)
     return [employee_json(row) for row in cur.fetchall()]
 

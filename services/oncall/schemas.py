@@ -13,7 +13,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from healthguard.api import NO_NUL, QueryList, RequestModel, ResponseModel, Text, service_api
+from healthguard.api import NO_NUL, QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
 from healthguard.domain import Availability
 
 api = service_api(
@@ -96,6 +96,38 @@ class AuditFilter(RequestModel):
     limit: int = Field(50, ge=1, le=200)
 
 
+class AccessLogExportFilter(RequestModel):
+    patient_id: Text(64) | None = Field(None, description="only this patient's entries")
+    employee_id: EmployeeId | None = Field(None, description="only this user's reads")
+    since: Timestamp | None = Field(None, description="from this time (inclusive)")
+    until: Timestamp | None = Field(None, description="until this time (exclusive)")
+
+
+class AccessLogFilter(AccessLogExportFilter):
+    before: int | None = Field(None, ge=1, strict=False, description="only entries older than this "
+                               "access_id (the `next` of the page before)")
+    limit: int = Field(100, ge=1, le=500)
+
+
+class AccessLogEntry(ResponseModel):
+    access_id: int
+    accessed_at: dt.datetime
+    patient_id: str
+    employee_id: str | None = Field(description="the signed-in user; null for a device or a service")
+    employee_name: str | None
+    device_id: int | None = Field(description="the device of the registry; null for a bootstrap key")
+    accessor_kind: Literal["EMPLOYEE", "DEVICE", "SERVICE"]
+    route: str = Field(description="method and route, e.g. GET /api/v1/incidents/<int:incident_id>")
+    address: str | None = Field(description="the client's address")
+    purpose: Literal["treatment", "break-glass"]
+    reason: str | None = Field(description="the reason typed for a break-glass access")
+
+
+class AccessLog(ResponseModel):
+    entries: list[AccessLogEntry]
+    next: int | None = Field(description="pass as `before` for older entries; null: no more")
+
+
 class AccountAuditEntry(ResponseModel):
     audit_id: int
     action: Literal["PASSWORD_RESET", "ACCOUNT_ADMIN_GRANTED", "ACCOUNT_ADMIN_REVOKED"]
@@ -160,6 +192,7 @@ class SessionEmployee(ResponseModel):
     tier: int
     is_supervisor: bool
     is_account_admin: bool
+    is_privacy_officer: bool = Field(description="may read the PHI access log (and only they may)")
 
 
 class SignedIn(ResponseModel):
@@ -181,6 +214,7 @@ class Employee(ResponseModel):
     tier: int
     is_supervisor: bool
     is_account_admin: bool = Field(description="may reset passwords and grant this")
+    is_privacy_officer: bool = Field(description="may read the PHI access log (and only they may)")
     signed_in: bool = Field(description="has a live session now")
     availability: Availability
     last_login: dt.datetime | None

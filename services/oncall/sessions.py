@@ -113,8 +113,8 @@ def _check_password(cur, *, login: str, password: str, address: str | None,
         SIGN_IN_THROTTLED.labels(reason=reason).inc()
         raise TooManyAttempts(retry_after, reason)
     cur.execute("""
-        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, password_hash,
-               must_change_password,
+        SELECT employee_id, login, name, role, tier, is_supervisor, is_account_admin, is_privacy_officer,
+               password_hash, must_change_password,
                coalesce(must_change_password AND password_expires_at <= %s, false)
                    AS one_time_password_expired
         FROM employees WHERE login = %s
@@ -139,7 +139,8 @@ def _check_password(cur, *, login: str, password: str, address: str | None,
     return employee
 
 
-PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor", "is_account_admin")
+PUBLIC_FIELDS = ("employee_id", "login", "name", "role", "tier", "is_supervisor", "is_account_admin",
+                 "is_privacy_officer")
 
 
 def sign_in(cur, *, login: str, password: str, ttl_hours: float, address: str | None,

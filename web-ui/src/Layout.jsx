@@ -8,6 +8,7 @@ import { eventName, roleName } from "./domain.js";
 import { ageOf, formatTime, timeAgo } from "./format.js";
 import { LiveProvider, useLive } from "./live.jsx";
 import Popups from "./Popups.jsx";
+import ReachBanner from "./reach/ReachBanner.jsx";
 import { SeverityBadge, useNow } from "./ui.jsx";
 
 const PAGES = [
@@ -17,6 +18,10 @@ const PAGES = [
   { to: "/oncall", label: "On-Call" },
   { to: "/care-team", label: "Care team" },
   { to: "/metrics", label: "Metrics" },
+  // Shown to whom the server answers: supervisors manage devices, privacy officers read the log.
+  { to: "/devices", label: "Devices", shownTo: (employee) => employee?.is_supervisor },
+  { to: "/privacy", label: "Privacy", shownTo: (employee) => employee?.is_privacy_officer },
+  { to: "/notifications", label: "My notifications" },
 ];
 
 const CONNECTION_LABELS = {
@@ -188,6 +193,7 @@ function Page() {
   return (
     <main id="main" className={`content ${isCutOff(connection) ? "offline" : ""}`}>
       <BackgroundAlertsPrompt />
+      <ReachBanner />
       <Outlet />
     </main>
   );
@@ -211,6 +217,7 @@ export default function Layout() {
   const location = useLocation();
   const [menuOpenOn, setMenuOpenOn] = useState(null);
   const menuOpen = menuOpenOn === location.pathname;
+  const { employee } = useAuth();
   return (
     <LiveProvider>
       <a className="skip-link" href="#main">
@@ -228,7 +235,7 @@ export default function Layout() {
           Menu
         </button>
         <nav aria-label="Main" id="main-menu">
-          {PAGES.map(({ to, label, end }) => (
+          {PAGES.filter(({ shownTo }) => !shownTo || shownTo(employee)).map(({ to, label, end }) => (
             <NavLink key={to} to={to} end={end}>
               {label}
             </NavLink>

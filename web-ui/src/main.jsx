@@ -7,14 +7,22 @@ import Layout, { Brand } from "./Layout.jsx";
 import NotFound from "./NotFound.jsx";
 import AlertsPage from "./pages/AlertsPage.jsx";
 import CareTeamPage from "./pages/CareTeamPage.jsx";
+import ChannelAckPage from "./pages/ChannelAckPage.jsx";
 import DashboardPage from "./pages/DashboardPage.jsx";
+import DevicesPage from "./pages/DevicesPage.jsx";
 import IncidentDetailPage from "./pages/IncidentDetailPage.jsx";
 import IncidentsPage from "./pages/IncidentsPage.jsx";
 import LoginPage from "./pages/LoginPage.jsx";
+import MyNotificationsPage from "./pages/MyNotificationsPage.jsx";
 import OnCallPage from "./pages/OnCallPage.jsx";
+import PatientPage from "./pages/PatientPage.jsx";
+import PrivacyPage from "./pages/PrivacyPage.jsx";
+import ReachabilityPage from "./pages/ReachabilityPage.jsx";
+import { registerServiceWorker } from "./reach/push.js";
 import StatusPage from "./StatusPage.jsx";
 import { Loading } from "./ui.jsx";
 import "./styles.css";
+import "./reach/reach.css";
 
 // The service status page needs no sign-in: it is what to look at when sign-in fails.
 function PublicFrame() {
@@ -42,7 +50,12 @@ const router = createBrowserRouter([
     ),
     children: [
       { path: "/login", element: <LoginPage /> },
-      { element: <PublicFrame />, children: [{ path: "/status", element: <StatusPage /> }] },
+      { element: <PublicFrame />, children: [
+          { path: "/status", element: <StatusPage /> },
+          // An alarm email's one-time link: the token is the credential, no sign-in.
+          { path: "/ack/:token", element: <ChannelAckPage /> },
+        ],
+      },
       {
         path: "/",
         element: (
@@ -56,7 +69,12 @@ const router = createBrowserRouter([
           { path: "incidents/:incidentId", element: <IncidentDetailPage /> },
           { path: "alerts", element: <AlertsPage /> },
           { path: "oncall", element: <OnCallPage /> },
+          { path: "notifications", element: <MyNotificationsPage /> },
+          { path: "reachability", element: <ReachabilityPage /> },
           { path: "care-team", element: <CareTeamPage /> },
+          { path: "patients/:patientId", element: <PatientPage /> },
+          { path: "devices", element: <DevicesPage /> },
+          { path: "privacy", element: <PrivacyPage /> },
           {
             path: "metrics",
             element: (
@@ -71,6 +89,9 @@ const router = createBrowserRouter([
     ],
   },
 ]);
+
+// The service worker: the installable app's shell cache and alarms by Web Push with no tab open.
+registerServiceWorker();
 
 createRoot(document.getElementById("root")).render(
   <StrictMode>

@@ -7,7 +7,9 @@ import { ACTIVE_INCIDENT_STATUSES, actionName, assignmentReasonName, historyName
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import WhyThisPerson from "../WhyThisPerson.jsx";
+import { MonitorSilentNotice } from "../MonitorSilent.jsx";
 import { DeclineForm } from "../Popups.jsx";
+import DeliveryTimeline from "../reach/DeliveryTimeline.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
 
 function Fact({ label, children }) {
@@ -233,10 +235,13 @@ function IncidentDetailPage({ id }) {
           <p className="eyebrow">Incident #{incident.incident_id}</p>
           <h1>{incident.title}</h1>
           <p className="patient-line" data-testid="patient-line">
-            <strong>{incident.patient_name}</strong>
+            <strong>
+              <Link to={`/patients/${encodeURIComponent(incident.patient_id)}`}>{incident.patient_name}</Link>
+            </strong>
             {incident.patient_age !== null && incident.patient_age !== undefined && `, ${incident.patient_age} y`} ·{" "}
             {incident.ward} · Room {incident.room}
           </p>
+          <MonitorSilentNotice patientId={incident.patient_id} />
           {incident.is_test && (
             <p className="test-notice" role="note">
               <TestBadge /> A test alert raised by a clinician (a drill), not an alarm from the patient's device.
@@ -346,6 +351,8 @@ function IncidentDetailPage({ id }) {
               </p>
             )}
           </section>
+
+          <DeliveryTimeline incident={incident} />
 
           <section className="panel" aria-labelledby="details-title">
             <h2 id="details-title">Patient and reading</h2>

@@ -1,0 +1,39 @@
+"""Who can be reached off the open tab: everyone on the current rota (the on-call service's
+GET /api/v1/oncall/current, asked with the SERVICE_TOKEN, as incident management asks it) and
+whether each has a verified off-tab contact method."""
+import requests
+
+from healthguard.errors import ApiError
+
+TIMEOUT = (1.0, 3.0)
+
+
+def on_duty(settings: dict) -> list[dict]:
+    """Everyone on duty now by the rota (signed in or not): employee_id, name, role."""
+    try:
+        response = requests.get(f"{settings['ONCALL_URL'].rstrip('/')}/api/v1/oncall/current",
+                                headers={"Authorization": f"Bearer {settings['SERVICE_TOKEN']}"},
+                                timeout=TIMEOUT)
+        response.raise_for_status()
+        return response.json()["clinicians"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        raise ApiError(503, "the on-call service is not answering; try again shortly") from exc
+
+
+def of(cur, people: list[dict]) -> dict:
+    """Each person with whether they have a verified off-tab method and of which kinds."""
+    ids = list(dict.fromkeys(p["employee_id"] for p in people))
+    cur.execute("""SELECT employee_id, array_agg(DISTINCT kind ORDER BY kind) AS kinds
+                   FROM contact_methods
+                   WHERE employee_id = ANY(%s) AND verified_at IS NOT NULL AND disabled_at IS NULL
+                   GROUP BY employee_id""", (ids,))
+    kinds = {row["employee_id"]: row["kinds"] for row in cur.fetchall()}
+    seen, result = set(), []
+    for person in people:
+        if person["employee_id"] in seen:
+            continue
+        seen.add(person["employee_id"])
+        mine = kinds.get(person["employee_id"], [])
+        result.append({"employee_id": person["employee_id"], "name": person.get("name"),
+                       "role": person.get("role"), "reachable": bool(mine), "kinds": mine})
+    return {"on_duty": result, "unreachable": [p["employee_id"] for p in result if not p["reachable"]]}

@@ -1,0 +1,136 @@
+"""The PHI access log (issue 24): every answer with a patient's identifying data writes one entry
+per patient (a list, one batched insert); the services' database role may only append to it;
+only a privacy officer reads it. Real gunicorn services and PostgreSQL, the test clock."""
+import contextlib
+import csv
+import datetime as dt
+import io
+
+import psycopg2
+import psycopg2.errors
+import pytest
+import requests
+
+from tests.support import as_app_role
+
+PATIENTS = ("P001", "P002", "P003", "P004", "P005", "P006", "P007", "P008")
+
+
+@pytest.fixture
+def incident_service(start_service):
+    return start_service("incident-management")
+
+
+@pytest.fixture
+def ingestion(start_service):
+    return start_service("alert-ingestion")
+
+
+def access_log(db, **where) -> list[dict]:
+    conditions = " AND ".join(f"{column} = %({column})s" for column in where) or "true"
+    with db.transaction() as cur:
+        cur.execute(f"SELECT * FROM phi_access_log WHERE {conditions} ORDER BY access_id", where)  # noqa: S608
+        return cur.fetchall()
+
+
+def test_one_incident_a_list_of_50_and_one_patient_each_log_one_entry_per_patient(
+        incident_service, ingestion, make_incident, login_as, db, clock):
+    clock.pin_rota()
+    incidents = [make_incident(patient_id=PATIENTS[n % len(PATIENTS)], severity="HIGH",
+                               alert_type="HEART_RATE_HIGH") for n in range(50)]
+    nurse = {"Authorization": f"Bearer {login_as('N01')}"}
+
+    one = requests.get(f"{incident_service.url}/api/v1/incidents/{incidents[0]}", headers=nurse, timeout=10)
+    assert one.status_code == 200, one.text
+    (entry,) = access_log(db, route="GET /api/v1/incidents/<int:incident_id>")
+    assert (entry["patient_id"], entry["employee_id"], entry["accessor_kind"]) == ("P001", "N01", "EMPLOYEE")
+    assert entry["purpose"] == "treatment" and entry["reason"] is None
+    # At the test clock's time (pinned to the rota's day, months from the wall clock).
+    assert abs(entry["accessed_at"] - clock.now()) < dt.timedelta(minutes=5)
+    assert entry["address"] is not None
+
+    page = requests.get(f"{incident_service.url}/api/v1/incidents", params={"limit": 50},
+                        headers=nurse, timeout=10)
+    assert page.status_code == 200 and len(page.json()["incidents"]) == 50
+    listed = access_log(db, route="GET /api/v1/incidents")
+    assert sorted(e["patient_id"] for e in listed) == sorted(PATIENTS)  # one per patient, not per row
+    assert len({e["accessed_at"] for e in listed}) == 1  # one insert for the whole answer
+
+    patient = requests.get(f"{ingestion.url}/api/v1/patients/P004", headers=nurse, timeout=10)
+    assert patient.status_code == 200 and patient.json()["name"] == "Harold Jensen"
+    (read,) = access_log(db, route="GET /api/v1/patients/<patient_id>")
+    assert read["patient_id"] == "P004" and read["employee_id"] == "N01"
+
+    # Break-glass: the declared purpose and its typed reason are kept; no reason is refused.
+    glass = {**nurse, "X-Access-Purpose": "break-glass"}
+    refused = requests.get(f"{ingestion.url}/api/v1/patients/P005", headers=glass, timeout=10)
+    assert refused.status_code == 400 and "X-Access-Reason" in refused.json()["message"]
+    broken = requests.get(f"{ingestion.url}/api/v1/patients/P005",
+                          headers={**glass, "X-Access-Reason": "covering ward 5, patient deteriorating"},
+                          timeout=10)
+    assert broken.status_code == 200
+    (glass_entry,) = access_log(db, patient_id="P005", route="GET /api/v1/patients/<patient_id>")
+    assert glass_entry["purpose"] == "break-glass" and glass_entry["reason"].startswith("covering ward 5")
+
+
+@contextlib.contextmanager
+def as_services_role(database_url):
+    conn = psycopg2.connect(as_app_role(database_url))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_the_services_role_can_append_to_the_log_but_not_update_or_delete_it(database_url, db, clock):
+    with as_services_role(database_url) as conn, conn.cursor() as cur:
+        cur.execute("""
+            INSERT INTO phi_access_log (accessed_at, patient_id, employee_id, accessor_kind, route, purpose)
+            VALUES (%s, 'P001', 'N01', 'EMPLOYEE', 'GET /test', 'treatment')""", (clock.now(),))
+        conn.commit()
+        cur.execute("SELECT relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'phi_access_log'::regclass")
+        partitions = [row[0] for row in cur.fetchall()]
+        conn.rollback()
+        for table in ["phi_access_log", *partitions]:
+            for statement in (f"UPDATE {table} SET purpose = 'break-glass', reason = 'x'",  # noqa: S608
+                              f"DELETE FROM {table}",  # noqa: S608
+                              f"TRUNCATE {table}"):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement)
+                conn.rollback()
+        # The audit trail of incidents is append-only for it too.
+        for statement in ("UPDATE incident_history SET note = 'edited'", "DELETE FROM incident_history"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(statement)
+            conn.rollback()
+    assert len(access_log(db, route="GET /test")) == 1
+
+
+def test_only_a_privacy_officer_reads_and_exports_the_log(start_service, ingestion, login_as, db, clock):
+    oncall = start_service("oncall")
+    nurse = {"Authorization": f"Bearer {login_as('N01')}"}
+    assert requests.get(f"{ingestion.url}/api/v1/patients", headers=nurse, timeout=10).status_code == 200
+
+    for who in ("N01", "D01"):  # a nurse; a supervisor and account administrator
+        headers = {"Authorization": f"Bearer {login_as(who)}"}
+        for path in ("/api/v1/privacy/access-log", "/api/v1/privacy/access-log/export"):
+            answer = requests.get(oncall.url + path, headers=headers, timeout=10)
+            assert answer.status_code == 403, (who, path, answer.text)
+
+    officer = {"Authorization": f"Bearer {login_as('PRV01')}"}
+    found = requests.get(f"{oncall.url}/api/v1/privacy/access-log",
+                         params={"patient_id": "P003", "employee_id": "N01"}, headers=officer, timeout=10)
+    assert found.status_code == 200, found.text
+    (entry,) = found.json()["entries"]
+    assert entry["route"] == "GET /api/v1/patients" and entry["purpose"] == "treatment"
+    exported = requests.get(f"{oncall.url}/api/v1/privacy/access-log/export", params={"employee_id": "N01"},
+                            headers=officer, timeout=10)
+    assert exported.status_code == 200 and exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert sorted(row["patient_id"] for row in rows) == sorted(PATIENTS)
+
+    # A privacy officer is in no list of clinicians.
+    employees = requests.get(f"{oncall.url}/api/v1/employees", headers=nurse, timeout=10)
+    assert employees.status_code == 200
+    assert "PRV01" not in {e["employee_id"] for e in employees.json()["employees"]}
