@@ -36,6 +36,8 @@ def test_a_claim_is_refused_outside_the_routing_and_allowed_inside(api, db, cloc
     login_as("D01")
     incident_id = make_incident(alert_type="APNEA_DETECTED", assigned_to="D01")  # routed to ED, PULMONOLOGIST
     put_on_duty(db, clock, "E01")
+    assert api.get(incident_id, token=login_as("E01"))["allowed_actions"] == []
+    assert api.get(incident_id, token=login_as("S03"))["allowed_actions"] == ["claim"]
     engineer = api.act(login_as("E01"), incident_id, "claim")
     assert engineer.status_code == 403
     assert engineer.json()["message"] == (
@@ -68,6 +70,8 @@ def test_an_acknowledged_alarm_of_a_signed_in_assignee_is_taken_only_by_a_superv
     assignee, supervisor = api.on_duty("EMERGENCY_DOCTOR")  # emergency doctors supervise
     login_as(assignee)
     incident_id = make_incident(alert_type="APNEA_DETECTED", assigned_to=assignee, status="ACKNOWLEDGED")
+    assert "claim" not in api.get(incident_id, token=login_as("S03"))["allowed_actions"]
+    assert "claim" in api.get(incident_id, token=login_as(supervisor))["allowed_actions"]
     refused = api.act(login_as("S03"), incident_id, "claim")
     with db.transaction() as cur:
         cur.execute("SELECT name FROM employees WHERE employee_id = %s", (assignee,))
@@ -88,6 +92,34 @@ def test_an_acknowledged_alarm_of_a_signed_in_assignee_is_taken_only_by_a_superv
     assert event["data"]["reason"] == "TAKEN_BY_SUPERVISOR" and event["data"]["paged"] == []
     assert event["data"]["previous_assignee"] == assignee and event["data"]["actor_id"] == supervisor
     assert ", a supervisor, took over " in event["message"] and "EMERGENCY_DOCTOR" not in event["message"]
+
+
+def test_a_nurse_is_offered_no_claim_of_a_critical_cardiac_arrest_and_her_claim_is_refused(
+        api, db, clock, login_as, make_incident):
+    doctor, colleague = api.on_duty("EMERGENCY_DOCTOR")
+    holder = login_as(doctor)
+    incident_id = make_incident(alert_type="CARDIAC_ARREST", assigned_to=doctor)
+    put_on_duty(db, clock, "N02")  # on duty and signed in: only the alarm's routing refuses her
+    nurse = login_as("N02")
+    seen = api.get(incident_id, token=nurse)
+    assert (seen["severity"], seen["alert_type"]) == ("CRITICAL", "CARDIAC_ARREST")
+    assert seen["allowed_actions"] == []
+    [row] = [i for i in api.list(nurse, status="ASSIGNED", limit=200).json()["incidents"]
+             if i["incident_id"] == incident_id]
+    assert row["allowed_actions"] == []  # the list says the same as the incident
+    claim = api.act(nurse, incident_id, "claim")
+    assert claim.status_code == 403 and claim.json()["rule"] == "override_not_allowed"
+    # Whatever she was not offered is refused.
+    bodies = {"reassign": {"employee_id": colleague}, "resolve": {"resolution_notes": "done"}}
+    for action in ("acknowledge", "decline", "start", "resolve", "reassign"):
+        assert api.act(nurse, incident_id, action, bodies.get(action)).status_code in (403, 409), action
+    assert api.note(nurse, incident_id, "on my way").status_code == 403
+    # The doctors who may own it are offered what they may do; a service, nothing.
+    assert api.get(incident_id, token=holder)["allowed_actions"] == [
+        "acknowledge", "decline", "reassign", "note"]
+    assert api.get(incident_id, token=login_as(colleague))["allowed_actions"] == ["claim", "reassign"]
+    assert api.get(incident_id)["allowed_actions"] == []
+    assert api.get(incident_id)["assigned_to"] == doctor
 
 
 def test_a_supervisor_claims_outside_the_routed_roles_only_with_a_reason(
@@ -183,7 +215,11 @@ def test_decline_moves_the_alarm_to_the_next_candidate_and_the_last_one_cannot(
     incident = api.incident_of(api.post_alert("P002", "CARDIAC_ARREST"))
     holder = incident["assigned_to"]
     other = second if holder == first else first
-    assert incident["allowed_actions"] == ["acknowledge", "decline", "claim", "reassign", "note"]
+    # Each is offered what they may do (emergency doctors supervise): the holder its own steps,
+    # the other doctor a claim.
+    assert api.get(incident["incident_id"], token=tokens[holder])["allowed_actions"] == [
+        "acknowledge", "decline", "reassign", "note"]
+    assert api.get(incident["incident_id"], token=tokens[other])["allowed_actions"] == ["claim", "reassign"]
     assert api.act(tokens[other], incident["incident_id"], "decline").status_code == 403  # not theirs
 
     declined = api.act(tokens[holder], incident["incident_id"], "decline",

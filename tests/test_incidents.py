@@ -86,7 +86,8 @@ def test_route_falls_back_role_by_role_and_assigns_the_least_busy(api, login_as)
 def test_nobody_available_leaves_the_incident_open_until_someone_is(api, login_as):
     alert_id = api.post_alert("P008", "APNEA_DETECTED")
     incident = api.incident_of(alert_id, status="OPEN")
-    assert incident["assigned_to"] is None and incident["allowed_actions"] == ["claim", "reassign", "note"]
+    assert incident["assigned_to"] is None
+    assert incident["allowed_actions"] == []  # asked by a service, which may take none
     # Nobody owns it: the API says so, and since when (its creation).
     assert incident["unowned"] is True and incident["unowned_since"] == incident["created_at"]
     login_as("S03")  # a pulmonologist signs in; the retry task offers the incident again

@@ -365,10 +365,12 @@ def test_a_conflicting_action_shows_the_current_status_and_what_is_allowed(page,
     error = page.get_by_role("alert").filter(has_text="cannot acknowledge")
     expect(error).to_contain_text(f"incident {incident['incident_id']}: it is ACKNOWLEDGED")
     expect(error).to_contain_text("The incident is now Acknowledged")
-    expect(error).to_contain_text("allowed now: Start, Claim, Reassign, Note")
-    # And the page shows the incident as it now is, with the actions that now apply.
+    # And the page shows the incident as it now is, with what D01 may now do: their own next step,
+    # never a claim of what is theirs.
     expect(page.get_by_test_id("incident-status")).to_have_text("Acknowledged")
     expect(page.get_by_role("button", name="Start work")).to_be_visible()
+    expect(page.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Claim (take over)")).to_have_count(0)
 
 
 # --------------------------------------------------------------------------- other pages
@@ -522,6 +524,31 @@ def test_a_supervisor_reassigns_and_another_clinician_claims_from_the_detail_pag
     finally:
         colleague.close()
 
+
+
+def test_a_nurse_viewing_a_critical_cardiac_arrest_sees_no_claim_and_the_api_refuses_hers(page, site, clock):
+    # The arrest goes to D01 (on duty, signed in); the nurse is on duty and signed in too, so only
+    # the alarm's routing (emergency doctors, cardiologists) keeps it from her.
+    doctor = api_login(site, "D01")
+    alert = device_alert(site, "CARDIAC_ARREST", patient_id="P002")
+    incident = my_incident(site, doctor, alert["alert_id"])
+    _put_on_duty_now(site, "N02", clock)
+    sign_in(page, "N02")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("James O'Connor")
+    page.goto(f"/incidents/{incident['incident_id']}")
+    expect(page.get_by_test_id("incident-status")).to_have_text("Assigned")
+    expect(page.locator(".incident-head .badge").first).to_have_text("CRITICAL")
+    expect(page.get_by_test_id("no-actions")).to_be_visible()
+    actions = page.get_by_role("region", name="Actions")
+    expect(actions.get_by_role("button")).to_have_count(0)
+    expect(page.get_by_role("button", name="Claim (take over)")).to_have_count(0)
+    # What she was not offered, the server refuses: her claim, with her own session.
+    answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/claim", timeout=10,
+                            headers={"Authorization": f"Bearer {session_cookie(page)}"})
+    assert answer.status_code == 403 and answer.json()["rule"] == "override_not_allowed", answer.text
+    seen = requests.get(f"{site}/api/v1/incidents/{incident['incident_id']}", timeout=10,
+                        headers={"Authorization": f"Bearer {session_cookie(page)}"})
+    assert seen.json()["allowed_actions"] == []
 
 
 def test_a_live_update_keeps_the_rows_loaded_with_load_more(page, site, db):

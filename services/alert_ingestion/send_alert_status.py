@@ -19,6 +19,7 @@ import logging
 import uuid
 
 from healthguard import clock
+from healthguard.domain import HL7_STATUS_WAKE_CHANNEL
 from healthguard.tasks import PeriodicTask
 
 from .hl7_gateways import GatewayRules, resolve_endpoint
@@ -28,7 +29,6 @@ from .mllp_client import MllpClient
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "hl7_status"
 MAX_RETRY_SECONDS = 300
 SEND_TIMEOUT_SECONDS = 5.0
 BATCH = 50
@@ -43,7 +43,7 @@ class SendAlertStatus(PeriodicTask):
 
     def __init__(self, db, *, rules: GatewayRules, interval: float = 5.0,
                  timeout: float = SEND_TIMEOUT_SECONDS):
-        super().__init__(interval=interval, wake_on=(db.url, NOTIFY_CHANNEL))
+        super().__init__(interval=interval, wake_on=(db.url, HL7_STATUS_WAKE_CHANNEL))
         self.db, self.rules, self.timeout = db, rules, timeout
 
     def run_once(self) -> None:

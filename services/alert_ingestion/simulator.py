@@ -24,12 +24,11 @@ import uuid
 
 import requests
 
+from healthguard.domain import SEVERITY_WEIGHTS
+
 from . import hl7_messages
 from .catalogue import typical_value
 from .mllp_client import MllpClient
-
-# How often a monitor raises an alarm of each severity, relative to one another.
-SEVERITY_WEIGHTS = {"LOW": 8, "MEDIUM": 5, "HIGH": 3, "CRITICAL": 1}
 
 
 class Simulator:

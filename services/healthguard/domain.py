@@ -1,6 +1,11 @@
-"""The hospital's vocabularies, written once for every service. The browser has the same lists
-in web-ui/src/domain.js; tests/test_domain_lists.py fails when the two differ. The database's
-CHECK constraints (db/migrations) hold them too, as the last line of defence."""
+"""The hospital's vocabularies and the rules written on them, once for every service: statuses,
+severities, what each status allows, which statuses carry a deadline, and the constants services
+and the browser agree on (WebSocket close codes, the notification events that page).
+
+The browser has the same names in web-ui/src/domain.js; tests/test_domain_lists.py fails when the
+two differ, and when the database's copies differ: its CHECK constraints (the last line of
+defence), next_deadline() (0006_escalation_deadlines.sql: the deadline rule stays in SQL, where
+every UPDATE that moves an incident computes it) and its NOTIFY channels."""
 from typing import Literal
 
 # Most severe first: the order of lists, filters and the dashboard.
@@ -11,9 +16,54 @@ INCIDENT_STATUSES = ("OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNED", "IN_PROGR
 ACTIVE_INCIDENT_STATUSES = tuple(status for status in INCIDENT_STATUSES if status != "RESOLVED")
 # Waiting for the assignee to acknowledge (and escalated when they do not in time).
 UNACKNOWLEDGED_STATUSES = ("ASSIGNED", "REASSIGNED")
+# The assignee has taken the alarm on: only a supervisor takes it away from them (reassign, or a
+# claim) while they are signed in.
+TAKEN_ON_STATUSES = ("ACKNOWLEDGED", "IN_PROGRESS")
+
+# The statuses that carry a deadline (incidents.ack_deadline), with the escalation policy's
+# column that sets it: unacknowledged, escalated past ack_timeout_seconds; acknowledged but not
+# started, re-paged past start_timeout_seconds. Every other status has none.
+DEADLINE_TIMEOUTS = {
+    "ASSIGNED": "ack_timeout_seconds",
+    "REASSIGNED": "ack_timeout_seconds",
+    "ACKNOWLEDGED": "start_timeout_seconds",
+}
+DEADLINE_STATUSES = tuple(DEADLINE_TIMEOUTS)
+
+# The lifecycle: action -> the statuses it may be taken from. Who may take it (the assignee, a
+# supervisor, a clinician of a routed role) is incident_management/lifecycle.py's, which answers
+# each caller's actions (allowed_actions) by the same checks that refuse them.
+#   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
+#   it REASSIGNED, from where the new assignee acknowledges or starts work.
+ACTIONS = {
+    "acknowledge": UNACKNOWLEDGED_STATUSES,
+    "decline": UNACKNOWLEDGED_STATUSES,  # the assignee cannot take it: it moves to the next candidate
+    "start": ("ACKNOWLEDGED", "REASSIGNED"),
+    "resolve": ("IN_PROGRESS",),
+    "claim": ACTIVE_INCIDENT_STATUSES,
+    "reassign": ACTIVE_INCIDENT_STATUSES,
+    "note": INCIDENT_STATUSES,
+}
+
+# How often the simulator raises each severity, relative to the others: most alarms are minor.
+SEVERITY_WEIGHTS = {"CRITICAL": 1, "HIGH": 3, "MEDIUM": 5, "LOW": 8}
 
 # What a clinician says of themselves: AWAY takes them out of assignment while signed in.
 AVAILABILITIES = ("AVAILABLE", "AWAY")
+
+# Notification events that page their incident's assignee, for a notification that does not say
+# whom it pages (data.paged).
+ALERTING_EVENTS = ("INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED")
+
+# WebSocket close codes of the notification service (notification/WEBSOCKET.md), which the
+# browser acts on: sign in again, or do not reconnect in a loop.
+WS_CLOSE_SESSION_ENDED = 4401      # the session was signed out or expired
+WS_CLOSE_TOO_MANY_SOCKETS = 4409   # the session opened more sockets than an instance keeps for it
+
+# PostgreSQL NOTIFY channels that wake a waiting worker (services only, not the browser).
+OUTBOX_WAKE_CHANNEL = "outbox"          # rows in the outbox for the relay to publish
+HL7_STATUS_WAKE_CHANNEL = "hl7_status"  # HL7 status reports to send (0009's trigger sends it)
+CLINICIAN_AVAILABLE_CHANNEL = "clinician_available"  # someone may take unowned alarms (0006)
 
 # The same lists as types, for the request and response models (healthguard.api).
 Severity = Literal[SEVERITIES]

@@ -3,11 +3,12 @@ import datetime
 import threading
 
 from healthguard.config import ConfigError, hospital_tz
+from healthguard.domain import CLINICIAN_AVAILABLE_CHANNEL
 from healthguard.metrics import add_scrape_collector
 from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
-from .assign_open_incidents import CLINICIAN_AVAILABLE, OpenIncidentRetrier
+from .assign_open_incidents import OpenIncidentRetrier
 from .care_views import blueprint as care_blueprint
 from .consume_alerts import DEFAULT_CORRELATION_WINDOW, AlertConsumer
 from .end_expired_silences import SilenceExpirer
@@ -51,7 +52,7 @@ def create_app(config=None):
         OutboxRelay(hg.db, hg.publisher),
         AlertConsumer(rabbitmq_url=hg.rabbitmq_url, retry=hg.retry, window=window, **common),
         # Also woken the moment a clinician signs in or becomes available (0006's NOTIFY).
-        OpenIncidentRetrier(interval=retry_seconds, wake_channel=CLINICIAN_AVAILABLE, **common),
+        OpenIncidentRetrier(interval=retry_seconds, wake_channel=CLINICIAN_AVAILABLE_CHANNEL, **common),
         UnacknowledgedEscalator(interval=escalation_seconds, **common),
         # A silence's end is a deadline like an acknowledgement's: checked as often.
         SilenceExpirer(db=hg.db, interval=escalation_seconds),

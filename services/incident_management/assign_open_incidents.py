@@ -18,7 +18,6 @@ from .metrics import ASSIGNMENTS
 log = logging.getLogger(__name__)
 
 BATCH = 50
-CLINICIAN_AVAILABLE = "clinician_available"  # the NOTIFY channel
 
 
 def assign_open_incidents(*, db, oncall: routing.OnCallClient) -> int:

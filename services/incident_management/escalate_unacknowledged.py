@@ -23,6 +23,7 @@ twice; a restarted scanner finds every deadline where it was left.
 import logging
 
 from healthguard import clock
+from healthguard.domain import DEADLINE_STATUSES
 from healthguard.incident_events import (
     escalated_away_message,
     escalated_message,
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 BATCH = 50
 
 # Incidents whose deadline has passed. %(now)s is clock.now(), never SQL's now(): tests move the
-# clock instead of waiting a timeout out.
-DUE_CONDITION = """
-    i.ack_deadline <= %(now)s AND i.status IN ('ASSIGNED', 'REASSIGNED', 'ACKNOWLEDGED')
+# clock instead of waiting a timeout out. The statuses are domain.DEADLINE_STATUSES, constants.
+DUE_CONDITION = f"""
+    i.ack_deadline <= %(now)s AND i.status IN ({", ".join(f"'{status}'" for status in DEADLINE_STATUSES)})
 """
 
 

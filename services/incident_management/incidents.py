@@ -5,12 +5,7 @@ import decimal
 from dataclasses import dataclass
 
 from healthguard import clock
-from healthguard.domain import (
-    ACTIVE_INCIDENT_STATUSES,
-    INCIDENT_STATUSES,
-    SEVERITIES,
-    UNACKNOWLEDGED_STATUSES,
-)
+from healthguard.domain import ACTIONS, SEVERITIES
 from healthguard.incident_events import paged_now, unowned_since
 
 from . import history, routing
@@ -18,22 +13,9 @@ from . import history, routing
 TIMESTAMPS = ("created_at", "assigned_at", "acknowledged_at", "started_at", "resolved_at", "escalated_at",
               "ack_deadline", "updated_at", "last_alert_at", "unowned_since")
 
-# The lifecycle (the product spec's "Incident Lifecycle Flow": ../shared/spec/ARCHITECTURE.md from
-# the repository root, outside it): action -> the statuses it may be taken from.
-#   OPEN -> ASSIGNED -> ACKNOWLEDGED -> IN_PROGRESS -> RESOLVED; a claim or a reassignment makes
-#   it REASSIGNED, from where the new assignee acknowledges or starts work.
-ACTIONS = {
-    "acknowledge": UNACKNOWLEDGED_STATUSES,
-    "decline": UNACKNOWLEDGED_STATUSES,  # the assignee cannot take it: it moves to the next candidate
-    "start": ("ACKNOWLEDGED", "REASSIGNED"),
-    "resolve": ("IN_PROGRESS",),
-    "claim": ACTIVE_INCIDENT_STATUSES,
-    "reassign": ACTIVE_INCIDENT_STATUSES,
-    "note": INCIDENT_STATUSES,
-}
-
-
-def allowed_actions(status: str) -> list[str]:
+def actions_in_status(status: str) -> list[str]:
+    """What the lifecycle allows anyone in `status` (domain.ACTIONS), as a 409 says it; what one
+    caller may do is lifecycle.CallerActions'."""
     return [action for action, statuses in ACTIONS.items() if status in statuses]
 
 
@@ -311,7 +293,7 @@ def parse_cursor(cursor: str | None, order: str):
     return int(incident_id or key)
 
 
-def incident_detail(cur, incident: dict) -> dict:
+def incident_detail(cur, incident: dict, *, allowed_actions: list[str]) -> dict:
     """The incident with its alert, assignee, notes, assignments and history (the audit trail)."""
     incident_id = incident["incident_id"]
     cur.execute("""
@@ -342,7 +324,8 @@ def incident_detail(cur, incident: dict) -> dict:
     told = cur.fetchall()
     current = next((a for a in reversed(assignments)
                     if a["ended_at"] is None and a["employee_id"] == incident["assigned_to"]), None)
-    return {**incident_json(incident), "alert": _iso(alert, ("occurred_at", "received_at")),
+    return {**incident_json(incident, allowed_actions=allowed_actions),
+            "alert": _iso(alert, ("occurred_at", "received_at")),
             "why": None if current is None else {"routed_as": current["routed_as"], "why": current["why"]},
             "told": [_iso(t, ("told_at",)) for t in told],
             "notes": [_iso(n, ("created_at",)) for n in notes],
@@ -356,7 +339,9 @@ def _iso(row: dict | None, keys) -> dict | None:
     return {**row, **{k: row[k].isoformat() if row[k] is not None else None for k in keys}}
 
 
-def incident_json(incident: dict) -> dict:
+def incident_json(incident: dict, *, allowed_actions: list[str]) -> dict:
+    """The incident as the API answers it, with the actions its caller may take now
+    (lifecycle.CallerActions)."""
     body = {key: value for key, value in incident.items()
             if key not in ("assignee_name", "assignee_role", "assignee_tier", "last_resort_paged",
                            "list_key")}
@@ -367,5 +352,5 @@ def incident_json(incident: dict) -> dict:
     body["assignee"] = None if incident["assigned_to"] is None else {
         "employee_id": incident["assigned_to"], "name": incident.get("assignee_name"),
         "role": incident.get("assignee_role"), "tier": incident.get("assignee_tier")}
-    body["allowed_actions"] = allowed_actions(incident["status"])
+    body["allowed_actions"] = allowed_actions
     return body

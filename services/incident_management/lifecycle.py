@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.auth import Clinician
+from healthguard.domain import ACTIONS, TAKEN_ON_STATUSES
 from healthguard.errors import ApiError
 from healthguard.incident_events import (
     IncidentEvent,
@@ -22,7 +23,7 @@ from healthguard.incident_events import (
 
 from . import history, routing
 from .events import announce
-from .incidents import ACTIONS, allowed_actions, lock_incident
+from .incidents import actions_in_status, lock_incident
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,130 @@ class Change:
     resolution_seconds: float | None = None   # set on resolution: an MTTR sample
 
 
+# --- Who may do what: each step refuses by these, and CallerActions offers what they allow ----
+
+def step_refusal(incident: dict, *, action: str, clinician: Clinician,
+                 assignee_only: bool = True) -> ApiError | None:
+    """Why `clinician` may not take `action` on the incident as it is, by its status and (for the
+    assignee's own steps) who holds it; None when they may."""
+    incident_id = incident["incident_id"]
+    if assignee_only and incident["assigned_to"] != clinician.employee_id:
+        whom = f"to {incident['assigned_to']}" if incident["assigned_to"] else "to nobody"
+        return ApiError(403, f"incident {incident_id} is assigned {whom}; only its assignee may "
+                        f"{action} it (claim it first)", assigned_to=incident["assigned_to"])
+    if incident["status"] not in ACTIONS[action]:
+        return ApiError(409, f"cannot {action} incident {incident_id}: it is {incident['status']}",
+                        incident_status=incident["status"],
+                        allowed_actions=actions_in_status(incident["status"]))
+    return None
+
+
+def takes_it_at_last_step(incident: dict, clinician: Clinician) -> bool:
+    """At the last escalation step, when every last-resort clinician is paged and nobody owns it,
+    any of them may acknowledge it: the first to do so takes it."""
+    return bool(incident["assigned_to"] != clinician.employee_id and incident["unowned_since"]
+                and clinician.employee_id in paged_now(incident))
+
+
+def claim_refusal(incident: dict, *, clinician: Clinician, route: routing.Route, on_duty: dict[str, dict],
+                  previous: dict | None, assignee_signed_in: Callable[[], bool],
+                  override_reason: str | None = None) -> ApiError | None:
+    """Why `clinician` may not claim the incident, by routing.owner_refusal's rules (on duty,
+    signed in, of a routed role; a supervisor may override with a reason, never a CRITICAL alarm
+    for a non-clinical role); an alarm its assignee has taken on (`previous`, an employees row)
+    only from an assignee who is gone (`assignee_signed_in()` false), or by a supervisor."""
+    refused = step_refusal(incident, action="claim", clinician=clinician, assignee_only=False)
+    if refused:
+        return refused
+    incident_id = incident["incident_id"]
+    if incident["assigned_to"] == clinician.employee_id:
+        return ApiError(409, f"incident {incident_id} is already assigned to you",
+                        incident_status=incident["status"],
+                        allowed_actions=actions_in_status(incident["status"]))
+    claimer = {"employee_id": clinician.employee_id, "name": clinician.name, "role": clinician.role}
+    refusal = routing.owner_refusal(route, person=claimer, on_duty=on_duty,
+                                    by_supervisor=clinician.is_supervisor, override_reason=override_reason)
+    if (refusal is None and is_taken_on(incident) and not clinician.is_supervisor
+            and assignee_signed_in()):
+        refusal = routing.Refusal(
+            "taken_on", f"{person(previous)} has {incident['status'].lower().replace('_', ' ')} it and is "
+                        f"signed in; only a supervisor may take it away from them (reassign)", "employee_id")
+    if refusal:
+        return ApiError(403, f"cannot claim incident {incident_id}: {refusal.message}", rule=refusal.rule,
+                        assigned_to=incident["assigned_to"], allowed_roles=route.allowed_roles)
+    return None
+
+
+def reassign_refusal(incident: dict, *, clinician: Clinician) -> ApiError | None:
+    """Why `clinician` may not reassign the incident (to anyone): only a supervisor reassigns
+    (the route is also marked supervisor_only), and only while it is active."""
+    if not clinician.is_supervisor:
+        return ApiError(403, "only a supervising clinician may do this")
+    return step_refusal(incident, action="reassign", clinician=clinician, assignee_only=False)
+
+
+def is_taken_on(incident: dict) -> bool:
+    return incident["status"] in TAKEN_ON_STATUSES and incident["assigned_to"] is not None
+
+
+class CallerActions:
+    """The actions one caller may take now on incidents (an API answer's allowed_actions), by
+    the refusals above: an action is offered exactly when its step would not refuse it (decline
+    may still find nobody else available). Reads what the rules need (routes, who is signed in)
+    once per request, in the caller's transaction. `on_duty`: routing.on_duty_now(), asked
+    before the transaction; None when it could not answer, and then claim and reassign, which
+    would answer 503, are not offered. A service (clinician None) may take none."""
+
+    def __init__(self, cur, *, clinician: Clinician | None, on_duty: dict[str, dict] | None):
+        self.cur, self.clinician, self.on_duty = cur, clinician, on_duty
+        self._routes: dict[tuple, routing.Route] = {}
+        self._signed_in: frozenset[str] | None = None
+
+    def _route(self, incident: dict) -> routing.Route:
+        key = (incident["alert_type"], incident["severity"])
+        if key not in self._routes:
+            self._routes[key] = routing.route_of(self.cur, incident)
+        return self._routes[key]
+
+    def _is_signed_in(self, employee_id: str) -> bool:
+        if self._signed_in is None:
+            self.cur.execute("SELECT employee_id FROM signed_in_clinicians(%s)", (clock.now(),))
+            self._signed_in = frozenset(row["employee_id"] for row in self.cur.fetchall())
+        return employee_id in self._signed_in
+
+    def _allows(self, incident: dict, action: str) -> bool:
+        clinician = self.clinician
+        if action == "acknowledge" and takes_it_at_last_step(incident, clinician):
+            return True
+        if action == "claim":
+            if self.on_duty is None or step_refusal(incident, action="claim", clinician=clinician,
+                                                    assignee_only=False):
+                return False  # refused by status: no need to read its route
+            previous = {"employee_id": incident["assigned_to"], "name": incident.get("assignee_name"),
+                        "role": incident.get("assignee_role")} if incident["assigned_to"] else None
+            return claim_refusal(
+                incident, clinician=clinician, route=self._route(incident), on_duty=self.on_duty,
+                previous=previous,
+                assignee_signed_in=lambda: self._is_signed_in(incident["assigned_to"])) is None
+        if action == "reassign":
+            return self.on_duty is not None and reassign_refusal(incident, clinician=clinician) is None
+        return step_refusal(incident, action=action, clinician=clinician) is None
+
+    def __call__(self, incident: dict) -> list[str]:
+        if self.clinician is None:
+            return []
+        return [action for action in ACTIONS if self._allows(incident, action)]
+
+
+# --- The steps --------------------------------------------------------------------------------
+
 def _locked(cur, *, incident_id: int, action: str, clinician: Clinician, assignee_only: bool = True):
     incident = lock_incident(cur, incident_id=incident_id)
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
-    if assignee_only and incident["assigned_to"] != clinician.employee_id:
-        whom = f"to {incident['assigned_to']}" if incident["assigned_to"] else "to nobody"
-        raise ApiError(403, f"incident {incident_id} is assigned {whom}; only its assignee may "
-                       f"{action} it (claim it first)", assigned_to=incident["assigned_to"])
-    if incident["status"] not in ACTIONS[action]:
-        raise ApiError(409, f"cannot {action} incident {incident_id}: it is {incident['status']}",
-                       incident_status=incident["status"],
-                       allowed_actions=allowed_actions(incident["status"]))
+    refused = step_refusal(incident, action=action, clinician=clinician, assignee_only=assignee_only)
+    if refused:
+        raise refused
     return incident
 
 
@@ -100,8 +213,7 @@ def acknowledge_incident(cur, *, incident_id: int, clinician: Clinician, note: s
     if (channel != "app" and incident and incident["assigned_to"] == clinician.employee_id
             and incident["status"] not in ACTIONS["acknowledge"] and incident["acknowledged_at"]):
         return Change(incident, None)
-    if (incident and incident["assigned_to"] != clinician.employee_id and incident["unowned_since"]
-            and clinician.employee_id in paged_now(incident)):
+    if incident and takes_it_at_last_step(incident, clinician):
         previous = _employee(cur, incident["assigned_to"]) if incident["assigned_to"] else None
         hand_over(cur, before=incident, to=_employee(cur, clinician.employee_id), actor=clinician,
                   reason="CLAIM", action="CLAIMED", note="taken at the last escalation step",
@@ -210,11 +322,6 @@ def _employee(cur, employee_id: str) -> dict | None:
     return cur.fetchone()
 
 
-# Statuses in which the assignee has taken the alarm on: only a supervisor takes it away from them
-# (reassign) while they are signed in.
-TAKEN_ON_STATUSES = ("ACKNOWLEDGED", "IN_PROGRESS")
-
-
 def _assignee_signed_in(cur, incident: dict) -> bool:
     cur.execute("SELECT %s::text IN (SELECT s.employee_id FROM signed_in_clinicians(%s) s) AS live",
                 (incident["assigned_to"], clock.now()))
@@ -239,23 +346,18 @@ def claim_incident(cur, *, incident_id: int, clinician: Clinician, on_duty: dict
     rules: on duty, signed in, of a routed role (a supervisor may override with a reason, never
     a CRITICAL alarm for a non-clinical role); an alarm its assignee has taken on only from an
     assignee who is gone, or by a supervisor. The audit trail names who held it before."""
-    before = _locked(cur, incident_id=incident_id, action="claim", clinician=clinician, assignee_only=False)
-    if before["assigned_to"] == clinician.employee_id:
-        raise ApiError(409, f"incident {incident_id} is already assigned to you",
-                       incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
+    before = lock_incident(cur, incident_id=incident_id)
+    if before is None:
+        raise ApiError(404, f"no incident {incident_id}")
     route = routing.route_of(cur, before)
-    claimer = _employee(cur, clinician.employee_id)
-    refusal = routing.owner_refusal(route, person=claimer, on_duty=on_duty,
-                                    by_supervisor=clinician.is_supervisor, override_reason=override_reason)
-    taken_on = before["status"] in TAKEN_ON_STATUSES and before["assigned_to"] is not None
     previous = _employee(cur, before["assigned_to"]) if before["assigned_to"] else None
-    if refusal is None and taken_on and not clinician.is_supervisor and _assignee_signed_in(cur, before):
-        refusal = routing.Refusal(
-            "taken_on", f"{person(previous)} has {before['status'].lower().replace('_', ' ')} it and is "
-                        f"signed in; only a supervisor may take it away from them (reassign)", "employee_id")
-    if refusal:
-        raise ApiError(403, f"cannot claim incident {incident_id}: {refusal.message}", rule=refusal.rule,
-                       assigned_to=before["assigned_to"], allowed_roles=route.allowed_roles)
+    refused = claim_refusal(before, clinician=clinician, route=route, on_duty=on_duty, previous=previous,
+                            assignee_signed_in=lambda: _assignee_signed_in(cur, before),
+                            override_reason=override_reason)
+    if refused:
+        raise refused
+    claimer = _employee(cur, clinician.employee_id)
+    taken_on = is_taken_on(before)
     held = (f"taken over from {person(previous)} ({before['status'].lower().replace('_', ' ')})" if previous
             else "taken while nobody held it")
     by_supervisor = taken_on and clinician.is_supervisor
@@ -274,15 +376,19 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
                       override_reason: str | None = None) -> Change:
     """A supervising clinician (authorized by the route) gives the incident to someone else, by
     routing.owner_refusal's rules; a refusal is a 422 naming the rule and the field at fault."""
-    before = _locked(cur, incident_id=incident_id, action="reassign", clinician=clinician,
-                     assignee_only=False)
+    before = lock_incident(cur, incident_id=incident_id)
+    if before is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    refused = reassign_refusal(before, clinician=clinician)
+    if refused:
+        raise refused
     target = _employee(cur, employee_id)
     if target is None:
         raise ApiError(422, f"unknown employee_id {employee_id!r}", field="employee_id",
                        rule="unknown_employee")
     if before["assigned_to"] == employee_id:
         raise ApiError(409, f"incident {incident_id} is already assigned to {employee_id}",
-                       incident_status=before["status"], allowed_actions=allowed_actions(before["status"]))
+                       incident_status=before["status"], allowed_actions=actions_in_status(before["status"]))
     route = routing.route_of(cur, before)
     refusal = routing.owner_refusal(route, person=target, on_duty=on_duty, by_supervisor=True,
                                     override_reason=override_reason)
@@ -313,7 +419,7 @@ def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: l
     if chosen is None:
         raise ApiError(409, "Nobody else is available to take it: acknowledge it, or ask a supervisor to "
                        "hand it over.", rule="last_available", incident_status=before["status"],
-                       allowed_actions=allowed_actions(before["status"]))
+                       allowed_actions=actions_in_status(before["status"]))
     return hand_over(cur, before=before, to=chosen, actor=clinician, reason="DECLINE", action="DECLINED",
                      note=_joined("declined", reason), channel=channel,
                      message=declined_message(before, by=clinician, reason=reason), said="DECLINED")

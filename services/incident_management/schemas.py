@@ -6,12 +6,12 @@ from typing import Literal
 from pydantic import Field
 
 from healthguard.api import QueryList, RequestModel, ResponseModel, Text, Timestamp, service_api
+from healthguard.domain import ACTIONS, Severity
 from healthguard.domain import IncidentStatus as Status
-from healthguard.domain import Severity
 from healthguard.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 from .care_schemas import RoutedAs, Told
-from .incidents import ACTIONS, LIST_ORDERS
+from .incidents import LIST_ORDERS
 
 api = service_api(
     "HealthGuard Ops incident management",
@@ -206,7 +206,12 @@ class Incident(ResponseModel):
     response_seconds: float | None = Field(description="OPEN to ACKNOWLEDGED (MTTA sample)")
     resolution_seconds: float | None = Field(description="OPEN to RESOLVED (MTTR sample)")
     resolution_notes: str | None
-    allowed_actions: list[Action] = Field(description="what the lifecycle allows in this status")
+    allowed_actions: list[Action] = Field(
+        description="what the caller may do to it now (the same rules refuse the others): by its "
+                    "status, the caller's role and supervisor rights, whether they hold it, are on "
+                    "duty and were paged; none for a service. claim and reassign are left out "
+                    "while the on-call service cannot say who is on duty (they would answer 503). "
+                    "decline may still answer 409 when nobody else is available")
     silenced_by: int | None = Field(None, description="the silence holding it (OPEN, paging nobody) until "
                                                       "the silence ends")
 

@@ -45,9 +45,23 @@ CHANGE_ERRORS = (403, 404, 409, 413)
 CHANGED = responses({200: Incident}, CHANGE_ERRORS)
 
 
+def _on_duty_for_actions() -> dict[str, dict] | None:
+    """Who is on duty, for the caller's allowed_actions (claim and reassign need it), asked
+    before the transaction; None for a service (which may take no action) or when the on-call
+    service cannot answer (claim and reassign are then not offered: they would answer 503)."""
+    if caller().is_service:
+        return None
+    try:
+        return routing.on_duty_now(_oncall())
+    except ApiError:
+        return None
+
+
 def _changed(step, incident_id: int, *, clinician=None, **arguments):
     """Run one lifecycle step as the signed-in clinician (or `clinician`, whom a service acts
-    for), observe its timings once it committed, and answer the incident as it is now."""
+    for), observe its timings once it committed, and answer the incident as it is now, with what
+    that clinician may do next."""
+    on_duty = arguments["on_duty"] if "on_duty" in arguments else _on_duty_for_actions()
     with platform().db.transaction() as cur:
         change = step(cur, incident_id=incident_id, clinician=clinician or current_clinician(), **arguments)
     severity = change.incident["severity"]
@@ -57,7 +71,8 @@ def _changed(step, incident_id: int, *, clinician=None, **arguments):
         MTTR.labels(severity=severity).observe(change.resolution_seconds)
     with platform().db.transaction() as cur:
         incident = incidents.get_incident(cur, incident_id=incident_id)
-    return incidents.incident_json(incident)
+        actions = lifecycle.CallerActions(cur, clinician=clinician or current_clinician(), on_duty=on_duty)
+        return incidents.incident_json(incident, allowed_actions=actions(incident))
 
 
 @blueprint.patch("/incidents/<int:incident_id>/acknowledge")
@@ -222,21 +237,27 @@ def list_incidents(query: IncidentFilter):
         after = incidents.parse_cursor(query.cursor, query.order)
     except (ValueError, ArithmeticError) as exc:
         raise ApiError(400, f"cursor is not a `next` value of order={query.order}", field="cursor") from exc
+    on_duty = _on_duty_for_actions()
     with platform().db.transaction() as cur:
+        actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty)
         rows = incidents.list_incidents(
             cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
         # Every patient of the page, in one insert, in this transaction.
         phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
-    return {"incidents": [incidents.incident_json(row) for row in rows[:query.limit]],
-            "next": incidents.list_cursor(rows, query.limit, query.order), "limit": query.limit}
+        page = [incidents.incident_json(row, allowed_actions=actions(row)) for row in rows[:query.limit]]
+    return {"incidents": page, "next": incidents.list_cursor(rows, query.limit, query.order),
+            "limit": query.limit}
 
 
 @blueprint.get("/incidents/<int:incident_id>")
 @api.validate(resp=responses({200: IncidentDetail}, (404,)))
 def get_incident(incident_id: int):
-    """One incident with its alert, assignee, notes, assignments and history"""
+    """One incident with its alert, assignee, notes, assignments and history
+
+    allowed_actions: what the caller may do to it now."""
+    on_duty = _on_duty_for_actions()
     with platform().db.transaction() as cur:
         # One snapshot for all its reads: under READ COMMITTED a change committed between them
         # showed its history row beside the columns from before it. Not READ ONLY: the answer's
@@ -246,7 +267,8 @@ def get_incident(incident_id: int):
         if incident is None:
             raise ApiError(404, f"no incident {incident_id}")
         phi_access.check_single_patient_access(cur, incident["patient_id"])
-        detail = incidents.incident_detail(cur, incident)
+        actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty)
+        detail = incidents.incident_detail(cur, incident, allowed_actions=actions(incident))
         phi_access.record(cur, [incident["patient_id"]])
         return detail
 

@@ -2,14 +2,15 @@
 
 The on-call service revokes a session by setting sessions.revoked_at; it knows nothing of
 sockets. Every few seconds this task asks, in ONE query for all sockets of this process, which
-of their sessions are still live, and closes the others with code 4401.
+of their sessions are still live, and closes the others with WS_CLOSE_SESSION_ENDED (healthguard.domain).
 """
 import logging
 
 from healthguard import clock
+from healthguard.domain import WS_CLOSE_SESSION_ENDED
 from healthguard.tasks import PeriodicTask
 
-from .hub import CLOSE_SESSION_ENDED, Hub
+from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class CloseEndedSessions(PeriodicTask):
                         (clock.now(), session_ids))
             live = {row["session_id"] for row in cur.fetchall()}
         # Only sessions checked here: a socket opened meanwhile has not been looked at yet.
-        ended = self.hub.end_sessions(set(session_ids) - live, CLOSE_SESSION_ENDED,
+        ended = self.hub.end_sessions(set(session_ids) - live, WS_CLOSE_SESSION_ENDED,
                                       "the session ended; sign in again")
         if ended:
             log.info("closed sockets of ended sessions", extra={"sockets": ended})

@@ -17,7 +17,7 @@ recent id out of it.
 Bounded per session. A replay sends at most REPLAY_PAGE notifications, the newest, and a `more`
 frame naming the older gap, which the client pages through with further `resume` frames (at most
 RESUMES_BURST at once, then RESUMES_PER_SECOND). A session holds at most WS_SOCKETS_PER_SESSION
-sockets in this process: each holds a thread, and a new one closes the oldest (4409).
+sockets in this process: each holds a thread, and a new one closes the oldest (WS_CLOSE_TOO_MANY_SOCKETS).
 """
 import collections
 import heapq
@@ -29,6 +29,7 @@ from simple_websocket import ConnectionClosed
 
 from healthguard.api import MAX_JSON_DEPTH, loads_bounded
 from healthguard.db import BIGINT_MAX
+from healthguard.domain import WS_CLOSE_TOO_MANY_SOCKETS
 from healthguard.incident_events import DASHBOARD_FRAME
 
 from . import metrics
@@ -42,8 +43,6 @@ REMEMBERED_IDS = 4096  # per socket: the highest ids sent, against repeats
 RESUMES_BURST = 5
 RESUMES_PER_SECOND = 1.0
 DEFAULT_SOCKETS_PER_SESSION = 5
-CLOSE_SESSION_ENDED = 4401
-CLOSE_TOO_MANY_SOCKETS = 4409
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 SEND_ERRORS = (ConnectionClosed, OSError)
@@ -279,7 +278,7 @@ class Hub:
             # not told twice.
             still_open = [other for other in theirs if other.close_code is None]
             for oldest in still_open[:max(0, len(still_open) - self.sockets_per_session)]:
-                oldest.end(CLOSE_TOO_MANY_SOCKETS,
+                oldest.end(WS_CLOSE_TOO_MANY_SOCKETS,
                            f"more than {self.sockets_per_session} sockets for this session; "
                            "this, the oldest, is closed")
         metrics.WEBSOCKET_CONNECTIONS.inc()

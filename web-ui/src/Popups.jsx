@@ -7,6 +7,7 @@ import { useNavigate } from "react-router";
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
+import { TAKEN_ON_STATUSES, actionName } from "./domain.js";
 import { formatReading } from "./format.js";
 import { useLive } from "./live.jsx";
 import { dismissPopup, orderPopups, popupHeading, receiveIncidentUpdate, receiveNotification } from "./popups.js";
@@ -64,7 +65,6 @@ export function DeclineForm({ incidentId, onDeclined, onCancel, idPrefix }) {
 }
 
 function Popup({ popup, compact, onDismiss, more }) {
-  const { employee } = useAuth();
   const { markRead } = useLive();
   const navigate = useNavigate();
   const formId = useId();
@@ -74,10 +74,12 @@ function Popup({ popup, compact, onDismiss, more }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [declining, setDeclining] = useState(false);
-  const me = employee?.employee_id;
   const heading = popupHeading(popup);
-  const toAcknowledge = popup.status !== "ACKNOWLEDGED" && popup.status !== "IN_PROGRESS";
-  const canDecline = incident?.assigned_to === me && (incident?.allowed_actions ?? []).includes("decline");
+  // What the server says this clinician may do (allowed_actions) once the incident is loaded;
+  // until then the alarm that paged them offers its acknowledgement at once.
+  const allowed = incident?.allowed_actions;
+  const toAcknowledge = allowed ? allowed.includes("acknowledge") : !TAKEN_ON_STATUSES.includes(popup.status);
+  const canDecline = (allowed ?? []).includes("decline");
   const room = incident?.room ?? notification.data?.room;
   const reading = incident ? formatReading(incident.alert?.value, incident.unit) : null;
 
@@ -138,7 +140,7 @@ function Popup({ popup, compact, onDismiss, more }) {
           )}
           {!compact && canDecline && (
             <button type="button" onClick={() => setDeclining(true)}>
-              I can't take this
+              {actionName("decline")}
             </button>
           )}
           {!compact && (

@@ -1,5 +1,7 @@
-// The hospital's vocabularies, as the services define them in services/healthguard/domain.py.
-// Every page takes its lists from here; tests/test_domain_lists.py fails when the two differ.
+// The hospital's vocabularies and the constants the browser shares with the services, as
+// services/healthguard/domain.py defines them. Every page takes them from here;
+// tests/test_domain_lists.py fails when the two differ. What a user may do to an incident is never
+// decided here: the server answers it per user (allowed_actions), and pages show exactly that.
 
 // Most severe first: the order of lists, filters and the dashboard.
 export const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
@@ -9,9 +11,22 @@ export const INCIDENT_STATUSES = ["OPEN", "ASSIGNED", "ACKNOWLEDGED", "REASSIGNE
 export const ACTIVE_INCIDENT_STATUSES = INCIDENT_STATUSES.filter((status) => status !== "RESOLVED");
 // Waiting for the assignee to acknowledge (and escalated when they do not in time).
 export const UNACKNOWLEDGED_STATUSES = ["ASSIGNED", "REASSIGNED"];
+// The assignee has taken the alarm on: only a supervisor takes it away from them.
+export const TAKEN_ON_STATUSES = ["ACKNOWLEDGED", "IN_PROGRESS"];
 
 // What a clinician says of themselves: AWAY takes them out of assignment while signed in.
 export const AVAILABILITIES = ["AVAILABLE", "AWAY"];
+
+// Notification events that page their incident's assignee, for a notification that does not say
+// whom it pages (data.paged).
+export const ALERTING_EVENTS = ["INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"];
+
+// WebSocket close codes of the notification service (services/notification/WEBSOCKET.md).
+export const WS_CLOSE_SESSION_ENDED = 4401; // the session was signed out or expired: sign in again
+export const WS_CLOSE_TOO_MANY_SOCKETS = 4409; // the session opened more sockets than the server keeps
+
+// The actions the server may offer (allowed_actions), in its order, with their words below.
+export const ACTION_NAMES = ["acknowledge", "decline", "start", "resolve", "claim", "reassign", "note"];
 
 // --- Words for people ------------------------------------------------------------------------
 // Every name a clinician reads for a code is written here, once: roles, statuses, what happened.
@@ -71,6 +86,21 @@ const AVAILABILITY_WORDS = { AVAILABLE: "Available", AWAY: "Away" };
 
 export function availabilityName(availability) {
   return AVAILABILITY_WORDS[availability] ?? plain(availability);
+}
+
+// What a button says for an action the server offers.
+const ACTION_WORDS = {
+  acknowledge: "Acknowledge",
+  decline: "I can't take this",
+  start: "Start work",
+  resolve: "Resolve incident",
+  claim: "Claim (take over)",
+  reassign: "Reassign",
+  note: "Add note",
+};
+
+export function actionName(action) {
+  return ACTION_WORDS[action] ?? plain(action);
 }
 
 // The audit trail's entries (incident_history.action).

@@ -19,8 +19,9 @@ const PROJECTED = [
   "assignment_reason",
 ];
 
-// Applies one frame. Answers the new map and whether the row must be fetched (a new incident,
-// or a new assignee whose name the page does not know).
+// Applies one frame. Answers the new map and whether the row must be fetched (a new incident, a
+// new assignee whose name the page does not know, or a new status, which changes what the user may
+// do to it).
 export function applyIncidentFrame(incidents, frame) {
   const id = frame.incident_id;
   if (id === undefined || id === null) return { incidents, fetch: false };
@@ -45,8 +46,11 @@ export function applyIncidentFrame(incidents, frame) {
     });
     return { incidents: next, fetch: true };
   }
-  next.set(id, { ...known, ...update });
-  return { incidents: next, fetch: known.assigned_to !== frame.assigned_to };
+  // What the user may do (allowed_actions) is the server's answer for them, and a change of
+  // status or owner changes it: none are offered until the row is fetched again.
+  const changed = known.assigned_to !== frame.assigned_to || known.status !== frame.status;
+  next.set(id, changed ? { ...known, ...update, allowed_actions: [] } : { ...known, ...update });
+  return { incidents: next, fetch: changed };
 }
 
 // The row as the server answered it replaces the provisional or stale one (unless resolved).

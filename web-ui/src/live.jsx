@@ -9,6 +9,7 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useRef, use
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
+import { WS_CLOSE_SESSION_ENDED, WS_CLOSE_TOO_MANY_SOCKETS } from "./domain.js";
 
 const LiveContext = createContext(null);
 
@@ -39,8 +40,6 @@ export function stateAfterLoss({ online, attempt }) {
   return online === false || attempt > 0 ? "offline" : "reconnecting";
 }
 
-const SESSION_ENDED = 4401; // the server closes the socket when the session is signed out
-const SOCKET_REPLACED = 4409; // the session opened more sockets than the server keeps for it
 const RESUME_PAGE_MS = 1100; // the server takes a resume a second after a burst of five
 const KEPT_NOTIFICATIONS = 50;
 
@@ -186,12 +185,12 @@ export function LiveProvider({ children }) {
       socket.onclose = (event) => {
         socket = null;
         if (stopped) return;
-        if (event.code === SESSION_ENDED) {
+        if (event.code === WS_CLOSE_SESSION_ENDED) {
           // Signed out elsewhere (or expired): the next API call would be refused too.
           endSession();
           return;
         }
-        if (event.code === SOCKET_REPLACED && document.visibilityState === "hidden") {
+        if (event.code === WS_CLOSE_TOO_MANY_SOCKETS && document.visibilityState === "hidden") {
           // The tabs share a session, which holds at most five sockets: a newer tab took this
           // one's. A hidden tab takes one back when it is shown (tryNow); a visible one at once.
           setLastDataAt(lastFrameAt || null);

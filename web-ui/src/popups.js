@@ -5,17 +5,15 @@
 //   first within a severity;
 // - gone as soon as any news of its incident says it no longer pages me (taken, acknowledged,
 //   escalated or reassigned away, resolved).
-import { SEVERITIES, UNACKNOWLEDGED_STATUSES, pagedFor } from "./domain.js";
+import { ALERTING_EVENTS, SEVERITIES, UNACKNOWLEDGED_STATUSES, pagedFor } from "./domain.js";
 
 const RANK = Object.fromEntries(SEVERITIES.map((severity, index) => [severity, index]));
-// From a server that does not say whom an event pages (`paged`), these paged the assignee.
-const ALERTING_EVENTS = new Set(["INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALATED", "INCIDENT_REPAGED"]);
 
 // Whether a notification of mine (a stored notification, as the socket brings it) pages me.
 export function notificationPages(notification, me) {
   const data = notification?.data ?? {};
   if (Array.isArray(data.paged)) return data.paged.includes(me);
-  return ALERTING_EVENTS.has(notification?.event_type) && pagedFor(data).includes(me);
+  return ALERTING_EVENTS.includes(notification?.event_type) && pagedFor(data).includes(me);
 }
 
 // A notification arrived: a pop-up for its incident when it pages me (replacing the incident's

@@ -1,7 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { statusName } from "./domain.js";
-import { humanize } from "./format.js";
 
 export function SeverityBadge({ severity }) {
   return <span className={`badge severity-${String(severity).toLowerCase()}`}>{severity}</span>;
@@ -26,11 +25,12 @@ export function TestBadge({ show = true }) {
 }
 
 // An API error as the clinician should read it: what failed (`what`, "Loading the incidents
-// failed"), the service's own message, and for a conflict (409) the incident's current status and
-// what can be done now; `onRetry` offers to try again.
+// failed"), the service's own message, and for a conflict (409) the incident's current status (what
+// this clinician may do now is the page's, from the incident as the server answers it for them);
+// `onRetry` offers to try again.
 export function ErrorNotice({ error, what, onDismiss, onRetry }) {
   if (!error) return null;
-  const { incident_status: status, allowed_actions: allowed, field } = error.body || {};
+  const { incident_status: status, field } = error.body || {};
   const heading = what || (error.status === 0 ? "Connection problem" : "Something went wrong");
   return (
     <div className="notice error" role="alert">
@@ -39,8 +39,7 @@ export function ErrorNotice({ error, what, onDismiss, onRetry }) {
       </p>
       {status && (
         <p>
-          The incident is now <StatusBadge status={status} />
-          {allowed && allowed.length > 0 && <> — allowed now: {allowed.map(humanize).join(", ")}</>}.
+          The incident is now <StatusBadge status={status} />.
         </p>
       )}
       {field && !status && <p className="muted">Field: {field}</p>}
@@ -59,6 +58,24 @@ export function ErrorNotice({ error, what, onDismiss, onRetry }) {
 }
 
 // The "Load more" button of a usePagedList list (paging.js).
+// A labelled choice of a filter: `first` the words of its first option (value ""; none without),
+// then `options` (values) in the words `optionName` gives them. `onChange` gets the value chosen.
+export function FilterSelect({ id, label, value, onChange, options, optionName = String, first, inline = false }) {
+  return (
+    <div className={inline ? "field inline" : "field"}>
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value} onChange={(event) => onChange(event.target.value)}>
+        {first && <option value="">{first}</option>}
+        {options.map((option) => (
+          <option key={option} value={option}>
+            {optionName(option)}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 export function LoadMore({ list }) {
   if (!list.hasMore) return null;
   const busy = list.loading && list.loaded;

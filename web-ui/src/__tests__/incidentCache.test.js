@@ -2,13 +2,27 @@ import { describe, expect, it } from "vitest";
 
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 
-const row = { incident_id: 7, status: "ASSIGNED", severity: "HIGH", title: "HIGH: Tachycardia", assigned_to: "D01", patient_name: "Margaret Ellison" };
+const row = {
+  incident_id: 7,
+  status: "ASSIGNED",
+  severity: "HIGH",
+  title: "HIGH: Tachycardia",
+  assigned_to: "D01",
+  patient_name: "Margaret Ellison",
+  allowed_actions: ["acknowledge", "decline", "note"],
+};
 
 describe("applyIncidentFrame", () => {
   it("updates a known row in place and keeps what the frame does not carry", () => {
-    const { incidents, fetch } = applyIncidentFrame(incidentMap([row]), { incident_id: 7, status: "ACKNOWLEDGED", assigned_to: "D01" });
-    expect(incidents.get(7)).toMatchObject({ status: "ACKNOWLEDGED", patient_name: "Margaret Ellison" });
+    const { incidents, fetch } = applyIncidentFrame(incidentMap([row]), { incident_id: 7, status: "ASSIGNED", severity: "CRITICAL", assigned_to: "D01" });
+    expect(incidents.get(7)).toMatchObject({ severity: "CRITICAL", patient_name: "Margaret Ellison", allowed_actions: row.allowed_actions });
     expect(fetch).toBe(false);
+  });
+
+  it("offers no action on a row whose status changed until the server says what the user may do", () => {
+    const { incidents, fetch } = applyIncidentFrame(incidentMap([row]), { incident_id: 7, status: "ACKNOWLEDGED", assigned_to: "D01" });
+    expect(incidents.get(7)).toMatchObject({ status: "ACKNOWLEDGED", patient_name: "Margaret Ellison", allowed_actions: [] });
+    expect(fetch).toBe(true);
   });
 
   it("adds an unknown incident provisionally and asks for it", () => {

@@ -6,7 +6,7 @@ import { SEVERITIES, severityName } from "../domain.js";
 import { formatDateTime, formatReading, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
 import { useTimeZone } from "../auth.jsx";
-import { Empty, ErrorNotice, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, FilterSelect, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow, useResource } from "../ui.jsx";
 
 function TriggerAlertForm({ onTriggered }) {
   const [catalogue, setCatalogue] = useState(null);
@@ -139,17 +139,16 @@ export default function AlertsPage() {
       <section className="panel" aria-labelledby="recent-alerts">
         <div className="panel-head">
           <h2 id="recent-alerts">Recent alerts</h2>
-          <div className="field inline">
-            <label htmlFor="alert-severity">Severity</label>
-            <select id="alert-severity" value={severity} onChange={(event) => setSeverity(event.target.value)}>
-              <option value="">Any severity</option>
-              {SEVERITIES.map((value) => (
-                <option key={value} value={value}>
-                  {severityName(value)}
-                </option>
-              ))}
-            </select>
-          </div>
+          <FilterSelect
+            id="alert-severity"
+            label="Severity"
+            value={severity}
+            onChange={setSeverity}
+            first="Any severity"
+            options={SEVERITIES}
+            optionName={severityName}
+            inline
+          />
         </div>
         <ErrorNotice error={list.error} what="Loading the alerts failed" onRetry={list.reload} />
         {!list.loaded && list.loading && <Loading what="Loading alerts" />}

@@ -197,6 +197,21 @@ export default function DashboardPage() {
   const unassigned = figures?.unassigned_now;
   const activeAll = figures?.active_now;
   const otherCount = activeAll === undefined ? others.length : Math.max(others.length, activeAll - mine.length);
+  // A count ("…" until known) in `tone` when it is not zero.
+  const count = (label, value, tone, to, testId) => ({ label, value: value ?? "…", tone: value ? tone : "", to, testId });
+  const tiles = [
+    count("My active incidents", data && capped(mine.length), "tone-primary", "/incidents?mine=true"),
+    count("Awaiting my acknowledgement", data && capped(awaitingAck.length), "tone-warn", "/incidents?mine=true"),
+    count("Critical, hospital-wide", criticalAll, "tone-danger", "/incidents?severity=CRITICAL", "tile-critical"),
+    count("Unassigned", unassigned, "tone-warn", "/incidents?status=OPEN", "tile-unassigned"),
+    count("Active, hospital-wide", activeAll, "", "/incidents", "tile-active"),
+    {
+      label: "MTTA, last 24 h",
+      value: figures ? formatDuration(figures.mtta_seconds.avg) : "…",
+      hint: figures ? `MTTR ${formatDuration(figures.mttr_seconds.avg)}` : null,
+      to: "/metrics",
+    },
+  ];
 
   return (
     <section className="dashboard">
@@ -255,39 +270,9 @@ export default function DashboardPage() {
       )}
 
       <div className="tiles" aria-label="Counts">
-        <Tile
-          label="My active incidents"
-          value={data ? capped(mine.length) : "…"}
-          tone={mine.length ? "tone-primary" : ""}
-          to="/incidents?mine=true"
-        />
-        <Tile
-          label="Awaiting my acknowledgement"
-          value={data ? capped(awaitingAck.length) : "…"}
-          tone={awaitingAck.length ? "tone-warn" : ""}
-          to="/incidents?mine=true"
-        />
-        <Tile
-          label="Critical, hospital-wide"
-          value={criticalAll ?? "…"}
-          tone={criticalAll ? "tone-danger" : ""}
-          testId="tile-critical"
-          to="/incidents?severity=CRITICAL"
-        />
-        <Tile
-          label="Unassigned"
-          value={unassigned ?? "…"}
-          tone={unassigned ? "tone-warn" : ""}
-          testId="tile-unassigned"
-          to="/incidents?status=OPEN"
-        />
-        <Tile label="Active, hospital-wide" value={activeAll ?? "…"} testId="tile-active" to="/incidents" />
-        <Tile
-          label="MTTA, last 24 h"
-          value={figures ? formatDuration(figures.mtta_seconds.avg) : "…"}
-          hint={figures ? `MTTR ${formatDuration(figures.mttr_seconds.avg)}` : null}
-          to="/metrics"
-        />
+        {tiles.map((tile) => (
+          <Tile key={tile.label} {...tile} />
+        ))}
       </div>
 
       <div className="dashboard-grid">
@@ -305,7 +290,7 @@ export default function DashboardPage() {
                 caption="My active incidents"
                 showAssignee={false}
                 actions={(incident) =>
-                  UNACKNOWLEDGED_STATUSES.includes(incident.status) && (
+                  incident.allowed_actions?.includes("acknowledge") && (
                     <button
                       type="button"
                       className="primary small acknowledge"

@@ -3,7 +3,7 @@ import { Link, useParams } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, assignmentReasonName, historyName, pagedFor, roleName } from "../domain.js";
+import { ACTIVE_INCIDENT_STATUSES, actionName, assignmentReasonName, historyName, roleName } from "../domain.js";
 import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import WhyThisPerson from "../WhyThisPerson.jsx";
@@ -11,12 +11,6 @@ import { MonitorSilentNotice } from "../MonitorSilent.jsx";
 import { DeclineForm } from "../Popups.jsx";
 import DeliveryTimeline from "../reach/DeliveryTimeline.jsx";
 import { Empty, ErrorNotice, Loading, SeverityBadge, StatusBadge, TestBadge, useResource } from "../ui.jsx";
-
-const ACTION_LABELS = {
-  acknowledge: "Acknowledge",
-  start: "Start work",
-  claim: "Claim (take over)",
-};
 
 function Fact({ label, children }) {
   return (
@@ -78,7 +72,7 @@ function ResolveForm({ busy, onResolve }) {
         placeholder="What was done, and the patient's state now"
       />
       <button type="submit" className="primary" disabled={busy || !notes.trim()}>
-        Resolve incident
+        {actionName("resolve")}
       </button>
     </form>
   );
@@ -116,7 +110,7 @@ function ReassignForm({ incident, busy, onReassign }) {
           ))}
       </select>
       <button type="submit" disabled={busy || !chosen}>
-        Reassign
+        {actionName("reassign")}
       </button>
       <ErrorNotice error={error} />
     </form>
@@ -143,7 +137,7 @@ function NoteForm({ busy, onAdd }) {
         placeholder="Observations, orders, handover…"
       />
       <button type="submit" disabled={busy || !note.trim()}>
-        Add note
+        {actionName("note")}
       </button>
     </form>
   );
@@ -186,7 +180,7 @@ function IncidentDetailPage({ id }) {
 
   // Acts on the incident on screen (its own id, not the URL's). A failure says which action
   // failed and offers to try it again.
-  const act = async (path, options, message, label = ACTION_LABELS[path] ?? humanize(path)) => {
+  const act = async (path, options, message, label = actionName(path)) => {
     setBusy(true);
     setActionError(null);
     setDone(null);
@@ -219,19 +213,16 @@ function IncidentDetailPage({ id }) {
     );
   if (incident.incident_id !== id) return <Loading what={`Loading incident ${id}`} />;
 
-  const me = employee?.employee_id;
-  const isAssignee = incident.assigned_to === me;
-  const allowed = new Set(incident.allowed_actions);
-  // Past the last escalation step every doctor paged may acknowledge it: the first takes it.
-  const paged = pagedFor(incident).includes(me);
-  const mine = ["acknowledge", "start"].filter(
-    (action) => allowed.has(action) && (isAssignee || (action === "acknowledge" && paged)),
-  );
-  const canDecline = allowed.has("decline") && isAssignee;
-  const canResolve = allowed.has("resolve") && isAssignee;
-  const canClaim = allowed.has("claim") && !isAssignee;
-  const canReassign = allowed.has("reassign") && employee?.is_supervisor;
-  const canNote = allowed.has("note") && isAssignee;
+  const isAssignee = incident.assigned_to === employee?.employee_id;
+  // Exactly what the server says this clinician may do now (their role, whether they hold it,
+  // are on duty, supervise, were paged): the page decides none of it.
+  const allowed = new Set(incident.allowed_actions ?? []);
+  const steps = ["acknowledge", "start"].filter((action) => allowed.has(action));
+  const canDecline = allowed.has("decline");
+  const canResolve = allowed.has("resolve");
+  const canClaim = allowed.has("claim");
+  const canReassign = allowed.has("reassign");
+  const canNote = allowed.has("note");
   const alert = incident.alert;
 
   return (
@@ -294,17 +285,17 @@ function IncidentDetailPage({ id }) {
               onDismiss={() => setActionError(null)}
             />
             <div className="actions">
-              {mine.map((action) => (
+              {steps.map((action) => (
                 <button
                   key={action}
                   type="button"
                   className="primary"
                   disabled={busy}
                   onClick={() =>
-                    act(action, { method: "PATCH" }, `${ACTION_LABELS[action]}: done.`)
+                    act(action, { method: "PATCH" }, `${actionName(action)}: done.`)
                   }
                 >
-                  {ACTION_LABELS[action]}
+                  {actionName(action)}
                 </button>
               ))}
               {canClaim && (
@@ -313,14 +304,14 @@ function IncidentDetailPage({ id }) {
                   disabled={busy}
                   onClick={() => act("claim", { method: "PATCH" }, "You now own this incident.")}
                 >
-                  {ACTION_LABELS.claim}
+                  {actionName("claim")}
                 </button>
               )}
             </div>
             {canDecline && !declining && (
               <p>
                 <button type="button" className="danger-outline" disabled={busy} onClick={() => setDeclining(true)}>
-                  I can't take this
+                  {actionName("decline")}
                 </button>
               </p>
             )}
@@ -354,8 +345,10 @@ function IncidentDetailPage({ id }) {
               />
             )}
             {incident.status === "RESOLVED" && <p className="muted">This incident is resolved; no further actions.</p>}
-            {incident.status !== "RESOLVED" && !isAssignee && !paged && (
-              <p className="muted">Only the assignee can acknowledge, start, resolve or add notes. Claim it first.</p>
+            {incident.status !== "RESOLVED" && allowed.size === 0 && (
+              <p className="muted" data-testid="no-actions">
+                Nothing for you to do on this incident now: it is for its assignee and the roles it is routed to.
+              </p>
             )}
           </section>
 
@@ -430,7 +423,7 @@ function IncidentDetailPage({ id }) {
             {canNote && (
               <NoteForm
                 busy={busy}
-                onAdd={(note) => act("notes", { method: "POST", body: { note } }, "Note added.")}
+                onAdd={(note) => act("notes", { method: "POST", body: { note } }, "Note added.", actionName("note"))}
               />
             )}
           </section>

@@ -5,10 +5,13 @@ import { api } from "../api.js";
 import { ACTIVE_INCIDENT_STATUSES, INCIDENT_STATUSES, SEVERITIES, severityName, statusName } from "../domain.js";
 import IncidentTable from "../IncidentTable.jsx";
 import { usePagedList } from "../paging.js";
-import { Empty, ErrorNotice, LoadMore, Loading, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, FilterSelect, LoadMore, Loading, useResource } from "../ui.jsx";
 
 // ?status=active|all|<STATUS>&severity=<SEVERITY>&ward=<WARD>&q=<room, patient>&mine=true, kept in the URL so a filtered list
 // can be bookmarked and survives a reload.
+// The status filter's choices besides the statuses themselves.
+const STATUS_CHOICES = { active: "All active", all: "All, including resolved" };
+
 function statusQuery(status) {
   if (status === "all") return undefined;
   if (INCIDENT_STATUSES.includes(status)) return status;
@@ -45,44 +48,31 @@ export default function IncidentsPage() {
         <h1>Incidents</h1>
       </header>
       <form className="filters" onSubmit={(event) => event.preventDefault()} aria-label="Filter incidents">
-        <div className="field">
-          <label htmlFor="filter-status">Status</label>
-          <select id="filter-status" value={status} onChange={(event) => setFilter("status", event.target.value)}>
-            <option value="active">All active</option>
-            <option value="all">All, including resolved</option>
-            {INCIDENT_STATUSES.map((value) => (
-              <option key={value} value={value}>
-                {statusName(value)}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="filter-severity">Severity</label>
-          <select
-            id="filter-severity"
-            value={severity}
-            onChange={(event) => setFilter("severity", event.target.value)}
-          >
-            <option value="">Any severity</option>
-            {SEVERITIES.map((value) => (
-              <option key={value} value={value}>
-                {severityName(value)}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="filter-ward">Ward</label>
-          <select id="filter-ward" value={ward} onChange={(event) => setFilter("ward", event.target.value)}>
-            <option value="">All wards</option>
-            {(ward && !wards.includes(ward) ? [ward, ...wards] : wards).map((value) => (
-              <option key={value} value={value}>
-                {value}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="filter-status"
+          label="Status"
+          value={status}
+          onChange={(value) => setFilter("status", value)}
+          options={["active", "all", ...INCIDENT_STATUSES]}
+          optionName={(value) => STATUS_CHOICES[value] ?? statusName(value)}
+        />
+        <FilterSelect
+          id="filter-severity"
+          label="Severity"
+          value={severity}
+          onChange={(value) => setFilter("severity", value)}
+          first="Any severity"
+          options={SEVERITIES}
+          optionName={severityName}
+        />
+        <FilterSelect
+          id="filter-ward"
+          label="Ward"
+          value={ward}
+          onChange={(value) => setFilter("ward", value)}
+          first="All wards"
+          options={ward && !wards.includes(ward) ? [ward, ...wards] : wards}
+        />
         <div className="field">
           <label htmlFor="filter-search">Patient or room</label>
           <input

@@ -6,7 +6,7 @@ import { formatDateTime, formatDuration, humanize } from "../format.js";
 import { useTimeZone } from "../auth.jsx";
 import { useIncidentUpdates } from "../live.jsx";
 import TrendCharts from "../TrendCharts.jsx";
-import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, FilterSelect, Loading, useResource } from "../ui.jsx";
 
 const WINDOWS = [
   { hours: 24, label: "Last 24 hours" },
@@ -75,16 +75,15 @@ export default function MetricsPage() {
             </p>
           )}
         </div>
-        <div className="field inline">
-          <label htmlFor="metrics-window">Period</label>
-          <select id="metrics-window" value={hours} onChange={(event) => setHours(Number(event.target.value))}>
-            {WINDOWS.map((window) => (
-              <option key={window.hours} value={window.hours}>
-                {window.label}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="metrics-window"
+          label="Period"
+          value={hours}
+          onChange={(value) => setHours(Number(value))}
+          options={WINDOWS.map((window) => window.hours)}
+          optionName={(value) => WINDOWS.find((window) => window.hours === value).label}
+          inline
+        />
       </header>
       <ErrorNotice error={error} what="Loading the metrics failed" onRetry={reload} />
       {loading && !data && <Loading what="Loading metrics" />}

@@ -5,7 +5,7 @@ import { roleName } from "../domain.js";
 import { useAuth } from "../auth.jsx";
 import { dayOf, formatDay, formatShift, formatTime } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
-import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, FilterSelect, Loading, useResource } from "../ui.jsx";
 
 const SCHEDULE_DAYS = 7;
 
@@ -191,17 +191,16 @@ export default function OnCallPage() {
     <section>
       <header className="page-head">
         <h1>On-Call</h1>
-        <div className="field inline">
-          <label htmlFor="oncall-role">Role</label>
-          <select id="oncall-role" value={role} onChange={(event) => setRole(event.target.value)}>
-            <option value="">All roles</option>
-            {roles.map((value) => (
-              <option key={value} value={value}>
-                {roleName(value)}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="oncall-role"
+          label="Role"
+          value={role}
+          onChange={setRole}
+          first="All roles"
+          options={roles}
+          optionName={roleName}
+          inline
+        />
       </header>
       <div className="oncall-grid">
         <AvailabilityCard />
