@@ -97,9 +97,10 @@ def test_the_databases_deadline_rule_and_list_order_are_domains(db):
 
 
 def test_the_outbox_relay_listens_on_domains_channel():
-    from healthguard import outbox  # its NOTIFY_CHANNEL, until it imports domain's
-    assert domain.OUTBOX_WAKE_CHANNEL in {value for name, value in vars(outbox).items()
-                                          if name.isupper() and isinstance(value, str)}
+    from healthguard import outbox
+    assert outbox.OUTBOX_WAKE_CHANNEL is domain.OUTBOX_WAKE_CHANNEL
+    source = (REPO / "services" / "healthguard" / "outbox.py").read_text()
+    assert '"LISTEN " + OUTBOX_WAKE_CHANNEL' in source and 'NOTIFY " + OUTBOX_WAKE_CHANNEL' in source
 
 
 def test_the_databases_notify_channels_are_domains(db):

@@ -44,11 +44,11 @@ from prometheus_client import Counter
 from psycopg2.extras import Json
 
 from .broker import NOTIFICATIONS_QUEUE, BrokerError, Outgoing, alert_lane
+from .domain import OUTBOX_WAKE_CHANNEL
 from .threads import BackgroundThread
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "outbox"
 RELAY_LOCK = 0x4847_0006  # "HG" + 6: held by the one relay publishing now
 # A backlog (a flood of low alarms, the broker back after an outage) is published most urgent
 # first: CRITICAL and HIGH alarms, then the notifications (pages) of the incidents, then the rest
@@ -158,7 +158,7 @@ class RelayWaker:
             due.clear()  # a commit after this point sets it again: another NOTIFY
             try:
                 with self.db.transaction() as cur:
-                    cur.execute("SET LOCAL synchronous_commit TO OFF; NOTIFY " + NOTIFY_CHANNEL)
+                    cur.execute("SET LOCAL synchronous_commit TO OFF; NOTIFY " + OUTBOX_WAKE_CHANNEL)
             except psycopg2.Error as exc:
                 log.warning("could not wake the outbox relay; its poll will find the rows",
                             extra={"error": repr(exc)[:300]})
@@ -218,7 +218,7 @@ class OutboxRelay(BackgroundThread):
             conn = psycopg2.connect(self.db.url, connect_timeout=3, application_name="outbox-relay")
             conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute("LISTEN " + NOTIFY_CHANNEL)
+                cur.execute("LISTEN " + OUTBOX_WAKE_CHANNEL)
             return conn
         except psycopg2.Error as exc:
             log.warning("outbox relay cannot LISTEN, polling only", extra={"error": repr(exc)[:300]})
