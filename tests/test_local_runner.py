@@ -66,7 +66,9 @@ def test_local_runner_starts_every_service_healthy_and_stops_them(
         with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT (SELECT count(*) FROM employees), (SELECT count(*) FROM patients), "
                         "(SELECT count(*) FROM alert_types)")
-            assert cur.fetchone() == (24, 8, 34)  # 33 seeded alert types + UNMAPPED_DEVICE_ALARM
+            # 24 clinicians and the privacy officer; 33 seeded alert types, UNMAPPED_DEVICE_ALARM and
+            # DEVICE_SILENT (0020).
+            assert cur.fetchone() == (25, 8, 35)
         # The alert ingestion worker listens for HL7 device gateways (MLLP), once its start-up
         # reaches the listener (the web process answering /ready does not wait for it).
         wait_for(lambda: port_open(mllp_port), 30, 0.1, "the MLLP listener")

@@ -54,7 +54,7 @@ def test_migrations_create_database_and_are_idempotent(scratch_database):
     assert first == [path.stem for path in migration_files(default_migrations_dir())]
     assert first[:2] == ["0001_schema", "0002_seed"]
     assert migrate(url) == []  # a second run applies nothing and fails on nothing
-    assert count(url, "SELECT count(*) FROM employees") == 24
+    assert count(url, "SELECT count(*) FROM employees") == 25  # 24 clinical + the privacy officer (0020)
 
 
 def test_migrations_are_safe_when_several_copies_start_at_once(scratch_database):
@@ -66,7 +66,8 @@ def test_migrations_are_safe_when_several_copies_start_at_once(scratch_database)
     expected = [path.stem for path in migration_files(default_migrations_dir())]
     assert applied == expected  # each applied exactly once, by one of the copies
     assert count(url, "SELECT count(*) FROM schema_migrations") == len(expected)
-    assert count(url, "SELECT count(*) FROM alert_types") == 34  # 33 seeded + UNMAPPED_DEVICE_ALARM (0009)
+    # 33 seeded + UNMAPPED_DEVICE_ALARM (0009) + DEVICE_SILENT (0020)
+    assert count(url, "SELECT count(*) FROM alert_types") == 35
 
 
 def test_seed_data(db):
@@ -79,10 +80,10 @@ def test_seed_data(db):
         alert_types = {row["alert_type"]: row["routes_to"] for row in cur.fetchall()}
         cur.execute("SELECT severity FROM escalation_policies ORDER BY severity")
         policies = [row["severity"] for row in cur.fetchall()]
-    assert sum(roles.values()) == 24
+    assert sum(roles.values()) == 25 and roles["PRIVACY_OFFICER"] == 1  # PRV01 (0020)
     assert roles["NURSE"] == 6 and roles["EMERGENCY_DOCTOR"] == 4 and roles["BIOMEDICAL_ENGINEER"] == 2
     assert patients == 8
-    assert len(alert_types) == 34  # 33 seeded + UNMAPPED_DEVICE_ALARM (0009)
+    assert len(alert_types) == 35  # 33 seeded + UNMAPPED_DEVICE_ALARM (0009) + DEVICE_SILENT (0020)
     assert alert_types["CARDIAC_ARREST"][:2] == ["EMERGENCY_DOCTOR", "CARDIOLOGIST"]
     assert alert_types["EQUIPMENT_MALFUNCTION"][0] == "BIOMEDICAL_ENGINEER"
     assert set(policies) == {"CRITICAL", "HIGH", "MEDIUM", "LOW"}
