@@ -57,14 +57,19 @@ def vapid_key_pair() -> tuple[str, str]:
     return _b64url(private.to_bytes(32, "big")), _b64url(public)
 
 
-def main() -> None:
-    if target.exists():
-        sys.exit(0)
-    text = (root / ".env.example").read_text()
+def with_fresh_secrets(text: str) -> str:
+    """.env.example's text with a fresh VAPID key pair and every other `change-me` a random
+    secret (also used by the compose test, tests/compose/live_compose.py)."""
     private, public = vapid_key_pair()
     text = re.sub(r"(?m)^VAPID_PRIVATE_KEY=change-me$", f"VAPID_PRIVATE_KEY={private}", text)
     text = re.sub(r"(?m)^VAPID_PUBLIC_KEY=change-me$", f"VAPID_PUBLIC_KEY={public}", text)
-    target.write_text(re.sub(r"(?m)(?<==)change-me$", lambda _: secrets.token_urlsafe(24), text))
+    return re.sub(r"(?m)(?<==)change-me$", lambda _: secrets.token_urlsafe(24), text)
+
+
+def main() -> None:
+    if target.exists():
+        sys.exit(0)
+    target.write_text(with_fresh_secrets((root / ".env.example").read_text()))
     target.chmod(0o600)
     print("wrote .env with fresh random secrets")
 

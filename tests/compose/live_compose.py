@@ -16,6 +16,7 @@ The tests run in file order, on two stacks of one Compose project of their own
 Everything the project made (containers, networks, volumes) is removed at the end; the images
 stay cached.
 """
+import importlib.util
 import itertools
 import json
 import os
@@ -143,11 +144,20 @@ def inspect(container: str, template: str) -> str:
                           text=True, check=True, timeout=60).stdout.strip()
 
 
+def make_env():
+    """scripts/make_env.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_env", REPO / "scripts" / "make_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_env(directory: Path, *, demo: bool, placeholders: bool = False) -> Path:
-    """.env.example with fresh random secrets (what scripts/make_env.py writes), or as it is."""
+    """.env.example with fresh random secrets (as scripts/make_env.py writes it, by its own
+    function: a VAPID key must be a key, not any random string), or as it is."""
     text = (REPO / ".env.example").read_text()
     if not placeholders:
-        text = re.sub(r"(?m)(?<==)change-me$", lambda _: secrets.token_urlsafe(24), text)
+        text = make_env().with_fresh_secrets(text)
         text = re.sub(r"(?m)^DEVICE_API_KEYS=.*$", f"DEVICE_API_KEYS={DEVICE_KEY}", text)
     text = re.sub(r"(?m)^HG_DEMO=.*$", f"HG_DEMO={1 if demo else 0}", text)
     path = directory / ("placeholders.env" if placeholders else ("demo.env" if demo else "real.env"))

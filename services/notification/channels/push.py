@@ -22,6 +22,8 @@ import requests
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
+from healthguard.config import ConfigError
+
 from ..channels.base import Alarm, Attempt, SendResult
 from ..message_text import push_payload
 
@@ -93,5 +95,10 @@ def register_from_settings(settings: dict, register) -> bool:
     if not key or not settings.get("VAPID_PUBLIC_KEY") or not subject:
         log.warning("VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY or VAPID_SUBJECT not set: no Web Push")
         return False
-    register(WebPushChannel(vapid_private_key=key, vapid_subject=subject))
+    try:
+        channel = WebPushChannel(vapid_private_key=key, vapid_subject=subject)
+    except ValueError as exc:  # py_vapid cannot read it: a start-up error naming the setting
+        raise ConfigError("setting VAPID_PRIVATE_KEY is not a VAPID private key (the raw P-256 "
+                          "key, base64url; scripts/make_env.py generates a pair)") from exc
+    register(channel)
     return True
