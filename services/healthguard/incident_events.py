@@ -18,8 +18,8 @@ from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from .broker import NOTIFICATIONS_QUEUE
 from .db import BIGINT_MAX
-from .domain import SEVERITIES, UNACKNOWLEDGED_STATUSES
-from .messages import QueueMessage, iso_timestamp
+from .domain import UNACKNOWLEDGED_STATUSES
+from .messages import QueueMessage, iso_timestamp, known_severity
 from .outbox import OutboxRow
 
 INCIDENT_EVENT_TYPES = (
@@ -250,12 +250,7 @@ class IncidentEvent(QueueMessage):
             raise ValueError("must be a positive integer or null")
         return value
 
-    @field_validator("severity")
-    @classmethod
-    def _severity(cls, value: str | None) -> str | None:
-        if value is not None and value not in SEVERITIES:
-            raise ValueError(f"unknown severity {value!r}")
-        return value
+    check_severity = field_validator("severity")(known_severity)
 
     @field_validator("data")
     @classmethod

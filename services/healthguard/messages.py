@@ -50,6 +50,12 @@ class QueueMessage(BaseModel):
         raise NotImplementedError
 
 
+def known_severity(value: str | None) -> str | None:
+    if value is not None and value not in SEVERITIES:
+        raise ValueError(f"unknown severity {value!r}")
+    return value
+
+
 def iso_timestamp(value: str | None) -> str | None:
     if value is not None:
         try:
@@ -79,13 +85,7 @@ class AlertMessage(QueueMessage):
             raise ValueError("must be a positive 64-bit integer")
         return value
 
-    @field_validator("severity")
-    @classmethod
-    def _severity(cls, value: str | None) -> str | None:
-        if value is not None and value not in SEVERITIES:
-            raise ValueError(f"unknown severity {value!r}")
-        return value
-
+    check_severity = field_validator("severity")(known_severity)
     check_occurred_at = field_validator("occurred_at")(iso_timestamp)
 
     def outbox_row(self) -> OutboxRow:
