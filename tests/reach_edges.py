@@ -5,6 +5,7 @@ the browser would; and an SMTP server (aiosmtpd). Plus the key material a browse
 would make."""
 
 import base64
+import contextlib
 import email
 import email.policy
 import json
@@ -247,3 +248,16 @@ def pid_owning_connection(local_port: int, pids) -> int | None:
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@contextlib.contextmanager
+def running_edges(vapid_public: str):
+    """A push service (checking that VAPID public key) and a mailbox, running until the block
+    ends: {"push": PushService, "mail": Mailbox}."""
+    push = PushService(vapid_public).start()
+    mail = Mailbox().start()
+    try:
+        yield {"push": push, "mail": mail}
+    finally:
+        push.stop()
+        mail.stop()

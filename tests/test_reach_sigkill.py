@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.reach_edges import Mailbox, PushService, pid_owning_connection, vapid_key_pair
+from tests.reach_edges import pid_owning_connection, running_edges, vapid_key_pair
 from tests.support import ServiceProcess, pipeline, wait_for
 
 pytestmark = pytest.mark.module_database
@@ -20,11 +20,8 @@ LEASE_SECONDS = 15
 
 @pytest.fixture(scope="module")
 def edges():
-    push = PushService(VAPID_PUBLIC).start()
-    mail = Mailbox().start()
-    yield {"push": push, "mail": mail}
-    push.stop()
-    mail.stop()
+    with running_edges(VAPID_PUBLIC) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
