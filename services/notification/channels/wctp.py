@@ -14,6 +14,7 @@ Incoming XML is parsed with defusedxml: no entity expansion, no DTD fetching, no
 import dataclasses
 import datetime
 import logging
+import secrets
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 import defusedxml.ElementTree as SafeET
@@ -93,8 +94,9 @@ def _operation() -> Element:
     return Element("wctp-Operation", {"wctpVersion": WCTP_VERSION})
 
 
-def submit_request(*, ac: AlertCommunicator, attempt: Attempt, alarm: Alarm, at: datetime.datetime) -> bytes:
-    """The PCD-06 wctp-SubmitRequest of one attempt, for its one recipient."""
+def _submit_request(*, ac: AlertCommunicator, at: datetime.datetime) -> tuple[Element, Element, Element]:
+    """A wctp-Operation holding a wctp-SubmitRequest from us (its header's time and originator):
+    the operation, the request and its header, for the caller to add control, recipient, payload."""
     operation = _operation()
     request = SubElement(operation, "wctp-SubmitRequest")
     header = SubElement(request, "wctp-SubmitHeader", {"submitTimestamp": _timestamp(at)})
@@ -102,6 +104,12 @@ def submit_request(*, ac: AlertCommunicator, attempt: Attempt, alarm: Alarm, at:
     if ac.security_code:
         originator["securityCode"] = ac.security_code
     SubElement(header, "wctp-Originator", originator)
+    return operation, request, header
+
+
+def submit_request(*, ac: AlertCommunicator, attempt: Attempt, alarm: Alarm, at: datetime.datetime) -> bytes:
+    """The PCD-06 wctp-SubmitRequest of one attempt, for its one recipient."""
+    operation, request, header = _submit_request(ac=ac, at=at)
     control = {"messageID": str(attempt.id), "transactionID": f"incident-{alarm.incident_id}",
                "allowResponse": "true", "notifyWhenDelivered": "true", "notifyWhenRead": "true",
                "deliveryPriority": "HIGH" if alarm.severity in ("CRITICAL", "HIGH") else "NORMAL",
@@ -119,14 +127,7 @@ def submit_request(*, ac: AlertCommunicator, attempt: Attempt, alarm: Alarm, at:
 
 def verification_request(*, ac: AlertCommunicator, recipient: str, code: str, at: datetime.datetime) -> bytes:
     """A wctp-SubmitRequest showing a badge its verification code (plain text, no answer)."""
-    import secrets
-    operation = _operation()
-    request = SubElement(operation, "wctp-SubmitRequest")
-    header = SubElement(request, "wctp-SubmitHeader", {"submitTimestamp": _timestamp(at)})
-    originator = {"senderID": ac.sender_id}
-    if ac.security_code:
-        originator["securityCode"] = ac.security_code
-    SubElement(header, "wctp-Originator", originator)
+    operation, request, header = _submit_request(ac=ac, at=at)
     SubElement(header, "wctp-MessageControl", {"messageID": f"verify-{secrets.token_hex(6)}",
                                                "allowResponse": "false"})
     SubElement(header, "wctp-Recipient", {"recipientID": recipient})
