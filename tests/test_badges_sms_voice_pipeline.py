@@ -14,7 +14,7 @@ import requests
 
 from notification.channels.telephony import twilio_signature
 from tests.edge_telephony import AlertCommunicator, TwilioApi
-from tests.reach_edges import pid_owning_connection
+from tests.reach_support import KILLABLE_SENDERS, ReachApi, kill_the_worker_holding_a_send
 from tests.support import ServiceProcess, free_port, pipeline, wait_for
 
 pytestmark = pytest.mark.module_database
@@ -25,7 +25,6 @@ ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER = (
     "+442079460001",
 )
 INBOUND_TOKEN = "ac-inbound-token-for-the-pipeline-test"
-LEASE_SECONDS = 15
 DOCTORS = ("D01", "D02", "D03", "D04")
 PHONES = {doctor: f"+4420794601{n:02d}" for n, doctor in enumerate(DOCTORS, start=1)}
 
@@ -63,10 +62,7 @@ def services(module_service_env, edges):
                     "TWILIO_API_BASE": edges["twilio"].url,
                     "TWILIO_WEBHOOK_BASE": url,
                     "PHONE_DEFAULT_REGION": "GB",
-                    "SEND_INTERVAL_SECONDS": "0.5",
-                    "SEND_LEASE_SECONDS": str(LEASE_SECONDS),
-                    # One send at a time per worker: a killed worker holds exactly the one it sent.
-                    "SEND_CONCURRENCY": "1",
+                    **KILLABLE_SENDERS,
                 }
                 copies.append(ServiceProcess("notification", env, port=port).start())
             yield {**running, "notification": copies}
@@ -75,14 +71,7 @@ def services(module_service_env, edges):
                 copy.stop()
 
 
-class Reach:
-    def __init__(self, url):
-        self.url = url
-
-    def call(self, method, path, token=None, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=10, **kwargs)
-
+class Reach(ReachApi):
     def verified(self, token, kind, address, code_of):
         added = self.call("POST", "/contact-methods", token, json={"kind": kind, "address": address})
         assert added.status_code == 201 and added.json()["verification_sent"], added.text
@@ -93,20 +82,6 @@ class Reach:
         )
         assert verified.status_code == 200 and verified.json()["verified"], verified.text
         return verified.json()
-
-    def rules(self, token, steps):
-        answer = self.call("PUT", "/notification-rules", token, json={"HIGH": steps})
-        assert answer.status_code == 200, answer.text
-
-    def ledger(self, token, incident_id):
-        answer = self.call("GET", f"/deliveries?incident_id={incident_id}", token)
-        assert answer.status_code == 200, answer.text
-        return answer.json()["deliveries"]
-
-    def ledger_until(self, token, incident_id, predicate, what, timeout=20):
-        return wait_for(
-            lambda: (rows := self.ledger(token, incident_id)) and predicate(rows) and rows, timeout, 0.1, what
-        )
 
 
 @pytest.fixture
@@ -148,14 +123,46 @@ def sms_code(twilio):
     return code_of
 
 
-def duty_with(reach, api, doctors, steps_for, methods):
-    """The emergency doctors on duty, each with the given verified methods and rules."""
+def _on_duty_with(reach, api, doctors, method, steps):
+    """The emergency doctors on duty, each with method(doctor) = (kind, address, code_of)
+    verified, and the rule: those steps."""
     duty = api.on_duty("EMERGENCY_DOCTOR")
     for doctor in duty:
-        for kind, address, code_of in methods(doctor):
-            reach.verified(doctors[doctor], kind, address, code_of)
-        reach.rules(doctors[doctor], steps_for(doctor))
+        reach.verified(doctors[doctor], *method(doctor))
+        reach.rules(doctors[doctor], steps)
     return duty
+
+
+def badges_on_duty(reach, api, doctors, ac):
+    """The emergency doctors on duty, each with a verified badge and the rule: the badge at once."""
+
+    def badge(doctor):
+        return "badge", f"badge-{doctor}", badge_code(ac)
+
+    return _on_duty_with(reach, api, doctors, badge, [{"delay_seconds": 0, "kind": "badge"}])
+
+
+def phones_on_duty(reach, api, doctors, twilio, steps, *, typed_nationally=False):
+    """The emergency doctors on duty, each with a verified phone (typed as 020..., or in E.164)
+    and the rule: those steps."""
+
+    def phone(doctor):
+        number = PHONES[doctor].replace("+44", "0") if typed_nationally else PHONES[doctor]
+        return "phone", number, sms_code(twilio)
+
+    return _on_duty_with(reach, api, doctors, phone, steps)
+
+
+def sms_of(twilio, attempt_id, what="the alarm SMS"):
+    return wait_for(
+        lambda: next((m for m in twilio.messages if f"(code {attempt_id})" in m["Body"]), None), 15, 0.1, what
+    )
+
+
+def call_of(twilio, attempt_id, what="the call"):
+    return wait_for(
+        lambda: next((c for c in twilio.calls if f"attempt={attempt_id}" in c["Twiml"]), None), 15, 0.1, what
+    )
 
 
 def history(api, incident_id):
@@ -186,13 +193,7 @@ def test_a_badge_gets_the_alarm_sees_delivered_then_read_and_accept_acknowledges
     api, db, doctors, reach, edges
 ):
     ac = edges["ac"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "badge"}],
-        lambda d: [("badge", f"badge-{d}", badge_code(ac))],
-    )
+    badges_on_duty(reach, api, doctors, ac)
     incident = api.incident_of(api.post_alert(patient_id="P001", alert_type="CARDIAC_ARREST"))
     incident_id, doctor = incident["incident_id"], incident["assigned_to"]
     token = doctors[doctor]
@@ -234,13 +235,7 @@ def test_a_badge_gets_the_alarm_sees_delivered_then_read_and_accept_acknowledges
 
 def test_reject_on_the_badge_pages_the_next_person_within_2_seconds(api, db, clock, doctors, reach, edges):
     ac = edges["ac"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "badge"}],
-        lambda d: [("badge", f"badge-{d}", badge_code(ac))],
-    )
+    badges_on_duty(reach, api, doctors, ac)
     incident = api.incident_of(api.post_alert(patient_id="P002", alert_type="CARDIAC_ARREST"))
     incident_id, first = incident["incident_id"], incident["assigned_to"]
     [row] = reach.ledger_until(
@@ -273,25 +268,14 @@ def test_reject_on_the_badge_pages_the_next_person_within_2_seconds(api, db, clo
 # --------------------------------------------------------------------------- SMS and voice
 def test_an_sms_reply_1_acknowledges_and_unknown_numbers_are_ignored(api, db, doctors, reach, edges):
     twilio = edges["twilio"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "sms"}],
-        lambda d: [("phone", PHONES[d].replace("+44", "0"), sms_code(twilio))],
-    )  # typed nationally
+    phones_on_duty(reach, api, doctors, twilio, [{"delay_seconds": 0, "kind": "sms"}], typed_nationally=True)
     incident = api.incident_of(api.post_alert(patient_id="P003", alert_type="CARDIAC_ARREST"))
     incident_id, doctor = incident["incident_id"], incident["assigned_to"]
     [row] = reach.ledger_until(
         doctors[doctor], incident_id, lambda r: r[0]["status"] == "sent", "the SMS sent"
     )
     assert row["channel"] == "sms"
-    message = wait_for(
-        lambda: next((m for m in twilio.messages if f"(code {row['attempt_id']})" in m["Body"]), None),
-        15,
-        0.1,
-        "the alarm SMS",
-    )
+    message = sms_of(twilio, row["attempt_id"])
     assert message["To"] == PHONES[doctor]  # stored in E.164
     assert twilio.status(message, "delivered").status_code == 204
     reach.ledger_until(doctors[doctor], incident_id, lambda r: r[0]["status"] == "delivered", "SMS delivered")
@@ -308,13 +292,8 @@ def test_an_sms_reply_1_acknowledges_and_unknown_numbers_are_ignored(api, db, do
 
 def test_pressing_2_on_the_call_declines_and_an_unanswered_call_falls_through(api, db, doctors, reach, edges):
     twilio = edges["twilio"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "voice"}, {"delay_seconds": 45, "kind": "sms"}],
-        lambda d: [("phone", PHONES[d], sms_code(twilio))],
-    )
+    steps = [{"delay_seconds": 0, "kind": "voice"}, {"delay_seconds": 45, "kind": "sms"}]
+    phones_on_duty(reach, api, doctors, twilio, steps)
     incident = api.incident_of(api.post_alert(patient_id="P004", alert_type="CARDIAC_ARREST"))
     incident_id, first = incident["incident_id"], incident["assigned_to"]
     rows = reach.ledger_until(
@@ -324,12 +303,7 @@ def test_pressing_2_on_the_call_declines_and_an_unanswered_call_falls_through(ap
         "the call placed",
     )
     [voice] = [r for r in rows if r["channel"] == "voice"]
-    call = wait_for(
-        lambda: next((c for c in twilio.calls if f"attempt={voice['attempt_id']}" in c["Twiml"]), None),
-        15,
-        0.1,
-        "the call",
-    )
+    call = call_of(twilio, voice["attempt_id"])
     said = twilio.answer_call(call, "2")
     assert said.status_code == 200 and "Declined" in said.text
     moved = api.wait_until(incident_id, lambda i: i["assigned_to"] not in (None, first), "declined by voice")
@@ -347,12 +321,7 @@ def test_pressing_2_on_the_call_declines_and_an_unanswered_call_falls_through(ap
         "the second call",
     )
     [theirs] = [r for r in rows if r["employee_id"] == second and r["channel"] == "voice"]
-    call = wait_for(
-        lambda: next((c for c in twilio.calls if f"attempt={theirs['attempt_id']}" in c["Twiml"]), None),
-        15,
-        0.1,
-        "the second call",
-    )
+    call = call_of(twilio, theirs["attempt_id"], "the second call")
     assert twilio.ring_out(call, "no-answer").status_code == 204
     rows = reach.ledger_until(
         doctors[second],
@@ -369,24 +338,13 @@ def test_pressing_2_on_the_call_declines_and_an_unanswered_call_falls_through(ap
 
 def test_a_wrong_or_replayed_signature_is_refused_and_changes_nothing(api, db, doctors, reach, edges):
     twilio = edges["twilio"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "sms"}],
-        lambda d: [("phone", PHONES[d], sms_code(twilio))],
-    )
+    phones_on_duty(reach, api, doctors, twilio, [{"delay_seconds": 0, "kind": "sms"}])
     incident = api.incident_of(api.post_alert(patient_id="P005", alert_type="CARDIAC_ARREST"))
     incident_id, doctor = incident["incident_id"], incident["assigned_to"]
     [row] = reach.ledger_until(
         doctors[doctor], incident_id, lambda r: r[0]["status"] == "sent", "the SMS sent"
     )
-    message = wait_for(
-        lambda: next((m for m in twilio.messages if f"(code {row['attempt_id']})" in m["Body"]), None),
-        15,
-        0.1,
-        "the alarm SMS",
-    )
+    message = sms_of(twilio, row["attempt_id"])
     webhook = f"{reach.url}/api/v1/twilio/sms"
     params = {"MessageSid": "SMforged", "From": PHONES[doctor], "To": OUR_NUMBER, "Body": "1"}
     forged = twilio.signed_post(webhook, params, signature="AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
@@ -409,52 +367,17 @@ def test_a_worker_killed_mid_send_sends_each_badge_message_once(
     api, db, clock, doctors, reach, edges, services
 ):
     ac = edges["ac"]
-    first, second = services["notification"]
-    duty_with(
-        reach,
-        api,
-        doctors,
-        lambda d: [{"delay_seconds": 0, "kind": "badge"}],
-        lambda d: [("badge", f"badge-{d}", badge_code(ac))],
-    )
+    badges_on_duty(reach, api, doctors, ac)
     before = set(ac.messages)
-    ac.hold = True
-    incident_ids = [
-        api.incident_of(api.post_alert(patient_id=f"P00{n}", alert_type="CARDIAC_ARREST"))["incident_id"]
-        for n in (6, 7, 8)
-    ]
-    held = wait_for(lambda: list(ac.held) or None, 20, 0.05, "an alarm held mid-send")[0]
-    workers = {copy.worker_proc.pid: copy for copy in (first, second)}
-    sender = wait_for(
-        lambda: pid_owning_connection(held["client_port"], workers),
-        5,
-        0.02,
-        "the worker holding the connection",
-    )
-    workers[sender].kill()  # SIGKILL: its row stays 'sending'
-    ac.release.set()
-
-    def badge_rows():
-        with db.transaction() as cur:
-            cur.execute(
-                """SELECT attempt_id, status, reason FROM delivery_attempts
-                           WHERE channel = 'badge' AND incident_id = ANY(%s) ORDER BY attempt_id""",
-                (incident_ids,),
-            )
-            return cur.fetchall()
-
-    wait_for(
-        lambda: len([r for r in badge_rows() if r["status"] == "sent"]) == len(incident_ids) - 1,
-        30,
-        0.1,
-        "every other badge alarm sent by the surviving worker",
-    )
-    clock.advance(LEASE_SECONDS + 1)
-    rows = wait_for(
-        lambda: (rows := badge_rows()) and all(r["status"] == "sent" for r in rows) and rows,
-        30,
-        0.1,
-        "the abandoned send taken over and sent again with the same messageID",
+    rows, _ = kill_the_worker_holding_a_send(
+        channel="badge",
+        provider=ac,
+        workers=services["notification"],
+        api=api,
+        db=db,
+        clock=clock,
+        patients=["P006", "P007", "P008"],
+        settled=("sent",),  # taken over and sent again with the same messageID
     )
     new = {m: ac.submissions[m] for m in ac.messages if m not in before}
     assert sorted(new) == sorted(str(r["attempt_id"]) for r in rows)  # each message once at the badge

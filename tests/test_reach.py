@@ -7,9 +7,9 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
-import requests
 
 from tests.reach_edges import running_edges, vapid_key_pair
+from tests.reach_support import ReachApi, push_and_mail_settings
 from tests.support import ServiceProcess, pipeline, wait_for
 
 pytestmark = pytest.mark.module_database
@@ -33,12 +33,7 @@ def services(module_service_env, edges):
                 **module_service_env,
                 "ONCALL_URL": running["oncall"].url,
                 "INCIDENT_MANAGEMENT_URL": running["incidents"].url,
-                "VAPID_PRIVATE_KEY": VAPID_PRIVATE,
-                "VAPID_PUBLIC_KEY": VAPID_PUBLIC,
-                "VAPID_SUBJECT": "mailto:ops@hospital.example",
-                "PUSH_ALLOW_LOCAL_HTTP": "true",
-                "SMTP_URL": edges["mail"].url,
-                "SMTP_FROM": "healthguard@hospital.example",
+                **push_and_mail_settings(edges, VAPID_PRIVATE, VAPID_PUBLIC),
                 "SEND_INTERVAL_SECONDS": "0.5",
                 "SEND_RETRY_SECONDS": "0.3",
                 "SEND_MAX_TRIES": "3",
@@ -51,17 +46,13 @@ def services(module_service_env, edges):
             notification.stop()
 
 
-class Reach:
-    """The notification service's reach API, as the app and a supervisor use it."""
+class Reach(ReachApi):
+    """The reach API, with this module's push service and mailbox."""
 
     def __init__(self, url, edges):
-        self.url = url
+        super().__init__(url)
         self.push = edges["push"]
         self.mail = edges["mail"]
-
-    def call(self, method, path, token=None, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=10, **kwargs)
 
     def subscribe(self, token, name):
         subscription = self.push.subscription(name)
@@ -82,23 +73,6 @@ class Reach:
         )
         assert verified.status_code == 200 and verified.json()["verified"], verified.text
         return verified.json()
-
-    def rules(self, token, steps):
-        answer = self.call("PUT", "/notification-rules", token, json={"HIGH": steps})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def ledger(self, token, incident_id):
-        answer = self.call("GET", f"/deliveries?incident_id={incident_id}", token)
-        assert answer.status_code == 200, answer.text
-        return answer.json()["deliveries"]
-
-    def ledger_until(self, token, incident_id, predicate, what, timeout=20):
-        def reached():
-            rows = self.ledger(token, incident_id)
-            return rows if predicate(rows) else None
-
-        return wait_for(reached, timeout, 0.1, what)
 
 
 @pytest.fixture
