@@ -175,6 +175,29 @@ DUPLICATES = """
 """
 
 
+def settle(db_url: str, accepted: list[int], wait: float) -> tuple[list[tuple], dict]:
+    """Waits up to `wait` seconds for every accepted alarm to be done (DONE). Returns the rows of
+    those done, (alert_id, received_at, stored_at), the rest being lost, and the DUPLICATES
+    counts."""
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    try:
+        def done():
+            with conn.cursor() as cur:
+                cur.execute(DONE, {"ids": accepted})
+                return cur.fetchall()
+        try:
+            wait_for(lambda: len(done()) == len(accepted), wait, 1.0, "every alarm to be done")
+        except Exception as exc:  # noqa: BLE001 - reported as lost by the caller
+            print(f"not every alarm was done: {exc}", file=sys.stderr)
+        rows = done()
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(DUPLICATES)
+            return rows, dict(cur.fetchone())
+    finally:
+        conn.close()
+
+
 def run(args) -> dict:
     reference = pgbench_reference(args.pgbench_seconds)
     suite = Suite(tag="e2e", prepare=lambda url: add_patients(url, args.patients))
@@ -191,22 +214,7 @@ def run(args) -> dict:
             accepted = load.offer(plan, args.rate)
             offering = time.perf_counter() - started
 
-            conn = psycopg2.connect(url)
-            conn.autocommit = True
-
-            def done():
-                with conn.cursor() as cur:
-                    cur.execute(DONE, {"ids": accepted})
-                    return cur.fetchall()
-            try:
-                wait_for(lambda: len(done()) == len(accepted), args.wait, 1.0, "every alarm to be done")
-            except Exception as exc:  # noqa: BLE001 - reported as lost below
-                print(f"not every alarm was done: {exc}", file=sys.stderr)
-            rows = done()
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(DUPLICATES)
-                duplicates = dict(cur.fetchone())
-            conn.close()
+            rows, duplicates = settle(url, accepted, args.wait)
             first = min(received for _, received, _ in rows)
             last = max(stored for _, _, stored in rows)
             span = (last - first).total_seconds()

@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "services")]
 
 import psycopg2  # noqa: E402
-import psycopg2.extras  # noqa: E402
 import requests  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -38,7 +37,7 @@ from bench.common import (  # noqa: E402
     git_commit,
     sign_everyone_in,  # noqa: E402
 )
-from bench.end_to_end import DONE, DUPLICATES  # noqa: E402
+from bench.end_to_end import settle  # noqa: E402
 from tests.support import ServiceProcess, free_port, wait_for  # noqa: E402
 
 POOLED = ("oncall", "incident-management", "notification")  # their web processes, as in the overlay
@@ -122,22 +121,8 @@ def main() -> int:
             answers, offered = AlertPoster(suite.url("alert-ingestion")).offered(
                 iter(plan), args.rate, args.seconds, clients=16)
             accepted = [answer[2]["alert_id"] for answer in answers if answer[1] == 201]
-            conn = psycopg2.connect(suite.db_url)
-            conn.autocommit = True
-
-            def done():
-                with conn.cursor() as cur:
-                    cur.execute(DONE, {"ids": accepted})
-                    return cur.fetchall()
-            try:
-                wait_for(lambda: len(done()) == len(accepted), 120, 1.0, "every alarm to be done")
-            except Exception as exc:  # noqa: BLE001 - reported as lost below
-                print(f"not every alarm was done: {exc}", file=sys.stderr)
-            finished = len(done())
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(DUPLICATES)
-                duplicated = dict(cur.fetchone())
-            conn.close()
+            rows, duplicated = settle(suite.db_url, accepted, 120)
+            finished = len(rows)
             headers = {"Authorization": f"Bearer {next(iter(tokens.values()))}"}
             reads = {}
             for _ in range(50):
