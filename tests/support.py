@@ -415,6 +415,40 @@ class ServiceProcess:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def running_nginx(directory: Path, *, port: int | None = None, nginx: str = "nginx", **rendering):
+    """The shipped nginx config rendered for loopback in `directory` (scripts.local_config's
+    render_nginx, with `rendering`: ports, html_root, web_origin) and nginx running it on `port`
+    (a free one by default) until the block ends. Yields the port; the logs are in `directory`."""
+    from scripts.local_config import render_nginx
+
+    port = port or free_port()
+    conf = render_nginx(directory, listen=port, **rendering)
+    startup_log = directory / "startup.log"
+    process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(conf), "-e", str(startup_log)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def listening():
+        if process.poll() is not None:
+            said = startup_log.read_text(errors="replace") if startup_log.exists() else ""
+            raise AssertionError(f"nginx exited: {said}")
+        return port_open(port)
+
+    try:
+        wait_for(listening, 15, 0.05, "nginx to listen")
+        yield port
+    finally:
+        _kill_group(process, timeout=10)
+
+
+def run_simulator(url: str, api_key: str, *args: str) -> subprocess.CompletedProcess:
+    """The device simulator (alert_ingestion.simulator) posting to `url` with `api_key`, run to
+    its end: `args` are its other options (--count, --rate, --seed)."""
+    return subprocess.run([sys.executable, "-m", "alert_ingestion.simulator", *args, "--url", url,
+                           "--api-key", api_key],
+                          cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+
+
 def purge_queues(rabbitmq_url: str, queues) -> None:
     """Empty the queues, keeping them. For a module whose services are running: their consumers
     declare a deleted queue again at once, and a quorum queue deleted and declared again in the

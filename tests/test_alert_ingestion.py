@@ -2,8 +2,6 @@
 import datetime as dt
 import json
 import re
-import subprocess
-import sys
 
 import pika
 import pytest
@@ -11,7 +9,7 @@ import requests
 
 from healthguard.broker import ALERT_LANES, declare_queue
 from tests.api_contract import checked_document, fuzz
-from tests.support import DEVICE_KEY, REPO, ServiceProcess, metric_value, wait_for
+from tests.support import DEVICE_KEY, ServiceProcess, metric_value, run_simulator, wait_for
 
 pytestmark = pytest.mark.module_database  # one alert ingestion service for the module
 APP_SERVICE = "alert-ingestion"  # the in-process `app` (conftest)
@@ -305,10 +303,7 @@ def test_catalogue_for_clinicians_and_devices_patients_for_clinicians_only(inges
 
 
 def test_simulator_posts_realistic_alerts_through_the_api(ingestion, db):
-    result = subprocess.run(
-        [sys.executable, "-m", "alert_ingestion.simulator", "--rate", "50", "--count", "5", "--seed", "7",
-         "--url", ingestion.url, "--api-key", DEVICE_KEY],
-        cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    result = run_simulator(ingestion.url, DEVICE_KEY, "--rate", "50", "--count", "5", "--seed", "7")
     assert result.returncode == 0, result.stderr
     assert "sent 5, accepted 5, failed 0" in result.stdout
     with db.transaction() as cur:
@@ -324,9 +319,7 @@ def test_simulator_posts_realistic_alerts_through_the_api(ingestion, db):
 
 
 def test_simulator_refuses_a_wrong_key(ingestion):
-    result = subprocess.run(
-        [sys.executable, "-m", "alert_ingestion.simulator", "--count", "1", "--url", ingestion.url,
-         "--api-key", "wrong"], cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    result = run_simulator(ingestion.url, "wrong", "--count", "1")
     assert result.returncode != 0 and "answered 401" in result.stderr
 
 

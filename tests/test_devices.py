@@ -1,13 +1,11 @@
 """The device registry (alert ingestion :8001): supervisors register, rotate and revoke device
 keys; a key is stored hashed, posts alarms only within its scope, and never reads patient records.
 A real gunicorn service and PostgreSQL."""
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.support import DEVICE_KEY, REPO
+from tests.support import DEVICE_KEY, run_simulator
 
 pytestmark = pytest.mark.module_database  # one alert ingestion service for the module
 
@@ -130,10 +128,7 @@ def test_only_supervisors_manage_keys_and_a_bad_registration_is_refused(ingestio
 
 def test_the_simulator_runs_with_a_registered_ward_key(ingestion, supervisor, db):
     key = register(ingestion, supervisor, ward="ICU")["key"]
-    result = subprocess.run(
-        [sys.executable, "-m", "alert_ingestion.simulator", "--rate", "50", "--count", "3", "--seed", "3",
-         "--url", ingestion.url, "--api-key", key],
-        cwd=REPO / "services", capture_output=True, text=True, timeout=60)
+    result = run_simulator(ingestion.url, key, "--rate", "50", "--count", "3", "--seed", "3")
     assert result.returncode == 0, result.stderr
     assert "sent 3, accepted 3, failed 0" in result.stdout
     with db.transaction() as cur:

@@ -7,7 +7,6 @@ notification WebSocket."""
 import json
 import re
 import struct
-import subprocess
 
 import pytest
 import requests
@@ -15,16 +14,13 @@ import websocket
 
 from healthguard.auth import new_session_token, public, token_hash
 from healthguard.context import platform
-from scripts.local_config import render_nginx
 from tests import hostile_corpus as corpus
 from tests.support import (
     DEVICE_KEY,
     SERVICE_MODULES,
     ServiceProcess,
     build_app,
-    free_port,
-    port_open,
-    wait_for,
+    running_nginx,
 )
 
 pytestmark = pytest.mark.module_database
@@ -252,28 +248,21 @@ def test_an_invented_http_method_is_counted_as_other(apps):
 @pytest.fixture(scope="module")
 def site(module_service_env, tmp_path_factory):
     """The four services under gunicorn (web processes only) and the shipped nginx.conf in front."""
-    services, nginx = {}, None
+    services = {}
     try:
         oncall = ServiceProcess("oncall", module_service_env, background=False).start()
         services["oncall"] = oncall
         for name in ("alert-ingestion", "incident-management", "notification"):
             services[name] = ServiceProcess(name, {**module_service_env, "ONCALL_URL": oncall.url},
                                             background=False).start()
-        port = free_port()
         run_dir = tmp_path_factory.mktemp("hostile-nginx")
         empty_root = run_dir / "html"
         empty_root.mkdir()
         (empty_root / "index.html").write_text("<!doctype html><title>HealthGuard</title>")
-        conf = render_nginx(run_dir, listen=port, html_root=empty_root,
-                            ports={name: service.port for name, service in services.items()})
-        nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "error.log")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: nginx.poll() is None and port_open(port), 15, what="nginx to listen")
-        yield {"url": f"http://127.0.0.1:{port}", "services": services}
+        with running_nginx(run_dir, html_root=empty_root,
+                           ports={name: service.port for name, service in services.items()}) as port:
+            yield {"url": f"http://127.0.0.1:{port}", "services": services}
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         for service in services.values():
             service.stop()
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from scripts.local_config import render_nginx
-from tests.support import free_port, port_open, wait_for
+from tests.support import free_port, running_nginx, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -52,6 +52,10 @@ def tool(name: str, package: str) -> str:
     found = shutil.which(name)
     assert found, f"{name} is not installed (it comes from {package})"
     return found
+
+
+def nginx_binary() -> str:
+    return tool("nginx", "Debian's nginx-light package")
 
 
 def run(argv, **kwargs) -> subprocess.CompletedProcess:
@@ -212,7 +216,7 @@ def test_nginx_config_is_valid_without_the_backends(tmp_path):
     """`nginx -t` on the file as shipped. The backend names do not resolve on this machine, so
     this also proves nginx starts while a backend is missing (names are resolved per request)."""
     wrapper = render_nginx(tmp_path)
-    result = run([tool("nginx", "Debian's nginx-light package"), "-t", "-p", str(tmp_path),
+    result = run([nginx_binary(), "-t", "-p", str(tmp_path),
                   "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -250,34 +254,19 @@ def nginx_proxy(tmp_path):
         backends[name] = server
     ports = {name: server.server_address[1] for name, server in backends.items()}
     ports["notification"] = free_port()  # nothing listens here until the test starts it
-    listen = free_port()
 
     html = tmp_path / "html"
     (html / "assets").mkdir(parents=True)
     (html / "index.html").write_text("<!doctype html><title>HealthGuard Ops</title>SPA-INDEX")
     (html / "assets" / "app-1234.js").write_text("console.log('app')")
 
-    wrapper = render_nginx(tmp_path, listen=listen, ports=ports, html_root=html,
-                           web_origin=f"http://127.0.0.1:{listen}")
-
-    process = subprocess.Popen(
-        [tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
-         "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    listen = free_port()
     try:
-        def listening():
-            assert process.poll() is None, process.stdout.read().decode()
-            return port_open(listen)
-        wait_for(listening, 10, 0.05, "nginx to listen")
-        yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"],
-               "logs": (tmp_path / "access.log", tmp_path / "error.log")}
+        with running_nginx(tmp_path, port=listen, nginx=nginx_binary(), ports=ports, html_root=html,
+                           web_origin=f"http://127.0.0.1:{listen}"):
+            yield {"base": f"http://127.0.0.1:{listen}", "notification_port": ports["notification"],
+                   "logs": (tmp_path / "access.log", tmp_path / "error.log")}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
         for server in backends.values():
             server.shutdown()
             server.server_close()
@@ -514,21 +503,15 @@ def test_nginx_answers_a_failing_public_readiness_check_with_its_own_text(tmp_pa
         servers[name] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
         servers[name].service_name = name
         threading.Thread(target=servers[name].serve_forever, daemon=True).start()
-    listen = free_port()
-    wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
-                           ports={name: server.server_address[1] for name, server in servers.items()})
-    process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
-                                "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
     try:
-        wait_for(lambda: port_open(listen), 10, what="nginx to listen")
-        status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/notification")
-        assert status == 500 and "5432" not in body
-        assert json.loads(body)["message"] == "the service failed"
-        status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/oncall")
-        assert status == 503 and json.loads(body)["checks"]["database"]["status"] == "down"
+        ports = {name: server.server_address[1] for name, server in servers.items()}
+        with running_nginx(tmp_path, nginx=nginx_binary(), html_root=tmp_path, ports=ports) as listen:
+            status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/notification")
+            assert status == 500 and "5432" not in body
+            assert json.loads(body)["message"] == "the service failed"
+            status, _, body = fetch(f"http://127.0.0.1:{listen}/ready/oncall")
+            assert status == 503 and json.loads(body)["checks"]["database"]["status"] == "down"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         for server in servers.values():
             server.shutdown()
             server.server_close()
@@ -574,11 +557,8 @@ def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
     concurrent connection gets a JSON 429."""
     backend = _HeldUpgrades()
     listen = free_port()
-    wrapper = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
-                           ports={"alert-ingestion": free_port(), "incident-management": free_port(),
-                                  "oncall": free_port(), "notification": backend.server.getsockname()[1]})
-    process = subprocess.Popen([tool("nginx", "Debian's nginx-light package"), "-p", str(tmp_path),
-                                "-e", str(tmp_path / "startup.log"), "-c", str(wrapper)])
+    ports = {"alert-ingestion": free_port(), "incident-management": free_port(), "oncall": free_port(),
+             "notification": backend.server.getsockname()[1]}
     handshake = (b"GET /ws?ticket=t HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                  b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
@@ -597,14 +577,13 @@ def test_nginx_holds_a_thousand_sockets_and_limits_one_address(tmp_path):
         return statuses
 
     try:
-        wait_for(lambda: port_open(listen), 10, what="nginx to listen")
-        upgraded = open_sockets(1100, "127.0.0.1")
-        assert upgraded == ["HTTP/1.1 101 Switching Protocols"] * 1100
-        limited = open_sockets(260, "127.0.0.2")
-        assert limited == ["HTTP/1.1 101 Switching Protocols"] * 256 + ["HTTP/1.1 429 Too Many Requests"] * 4
+        with running_nginx(tmp_path, port=listen, nginx=nginx_binary(), html_root=tmp_path, ports=ports):
+            upgraded = open_sockets(1100, "127.0.0.1")
+            assert upgraded == ["HTTP/1.1 101 Switching Protocols"] * 1100
+            limited = open_sockets(260, "127.0.0.2")
+            assert limited == (["HTTP/1.1 101 Switching Protocols"] * 256
+                               + ["HTTP/1.1 429 Too Many Requests"] * 4)
     finally:
         for client in clients:
             client.close()
-        process.terminate()
-        process.wait(timeout=10)
         backend.close()

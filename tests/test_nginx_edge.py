@@ -6,13 +6,11 @@ under gunicorn."""
 import json
 import re
 import socket
-import subprocess
 
 import pytest
 import requests
 
-from scripts.local_config import render_nginx
-from tests.support import ServiceProcess, free_port, port_open, wait_for
+from tests.support import ServiceProcess, free_port, running_nginx, wait_for
 
 pytestmark = pytest.mark.module_database
 
@@ -24,7 +22,7 @@ PATIENT = "SMITH-JOHN-1942"  # what a search would carry in its query string
 def edge(module_service_env, tmp_path_factory):
     """oncall and incident management under gunicorn, nginx in front; the notification service is
     not started, to show what a service that is down looks like."""
-    services, nginx = {}, None
+    services = {}
     try:
         services["oncall"] = ServiceProcess("oncall", module_service_env, background=False).start()
         services["incident-management"] = ServiceProcess(
@@ -32,21 +30,13 @@ def edge(module_service_env, tmp_path_factory):
             background=False).start()
         ports = {name: service.port for name, service in services.items()}
         ports["alert-ingestion"] = ports["notification"] = free_port()  # nothing listens there
-        port = free_port()
         run_dir = tmp_path_factory.mktemp("edge-nginx")
         (run_dir / "html").mkdir()
         (run_dir / "html" / "index.html").write_text("<!doctype html><title>HealthGuard</title>")
-        conf = render_nginx(run_dir, listen=port, html_root=run_dir / "html", ports=ports,
-                            web_origin=WEB_ORIGIN)
-        nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "startup.log")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: nginx.poll() is None and port_open(port), 15, what="nginx to listen")
-        yield {"port": port, "url": f"http://127.0.0.1:{port}", "services": services,
-               "logs": (run_dir / "access.log", run_dir / "error.log")}
+        with running_nginx(run_dir, html_root=run_dir / "html", ports=ports, web_origin=WEB_ORIGIN) as port:
+            yield {"port": port, "url": f"http://127.0.0.1:{port}", "services": services,
+                   "logs": (run_dir / "access.log", run_dir / "error.log")}
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         for service in services.values():
             service.stop()
 
@@ -162,16 +152,7 @@ def test_the_policy_names_the_configured_origin_never_the_host_header(edge):
 
 
 def test_an_origin_that_is_not_a_plain_origin_leaves_connect_src_at_self(tmp_path):
-    listen = free_port()
-    conf = render_nginx(tmp_path, listen=listen, html_root=tmp_path,
-                        web_origin="https://x.example; script-src *")
     (tmp_path / "index.html").write_text("<!doctype html>")
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(tmp_path / "startup.log")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: nginx.poll() is None and port_open(listen), 15, what="nginx to listen")
-        policy = requests.get(f"http://127.0.0.1:{listen}/", timeout=10).headers["Content-Security-Policy"]
+    with running_nginx(tmp_path, html_root=tmp_path, web_origin="https://x.example; script-src *") as port:
+        policy = requests.get(f"http://127.0.0.1:{port}/", timeout=10).headers["Content-Security-Policy"]
         assert "connect-src 'self' ;" in policy and "script-src" not in policy, policy
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
