@@ -8,18 +8,8 @@ import datetime as dt
 import pytest
 import requests
 
-from tests.support import pipeline
-
 pytestmark = pytest.mark.module_database
 WARD = "Internal Medicine"  # P007's ward; P009 is added to it by the tests that need a second patient
-
-
-@pytest.fixture(scope="module")
-def services(module_service_env):
-    # Every alarm opens its own incident (a repeat within the window would join the first).
-    with pipeline(module_service_env, incident_env={"ASSIGNMENT_RETRY_SECONDS": "0.5",
-                                                    "CORRELATION_WINDOW_SECONDS": "0.01"}) as running:
-        yield running
 
 
 def on_duty(db, clock, *employee_ids):

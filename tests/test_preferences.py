@@ -5,15 +5,14 @@ import datetime as dt
 
 import pytest
 
-from notification.app import create_app
 from tests.conftest import HOSPITAL_TZ
+
+APP_SERVICE = "notification"  # the in-process `app` (conftest)
 
 
 @pytest.fixture
-def client(service_env):
-    app = create_app(dict(service_env))
-    yield app.test_client()
-    app.extensions["healthguard"].db.close()
+def client(app):
+    return app.test_client()
 
 
 def bearer(token):
