@@ -15,7 +15,7 @@ import requests
 from notification.channels.telephony import twilio_signature
 from tests.edge_telephony import AlertCommunicator, TwilioApi
 from tests.reach_support import KILLABLE_SENDERS, ReachApi, kill_the_worker_holding_a_send
-from tests.support import ServiceProcess, free_port, pipeline, wait_for
+from tests.support import ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.module_database
 
@@ -39,49 +39,37 @@ def edges():
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env, edges):
-    with pipeline(module_service_env) as running:
-        ports = [free_port(), free_port()]
-        copies = []
-        try:
-            for port in ports:
-                url = f"http://127.0.0.1:{port}"
-                env = {
-                    **module_service_env,
-                    "ONCALL_URL": running["oncall"].url,
-                    "INCIDENT_MANAGEMENT_URL": running["incidents"].url,
-                    "WCTP_URL": edges["ac"].url,
-                    "WCTP_SENDER_ID": "healthguard",
-                    "WCTP_SECURITY_CODE": "ac-security-code",
-                    "WCTP_ANSWERS": "push",
-                    "WCTP_RESPONSE_URL": f"{url}/api/v1/wctp",
-                    "WCTP_INBOUND_TOKEN": INBOUND_TOKEN,
-                    "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                    "TWILIO_FROM": OUR_NUMBER,
-                    "TWILIO_API_BASE": edges["twilio"].url,
-                    "TWILIO_WEBHOOK_BASE": url,
-                    "PHONE_DEFAULT_REGION": "GB",
-                    **KILLABLE_SENDERS,
-                }
-                copies.append(ServiceProcess("notification", env, port=port).start())
-            yield {**running, "notification": copies}
-        finally:
-            for copy in copies:
-                copy.stop()
-
-
-class Reach(ReachApi):
-    def verified(self, token, kind, address, code_of):
-        added = self.call("POST", "/contact-methods", token, json={"kind": kind, "address": address})
-        assert added.status_code == 201 and added.json()["verification_sent"], added.text
-        method = added.json()["contact_method"]
-        code = wait_for(lambda: code_of(method["address"]), 15, 0.1, f"the {kind} verification code")
-        verified = self.call(
-            "POST", f"/contact-methods/{method['contact_method_id']}/verify", token, json={"code": code}
-        )
-        assert verified.status_code == 200 and verified.json()["verified"], verified.text
-        return verified.json()
+def services(module_service_env, alert_pipeline, edges):
+    """The module's alert pipeline, and two notification services for it (competing for the
+    ledger's due attempts)."""
+    ports = [free_port(), free_port()]
+    copies = []
+    try:
+        for port in ports:
+            url = f"http://127.0.0.1:{port}"
+            env = {
+                **module_service_env,
+                "ONCALL_URL": alert_pipeline["oncall"].url,
+                "INCIDENT_MANAGEMENT_URL": alert_pipeline["incidents"].url,
+                "WCTP_URL": edges["ac"].url,
+                "WCTP_SENDER_ID": "healthguard",
+                "WCTP_SECURITY_CODE": "ac-security-code",
+                "WCTP_ANSWERS": "push",
+                "WCTP_RESPONSE_URL": f"{url}/api/v1/wctp",
+                "WCTP_INBOUND_TOKEN": INBOUND_TOKEN,
+                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "TWILIO_FROM": OUR_NUMBER,
+                "TWILIO_API_BASE": edges["twilio"].url,
+                "TWILIO_WEBHOOK_BASE": url,
+                "PHONE_DEFAULT_REGION": "GB",
+                **KILLABLE_SENDERS,
+            }
+            copies.append(ServiceProcess("notification", env, port=port).start())
+        yield {**alert_pipeline, "notification": copies}
+    finally:
+        for copy in copies:
+            copy.stop()
 
 
 @pytest.fixture
@@ -98,7 +86,7 @@ def reach(services, edges, api):
     with twilio.lock:
         twilio.messages.clear()
         twilio.calls.clear()
-    return Reach(services["notification"][0].url)
+    return ReachApi(services["notification"][0].url)
 
 
 def badge_code(ac):
@@ -128,7 +116,7 @@ def _on_duty_with(reach, api, doctors, method, steps):
     verified, and the rule: those steps."""
     duty = api.on_duty("EMERGENCY_DOCTOR")
     for doctor in duty:
-        reach.verified(doctors[doctor], *method(doctor))
+        reach.add_verified(doctors[doctor], *method(doctor))
         reach.rules(doctors[doctor], steps)
     return duty
 

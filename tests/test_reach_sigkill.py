@@ -15,7 +15,7 @@ from tests.reach_support import (
     kill_the_worker_holding_a_send,
     push_and_mail_settings,
 )
-from tests.support import ServiceProcess, pipeline, wait_for
+from tests.support import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.module_database
 
@@ -29,23 +29,24 @@ def edges():
 
 
 @pytest.fixture(scope="module")
-def services(module_service_env, edges):
-    with pipeline(module_service_env) as running:
-        env = {
-            **module_service_env,
-            "ONCALL_URL": running["oncall"].url,
-            "INCIDENT_MANAGEMENT_URL": running["incidents"].url,
-            **push_and_mail_settings(edges, VAPID_PRIVATE, VAPID_PUBLIC),
-            **KILLABLE_SENDERS,
-        }
-        copies = []
-        try:
-            for _ in range(2):
-                copies.append(ServiceProcess("notification", env).start())
-            yield {**running, "notification": copies}
-        finally:
-            for copy in copies:
-                copy.stop()
+def services(module_service_env, alert_pipeline, edges):
+    """The module's alert pipeline, and two notification services for it (competing for the
+    ledger's due attempts)."""
+    env = {
+        **module_service_env,
+        "ONCALL_URL": alert_pipeline["oncall"].url,
+        "INCIDENT_MANAGEMENT_URL": alert_pipeline["incidents"].url,
+        **push_and_mail_settings(edges, VAPID_PRIVATE, VAPID_PUBLIC),
+        **KILLABLE_SENDERS,
+    }
+    copies = []
+    try:
+        for _ in range(2):
+            copies.append(ServiceProcess("notification", env).start())
+        yield {**alert_pipeline, "notification": copies}
+    finally:
+        for copy in copies:
+            copy.stop()
 
 
 def test_a_worker_killed_mid_send_sends_nothing_twice(api, db, clock, doctors, edges, services):
