@@ -6,6 +6,7 @@ last escalation step and Decline, one-handed use on a phone, and words for peopl
 Sound is observed where it is made: a hook installed before the page's own scripts wraps
 AudioContext.createOscillator, so the test sees each tone the alarm code starts (its frequency
 says which tone), not a flag set beside it."""
+import contextlib
 import datetime as dt
 import re
 from zoneinfo import ZoneInfo
@@ -17,7 +18,6 @@ from tests import test_web_ui as shared
 from tests.conftest import HOSPITAL_TZ
 from tests.support import wait_for
 from tests.test_web_ui import (
-    AXE_SOURCE,
     DESKTOP,
     OFFLINE_WITHIN_MS,
     PHONE,
@@ -27,6 +27,7 @@ from tests.test_web_ui import (
     device_alert,
     expect,
     my_incident,
+    serious_axe_violations,
     sign_in,
     signed_in_as_d01,
 )
@@ -120,11 +121,42 @@ def alarm(site: str, alert_type: str, patient_id: str, value=None) -> dict:
     return device_alert(site, alert_type, patient_id=patient_id, value=value)
 
 
-def colleague_page(browser, site, login: str, size: dict):
-    """A second clinician at their own workstation (a browser profile of their own)."""
+def mine(site: str, token: str, alert_type: str, patient_id: str, value=None) -> dict:
+    """A device alarm, once it is an incident assigned to the signed-in clinician."""
+    return my_incident(site, token, alarm(site, alert_type, patient_id, value)["alert_id"])
+
+
+def resolved(site: str, token: str, incident_id: int):
+    """The clinician acknowledges, starts and resolves the incident (through the API)."""
+    steps = (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "settled"}))
+    for action, body in steps:
+        answer = requests.patch(f"{site}/api/v1/incidents/{incident_id}/{action}", json=body,
+                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+
+@contextlib.contextmanager
+def d02_signed_in_elsewhere(site: str, clock):
+    """D02 on duty and signed in at another workstation: the next candidate when D01's alarm
+    escalates. Signed out when the block ends."""
+    _put_on_duty_now(site, "D02", clock)
+    d02 = api_login(site, "D02")
+    try:
+        yield
+    finally:
+        sign_out(site, d02)
+
+
+def workstation(browser, site, size: dict):
+    """Another workstation: a browser profile of its own. Returns (context, tab)."""
     context = browser.new_context(base_url=site, viewport=size)
     context.set_default_timeout(WAIT_MS)
-    tab = context.new_page()
+    return context, context.new_page()
+
+
+def colleague_page(browser, site, login: str, size: dict):
+    """A second clinician at their own workstation (a browser profile of their own)."""
+    context, tab = workstation(browser, site, size)
     tab.add_init_script(SOUND_AND_FRAMES_HOOK)
     sign_in(tab, login)
     expect(tab.get_by_role("heading", level=1)).to_contain_text("Good")
@@ -145,7 +177,7 @@ def popup_of(tab, incident_id: int):
 def test_mute_silences_the_alarm_sounding_and_a_new_critical_sounds_again(night, site, size):
     night.set_viewport_size(size)
     token = signed_in_as_d01(night)
-    my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
+    mine(site, token, "CARDIAC_ARREST", "P001")
     wait_for_tone(night, CRITICAL_TONE)
     if night.evaluate("typeof navigator.vibrate === 'function'"):
         night.wait_for_function("() => window.__vibrations.length > 0")
@@ -163,7 +195,7 @@ def test_mute_silences_the_alarm_sounding_and_a_new_critical_sounds_again(night,
     assert tones_between(night, CRITICAL_TONE, muted_at + 300, quiet_until) == 0
 
     # A new CRITICAL for me is not covered by the mute: it sounds at once.
-    my_incident(site, token, alarm(site, "STROKE_SUSPECTED", "P004")["alert_id"])
+    mine(site, token, "STROKE_SUSPECTED", "P004")
     wait_for_tone(night, CRITICAL_TONE, after=quiet_until)
     expect(night.get_by_role("button", name="Mute alarm (1 critical)")).to_be_visible()
     expect(night).to_have_title(re.compile(r"^\(2\) "))
@@ -173,7 +205,7 @@ def test_mute_silences_the_alarm_sounding_and_a_new_critical_sounds_again(night,
 def test_a_high_alarm_of_mine_has_its_own_softer_tone(night, site, size):
     night.set_viewport_size(size)
     token = signed_in_as_d01(night)
-    my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=215)["alert_id"])
+    mine(site, token, "BP_HIGH", "P002", value=215)
     wait_for_tone(night, HIGH_TONE)
     expect(night.get_by_role("button", name="Mute alarm (1 high)")).to_be_visible()
     assert night.evaluate("window.__tones.every((t) => t.frequency !== 880)")
@@ -228,25 +260,24 @@ def test_a_flood_with_one_critical_among_twenty_lower_alarms_shows_the_critical_
 def test_an_escalated_incidents_popup_disappears_within_a_second_and_the_feed_says_why(
         night, site, size, clock, browser):
     night.set_viewport_size(size)
-    _put_on_duty_now(site, "D02", clock)
-    d02 = api_login(site, "D02")  # a colleague signed in elsewhere: the next candidate
-    token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
-    popup = popup_of(night, incident["incident_id"])
-    expect(popup).to_be_visible()
-    expect(popup).to_contain_text("John Whitfield, room 312")
+    with d02_signed_in_elsewhere(site, clock):
+        token = signed_in_as_d01(night)
+        incident = mine(site, token, "CARDIAC_ARREST", "P001")
+        popup = popup_of(night, incident["incident_id"])
+        expect(popup).to_be_visible()
+        expect(popup).to_contain_text("John Whitfield, room 312")
 
-    clock.advance(65)  # past the CRITICAL acknowledgement deadline: it escalates
-    night.wait_for_function(
-        "id => window.__frames.some((f) => f.incident_id === id && f.assigned_to && f.assigned_to !== 'D01')",
-        arg=incident["incident_id"], timeout=WAIT_MS)
-    expect(popup).to_have_count(0, timeout=1000)
-    # What the feed tells D01 is what happened: not acknowledged in time, escalated (not "taken over").
-    feed = night.locator(".feed") if size == DESKTOP else None
-    if feed is not None:
-        expect(feed).to_contain_text("not acknowledged in time")
-        expect(feed).not_to_contain_text("taken over")
-    sign_out(site, d02)
+        clock.advance(65)  # past the CRITICAL acknowledgement deadline: it escalates
+        night.wait_for_function(
+            "id => window.__frames.some((f) => f.incident_id === id && f.assigned_to"
+            " && f.assigned_to !== 'D01')",
+            arg=incident["incident_id"], timeout=WAIT_MS)
+        expect(popup).to_have_count(0, timeout=1000)
+        # What the feed tells D01 is what happened: not acknowledged in time, escalated (not "taken over").
+        feed = night.locator(".feed") if size == DESKTOP else None
+        if feed is not None:
+            expect(feed).to_contain_text("not acknowledged in time")
+            expect(feed).not_to_contain_text("taken over")
 
 
 # --------------------------------------------------------------------------- 4: offline
@@ -347,7 +378,7 @@ def test_decline_from_the_popup_pages_the_next_doctor_within_2_s(night, site, si
     other, d02_tab = colleague_page(browser, site, "D02", size)
     try:
         # D02 is busier (one of theirs already), so the least-busy routing gives the arrest to D01.
-        incident = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
+        incident = mine(site, token, "CARDIAC_ARREST", "P001")
         popup = popup_of(night, incident["incident_id"])
         if size == PHONE:
             night.get_by_role("button", name=re.compile(r"^(Details|All \d+ alarms)$")).click()
@@ -369,7 +400,7 @@ def test_decline_from_the_popup_pages_the_next_doctor_within_2_s(night, site, si
 def test_the_last_available_doctor_cannot_decline_and_is_told_why(night, site, size):
     night.set_viewport_size(size)
     token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
+    incident = mine(site, token, "CARDIAC_ARREST", "P001")
     night.goto(f"/incidents/{incident['incident_id']}")
     night.get_by_role("button", name="I can't take this").click()
     night.get_by_role("button", name="Pass it on now").click()
@@ -399,7 +430,7 @@ MEASURE_CONTROLS = """() => {
 def test_every_visible_button_and_link_is_at_least_44_px_at_375_px(night, site):
     night.set_viewport_size(PHONE)
     token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=210)["alert_id"])
+    incident = mine(site, token, "BP_HIGH", "P002", value=210)
     expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
     found = {}
     for path in every_page(night, incident["incident_id"]):
@@ -422,12 +453,8 @@ SCROLL_SIZES = "(t) => { const w = t.closest('.table-wrap'); return [w.scrollWid
 def test_the_alerts_rota_and_metrics_tables_become_cards_below_600_px(night, site):
     night.set_viewport_size(PHONE)
     token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "RESPIRATORY_RATE_HIGH", "P008", value=34)["alert_id"])
-    steps = (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "settled"}))
-    for action, body in steps:
-        answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/{action}", json=body,
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert answer.status_code == 200, answer.text
+    incident = mine(site, token, "RESPIRATORY_RATE_HIGH", "P008", value=34)
+    resolved(site, token, incident["incident_id"])
     for path, table in (("/alerts", "table[aria-label='Recent alerts']"), ("/oncall", "table.rota"),
                         ("/metrics", "table[aria-labelledby='clinicians-title']")):
         night.goto(path)
@@ -476,10 +503,8 @@ def test_not_now_to_background_alerts_is_kept_by_the_server_for_a_week(night, si
                           headers={"Authorization": f"Bearer {token}"})
     assert answer.json()["background_alerts_prompt"]["show"] is False
     # Another workstation (a browser profile of its own), the same clinician: not asked again.
-    elsewhere = browser.new_context(base_url=site, viewport=PHONE)
-    elsewhere.set_default_timeout(WAIT_MS)
+    elsewhere, tab = workstation(browser, site, PHONE)
     try:
-        tab = elsewhere.new_page()
         signed_in_as_d01(tab)
         expect(tab.get_by_role("heading", name="My active incidents")).to_be_visible()
         # Read only once the page has had the server's answer (its absence before proves nothing).
@@ -492,10 +517,8 @@ def test_not_now_to_background_alerts_is_kept_by_the_server_for_a_week(night, si
         elsewhere.close()
     # A week later (the sessions of then have ended) it is asked again.
     clock.advance(7 * 86400 + 60)
-    later = browser.new_context(base_url=site, viewport=DESKTOP)
-    later.set_default_timeout(WAIT_MS)
+    later, tab = workstation(browser, site, DESKTOP)
     try:
-        tab = later.new_page()
         signed_in_as_d01(tab)
         expect(tab.get_by_role("region", name="Alerts in the background")).to_be_visible()
     finally:
@@ -507,11 +530,11 @@ def test_not_now_to_background_alerts_is_kept_by_the_server_for_a_week(night, si
 def test_popups_name_the_patient_and_room_and_readings_have_units_or_none(night, site, size):
     night.set_viewport_size(size)
     token = signed_in_as_d01(night)
-    arrest = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001", value=0)["alert_id"])
+    arrest = mine(site, token, "CARDIAC_ARREST", "P001", value=0)
     popup = popup_of(night, arrest["incident_id"])
     expect(popup.get_by_test_id("popup-patient")).to_have_text("John Whitfield, room 312 (Cardiology)")
     expect(popup).not_to_contain_text("P001")
-    high = my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=195)["alert_id"])
+    high = mine(site, token, "BP_HIGH", "P002", value=195)
     night.goto("/alerts")
     recent = night.locator("table[aria-label='Recent alerts']")
     expect(recent.locator("tr").filter(has_text="Hypertensive crisis").first).to_contain_text("195 mmHg")
@@ -533,24 +556,22 @@ def test_popups_name_the_patient_and_room_and_readings_have_units_or_none(night,
 @SIZES
 def test_an_escalated_incident_says_escalated(night, site, size, clock):
     night.set_viewport_size(size)
-    _put_on_duty_now(site, "D02", clock)
-    d02 = api_login(site, "D02")
-    token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
-    clock.advance(65)
+    with d02_signed_in_elsewhere(site, clock):
+        token = signed_in_as_d01(night)
+        incident = mine(site, token, "CARDIAC_ARREST", "P001")
+        clock.advance(65)
 
-    def escalated():
-        answer = requests.get(f"{site}/api/v1/incidents/{incident['incident_id']}", timeout=10,
-                              headers={"Authorization": f"Bearer {token}"}).json()
-        return answer if answer["assigned_to"] != "D01" else None
-    wait_for(escalated, 20, 0.3, "the arrest to escalate")
-    night.goto(f"/incidents/{incident['incident_id']}")
-    expect(night.get_by_test_id("incident-status")).to_have_text("Escalated")
-    trail = night.get_by_role("list", name="Audit trail")
-    expect(trail).to_contain_text("Escalated")
-    expect(trail).not_to_contain_text("CARDIAC_ARREST")
-    expect(trail).not_to_contain_text("EMERGENCY_DOCTOR")
-    sign_out(site, d02)
+        def escalated():
+            answer = requests.get(f"{site}/api/v1/incidents/{incident['incident_id']}", timeout=10,
+                                  headers={"Authorization": f"Bearer {token}"}).json()
+            return answer if answer["assigned_to"] != "D01" else None
+        wait_for(escalated, 20, 0.3, "the arrest to escalate")
+        night.goto(f"/incidents/{incident['incident_id']}")
+        expect(night.get_by_test_id("incident-status")).to_have_text("Escalated")
+        trail = night.get_by_role("list", name="Audit trail")
+        expect(trail).to_contain_text("Escalated")
+        expect(trail).not_to_contain_text("CARDIAC_ARREST")
+        expect(trail).not_to_contain_text("EMERGENCY_DOCTOR")
 
 
 @SIZES
@@ -606,12 +627,8 @@ def test_the_metrics_charts_labels_are_not_clipped(night, site, db):
     """Long durations ("12 min 5 s") and the top count: every axis label of every chart lies
     inside its drawing."""
     token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "BP_HIGH", "P002", value=210)["alert_id"])
-    steps = (("acknowledge", None), ("start", None), ("resolve", {"resolution_notes": "settled"}))
-    for action, body in steps:
-        answer = requests.patch(f"{site}/api/v1/incidents/{incident['incident_id']}/{action}", json=body,
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert answer.status_code == 200, answer.text
+    incident = mine(site, token, "BP_HIGH", "P002", value=210)
+    resolved(site, token, incident["incident_id"])
     with db.transaction() as cur:
         cur.execute("UPDATE incidents SET response_seconds = 725, resolution_seconds = 83000"
                     " WHERE incident_id = %s", (incident["incident_id"],))
@@ -638,7 +655,7 @@ def test_the_metrics_charts_labels_are_not_clipped(night, site, db):
 def test_axe_finds_nothing_serious_on_any_page_with_unread_notifications_and_a_popup(night, site, size):
     night.set_viewport_size(size)
     token = signed_in_as_d01(night)
-    incident = my_incident(site, token, alarm(site, "CARDIAC_ARREST", "P001")["alert_id"])
+    incident = mine(site, token, "CARDIAC_ARREST", "P001")
     expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
     expect(popup_of(night, incident["incident_id"])).to_be_visible()
     found = {}
@@ -646,10 +663,7 @@ def test_axe_finds_nothing_serious_on_any_page_with_unread_notifications_and_a_p
         if path != "/status":  # signed-in pages: the unread count and the pop-up are on screen
             expect(night.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
             expect(popup_of(night, incident["incident_id"])).to_be_visible()
-        night.evaluate(AXE_SOURCE)
-        violations = night.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
-            .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)""")
+        violations = serious_axe_violations(night)
         if violations:
             found[path] = violations
     assert found == {}, found

@@ -16,8 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from scripts.local_config import render_nginx
-from tests.support import DEVICE_KEY, REPO, ServiceProcess, free_port, port_open, wait_for
+from tests.support import DEVICE_KEY, REPO, ServiceProcess, free_port, running_nginx, wait_for
 
 # The site runs once for the module; each test starts from the database as migrated (so nothing
 # one test leaves, an unread notification say, shows in the next).
@@ -72,7 +71,6 @@ def running_site(web_dist: Path, service_env: dict, run_dir: Path, *, notificati
         started.append(service)
         return service.start()
 
-    nginx = None
     try:
         oncall = start("oncall")
         incidents = start("incident-management", ONCALL_URL=oncall.url, ASSIGNMENT_RETRY_SECONDS="1")
@@ -83,17 +81,10 @@ def running_site(web_dist: Path, service_env: dict, run_dir: Path, *, notificati
                                           WS_SESSION_CHECK_SECONDS="0.5", ONCALL_URL=oncall.url,
                                           INCIDENT_MANAGEMENT_URL=incidents.url, **(notification_env or {}))}
         port = free_port()
-        conf = render_nginx(run_dir, listen=port, html_root=web_dist, web_origin=f"http://127.0.0.1:{port}",
-                            ports={name: service.port for name, service in services.items()})
-        nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(run_dir / "error.log")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        wait_for(lambda: nginx.poll() is None and port_open(port), 15, what="nginx to listen")
-        yield f"http://127.0.0.1:{port}"
+        with running_nginx(run_dir, port=port, html_root=web_dist, web_origin=f"http://127.0.0.1:{port}",
+                           ports={name: service.port for name, service in services.items()}):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         for service in started:
             service.stop()
 
@@ -103,6 +94,16 @@ def site(web_dist, module_service_env, tmp_path_factory):
     """The whole product on loopback: four services and nginx in front. Yields nginx's URL."""
     with running_site(web_dist, module_service_env, tmp_path_factory.mktemp("web-ui-nginx")) as url:
         yield url
+
+
+def serious_axe_violations(tab) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now: "rule: targets"."""
+    # Evaluated through DevTools rather than as a <script>: the page's CSP rightly refuses
+    # inline scripts, and the test must not weaken it.
+    tab.evaluate(AXE_SOURCE)
+    return tab.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
+        .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)""")
 
 
 def _put_on_duty_now(base: str, employee_id: str, clock):
@@ -886,12 +887,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(page, site, view
             expect(page.get_by_role("heading", name=shows).first).to_be_visible()
         else:
             expect(page.get_by_role("heading", level=1)).to_be_visible()
-        # Evaluated through DevTools rather than as a <script>: the page's CSP rightly refuses
-        # inline scripts, and the test must not weaken it.
-        page.evaluate(AXE_SOURCE)
-        violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
-            .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)""")
+        violations = serious_axe_violations(page)
         if violations:
             found[path] = violations
         name = "incident" if path.startswith("/incidents/") else path.strip("/") or "dashboard"
