@@ -14,7 +14,8 @@ not caring for, they break the glass: the request carries
 
 and the reason is kept with the record. With PHI_BREAK_GLASS_REQUIRED=1, a single patient's record
 (an incident's or an alert's detail) read by a clinician who is not caring for that patient
-(`cares_for` below) without the break-glass headers is refused with 403, naming the headers.
+(`cares_for` below: assigned to one of their alarms, or on their care team this shift) without
+the break-glass headers is refused with 403, naming the headers.
 Devices and services always read for treatment: the device for its own beds, the service for a
 clinician it acts for.
 """
@@ -22,6 +23,7 @@ from flask import current_app, g, has_request_context, request
 
 from . import clock
 from .addresses import client_address, trusted_proxies
+from .care_team_terms import CURRENT, CURRENT_CHARGE
 from .config import ConfigError
 from .errors import ApiError
 
@@ -76,14 +78,20 @@ def declared_purpose() -> tuple[str, str | None]:
 
 def cares_for(cur, *, employee_id: str, patient_id: str) -> bool:
     """Whether the clinician is caring for the patient now: the assignee of one of the patient's
-    unresolved incidents, or a clinician signed in on a shift (on duty) when the patient has one."""
-    cur.execute("""
+    unresolved incidents, or on duty for the patient: their nurse or doctor this shift, or the
+    charge nurse of their ward (care_team_terms, the care team routing pages). Being signed in
+    is not enough: whoever asks with a session is signed in."""
+    cur.execute(f"""
         SELECT EXISTS (
             SELECT 1 FROM incidents i
-            WHERE i.patient_id = %(patient)s AND i.status <> 'RESOLVED'
-              AND (i.assigned_to = %(employee)s
-                   OR %(employee)s IN (SELECT s.employee_id FROM signed_in_clinicians(%(at)s) s))
-        ) AS cares""", {"patient": patient_id, "employee": employee_id, "at": clock.now()})
+            WHERE i.patient_id = %(patient)s AND i.status <> 'RESOLVED' AND i.assigned_to = %(employee)s
+        ) OR EXISTS (
+            SELECT 1 FROM care_team_assignments c
+            WHERE c.patient_id = %(patient)s AND c.employee_id = %(employee)s AND {CURRENT}
+        ) OR EXISTS (
+            SELECT 1 FROM ward_charge_nurses w JOIN patients p ON p.ward = w.ward
+            WHERE p.patient_id = %(patient)s AND w.employee_id = %(employee)s AND {CURRENT_CHARGE}
+        ) AS cares""", {"patient": patient_id, "employee": employee_id, "at": clock.now()})  # noqa: S608
     return cur.fetchone()["cares"]
 
 

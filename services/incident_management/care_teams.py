@@ -16,6 +16,7 @@ from the nurses on duty by the rota). History is kept: rows are ended, never del
 import datetime
 
 from healthguard import clock
+from healthguard.care_team_terms import CURRENT, CURRENT_CHARGE
 from healthguard.errors import ApiError
 from healthguard.incident_events import IncidentEvent, person, role_in_words
 from healthguard.outbox import enqueue
@@ -24,13 +25,6 @@ from .routing import CareTeam
 
 DOCTOR_ROLES_EXCLUDED = ("NURSE", "BIOMEDICAL_ENGINEER")
 
-# A current assignment: not ended, within its shift, its patient still admitted on its ward.
-CURRENT = """
-    c.ended_at IS NULL AND c.starts_at <= %(at)s AND c.ends_at > %(at)s
-    AND EXISTS (SELECT 1 FROM patients p WHERE p.patient_id = c.patient_id
-                AND p.ward = c.ward AND p.status = 'ADMITTED')
-"""
-CURRENT_CHARGE = "w.ended_at IS NULL AND w.starts_at <= %(at)s AND w.ends_at > %(at)s"
 
 
 def care_teams_of(cur, *, patient_ids, at: datetime.datetime) -> dict[str, CareTeam]:
