@@ -141,12 +141,20 @@ def person(who) -> str:
     return f"{who.get('name') or who.get('employee_id')} ({role_in_words(who.get('role'))})"
 
 
+def whose(incident: dict) -> str:
+    """The alarm's title and its patient; a device's own alarm (no patient) names the device and
+    ward in its title already."""
+    if incident["patient_id"] is None:
+        return incident["title"]
+    return f"{incident['title']} (patient {incident['patient_id']})"
+
+
 def assigned_message(incident: dict) -> str:
-    return f"{incident['title']} (patient {incident['patient_id']}) is assigned to you."
+    return f"{whose(incident)} is assigned to you."
 
 
 def unowned_message(incident: dict) -> str:
-    return (f"{incident['title']} (patient {incident['patient_id']}): nobody on duty is available to "
+    return (f"{whose(incident)}: nobody on duty is available to "
             f"take it. It will go to the first suitable clinician who signs in.")
 
 
@@ -187,7 +195,7 @@ def unowned_repage_message(incident: dict, *, minutes: int, role: str) -> str:
 
 
 def not_started_message(incident: dict) -> str:
-    return (f"{incident['title']} (patient {incident['patient_id']}) was acknowledged but work has "
+    return (f"{whose(incident)} was acknowledged but work has "
             f"not started: please start it or hand it over.")
 
 

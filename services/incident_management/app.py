@@ -14,6 +14,7 @@ from .consume_alerts import DEFAULT_CORRELATION_WINDOW, AlertConsumer
 from .end_expired_silences import SilenceExpirer
 from .escalate_unacknowledged import UnacknowledgedEscalator
 from .metrics import ActiveIncidentsCollector
+from .resolve_heard_devices import HeardDeviceResolver
 from .schemas import api
 from .views import blueprint
 
@@ -56,5 +57,7 @@ def create_app(config=None):
         UnacknowledgedEscalator(interval=escalation_seconds, **common),
         # A silence's end is a deadline like an acknowledgement's: checked as often.
         SilenceExpirer(db=hg.db, interval=escalation_seconds),
+        # A silent device heard again (alert ingestion marks its alert cleared): as promptly.
+        HeardDeviceResolver(db=hg.db, interval=escalation_seconds),
     ]
     return app

@@ -29,7 +29,8 @@ DOCTOR_ROLES_EXCLUDED = ("NURSE", "BIOMEDICAL_ENGINEER")
 
 def care_teams_of(cur, *, patient_ids, at: datetime.datetime) -> dict[str, CareTeam]:
     """patient_id -> their care team now, for the patients whose ward has one (an assignment or
-    a charge nurse); one query for a whole batch of alarms."""
+    a charge nurse); one query for a whole batch of alarms. A device's own alarm has no patient
+    (None): no care team, it routes by role."""
     # Each ward's staff and each patient's carers are grouped once (hash aggregates), then joined
     # to the batch: a subquery per patient over the ward's staff cost a batch of 100 alarms on
     # wards of 2,000 assigned patients 3 x 100 x 2,000 row visits (the bench's care-team step).
@@ -57,7 +58,7 @@ def care_teams_of(cur, *, patient_ids, at: datetime.datetime) -> dict[str, CareT
         LEFT JOIN carers m ON m.patient_id = b.patient_id
         LEFT JOIN charge ch ON ch.ward = b.ward
         LEFT JOIN ward_staff ws ON ws.ward = b.ward
-    """, {"ids": sorted(set(patient_ids)), "at": at})  # noqa: S608 (constant conditions)
+    """, {"ids": sorted({p for p in patient_ids if p}), "at": at})  # noqa: S608 (constant conditions)
     return {row["patient_id"]: CareTeam(patient_id=row["patient_id"], ward=row["ward"], nurse=row["nurse"],
                                         doctor=row["doctor"], charge_nurse=row["charge_nurse"],
                                         ward_staff=frozenset(row["ward_staff"]))

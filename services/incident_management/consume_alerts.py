@@ -20,7 +20,7 @@ import logging
 
 from healthguard import clock
 from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, RetryPolicy
-from healthguard.incident_events import unowned_message
+from healthguard.incident_events import unowned_message, whose
 from healthguard.messages import AlertMessage
 
 from . import care_teams, incidents, routing, silences
@@ -143,11 +143,11 @@ def repeat_announcement(opened: incidents.Opened) -> Announcement:
     incident = opened.incident
     repaged = [incident["assigned_to"]] if opened.raised_from and incident["assigned_to"] else []
     if opened.raised_from:
-        message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again, now "
+        message = (f"{whose(incident)}: the alarm sounded again, now "
                    f"{incident['severity']} (was {opened.raised_from}); "
                    f"{incident['alert_count']} alarms in all.")
     else:
-        message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
+        message = (f"{whose(incident)}: the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
     return Announcement(incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message,
                         {"paged": repaged})

@@ -249,6 +249,34 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
     return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
 
 
+def resolve_heard_device(cur, *, incident_id: int, heard_at, silent_seconds: float | None) -> Change | None:
+    """A device's own silence (DEVICE_SILENT of no patient, 0022) ends when the device is heard
+    again: its incident is resolved by the system, whatever its status, and its holder told. A
+    patient's is not (resolve_incident): someone must see the patient. None when it is gone or
+    already resolved."""
+    before = lock_incident(cur, incident_id=incident_id)
+    if before is None or before["status"] == "RESOLVED" or before["patient_id"] is not None:
+        return None
+    silent = f" after {round(silent_seconds)} s silent" if silent_seconds is not None else ""
+    notes = f"the device was heard again at {heard_at.isoformat()}{silent}: resolved by itself"
+    cur.execute("""
+        UPDATE incidents
+        SET status = 'RESOLVED', resolved_at = %(now)s, resolution_notes = %(notes)s,
+            resolution_seconds = extract(epoch FROM %(now)s - created_at), ack_deadline = NULL,
+            unowned_since = NULL, last_resort_paged = '{}', updated_at = %(now)s
+        WHERE incident_id = %(incident_id)s
+        RETURNING *
+    """, {"now": clock.now(), "notes": notes, "incident_id": incident_id})
+    incident = cur.fetchone()
+    entry = history.record(cur, incident=incident, actor_id=None, action="RESOLVED",
+                           previous_status=before["status"], note=notes)
+    told = [before["assigned_to"], *(before["last_resort_paged"] or ())]
+    event = announce(cur, incident, type="INCIDENT_RESOLVED", history=entry, recipients=told,
+                     message=f"{incident['title']}: {notes}.", reason="RESOLVED", actor_id=None)
+    end_assignment(cur, incident_id=incident_id)
+    return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
+
+
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
               note: str | None, message: str, event_type: str | None = None, also_notify=(),
               previous_message: str | None = None, said: str | None = None, paged=None,

@@ -163,15 +163,19 @@ class Assignee(ResponseModel):
 class Incident(ResponseModel):
     incident_id: int
     alert_id: int
-    patient_id: str
-    patient_name: str
+    patient_id: str | None = Field(description="null for a device's own alarm (a silent ward monitor or "
+                                               "gateway): see device_name")
+    patient_name: str | None
     alert_type: str
     alert_name: str
     severity: Severity
     category: str
-    room: str
+    room: str | None = Field(description="the patient's room; null for a device's own alarm")
     title: str = Field(examples=["CRITICAL: Cardiac arrest, room 312"])
-    ward: str = Field(description="the patient's ward")
+    ward: str | None = Field(description="the patient's ward, or the device's for its own alarm; null for a "
+                                         "device of the whole hospital")
+    device_name: str | None = Field(description="the device whose own alarm this is (no patient), "
+                                                "e.g. DEVICE_SILENT of a ward monitor")
     patient_age: int | None = Field(description="in whole years; null when the date of birth is unknown")
     unit: str | None = Field(description="the unit of the alert type's reading; null: no measured value")
     normal_min: float | None = Field(description="the normal (adult) range of the reading, in `unit`")
@@ -219,11 +223,11 @@ class Incident(ResponseModel):
 class IncidentAlert(ResponseModel):
     """The alert the incident was opened for."""
     alert_id: int
-    patient_id: str
+    patient_id: str | None
     alert_type: str
     severity: Severity
     category: str
-    room: str
+    room: str | None
     value: float | None
     device_id: str | None
     source_alarm_id: str | None

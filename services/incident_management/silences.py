@@ -47,12 +47,12 @@ def silences_for(cur, *, alerts: list[dict], at: datetime.datetime) -> dict[int,
     cur.execute(f"""
         SELECT DISTINCT ON (a.alert_id) a.alert_id, s.silence_id
         FROM alerts a
-        JOIN patients p ON p.patient_id = a.patient_id
+        LEFT JOIN patients p ON p.patient_id = a.patient_id  -- none: a device's own alarm (0022)
         JOIN silences s ON {RUNNING}
           AND (s.patient_id IS NULL OR s.patient_id = a.patient_id)
           AND (s.device_id IS NULL OR s.device_id = a.device_id)
           AND (s.alert_type IS NULL OR s.alert_type = a.alert_type)
-          AND (s.ward IS NULL OR s.ward = p.ward)
+          AND (s.ward IS NULL OR s.ward = coalesce(p.ward, a.ward))
           AND (a.severity <> 'CRITICAL' OR s.device_id IS NOT NULL OR s.alert_type IS NOT NULL)
         WHERE a.alert_id = ANY(%(ids)s)
         ORDER BY a.alert_id, s.silence_id

@@ -2,7 +2,7 @@ import { Link } from "react-router";
 
 import { useTimeZone } from "./auth.jsx";
 import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
-import { countdown, formatDateTime, timeAgo } from "./format.js";
+import { countdown, formatDateTime, placeOf, subjectOf, timeAgo } from "./format.js";
 import { SeverityBadge, StatusBadge, TestBadge, useNow } from "./ui.jsx";
 
 // While unacknowledged: the time left before escalation (from the server's ack_deadline) and the
@@ -71,10 +71,7 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                 <Link to={`/incidents/${incident.incident_id}`} className="incident-link">
                   {incident.alert_name || incident.title}
                 </Link>
-                <span className="sub">
-                  Room {incident.room}
-                  {incident.ward && <> · {incident.ward}</>}
-                </span>
+                <span className="sub">{placeOf(incident)}</span>
                 {incident.alert_count > 1 && (
                   <span className="sub repeats">
                     ×{incident.alert_count} alarms
@@ -83,8 +80,8 @@ export default function IncidentTable({ incidents, caption, showAssignee = true,
                 )}
               </td>
               <td>
-                {incident.patient_name}
-                <span className="sub">{incident.patient_id}</span>
+                {subjectOf(incident)}
+                {incident.patient_id && <span className="sub">{incident.patient_id}</span>}
               </td>
               <td>
                 <StatusBadge status={incident.status} reason={incident.assignment_reason} />

@@ -8,7 +8,7 @@ import { useNavigate } from "react-router";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
 import { TAKEN_ON_STATUSES, actionName } from "./domain.js";
-import { formatReading } from "./format.js";
+import { formatReading, subjectOf } from "./format.js";
 import { useLive } from "./live.jsx";
 import { dismissPopup, orderPopups, popupHeading, receiveIncidentUpdate, receiveNotification } from "./popups.js";
 import { ErrorNotice, SeverityBadge, TestBadge, useMediaQuery, useResource } from "./ui.jsx";
@@ -116,7 +116,7 @@ function Popup({ popup, compact, onDismiss, more }) {
         <strong>{incident?.alert_name ?? notification.title}</strong>
         {" · "}
         <span className="popup-patient" data-testid="popup-patient">
-          {incident ? incident.patient_name : notification.data?.patient_id}
+          {incident ? subjectOf(incident) : notification.data?.patient_id}
           {room && `, room ${room}`}
           {incident?.ward && ` (${incident.ward})`}
         </span>
