@@ -18,11 +18,11 @@ and the reason is kept with the record. With PHI_BREAK_GLASS_REQUIRED=1, a singl
 Devices and services always read for treatment: the device for its own beds, the service for a
 clinician it acts for.
 """
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 
 from . import clock
-from .addresses import client_address, trusted_proxies
-from .config import ConfigError
+from .addresses import client_address
+from .context import settings
 from .errors import ApiError
 
 PURPOSE_HEADER = "X-Access-Purpose"
@@ -31,8 +31,6 @@ TREATMENT = "treatment"
 BREAK_GLASS = "break-glass"
 PURPOSES = (TREATMENT, BREAK_GLASS)
 REASON_LENGTH = (3, 500)
-# Optional settings every service reads (healthguard.web).
-SETTINGS = ("PHI_BREAK_GLASS_REQUIRED", "TRUSTED_PROXIES")
 
 # A read's transaction wrote nothing before the log did, so its commit used to cost nothing; with
 # the entry it would wait for the WAL to reach the disk, which measured +13 ms a request on this
@@ -49,13 +47,6 @@ INSERT_ACCESS = """
            %(purpose)s, %(reason)s
     FROM unnest(%(patients)s::text[]) AS p(patient_id)
 """
-
-
-def break_glass_required(app=None) -> bool:
-    value = ((app or current_app).config.get("PHI_BREAK_GLASS_REQUIRED") or "0").strip().lower()
-    if value not in ("0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"setting PHI_BREAK_GLASS_REQUIRED must be 0 or 1, got {value!r}")
-    return value in ("1", "true", "yes")
 
 
 def declared_purpose() -> tuple[str, str | None]:
@@ -91,7 +82,7 @@ def check_single_patient_access(cur, patient_id: str) -> None:
     """Before answering one patient's record: with PHI_BREAK_GLASS_REQUIRED, a clinician who is
     not caring for the patient must break the glass (403 otherwise)."""
     caller = getattr(g, "caller", None)
-    if caller is None or caller.is_service or not break_glass_required():
+    if caller is None or caller.is_service or not settings().PHI_BREAK_GLASS_REQUIRED:
         return
     purpose, _ = declared_purpose()
     if purpose == BREAK_GLASS:
@@ -113,11 +104,7 @@ def _accessor() -> dict:
 
 
 def _address() -> str | None:
-    proxies = current_app.extensions.get("healthguard.phi_proxies")
-    if proxies is None:
-        proxies = current_app.extensions["healthguard.phi_proxies"] = trusted_proxies(
-            current_app.config.get("TRUSTED_PROXIES"))
-    return client_address(request, proxies)
+    return client_address(request, settings().TRUSTED_PROXIES)
 
 
 def record(cur, patient_ids) -> int:
