@@ -171,7 +171,9 @@ class Settings(BaseSettings):
     def _refuse_placeholders_and_blanks(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        placeholders = sorted(name for name, value in data.items() if value == PLACEHOLDER)
+        # Only this model's settings: .env also holds other containers' (Grafana's password...).
+        placeholders = sorted(name for name, value in data.items()
+                              if value == PLACEHOLDER and name in cls.model_fields)
         if placeholders:
             raise ConfigError("setting(s) " + ", ".join(placeholders) + f" still hold the placeholder "
                               f"{PLACEHOLDER!r} from .env.example: put real values in .env "
@@ -182,7 +184,8 @@ class Settings(BaseSettings):
 
 
 def _is_secret(name: str) -> bool:
-    return any(word in name for word in ("TOKEN", "KEY", "PASSWORD", "SECRET", "CODE", "_URL"))
+    """Secrets (and URLs, which may hold a password) are named, never echoed into a log."""
+    return name.endswith(("_TOKEN", "_KEY", "_KEYS", "_PASSWORD", "_SECRET", "_CODE", "_URL"))
 
 
 def describe(exc: ValidationError) -> str:
