@@ -12,6 +12,7 @@ import pytest
 
 from alert_ingestion.settings import AlertIngestionSettings, GatewayCliSettings
 from healthguard.audit import AuditSettings
+from healthguard.broker import RetryPolicy
 from healthguard.migrate import MigrateSettings
 from healthguard.settings import PLACEHOLDER, ConfigError, ServiceSettings, WorkerSettings
 from incident_management.settings import IncidentManagementSettings
@@ -151,7 +152,10 @@ def test_defaults_are_typed_values():
     settings = NotificationSettings.load(REQUIRED)
     assert settings.HOSPITAL_TZ == ZoneInfo("UTC") and settings.SESSION_TTL_HOURS == 14
     assert (settings.DB_POOL_MAX, settings.DB_POOL_IDLE_SECONDS, settings.DB_POOL_WAIT_SECONDS) == (8, 60, 5)
-    assert (settings.MESSAGE_MAX_ATTEMPTS, settings.MESSAGE_RETRY_SECONDS) == (10, 1)
+    policy = RetryPolicy()  # the consumer's own defaults, and its longest wait the setting's maximum
+    assert (settings.MESSAGE_MAX_ATTEMPTS, settings.MESSAGE_RETRY_SECONDS) == (policy.max_attempts,
+                                                                             policy.first_delay)
+    assert "at most 60," in refusal(ServiceSettings, MESSAGE_RETRY_SECONDS="61") and policy.max_delay == 60
     assert settings.MAX_CONTENT_LENGTH == 64 * 1024 and settings.PHI_BREAK_GLASS_REQUIRED is False
     assert settings.WS_PING_SECONDS == 25 and settings.SEND_LEASE_SECONDS == 120
     assert settings.ACK_TOKEN_SECONDS == 900

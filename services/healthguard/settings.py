@@ -258,7 +258,9 @@ class ServiceSettings(DatabaseSettings, PhiLogSettings):
     DB_POOL_MAX: Whole(1, 100) = 8
     DB_POOL_IDLE_SECONDS: Seconds() = 60
     DB_POOL_WAIT_SECONDS: Seconds() = 5
-    # A queue consumer's retries (broker.RetryPolicy; a retry waits at most its max_delay, 60 s).
+    # A queue consumer's retries: broker.RetryPolicy's defaults, and the first wait at most its
+    # max_delay (60 s). Not imported from there: this module loads in gunicorn's master, before
+    # the metrics directory exists, and the broker's metrics must not be created there.
     MESSAGE_MAX_ATTEMPTS: Whole(1, 100) = 10
     MESSAGE_RETRY_SECONDS: Seconds(at_most=60) = 1
     # The reverse proxies whose X-Real-IP header names the client; "" trusts none.
