@@ -11,6 +11,7 @@ import threading
 
 from healthguard import broker
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
+from healthguard.phi_access import BatchedAccessLog
 from healthguard.web import create_service_app
 
 from .channel_webhooks import install as install_badge_sms_voice
@@ -64,7 +65,10 @@ def create_app(config=None):
     # simple-websocket pings at the protocol level and closes a socket whose pong did not come
     # back before the next ping: a dead client is dropped within two intervals.
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.WS_PING_SECONDS, "max_message_size": 4096}
-    hub = app.extensions["notification_hub"] = Hub(sockets_per_session=settings.WS_SOCKETS_PER_SESSION)
+    # The frames' PHI access log, written by its own thread in each web process (hub.py).
+    access_log = BatchedAccessLog(hg.db)
+    hub = app.extensions["notification_hub"] = Hub(access_log=access_log,
+                                                   sockets_per_session=settings.WS_SOCKETS_PER_SESSION)
     # The off-tab channels, in both processes: the worker sends the ledger's attempts, the web
     # process sends verification codes and test messages.
     for channel in (push_channel, email_channel):
@@ -87,5 +91,6 @@ def create_app(config=None):
         FanoutSubscriber(hg.rabbitmq_url, PUSH_EXCHANGE, hub.deliver, on_subscribed=hub.resync_all),
         CloseEndedSessions(db=hg.db, hub=hub, interval=settings.WS_SESSION_CHECK_SECONDS),
         CloseSocketsOnShutdown(hub),
+        access_log,  # stopped last (in this order): it writes what the sockets added until then
     ]
     return app
