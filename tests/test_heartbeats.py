@@ -12,10 +12,11 @@ import requests
 from alert_ingestion import hl7_gateways, hl7_messages
 from alert_ingestion.heartbeats import check_silent_devices
 from alert_ingestion.mllp_client import MllpClient
+from alert_ingestion.settings import GatewayRuleSettings
 from tests.support import free_port, port_open, wait_for
 
 DEVICE_NETWORKS = "127.0.0.0/8"
-RULES = hl7_gateways.gateway_rules({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS})
+RULES = GatewayRuleSettings.load({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}).gateway_rules
 
 
 @pytest.fixture

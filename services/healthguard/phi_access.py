@@ -29,12 +29,12 @@ import datetime
 import logging
 import threading
 
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 
 from . import clock
-from .addresses import client_address, trusted_proxies
+from .addresses import client_address
 from .care_team_terms import CURRENT, CURRENT_CHARGE
-from .config import ConfigError
+from .context import settings
 from .errors import ApiError
 from .threads import BackgroundThread
 
@@ -46,8 +46,6 @@ TREATMENT = "treatment"
 BREAK_GLASS = "break-glass"
 PURPOSES = (TREATMENT, BREAK_GLASS)
 REASON_LENGTH = (3, 500)
-# Optional settings every service reads (healthguard.web).
-SETTINGS = ("PHI_BREAK_GLASS_REQUIRED", "TRUSTED_PROXIES")
 
 # A read's transaction wrote nothing before the log did, so its commit used to cost nothing; with
 # the entry it would wait for the WAL to reach the disk, which measured +13 ms a request on this
@@ -64,13 +62,6 @@ INSERT_ACCESS = """
     SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[],
                          %s::inet[], %s::text[], %s::text[])
 """
-
-
-def break_glass_required(app=None) -> bool:
-    value = ((app or current_app).config.get("PHI_BREAK_GLASS_REQUIRED") or "0").strip().lower()
-    if value not in ("0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"setting PHI_BREAK_GLASS_REQUIRED must be 0 or 1, got {value!r}")
-    return value in ("1", "true", "yes")
 
 
 def declared_purpose() -> tuple[str, str | None]:
@@ -114,7 +105,7 @@ def check_single_patient_access(cur, patient_id: str | None) -> None:
     caller = getattr(g, "caller", None)
     if patient_id is None:
         return  # a device's own alarm (migration 0022): no patient's data
-    if caller is None or caller.is_service or not break_glass_required():
+    if caller is None or caller.is_service or not settings().PHI_BREAK_GLASS_REQUIRED:
         return
     purpose, _ = declared_purpose()
     if purpose == BREAK_GLASS:
@@ -163,11 +154,7 @@ def request_accessor(clinician=None) -> Accessor:
 
 
 def _address() -> str | None:
-    proxies = current_app.extensions.get("healthguard.phi_proxies")
-    if proxies is None:
-        proxies = current_app.extensions["healthguard.phi_proxies"] = trusted_proxies(
-            current_app.config.get("TRUSTED_PROXIES"))
-    return client_address(request, proxies)
+    return client_address(request, settings().TRUSTED_PROXIES)
 
 
 def unique_patients(patient_ids) -> list[str]:

@@ -8,11 +8,11 @@ from healthguard.errors import ApiError
 TIMEOUT = (1.0, 3.0)
 
 
-def on_duty(settings: dict) -> list[dict]:
+def on_duty(settings) -> list[dict]:
     """Everyone on duty now by the rota (signed in or not): employee_id, name, role."""
     try:
-        response = requests.get(f"{settings['ONCALL_URL'].rstrip('/')}/api/v1/oncall/current",
-                                headers={"Authorization": f"Bearer {settings['SERVICE_TOKEN']}"},
+        response = requests.get(f"{(settings.ONCALL_URL or '').rstrip('/')}/api/v1/oncall/current",
+                                headers={"Authorization": f"Bearer {settings.SERVICE_TOKEN}"},
                                 timeout=TIMEOUT)
         response.raise_for_status()
         return response.json()["clinicians"]
