@@ -21,7 +21,14 @@ arrest); she is told of it instead (told_of), and a doctor owns it.
 - Automatic assignment takes the first group with someone available. When no group has anyone,
   it falls back to anyone available whom a supervisor's override could choose (better someone
   than no one for a new alarm); escalation and decline never fall back: the alarm has an owner.
-- Escalation and decline take the first group with someone available who never held the alarm.
+- Decline takes the first group with someone available who never held the alarm
+  (first_candidates with `exclude`): the patient's nurse who declines hands it to the charge
+  nurse, then the ward's pool, not to the least busy stranger.
+- Escalation keeps the order of its roles as before care teams (`escalating`: the alert type's
+  roles, then the policy's; the issue's "escalation as today"), but within a role the ward's
+  staff who never held it come before strangers (WARD_POOL, then ROLE_POOL): one who knows the
+  ward loses fewer minutes than one who has never seen the patient, and escalation is where
+  minutes have already been lost. The care team is read once per pass, like the batch's.
 - An owner chosen by a person (claim, reassign) must be on duty, signed in and of a routed role.
   A supervisor may go outside the routed roles with a stated reason, which is audited, but a
   CRITICAL alarm never goes to a non-clinical role (staff_roles, 0014_ownership_rules.sql).
@@ -189,10 +196,12 @@ class CandidateGroup:
 
 
 def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | None = None, exclude=(),
-                     fallback: bool = False) -> list[CandidateGroup]:
+                     fallback: bool = False, escalating: bool = False) -> list[CandidateGroup]:
     """The routing order of an alarm (see the module's docstring) among `everyone` available
     (everyone_available()) but `exclude`: its non-empty candidate groups, in order. `care`: the
-    patient's care team (None: the ward has none, it routes by role alone)."""
+    patient's care team (None: the ward has none, it routes by role alone). `escalating`:
+    escalation's order, the route's roles as before care teams, each role's ward staff before
+    the hospital's."""
     present = [c for c in everyone if c["employee_id"] not in exclude]
     by_id = {c["employee_id"]: c for c in present}
     groups: list[CandidateGroup] = []
@@ -202,7 +211,21 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
         if candidates:
             groups.append(CandidateGroup(routed_as, why, candidates))
 
+    def ward_pool(role: str) -> None:
+        if care is not None:
+            offer("WARD_POOL", f"the least busy {role_in_words(role)} working on {care.ward} this shift",
+                  [c for c in present if c["role"] == role and c["employee_id"] in care.ward_staff])
+
+    def role_pool(role: str) -> None:
+        offer("ROLE_POOL", f"the least busy {role_in_words(role)} available",
+              [c for c in present if c["role"] == role])
+
     roles = route.groups
+    if escalating:
+        for role in roles:
+            ward_pool(role)
+            role_pool(role)
+        return groups
     if care is not None:
         nurse_first = route.care_role == "NURSE"
         own = by_id.get(care.nurse if nurse_first else care.doctor)
@@ -210,15 +233,14 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
               [own] if own else [])
         if nurse_first:
             charge = by_id.get(care.charge_nurse)
-            offer("CHARGE_NURSE", f"the charge nurse of {care.ward} (the patient's nurse is not available)",
+            nurse = "has had it" if care.nurse is not None and care.nurse in exclude else "is not available"
+            offer("CHARGE_NURSE", f"the charge nurse of {care.ward} (the patient's nurse {nurse})",
                   [charge] if charge else [])
             roles = tuple(dict.fromkeys(("NURSE", *roles)))
         for role in roles:
-            offer("WARD_POOL", f"the least busy {role_in_words(role)} working on {care.ward} this shift",
-                  [c for c in present if c["role"] == role and c["employee_id"] in care.ward_staff])
+            ward_pool(role)
     for role in roles:
-        offer("ROLE_POOL", f"the least busy {role_in_words(role)} available",
-              [c for c in present if c["role"] == role])
+        role_pool(role)
     if fallback:
         everyone_else = [c for c in present if route.may_ever_go_to(c["role"])]
         if everyone_else:
@@ -227,19 +249,14 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
     return groups
 
 
-def first_candidates(everyone: list[dict], route: Route, *, care: CareTeam | None = None,
-                     fallback: bool = True) -> CandidateGroup | None:
-    """The first group of an alarm's routing order with anyone available (automatic assignment)."""
-    groups = candidate_groups(everyone, route, care=care, fallback=fallback)
+def first_candidates(everyone: list[dict], route: Route, *, care: CareTeam | None = None, exclude=(),
+                     fallback: bool = True, escalating: bool = False) -> CandidateGroup | None:
+    """The first group of an alarm's routing order with anyone available not in `exclude`, or
+    None: automatic assignment (with `fallback`), decline and escalation (`exclude`: who held
+    it; no fallback, the alarm has an owner)."""
+    groups = candidate_groups(everyone, route, care=care, exclude=exclude, fallback=fallback,
+                              escalating=escalating)
     return groups[0] if groups else None
-
-
-def first_group(everyone: list[dict], route: Route, *, exclude=(), fallback: bool = False) -> list[dict]:
-    """The candidates of the first group of `route` (by role: escalation and decline) with
-    anyone available not in `exclude`; with `fallback`, when no group has anyone, anyone
-    available an override could choose. [] when nobody."""
-    groups = candidate_groups(everyone, route, exclude=exclude, fallback=fallback)
-    return list(groups[0].candidates) if groups else []
 
 
 def told_of(route: Route, care: CareTeam | None, *, owner: str | None) -> list[str]:

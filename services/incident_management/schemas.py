@@ -259,13 +259,15 @@ class Assignment(ResponseModel):
         description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
-    routed_as: RoutedAs | None = Field(None, description="automatic assignment: the routing step")
-    why: str | None = Field(None, description="automatic assignment: why this person, in words")
+    routed_as: RoutedAs | None = Field(None, description="the routing step that chose them (automatic "
+                                                         "assignment, decline, escalation)")
+    why: str | None = Field(None, description="chosen by routing: why this person, in words")
 
 
 class Why(ResponseModel):
-    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner (null: chosen by "
-                                                   "a person, or before care teams)")
+    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner: automatic "
+                                                   "assignment, decline or escalation (null: chosen by a "
+                                                   "person, taken at the last step, or before care teams)")
     why: str | None = Field(description="in words, e.g. \"the patient's nurse this shift\"")
 
 
