@@ -11,6 +11,7 @@ import threading
 
 from healthguard import broker
 from healthguard.config import ConfigError, env_int
+from healthguard.domain import PUSH_EXCHANGE
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
 from healthguard.web import create_service_app
 
@@ -27,7 +28,7 @@ from .reach_views import reach
 from .schemas import api
 from .send_due_attempts import SETTINGS as SEND_SETTINGS
 from .send_due_attempts import SendDueAttempts, check_settings
-from .store_notifications import BATCH_SIZE, PUSH_EXCHANGE, store_and_announce, store_and_announce_all
+from .store_notifications import BATCH_SIZE, store_and_announce, store_and_announce_all
 from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)

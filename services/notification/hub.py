@@ -29,8 +29,16 @@ from simple_websocket import ConnectionClosed
 
 from healthguard.api import MAX_JSON_DEPTH, loads_bounded
 from healthguard.db import BIGINT_MAX
-from healthguard.domain import WS_CLOSE_TOO_MANY_SOCKETS
-from healthguard.incident_events import DASHBOARD_FRAME
+from healthguard.domain import (
+    WS_CLOSE_TOO_MANY_SOCKETS,
+    WS_FRAME_ERROR,
+    WS_FRAME_INCIDENT_UPDATED,
+    WS_FRAME_MORE,
+    WS_FRAME_NOTIFICATION,
+    WS_FRAME_PING,
+    WS_FRAME_PONG,
+    WS_FRAME_RESUME,
+)
 
 from . import metrics
 from .service import as_json, frame_text, latest_notification_id, newest_notifications_between
@@ -183,7 +191,7 @@ class ClinicianSocket:
                 self._send(self.pending.popleft())
             now = time.monotonic()
             if now >= next_ping:
-                self._write('{"type":"ping"}')
+                self._write(frame_text(WS_FRAME_PING, {}))
                 next_ping = now + self.ping_seconds
             self.wakeup.wait(max(0.0, next_ping - time.monotonic()))
 
@@ -194,31 +202,31 @@ class ClinicianSocket:
         try:
             message = loads_bounded(text)
         except (TypeError, ValueError):  # JsonTooDeep is a ValueError
-            self._write(frame_text("error", {
+            self._write(frame_text(WS_FRAME_ERROR, {
                 "message": f"not a JSON object (or nested deeper than {MAX_JSON_DEPTH} levels); "
                            "send resume, ping or pong"}))
             return
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "resume":
+        if kind == WS_FRAME_RESUME:
             last_id, before_id = message.get("last_id"), message.get("before_id")
             if not _is_id(last_id) or not (before_id is None or (_is_id(before_id) and before_id > last_id)):
-                self._write(frame_text("error", {
+                self._write(frame_text(WS_FRAME_ERROR, {
                     "message": "resume needs a non-negative integer last_id (and, paging, a before_id "
                                "above it)"}))
                 return
             wait = self.resumes.take()
             if wait:
-                self._write(frame_text("error", {
+                self._write(frame_text(WS_FRAME_ERROR, {
                     "message": "too many resume frames; send it again later",
                     "retry_after_seconds": round(wait, 1)}))
                 return
             self._replay(after_id=last_id, before_id=before_id)
-        elif kind == "ping":
-            self._write('{"type":"pong"}')
-        elif kind == "pong":
+        elif kind == WS_FRAME_PING:
+            self._write(frame_text(WS_FRAME_PONG, {}))
+        elif kind == WS_FRAME_PONG:
             pass
         else:
-            self._write(frame_text("error", {"message": "unknown frame; send resume, ping or pong"}))
+            self._write(frame_text(WS_FRAME_ERROR, {"message": "unknown frame; send resume, ping or pong"}))
 
     def _replay(self, *, after_id: int, before_id: int | None = None) -> None:
         """Send this clinician's newest REPLAY_PAGE notifications with after_id < id < before_id,
@@ -230,10 +238,11 @@ class ClinicianSocket:
         page = rows[:REPLAY_PAGE]
         for row in reversed(page):
             body = as_json(row)
-            self._send(Frame(frame_text("notification", {**body, "replay": True}),
+            self._send(Frame(frame_text(WS_FRAME_NOTIFICATION, {**body, "replay": True}),
                              notification_id=body["id"]))
         if len(rows) > REPLAY_PAGE:
-            self._write(frame_text("more", {"after_id": after_id, "before_id": page[-1]["notification_id"]}))
+            older = {"after_id": after_id, "before_id": page[-1]["notification_id"]}
+            self._write(frame_text(WS_FRAME_MORE, older))
     def _send(self, frame: Frame) -> None:
         if frame.notification_id is not None:
             if frame.notification_id in self.sent_ids:
@@ -308,13 +317,13 @@ class Hub:
         stored_at = announcement.get("stored_at")
         with self._lock:
             for body in announcement.get("notifications") or ():
-                frame = Frame(frame_text("notification", body), notification_id=body["id"],
+                frame = Frame(frame_text(WS_FRAME_NOTIFICATION, body), notification_id=body["id"],
                               stored_at=stored_at)
                 for sock in self._by_employee.get(body["employee_id"], ()):
                     sock.push(frame)
             update = announcement.get("incident_update")
             if update:
-                frame = Frame(frame_text(DASHBOARD_FRAME, update), event_id=update["event_id"])
+                frame = Frame(frame_text(WS_FRAME_INCIDENT_UPDATED, update), event_id=update["event_id"])
                 for sock in self._sockets:
                     sock.push(frame)
 

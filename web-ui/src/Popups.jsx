@@ -7,7 +7,7 @@ import { useNavigate } from "react-router";
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { TAKEN_ON_STATUSES, actionName } from "./domain.js";
+import { TAKEN_ON_STATUSES, WS_FRAME_INCIDENT_UPDATED, WS_FRAME_NOTIFICATION, actionName } from "./domain.js";
 import { formatReading } from "./format.js";
 import { useLive } from "./live.jsx";
 import { dismissPopup, orderPopups, popupHeading, receiveIncidentUpdate, receiveNotification } from "./popups.js";
@@ -178,14 +178,14 @@ export default function Popups() {
   useEffect(
     () =>
       subscribe((event) => {
-        if (event.type === "notification") {
+        if (event.type === WS_FRAME_NOTIFICATION) {
           setPopups((current) => receiveNotification(current, event.notification, me));
           const { severity } = event.notification;
           if (severity === "MEDIUM" || severity === "LOW") {
             const key = `n${event.notification.id}`;
             setTimeout(() => setPopups((current) => current.filter((popup) => popup.key !== key)), QUIET_AFTER_MS);
           }
-        } else if (event.type === "incident_updated") {
+        } else if (event.type === WS_FRAME_INCIDENT_UPDATED) {
           setPopups((current) => receiveIncidentUpdate(current, event, me));
         }
       }),
