@@ -1,6 +1,8 @@
 """The PHI access log (issue 24): every answer with a patient's identifying data writes one entry
-per patient (a list, one batched insert); the services' database role may only append to it;
-only a privacy officer reads it. Real gunicorn services and PostgreSQL, the test clock."""
+per patient (a list, one batched insert), and so does every WebSocket frame with a patient's data
+(written in batches, off the push path); the services' database role may only append to it;
+only a privacy officer reads it. Real gunicorn services, sockets, RabbitMQ and PostgreSQL, the
+test clock."""
 import contextlib
 import csv
 import datetime as dt
@@ -11,7 +13,21 @@ import psycopg2.errors
 import pytest
 import requests
 
-from tests.support import as_app_role
+from healthguard import audit, phi_access
+from tests.support import as_app_role, wait_for
+from tests.test_websocket import (
+    SERVICE_ENV,
+    clients,
+    incident,
+    incident_event,
+    publish,
+    publisher,
+    sockets_open,
+)
+
+# test_websocket's fixtures (open sockets closed after the test, a publisher, an incident row),
+# imported so that pytest finds them here too.
+__all__ = ["clients", "incident", "publisher"]
 
 PATIENTS = ("P001", "P002", "P003", "P004", "P005", "P006", "P007", "P008")
 
@@ -134,3 +150,96 @@ def test_only_a_privacy_officer_reads_and_exports_the_log(start_service, ingesti
     employees = requests.get(f"{oncall.url}/api/v1/employees", headers=nurse, timeout=10)
     assert employees.status_code == 200
     assert "PRV01" not in {e["employee_id"] for e in employees.json()["employees"]}
+
+
+def socket_entries(db, employee_id: str) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("""SELECT * FROM phi_access_log WHERE employee_id = %s AND route LIKE 'ws:%%'
+                       ORDER BY access_id""", (employee_id,))
+        return cur.fetchall()
+
+
+def written(db, employee_id: str, route: str, patient_id: str, count: int = 1) -> list[dict]:
+    """Wait (the frames' entries are written in batches) until the clinician has `count` entries
+    for the patient by the route; all their socket entries then. Entries are written in the
+    order the frames were sent, so every earlier frame's are written too."""
+    def found():
+        entries = socket_entries(db, employee_id)
+        mine = [e for e in entries if (e["route"], e["patient_id"]) == (route, patient_id)]
+        return entries if len(mine) >= count else None
+    return wait_for(found, 15, what=f"{employee_id}'s {route} entry for {patient_id}")
+
+
+def test_every_websocket_frame_with_a_patient_logs_one_entry_per_patient_for_its_clinician(
+        start_service, login_as, clients, publisher, incident, db, clock):
+    service = start_service("notification", env=SERVICE_ENV)
+    n01 = clients(service, login_as("N01"))  # the assignee: notifications and the dashboard
+    d02 = clients(service, login_as("D02"))  # another dashboard: incident_updated frames only
+    wait_for(lambda: sockets_open(service) == 2, 10, what="two sockets registered")
+    p007, p003 = incident(patient_id="P007"), incident(patient_id="P003")
+
+    event = publish(publisher, incident_event(["N01"], p007, patient_id="P007", room="507"))
+    n01.read_until(lambda frames: n01.has_event(event["event_id"])(frames)
+                   and n01.has_event(event["event_id"], "incident_updated")(frames))
+    assert next(f for f in n01.frames if f["type"] == "notification")["data"]["patient_id"] == "P007"
+    # A frame that names no patient (a password reset's notification): sent, and logged nowhere.
+    reset = publish(publisher, {**incident_event(["N01"], None, event_type="PASSWORD_RESET",
+                                                 title="Your password was reset"), "data": {}})
+    n01.read_until(n01.has_event(reset["event_id"]))
+    # Then P003's frames: once their entries are written, everything sent before them is too.
+    later = publish(publisher, incident_event(["N01"], p003, patient_id="P003",
+                                              event_type="INCIDENT_ESCALATED"))
+    n01.read_until(n01.has_event(later["event_id"], "incident_updated"))
+
+    written(db, "N01", "ws:incident_updated", "P003")
+    entries = written(db, "N01", "ws:notification", "P003")
+    # One entry per patient per frame, under the frame's route; the password reset wrote nothing.
+    assert sorted((e["patient_id"], e["route"]) for e in entries) == [
+        ("P003", "ws:incident_updated"), ("P003", "ws:notification"),
+        ("P007", "ws:incident_updated"), ("P007", "ws:notification")]
+    for entry in entries:
+        assert (entry["accessor_kind"], entry["device_id"]) == ("EMPLOYEE", None)
+        assert (entry["purpose"], entry["reason"]) == ("treatment", None)
+        assert entry["address"] == "127.0.0.1"  # as the HTTP log takes it (no trusted proxy)
+        assert abs(entry["accessed_at"] - clock.now()) < dt.timedelta(minutes=5)  # the test clock
+    # The other dashboard saw both incidents change, and none of N01's notifications.
+    d02.read_until(d02.has_event(later["event_id"], "incident_updated"))
+    others = written(db, "D02", "ws:incident_updated", "P003")
+    assert sorted((e["patient_id"], e["route"]) for e in others) == [
+        ("P003", "ws:incident_updated"), ("P007", "ws:incident_updated")]
+
+    # A replay on reconnect: what was stored while away is logged as replayed, once.
+    last_id = n01.notification_ids()[-1]
+    n01.close()
+    wait_for(lambda: sockets_open(service) == 1, 10, what="the socket gone")
+    away = publish(publisher, incident_event(["N01"], p007, patient_id="P007", event_type="INCIDENT_REPAGED"))
+    d02.read_until(d02.has_event(away["event_id"], "incident_updated"))  # stored and announced
+    again = clients(service, login_as("N01"), last_id=last_id)
+    again.read_until(again.has_event(away["event_id"]))
+    assert [f.get("replay") for f in again.notifications()] == [True]
+    after = publish(publisher, incident_event(["N01"], p003, patient_id="P003",
+                                              event_type="INCIDENT_NOTE_ADDED"))
+    again.read_until(again.has_event(after["event_id"]))
+    written(db, "N01", "ws:notification", "P003", count=2)
+    replayed = [e for e in socket_entries(db, "N01") if e["route"] == "ws:replay"]
+    assert [e["patient_id"] for e in replayed] == ["P007"]
+
+    # The frames' entries join the hash chain like every other entry.
+    with db.transaction() as cur:
+        assert audit.seal(cur)["phi_access_log"] >= 9
+        walked, broken = audit.verify(cur)
+    assert broken == [] and walked["phi_access_log"] >= 9
+
+
+def test_the_frames_log_writes_what_it_holds_when_it_stops(db, clock):
+    """Shutdown (gunicorn's worker_exit stops it): the entries held since the last batch are
+    written, not lost, even long before the next batch was due."""
+    log = phi_access.BatchedAccessLog(db, seconds=3600).start()
+    reader = phi_access.Accessor("EMPLOYEE", "N02", None, "10.1.2.3", "treatment", None)
+    assert log.add(reader, "ws:incident_updated", ["P002", "P002", None, "P006"]) == 2
+    assert log.add(reader, "ws:notification", []) == 0
+    log.stop()
+    entries = access_log(db, employee_id="N02")
+    assert sorted((e["patient_id"], e["route"], e["address"]) for e in entries) == [
+        ("P002", "ws:incident_updated", "10.1.2.3"), ("P006", "ws:incident_updated", "10.1.2.3")]
+    assert len({e["accessed_at"] for e in entries}) == 1

@@ -261,6 +261,14 @@ class IncidentEvent(QueueMessage):
         return OutboxRow(NOTIFICATIONS_QUEUE, self.event_id, self.payload())
 
 
+def patients_named(data: dict | None) -> list[str]:
+    """The patients whose identifying data an event's (or a stored notification's) `data` carries:
+    an incident's patient, a handover's patients. For the PHI access log (healthguard.phi_access)."""
+    data = data or {}
+    named = [data.get("patient_id"), *(data.get("patients") or ())]
+    return list(dict.fromkeys(p for p in named if isinstance(p, str) and p))
+
+
 # --- The dashboards' projection (incident_updated frames) ---------------------------------------
 
 def incident_update(event: IncidentEvent) -> dict | None:

@@ -109,9 +109,12 @@ class CallerActions:
     before the transaction; None when it could not answer, and then claim and reassign, which
     would answer 503, are not offered. A service (clinician None) may take none."""
 
-    def __init__(self, cur, *, clinician: Clinician | None, on_duty: dict[str, dict] | None):
+    def __init__(self, cur, *, clinician: Clinician | None, on_duty: dict[str, dict] | None,
+                 incidents=()):
         self.cur, self.clinician, self.on_duty = cur, clinician, on_duty
-        self._routes: dict[tuple, routing.Route] = {}
+        # The routes of the incidents it will be asked about, read at once (routing.routes_of).
+        self._routes: dict[tuple, routing.Route] = (
+            routing.routes_of(cur, incidents) if clinician is not None and on_duty is not None else {})
         self._signed_in: frozenset[str] | None = None
 
     def _route(self, incident: dict) -> routing.Route:

@@ -99,14 +99,26 @@ def clinical_roles(cur) -> frozenset[str]:
 
 def route_of(cur, incident: dict) -> Route:
     """The routing order of an incident (as its severity is now)."""
+    return routes_of(cur, [incident])[(incident["alert_type"], incident["severity"])]
+
+
+def routes_of(cur, incidents) -> dict[tuple[str, str], Route]:
+    """(alert_type, severity) -> routing order, for every pair of `incidents` (or alerts): one
+    query, whatever their number (a list of 50 incidents offers each its allowed actions)."""
+    keys = sorted({(i["alert_type"], i["severity"]) for i in incidents})
+    if not keys:
+        return {}
     cur.execute(f"""
-        SELECT {ROUTE_COLUMNS}
-        FROM alert_types t LEFT JOIN escalation_policies p ON p.severity = %(severity)s
-        WHERE t.alert_type = %(alert_type)s
-    """, {"severity": incident["severity"], "alert_type": incident["alert_type"]})  # noqa: S608
-    row = cur.fetchone()
-    return route(alert_name=row["alert_name"], severity=incident["severity"], routes_to=row["routes_to"],
-                 escalate_to_roles=row["escalate_to_roles"], clinical_roles=clinical_roles(cur))
+        SELECT k.alert_type, k.severity, {ROUTE_COLUMNS},
+               ARRAY(SELECT role FROM staff_roles WHERE is_clinical) AS clinical_roles
+        FROM unnest(%s::text[], %s::text[]) AS k(alert_type, severity)
+        JOIN alert_types t ON t.alert_type = k.alert_type
+        LEFT JOIN escalation_policies p ON p.severity = k.severity
+    """, ([k[0] for k in keys], [k[1] for k in keys]))  # noqa: S608 (constant columns)
+    return {(row["alert_type"], row["severity"]): route(
+                alert_name=row["alert_name"], severity=row["severity"], routes_to=row["routes_to"],
+                escalate_to_roles=row["escalate_to_roles"], clinical_roles=row["clinical_roles"])
+            for row in cur.fetchall()}
 
 
 # --- Who should get it now ---------------------------------------------------------------------

@@ -239,11 +239,12 @@ def list_incidents(query: IncidentFilter):
         raise ApiError(400, f"cursor is not a `next` value of order={query.order}", field="cursor") from exc
     on_duty = _on_duty_for_actions()
     with platform().db.transaction() as cur:
-        actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty)
         rows = incidents.list_incidents(
             cur, limit=query.limit, order=query.order, after=after, statuses=query.status,
             severities=query.severity, assigned_to=current_clinician().employee_id if query.mine else None,
             patient_id=query.patient_id, since=query.since, ward=query.ward, search=query.q)
+        actions = lifecycle.CallerActions(cur, clinician=current_clinician(), on_duty=on_duty,
+                                          incidents=rows[:query.limit])
         # Every patient of the page, in one insert, in this transaction.
         phi_access.record(cur, (row["patient_id"] for row in rows[:query.limit]))
         page = [incidents.incident_json(row, allowed_actions=actions(row)) for row in rows[:query.limit]]

@@ -13,6 +13,7 @@ from healthguard import broker
 from healthguard.config import ConfigError, env_int
 from healthguard.domain import PUSH_EXCHANGE
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
+from healthguard.phi_access import BatchedAccessLog
 from healthguard.web import create_service_app
 
 from .channel_webhooks import OPTIONAL_SETTINGS as CHANNEL_SETTINGS
@@ -94,7 +95,9 @@ def create_app(config=None):
     per_session = env_int(app.config, "WS_SOCKETS_PER_SESSION")
     if per_session < 1:
         raise ConfigError(f"setting WS_SOCKETS_PER_SESSION must be at least 1, got {per_session}")
-    hub = app.extensions["notification_hub"] = Hub(sockets_per_session=per_session)
+    # The frames' PHI access log, written by its own thread in each web process (hub.py).
+    access_log = BatchedAccessLog(hg.db)
+    hub = app.extensions["notification_hub"] = Hub(access_log=access_log, sockets_per_session=per_session)
     check_settings(app.config)
     # The off-tab channels, in both processes: the worker sends the ledger's attempts, the web
     # process sends verification codes and test messages.
@@ -119,5 +122,6 @@ def create_app(config=None):
         FanoutSubscriber(hg.rabbitmq_url, PUSH_EXCHANGE, hub.deliver, on_subscribed=hub.resync_all),
         CloseEndedSessions(db=hg.db, hub=hub, interval=_seconds(app.config, "WS_SESSION_CHECK_SECONDS")),
         CloseSocketsOnShutdown(hub),
+        access_log,  # stopped last (in this order): it writes what the sockets added until then
     ]
     return app

@@ -18,6 +18,12 @@ Bounded per session. A replay sends at most REPLAY_PAGE notifications, the newes
 frame naming the older gap, which the client pages through with further `resume` frames (at most
 RESUMES_BURST at once, then RESUMES_PER_SECOND). A session holds at most WS_SOCKETS_PER_SESSION
 sockets in this process: each holds a thread, and a new one closes the oldest (WS_CLOSE_TOO_MANY_SOCKETS).
+
+The PHI access log. Each frame that names patients, once written to a socket, adds one entry per
+patient for the socket's clinician (route `ws:notification`, `ws:incident_updated` or `ws:replay`;
+address and purpose from the handshake) to the process's BatchedAccessLog: memory only on the
+sending thread, written by the log's own thread in batches. A frame dropped as a repeat was not
+sent and is not logged.
 """
 import collections
 import heapq
@@ -39,6 +45,8 @@ from healthguard.domain import (
     WS_FRAME_PONG,
     WS_FRAME_RESUME,
 )
+from healthguard.incident_events import patients_named
+from healthguard.phi_access import Accessor, BatchedAccessLog
 
 from . import metrics
 from .service import as_json, frame_text, latest_notification_id, newest_notifications_between
@@ -54,6 +62,9 @@ DEFAULT_SOCKETS_PER_SESSION = 5
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 SEND_ERRORS = (ConnectionClosed, OSError)
+# The PHI access log's route of each kind of frame that carries patients' data.
+LIVE_ROUTE, REPLAY_ROUTE = f"ws:{WS_FRAME_NOTIFICATION}", "ws:replay"
+DASHBOARD_ROUTE = f"ws:{WS_FRAME_INCIDENT_UPDATED}"
 
 
 def _is_id(value) -> bool:
@@ -61,12 +72,15 @@ def _is_id(value) -> bool:
 
 
 class Frame:
-    """One frame, serialized once for however many sockets it goes to."""
-    __slots__ = ("text", "notification_id", "event_id", "stored_at")
+    """One frame, serialized once for however many sockets it goes to; `patients` whose data it
+    carries, logged under `route` for each socket it is sent on."""
+    __slots__ = ("text", "notification_id", "event_id", "stored_at", "patients", "route")
 
-    def __init__(self, text, *, notification_id=None, event_id=None, stored_at=None):
+    def __init__(self, text, *, notification_id=None, event_id=None, stored_at=None, patients=(),
+                 route=None):
         self.text, self.notification_id = text, notification_id
         self.event_id, self.stored_at = event_id, stored_at
+        self.patients, self.route = patients, route
 
 
 class _HighestIds:
@@ -126,8 +140,9 @@ class _Allowance:
 
 
 class ClinicianSocket:
-    def __init__(self, ws, clinician, *, hub: "Hub", db, ping_seconds: float):
+    def __init__(self, ws, clinician, *, hub: "Hub", db, ping_seconds: float, accessor: Accessor):
         self.ws, self.clinician, self.hub, self.db = ws, clinician, hub, db
+        self.accessor = accessor
         self.employee_id, self.session_id = clinician.employee_id, clinician.session_id
         self.ping_seconds = ping_seconds
         self.pending = collections.deque()  # deque appends and pops are atomic: no lock needed
@@ -239,10 +254,12 @@ class ClinicianSocket:
         for row in reversed(page):
             body = as_json(row)
             self._send(Frame(frame_text(WS_FRAME_NOTIFICATION, {**body, "replay": True}),
-                             notification_id=body["id"]))
+                             notification_id=body["id"], patients=patients_named(body["data"]),
+                             route=REPLAY_ROUTE))
         if len(rows) > REPLAY_PAGE:
             older = {"after_id": after_id, "before_id": page[-1]["notification_id"]}
             self._write(frame_text(WS_FRAME_MORE, older))
+
     def _send(self, frame: Frame) -> None:
         if frame.notification_id is not None:
             if frame.notification_id in self.sent_ids:
@@ -258,18 +275,23 @@ class ClinicianSocket:
             if frame.stored_at is not None:
                 metrics.PUSH_LATENCY.observe(max(0.0, time.time() - frame.stored_at))
         elif frame.event_id is not None:
-            if frame.event_id not in self.sent_events:
-                self._write(frame.text)
-                self.sent_events.add(frame.event_id)
+            if frame.event_id in self.sent_events:
+                return
+            self._write(frame.text)
+            self.sent_events.add(frame.event_id)
         else:
             self._write(frame.text)
+        if frame.patients:
+            self.hub.access_log.add(self.accessor, frame.route, frame.patients)
 
     def _write(self, text: str) -> None:
         self.ws.send(text)
 
 
 class Hub:
-    def __init__(self, *, sockets_per_session: int = DEFAULT_SOCKETS_PER_SESSION):
+    def __init__(self, *, access_log: BatchedAccessLog,
+                 sockets_per_session: int = DEFAULT_SOCKETS_PER_SESSION):
+        self.access_log = access_log
         self.sockets_per_session = sockets_per_session
         self._lock = threading.Lock()
         self._sockets: set[ClinicianSocket] = set()
@@ -318,12 +340,14 @@ class Hub:
         with self._lock:
             for body in announcement.get("notifications") or ():
                 frame = Frame(frame_text(WS_FRAME_NOTIFICATION, body), notification_id=body["id"],
-                              stored_at=stored_at)
+                              stored_at=stored_at, patients=patients_named(body.get("data")),
+                              route=LIVE_ROUTE)
                 for sock in self._by_employee.get(body["employee_id"], ()):
                     sock.push(frame)
             update = announcement.get("incident_update")
             if update:
-                frame = Frame(frame_text(WS_FRAME_INCIDENT_UPDATED, update), event_id=update["event_id"])
+                frame = Frame(frame_text(WS_FRAME_INCIDENT_UPDATED, update), event_id=update["event_id"],
+                              patients=patients_named(update), route=DASHBOARD_ROUTE)
                 for sock in self._sockets:
                     sock.push(frame)
 

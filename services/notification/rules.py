@@ -49,6 +49,27 @@ def steps_for(cur, *, employee_id: str, urgency: str) -> tuple[tuple[Step, ...],
     return HOSPITAL_DEFAULT, "hospital"
 
 
+def steps_of_many(cur, *, employee_ids) -> dict[tuple[str, str], tuple[Step, ...]]:
+    """(employee_id, urgency) -> the steps in force, for many people at once (one query, the
+    same precedence as steps_for: personal, then role); absent: the hospital default."""
+    cur.execute("""
+        SELECT e.employee_id, r.urgency, r.employee_id IS NOT NULL AS personal,
+               r.position, r.delay_seconds, r.kind, r.contact_method_id
+        FROM employees e
+        JOIN notification_rules r ON r.employee_id = e.employee_id OR r.role = e.role
+        WHERE e.employee_id = ANY(%s)
+        ORDER BY r.position""", (list(employee_ids),))
+    found: dict[tuple[str, str, bool], list[Step]] = {}
+    for r in cur.fetchall():
+        found.setdefault((r["employee_id"], r["urgency"], r["personal"]), []).append(
+            Step(r["position"], r["delay_seconds"], r["kind"], r["contact_method_id"]))
+    result = {}
+    for (employee_id, urgency, personal), steps in found.items():
+        if personal or (employee_id, urgency, True) not in found:
+            result[(employee_id, urgency)] = tuple(steps)
+    return result
+
+
 def as_json(steps, source: str | None = None) -> list[dict]:
     return [{"position": s.position, "delay_seconds": s.delay_seconds, "kind": s.kind,
              "contact_method_id": s.contact_method_id, **({"source": source} if source else {})}

@@ -7,6 +7,7 @@ from healthguard.api import responses
 from healthguard.auth import bearer_token, clinician_for_token, clinician_only, current_clinician, public
 from healthguard.db import BIGINT_MAX
 from healthguard.errors import ApiError
+from healthguard.incident_events import patients_named
 from healthguard.web import platform
 
 from . import service, tickets
@@ -32,8 +33,8 @@ def list_my_notifications(query: HistoryPage):
         rows, has_more = service.list_notifications(cur=cur, employee_id=me, unread_only=query.unread,
                                                     after_id=query.after_id, limit=query.limit)
         unread = service.unread_count(cur=cur, employee_id=me)
-        # A notification names its patient and room (incident_events.py).
-        phi_access.record(cur, ((row["data"] or {}).get("patient_id") for row in rows))
+        # A notification names its patient and room, a handover its patients (incident_events.py).
+        phi_access.record(cur, (patient for row in rows for patient in patients_named(row["data"])))
     return {"notifications": [service.as_json(row) for row in rows], "has_more": has_more,
             "unread_count": unread}
 
@@ -107,6 +108,7 @@ def authenticate_socket():
         raise ApiError(401, "sign in first: open /ws?ticket=<one-time ticket from POST /api/v1/ws-ticket> "
                             "or send Authorization: Bearer <session token>")
     last_id = _last_id()
+    phi_access.declared_purpose()  # a malformed purpose is refused before the ticket is spent
     with platform().db.transaction() as cur:
         clinician = tickets.redeem_ticket(cur, ticket) if ticket else clinician_for_token(cur, token)
     if clinician is None:
@@ -115,6 +117,9 @@ def authenticate_socket():
                             "the session is invalid, expired or signed out; sign in again")
     g.socket_last_id = last_id
     g.socket_clinician = clinician
+    # Whom the frames' patients are logged for, from where and why (a program may declare
+    # break-glass in the handshake's headers; a browser reads for treatment).
+    g.socket_accessor = phi_access.request_accessor(clinician)
 
 
 @sock.route("/ws", bp=sockets)
@@ -122,5 +127,5 @@ def authenticate_socket():
 def clinician_socket(ws):
     ClinicianSocket(
         ws, g.socket_clinician, hub=current_app.extensions["notification_hub"], db=platform().db,
-        ping_seconds=current_app.config["WS_PING_SECONDS"],
+        ping_seconds=current_app.config["WS_PING_SECONDS"], accessor=g.socket_accessor,
     ).serve(g.socket_last_id)
