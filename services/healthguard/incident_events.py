@@ -58,8 +58,6 @@ OWNERSHIP_REASONS = (
     "SILENCED",             # a new alarm a silence holds (INCIDENT_CREATED): shown, paging nobody
 )
 REASONS = tuple(t.removeprefix("INCIDENT_") for t in INCIDENT_EVENT_TYPES) + OWNERSHIP_REASONS
-# The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
-DASHBOARD_FRAME = "incident_updated"
 MAX_RECIPIENTS = 500
 MAX_TEXT = 4000
 

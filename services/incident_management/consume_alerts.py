@@ -22,6 +22,7 @@ from healthguard import clock
 from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, RetryPolicy
 from healthguard.incident_events import unowned_message, whose
 from healthguard.messages import AlertMessage
+from healthguard.oncall_client import OnCallClient
 
 from . import care_teams, incidents, routing, silences
 from .assignment import assign_least_busy
@@ -37,7 +38,7 @@ DEFAULT_CORRELATION_WINDOW = datetime.timedelta(minutes=5)
 BATCH_SIZE = 50
 
 
-def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
+def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient,
                             window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> dict | None:
     """Handle one alert message (a batch of one); returns the incident (None when it already
     existed and was past OPEN, i.e. a redelivery with nothing left to do)."""
@@ -45,7 +46,7 @@ def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
     return handled[0] if handled else None
 
 
-def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCallClient,
+def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
                               window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> list[dict]:
     """Handle a batch of alert messages in one transaction (see the module's docstring); returns
     the incidents of the alerts that were not handled before, as the transaction left them.
@@ -162,7 +163,7 @@ class AlertConsumer:
                  retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW,
                  batch_size: int = BATCH_SIZE):
         self.db, self.window = db, window
-        self.oncall = routing.OnCallClient(oncall_url, service_token)
+        self.oncall = OnCallClient(oncall_url, service_token)
         # Most severe lane first: a CRITICAL alarm waits at most for the one batch of lower
         # alarms being handled when it arrived. A batch's worth in hand per lane, so the next
         # batch of a busy higher lane is already here when the previous one is acknowledged,

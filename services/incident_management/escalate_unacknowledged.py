@@ -35,6 +35,7 @@ from healthguard.incident_events import (
     still_unacknowledged_message,
     unowned_repage_message,
 )
+from healthguard.oncall_client import OnCallClient
 
 from . import care_teams, history, routing
 from .assignment import OnCallTask
@@ -193,7 +194,7 @@ def repage_not_started(cur, *, incident_id: int) -> bool:
     return True
 
 
-def escalate_unacknowledged(*, db, oncall: routing.OnCallClient) -> int:
+def escalate_unacknowledged(*, db, oncall: OnCallClient) -> int:
     """One pass over the due incidents; returns how many it acted on. The on-call service is
     asked once per pass; when it does not answer, unacknowledged incidents stay due and are
     tried at the next pass (nobody can be chosen, nor the last resort told, unseen)."""

@@ -40,10 +40,9 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-import requests
-
 from healthguard.errors import ApiError
 from healthguard.incident_events import role_in_words
+from healthguard.oncall_client import ONCALL_ERRORS, OnCallClient
 from healthguard.workload import least_busy_key
 
 from .metrics import ONCALL_LOOKUP_FAILURES
@@ -56,37 +55,6 @@ LAST_RESORT_ROLE = "EMERGENCY_DOCTOR"
 # All automatic assignments queue on this lock for the few milliseconds they take, so two
 # incidents arriving together see each other's assignment when they rank clinicians by workload.
 ASSIGNMENT_LOCK_ID = 0x4847_0003
-
-
-class OnCallClient:
-    """The on-call service's answers (as a service, SERVICE_TOKEN). One per thread (a
-    requests.Session is not shared). Raises requests.RequestException when it cannot answer."""
-
-    def __init__(self, base_url: str, service_token: str, *, timeout: tuple = (1.0, 3.0)):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {service_token}"
-
-    def available(self) -> list[dict]:
-        """Everyone on duty, signed in and not away, least busy first, each with their role."""
-        response = self.session.get(f"{self.base_url}/api/v1/oncall/available", timeout=self.timeout)
-        response.raise_for_status()
-        return response.json()["clinicians"]
-
-    def on_duty(self, role: str | None = None) -> list[dict]:
-        """Everyone on duty now by the rota (GET /api/v1/oncall/current), signed in or not."""
-        params = {"role": role} if role else {}
-        response = self.session.get(f"{self.base_url}/api/v1/oncall/current", params=params,
-                                    timeout=self.timeout)
-        response.raise_for_status()
-        return response.json()["clinicians"]
-
-    def close(self) -> None:
-        self.session.close()
-
-
-ONCALL_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError)
 
 
 # --- The routing order -------------------------------------------------------------------------
@@ -165,11 +133,18 @@ def routes_of(cur, incidents) -> dict[tuple[str, str], Route]:
 def everyone_available(oncall: OnCallClient) -> list[dict] | None:
     """Everyone available now, least busy first; None when the on-call service cannot answer
     (the caller leaves the alarm where it is and tries again)."""
+    return _asked("on-call service did not answer who is available",
+                  lambda: [c for c in oncall.available() if c["employee_id"] and c["role"]])
+
+
+def _asked(failure: str, lookup):
+    """lookup()'s answer from the on-call service, or None when it cannot answer (counted, and
+    logged as `failure`): the caller decides what an unanswered question means."""
     try:
-        return [c for c in oncall.available() if c["employee_id"] and c["role"]]
+        return lookup()
     except ONCALL_ERRORS as exc:
         ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who is available", extra={"error": repr(exc)[:300]})
+        log.warning(failure, extra={"error": repr(exc)[:300]})
         return None
 
 
@@ -302,12 +277,8 @@ def supervisors_on_duty(oncall: OnCallClient) -> list[str] | None:
     """Supervisors on duty now and signed in: the only ones told of escalations and of alarms
     nobody could take (an off-shift supervisor must not collect a pile of unread pages). None
     when the on-call service cannot answer."""
-    try:
-        return sorted(c["employee_id"] for c in oncall.on_duty() if c["is_supervisor"] and c["signed_in"])
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who supervises now", extra={"error": repr(exc)[:300]})
-        return None
+    return _asked("on-call service did not answer who supervises now", lambda: sorted(
+        c["employee_id"] for c in oncall.on_duty() if c["is_supervisor"] and c["signed_in"]))
 
 
 def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime) -> list[str]:
@@ -328,12 +299,8 @@ def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime
 def last_resort(oncall: OnCallClient) -> list[dict] | None:
     """Every clinician of the last-resort role on duty now, signed in or not (their pager rings
     either way); None when the on-call service cannot answer."""
-    try:
-        return [c for c in oncall.on_duty(LAST_RESORT_ROLE)]
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who the last resort is", extra={"error": repr(exc)[:300]})
-        return None
+    return _asked("on-call service did not answer who the last resort is",
+                  lambda: oncall.on_duty(LAST_RESORT_ROLE))
 
 
 # --- Who may own it: claim and reassign --------------------------------------------------------
@@ -349,13 +316,12 @@ def on_duty_now(oncall: OnCallClient) -> dict[str, dict]:
     """employee_id -> their on-call record (role, signed_in, ...) for everyone on duty now.
     Raises ApiError 503 when the on-call service cannot answer: nobody may be given an alarm
     unchecked."""
-    try:
-        return {c["employee_id"]: c for c in oncall.on_duty()}
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who is on duty", extra={"error": repr(exc)[:300]})
+    on_duty = _asked("on-call service did not answer who is on duty",
+                     lambda: {c["employee_id"]: c for c in oncall.on_duty()})
+    if on_duty is None:
         raise ApiError(503, "cannot check who is on duty now (the on-call service does not answer); "
-                       "try again", retry_after_seconds=5) from exc
+                       "try again", retry_after_seconds=5)
+    return on_duty
 
 
 def owner_refusal(route: Route, *, person: dict, on_duty: dict[str, dict], by_supervisor: bool,

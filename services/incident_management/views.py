@@ -8,6 +8,7 @@ from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
 from healthguard.context import settings
 from healthguard.errors import ApiError
+from healthguard.oncall_client import OnCallClient
 from healthguard.web import platform
 
 from . import incidents, lifecycle, performance, policies, routing
@@ -116,12 +117,12 @@ def resolve(incident_id: int, json: Resolution):
     return _changed(lifecycle.resolve_incident, incident_id, resolution_notes=json.resolution_notes)
 
 
-def _oncall() -> routing.OnCallClient:
+def _oncall() -> OnCallClient:
     """This thread's client of the on-call service (a requests.Session is not shared), asked
     before the transaction: a slow answer must not hold the incident's row lock."""
     local = current_app.extensions["incidents.oncall"]
     if getattr(local, "client", None) is None:
-        local.client = routing.OnCallClient(settings().ONCALL_URL, settings().SERVICE_TOKEN)
+        local.client = OnCallClient(settings().ONCALL_URL, settings().SERVICE_TOKEN)
     return local.client
 
 

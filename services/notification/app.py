@@ -10,6 +10,7 @@ import signal
 import threading
 
 from healthguard import broker
+from healthguard.domain import PUSH_EXCHANGE
 from healthguard.fanout import FanoutPublisher, FanoutSubscriber
 from healthguard.phi_access import BatchedAccessLog
 from healthguard.web import create_service_app
@@ -26,7 +27,7 @@ from .reach_views import reach
 from .schemas import api
 from .send_due_attempts import SendDueAttempts
 from .settings import NotificationSettings
-from .store_notifications import BATCH_SIZE, PUSH_EXCHANGE, store_and_announce, store_and_announce_all
+from .store_notifications import BATCH_SIZE, store_and_announce, store_and_announce_all
 from .views import rest, sockets, ticket_office
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,14 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, eventName, roleName, statusName } from "../domain.js";
+import {
+  ACTIVE_INCIDENT_STATUSES,
+  UNACKNOWLEDGED_STATUSES,
+  WS_FRAME_INCIDENT_UPDATED,
+  eventName,
+  roleName,
+  statusName,
+} from "../domain.js";
 import { bySeverityThenAge, formatDuration, subjectOf, timeAgo } from "../format.js";
 import ActiveSilences from "../ActiveSilences.jsx";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
@@ -132,7 +139,7 @@ function useLiveDashboard() {
         reload();
         return;
       }
-      if (event.type !== "incident_updated") return;
+      if (event.type !== WS_FRAME_INCIDENT_UPDATED) return;
       if (loading.current) loading.current.push(event);
       else applyFrame(event);
       clearTimeout(figuresTimer.current);
