@@ -30,8 +30,8 @@ from healthguard.broker import (
     declare_queue,
     retry_queue,
 )
-from healthguard.config import ConfigError
 from healthguard.migrate import APP_ROLE
+from healthguard.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE_KEY = "test-device-key"  # the DEVICE_API_KEYS of conftest's service_env

@@ -37,18 +37,29 @@ def test_the_privacy_officer_searches_who_read_a_patient_and_a_nurse_has_no_priv
 
 
 def test_a_silent_monitor_shows_on_the_patients_page_and_the_devices_page(page, site, login_as, db, clock):
+    """A patient's silent monitor on their page and the devices page; a ward's silent monitor (no
+    patient) as an incident of its ward on the dashboard and the incident page."""
     supervisor = {"Authorization": f"Bearer {login_as('D01')}"}
-    created = requests.post(f"{site}/api/v1/devices", json={"name": "Bed 312 monitor", "patient_id": "P001"},
-                            headers=supervisor, timeout=10).json()
-    device_id, key = created["device"]["device_id"], created["key"]
-    assert requests.put(f"{site}/api/v1/devices/{device_id}/heartbeat", json={"interval_seconds": 60},
-                        headers=supervisor, timeout=10).status_code == 200
+
+    def register(scope: dict) -> tuple[int, str]:
+        created = requests.post(f"{site}/api/v1/devices", json=scope, headers=supervisor, timeout=10).json()
+        device_id = created["device"]["device_id"]
+        assert requests.put(f"{site}/api/v1/devices/{device_id}/heartbeat", json={"interval_seconds": 60},
+                            headers=supervisor, timeout=10).status_code == 200
+        return device_id, created["key"]
+
+    device_id, key = register({"name": "Bed 312 monitor", "patient_id": "P001"})
+    ward_device, ward_key = register({"name": "ICU central station", "ward": "ICU"})
     beat = requests.post(f"{site}/api/v1/devices/me/heartbeat", headers={"X-API-Key": key}, timeout=10).json()
+    assert requests.post(f"{site}/api/v1/devices/me/heartbeat", headers={"X-API-Key": ward_key},
+                         timeout=10).status_code == 200
     last = dt.datetime.fromisoformat(beat["last_beat_at"])
     clock.set(last + dt.timedelta(seconds=125))
     with db.transaction() as cur:
-        wait_for(lambda: cur.execute("SELECT 1 FROM device_silences WHERE device_id = %s", (device_id,))
-                 or cur.fetchone(), 30, 0.2, "the device to be alarmed silent")
+        for device in (device_id, ward_device):
+            wait_for(lambda device=device: cur.execute("SELECT 1 FROM device_silences WHERE device_id = %s",
+                                                       (device,)) or cur.fetchone(),
+                     30, 0.2, "the device to be alarmed silent")
 
     sign_in(page, "D01")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Dr. Michael Brooks")
@@ -58,3 +69,15 @@ def test_a_silent_monitor_shows_on_the_patients_page_and_the_devices_page(page, 
     page.get_by_role("link", name="Devices").click()
     row = page.get_by_test_id("devices").get_by_role("row").filter(has_text="Bed 312 monitor")
     expect(row).to_contain_text(f"Silent since {since:%H:%M}")
+
+    # The ward monitor's silence is an incident of its ward: on the dashboard with the ward and
+    # the device where a patient would be, and on its own page.
+    page.get_by_role("link", name="Dashboard").click()
+    row = page.get_by_role("row").filter(has_text="Device: ICU central station")
+    expect(row).to_contain_text("ICU")
+    expect(row).to_contain_text("MEDIUM")
+    row.get_by_role("link", name="Device silent").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "MEDIUM: Device silent, ICU central station (ICU)")
+    expect(page.get_by_test_id("patient-line")).to_have_text("Device: ICU central station · ICU")
+    expect(page.get_by_test_id("patient-context")).to_contain_text("ICU central station")

@@ -462,6 +462,6 @@ def test_a_proxy_named_by_host_is_looked_up_and_looked_up_again_later():
 @pytest.mark.parametrize("setting", ["10.0.0.0/8,300.1.2.3", "10.0.0.0/33", "web ui", "-nginx"])
 def test_a_malformed_trusted_proxies_setting_stops_the_service(setting):
     from healthguard.addresses import trusted_proxies
-    from healthguard.config import ConfigError
+    from healthguard.settings import ConfigError
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         trusted_proxies(setting)

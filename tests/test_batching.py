@@ -17,8 +17,8 @@ from healthguard.broker import (
     RetryPolicy,
 )
 from healthguard.messages import AlertMessage
+from healthguard.oncall_client import OnCallClient
 from healthguard.outbox import OutboxRelay, OutboxRow, enqueue
-from incident_management.assignment import OnCallClient
 from incident_management.consume_alerts import open_incidents_for_alerts
 from tests.support import (
     drain_queue,

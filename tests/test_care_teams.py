@@ -166,3 +166,78 @@ def test_care_team_rules_refuse_with_json_errors(api, db, clock, login_as):
     assert ward["patients"] == []
     history = call(api, "GET", n01, "/care-teams/patients/P007/history").json()["assignments"]
     assert history[0]["end_reason"] == "DISCHARGE"
+
+
+def test_the_patients_nurse_who_declines_hands_it_to_the_charge_nurse(api, db, clock, login_as,
+                                                                      make_incident):
+    on_duty(db, clock, "N04")
+    n01 = login_as("N01")
+    n02 = login_as("N02")
+    login_as("N04")
+    login_as("D03")
+    # The charge nurse is busier than N04, a nurse who never saw the ward's patients.
+    make_incident(severity="HIGH", patient_id="P001", alert_type="FALL_DETECTED", assigned_to="N01")
+    assign(api, n01, "P007", "N02")
+    named = call(api, "PUT", n01, f"/care-teams/wards/{WARD}/charge-nurse", {"employee_id": "N01"})
+    assert named.status_code == 200, named.text
+    incident = alarm(api)
+    assert incident["assigned_to"] == "N02"
+
+    declined = api.act(n02, incident["incident_id"], "decline", {"reason": "with a patient in 514"})
+    assert declined.status_code == 200, declined.text
+    moved = api.get(incident["incident_id"])
+    assert (moved["assigned_to"], moved["assignment_reason"]) == ("N01", "DECLINE")
+    assert moved["why"] == {"routed_as": "CHARGE_NURSE",
+                            "why": f"the charge nurse of {WARD} (the patient's nurse has had it)"}
+    assert [(a["employee_id"], a["routed_as"]) for a in moved["assignments"]] == [
+        ("N02", "CARE_TEAM"), ("N01", "CHARGE_NURSE")]
+
+
+def test_with_no_charge_nurse_a_decline_goes_to_the_wards_pool_not_a_stranger(api, db, clock, login_as,
+                                                                           make_incident):
+    on_duty(db, clock, "N03", "N04")
+    second_patient(db)
+    n01 = login_as("N01")
+    n02 = login_as("N02")
+    for person in ("N03", "N04", "D03"):
+        login_as(person)
+    # N03 nurses P009 on the ward and is busier than N04, who does not work the ward; N01 is
+    # busier still (a supervisor, not the ward's charge nurse and nursing none of its patients).
+    make_incident(severity="HIGH", patient_id="P001", alert_type="FALL_DETECTED", assigned_to="N03")
+    for _ in range(2):
+        make_incident(severity="HIGH", patient_id="P001", alert_type="FALL_DETECTED", assigned_to="N01")
+    assign(api, n01, "P007", "N02")
+    assign(api, n01, "P009", "N03")
+    incident = alarm(api)
+    assert incident["assigned_to"] == "N02"
+
+    assert api.act(n02, incident["incident_id"], "decline").status_code == 200
+    moved = api.get(incident["incident_id"])
+    # A nurse of the ward: before N04 (less busy) and before the emergency doctor, the role that
+    # comes first for low SpO2 where a ward has no care team.
+    assert moved["assigned_to"] == "N03"
+    assert moved["why"] == {"routed_as": "WARD_POOL",
+                            "why": f"the least busy nurse working on {WARD} this shift"}
+
+
+def test_escalation_keeps_its_roles_and_takes_the_wards_staff_first(api, db, clock, login_as, make_incident):
+    on_duty(db, clock, "N03")
+    second_patient(db)
+    n01 = login_as("N01")
+    for person in ("N02", "N03", "D03", "D04"):
+        login_as(person)
+    # D04 is P009's doctor on the ward and busier than D03, who does not work the ward.
+    for _ in range(2):
+        make_incident(severity="HIGH", patient_id="P001", alert_type="FALL_DETECTED", assigned_to="D04")
+    assign(api, n01, "P007", "N02")
+    assign(api, n01, "P009", "N03", doctor_id="D04")
+    incident = alarm(api)
+    assert incident["assigned_to"] == "N02"
+
+    # N02 does not acknowledge in time (HIGH: 180 s): escalated as before care teams, to the
+    # first of the alarm's roles (an emergency doctor), but of them the one who works the ward.
+    clock.advance(181)
+    escalated = api.wait_until(incident["incident_id"], lambda i: i["assigned_to"] != "N02", "the escalation")
+    assert (escalated["assigned_to"], escalated["assignment_reason"]) == ("D04", "ESCALATION")
+    assert escalated["why"] == {"routed_as": "WARD_POOL",
+                                "why": f"the least busy emergency doctor working on {WARD} this shift"}

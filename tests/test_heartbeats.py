@@ -12,10 +12,11 @@ import requests
 from alert_ingestion import hl7_gateways, hl7_messages
 from alert_ingestion.heartbeats import check_silent_devices
 from alert_ingestion.mllp_client import MllpClient
+from alert_ingestion.settings import GatewayRuleSettings
 from tests.support import free_port, port_open, wait_for
 
 DEVICE_NETWORKS = "127.0.0.0/8"
-RULES = hl7_gateways.gateway_rules({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS})
+RULES = GatewayRuleSettings.load({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}).gateway_rules
 
 
 @pytest.fixture
@@ -119,6 +120,77 @@ def test_a_silent_device_is_alarmed_at_two_intervals_and_resolves_when_heard(ing
     assert dt.datetime.fromisoformat(mine["last_beat_at"]) == again and mine["silent_since"] is None
 
 
+def put_on_duty(db, clock, employee_id: str) -> None:
+    """An override puts the clinician on duty for the hours around now (the rota's own engineers
+    may be off)."""
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO oncall_overrides (employee_id, starts_at, ends_at, reason) "
+                    "VALUES (%s, %s, %s, 'test: on duty')",
+                    (employee_id, clock.now() - dt.timedelta(hours=2), clock.now() + dt.timedelta(hours=6)))
+
+
+def test_a_silent_ward_monitor_is_a_medium_incident_of_its_ward_owned_by_an_engineer_and_resolved_when_heard(
+        start_service, supervisor, login_as, db, clock):
+    """A device that monitors no patient (a ward's central station; one of the whole hospital)
+    pages someone too: its own DEVICE_SILENT incident, MEDIUM, routed like any alarm to a
+    biomedical engineer on duty, and resolved when the device is heard again."""
+    clock.pin_rota()
+    oncall = start_service("oncall")
+    ingestion = start_service("alert-ingestion")
+    incidents = start_service("incident-management", env={"ONCALL_URL": oncall.url})
+    put_on_duty(db, clock, "E01")
+    engineer = {"Authorization": f"Bearer {login_as('E01')}"}
+    ward_device, ward_key = register(ingestion, supervisor, interval=60, name="ICU central station",
+                                     ward="ICU")
+    hospital_device, hospital_key = register(ingestion, supervisor, interval=60, name="Transport monitor 2")
+    beat = dt.datetime.fromisoformat(heartbeat(ingestion, ward_key)["last_beat_at"])
+    heartbeat(ingestion, hospital_key)
+
+    clock.set(beat + dt.timedelta(seconds=118))
+    with db.transaction() as cur:
+        assert check_silent_devices(cur)["alarmed"] == []
+    (silence,) = hold_clock_until(clock, beat + dt.timedelta(seconds=120.5),
+                                  lambda: silences(db, ward_device), "the ward monitor to be alarmed silent")
+    assert 118 <= (silence["alarmed_at"] - beat).total_seconds() <= 122
+    assert (silence["severity"], silence["ward"], silence["patient_id"]) == ("MEDIUM", "ICU", None)
+
+    def mine():
+        answer = requests.get(f"{incidents.url}/api/v1/incidents", params={"assigned_to": "E01"},
+                              headers=engineer, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return {i["alert_type"] + "/" + (i["ward"] or "-"): i for i in answer.json()["incidents"]
+                if i["status"] == "ASSIGNED"}
+    owned = wait_for(lambda: len(mine()) == 2 and mine(), 30, 0.2, "both silences assigned to the engineer")
+    ward, hospital = owned["DEVICE_SILENT/ICU"], owned["DEVICE_SILENT/-"]
+    assert ward["alert_id"] == silence["alert_id"]
+    assert (ward["severity"], ward["patient_id"], ward["device_name"]) == (
+        "MEDIUM", None, "ICU central station")
+    assert ward["title"] == "MEDIUM: Device silent, ICU central station (ICU)"
+    assert ward["assignee"]["role"] == "BIOMEDICAL_ENGINEER"
+    assert hospital["title"] == "MEDIUM: Device silent, Transport monitor 2 (hospital-wide)"
+    detail = requests.get(f"{incidents.url}/api/v1/incidents/{ward['incident_id']}", headers=engineer,
+                          timeout=10)
+    assert detail.status_code == 200 and detail.json()["alert"]["patient_id"] is None
+    acknowledged = requests.patch(f"{incidents.url}/api/v1/incidents/{ward['incident_id']}/acknowledge",
+                                  json={}, headers=engineer, timeout=10)
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert acknowledged.json()["status"] == "ACKNOWLEDGED"
+
+    # Heard again: the silence ends and its incident is resolved by itself.
+    clock.set(beat + dt.timedelta(seconds=300))
+    heartbeat(ingestion, ward_key)
+
+    def resolved():
+        answer = requests.get(f"{incidents.url}/api/v1/incidents/{ward['incident_id']}", headers=engineer,
+                              timeout=10).json()
+        return answer if answer["status"] == "RESOLVED" else None
+    done = wait_for(resolved, 30, 0.2, "the ward monitor's incident to be resolved")
+    assert "the device was heard again" in done["resolution_notes"]
+    assert (done["history"][-1]["action"], done["history"][-1]["actor_id"]) == ("RESOLVED", None)
+    # The hospital-wide monitor, still silent, is still the engineer's.
+    assert list(mine()) == ["DEVICE_SILENT/-"]
+
+
 def gateway_connection(mllp_port):
     return MllpClient("127.0.0.1", mllp_port, 30)
 
@@ -154,12 +226,14 @@ def test_a_silent_gateway_is_one_alarm_not_one_per_bed(ingestion, supervisor, db
     (silence,) = hold_clock_until(clock, beat + dt.timedelta(seconds=61), lambda: silences(db, device_id),
                                   "the gateway to be alarmed silent")
     assert silence["is_gateway"] and silence["severity"] == "MEDIUM" and silence["patient_id"] is None
-    # Another tick later, still that one alarm: none per bed, none twice.
+    # Another tick later, still that one alarm, the gateway's own: none per bed, none twice.
     clock.set(beat + dt.timedelta(seconds=200))
     with db.transaction() as cur:
         check_silent_devices(cur)
-        cur.execute("SELECT count(*) AS n FROM alerts WHERE alert_type = 'DEVICE_SILENT'")
-        assert cur.fetchone()["n"] == 0
+        cur.execute("SELECT alert_id, patient_id, ward, severity FROM alerts "
+                    "WHERE alert_type = 'DEVICE_SILENT'")
+        assert cur.fetchall() == [{"alert_id": silence["alert_id"], "patient_id": None, "ward": None,
+                                   "severity": "MEDIUM"}]
     assert len(silences(db)) == 1
 
 

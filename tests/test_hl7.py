@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from alert_ingestion import hl7_gateways, hl7_messages
 from alert_ingestion.hl7_listener import MllpListener
 from alert_ingestion.mllp_client import MllpClient
+from alert_ingestion.settings import GatewayRuleSettings
 from healthguard.db import Database
 from tests.support import REPO, free_port, metric_value, port_open, wait_for
 
@@ -30,7 +31,7 @@ ASYSTOLE = "196614^MDC_EVT_ECG_ASYSTOLE^MDC"
 # Where the tests' gateways listen for PCD-05 (the receiver on loopback, the CLI's 10.20.0.5, an
 # IPv6 listener); 192.168/16 is outside, as a hospital's database network would be.
 DEVICE_NETWORKS = "127.0.0.0/8,10.0.0.0/8,fd00::/8"
-RULES = hl7_gateways.gateway_rules({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS})
+RULES = GatewayRuleSettings.load({"HL7_DEVICE_NETWORKS": DEVICE_NETWORKS}).gateway_rules
 
 
 class StatusReceiver:

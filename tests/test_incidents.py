@@ -60,8 +60,8 @@ def test_device_alert_becomes_an_assigned_incident_for_the_right_role(api, login
     assert event["data"] == {"status": "ASSIGNED", "patient_id": "P001", "room": "312",
                              "alert_type": "CARDIAC_ARREST", "assigned_to": incident["assigned_to"],
                              "alert_count": 1, "reason": "ASSIGNED", "paged": [incident["assigned_to"]],
-                             "unowned_since": None, "assignment_reason": "AUTO", "previous_assignee": None,
-                             "actor_id": None}
+                             "unowned_since": None, "assignment_reason": "AUTO", "silenced_by": None,
+                             "previous_assignee": None, "actor_id": None}
     assert incident["assignment_reason"] == "AUTO" and incident["paged"] == [incident["assigned_to"]]
     assert incident["unowned"] is False and incident["unowned_since"] is None
     assert incident["history"][0]["note"] == f"from alert {alert_id} (Cardiac arrest)"  # words, not codes

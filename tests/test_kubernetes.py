@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from healthguard.broker import ALERT_LANES, dead_letter_queue, retry_queue
-from healthguard.config import PLACEHOLDER, ConfigError, load_config
+from healthguard.settings import PLACEHOLDER, ConfigError, ServiceSettings
 
 REPO = Path(__file__).resolve().parents[1]
 KUBE = REPO / "deploy" / "kubernetes"
@@ -659,8 +659,9 @@ def test_the_placeholder_secrets_hold_no_working_value(overlays):
                 assert value in (PLACEHOLDER, "") or key == "rabbitmq-user", (secret["metadata"]["name"], key)
         settings = named(objects, "Secret", "healthguard-secrets")["stringData"]
         with pytest.raises(ConfigError, match="placeholder"):
-            load_config({"DATABASE_URL": settings["database-url"], "RABBITMQ_URL": settings["rabbitmq-url"],
-                         "SERVICE_TOKEN": settings["service-token"]}, required=("DATABASE_URL",))
+            ServiceSettings.load({"DATABASE_URL": settings["database-url"],
+                                  "RABBITMQ_URL": settings["rabbitmq-url"],
+                                  "SERVICE_TOKEN": settings["service-token"]})
 
 
 # ------------------------------------------------------------------------------- checkov

@@ -32,9 +32,10 @@ def test_a_session_lasts_a_shift_and_its_handovers_and_a_browsers_30_idle_minute
         monkeypatch.delenv(name, raising=False)
     app = create_app(dict(service_env))
     try:
-        assert app.extensions["oncall.session_ttl_hours"] == 14
-        assert app.extensions["oncall.session_idle"] == dt.timedelta(minutes=30)
-        assert app.extensions["oncall.one_time_password_lifetime"] == dt.timedelta(hours=24)
+        settings = app.extensions["healthguard"].settings
+        assert settings.SESSION_TTL_HOURS == 14
+        assert settings.session_idle == dt.timedelta(minutes=30)
+        assert settings.one_time_password_lifetime == dt.timedelta(hours=24)
     finally:
         app.extensions["healthguard"].db.close()
 
@@ -251,7 +252,7 @@ def test_idle_and_shift_length_come_from_the_configuration(service_env, fresh, c
     for setting in ({"SESSION_IDLE_MINUTES": "0"}, {"SESSION_IDLE_MINUTES": "soon"},
                     {"SESSION_TTL_HOURS": "1", "SESSION_IDLE_MINUTES": "90"},
                     {"ONE_TIME_PASSWORD_HOURS": "0"}):
-        from healthguard.config import ConfigError
+        from healthguard.settings import ConfigError
         from oncall.app import create_app
         with pytest.raises(ConfigError, match=next(iter(setting.keys() - {"SESSION_TTL_HOURS"}))):
             create_app({**service_env, **setting})

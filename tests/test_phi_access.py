@@ -89,6 +89,63 @@ def test_one_incident_a_list_of_50_and_one_patient_each_log_one_entry_per_patien
     assert glass_entry["purpose"] == "break-glass" and glass_entry["reason"].startswith("covering ward 5")
 
 
+def test_with_break_glass_required_a_clinician_not_caring_for_the_patient_must_break_the_glass(
+        start_service, make_incident, login_as, db, clock):
+    """PHI_BREAK_GLASS_REQUIRED=1: an incident's (or an alert's) record is served for treatment to
+    its assignee and to the patient's care team this shift; anyone else signed in is refused,
+    told how to break the glass, and served once they do, the reason logged."""
+    clock.pin_rota()
+    strict = {"PHI_BREAK_GLASS_REQUIRED": "1"}
+    incident_service = start_service("incident-management", env=strict)
+    ingestion = start_service("alert-ingestion", env=strict)
+    incident_id = make_incident(patient_id="P002", severity="HIGH", alert_type="HEART_RATE_HIGH",
+                                assigned_to="N01")
+    with db.transaction() as cur:
+        cur.execute("SELECT alert_id FROM incidents WHERE incident_id = %s", (incident_id,))
+        alert_id = cur.fetchone()["alert_id"]
+        cur.execute("SELECT ward FROM patients WHERE patient_id = 'P002'")
+        ward = cur.fetchone()["ward"]
+        # N03 is the patient's nurse this shift.
+        cur.execute("""
+            INSERT INTO care_team_assignments (patient_id, ward, employee_id, care_role, assigned_by,
+                                               starts_at, ends_at)
+            VALUES ('P002', %s, 'N03', 'NURSE', 'D01', %s, %s)""",
+                    (ward, clock.now() - dt.timedelta(hours=1), clock.now() + dt.timedelta(hours=8)))
+    records = [
+        (incident_service, f"/api/v1/incidents/{incident_id}", "GET /api/v1/incidents/<int:incident_id>"),
+        (ingestion, f"/api/v1/alerts/{alert_id}", "GET /api/v1/alerts/<int(min=1):alert_id>")]
+
+    for carer in ("N01", "N03"):  # the assignee, the patient's nurse
+        headers = {"Authorization": f"Bearer {login_as(carer)}"}
+        for service, path, route in records:
+            answer = requests.get(f"{service.url}{path}", headers=headers, timeout=10)
+            assert answer.status_code == 200, (carer, path, answer.text)
+            (entry,) = access_log(db, employee_id=carer, route=route)
+            assert (entry["patient_id"], entry["purpose"], entry["reason"]) == ("P002", "treatment", None)
+
+    # N02, signed in, but neither assigned nor on P002's care team.
+    stranger = {"Authorization": f"Bearer {login_as('N02')}"}
+    for service, path, route in records:
+        refused = requests.get(f"{service.url}{path}", headers=stranger, timeout=10)
+        assert refused.status_code == 403, (path, refused.text)
+        message = refused.json()["message"]
+        assert "not caring for patient P002" in message
+        assert "X-Access-Purpose: break-glass" in message and "X-Access-Reason" in message
+        # A declared break-glass without its reason is a bad request, not a read.
+        bare = requests.get(f"{service.url}{path}", headers={**stranger, "X-Access-Purpose": "break-glass"},
+                            timeout=10)
+        assert bare.status_code == 400 and "X-Access-Reason" in bare.json()["message"]
+        assert access_log(db, employee_id="N02", route=route) == []
+
+        glass = {**stranger, "X-Access-Purpose": "break-glass",
+                 "X-Access-Reason": "rapid response team, patient deteriorating"}
+        served = requests.get(f"{service.url}{path}", headers=glass, timeout=10)
+        assert served.status_code == 200 and served.json()["patient_id"] == "P002", served.text
+        (entry,) = access_log(db, employee_id="N02", route=route)
+        assert (entry["patient_id"], entry["purpose"], entry["reason"]) == (
+            "P002", "break-glass", "rapid response team, patient deteriorating")
+
+
 @contextlib.contextmanager
 def as_services_role(database_url):
     conn = psycopg2.connect(as_app_role(database_url))

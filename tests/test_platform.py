@@ -13,7 +13,6 @@ import pytest
 import requests
 from psycopg2 import sql
 
-from healthguard.config import load_config
 from healthguard.migrate import create_database, default_migrations_dir, migrate, migration_files
 from healthguard.passwords import verify_password
 from healthguard.worker import run as run_worker
@@ -135,22 +134,6 @@ def test_service_refuses_to_start_without_required_settings(service_env, tmp_pat
             proc.start(timeout=20)
     finally:
         proc.stop()
-
-
-def test_a_dotenv_file_gives_settings_without_entering_the_process_environment(tmp_path, monkeypatch):
-    # A developer's .env holds the broker's Erlang cookie and the suite's database URLs: read
-    # into the settings, never into os.environ, where every subprocess (a rabbitmqctl told the
-    # wrong cookie, a test's service migrating the wrong database) would inherit it.
-    (tmp_path / ".env").write_text("RABBITMQ_ERLANG_COOKIE=from-the-file\n"
-                                   "LOG_LEVEL=DEBUG\nSESSION_TTL_HOURS=3\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RABBITMQ_ERLANG_COOKIE", raising=False)
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    monkeypatch.setenv("SESSION_TTL_HOURS", "5")
-    settings = load_config(optional=("RABBITMQ_ERLANG_COOKIE",))
-    assert settings["RABBITMQ_ERLANG_COOKIE"] == "from-the-file" and settings["LOG_LEVEL"] == "DEBUG"
-    assert settings["SESSION_TTL_HOURS"] == "5"  # the environment wins over the file
-    assert "RABBITMQ_ERLANG_COOKIE" not in os.environ and "LOG_LEVEL" not in os.environ
 
 
 def test_service_refuses_to_start_with_a_placeholder_secret(service_env):

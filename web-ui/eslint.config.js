@@ -23,7 +23,7 @@ export default [
       // Hooks and small helpers live next to the provider or components they belong to.
       "react-refresh/only-export-components": [
         "error",
-        { allowExportNames: ["useAuth", "useLive", "useIncidentUpdates", "reconnectDelay", "watchdogStep", "stateAfterLoss", "useResource", "useNow", "useTimeZone", "useMediaQuery"] },
+        { allowExportNames: ["useAuth", "useLive", "useIncidentUpdates", "reconnectDelay", "watchdogStep", "stateAfterLoss", "useResource", "useRequest", "useNow", "useTimeZone", "useMediaQuery"] },
       ],
       "no-unused-vars": ["error", { varsIgnorePattern: "^[A-Z_]", argsIgnorePattern: "^_" }],
     },

@@ -24,7 +24,8 @@ SOURCES = ("DEVICE", "MANUAL", "SIMULATOR")
 DEVICE_SOURCES = ("DEVICE", "SIMULATOR")
 
 ALERT_SELECT = """
-    SELECT a.alert_id, a.patient_id, p.name AS patient_name, a.alert_type, t.name AS alert_name,
+    SELECT a.alert_id, a.patient_id, p.name AS patient_name, a.ward, a.device_name, a.alert_type,
+           t.name AS alert_name,
            a.severity, a.category, a.room, a.value::float AS value, a.device_id, a.source_alarm_id,
            a.source, a.triggered_by, a.occurred_at, a.received_at, a.hl7_gateway_id,
            a.event_code, a.event_unmapped, a.event_phase, a.event_state, a.event_priority, a.unit,
@@ -32,7 +33,7 @@ ALERT_SELECT = """
            coalesce(i.incident_id, r.incident_id) AS incident_id,
            coalesce(i.status, r.status) AS incident_status
     FROM alerts a
-    JOIN patients p USING (patient_id)
+    LEFT JOIN patients p USING (patient_id)  -- none: a device's own alarm (DEVICE_SILENT)
     JOIN alert_types t ON t.alert_type = a.alert_type
     LEFT JOIN incidents i ON i.alert_id = a.alert_id
     -- a repeat of an alarm joins the incident already open for it (incident management)
@@ -47,7 +48,8 @@ DEVICE_ALARM_COLUMNS = ("hl7_gateway_id", "event_code", "event_unmapped", "event
 
 LANES = json.dumps({severity: alert_lane(severity) for severity in SEVERITIES})
 # The columns of ALERT_SELECT, in its order.
-ALERT_COLUMNS = ("alert_id", "patient_id", "patient_name", "alert_type", "alert_name", "severity",
+ALERT_COLUMNS = ("alert_id", "patient_id", "patient_name", "ward", "device_name", "alert_type", "alert_name",
+                 "severity",
                  "category", "room", "value", "device_id", "source_alarm_id", "source", "triggered_by",
                  "occurred_at", "received_at", *DEVICE_ALARM_COLUMNS, "incident_id", "incident_status")
 
@@ -78,7 +80,8 @@ RECORD_ALERT = Prepared("record_alert", """
     ), queued AS (""" + QUEUE_ALERT + """
     )
     SELECT (SELECT status FROM patient) AS patient_status,
-           s.alert_id, s.patient_id, (SELECT name FROM patient) AS patient_name, s.alert_type,
+           s.alert_id, s.patient_id, (SELECT name FROM patient) AS patient_name, s.ward, s.device_name,
+           s.alert_type,
            (SELECT name FROM kind) AS alert_name, s.severity, s.category, s.room,
            s.value::float AS value, s.device_id, s.source_alarm_id, s.source, s.triggered_by,
            s.occurred_at, s.received_at, s.hl7_gateway_id, s.event_code, s.event_unmapped,
@@ -146,6 +149,40 @@ def record_alert(cur, report: Alarm) -> tuple[dict, bool]:
         return existing, False
     wake_relay_after_commit(cur)
     return {key: row[key] for key in ALERT_COLUMNS}, True
+
+
+RECORD_DEVICE_ALERT = """
+    WITH stored AS (
+        INSERT INTO alerts (patient_id, ward, device_name, alert_type, severity, category, room, device_id,
+                            source_alarm_id, source, occurred_at, received_at)
+        SELECT NULL, %(ward)s, %(device_name)s, t.alert_type, %(severity)s, t.category, NULL, %(device_id)s,
+               %(source_alarm_id)s, 'DEVICE', %(occurred_at)s, %(now)s
+        FROM alert_types t WHERE t.alert_type = %(alert_type)s
+        ON CONFLICT (device_id, source_alarm_id)
+            WHERE device_id IS NOT NULL AND source_alarm_id IS NOT NULL
+            DO NOTHING
+        RETURNING *
+    ), queued AS (""" + QUEUE_ALERT + """
+    )
+    SELECT alert_id FROM stored
+"""  # noqa: S608 (QUEUE_ALERT is a constant)
+
+
+def record_device_alert(cur, *, alert_type: str, severity: str, device_name: str, ward: str | None,
+                        device_id: str, source_alarm_id: str, occurred_at: datetime.datetime) -> int:
+    """A device's own alarm, of no patient (a ward's or the hospital's device: DEVICE_SILENT), and
+    its announcement, in the caller's transaction: it becomes an incident like any alert. Its
+    severity is the caller's (a device watching no patient is not the alert type's default).
+    Returns the alert's id: the one stored before when the device already reported that alarm."""
+    cur.execute(RECORD_DEVICE_ALERT, {
+        "alert_type": alert_type, "severity": severity, "device_name": device_name, "ward": ward,
+        "device_id": device_id, "source_alarm_id": source_alarm_id, "occurred_at": occurred_at,
+        "now": clock.now(), "lanes": LANES})
+    row = cur.fetchone()
+    if row is None:
+        return get_alert_by_source(cur, device_id=device_id, source_alarm_id=source_alarm_id)["alert_id"]
+    wake_relay_after_commit(cur)
+    return row["alert_id"]
 
 
 def get_alert(cur, *, alert_id: int) -> dict | None:

@@ -3,27 +3,24 @@ from healthguard.outbox import OutboxRelay
 from healthguard.web import create_service_app
 
 from .flood_limits import limits_from
-from .hl7_gateways import RULE_SETTINGS, gateway_rules
-from .hl7_listener import LISTENER_SETTINGS, listener_from
+from .hl7_listener import listener_from
 from .schemas import api
 from .send_alert_status import SendAlertStatus
+from .settings import AlertIngestionSettings
 from .views import blueprint
 from .watch_device_heartbeats import WatchDeviceHeartbeats
 
 
 def create_app(config=None):
-    # DEVICE_API_KEYS is optional: bootstrap keys for the demo profile; devices have their own keys.
-    app = create_service_app("alert-ingestion", config,
-                             optional=("DEVICE_API_KEYS", "DEVICE_ALERTS_PER_SECOND",
-                                       "MANUAL_ALERTS_PER_MINUTE", *LISTENER_SETTINGS, *RULE_SETTINGS),
+    app = create_service_app("alert-ingestion", config, settings_model=AlertIngestionSettings,
                              blueprints=(blueprint,), api=api)
-    app.extensions["alert_ingestion.flood_limits"] = limits_from(app.config)
-    rules = app.extensions["alert_ingestion.gateway_rules"] = gateway_rules(app.config)
     hg = app.extensions["healthguard"]
+    app.extensions["alert_ingestion.flood_limits"] = limits_from(hg.settings)
+    rules = app.extensions["alert_ingestion.gateway_rules"] = hg.settings.gateway_rules
     # Run by the worker process (python -m healthguard.worker alert_ingestion), never here.
     hg.background.append(OutboxRelay(hg.db, hg.publisher))
     # Device gateways' HL7 alarms (PCD-04 over MLLP) and their status back (PCD-05): HL7.md.
-    hg.background.append(listener_from(hg.db, app.config))
+    hg.background.append(listener_from(hg.db, hg.settings))
     hg.background.append(SendAlertStatus(hg.db, rules=rules))
     hg.background.append(WatchDeviceHeartbeats(db=hg.db))
     # Alarms are stored with their outbox row while the broker is away: still ready, degraded.

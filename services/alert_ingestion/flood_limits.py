@@ -22,7 +22,6 @@ import random
 from dataclasses import dataclass
 
 from healthguard import clock
-from healthguard.config import ConfigError
 from healthguard.db import Prepared
 from healthguard.errors import ApiError
 
@@ -47,21 +46,11 @@ class TooManyAlerts(ApiError):
                               "alerts accepted so far are kept", retry_after_seconds=retry_after)
 
 
-def limits_from(config) -> dict[str, FloodLimit]:
-    def positive(name: str, default: int) -> int:
-        raw = config.get(name)
-        try:
-            value = int(raw) if raw not in (None, "") else default
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ConfigError(f"setting {name} must be a positive integer, got {raw!r}")
-        return value
+def limits_from(settings) -> dict[str, FloodLimit]:
+    """The limits of alert_ingestion.settings' DEVICE_ALERTS_PER_SECOND and MANUAL_ALERTS_PER_MINUTE."""
     return {
-        "device": FloodLimit("device", positive("DEVICE_ALERTS_PER_SECOND", DEFAULT_DEVICE_ALERTS_PER_SECOND),
-                             datetime.timedelta(seconds=1)),
-        "manual": FloodLimit("manual", positive("MANUAL_ALERTS_PER_MINUTE", DEFAULT_MANUAL_ALERTS_PER_MINUTE),
-                             datetime.timedelta(minutes=1)),
+        "device": FloodLimit("device", settings.DEVICE_ALERTS_PER_SECOND, datetime.timedelta(seconds=1)),
+        "manual": FloodLimit("manual", settings.MANUAL_ALERTS_PER_MINUTE, datetime.timedelta(minutes=1)),
     }
 
 

@@ -9,9 +9,14 @@ database which deadlines have passed, so a restart loses nothing and any number 
 
 A gateway is one device: its silence is one alarm for the gateway (its ward), never one per bed
 behind it. A device monitoring a patient raises DEVICE_SILENT as an alert of that patient (HIGH,
-routed by alert_types.routes_to to the biomedical engineers and the nurse); a ward's or unscoped
-device's silence (MEDIUM) is recorded in device_silences and shown on the devices page, since an
-alert belongs to a patient.
+routed by alert_types.routes_to to the biomedical engineers and the nurse). Any other device (a
+ward's, a gateway, or one of the whole hospital, or one whose patient left) raises it as an alert
+of the device itself (MEDIUM, migration 0022): no patient, so no care team, and routing offers it
+to the biomedical engineers on duty (the ward's when it has one, else the hospital's), then the
+type's other roles, like any alarm. Either way the silence is a device_silences row too (the
+devices page, the patient page). When the device is heard again the alert is marked cleared; a
+device's own incident is then resolved by incident management (resolve_heard_devices.py), while
+a patient's is left to a clinician, who must see the patient.
 """
 import datetime
 
@@ -20,6 +25,9 @@ from healthguard import clock
 from . import alerts
 
 SILENT_ALERT_TYPE = "DEVICE_SILENT"
+# A silent device that monitors no patient: nobody's readings are known lost, but every alarm
+# behind it may be (issue 24: "HIGH when the device monitors a patient, MEDIUM otherwise").
+DEVICE_SEVERITY = "MEDIUM"
 
 
 def beat(cur, *, device_id: int) -> dict:
@@ -80,22 +88,26 @@ def check_silent_devices(cur) -> dict:
     """, {"now": now})
     alarmed = []
     for device in cur.fetchall():
-        alert_id = None
         monitors_patient = device["patient_id"] is not None and device["patient_status"] == "ADMITTED"
+        # One alarm per silence: a redelivered or concurrent check finds it by this key.
+        key = {"device_id": f"registry-{device['device_id']}",
+               "source_alarm_id": f"{SILENT_ALERT_TYPE}-{_epoch(device['silent_since'])}"}
         if monitors_patient:
             alert, _ = alerts.record_alert(cur, alerts.Alarm(
                 patient_id=device["patient_id"], alert_type=SILENT_ALERT_TYPE,
-                device_id=f"registry-{device['device_id']}",
-                source_alarm_id=f"{SILENT_ALERT_TYPE}-{_epoch(device['silent_since'])}",
-                occurred_at=device["silent_after"]))
+                occurred_at=device["silent_after"], **key))
             alert_id = alert["alert_id"]
+        else:
+            alert_id = alerts.record_device_alert(
+                cur, alert_type=SILENT_ALERT_TYPE, severity=DEVICE_SEVERITY, device_name=device["name"],
+                ward=device["ward"], occurred_at=device["silent_after"], **key)
         cur.execute("""
             INSERT INTO device_silences (device_id, is_gateway, ward, patient_id, severity, silent_since,
                                          alarmed_at, alert_id)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING
         """, (device["device_id"], device["is_gateway"], device["ward"], device["patient_id"],
-              "HIGH" if monitors_patient else "MEDIUM", device["silent_since"], now, alert_id))
+              "HIGH" if monitors_patient else DEVICE_SEVERITY, device["silent_since"], now, alert_id))
         alarmed.append(device["device_id"])
     return {"alarmed": alarmed, "heard": [row["device_id"] for row in heard]}
 

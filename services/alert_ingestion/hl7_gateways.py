@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 from healthguard import clock
 from healthguard.auth import Device, token_hash
-from healthguard.config import ConfigError, env_int_between, env_networks, load_config
 from healthguard.db import Database
 from healthguard.errors import ApiError
+from healthguard.settings import ConfigError
 
 GATEWAY_SELECT = """
     SELECT g.gateway_id, g.device_id, g.sending_application, g.sending_facility,
@@ -51,11 +51,6 @@ _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z
 _PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
 
 
-# The settings of GatewayRules, for the services' and the CLI's optional settings.
-RULE_SETTINGS = ("HL7_ALLOWLIST_WIDEST_IPV4_PREFIX", "HL7_ALLOWLIST_WIDEST_IPV6_PREFIX",
-                 "HL7_DEVICE_NETWORKS")
-
-
 @dataclass(frozen=True)
 class GatewayRules:
     """The operator's limits on what a gateway may be registered with."""
@@ -70,15 +65,6 @@ class GatewayRules:
         except ValueError:
             return True
         return not any(address in network for network in self.device_networks)
-
-
-def gateway_rules(config: dict) -> GatewayRules:
-    """The rules from the settings; ConfigError at start when one is malformed. The narrowest
-    limits accepted still refuse /0: no setting makes "anywhere" an allowlist."""
-    return GatewayRules(
-        widest_ipv4_prefix=env_int_between(config, "HL7_ALLOWLIST_WIDEST_IPV4_PREFIX", 16, 8, 32),
-        widest_ipv6_prefix=env_int_between(config, "HL7_ALLOWLIST_WIDEST_IPV6_PREFIX", 64, 32, 128),
-        device_networks=env_networks(config, "HL7_DEVICE_NETWORKS"))
 
 
 def resolve_endpoint(host: str, port: int) -> list[str]:
@@ -294,16 +280,13 @@ def main(argv: list[str]) -> int:
     commands.add_parser("list", help="the registered gateways")
     args = parser.parse_args(argv)
     try:
-        config = load_config(optional=("DATABASE_URL", *RULE_SETTINGS))
-        rules = gateway_rules(config)
+        from .settings import GatewayCliSettings  # it imports this module
+        settings = GatewayCliSettings.load()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    url = config.get("DATABASE_URL")
-    if not url:
-        print("missing required setting DATABASE_URL", file=sys.stderr)
-        return 2
-    db = Database(url, maxconn=1)
+    rules = settings.gateway_rules
+    db = Database(settings.DATABASE_URL, maxconn=1)
     try:
         with db.transaction() as cur:
             if args.command == "register":

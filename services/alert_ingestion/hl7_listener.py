@@ -77,9 +77,6 @@ GATEWAY_NETWORKS_REFRESH_SECONDS = 2.0
 # A refusal is logged at most this often per reason (the metric counts every one): a flood of
 # connections must not become a flood of log lines.
 REFUSAL_LOG_SECONDS = 10.0
-LISTENER_SETTINGS = ("HL7_MLLP_BIND", "HL7_MLLP_PORT", "HL7_MAX_MESSAGE_BYTES", "HL7_MAX_CONNECTIONS",
-                     "HL7_IDLE_SECONDS", "HL7_MSH_DEADLINE_SECONDS", "HL7_MAX_CONNECTIONS_PER_ADDRESS",
-                     "HL7_RESERVED_CONNECTIONS")
 # Another process holding the port must not stop the worker (its outbox relay carries every JSON
 # alarm): the listener logs, shows hl7_listener_up 0 and tries again this often.
 BIND_RETRY_SECONDS = 5.0
@@ -377,27 +374,12 @@ def _control_id() -> str:
     return "HG" + uuid.uuid4().hex[:18].upper()
 
 
-def listener_from(db, config) -> MllpListener:
-    """The listener with the service's settings (LISTENER_SETTINGS); ConfigError at start when one
-    is out of range."""
-    from healthguard.config import ConfigError, env_int_between
-
-    def integer(name: str, default: int, low: int, high: int) -> int:
-        return env_int_between(config, name, default, low, high)
-    max_connections = integer("HL7_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, 4096)
-    reserved = integer("HL7_RESERVED_CONNECTIONS", min(DEFAULT_RESERVED_CONNECTIONS, max_connections // 4),
-                       0, 4096)
-    if reserved >= max_connections:
-        raise ConfigError(f"setting HL7_RESERVED_CONNECTIONS ({reserved}) must be less than "
-                          f"HL7_MAX_CONNECTIONS ({max_connections})")
-    return MllpListener(db, host=config.get("HL7_MLLP_BIND") or DEFAULT_BIND,
-                        port=integer("HL7_MLLP_PORT", DEFAULT_PORT, 0, 65535),
-                        max_message_bytes=integer("HL7_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES,
-                                                  1024, 16 * 1024 * 1024),
-                        max_connections=max_connections,
-                        idle_seconds=integer("HL7_IDLE_SECONDS", DEFAULT_IDLE_SECONDS, 1, 86400),
-                        msh_deadline_seconds=integer("HL7_MSH_DEADLINE_SECONDS",
-                                                     DEFAULT_MSH_DEADLINE_SECONDS, 1, 300),
-                        max_connections_per_address=integer("HL7_MAX_CONNECTIONS_PER_ADDRESS",
-                                                            DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 1, 4096),
-                        reserved_connections=reserved)
+def listener_from(db, settings) -> MllpListener:
+    """The listener with the service's settings (alert_ingestion.settings)."""
+    return MllpListener(db, host=settings.HL7_MLLP_BIND, port=settings.HL7_MLLP_PORT,
+                        max_message_bytes=settings.HL7_MAX_MESSAGE_BYTES,
+                        max_connections=settings.HL7_MAX_CONNECTIONS,
+                        idle_seconds=settings.HL7_IDLE_SECONDS,
+                        msh_deadline_seconds=settings.HL7_MSH_DEADLINE_SECONDS,
+                        max_connections_per_address=settings.HL7_MAX_CONNECTIONS_PER_ADDRESS,
+                        reserved_connections=settings.HL7_RESERVED_CONNECTIONS)

@@ -140,13 +140,17 @@ class Alert(ResponseModel):
     alert_id: int
     status: Literal["RECEIVED", "INCIDENT_CREATED"] = Field(
         description="INCIDENT_CREATED once incident management has opened its incident")
-    patient_id: str
-    patient_name: str
+    patient_id: str | None = Field(description="null for a device's own alarm (DEVICE_SILENT of a ward "
+                                               "monitor or gateway): see device_name and ward")
+    patient_name: str | None
+    ward: str | None = Field(description="a device's own alarm: the device's ward (null: the whole "
+                                         "hospital); a patient's alarm: null, their ward is the patient's")
+    device_name: str | None = Field(description="a device's own alarm: the device")
     alert_type: str
     alert_name: str
     severity: Severity
     category: str
-    room: str
+    room: str | None
     value: float | None
     device_id: str | None
     source_alarm_id: str | None

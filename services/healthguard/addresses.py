@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from .config import ConfigError
+from .settings import ConfigError
 
 # The header is believed from nobody unless the deployment names its proxy.
 DEFAULT_TRUSTED_PROXIES = ""

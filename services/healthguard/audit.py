@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from psycopg2 import sql
 
 from . import clock
-from .config import ConfigError, load_config
+from .settings import ConfigError, MigrationSettings, PhiLogSettings
 
 log = logging.getLogger("healthguard.audit")
 
@@ -39,7 +39,6 @@ CHAINS = {
     "incident_history": ("incident_history", ("history_id",)),
     "phi_access_log": ("phi_access_log", ("access_id", "accessed_at")),
 }
-DEFAULT_RETENTION_YEARS = 6
 
 
 @dataclass
@@ -166,13 +165,6 @@ class AuditChainCollector:
 
 
 # --------------------------------------------------------------------------- retention
-def retention_years(settings: dict) -> int:
-    value = settings.get("PHI_LOG_RETENTION_YEARS") or str(DEFAULT_RETENTION_YEARS)
-    if not value.isdigit() or not 1 <= int(value) <= 100:
-        raise ConfigError(f"setting PHI_LOG_RETENTION_YEARS must be a whole number of years, got {value!r}")
-    return int(value)
-
-
 def expired_partitions(cur, *, years: int, now: dt.datetime) -> list[dict]:
     """Monthly partitions of the PHI access log wholly older than `years` before `now`."""
     cur.execute("""
@@ -229,11 +221,8 @@ def export_and_drop(conn, *, export_dir: Path, years: int, dry_run: bool = False
 
 
 # --------------------------------------------------------------------------- the command
-def _connect(settings: dict):
-    url = settings.get("MIGRATION_DATABASE_URL") or settings.get("DATABASE_URL")
-    if not url:
-        raise ConfigError("missing MIGRATION_DATABASE_URL (or DATABASE_URL)")
-    return psycopg2.connect(url, connect_timeout=5, application_name="healthguard-audit")
+class AuditSettings(MigrationSettings, PhiLogSettings):
+    """The schema owner's connection and the PHI log's retention."""
 
 
 def main(argv=None) -> int:
@@ -249,9 +238,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        settings = load_config(optional=("DATABASE_URL", "MIGRATION_DATABASE_URL", "PHI_LOG_RETENTION_YEARS"))
-        conn = _connect(settings)
-        years = args.years if args.command == "retention" and args.years else retention_years(settings)
+        settings = AuditSettings.load()
+        conn = psycopg2.connect(settings.owner_url, connect_timeout=5, application_name="healthguard-audit")
+        years = args.years if args.command == "retention" and args.years else settings.PHI_LOG_RETENTION_YEARS
     except (ConfigError, psycopg2.Error) as exc:
         print(f"healthguard.audit: {exc}", file=sys.stderr)
         return 2

@@ -18,10 +18,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import g, request
 
 from . import clock
-from .context import platform
+from .context import platform, settings
 from .db import Prepared
 from .errors import ApiError
 
@@ -85,8 +85,7 @@ def device_for_key(cur, key: str) -> Device | None:
 
 
 def bootstrap_device(presented: str) -> Device | None:
-    keys = [k.strip() for k in current_app.config.get("DEVICE_API_KEYS", "").split(",") if k.strip()]
-    if any(hmac.compare_digest(presented.encode(), k.encode()) for k in keys):
+    if any(hmac.compare_digest(presented.encode(), k.encode()) for k in settings().device_api_keys):
         return Device(device_id=None, name="bootstrap key (DEVICE_API_KEYS)")
     return None
 
@@ -177,7 +176,7 @@ def authenticate_request() -> Caller:
         token = session_cookie_token()
     if not token:
         raise _unauthorized("sign in first: send Authorization: Bearer <session token>")
-    service_token = current_app.config.get("SERVICE_TOKEN")
+    service_token = settings().SERVICE_TOKEN
     if (not from_cookie and service_token
             and hmac.compare_digest(token.encode(), service_token.encode())):
         return Caller(clinician=None)

@@ -9,12 +9,14 @@ from flask import current_app
 
 from . import broker
 from .db import Database
+from .settings import ServiceSettings
 
 
 @dataclass
 class Platform:
     """What a service shares between its routes, consumers and tests (app.extensions)."""
     service: str
+    settings: ServiceSettings  # the service's model (healthguard.settings), read once at start
     db: Database
     publisher: broker.Publisher
     rabbitmq_url: str
@@ -35,3 +37,8 @@ class Platform:
 
 def platform() -> Platform:
     return current_app.extensions["healthguard"]
+
+
+def settings() -> ServiceSettings:
+    """This app's settings, typed (the service's own model)."""
+    return current_app.extensions["healthguard"].settings

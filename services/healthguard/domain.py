@@ -1,6 +1,7 @@
 """The hospital's vocabularies and the rules written on them, once for every service: statuses,
 severities, what each status allows, which statuses carry a deadline, and the constants services
-and the browser agree on (WebSocket close codes, the notification events that page).
+and the browser agree on (WebSocket close codes and frame types, the notification events that page,
+the broker's queue and exchange names).
 
 The browser has the same names in web-ui/src/domain.js; tests/test_domain_lists.py fails when the
 two differ, and when the database's copies differ: its CHECK constraints (the last line of
@@ -59,6 +60,40 @@ ALERTING_EVENTS = ("INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INCIDENT_ESCALAT
 # browser acts on: sign in again, or do not reconnect in a loop.
 WS_CLOSE_SESSION_ENDED = 4401      # the session was signed out or expired
 WS_CLOSE_TOO_MANY_SOCKETS = 4409   # the session opened more sockets than an instance keeps for it
+
+# The type of every WebSocket frame of the notification service (notification/WEBSOCKET.md, its
+# "Frames"). Server to client:
+WS_FRAME_NOTIFICATION = "notification"          # a stored notification of this clinician
+WS_FRAME_INCIDENT_UPDATED = "incident_updated"  # any incident event, to every signed-in socket
+WS_FRAME_MORE = "more"                          # after a replay page: older ones remain
+WS_FRAME_ERROR = "error"                        # a client frame the server does not understand
+# Both ways: a ping is answered with a pong (a browser cannot see protocol pings).
+WS_FRAME_PING = "ping"
+WS_FRAME_PONG = "pong"
+# Client to server: replay what was stored since last_id.
+WS_FRAME_RESUME = "resume"
+
+# RabbitMQ (healthguard/broker/topology.py declares them; services only, not the browser).
+# Notification events, one durable queue shared by the notification workers:
+NOTIFICATIONS_QUEUE = "notifications"
+# Stored notifications announced to every web process of the notification service (a fanout
+# exchange: each process binds its own queue and pushes to the sockets it holds):
+PUSH_EXCHANGE = "notifications.push"
+
+
+# Alarms travel in one queue per severity ("lanes"), most severe first, and incident management
+# drains a higher lane before it takes a message of a lower one: a cardiac arrest never waits
+# behind a flood of low-battery alarms. Separate queues rather than one queue with x-max-priority,
+# which classic queues have and quorum queues do not. The outbox row names its lane, and the relay
+# publishes it with that routing key (the default exchange routes a key to the queue of that name).
+def alert_lane(severity: str) -> str:
+    """The queue an alert of this severity travels in (the one rule naming a lane)."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}")
+    return f"alerts.{severity.lower()}"
+
+
+ALERT_LANES = tuple(alert_lane(severity) for severity in SEVERITIES)
 
 # PostgreSQL NOTIFY channels that wake a waiting worker (services only, not the browser).
 OUTBOX_WAKE_CHANNEL = "outbox"          # rows in the outbox for the relay to publish

@@ -33,6 +33,8 @@ INCIDENT_EVENT_TYPES = (
     "INCIDENT_REPAGED",       # acknowledged but not started in time: the owner is paged again
     "INCIDENT_NOTE_ADDED",
     "INCIDENT_ALERT_CORRELATED",  # a repeat of its alarm attached (no page unless more severe)
+    # The silence holding it ended: offered for assignment now (the dashboards drop the mark).
+    "INCIDENT_SILENCE_ENDED",
     # Not an incident (incident_id null): an account administrator reset the recipient's password
     # (oncall.accounts); the only way a clinician hears of it, so it travels the same path.
     "PASSWORD_RESET",
@@ -53,10 +55,9 @@ OWNERSHIP_REASONS = (
     "CLAIMED",              # a clinician took it over
     "TAKEN_BY_SUPERVISOR",  # a supervisor took it from someone who had taken it on
     "DECLINED",             # its assignee could not take it: moved to the next candidate
+    "SILENCED",             # a new alarm a silence holds (INCIDENT_CREATED): shown, paging nobody
 )
 REASONS = tuple(t.removeprefix("INCIDENT_") for t in INCIDENT_EVENT_TYPES) + OWNERSHIP_REASONS
-# The WebSocket frame every signed-in dashboard gets for every event (incident_update's body).
-DASHBOARD_FRAME = "incident_updated"
 MAX_RECIPIENTS = 500
 MAX_TEXT = 4000
 
@@ -117,6 +118,8 @@ def incident_event(incident: dict, *, type: str, history: dict, recipients, mess
             "paged": list(dict.fromkeys(p for p in (paged or ()) if p)),
             "unowned_since": since.isoformat() if since else None,
             "assignment_reason": incident.get("assignment_reason"),
+            # The silence holding it (stored and shown, paging nobody), or None.
+            "silenced_by": incident.get("silenced_by"),
             "previous_assignee": previous_assignee,
             "actor_id": actor_id,
         },
@@ -141,13 +144,31 @@ def person(who) -> str:
     return f"{who.get('name') or who.get('employee_id')} ({role_in_words(who.get('role'))})"
 
 
+def whose(incident: dict) -> str:
+    """The alarm's title and its patient; a device's own alarm (no patient) names the device and
+    ward in its title already."""
+    if incident["patient_id"] is None:
+        return incident["title"]
+    return f"{incident['title']} (patient {incident['patient_id']})"
+
+
 def assigned_message(incident: dict) -> str:
-    return f"{incident['title']} (patient {incident['patient_id']}) is assigned to you."
+    return f"{whose(incident)} is assigned to you."
 
 
 def unowned_message(incident: dict) -> str:
-    return (f"{incident['title']} (patient {incident['patient_id']}): nobody on duty is available to "
+    return (f"{whose(incident)}: nobody on duty is available to "
             f"take it. It will go to the first suitable clinician who signs in.")
+
+
+def silenced_message(incident: dict) -> str:
+    return (f"{incident['title']} (patient {incident['patient_id']}) is held by silence "
+            f"{incident['silenced_by']}: shown, paging nobody.")
+
+
+def silence_ended_message(incident: dict) -> str:
+    return (f"{incident['title']} (patient {incident['patient_id']}): its silence ended; it goes to the "
+            f"first suitable clinician now.")
 
 
 def escalated_message(incident: dict, *, level: int, lapsed: dict | None, to: dict) -> str:
@@ -187,7 +208,7 @@ def unowned_repage_message(incident: dict, *, minutes: int, role: str) -> str:
 
 
 def not_started_message(incident: dict) -> str:
-    return (f"{incident['title']} (patient {incident['patient_id']}) was acknowledged but work has "
+    return (f"{whose(incident)} was acknowledged but work has "
             f"not started: please start it or hand it over.")
 
 
@@ -295,5 +316,6 @@ def incident_update(event: IncidentEvent) -> dict | None:
         "paged": data.get("paged") or [],
         "unowned_since": data.get("unowned_since"),
         "assignment_reason": data.get("assignment_reason"),
+        "silenced_by": data.get("silenced_by"),
         "occurred_at": event.occurred_at,
     }

@@ -25,7 +25,7 @@ from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
 from . import clock
-from .config import ConfigError, load_config
+from .settings import ConfigError, Flag, MigrationSettings
 
 log = logging.getLogger("healthguard.migrate")
 
@@ -68,8 +68,11 @@ def create_database(database_url: str) -> bool:
         admin.close()
 
 
-def demo_requested(settings) -> bool:
-    return (settings.get("HG_DEMO") or "").strip().lower() in ("1", "true", "yes")
+class MigrateSettings(MigrationSettings):
+    # Password the migrator gives healthguard_app, the services' role (migration 0011).
+    POSTGRES_APP_PASSWORD: str | None = None
+    # 1: the seeded demo staff get the demo password (like --demo).
+    HG_DEMO: Flag = False
 
 
 def migrate(database_url: str, directory: Path | None = None, *, demo: bool = False,
@@ -134,19 +137,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        settings = load_config(optional=("DATABASE_URL", "MIGRATION_DATABASE_URL",
-                                         "POSTGRES_APP_PASSWORD", "HG_DEMO"))
-        url = settings.get("MIGRATION_DATABASE_URL") or settings.get("DATABASE_URL")
-        if not url:
-            raise ConfigError("missing required setting MIGRATION_DATABASE_URL (or DATABASE_URL): "
-                              "the schema owner's URL (set it in the environment or in .env)")
+        settings = MigrateSettings.load()
     except ConfigError as exc:
         print(f"healthguard.migrate: {exc}", file=sys.stderr)
         return 2
+    url = settings.owner_url
     if args.create_database and create_database(url):
         log.info("created database %s", parse_dsn(url).get("dbname"))
-    applied = migrate(url, demo=args.demo or demo_requested(settings),
-                      app_password=settings.get("POSTGRES_APP_PASSWORD"))
+    applied = migrate(url, demo=args.demo or settings.HG_DEMO,
+                      app_password=settings.POSTGRES_APP_PASSWORD)
     log.info("migrations up to date (%d applied now)", len(applied))
     return 0
 

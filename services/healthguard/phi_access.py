@@ -14,7 +14,8 @@ not caring for, they break the glass: the request carries
 
 and the reason is kept with the record. With PHI_BREAK_GLASS_REQUIRED=1, a single patient's record
 (an incident's or an alert's detail) read by a clinician who is not caring for that patient
-(`cares_for` below) without the break-glass headers is refused with 403, naming the headers.
+(`cares_for` below: assigned to one of their alarms, or on their care team this shift) without
+the break-glass headers is refused with 403, naming the headers.
 Devices and services always read for treatment: the device for its own beds, the service for a
 clinician it acts for.
 
@@ -28,11 +29,12 @@ import datetime
 import logging
 import threading
 
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 
 from . import clock
-from .addresses import client_address, trusted_proxies
-from .config import ConfigError
+from .addresses import client_address
+from .care_team_terms import CURRENT, CURRENT_CHARGE
+from .context import settings
 from .errors import ApiError
 from .threads import BackgroundThread
 
@@ -44,8 +46,6 @@ TREATMENT = "treatment"
 BREAK_GLASS = "break-glass"
 PURPOSES = (TREATMENT, BREAK_GLASS)
 REASON_LENGTH = (3, 500)
-# Optional settings every service reads (healthguard.web).
-SETTINGS = ("PHI_BREAK_GLASS_REQUIRED", "TRUSTED_PROXIES")
 
 # A read's transaction wrote nothing before the log did, so its commit used to cost nothing; with
 # the entry it would wait for the WAL to reach the disk, which measured +13 ms a request on this
@@ -62,13 +62,6 @@ INSERT_ACCESS = """
     SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[],
                          %s::inet[], %s::text[], %s::text[])
 """
-
-
-def break_glass_required(app=None) -> bool:
-    value = ((app or current_app).config.get("PHI_BREAK_GLASS_REQUIRED") or "0").strip().lower()
-    if value not in ("0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"setting PHI_BREAK_GLASS_REQUIRED must be 0 or 1, got {value!r}")
-    return value in ("1", "true", "yes")
 
 
 def declared_purpose() -> tuple[str, str | None]:
@@ -89,22 +82,30 @@ def declared_purpose() -> tuple[str, str | None]:
 
 def cares_for(cur, *, employee_id: str, patient_id: str) -> bool:
     """Whether the clinician is caring for the patient now: the assignee of one of the patient's
-    unresolved incidents, or a clinician signed in on a shift (on duty) when the patient has one."""
-    cur.execute("""
+    unresolved incidents, or on duty for the patient: their nurse or doctor this shift, or the
+    charge nurse of their ward (care_team_terms, the care team routing pages). Being signed in
+    is not enough: whoever asks with a session is signed in."""
+    cur.execute(f"""
         SELECT EXISTS (
             SELECT 1 FROM incidents i
-            WHERE i.patient_id = %(patient)s AND i.status <> 'RESOLVED'
-              AND (i.assigned_to = %(employee)s
-                   OR %(employee)s IN (SELECT s.employee_id FROM signed_in_clinicians(%(at)s) s))
-        ) AS cares""", {"patient": patient_id, "employee": employee_id, "at": clock.now()})
+            WHERE i.patient_id = %(patient)s AND i.status <> 'RESOLVED' AND i.assigned_to = %(employee)s
+        ) OR EXISTS (
+            SELECT 1 FROM care_team_assignments c
+            WHERE c.patient_id = %(patient)s AND c.employee_id = %(employee)s AND {CURRENT}
+        ) OR EXISTS (
+            SELECT 1 FROM ward_charge_nurses w JOIN patients p ON p.ward = w.ward
+            WHERE p.patient_id = %(patient)s AND w.employee_id = %(employee)s AND {CURRENT_CHARGE}
+        ) AS cares""", {"patient": patient_id, "employee": employee_id, "at": clock.now()})  # noqa: S608
     return cur.fetchone()["cares"]
 
 
-def check_single_patient_access(cur, patient_id: str) -> None:
+def check_single_patient_access(cur, patient_id: str | None) -> None:
     """Before answering one patient's record: with PHI_BREAK_GLASS_REQUIRED, a clinician who is
     not caring for the patient must break the glass (403 otherwise)."""
     caller = getattr(g, "caller", None)
-    if caller is None or caller.is_service or not break_glass_required():
+    if patient_id is None:
+        return  # a device's own alarm (migration 0022): no patient's data
+    if caller is None or caller.is_service or not settings().PHI_BREAK_GLASS_REQUIRED:
         return
     purpose, _ = declared_purpose()
     if purpose == BREAK_GLASS:
@@ -153,11 +154,7 @@ def request_accessor(clinician=None) -> Accessor:
 
 
 def _address() -> str | None:
-    proxies = current_app.extensions.get("healthguard.phi_proxies")
-    if proxies is None:
-        proxies = current_app.extensions["healthguard.phi_proxies"] = trusted_proxies(
-            current_app.config.get("TRUSTED_PROXIES"))
-    return client_address(request, proxies)
+    return client_address(request, settings().TRUSTED_PROXIES)
 
 
 def unique_patients(patient_ids) -> list[str]:

@@ -11,13 +11,12 @@ from flask_cors import CORS
 from . import broker, metrics
 from .api import BoundedJSONProvider, refuse_unencodable_input
 from .auth import public, register_authentication
-from .config import COMMON_REQUIRED, ConfigError, env_int, load_config
 from .context import Platform, platform
 from .db import Database
 from .errors import register_error_handlers
 from .logs import configure_logging
 from .phi_access import PURPOSE_HEADER, REASON_HEADER
-from .phi_access import SETTINGS as PHI_SETTINGS
+from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -26,35 +25,35 @@ UNAUTHENTICATED_PATHS = ("/health", "/ready", "/metrics")
 # Label values of http_requests_total's `method`: any other method name a client invents counts as
 # "other", so nobody can add series to Prometheus by sending requests.
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-# Tuning every service with a queue consumer may set (see broker.RetryPolicy).
-RETRY_SETTINGS = ("MESSAGE_MAX_ATTEMPTS", "MESSAGE_RETRY_SECONDS")
-# The process's share of the database's connections (README, "Connection budget").
-POOL_SETTINGS = {"DB_POOL_MAX": "8", "DB_POOL_IDLE_SECONDS": "60", "DB_POOL_WAIT_SECONDS": "5"}
 
 
-def create_service_app(service: str, config=None, *, required=(), optional=(),
+def create_service_app(service: str, config=None, *, settings_model: type[ServiceSettings] = ServiceSettings,
                        blueprints=(), api=None) -> Flask:
-    """The service's Flask app; `api` (healthguard.api.service_api) validates its routes and
-    serves the OpenAPI document generated from the same models at /api/v1/openapi.json."""
-    settings = load_config(config, required=(*COMMON_REQUIRED, *required),
-                           optional=(*RETRY_SETTINGS, *POOL_SETTINGS, *PHI_SETTINGS, *optional))
-    for name, value in POOL_SETTINGS.items():
-        settings.setdefault(name, value)
-    configure_logging(service, settings["LOG_LEVEL"])
+    """The service's Flask app, its settings read once here (`settings_model`, from `config`
+    over the environment over .env; ConfigError names a bad one); `api`
+    (healthguard.api.service_api) validates its routes and serves the OpenAPI document generated
+    from the same models at /api/v1/openapi.json."""
+    settings = settings_model.load(config)
+    configure_logging(service, settings.LOG_LEVEL)
     app = _ServiceFlask(service)
-    app.config.update(settings)
-    app.config["MAX_CONTENT_LENGTH"] = env_int(settings, "MAX_CONTENT_LENGTH")
+    # Flask's and its extensions' own keys (TESTING, say) pass through; the settings do not:
+    # code reads them typed, from the Platform.
+    app.config.update({name: value for name, value in (config or {}).items()
+                       if name not in type(settings).model_fields})
+    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_CONTENT_LENGTH
     app.json.sort_keys = False
-    CORS(app, origins=[settings["WEB_ORIGIN"]],
+    CORS(app, origins=[settings.WEB_ORIGIN],
          allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID",
                         PURPOSE_HEADER, REASON_HEADER],
          expose_headers=["Location", "X-Request-ID"])
     app.extensions["healthguard"] = Platform(
         service=service,
+        settings=settings,
         db=database(settings),
-        publisher=broker.Publisher(settings["RABBITMQ_URL"]),
-        rabbitmq_url=settings["RABBITMQ_URL"],
-        retry=_retry_policy(settings),
+        publisher=broker.Publisher(settings.RABBITMQ_URL),
+        rabbitmq_url=settings.RABBITMQ_URL,
+        retry=broker.RetryPolicy(max_attempts=settings.MESSAGE_MAX_ATTEMPTS,
+                                 first_delay=settings.MESSAGE_RETRY_SECONDS),
     )
     register_error_handlers(app)
     _register_request_hooks(app, service)
@@ -71,37 +70,10 @@ class _ServiceFlask(Flask):
     json_provider_class = BoundedJSONProvider
 
 
-def database(settings: dict) -> Database:
+def database(settings: ServiceSettings) -> Database:
     """The process's pool, sized and timed by the DB_POOL_* settings."""
-    maxconn = env_int(settings, "DB_POOL_MAX")
-    try:
-        idle, wait = float(settings["DB_POOL_IDLE_SECONDS"]), float(settings["DB_POOL_WAIT_SECONDS"])
-    except ValueError:
-        idle = wait = -1.0
-    if not 1 <= maxconn <= 100:
-        raise ConfigError(f"setting DB_POOL_MAX must be a whole number from 1 to 100, got {maxconn!r}")
-    if idle <= 0 or wait <= 0:
-        raise ConfigError("settings DB_POOL_IDLE_SECONDS and DB_POOL_WAIT_SECONDS must be numbers of "
-                          f"seconds above 0, got {settings['DB_POOL_IDLE_SECONDS']!r} and "
-                          f"{settings['DB_POOL_WAIT_SECONDS']!r}")
-    return Database(settings["DATABASE_URL"], maxconn=maxconn, idle_seconds=idle, wait_seconds=wait)
-
-
-def _retry_policy(settings: dict) -> broker.RetryPolicy:
-    default = broker.RetryPolicy()
-    attempts = settings.get("MESSAGE_MAX_ATTEMPTS") or str(default.max_attempts)
-    seconds = settings.get("MESSAGE_RETRY_SECONDS") or str(default.first_delay)
-    try:
-        policy = broker.RetryPolicy(max_attempts=int(attempts), first_delay=float(seconds))
-    except ValueError:
-        policy = None
-    if policy is None or not 1 <= policy.max_attempts <= 100:
-        raise ConfigError(f"setting MESSAGE_MAX_ATTEMPTS must be a whole number from 1 to 100, "
-                          f"got {attempts!r}")
-    if not 0 < policy.first_delay <= policy.max_delay:
-        raise ConfigError(f"setting MESSAGE_RETRY_SECONDS must be a number of seconds above 0 and at "
-                          f"most {policy.max_delay:g}, got {seconds!r}")
-    return policy
+    return Database(settings.DATABASE_URL, maxconn=settings.DB_POOL_MAX,
+                    idle_seconds=settings.DB_POOL_IDLE_SECONDS, wait_seconds=settings.DB_POOL_WAIT_SECONDS)
 
 
 def start_web_background(app: Flask) -> None:

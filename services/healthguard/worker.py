@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 
-from .config import ConfigError
+from .settings import ConfigError, WorkerSettings
 
 log = logging.getLogger("healthguard.worker")
 
@@ -139,16 +139,6 @@ def run(tasks: list, *, heartbeat: str, stopping: threading.Event) -> int:
     return status
 
 
-def metrics_listener_port(environ=os.environ) -> int | None:
-    """WORKER_METRICS_PORT as a port number, None when unset; ConfigError names a bad value."""
-    raw = environ.get("WORKER_METRICS_PORT", "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ConfigError(f"setting WORKER_METRICS_PORT must be a port number (1-65535), not {raw!r}")
-    return int(raw)
-
-
 def serve_metrics(port: int, address: str):
     """Answer Prometheus's scrapes of this worker: its own multiprocess files, summed. Returns the
     server (prometheus-client serves it from a daemon thread)."""
@@ -179,13 +169,13 @@ def main(argv: list[str]) -> int:
     factory = importlib.import_module(f"{_package(service)}.app").create_app
     try:
         app = factory()  # settings are validated here, exactly as for the web process
-        metrics_port = metrics_listener_port()
+        own = WorkerSettings.load()
     except ConfigError as exc:
         print(f"healthguard worker ({service}): {exc}", file=sys.stderr)
         return 2
-    if metrics_port is not None:
-        serve_metrics(metrics_port, os.environ.get("WORKER_METRICS_ADDRESS", "0.0.0.0"))  # noqa: S104 - a pod's own port
-        log.info("worker metrics listening", extra={"port": metrics_port})
+    if own.WORKER_METRICS_PORT is not None:
+        serve_metrics(own.WORKER_METRICS_PORT, own.WORKER_METRICS_ADDRESS)
+        log.info("worker metrics listening", extra={"port": own.WORKER_METRICS_PORT})
     stopping = threading.Event()
 
     def request_stop(signum, frame):

@@ -10,6 +10,7 @@ SKIP LOCKED and assigned only while still OPEN, so copies never assign one incid
 import logging
 
 from healthguard import clock
+from healthguard.oncall_client import OnCallClient
 
 from . import care_teams, incidents, routing
 from .assignment import OnCallTask, assign_automatically
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 BATCH = 50
 
 
-def assign_open_incidents(*, db, oncall: routing.OnCallClient) -> int:
+def assign_open_incidents(*, db, oncall: OnCallClient) -> int:
     """One pass over the OPEN incidents; returns how many it assigned."""
     with db.transaction() as cur:
         waiting = incidents.open_unassigned(cur, limit=BATCH)

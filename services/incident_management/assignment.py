@@ -3,11 +3,12 @@
 ASSIGNED history row and page; the patient's nurse is told of an alarm she may not own."""
 from healthguard import clock
 from healthguard.incident_events import assigned_message, person
+from healthguard.oncall_client import OnCallClient
 from healthguard.tasks import PeriodicTask
 
 from . import history
 from .events import Announcement, announce_many
-from .routing import CandidateGroup, OnCallClient, Workload
+from .routing import CandidateGroup, Workload
 
 
 def assign_automatically(cur, incident: dict, group: CandidateGroup | None, told=()) -> dict | None:

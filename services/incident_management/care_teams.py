@@ -16,6 +16,7 @@ from the nurses on duty by the rota). History is kept: rows are ended, never del
 import datetime
 
 from healthguard import clock
+from healthguard.care_team_terms import CURRENT, CURRENT_CHARGE
 from healthguard.errors import ApiError
 from healthguard.incident_events import IncidentEvent, person, role_in_words
 from healthguard.outbox import enqueue
@@ -24,18 +25,12 @@ from .routing import CareTeam
 
 DOCTOR_ROLES_EXCLUDED = ("NURSE", "BIOMEDICAL_ENGINEER")
 
-# A current assignment: not ended, within its shift, its patient still admitted on its ward.
-CURRENT = """
-    c.ended_at IS NULL AND c.starts_at <= %(at)s AND c.ends_at > %(at)s
-    AND EXISTS (SELECT 1 FROM patients p WHERE p.patient_id = c.patient_id
-                AND p.ward = c.ward AND p.status = 'ADMITTED')
-"""
-CURRENT_CHARGE = "w.ended_at IS NULL AND w.starts_at <= %(at)s AND w.ends_at > %(at)s"
 
 
 def care_teams_of(cur, *, patient_ids, at: datetime.datetime) -> dict[str, CareTeam]:
     """patient_id -> their care team now, for the patients whose ward has one (an assignment or
-    a charge nurse); one query for a whole batch of alarms."""
+    a charge nurse); one query for a whole batch of alarms. A device's own alarm has no patient
+    (None): no care team, it routes by role."""
     # Each ward's staff and each patient's carers are grouped once (hash aggregates), then joined
     # to the batch: a subquery per patient over the ward's staff cost a batch of 100 alarms on
     # wards of 2,000 assigned patients 3 x 100 x 2,000 row visits (the bench's care-team step).
@@ -63,7 +58,7 @@ def care_teams_of(cur, *, patient_ids, at: datetime.datetime) -> dict[str, CareT
         LEFT JOIN carers m ON m.patient_id = b.patient_id
         LEFT JOIN charge ch ON ch.ward = b.ward
         LEFT JOIN ward_staff ws ON ws.ward = b.ward
-    """, {"ids": sorted(set(patient_ids)), "at": at})  # noqa: S608 (constant conditions)
+    """, {"ids": sorted({p for p in patient_ids if p}), "at": at})  # noqa: S608 (constant conditions)
     return {row["patient_id"]: CareTeam(patient_id=row["patient_id"], ward=row["ward"], nurse=row["nurse"],
                                         doctor=row["doctor"], charge_nurse=row["charge_nurse"],
                                         ward_staff=frozenset(row["ward_staff"]))

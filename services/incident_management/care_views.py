@@ -36,6 +36,13 @@ def _on_duty() -> dict[str, dict]:
     return routing.on_duty_now(_oncall())
 
 
+def _known_patient(cur, patient_id: str) -> None:
+    """404 for a patient the URL names and the hospital does not have."""
+    cur.execute("SELECT 1 FROM patients WHERE patient_id = %s", (patient_id,))
+    if cur.fetchone() is None:
+        raise ApiError(404, f"no patient {patient_id}")
+
+
 @blueprint.get("/care-teams")
 @api.validate(query=WardQuery, resp=responses({200: WardCareTeam}, (404, 503)))
 def ward_care_team(query: WardQuery):
@@ -67,9 +74,7 @@ def assign_patient(patient_id: str, json: PatientAssignment):
 def care_history(patient_id: str):
     """Who cared for the patient, when (every assignment, newest first)"""
     with platform().db.transaction() as cur:
-        cur.execute("SELECT 1 FROM patients WHERE patient_id = %s", (patient_id,))
-        if cur.fetchone() is None:
-            raise ApiError(404, f"no patient {patient_id}")
+        _known_patient(cur, patient_id)
         return {"patient_id": patient_id,
                 "assignments": care_teams.patient_history(cur, patient_id=patient_id)}
 
@@ -157,7 +162,5 @@ def silence_audit(silence_id: int):
 def patient_returned(patient_id: str):
     """The patient is back (from surgery, from transfer): their IN_SURGERY and TRANSFER silences end"""
     with platform().db.transaction() as cur:
-        cur.execute("SELECT 1 FROM patients WHERE patient_id = %s", (patient_id,))
-        if cur.fetchone() is None:
-            raise ApiError(404, f"no patient {patient_id}")
+        _known_patient(cur, patient_id)
         return {"ended": silences.patient_returned(cur, patient_id=patient_id, clinician=current_clinician())}

@@ -20,8 +20,9 @@ import logging
 
 from healthguard import clock
 from healthguard.broker import ALERT_LANES, Consumer, PermanentMessageError, RetryPolicy
-from healthguard.incident_events import unowned_message
+from healthguard.incident_events import unowned_message, whose
 from healthguard.messages import AlertMessage
+from healthguard.oncall_client import OnCallClient
 
 from . import care_teams, incidents, routing, silences
 from .assignment import assign_least_busy
@@ -37,7 +38,7 @@ DEFAULT_CORRELATION_WINDOW = datetime.timedelta(minutes=5)
 BATCH_SIZE = 50
 
 
-def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
+def open_incident_for_alert(message: dict, *, db, oncall: OnCallClient,
                             window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> dict | None:
     """Handle one alert message (a batch of one); returns the incident (None when it already
     existed and was past OPEN, i.e. a redelivery with nothing left to do)."""
@@ -45,7 +46,7 @@ def open_incident_for_alert(message: dict, *, db, oncall: routing.OnCallClient,
     return handled[0] if handled else None
 
 
-def open_incidents_for_alerts(messages: list[dict], *, db, oncall: routing.OnCallClient,
+def open_incidents_for_alerts(messages: list[dict], *, db, oncall: OnCallClient,
                               window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW) -> list[dict]:
     """Handle a batch of alert messages in one transaction (see the module's docstring); returns
     the incidents of the alerts that were not handled before, as the transaction left them.
@@ -143,11 +144,11 @@ def repeat_announcement(opened: incidents.Opened) -> Announcement:
     incident = opened.incident
     repaged = [incident["assigned_to"]] if opened.raised_from and incident["assigned_to"] else []
     if opened.raised_from:
-        message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again, now "
+        message = (f"{whose(incident)}: the alarm sounded again, now "
                    f"{incident['severity']} (was {opened.raised_from}); "
                    f"{incident['alert_count']} alarms in all.")
     else:
-        message = (f"{incident['title']} (patient {incident['patient_id']}): the alarm sounded again; "
+        message = (f"{whose(incident)}: the alarm sounded again; "
                    f"{incident['alert_count']} alarms in all.")
     return Announcement(incident, "INCIDENT_ALERT_CORRELATED", opened.correlated, repaged, message,
                         {"paged": repaged})
@@ -162,7 +163,7 @@ class AlertConsumer:
                  retry: RetryPolicy = RetryPolicy(), window: datetime.timedelta = DEFAULT_CORRELATION_WINDOW,
                  batch_size: int = BATCH_SIZE):
         self.db, self.window = db, window
-        self.oncall = routing.OnCallClient(oncall_url, service_token)
+        self.oncall = OnCallClient(oncall_url, service_token)
         # Most severe lane first: a CRITICAL alarm waits at most for the one batch of lower
         # alarms being handled when it arrived. A batch's worth in hand per lane, so the next
         # batch of a busy higher lane is already here when the previous one is acknowledged,

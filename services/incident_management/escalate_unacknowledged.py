@@ -4,9 +4,10 @@ start: an alarm must never sit with a clinician who did not see it.
 Each incident carries its next deadline in the database (incidents.ack_deadline, written through
 next_deadline() from its severity's escalation policy, 0006_escalation_deadlines.sql):
 - ASSIGNED/REASSIGNED past it: escalated (level + 1, at most the policy's max_level times) to the
-  next candidate of its routing order (routing.py: the alert type's roles, then the policy's),
-  with someone available who has never held the incident (so never back to a clinician who let it
-  lapse). They, and the supervisors on duty and signed in, are told; the clinician it was taken from
+  next candidate of its routing order (routing.py: the alert type's roles, then the policy's;
+  within a role the ward's staff first where the patient's ward has a care team), with someone
+  available who has never held the incident (so never back to a clinician who let it lapse).
+  They, and the supervisors on duty and signed in, are told; the clinician it was taken from
   gets one short notice that it was escalated away from them. Nobody else available: it stays, and
   the assignee and supervisors are told again. Past the deadline of the last level, every clinician
   of the last-resort role on duty (routing.LAST_RESORT_ROLE) is paged as an assignee is, and again
@@ -34,8 +35,9 @@ from healthguard.incident_events import (
     still_unacknowledged_message,
     unowned_repage_message,
 )
+from healthguard.oncall_client import OnCallClient
 
-from . import history, routing
+from . import care_teams, history, routing
 from .assignment import OnCallTask
 from .events import announce
 from .lifecycle import hand_over
@@ -55,7 +57,8 @@ DUE_CONDITION = f"""
 def due_incidents(cur, *, limit: int = BATCH) -> list[dict]:
     """The due incidents, earliest deadline first, with what choosing the next candidate needs."""
     cur.execute(f"""
-        SELECT i.incident_id, i.status, i.severity, i.assigned_to, i.escalation_level, p.max_level,
+        SELECT i.incident_id, i.status, i.severity, i.patient_id, i.assigned_to, i.escalation_level,
+               p.max_level,
                {routing.ROUTE_COLUMNS},
                array(SELECT a.employee_id FROM incident_assignments a
                      WHERE a.incident_id = i.incident_id) AS past_holders
@@ -104,9 +107,10 @@ def _assignee(row: dict) -> dict | None:
     return {"employee_id": row["assigned_to"], "name": row["assignee_name"], "role": row["assignee_role"]}
 
 
-def escalate_incident(cur, *, incident_id: int, candidates: list[dict], supervisors: list[str] | None,
-                      last_resort: list[str]) -> str | None:
-    """Act on one due, unacknowledged incident (if it still is due). Returns what was done
+def escalate_incident(cur, *, incident_id: int, candidates: routing.CandidateGroup | None,
+                      supervisors: list[str] | None, last_resort: list[str]) -> str | None:
+    """Act on one due, unacknowledged incident (if it still is due), escalating it to the least
+    busy of `candidates` (routing.first_candidates, escalating). Returns what was done
     ("escalated", "nobody-else", "last-level", "repaged-unowned"), or None when another scanner
     has it or it was acknowledged meanwhile."""
     before = _lock_if_due(cur, incident_id=incident_id, status="ASSIGNED") or \
@@ -119,13 +123,13 @@ def escalate_incident(cur, *, incident_id: int, candidates: list[dict], supervis
     if before["escalation_level"] >= before["max_level"]:
         return _last_step(cur, before=before, lapsed=lapsed, told=told, last_resort=last_resort)
     level = before["escalation_level"] + 1
-    chosen = routing.least_busy(cur, candidates) if candidates else None
+    chosen = routing.least_busy(cur, list(candidates.candidates)) if candidates else None
     if chosen is not None:
         hand_over(cur, before=before, to=chosen, actor=None, reason="ESCALATION", action="ESCALATED",
                   note=f"not acknowledged in time by {person(lapsed)}; escalation level {level}",
                   message=escalated_message(before, level=level, lapsed=lapsed, to=chosen),
                   previous_message=escalated_away_message(before, to=chosen),
-                  event_type="INCIDENT_ESCALATED", also_notify=told, said="ESCALATED")
+                  event_type="INCIDENT_ESCALATED", also_notify=told, said="ESCALATED", routed=candidates)
         # hand_over set the new assignee's deadline; the escalation is the same instant.
         cur.execute("""
             UPDATE incidents SET escalation_level = %s, escalated_at = assigned_at WHERE incident_id = %s
@@ -190,15 +194,18 @@ def repage_not_started(cur, *, incident_id: int) -> bool:
     return True
 
 
-def escalate_unacknowledged(*, db, oncall: routing.OnCallClient) -> int:
+def escalate_unacknowledged(*, db, oncall: OnCallClient) -> int:
     """One pass over the due incidents; returns how many it acted on. The on-call service is
     asked once per pass; when it does not answer, unacknowledged incidents stay due and are
     tried at the next pass (nobody can be chosen, nor the last resort told, unseen)."""
     with db.transaction() as cur:
         due = due_incidents(cur)
         clinical = routing.clinical_roles(cur) if due else frozenset()
+        unacknowledged = [row for row in due if row["status"] != "ACKNOWLEDGED"]
+        # The care teams of the pass's patients, one query: a ward's staff before strangers.
+        care = care_teams.care_teams_of(cur, patient_ids=[row["patient_id"] for row in unacknowledged],
+                                        at=clock.now()) if unacknowledged else {}
     acted = 0
-    unacknowledged = [row for row in due if row["status"] != "ACKNOWLEDGED"]
     everyone = routing.everyone_available(oncall) if unacknowledged else []
     supervisors = routing.supervisors_on_duty(oncall) if unacknowledged else None
     last_resort = None
@@ -209,13 +216,14 @@ def escalate_unacknowledged(*, db, oncall: routing.OnCallClient) -> int:
             continue
         if everyone is None:
             continue
-        candidates = []
+        candidates = None
         if row["escalation_level"] < row["max_level"]:
             route = routing.route(alert_name=row["alert_name"], severity=row["severity"],
                                   routes_to=row["routes_to"], escalate_to_roles=row["escalate_to_roles"],
                                   clinical_roles=clinical)
-            candidates = routing.first_group(everyone, route,
-                                             exclude={row["assigned_to"], *row["past_holders"]})
+            candidates = routing.first_candidates(everyone, route, care=care.get(row["patient_id"]),
+                                                  exclude={row["assigned_to"], *row["past_holders"]},
+                                                  fallback=False, escalating=True)
         elif last_resort is None:
             last_resort = routing.last_resort(oncall)
             if last_resort is None:

@@ -28,8 +28,8 @@ def alert_to_open(cur, *, alert_id: int) -> dict | None:
 def alerts_to_open(cur, *, alert_ids) -> dict[int, dict]:
     """alert_to_open() of several alerts at once: alert_id -> row, for those that exist."""
     cur.execute(f"""
-        SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room,
-               coalesce(i.incident_id, r.incident_id) AS incident_id,
+        SELECT a.alert_id, a.patient_id, a.alert_type, a.severity, a.category, a.room, a.ward,
+               a.device_name, coalesce(i.incident_id, r.incident_id) AS incident_id,
                coalesce(i.status, r.status) AS incident_status, {routing.ROUTE_COLUMNS}
         FROM alerts a
         JOIN alert_types t ON t.alert_type = a.alert_type
@@ -42,8 +42,13 @@ def alerts_to_open(cur, *, alert_ids) -> dict[int, dict]:
     return {row["alert_id"]: row for row in cur.fetchall()}
 
 
-def incident_title(*, severity: str, alert_name: str, room: str) -> str:
-    return f"{severity}: {alert_name}, room {room}"
+def incident_title(*, severity: str, alert_name: str, room: str | None, device_name: str | None = None,
+                   ward: str | None = None) -> str:
+    """Where the alarm is: the patient's room, or for a device's own alarm (no patient) the device
+    and its ward."""
+    if room is not None:
+        return f"{severity}: {alert_name}, room {room}"
+    return f"{severity}: {alert_name}, {device_name}" + (f" ({ward})" if ward else " (hospital-wide)")
 
 
 # Two consumers (threads, worker processes, instances) handling repeats of one alarm at the same
@@ -65,6 +70,11 @@ class Opened:
 
 
 def _alarm(alert: dict) -> str:
+    """The correlation key of an alert (or of the incident it opened). A device's own alarm (no
+    patient) is never a repeat: its device has one open silence at a time, which its incident
+    ends (0022), so it keys by its own alert."""
+    if alert["patient_id"] is None:
+        return f"alert/{alert['alert_id']}"
     return f"{alert['patient_id']}/{alert['alert_type']}"
 
 
@@ -146,7 +156,8 @@ def _create(cur, alerts: list[dict], *, now: datetime.datetime) -> dict[int, tup
         RETURNING *
     """, (now, now, now, *([a[key] for a in alerts] for key in (
         "alert_id", "patient_id", "alert_type", "severity", "category", "room")),
-        [incident_title(severity=a["severity"], alert_name=a["alert_name"], room=a["room"]) for a in alerts]))
+        [incident_title(severity=a["severity"], alert_name=a["alert_name"], room=a["room"],
+                        device_name=a["device_name"], ward=a["ward"]) for a in alerts]))
     incidents = {row["alert_id"]: row for row in cur.fetchall()}
     entries = history.record_many(cur, action="CREATED", changes=[
         (incidents[a["alert_id"]], None, f"from alert {a['alert_id']} ({a['alert_name']})") for a in alerts])
@@ -205,15 +216,16 @@ def open_unassigned(cur, *, limit: int) -> list[dict]:
 
 
 # With the patient's context (ward, age), the reading's unit and normal range, and whether the
-# alert was a manual test (a drill must never look like a real alarm).
+# alert was a manual test (a drill must never look like a real alarm). A device's own alarm has
+# no patient: its ward and device name are its alert's (0022).
 INCIDENT_SELECT = """
-    SELECT i.*, p.name AS patient_name, p.ward,
+    SELECT i.*, p.name AS patient_name, coalesce(p.ward, a.ward) AS ward, a.device_name,
            extract(year FROM age(%(now)s, p.date_of_birth))::int AS patient_age,
            t.name AS alert_name, t.unit, t.normal_min::float AS normal_min,
            t.normal_max::float AS normal_max, a.source = 'MANUAL' AS is_test,
            e.name AS assignee_name, e.role AS assignee_role, e.tier AS assignee_tier
     FROM incidents i
-    JOIN patients p ON p.patient_id = i.patient_id
+    LEFT JOIN patients p ON p.patient_id = i.patient_id
     JOIN alert_types t ON t.alert_type = i.alert_type
     JOIN alerts a ON a.alert_id = i.alert_id
     LEFT JOIN employees e ON e.employee_id = i.assigned_to
@@ -243,7 +255,8 @@ def list_incidents(cur, *, limit: int, order: str = "priority", after=None, stat
                    ward: str | None = None, search: str | None = None) -> list[dict]:
     """A page in `order`, at most limit + 1 rows (the extra one says another page exists).
     `after`: where the previous page ended (list_cursor()'s value, parsed by parse_cursor()).
-    `search`: the room, the patient's id, or part of the patient's name."""
+    `search`: the room, the patient's id, or part of the patient's name (or of a device's, for
+    its own alarm)."""
     if order == "priority":
         position = (f"(%(after_key)s::numeric IS NULL"
                     f" OR ({PRIORITY_KEY}, i.incident_id) > (%(after_key)s, %(after_id)s))")
@@ -260,9 +273,9 @@ def list_incidents(cur, *, limit: int, order: str = "priority", after=None, stat
           AND (%(assigned_to)s::text IS NULL OR i.assigned_to = %(assigned_to)s)
           AND (%(patient_id)s::text IS NULL OR i.patient_id = %(patient_id)s)
           AND (%(since)s::timestamptz IS NULL OR i.created_at >= %(since)s)
-          AND (%(ward)s::text IS NULL OR p.ward = %(ward)s)
+          AND (%(ward)s::text IS NULL OR coalesce(p.ward, a.ward) = %(ward)s)
           AND (%(search)s::text IS NULL OR i.room = %(search)s OR upper(i.patient_id) = upper(%(search)s)
-               OR p.name ILIKE %(like)s)
+               OR p.name ILIKE %(like)s OR a.device_name ILIKE %(like)s)
         ORDER BY {ordering}
         LIMIT %(limit)s
     """, {"after_key": after_key, "after_id": after_id, "statuses": list(statuses),  # noqa: S608 (constants)

@@ -21,7 +21,7 @@ from healthguard.incident_events import (
     role_in_words,
 )
 
-from . import history, routing
+from . import care_teams, history, routing
 from .events import announce
 from .incidents import actions_in_status, lock_incident
 
@@ -252,17 +252,47 @@ def resolve_incident(cur, *, incident_id: int, clinician: Clinician, resolution_
     return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
 
 
+def resolve_heard_device(cur, *, incident_id: int, heard_at, silent_seconds: float | None) -> Change | None:
+    """A device's own silence (DEVICE_SILENT of no patient, 0022) ends when the device is heard
+    again: its incident is resolved by the system, whatever its status, and its holder told. A
+    patient's is not (resolve_incident): someone must see the patient. None when it is gone or
+    already resolved."""
+    before = lock_incident(cur, incident_id=incident_id)
+    if before is None or before["status"] == "RESOLVED" or before["patient_id"] is not None:
+        return None
+    silent = f" after {round(silent_seconds)} s silent" if silent_seconds is not None else ""
+    notes = f"the device was heard again at {heard_at.isoformat()}{silent}: resolved by itself"
+    cur.execute("""
+        UPDATE incidents
+        SET status = 'RESOLVED', resolved_at = %(now)s, resolution_notes = %(notes)s,
+            resolution_seconds = extract(epoch FROM %(now)s - created_at), ack_deadline = NULL,
+            unowned_since = NULL, last_resort_paged = '{}', updated_at = %(now)s
+        WHERE incident_id = %(incident_id)s
+        RETURNING *
+    """, {"now": clock.now(), "notes": notes, "incident_id": incident_id})
+    incident = cur.fetchone()
+    entry = history.record(cur, incident=incident, actor_id=None, action="RESOLVED",
+                           previous_status=before["status"], note=notes)
+    told = [before["assigned_to"], *(before["last_resort_paged"] or ())]
+    event = announce(cur, incident, type="INCIDENT_RESOLVED", history=entry, recipients=told,
+                     message=f"{incident['title']}: {notes}.", reason="RESOLVED", actor_id=None)
+    end_assignment(cur, incident_id=incident_id)
+    return Change(incident, event, resolution_seconds=incident["resolution_seconds"])
+
+
 def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: str, action: str,
               note: str | None, message: str, event_type: str | None = None, also_notify=(),
               previous_message: str | None = None, said: str | None = None, paged=None,
-              override_reason: str | None = None, channel: str | None = None) -> Change:
+              override_reason: str | None = None, channel: str | None = None,
+              routed: routing.CandidateGroup | None = None) -> Change:
     """Give the incident to `to` (an employees row): ASSIGNED when nobody had it, else REASSIGNED,
     with a fresh acknowledgement deadline; whoever was paged for it at the last step is paged no
     more (the new owner has it). `actor` None is the system (escalation). `reason` is the
     assignment's (AUTO, CLAIM, ...), `said` the event's (healthguard.incident_events.REASONS),
     `paged` whom the event alarms (by default the new assignee). With `previous_message`, the
     previous assignee gets that (short) notice of their own instead of `message`; one who handed
-    it over themselves (decline) is not told what they did."""
+    it over themselves (decline) is not told what they did. `routed`: the routing order's group
+    `to` was chosen from (decline, escalation), kept on the assignment as why this person."""
     actor_id = actor.employee_id if actor else None
     new_status = "ASSIGNED" if before["status"] == "OPEN" else "REASSIGNED"
     cur.execute("""
@@ -278,10 +308,10 @@ def hand_over(cur, *, before: dict, to: dict, actor: Clinician | None, reason: s
     end_assignment(cur, incident_id=before["incident_id"])
     cur.execute("""
         INSERT INTO incident_assignments (incident_id, employee_id, assigned_by, reason, assigned_at,
-                                          override_reason)
-        VALUES (%s, %s, %s, %s, %s, %s)
+                                          override_reason, routed_as, why)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
     """, (before["incident_id"], to["employee_id"], actor_id, reason, incident["assigned_at"],
-          override_reason))
+          override_reason, routed.routed_as if routed else None, routed.why if routed else None))
     entry = history.record(cur, incident=incident, actor_id=actor_id, action=action,
                            previous_status=before["status"], note=note, channel=channel)
     said = {"reason": said or action, "actor_id": actor_id, "previous_assignee": before["assigned_to"]}
@@ -408,9 +438,11 @@ def reassign_incident(cur, *, incident_id: int, clinician: Clinician, employee_i
 def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: list[dict] | None,
                      reason: str | None = None, channel: str = "app") -> Change:
     """The assignee cannot take the alarm: it moves at once to the next candidate of the routing
-    order who never held it (routing.first_group, least busy first). Refused (409) when there is
-    nobody: the last available person must acknowledge or hand it over. `everyone`: who is
-    available (routing.everyone_available, asked before the transaction; None: unknown)."""
+    order who never held it (routing.first_candidates with the patient's care team: her nurse,
+    the charge nurse, the ward's pool, then the hospital's; least busy first), and why is kept.
+    Refused (409) when there is nobody: the last available person must acknowledge or hand it
+    over. `everyone`: who is available (routing.everyone_available, asked before the
+    transaction; None: unknown)."""
     before = _locked(cur, incident_id=incident_id, action="decline", clinician=clinician)
     if everyone is None:
         raise ApiError(503, "cannot tell who else is available (the on-call service does not answer); "
@@ -418,14 +450,18 @@ def decline_incident(cur, *, incident_id: int, clinician: Clinician, everyone: l
     cur.execute("SELECT employee_id FROM incident_assignments WHERE incident_id = %s", (incident_id,))
     past = {row["employee_id"] for row in cur.fetchall()} | {clinician.employee_id}
     route = routing.route_of(cur, before)
-    chosen = routing.least_busy(cur, routing.first_group(everyone, route, exclude=past))
+    care = care_teams.care_teams_of(cur, patient_ids=[before["patient_id"]], at=clock.now())
+    group = routing.first_candidates(everyone, route, care=care.get(before["patient_id"]), exclude=past,
+                                     fallback=False)
+    chosen = routing.least_busy(cur, list(group.candidates)) if group else None
     if chosen is None:
         raise ApiError(409, "Nobody else is available to take it: acknowledge it, or ask a supervisor to "
                        "hand it over.", rule="last_available", incident_status=before["status"],
                        allowed_actions=actions_in_status(before["status"]))
     return hand_over(cur, before=before, to=chosen, actor=clinician, reason="DECLINE", action="DECLINED",
                      note=_joined("declined", reason), channel=channel,
-                     message=declined_message(before, by=clinician, reason=reason), said="DECLINED")
+                     message=declined_message(before, by=clinician, reason=reason), said="DECLINED",
+                     routed=group)
 
 
 def add_note(cur, *, incident_id: int, clinician: Clinician, body: str) -> tuple[dict, Change]:

@@ -21,7 +21,14 @@ arrest); she is told of it instead (told_of), and a doctor owns it.
 - Automatic assignment takes the first group with someone available. When no group has anyone,
   it falls back to anyone available whom a supervisor's override could choose (better someone
   than no one for a new alarm); escalation and decline never fall back: the alarm has an owner.
-- Escalation and decline take the first group with someone available who never held the alarm.
+- Decline takes the first group with someone available who never held the alarm
+  (first_candidates with `exclude`): the patient's nurse who declines hands it to the charge
+  nurse, then the ward's pool, not to the least busy stranger.
+- Escalation keeps the order of its roles as before care teams (`escalating`: the alert type's
+  roles, then the policy's; the issue's "escalation as today"), but within a role the ward's
+  staff who never held it come before strangers (WARD_POOL, then ROLE_POOL): one who knows the
+  ward loses fewer minutes than one who has never seen the patient, and escalation is where
+  minutes have already been lost. The care team is read once per pass, like the batch's.
 - An owner chosen by a person (claim, reassign) must be on duty, signed in and of a routed role.
   A supervisor may go outside the routed roles with a stated reason, which is audited, but a
   CRITICAL alarm never goes to a non-clinical role (staff_roles, 0014_ownership_rules.sql).
@@ -33,10 +40,9 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-import requests
-
 from healthguard.errors import ApiError
 from healthguard.incident_events import role_in_words
+from healthguard.oncall_client import ONCALL_ERRORS, OnCallClient
 from healthguard.workload import least_busy_key
 
 from .metrics import ONCALL_LOOKUP_FAILURES
@@ -49,37 +55,6 @@ LAST_RESORT_ROLE = "EMERGENCY_DOCTOR"
 # All automatic assignments queue on this lock for the few milliseconds they take, so two
 # incidents arriving together see each other's assignment when they rank clinicians by workload.
 ASSIGNMENT_LOCK_ID = 0x4847_0003
-
-
-class OnCallClient:
-    """The on-call service's answers (as a service, SERVICE_TOKEN). One per thread (a
-    requests.Session is not shared). Raises requests.RequestException when it cannot answer."""
-
-    def __init__(self, base_url: str, service_token: str, *, timeout: tuple = (1.0, 3.0)):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {service_token}"
-
-    def available(self) -> list[dict]:
-        """Everyone on duty, signed in and not away, least busy first, each with their role."""
-        response = self.session.get(f"{self.base_url}/api/v1/oncall/available", timeout=self.timeout)
-        response.raise_for_status()
-        return response.json()["clinicians"]
-
-    def on_duty(self, role: str | None = None) -> list[dict]:
-        """Everyone on duty now by the rota (GET /api/v1/oncall/current), signed in or not."""
-        params = {"role": role} if role else {}
-        response = self.session.get(f"{self.base_url}/api/v1/oncall/current", params=params,
-                                    timeout=self.timeout)
-        response.raise_for_status()
-        return response.json()["clinicians"]
-
-    def close(self) -> None:
-        self.session.close()
-
-
-ONCALL_ERRORS = (requests.RequestException, ValueError, KeyError, TypeError)
 
 
 # --- The routing order -------------------------------------------------------------------------
@@ -158,11 +133,18 @@ def routes_of(cur, incidents) -> dict[tuple[str, str], Route]:
 def everyone_available(oncall: OnCallClient) -> list[dict] | None:
     """Everyone available now, least busy first; None when the on-call service cannot answer
     (the caller leaves the alarm where it is and tries again)."""
+    return _asked("on-call service did not answer who is available",
+                  lambda: [c for c in oncall.available() if c["employee_id"] and c["role"]])
+
+
+def _asked(failure: str, lookup):
+    """lookup()'s answer from the on-call service, or None when it cannot answer (counted, and
+    logged as `failure`): the caller decides what an unanswered question means."""
     try:
-        return [c for c in oncall.available() if c["employee_id"] and c["role"]]
+        return lookup()
     except ONCALL_ERRORS as exc:
         ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who is available", extra={"error": repr(exc)[:300]})
+        log.warning(failure, extra={"error": repr(exc)[:300]})
         return None
 
 
@@ -189,10 +171,12 @@ class CandidateGroup:
 
 
 def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | None = None, exclude=(),
-                     fallback: bool = False) -> list[CandidateGroup]:
+                     fallback: bool = False, escalating: bool = False) -> list[CandidateGroup]:
     """The routing order of an alarm (see the module's docstring) among `everyone` available
     (everyone_available()) but `exclude`: its non-empty candidate groups, in order. `care`: the
-    patient's care team (None: the ward has none, it routes by role alone)."""
+    patient's care team (None: the ward has none, it routes by role alone). `escalating`:
+    escalation's order, the route's roles as before care teams, each role's ward staff before
+    the hospital's."""
     present = [c for c in everyone if c["employee_id"] not in exclude]
     by_id = {c["employee_id"]: c for c in present}
     groups: list[CandidateGroup] = []
@@ -202,7 +186,21 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
         if candidates:
             groups.append(CandidateGroup(routed_as, why, candidates))
 
+    def ward_pool(role: str) -> None:
+        if care is not None:
+            offer("WARD_POOL", f"the least busy {role_in_words(role)} working on {care.ward} this shift",
+                  [c for c in present if c["role"] == role and c["employee_id"] in care.ward_staff])
+
+    def role_pool(role: str) -> None:
+        offer("ROLE_POOL", f"the least busy {role_in_words(role)} available",
+              [c for c in present if c["role"] == role])
+
     roles = route.groups
+    if escalating:
+        for role in roles:
+            ward_pool(role)
+            role_pool(role)
+        return groups
     if care is not None:
         nurse_first = route.care_role == "NURSE"
         own = by_id.get(care.nurse if nurse_first else care.doctor)
@@ -210,15 +208,14 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
               [own] if own else [])
         if nurse_first:
             charge = by_id.get(care.charge_nurse)
-            offer("CHARGE_NURSE", f"the charge nurse of {care.ward} (the patient's nurse is not available)",
+            nurse = "has had it" if care.nurse is not None and care.nurse in exclude else "is not available"
+            offer("CHARGE_NURSE", f"the charge nurse of {care.ward} (the patient's nurse {nurse})",
                   [charge] if charge else [])
             roles = tuple(dict.fromkeys(("NURSE", *roles)))
         for role in roles:
-            offer("WARD_POOL", f"the least busy {role_in_words(role)} working on {care.ward} this shift",
-                  [c for c in present if c["role"] == role and c["employee_id"] in care.ward_staff])
+            ward_pool(role)
     for role in roles:
-        offer("ROLE_POOL", f"the least busy {role_in_words(role)} available",
-              [c for c in present if c["role"] == role])
+        role_pool(role)
     if fallback:
         everyone_else = [c for c in present if route.may_ever_go_to(c["role"])]
         if everyone_else:
@@ -227,19 +224,14 @@ def candidate_groups(everyone: list[dict], route: Route, *, care: CareTeam | Non
     return groups
 
 
-def first_candidates(everyone: list[dict], route: Route, *, care: CareTeam | None = None,
-                     fallback: bool = True) -> CandidateGroup | None:
-    """The first group of an alarm's routing order with anyone available (automatic assignment)."""
-    groups = candidate_groups(everyone, route, care=care, fallback=fallback)
+def first_candidates(everyone: list[dict], route: Route, *, care: CareTeam | None = None, exclude=(),
+                     fallback: bool = True, escalating: bool = False) -> CandidateGroup | None:
+    """The first group of an alarm's routing order with anyone available not in `exclude`, or
+    None: automatic assignment (with `fallback`), decline and escalation (`exclude`: who held
+    it; no fallback, the alarm has an owner)."""
+    groups = candidate_groups(everyone, route, care=care, exclude=exclude, fallback=fallback,
+                              escalating=escalating)
     return groups[0] if groups else None
-
-
-def first_group(everyone: list[dict], route: Route, *, exclude=(), fallback: bool = False) -> list[dict]:
-    """The candidates of the first group of `route` (by role: escalation and decline) with
-    anyone available not in `exclude`; with `fallback`, when no group has anyone, anyone
-    available an override could choose. [] when nobody."""
-    groups = candidate_groups(everyone, route, exclude=exclude, fallback=fallback)
-    return list(groups[0].candidates) if groups else []
 
 
 def told_of(route: Route, care: CareTeam | None, *, owner: str | None) -> list[str]:
@@ -285,12 +277,8 @@ def supervisors_on_duty(oncall: OnCallClient) -> list[str] | None:
     """Supervisors on duty now and signed in: the only ones told of escalations and of alarms
     nobody could take (an off-shift supervisor must not collect a pile of unread pages). None
     when the on-call service cannot answer."""
-    try:
-        return sorted(c["employee_id"] for c in oncall.on_duty() if c["is_supervisor"] and c["signed_in"])
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who supervises now", extra={"error": repr(exc)[:300]})
-        return None
+    return _asked("on-call service did not answer who supervises now", lambda: sorted(
+        c["employee_id"] for c in oncall.on_duty() if c["is_supervisor"] and c["signed_in"]))
 
 
 def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime) -> list[str]:
@@ -311,12 +299,8 @@ def supervisors_to_tell(cur, *, on_duty: list[str] | None, at: datetime.datetime
 def last_resort(oncall: OnCallClient) -> list[dict] | None:
     """Every clinician of the last-resort role on duty now, signed in or not (their pager rings
     either way); None when the on-call service cannot answer."""
-    try:
-        return [c for c in oncall.on_duty(LAST_RESORT_ROLE)]
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who the last resort is", extra={"error": repr(exc)[:300]})
-        return None
+    return _asked("on-call service did not answer who the last resort is",
+                  lambda: oncall.on_duty(LAST_RESORT_ROLE))
 
 
 # --- Who may own it: claim and reassign --------------------------------------------------------
@@ -332,13 +316,12 @@ def on_duty_now(oncall: OnCallClient) -> dict[str, dict]:
     """employee_id -> their on-call record (role, signed_in, ...) for everyone on duty now.
     Raises ApiError 503 when the on-call service cannot answer: nobody may be given an alarm
     unchecked."""
-    try:
-        return {c["employee_id"]: c for c in oncall.on_duty()}
-    except ONCALL_ERRORS as exc:
-        ONCALL_LOOKUP_FAILURES.inc()
-        log.warning("on-call service did not answer who is on duty", extra={"error": repr(exc)[:300]})
+    on_duty = _asked("on-call service did not answer who is on duty",
+                     lambda: {c["employee_id"]: c for c in oncall.on_duty()})
+    if on_duty is None:
         raise ApiError(503, "cannot check who is on duty now (the on-call service does not answer); "
-                       "try again", retry_after_seconds=5) from exc
+                       "try again", retry_after_seconds=5)
+    return on_duty
 
 
 def owner_refusal(route: Route, *, person: dict, on_duty: dict[str, dict], by_supervisor: bool,

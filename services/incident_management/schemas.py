@@ -163,15 +163,19 @@ class Assignee(ResponseModel):
 class Incident(ResponseModel):
     incident_id: int
     alert_id: int
-    patient_id: str
-    patient_name: str
+    patient_id: str | None = Field(description="null for a device's own alarm (a silent ward monitor or "
+                                               "gateway): see device_name")
+    patient_name: str | None
     alert_type: str
     alert_name: str
     severity: Severity
     category: str
-    room: str
+    room: str | None = Field(description="the patient's room; null for a device's own alarm")
     title: str = Field(examples=["CRITICAL: Cardiac arrest, room 312"])
-    ward: str = Field(description="the patient's ward")
+    ward: str | None = Field(description="the patient's ward, or the device's for its own alarm; null for a "
+                                         "device of the whole hospital")
+    device_name: str | None = Field(description="the device whose own alarm this is (no patient), "
+                                                "e.g. DEVICE_SILENT of a ward monitor")
     patient_age: int | None = Field(description="in whole years; null when the date of birth is unknown")
     unit: str | None = Field(description="the unit of the alert type's reading; null: no measured value")
     normal_min: float | None = Field(description="the normal (adult) range of the reading, in `unit`")
@@ -219,11 +223,11 @@ class Incident(ResponseModel):
 class IncidentAlert(ResponseModel):
     """The alert the incident was opened for."""
     alert_id: int
-    patient_id: str
+    patient_id: str | None
     alert_type: str
     severity: Severity
     category: str
-    room: str
+    room: str | None
     value: float | None
     device_id: str | None
     source_alarm_id: str | None
@@ -255,13 +259,15 @@ class Assignment(ResponseModel):
         description="a supervisor's reason for going outside the routed roles")
     assigned_at: datetime
     ended_at: datetime | None
-    routed_as: RoutedAs | None = Field(None, description="automatic assignment: the routing step")
-    why: str | None = Field(None, description="automatic assignment: why this person, in words")
+    routed_as: RoutedAs | None = Field(None, description="the routing step that chose them (automatic "
+                                                         "assignment, decline, escalation)")
+    why: str | None = Field(None, description="chosen by routing: why this person, in words")
 
 
 class Why(ResponseModel):
-    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner (null: chosen by "
-                                                   "a person, or before care teams)")
+    routed_as: RoutedAs | None = Field(description="the routing step that chose the owner: automatic "
+                                                   "assignment, decline or escalation (null: chosen by a "
+                                                   "person, taken at the last step, or before care teams)")
     why: str | None = Field(description="in words, e.g. \"the patient's nurse this shift\"")
 
 

@@ -21,8 +21,10 @@ import json
 
 from healthguard import clock
 from healthguard.errors import ApiError
+from healthguard.incident_events import silence_ended_message, silenced_message
 
 from . import history
+from .events import Announcement, announce_many
 
 MAX_DURATION = datetime.timedelta(hours=8)
 REASONS = ("IN_SURGERY", "TRANSFER", "DEVICE_CLEANING", "DEVICE_MAINTENANCE", "KNOWN_ARTEFACT", "OTHER")
@@ -47,12 +49,12 @@ def silences_for(cur, *, alerts: list[dict], at: datetime.datetime) -> dict[int,
     cur.execute(f"""
         SELECT DISTINCT ON (a.alert_id) a.alert_id, s.silence_id
         FROM alerts a
-        JOIN patients p ON p.patient_id = a.patient_id
+        LEFT JOIN patients p ON p.patient_id = a.patient_id  -- none: a device's own alarm (0022)
         JOIN silences s ON {RUNNING}
           AND (s.patient_id IS NULL OR s.patient_id = a.patient_id)
           AND (s.device_id IS NULL OR s.device_id = a.device_id)
           AND (s.alert_type IS NULL OR s.alert_type = a.alert_type)
-          AND (s.ward IS NULL OR s.ward = p.ward)
+          AND (s.ward IS NULL OR s.ward = coalesce(p.ward, a.ward))
           AND (a.severity <> 'CRITICAL' OR s.device_id IS NOT NULL OR s.alert_type IS NOT NULL)
         WHERE a.alert_id = ANY(%(ids)s)
         ORDER BY a.alert_id, s.silence_id
@@ -61,7 +63,9 @@ def silences_for(cur, *, alerts: list[dict], at: datetime.datetime) -> dict[int,
 
 
 def hold(cur, *, incidents: list[tuple[dict, int]]) -> None:
-    """Mark new OPEN incidents as held by their silence ((incident, silence_id)), with a history row."""
+    """Mark new OPEN incidents as held by their silence ((incident, silence_id)), with a history
+    row; every dashboard sees each appear at once, marked silenced (an INCIDENT_CREATED event
+    that tells and pages nobody: only its incident_updated frame goes out)."""
     if not incidents:
         return
     cur.execute("""
@@ -69,11 +73,14 @@ def hold(cur, *, incidents: list[tuple[dict, int]]) -> None:
         FROM unnest(%s::bigint[], %s::bigint[]) AS h(incident_id, silence_id)
         WHERE i.incident_id = h.incident_id AND i.status = 'OPEN'
     """, ([i["incident_id"] for i, _ in incidents], [s for _, s in incidents]))
-    history.record_many(cur, action="SILENCED", changes=[
+    entries = history.record_many(cur, action="SILENCED", changes=[
         (incident, incident["status"], f"held by silence {silence_id}: nobody paged")
         for incident, silence_id in incidents])
     for incident, silence_id in incidents:
         incident["silenced_by"] = silence_id
+    announce_many(cur, [Announcement(incident, "INCIDENT_CREATED", entries[incident["incident_id"]], [],
+                                     silenced_message(incident), {"reason": "SILENCED", "paged": []})
+                        for incident, _ in incidents])
 
 
 def _check(cur, *, fields: dict, clinician, at: datetime.datetime) -> None:
@@ -202,7 +209,8 @@ def end_expired(cur, *, at: datetime.datetime) -> list[dict]:
 
 def _end(cur, silence_ids: list[int], *, action: str, actor_id: str | None, at) -> list[dict]:
     """End these silences; every OPEN incident they held is released and the retrier woken at
-    commit, so a still-active alarm is paged at once."""
+    commit, so a still-active alarm is paged at once. The dashboards drop its mark at once (an
+    INCIDENT_SILENCE_ENDED event paging nobody: the retrier's assignment pages)."""
     if not silence_ids:
         return []
     end_reason = {"ENDED": "ENDED", "EXPIRED": "EXPIRED", "PATIENT_RETURNED": "PATIENT_RETURNED"}[action]
@@ -217,8 +225,11 @@ def _end(cur, silence_ids: list[int], *, action: str, actor_id: str | None, at) 
     """, (at, silence_ids))
     released = cur.fetchall()
     if released:
-        history.record_many(cur, action="SILENCE_ENDED", changes=[
+        entries = history.record_many(cur, action="SILENCE_ENDED", changes=[
             (incident, "OPEN", "its silence ended: offered for assignment now") for incident in released])
+        announce_many(cur, [Announcement(incident, "INCIDENT_SILENCE_ENDED", entries[incident["incident_id"]],
+                                         [], silence_ended_message(incident), {"paged": []})
+                            for incident in released])
         cur.execute("SELECT pg_notify(%s, 'silence-ended')", (RELEASED_CHANNEL,))
     for silence in ended:
         _audit(cur, silence, action=action, actor_id=actor_id, at=at)

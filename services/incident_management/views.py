@@ -6,7 +6,9 @@ from flask import Blueprint, current_app
 from healthguard import phi_access
 from healthguard.api import responses
 from healthguard.auth import caller, clinician_only, current_clinician, supervisor_only
+from healthguard.context import settings
 from healthguard.errors import ApiError
+from healthguard.oncall_client import OnCallClient
 from healthguard.web import platform
 
 from . import incidents, lifecycle, performance, policies, routing
@@ -115,13 +117,12 @@ def resolve(incident_id: int, json: Resolution):
     return _changed(lifecycle.resolve_incident, incident_id, resolution_notes=json.resolution_notes)
 
 
-def _oncall() -> routing.OnCallClient:
+def _oncall() -> OnCallClient:
     """This thread's client of the on-call service (a requests.Session is not shared), asked
     before the transaction: a slow answer must not hold the incident's row lock."""
     local = current_app.extensions["incidents.oncall"]
     if getattr(local, "client", None) is None:
-        local.client = routing.OnCallClient(current_app.config["ONCALL_URL"],
-                                            current_app.config["SERVICE_TOKEN"])
+        local.client = OnCallClient(settings().ONCALL_URL, settings().SERVICE_TOKEN)
     return local.client
 
 
@@ -292,7 +293,7 @@ def incident_trends(query: TrendsWindow):
         raise ApiError(422, f"at most {MAX_HOURLY_HOURS} hours per hour; ask per day", field="hours")
     with platform().db.transaction() as cur:
         return performance.incident_trends(cur, hours=query.hours, bucket=query.bucket,
-                                           tz=current_app.extensions["incidents.tz"])
+                                           tz=settings().HOSPITAL_TZ)
 
 
 @blueprint.get("/escalation-policies")

@@ -32,28 +32,22 @@ XML = "text/xml; charset=utf-8"
 WCTP_ERRORS = responses({200: None}, (400, 401, 403, 413), public_route=True)
 TWILIO_ERRORS = responses({200: None}, (400, 401, 403, 413), public_route=True)
 STATUS_ERRORS = responses({204: None}, (400, 401, 403, 413), public_route=True)
-OPTIONAL_SETTINGS = ("WCTP_URL", "WCTP_SENDER_ID", "WCTP_SECURITY_CODE", "WCTP_ANSWERS", "WCTP_RESPONSE_URL",
-                     "WCTP_INBOUND_TOKEN", "WCTP_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
-                     "TWILIO_FROM", "TWILIO_API_BASE", "TWILIO_WEBHOOK_BASE", "PHONE_DEFAULT_REGION")
 
 
 def install(app, register) -> list:
     """Register the badge, SMS and voice channels the settings configure (`register`: the
     channel registry's) and answer the background tasks they need (polling the AC)."""
     tasks = []
-    ac = wctp.AlertCommunicator.from_settings(app.config)
+    settings = app.extensions["healthguard"].settings
+    ac = wctp.AlertCommunicator.from_settings(settings)
     if ac is not None:
         register(wctp.WctpChannel(ac))
-        if ac.answers == "push" and not app.config.get("WCTP_INBOUND_TOKEN"):
-            from healthguard.config import ConfigError
-            raise ConfigError("setting WCTP_INBOUND_TOKEN is required with WCTP_ANSWERS=push: the "
-                              "Alert Communicator presents it when it posts to /api/v1/wctp")
         if ac.answers == "poll":
             from .poll_alert_communicator import PollAlertCommunicator
             tasks.append(PollAlertCommunicator(
                 db=app.extensions["healthguard"].db, ac=ac,
-                interval=float(app.config.get("WCTP_POLL_SECONDS") or 5), on_action=carry_out_in(app)))
-    twilio = telephony.TwilioSettings.from_settings(app.config)
+                interval=settings.WCTP_POLL_SECONDS, on_action=carry_out_in(app)))
+    twilio = telephony.TwilioSettings.from_settings(settings)
     app.extensions["twilio_settings"] = twilio
     if twilio is not None:
         provider = telephony.Twilio(twilio)
@@ -75,9 +69,9 @@ def carry_out(action: channel_answers.Action | None) -> str | None:
     (None when all went well or nobody is listening)."""
     if action is None:
         return None
-    config = current_app.config
-    arguments = {"db": platform().db, "incidents_url": config.get("INCIDENT_MANAGEMENT_URL") or "",
-                 "service_token": config["SERVICE_TOKEN"], "attempt_id": action.attempt_id,
+    settings = platform().settings
+    arguments = {"db": platform().db, "incidents_url": settings.INCIDENT_MANAGEMENT_URL or "",
+                 "service_token": settings.SERVICE_TOKEN, "attempt_id": action.attempt_id,
                  "channel": action.channel}
     try:
         if action.verb == "acknowledge":
@@ -118,7 +112,7 @@ def wctp_operation():
     Body: a wctp-Operation (text/xml), see services/notification/WCTP.md. Answered with a
     wctp-Confirmation (text/xml). 401 without the AC's token (HTTP Basic password or wctpToken),
     403 with a wrong one, 400 for XML that is not a WCTP operation we take."""
-    expected = current_app.config.get("WCTP_INBOUND_TOKEN") or ""
+    expected = platform().settings.WCTP_INBOUND_TOKEN or ""
     body = request.get_data(cache=True)
     presented = _wctp_token_presented(body)
     if not presented:

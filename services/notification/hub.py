@@ -35,8 +35,17 @@ from simple_websocket import ConnectionClosed
 
 from healthguard.api import MAX_JSON_DEPTH, loads_bounded
 from healthguard.db import BIGINT_MAX
-from healthguard.domain import WS_CLOSE_TOO_MANY_SOCKETS
-from healthguard.incident_events import DASHBOARD_FRAME, patients_named
+from healthguard.domain import (
+    WS_CLOSE_TOO_MANY_SOCKETS,
+    WS_FRAME_ERROR,
+    WS_FRAME_INCIDENT_UPDATED,
+    WS_FRAME_MORE,
+    WS_FRAME_NOTIFICATION,
+    WS_FRAME_PING,
+    WS_FRAME_PONG,
+    WS_FRAME_RESUME,
+)
+from healthguard.incident_events import patients_named
 from healthguard.phi_access import Accessor, BatchedAccessLog
 
 from . import metrics
@@ -54,7 +63,8 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_ERROR = 1011
 SEND_ERRORS = (ConnectionClosed, OSError)
 # The PHI access log's route of each kind of frame that carries patients' data.
-LIVE_ROUTE, REPLAY_ROUTE, DASHBOARD_ROUTE = "ws:notification", "ws:replay", f"ws:{DASHBOARD_FRAME}"
+LIVE_ROUTE, REPLAY_ROUTE = f"ws:{WS_FRAME_NOTIFICATION}", "ws:replay"
+DASHBOARD_ROUTE = f"ws:{WS_FRAME_INCIDENT_UPDATED}"
 
 
 def _is_id(value) -> bool:
@@ -196,7 +206,7 @@ class ClinicianSocket:
                 self._send(self.pending.popleft())
             now = time.monotonic()
             if now >= next_ping:
-                self._write('{"type":"ping"}')
+                self._write(frame_text(WS_FRAME_PING, {}))
                 next_ping = now + self.ping_seconds
             self.wakeup.wait(max(0.0, next_ping - time.monotonic()))
 
@@ -207,31 +217,31 @@ class ClinicianSocket:
         try:
             message = loads_bounded(text)
         except (TypeError, ValueError):  # JsonTooDeep is a ValueError
-            self._write(frame_text("error", {
+            self._write(frame_text(WS_FRAME_ERROR, {
                 "message": f"not a JSON object (or nested deeper than {MAX_JSON_DEPTH} levels); "
                            "send resume, ping or pong"}))
             return
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "resume":
+        if kind == WS_FRAME_RESUME:
             last_id, before_id = message.get("last_id"), message.get("before_id")
             if not _is_id(last_id) or not (before_id is None or (_is_id(before_id) and before_id > last_id)):
-                self._write(frame_text("error", {
+                self._write(frame_text(WS_FRAME_ERROR, {
                     "message": "resume needs a non-negative integer last_id (and, paging, a before_id "
                                "above it)"}))
                 return
             wait = self.resumes.take()
             if wait:
-                self._write(frame_text("error", {
+                self._write(frame_text(WS_FRAME_ERROR, {
                     "message": "too many resume frames; send it again later",
                     "retry_after_seconds": round(wait, 1)}))
                 return
             self._replay(after_id=last_id, before_id=before_id)
-        elif kind == "ping":
-            self._write('{"type":"pong"}')
-        elif kind == "pong":
+        elif kind == WS_FRAME_PING:
+            self._write(frame_text(WS_FRAME_PONG, {}))
+        elif kind == WS_FRAME_PONG:
             pass
         else:
-            self._write(frame_text("error", {"message": "unknown frame; send resume, ping or pong"}))
+            self._write(frame_text(WS_FRAME_ERROR, {"message": "unknown frame; send resume, ping or pong"}))
 
     def _replay(self, *, after_id: int, before_id: int | None = None) -> None:
         """Send this clinician's newest REPLAY_PAGE notifications with after_id < id < before_id,
@@ -243,10 +253,12 @@ class ClinicianSocket:
         page = rows[:REPLAY_PAGE]
         for row in reversed(page):
             body = as_json(row)
-            self._send(Frame(frame_text("notification", {**body, "replay": True}), notification_id=body["id"],
-                             patients=patients_named(body["data"]), route=REPLAY_ROUTE))
+            self._send(Frame(frame_text(WS_FRAME_NOTIFICATION, {**body, "replay": True}),
+                             notification_id=body["id"], patients=patients_named(body["data"]),
+                             route=REPLAY_ROUTE))
         if len(rows) > REPLAY_PAGE:
-            self._write(frame_text("more", {"after_id": after_id, "before_id": page[-1]["notification_id"]}))
+            older = {"after_id": after_id, "before_id": page[-1]["notification_id"]}
+            self._write(frame_text(WS_FRAME_MORE, older))
 
     def _send(self, frame: Frame) -> None:
         if frame.notification_id is not None:
@@ -327,14 +339,14 @@ class Hub:
         stored_at = announcement.get("stored_at")
         with self._lock:
             for body in announcement.get("notifications") or ():
-                frame = Frame(frame_text("notification", body), notification_id=body["id"],
+                frame = Frame(frame_text(WS_FRAME_NOTIFICATION, body), notification_id=body["id"],
                               stored_at=stored_at, patients=patients_named(body.get("data")),
                               route=LIVE_ROUTE)
                 for sock in self._by_employee.get(body["employee_id"], ()):
                     sock.push(frame)
             update = announcement.get("incident_update")
             if update:
-                frame = Frame(frame_text(DASHBOARD_FRAME, update), event_id=update["event_id"],
+                frame = Frame(frame_text(WS_FRAME_INCIDENT_UPDATED, update), event_id=update["event_id"],
                               patients=patients_named(update), route=DASHBOARD_ROUTE)
                 for sock in self._sockets:
                     sock.push(frame)

@@ -14,15 +14,19 @@ from .channels.base import Alarm, Attempt
 def alarm_for(cur, *, incident_id: int, identifying: bool) -> Alarm | None:
     """The Alarm of an incident, or None when it is gone."""
     cur.execute("""
-        SELECT i.incident_id, i.severity, i.room, t.name AS alert_name, p.ward, p.name AS patient_name
+        SELECT i.incident_id, i.severity, i.room, t.name AS alert_name, coalesce(p.ward, a.ward) AS ward,
+               p.name AS patient_name, a.device_name
         FROM incidents i
         JOIN alert_types t ON t.alert_type = i.alert_type
+        JOIN alerts a ON a.alert_id = i.alert_id
         LEFT JOIN patients p ON p.patient_id = i.patient_id
         WHERE i.incident_id = %s""", (incident_id,))
     row = cur.fetchone()
     if row is None:
         return None
-    room = f"room {row['room']}" if row["room"] else "room unknown"
+    # A device's own alarm (no patient, migration 0022) is at the device, not in a room.
+    room = (f"room {row['room']}" if row["room"] else
+            f"device {row['device_name']}" if row["device_name"] else "room unknown")
     title = f"{row['severity']}: {row['alert_name']}, {room}"
     label = row["patient_name"] if identifying else None
     where = f"{room}, ward {row['ward']}" if row["ward"] else room

@@ -7,12 +7,11 @@ The week is counted on the server's clock, not the browser's: a workstation with
 neither hides the prompt for ever nor shows it again the next minute."""
 import datetime
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from healthguard import clock
 from healthguard.api import PUBLIC, responses
 from healthguard.auth import clinician_only, current_clinician, public
-from healthguard.config import hospital_tz
 from healthguard.web import platform
 
 from .schemas import HospitalPreferences, MyPreferences, api
@@ -74,4 +73,4 @@ def get_hospital_preferences():
     """The hospital's display settings: its time zone (HOSPITAL_TZ)
 
     Every time in the web UI is shown in this zone, on a 24-hour clock."""
-    return {"timezone": hospital_tz(current_app.config).key}
+    return {"timezone": platform().settings.HOSPITAL_TZ.key}

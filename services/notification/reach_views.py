@@ -3,7 +3,7 @@ contact methods, notification rules, the delivery ledger, reachability and the s
 acknowledge of a push action or an email link."""
 import logging
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from healthguard import clock
 from healthguard.api import PUBLIC, responses
@@ -33,14 +33,15 @@ from .reach_schemas import (
     VerificationCode,
 )
 from .schemas import api
+from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 
 reach = Blueprint("reach", __name__, url_prefix="/api/v1")
 
 
-def _settings():
-    return current_app.config
+def _settings() -> NotificationSettings:
+    return platform().settings
 
 
 # --- Contact methods ---------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def add_contact_method(json: NewContactMethod):
                 cur, employee_id=me, endpoint=json.subscription.endpoint,
                 p256dh=json.subscription.keys.p256dh, auth=json.subscription.keys.auth,
                 label=label or "browser", now=now,
-                allow_local_http=_settings().get("PUSH_ALLOW_LOCAL_HTTP", "false").lower() == "true")
+                allow_local_http=_settings().PUSH_ALLOW_LOCAL_HTTP)
         elif json.address is None:
             raise ApiError(422, f"{json.kind} needs an address", field="address")
         elif json.kind == "email":
@@ -98,7 +99,7 @@ def add_contact_method(json: NewContactMethod):
         else:
             address = json.address
             if json.kind == "phone":  # stored in E.164 (issue 23), typed as people write them
-                address = telephony.e164(json.address, _settings().get("PHONE_DEFAULT_REGION") or None)
+                address = telephony.e164(json.address, _settings().PHONE_DEFAULT_REGION or None)
                 if address is None:
                     raise ApiError(422, "address must be a phone number (+44 20 7946 0018, or as dialled "
                                         "in PHONE_DEFAULT_REGION)", field="address")
@@ -191,7 +192,7 @@ def test_contact_method(contact_method_id: int):
 @api.validate(security=PUBLIC, resp=responses({200: VapidKey}, (404,), public_route=True))
 def vapid_public_key():
     """The server's VAPID public key (applicationServerKey); 404 when Web Push is not configured"""
-    key = _settings().get("VAPID_PUBLIC_KEY")
+    key = _settings().VAPID_PUBLIC_KEY
     if not key:
         raise ApiError(404, "Web Push is not configured on this server")
     return {"public_key": key}
@@ -323,11 +324,11 @@ def acknowledge_from_channel(json: ChannelAck):
             raise ApiError(410, "this acknowledge link was used already or has expired: open the app")
         if attempt is None:
             raise ApiError(404, "no such acknowledge link: open the app")
-        if not settings.get("INCIDENT_MANAGEMENT_URL"):  # rolled back: the token stays usable
+        if not settings.INCIDENT_MANAGEMENT_URL:  # rolled back: the token stays usable
             raise ApiError(503, "acknowledging from a channel is not configured (INCIDENT_MANAGEMENT_URL)")
         try:
             incident = channel_ack.acknowledge_as(
-                incidents_url=settings["INCIDENT_MANAGEMENT_URL"], service_token=settings["SERVICE_TOKEN"],
+                incidents_url=settings.INCIDENT_MANAGEMENT_URL, service_token=settings.SERVICE_TOKEN,
                 incident_id=attempt["incident_id"], employee_id=attempt["employee_id"],
                 channel=attempt["channel"])
         except channel_ack.IncidentManagementError as exc:

@@ -1,22 +1,16 @@
 """Who can be reached off the open tab: everyone on the current rota (the on-call service's
-GET /api/v1/oncall/current, asked with the SERVICE_TOKEN, as incident management asks it) and
+GET /api/v1/oncall/current, asked by healthguard's OnCallClient, as incident management asks it) and
 whether each has a verified off-tab contact method."""
-import requests
-
 from healthguard.errors import ApiError
+from healthguard.oncall_client import ONCALL_ERRORS, OnCallClient
 
-TIMEOUT = (1.0, 3.0)
 
-
-def on_duty(settings: dict) -> list[dict]:
+def on_duty(settings) -> list[dict]:
     """Everyone on duty now by the rota (signed in or not): employee_id, name, role."""
     try:
-        response = requests.get(f"{settings['ONCALL_URL'].rstrip('/')}/api/v1/oncall/current",
-                                headers={"Authorization": f"Bearer {settings['SERVICE_TOKEN']}"},
-                                timeout=TIMEOUT)
-        response.raise_for_status()
-        return response.json()["clinicians"]
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        with OnCallClient(settings.ONCALL_URL or "", settings.SERVICE_TOKEN) as oncall:
+            return oncall.on_duty()
+    except ONCALL_ERRORS as exc:
         raise ApiError(503, "the on-call service is not answering; try again shortly") from exc
 
 

@@ -26,7 +26,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from healthguard import clock
-from healthguard.config import ConfigError
 from healthguard.incident_events import paged_now
 from healthguard.tasks import PeriodicTask
 
@@ -37,42 +36,20 @@ from .schedule_rule_steps import DUE_CHANNEL
 
 log = logging.getLogger(__name__)
 
-SETTINGS = {"SEND_INTERVAL_SECONDS": "1", "SEND_LEASE_SECONDS": "120", "SEND_MAX_TRIES": "4",
-            "SEND_RETRY_SECONDS": "10", "SEND_CONCURRENCY": "8", "ACK_TOKEN_SECONDS": "900",
-            "NOTIFY_IDENTIFYING_DATA": "false"}
-
-
-def check_settings(settings: dict) -> None:
-    """Stop at start on a malformed setting of the sending task, with its name."""
-    for name in ("SEND_INTERVAL_SECONDS", "SEND_LEASE_SECONDS", "SEND_RETRY_SECONDS"):
-        try:
-            ok = float(settings[name]) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ConfigError(f"setting {name} must be a number of seconds above 0, got {settings[name]!r}")
-    for name, low, high in (("SEND_MAX_TRIES", 1, 20), ("SEND_CONCURRENCY", 1, 64),
-                            ("ACK_TOKEN_SECONDS", 30, 86400)):
-        value = str(settings[name])
-        if not (value.isdigit() and low <= int(value) <= high):
-            raise ConfigError(f"setting {name} must be a whole number from {low} to {high}, got {value!r}")
-    if str(settings["NOTIFY_IDENTIFYING_DATA"]).strip().lower() not in ("true", "false"):
-        raise ConfigError("setting NOTIFY_IDENTIFYING_DATA must be true or false")
-
-
 class SendDueAttempts(PeriodicTask):
     name = "send-due-attempts"
 
-    def __init__(self, *, db, database_url: str, settings: dict):
-        self.lease = float(settings["SEND_LEASE_SECONDS"])
-        super().__init__(interval=float(settings["SEND_INTERVAL_SECONDS"]),
-                         wake_on=(database_url, DUE_CHANNEL))
+    def __init__(self, *, db, settings):
+        """`settings`: the notification service's (SEND_*, ACK_TOKEN_SECONDS, NOTIFY_IDENTIFYING_DATA)."""
+        self.lease = settings.SEND_LEASE_SECONDS
+        super().__init__(interval=settings.SEND_INTERVAL_SECONDS,
+                         wake_on=(settings.DATABASE_URL, DUE_CHANNEL))
         self.db = db
-        self.max_tries = int(settings["SEND_MAX_TRIES"])
-        self.retry_seconds = float(settings["SEND_RETRY_SECONDS"])
-        self.concurrency = int(settings["SEND_CONCURRENCY"])
-        self.token_seconds = int(settings["ACK_TOKEN_SECONDS"])
-        self.identifying = settings["NOTIFY_IDENTIFYING_DATA"].strip().lower() == "true"
+        self.max_tries = settings.SEND_MAX_TRIES
+        self.retry_seconds = settings.SEND_RETRY_SECONDS
+        self.concurrency = settings.SEND_CONCURRENCY
+        self.token_seconds = settings.ACK_TOKEN_SECONDS
+        self.identifying = settings.identifying_data
         self._pool = None
 
     def _before_start(self) -> None:

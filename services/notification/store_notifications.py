@@ -28,7 +28,6 @@ from . import metrics
 from .schedule_rule_steps import bring_ledger_in_line
 from .service import as_json, store_events_notifications
 
-PUSH_EXCHANGE = "notifications.push"
 STORE_ORDER_LOCK = 0x4847_0004  # "HG" + 4: the advisory lock storing notifications queues on
 BATCH_SIZE = 100
 

@@ -127,5 +127,5 @@ def authenticate_socket():
 def clinician_socket(ws):
     ClinicianSocket(
         ws, g.socket_clinician, hub=current_app.extensions["notification_hub"], db=platform().db,
-        ping_seconds=current_app.config["WS_PING_SECONDS"], accessor=g.socket_accessor,
+        ping_seconds=platform().settings.WS_PING_SECONDS, accessor=g.socket_accessor,
     ).serve(g.socket_last_id)

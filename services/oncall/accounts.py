@@ -21,29 +21,14 @@ import sys
 import psycopg2
 
 from healthguard import clock
-from healthguard.config import ConfigError, load_config
 from healthguard.db import Database
 from healthguard.incident_events import IncidentEvent, person
 from healthguard.outbox import enqueue
 from healthguard.passwords import generate_password, weakness
+from healthguard.settings import ConfigError
 
 from .sessions import set_password
-
-# How long a one-time password works when ONE_TIME_PASSWORD_HOURS is not set.
-ONE_TIME_LIFETIME_HOURS = "24"
-
-
-def one_time_password_lifetime(settings: dict) -> dt.timedelta:
-    """ONE_TIME_PASSWORD_HOURS as a duration; ConfigError at start if it is not 0 < hours <= 720."""
-    text = settings.get("ONE_TIME_PASSWORD_HOURS") or ONE_TIME_LIFETIME_HOURS
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = 0
-    if not 0 < hours <= 720:
-        raise ConfigError(f"setting ONE_TIME_PASSWORD_HOURS must be a number of hours between 0 and "
-                          f"720, got {text!r}")
-    return dt.timedelta(hours=hours)
+from .settings import AccountsSettings
 
 
 def _record(cur, *, action: str, employee_id: str, actor_id: str | None, address: str | None,
@@ -214,14 +199,13 @@ def main(argv=None, *, stdin=sys.stdin, stdout=sys.stdout) -> int:
         else:
             password = generate_password()
     try:
-        settings = load_config(required=("DATABASE_URL",), optional=("ONE_TIME_PASSWORD_HOURS",))
-        lifetime = one_time_password_lifetime(settings)
+        settings = AccountsSettings.load()
     except ConfigError as exc:
         print(f"oncall.accounts: {exc}", file=sys.stderr)
         return 2
-    db = Database(settings["DATABASE_URL"], maxconn=1)
+    db = Database(settings.DATABASE_URL, maxconn=1)
     try:
-        status, text = _run(db, args, password, lifetime)
+        status, text = _run(db, args, password, settings.one_time_password_lifetime)
     except psycopg2.Error as exc:
         print(f"oncall.accounts: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from healthguard.auth import (
     session_cookie_token,
     set_session_cookie,
 )
+from healthguard.context import settings
 from healthguard.errors import ApiError
 from healthguard.web import platform
 
@@ -30,13 +31,13 @@ log = logging.getLogger(__name__)
 
 def source_address() -> str | None:
     """The client's address (nginx's X-Real-IP only from TRUSTED_PROXIES): throttle and audit."""
-    return client_address(request, current_app.extensions["oncall.trusted_proxies"])
+    return client_address(request, settings().TRUSTED_PROXIES)
 
 
 def _secure_cookie() -> bool:
     """Secure cookies when the web UI is served over HTTPS; over plain HTTP (a workstation's
     http://localhost) a Secure cookie would never be sent back."""
-    return current_app.config["WEB_ORIGIN"].lower().startswith("https://")
+    return settings().WEB_ORIGIN.lower().startswith("https://")
 
 
 def _throttled(exc: sessions.TooManyAttempts, login: str):
@@ -73,8 +74,8 @@ def login(json: Credentials):
             # The failed attempt must be recorded (committed) even though the answer is a 401.
             signed_in = sessions.sign_in(
                 cur, login=json.login, password=json.password,
-                ttl_hours=current_app.extensions["oncall.session_ttl_hours"],
-                idle_timeout=current_app.extensions["oncall.session_idle"] if cookie else None,
+                ttl_hours=settings().SESSION_TTL_HOURS,
+                idle_timeout=settings().session_idle if cookie else None,
                 address=source_address())
     except sessions.TooManyAttempts as exc:
         return _throttled(exc, json.login)
@@ -149,4 +150,4 @@ def me():
     cookie = session_cookie_token() if bearer_token() is None else None
     return {"employee": employee,
             "session": {**session, "csrf_token": csrf_token(cookie) if cookie else None},
-            "timezone": current_app.extensions["oncall.tz"].key}
+            "timezone": settings().HOSPITAL_TZ.key}

@@ -4,11 +4,12 @@ decorators sit above api.validate: 401/403 come before anything is said about th
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from healthguard import clock
 from healthguard.api import responses
 from healthguard.auth import account_admin_only, clinician_only, current_clinician, supervisor_only
+from healthguard.context import settings
 from healthguard.errors import ApiError
 from healthguard.web import platform
 
@@ -40,7 +41,7 @@ MAX_PERIOD = dt.timedelta(days=31)
 
 
 def hospital_tz() -> ZoneInfo:
-    return current_app.extensions["oncall.tz"]
+    return settings().HOSPITAL_TZ
 
 
 def now() -> dt.datetime:
@@ -192,7 +193,7 @@ def reset_password(employee_id: str):
     with platform().db.transaction() as cur:
         reset = accounts.reset_password(
             cur, employee_id=employee_id, actor=actor, address=source_address(),
-            lifetime=current_app.extensions["oncall.one_time_password_lifetime"])
+            lifetime=settings().one_time_password_lifetime)
     if reset is None:
         raise ApiError(404, "no such employee")
     return {"employee_id": employee_id, "temporary_password": reset["temporary_password"],

@@ -2,8 +2,8 @@ import { Link } from "react-router";
 
 import { useTimeZone } from "./auth.jsx";
 import { UNACKNOWLEDGED_STATUSES } from "./domain.js";
-import { countdown, formatDateTime, timeAgo } from "./format.js";
-import { SeverityBadge, StatusBadge, TestBadge, useNow } from "./ui.jsx";
+import { countdown, formatDateTime, placeOf, subjectOf, timeAgo } from "./format.js";
+import { DataTable, SeverityBadge, StatusBadge, TestBadge, useNow } from "./ui.jsx";
 
 // While unacknowledged: the time left before escalation (from the server's ack_deadline) and the
 // escalation level; nothing when the server does not send them.
@@ -36,80 +36,86 @@ function Unowned({ incident, now }) {
 export default function IncidentTable({ incidents, caption, showAssignee = true, actions }) {
   const now = useNow(1000); // the countdowns tick
   const timeZone = useTimeZone();
+  const columns = [
+    { label: "#", className: "num", cell: (incident) => incident.incident_id },
+    {
+      label: "Severity",
+      cell: (incident) => (
+        <>
+          <SeverityBadge severity={incident.severity} /> <TestBadge show={incident.is_test} />
+        </>
+      ),
+    },
+    {
+      label: "Incident",
+      cell: (incident) => (
+        <>
+          <Link to={`/incidents/${incident.incident_id}`} className="incident-link">
+            {incident.alert_name || incident.title}
+          </Link>
+          <span className="sub">{placeOf(incident)}</span>
+          {incident.alert_count > 1 && (
+            <span className="sub repeats">
+              ×{incident.alert_count} alarms
+              {incident.last_alert_at && <>, last {timeAgo(incident.last_alert_at, now)}</>}
+            </span>
+          )}
+        </>
+      ),
+    },
+    {
+      label: "Patient",
+      cell: (incident) => (
+        <>
+          {subjectOf(incident)}
+          {incident.patient_id && <span className="sub">{incident.patient_id}</span>}
+        </>
+      ),
+    },
+    {
+      label: "Status",
+      cell: (incident) => (
+        <>
+          <StatusBadge status={incident.status} reason={incident.assignment_reason} />
+          {incident.silenced_by ? (
+            <span className="sub" data-testid="silenced">
+              Silenced: paging nobody
+            </span>
+          ) : (
+            <Unowned incident={incident} now={now} />
+          )}
+        </>
+      ),
+    },
+    showAssignee && {
+      label: "Assigned to",
+      cell: (incident) =>
+        incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>,
+    },
+    {
+      label: "Raised",
+      cell: (incident) => (
+        <>
+          <time dateTime={incident.created_at} title={formatDateTime(incident.created_at, timeZone)}>
+            {timeAgo(incident.created_at, now)}
+          </time>
+          <EscalationCountdown incident={incident} now={now} />
+        </>
+      ),
+    },
+    actions && { label: "Actions", hideLabel: true, className: "row-actions", cell: actions },
+  ].filter(Boolean);
   return (
-    <div className="table-wrap" tabIndex={0}>
-      <table className="incidents">
-        {caption && <caption className="visually-hidden">{caption}</caption>}
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">Severity</th>
-            <th scope="col">Incident</th>
-            <th scope="col">Patient</th>
-            <th scope="col">Status</th>
-            {showAssignee && <th scope="col">Assigned to</th>}
-            <th scope="col">Raised</th>
-            {actions && (
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
-        <tbody>
-          {incidents.map((incident) => (
-            <tr
-              key={incident.incident_id}
-              className={incident.severity === "CRITICAL" && incident.status !== "RESOLVED" ? "critical-row" : ""}
-              data-incident-id={incident.incident_id}
-            >
-              <td className="num">{incident.incident_id}</td>
-              <td>
-                <SeverityBadge severity={incident.severity} /> <TestBadge show={incident.is_test} />
-              </td>
-              <td>
-                <Link to={`/incidents/${incident.incident_id}`} className="incident-link">
-                  {incident.alert_name || incident.title}
-                </Link>
-                <span className="sub">
-                  Room {incident.room}
-                  {incident.ward && <> · {incident.ward}</>}
-                </span>
-                {incident.alert_count > 1 && (
-                  <span className="sub repeats">
-                    ×{incident.alert_count} alarms
-                    {incident.last_alert_at && <>, last {timeAgo(incident.last_alert_at, now)}</>}
-                  </span>
-                )}
-              </td>
-              <td>
-                {incident.patient_name}
-                <span className="sub">{incident.patient_id}</span>
-              </td>
-              <td>
-                <StatusBadge status={incident.status} reason={incident.assignment_reason} />
-                {incident.silenced_by ? (
-                  <span className="sub" data-testid="silenced">
-                    Silenced: paging nobody
-                  </span>
-                ) : (
-                  <Unowned incident={incident} now={now} />
-                )}
-              </td>
-              {showAssignee && (
-                <td>{incident.assignee ? incident.assignee.name : <span className="unassigned">Unassigned</span>}</td>
-              )}
-              <td>
-                <time dateTime={incident.created_at} title={formatDateTime(incident.created_at, timeZone)}>
-                  {timeAgo(incident.created_at, now)}
-                </time>
-                <EscalationCountdown incident={incident} now={now} />
-              </td>
-              {actions && <td className="row-actions">{actions(incident)}</td>}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      className="incidents"
+      caption={caption}
+      columns={columns}
+      rows={incidents}
+      rowKey={(incident) => incident.incident_id}
+      rowProps={(incident) => ({
+        className: incident.severity === "CRITICAL" && incident.status !== "RESOLVED" ? "critical-row" : "",
+        "data-incident-id": incident.incident_id,
+      })}
+    />
   );
 }

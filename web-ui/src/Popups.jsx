@@ -7,11 +7,11 @@ import { useNavigate } from "react-router";
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { TAKEN_ON_STATUSES, actionName } from "./domain.js";
-import { formatReading } from "./format.js";
+import { TAKEN_ON_STATUSES, WS_FRAME_INCIDENT_UPDATED, WS_FRAME_NOTIFICATION, actionName } from "./domain.js";
+import { formatReading, subjectOf } from "./format.js";
 import { useLive } from "./live.jsx";
 import { dismissPopup, orderPopups, popupHeading, receiveIncidentUpdate, receiveNotification } from "./popups.js";
-import { ErrorNotice, SeverityBadge, TestBadge, useMediaQuery, useResource } from "./ui.jsx";
+import { ErrorNotice, SeverityBadge, TestBadge, useMediaQuery, useRequest, useResource } from "./ui.jsx";
 
 const SHOWN = 3; // on a desk screen; the others wait behind "N more"
 const QUIET_AFTER_MS = 30000; // a MEDIUM or LOW pop-up leaves on its own (the bell keeps it)
@@ -21,22 +21,15 @@ const PHONE = "(max-width: 40rem)";
 // reason is optional and goes into the audit trail.
 export function DeclineForm({ incidentId, onDeclined, onCancel, idPrefix }) {
   const [reason, setReason] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const field = `${idPrefix}-decline-reason`;
-  const submit = async (event) => {
+  const { busy, error, run: decline } = useRequest(async () => {
+    const body = reason.trim() ? { reason: reason.trim() } : undefined;
+    const incident = await api(`/incidents/${incidentId}/decline`, { method: "PATCH", body });
+    onDeclined(incident);
+  });
+  const submit = (event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const body = reason.trim() ? { reason: reason.trim() } : undefined;
-      const incident = await api(`/incidents/${incidentId}/decline`, { method: "PATCH", body });
-      onDeclined(incident);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    decline();
   };
   return (
     <form className="decline-form" onSubmit={submit}>
@@ -71,8 +64,6 @@ function Popup({ popup, compact, onDismiss, more }) {
   const { incidentId: id, notification } = popup;
   const load = useCallback((signal) => api(`/incidents/${id}`, { signal }), [id]);
   const { data: incident } = useResource(load, [load]);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const [declining, setDeclining] = useState(false);
   const heading = popupHeading(popup);
   // What the server says this clinician may do (allowed_actions) once the incident is loaded;
@@ -87,18 +78,10 @@ function Popup({ popup, compact, onDismiss, more }) {
     markRead(notification.id).catch(() => {});
     onDismiss(id);
   };
-  const acknowledge = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await api(`/incidents/${id}/acknowledge`, { method: "PATCH" });
-      done();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run: acknowledge } = useRequest(async () => {
+    await api(`/incidents/${id}/acknowledge`, { method: "PATCH" });
+    done();
+  });
 
   return (
     <div
@@ -116,7 +99,7 @@ function Popup({ popup, compact, onDismiss, more }) {
         <strong>{incident?.alert_name ?? notification.title}</strong>
         {" · "}
         <span className="popup-patient" data-testid="popup-patient">
-          {incident ? incident.patient_name : notification.data?.patient_id}
+          {incident ? subjectOf(incident) : notification.data?.patient_id}
           {room && `, room ${room}`}
           {incident?.ward && ` (${incident.ward})`}
         </span>
@@ -178,14 +161,14 @@ export default function Popups() {
   useEffect(
     () =>
       subscribe((event) => {
-        if (event.type === "notification") {
+        if (event.type === WS_FRAME_NOTIFICATION) {
           setPopups((current) => receiveNotification(current, event.notification, me));
           const { severity } = event.notification;
           if (severity === "MEDIUM" || severity === "LOW") {
             const key = `n${event.notification.id}`;
             setTimeout(() => setPopups((current) => current.filter((popup) => popup.key !== key)), QUIET_AFTER_MS);
           }
-        } else if (event.type === "incident_updated") {
+        } else if (event.type === WS_FRAME_INCIDENT_UPDATED) {
           setPopups((current) => receiveIncidentUpdate(current, event, me));
         }
       }),

@@ -13,7 +13,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { MUTE_MS, OFFLINE, TONES, formatLeft, muteLeft, muteSounding, soundingNow } from "./alarmSound.js";
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { UNACKNOWLEDGED_STATUSES, pagedFor } from "./domain.js";
+import { UNACKNOWLEDGED_STATUSES, WS_FRAME_INCIDENT_UPDATED, pagedFor } from "./domain.js";
 import { faviconHref } from "./format.js";
 import { useLive } from "./live.jsx";
 import { useNow } from "./ui.jsx";
@@ -95,7 +95,7 @@ function useAlarmsForMe() {
         seed();
         return;
       }
-      if (event.type !== "incident_updated" || !event.status) return;
+      if (event.type !== WS_FRAME_INCIDENT_UPDATED || !event.status) return;
       setWaiting((current) => {
         const pages = pagedFor(event).includes(me);
         const known = current.get(event.incident_id);

@@ -25,6 +25,14 @@ export const ALERTING_EVENTS = ["INCIDENT_ASSIGNED", "INCIDENT_REASSIGNED", "INC
 export const WS_CLOSE_SESSION_ENDED = 4401; // the session was signed out or expired: sign in again
 export const WS_CLOSE_TOO_MANY_SOCKETS = 4409; // the session opened more sockets than the server keeps
 
+// The types of the WebSocket's frames (WEBSOCKET.md, "Frames") that the page sends or acts on.
+export const WS_FRAME_NOTIFICATION = "notification"; // a stored notification of mine
+export const WS_FRAME_INCIDENT_UPDATED = "incident_updated"; // some incident changed
+export const WS_FRAME_MORE = "more"; // after a replay page: older ones remain
+export const WS_FRAME_PING = "ping"; // both ways: answered with a pong
+export const WS_FRAME_PONG = "pong";
+export const WS_FRAME_RESUME = "resume"; // mine: replay what was stored since last_id
+
 // The actions the server may offer (allowed_actions), in its order, with their words below.
 export const ACTION_NAMES = ["acknowledge", "decline", "start", "resolve", "claim", "reassign", "note"];
 

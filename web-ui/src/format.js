@@ -10,6 +10,19 @@ export function bySeverityThenAge(a, b) {
   );
 }
 
+// Where an incident's alarm is: the patient's room and ward, or for a device's own alarm (a silent
+// ward monitor or gateway: no patient) its ward, or the whole hospital.
+export function placeOf(incident) {
+  if (incident.room) return incident.ward ? `Room ${incident.room} · ${incident.ward}` : `Room ${incident.room}`;
+  return incident.ward || (incident.device_name ? "Hospital-wide" : "");
+}
+
+// Whom (or what) an incident is about: the patient, or the device for its own alarm.
+export function subjectOf(incident) {
+  if (incident.patient_id || !incident.device_name) return incident.patient_name;
+  return `Device: ${incident.device_name}`;
+}
+
 export function humanize(text) {
   if (!text) return "";
   const words = String(text).replaceAll("_", " ").toLowerCase();

@@ -17,6 +17,8 @@ const PROJECTED = [
   "paged",
   "unowned_since",
   "assignment_reason",
+  // Held by a silence (shown, paging nobody), or null once it ended.
+  "silenced_by",
 ];
 
 // Applies one frame. Answers the new map and whether the row must be fetched (a new incident, a

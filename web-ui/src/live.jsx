@@ -4,12 +4,22 @@
 //   {"type":"ping"}                      keep-alive; answered with a pong
 // After a reconnect the client sends {"type":"resume","last_id":N} and the server replays what
 // was stored meanwhile, the newest page first and a {"type":"more"} frame for each older one.
-// incident_updated frames are not replayed, so pages refetch on reconnect.
+// incident_updated frames are not replayed, so pages refetch on reconnect. The types are
+// domain.js's WS_FRAME_* constants.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 
 import { api } from "./api.js";
 import { useAuth } from "./auth.jsx";
-import { WS_CLOSE_SESSION_ENDED, WS_CLOSE_TOO_MANY_SOCKETS } from "./domain.js";
+import {
+  WS_CLOSE_SESSION_ENDED,
+  WS_CLOSE_TOO_MANY_SOCKETS,
+  WS_FRAME_INCIDENT_UPDATED,
+  WS_FRAME_MORE,
+  WS_FRAME_NOTIFICATION,
+  WS_FRAME_PING,
+  WS_FRAME_PONG,
+  WS_FRAME_RESUME,
+} from "./domain.js";
 
 const LiveContext = createContext(null);
 
@@ -76,7 +86,7 @@ export function LiveProvider({ children }) {
       );
       if (notification.read_at) return;
       setUnreadCount((count) => count + 1);
-      emit({ type: "notification", notification });
+      emit({ type: WS_FRAME_NOTIFICATION, notification });
     },
     [emit],
   );
@@ -146,7 +156,7 @@ export function LiveProvider({ children }) {
         attempt = 0;
         setConnection("live");
         if (synced) {
-          socket.send(JSON.stringify({ type: "resume", last_id: lastId.current }));
+          socket.send(JSON.stringify({ type: WS_FRAME_RESUME, last_id: lastId.current }));
         } else {
           // Registered before the history is read: nothing falls between the two.
           loadHistory()
@@ -165,18 +175,18 @@ export function LiveProvider({ children }) {
         } catch {
           return;
         }
-        if (frame.type === "notification") {
+        if (frame.type === WS_FRAME_NOTIFICATION) {
           receive(frame);
-          if (frame.incident_id) emit({ type: "incident_updated", incident_id: frame.incident_id });
-        } else if (frame.type === "incident_updated") {
+          if (frame.incident_id) emit({ type: WS_FRAME_INCIDENT_UPDATED, incident_id: frame.incident_id });
+        } else if (frame.type === WS_FRAME_INCIDENT_UPDATED) {
           emit(frame);
-        } else if (frame.type === "ping") {
-          socket.send(JSON.stringify({ type: "pong" }));
-        } else if (frame.type === "more") {
+        } else if (frame.type === WS_FRAME_PING) {
+          socket.send(JSON.stringify({ type: WS_FRAME_PONG }));
+        } else if (frame.type === WS_FRAME_MORE) {
           // A replay brings the newest page; the older ones missed come a page at a time, paced
           // under the server's resume rate (WEBSOCKET.md, "Reconnecting").
           const current = socket;
-          const page = { type: "resume", last_id: frame.after_id, before_id: frame.before_id };
+          const page = { type: WS_FRAME_RESUME, last_id: frame.after_id, before_id: frame.before_id };
           setTimeout(() => {
             if (socket === current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify(page));
           }, RESUME_PAGE_MS);
@@ -204,7 +214,7 @@ export function LiveProvider({ children }) {
       if (!socket) return;
       const step = watchdogStep(Date.now() - lastSign, socket.readyState === WebSocket.OPEN);
       if (step === "lost") lost();
-      else if (step === "ping") socket.send(JSON.stringify({ type: "ping" }));
+      else if (step === "ping") socket.send(JSON.stringify({ type: WS_FRAME_PING }));
     }, WATCHDOG_MS);
     const wentOffline = () => lost();
     // Back online, or back to the tab after the phone slept: try now rather than after the pause.
@@ -215,7 +225,7 @@ export function LiveProvider({ children }) {
         attempt = Math.min(attempt, 1);
         connect();
       } else if (socket.readyState === WebSocket.OPEN && Date.now() - lastSign > CLIENT_PING_MS) {
-        socket.send(JSON.stringify({ type: "ping" }));
+        socket.send(JSON.stringify({ type: WS_FRAME_PING }));
       }
     };
     window.addEventListener("offline", wentOffline);
@@ -273,7 +283,7 @@ export function useIncidentUpdates(onChange, { incidentId = null, debounceMs = 2
   useEffect(() => {
     let timer = null;
     const unsubscribe = subscribe((event) => {
-      if (incidentId !== null && event.type === "incident_updated" && event.incident_id !== incidentId) return;
+      if (incidentId !== null && event.type === WS_FRAME_INCIDENT_UPDATED && event.incident_id !== incidentId) return;
       clearTimeout(timer);
       timer = setTimeout(() => callback.current(event), debounceMs);
     });

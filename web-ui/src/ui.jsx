@@ -57,7 +57,6 @@ export function ErrorNotice({ error, what, onDismiss, onRetry }) {
   );
 }
 
-// The "Load more" button of a usePagedList list (paging.js).
 // A labelled choice of a filter: `first` the words of its first option (value ""; none without),
 // then `options` (values) in the words `optionName` gives them. `onChange` gets the value chosen.
 export function FilterSelect({ id, label, value, onChange, options, optionName = String, first, inline = false }) {
@@ -76,6 +75,41 @@ export function FilterSelect({ id, label, value, onChange, options, optionName =
   );
 }
 
+// A table of `rows`, one column per entry of `columns`: { label, cell(row), className, hideLabel }
+// (hideLabel: the heading is for screen readers only). Each cell carries its column's label, so
+// where the table's class lays rows out as cards on a phone (cards-on-phone, incidents) each
+// reads as one. `rowProps(row)` adds attributes to a row (a class, a data- attribute).
+export function DataTable({ columns, rows, rowKey, rowProps, className = "cards-on-phone", label, caption, testId }) {
+  return (
+    <div className="table-wrap" tabIndex={0}>
+      <table className={className} aria-label={label} data-testid={testId}>
+        {caption && <caption className="visually-hidden">{caption}</caption>}
+        <thead>
+          <tr>
+            {columns.map((column) => (
+              <th scope="col" key={column.label}>
+                {column.hideLabel ? <span className="visually-hidden">{column.label}</span> : column.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={rowKey(row)} {...rowProps?.(row)}>
+              {columns.map((column) => (
+                <td key={column.label} data-label={column.label} className={column.className}>
+                  {column.cell(row)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+// The "Load more" button of a usePagedList list (paging.js).
 export function LoadMore({ list }) {
   if (!list.hasMore) return null;
   const busy = list.loading && list.loaded;
@@ -98,6 +132,25 @@ export function Loading({ what = "Loading" }) {
 
 export function Empty({ children }) {
   return <p className="empty">{children}</p>;
+}
+
+// One request at a time from a form or button: busy while it runs, its failure kept to show.
+export function useRequest(request) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = async (...args) => {
+    setBusy(true);
+    setError(null);
+    try {
+      return await request(...args);
+    } catch (failure) {
+      setError(failure);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run, dismiss: () => setError(null) };
 }
 
 // Loads data with `load(signal)`; reload() fetches again keeping the old data on screen.

@@ -2,28 +2,14 @@
 is declared (quorum, with its dead-letter and delay queues)."""
 import pika.exceptions
 
-from ..domain import SEVERITIES
+# The names are the contract's (domain.py), re-exported here beside their declarations.
+from ..domain import ALERT_LANES, NOTIFICATIONS_QUEUE, alert_lane  # noqa: F401
 from .connection import BrokerError
 
-# Durable work queues between services. Each has a dead-letter queue `<name>.dead` for messages
+# Durable work queues between services (their names are healthguard/domain.py's: the alert lanes,
+# one per severity, and notifications). Each has a dead-letter queue `<name>.dead` for messages
 # that can never be processed, so they are kept (with the reason) instead of looping, and delay
 # queues `<name>.retry.<delay>` that hold a failed message for a while before it comes back.
-NOTIFICATIONS_QUEUE = "notifications"
-
-
-# Alarms travel in one queue per severity ("lanes"), most severe first, and incident management
-# drains a higher lane before it takes a message of a lower one: a cardiac arrest never waits
-# behind a flood of low-battery alarms. Separate queues rather than one queue with x-max-priority,
-# which classic queues have and quorum queues do not. The outbox row names its lane, and the relay
-# publishes it with that routing key (the default exchange routes a key to the queue of that name).
-def alert_lane(severity: str) -> str:
-    """The queue an alert of this severity travels in (the one rule naming a lane)."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"unknown severity {severity!r}")
-    return f"alerts.{severity.lower()}"
-
-
-ALERT_LANES = tuple(alert_lane(severity) for severity in SEVERITIES)
 
 
 def dead_letter_queue(queue: str) -> str:

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
-from healthguard.config import ConfigError
+from healthguard.settings import ConfigError
 
 from ..channels.base import Alarm, Attempt, SendResult
 from ..message_text import email_text
@@ -114,13 +114,11 @@ class SmtpChannel:
         return smtp
 
 
-def register_from_settings(settings: dict, register) -> bool:
-    """Register email when SMTP_URL is configured."""
-    if not settings.get("SMTP_URL"):
+def register_from_settings(settings, register) -> bool:
+    """Register email when SMTP_URL is configured (SMTP_FROM with it: the settings checked)."""
+    if not settings.SMTP_URL:
         log.warning("SMTP_URL not set: no email notifications")
         return False
-    if not settings.get("SMTP_FROM"):
-        raise ConfigError("setting SMTP_FROM is required with SMTP_URL")
-    register(SmtpChannel(smtp_url=settings["SMTP_URL"], sender=settings["SMTP_FROM"],
-                         web_origin=settings["WEB_ORIGIN"]))
+    register(SmtpChannel(smtp_url=settings.SMTP_URL, sender=settings.SMTP_FROM,
+                         web_origin=settings.WEB_ORIGIN))
     return True

@@ -22,8 +22,6 @@ import requests
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from healthguard.config import ConfigError
-
 from ..channels.base import Alarm, Attempt, SendResult
 from ..message_text import push_payload
 
@@ -89,16 +87,12 @@ class WebPushChannel:
         return SendResult("failed", reason=f"push service refused it ({status})")
 
 
-def register_from_settings(settings: dict, register) -> bool:
-    """Register Web Push when the VAPID key pair is configured (compose requires it)."""
-    key, subject = settings.get("VAPID_PRIVATE_KEY"), settings.get("VAPID_SUBJECT")
-    if not key or not settings.get("VAPID_PUBLIC_KEY") or not subject:
+def register_from_settings(settings, register) -> bool:
+    """Register Web Push when the VAPID key pair is configured (compose requires it; the
+    notification settings checked the key)."""
+    if not settings.VAPID_PRIVATE_KEY or not settings.VAPID_PUBLIC_KEY or not settings.VAPID_SUBJECT:
         log.warning("VAPID_PRIVATE_KEY, VAPID_PUBLIC_KEY or VAPID_SUBJECT not set: no Web Push")
         return False
-    try:
-        channel = WebPushChannel(vapid_private_key=key, vapid_subject=subject)
-    except ValueError as exc:  # py_vapid cannot read it: a start-up error naming the setting
-        raise ConfigError("setting VAPID_PRIVATE_KEY is not a VAPID private key (the raw P-256 "
-                          "key, base64url; scripts/make_env.py generates a pair)") from exc
-    register(channel)
+    register(WebPushChannel(vapid_private_key=settings.VAPID_PRIVATE_KEY,
+                            vapid_subject=settings.VAPID_SUBJECT))
     return True

@@ -63,19 +63,14 @@ class TwilioSettings:
     webhook_base: str
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "TwilioSettings | None":
-        sid = (settings.get("TWILIO_ACCOUNT_SID") or "").strip()
+    def from_settings(cls, settings) -> "TwilioSettings | None":
+        """Twilio of the notification settings (checked there), None without TWILIO_ACCOUNT_SID."""
+        sid = (settings.TWILIO_ACCOUNT_SID or "").strip()
         if not sid:
             return None
-        from healthguard.config import ConfigError
-        missing = [name for name in ("TWILIO_AUTH_TOKEN", "TWILIO_FROM") if not settings.get(name)]
-        if missing:
-            raise ConfigError(f"setting(s) {', '.join(missing)} required with TWILIO_ACCOUNT_SID")
-        webhook_base = settings.get("TWILIO_WEBHOOK_BASE") or settings.get("WEB_ORIGIN", "")
-        return cls(account_sid=sid, auth_token=settings["TWILIO_AUTH_TOKEN"],
-                   from_number=settings["TWILIO_FROM"],
-                   api_base=(settings.get("TWILIO_API_BASE") or "https://api.twilio.com").rstrip("/"),
-                   webhook_base=webhook_base.rstrip("/"))
+        webhook_base = settings.TWILIO_WEBHOOK_BASE or settings.WEB_ORIGIN
+        return cls(account_sid=sid, auth_token=settings.TWILIO_AUTH_TOKEN, from_number=settings.TWILIO_FROM,
+                   api_base=settings.TWILIO_API_BASE.rstrip("/"), webhook_base=webhook_base.rstrip("/"))
 
     def webhook(self, path: str, **query) -> str:
         return f"{self.webhook_base}/api/v1/twilio/{path}" + (f"?{urlencode(query)}" if query else "")

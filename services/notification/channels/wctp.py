@@ -49,22 +49,17 @@ class AlertCommunicator:
     response_url: str | None       # our POST /api/v1/wctp as the AC reaches it (sendResponsesToID)
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "AlertCommunicator | None":
-        url = (settings.get("WCTP_URL") or "").strip()
+    def from_settings(cls, settings) -> "AlertCommunicator | None":
+        """The AC of the notification settings (checked there), None without WCTP_URL."""
+        url = (settings.WCTP_URL or "").strip()
         if not url:
             return None
-        answers = (settings.get("WCTP_ANSWERS") or "push").strip().lower()
-        if answers not in ("push", "poll"):
-            from healthguard.config import ConfigError
-            raise ConfigError(f"setting WCTP_ANSWERS must be push or poll, got {answers!r}")
-        sender = (settings.get("WCTP_SENDER_ID") or "").strip()
-        if not sender:
-            from healthguard.config import ConfigError
-            raise ConfigError("setting WCTP_SENDER_ID is required with WCTP_URL (our WCTP sender id)")
-        response_url = settings.get("WCTP_RESPONSE_URL") or (
-            settings.get("WEB_ORIGIN", "").rstrip("/") + "/api/v1/wctp" if answers == "push" else None)
-        return cls(url=url, sender_id=sender, security_code=settings.get("WCTP_SECURITY_CODE") or None,
-                   answers=answers, response_url=response_url)
+        answers = settings.WCTP_ANSWERS
+        response_url = settings.WCTP_RESPONSE_URL or (
+            settings.WEB_ORIGIN.rstrip("/") + "/api/v1/wctp" if answers == "push" else None)
+        return cls(url=url, sender_id=settings.WCTP_SENDER_ID.strip(),
+                   security_code=settings.WCTP_SECURITY_CODE or None, answers=answers,
+                   response_url=response_url)
 
 
 # --------------------------------------------------------------------------- sending

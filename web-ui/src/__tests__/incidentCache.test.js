@@ -31,6 +31,12 @@ describe("applyIncidentFrame", () => {
     expect(fetch).toBe(true);
   });
 
+  it("marks a held alarm silenced from its frame, and unmarks it when the silence ends", () => {
+    const held = applyIncidentFrame(new Map(), { incident_id: 9, status: "OPEN", silenced_by: 3, paged: [] }).incidents;
+    expect(held.get(9)).toMatchObject({ silenced_by: 3, paged: [] });
+    expect(applyIncidentFrame(held, { incident_id: 9, status: "OPEN", silenced_by: null, paged: [] }).incidents.get(9).silenced_by).toBeNull();
+  });
+
   it("drops a resolved incident", () => {
     const { incidents } = applyIncidentFrame(incidentMap([row]), { incident_id: 7, status: "RESOLVED" });
     expect(incidents.has(7)).toBe(false);

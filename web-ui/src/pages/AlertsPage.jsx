@@ -6,7 +6,20 @@ import { SEVERITIES, severityName } from "../domain.js";
 import { formatDateTime, formatReading, humanize, timeAgo } from "../format.js";
 import { usePagedList } from "../paging.js";
 import { useTimeZone } from "../auth.jsx";
-import { Empty, ErrorNotice, FilterSelect, LoadMore, Loading, SeverityBadge, StatusBadge, TestBadge, useNow, useResource } from "../ui.jsx";
+import {
+  DataTable,
+  Empty,
+  ErrorNotice,
+  FilterSelect,
+  LoadMore,
+  Loading,
+  SeverityBadge,
+  StatusBadge,
+  TestBadge,
+  useNow,
+  useRequest,
+  useResource,
+} from "../ui.jsx";
 
 function TriggerAlertForm({ onTriggered }) {
   const [catalogue, setCatalogue] = useState(null);
@@ -14,8 +27,6 @@ function TriggerAlertForm({ onTriggered }) {
   const [patientId, setPatientId] = useState("");
   const [alertType, setAlertType] = useState("");
   const [value, setValue] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const [result, setResult] = useState(null);
 
   useEffect(() => {
@@ -32,24 +43,19 @@ function TriggerAlertForm({ onTriggered }) {
   const type = catalogue?.types.find((candidate) => candidate.alert_type === alertType);
   const categories = [...new Set((catalogue?.types ?? []).map((candidate) => candidate.category))];
 
-  const submit = async (event) => {
-    event?.preventDefault();
-    setBusy(true);
-    setError(null);
+  const { busy, error, run: send, dismiss } = useRequest(async () => {
     setResult(null);
     const body = { source: "MANUAL" };
     if (patientId) body.patient_id = patientId;
     if (alertType) body.alert_type = alertType;
     if (value !== "") body.value = Number(value);
-    try {
-      const alert = await api("/alerts/manual", { method: "POST", body });
-      setResult(alert);
-      onTriggered(alert);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    const alert = await api("/alerts/manual", { method: "POST", body });
+    setResult(alert);
+    onTriggered(alert);
+  });
+  const submit = (event) => {
+    event?.preventDefault();
+    send();
   };
 
   return (
@@ -107,7 +113,7 @@ function TriggerAlertForm({ onTriggered }) {
         </div>
       </form>
       {type && <p className="hint">{type.description}</p>}
-      <ErrorNotice error={error} what="Sending the test alert failed" onRetry={submit} onDismiss={() => setError(null)} />
+      <ErrorNotice error={error} what="Sending the test alert failed" onRetry={submit} onDismiss={dismiss} />
       {result && (
         <p className="notice success" role="status">
           Test alert #{result.alert_id} recorded: {result.alert_name} for {result.patient_name}, room {result.room}. It
@@ -116,6 +122,59 @@ function TriggerAlertForm({ onTriggered }) {
       )}
     </section>
   );
+}
+
+// The recent alerts' columns (units: alert type -> the unit of its reading).
+function alertColumns(units, now, timeZone) {
+  return [
+    { label: "#", className: "num", cell: (alert) => alert.alert_id },
+    {
+      label: "Received",
+      cell: (alert) => (
+        <time dateTime={alert.received_at} title={formatDateTime(alert.received_at, timeZone)}>
+          {timeAgo(alert.received_at, now)}
+        </time>
+      ),
+    },
+    {
+      label: "Severity",
+      cell: (alert) => (
+        <>
+          <SeverityBadge severity={alert.severity} /> <TestBadge show={alert.source === "MANUAL"} />
+        </>
+      ),
+    },
+    { label: "Alert", cell: (alert) => alert.alert_name },
+    {
+      label: "Patient",
+      cell: (alert) => (
+        <>
+          {alert.patient_name}
+          <span className="sub">Room {alert.room}</span>
+        </>
+      ),
+    },
+    {
+      label: "Reading",
+      className: "num",
+      cell: (alert) => formatReading(alert.value, units.get(alert.alert_type)) ?? <span className="muted">—</span>,
+    },
+    {
+      label: "Source",
+      cell: (alert) => (alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"),
+    },
+    {
+      label: "Incident",
+      cell: (alert) =>
+        alert.incident_id ? (
+          <Link to={`/incidents/${alert.incident_id}`}>
+            #{alert.incident_id} <StatusBadge status={alert.incident_status} />
+          </Link>
+        ) : (
+          <span className="muted">Pending</span>
+        ),
+    },
+  ];
 }
 
 export default function AlertsPage() {
@@ -154,55 +213,7 @@ export default function AlertsPage() {
         {!list.loaded && list.loading && <Loading what="Loading alerts" />}
         {list.loaded && alerts.length === 0 && <Empty>No alerts received.</Empty>}
         {alerts.length > 0 && (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="cards-on-phone" aria-label="Recent alerts">
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Received</th>
-                  <th scope="col">Severity</th>
-                  <th scope="col">Alert</th>
-                  <th scope="col">Patient</th>
-                  <th scope="col">Reading</th>
-                  <th scope="col">Source</th>
-                  <th scope="col">Incident</th>
-                </tr>
-              </thead>
-              <tbody>
-                {alerts.map((alert) => (
-                  <tr key={alert.alert_id}>
-                    <td data-label="#" className="num">{alert.alert_id}</td>
-                    <td data-label="Received">
-                      <time dateTime={alert.received_at} title={formatDateTime(alert.received_at, timeZone)}>
-                        {timeAgo(alert.received_at, now)}
-                      </time>
-                    </td>
-                    <td data-label="Severity">
-                      <SeverityBadge severity={alert.severity} /> <TestBadge show={alert.source === "MANUAL"} />
-                    </td>
-                    <td data-label="Alert">{alert.alert_name}</td>
-                    <td data-label="Patient">
-                      {alert.patient_name}
-                      <span className="sub">Room {alert.room}</span>
-                    </td>
-                    <td data-label="Reading" className="num">{formatReading(alert.value, units.get(alert.alert_type)) ?? <span className="muted">—</span>}</td>
-                    <td data-label="Source">
-                      {alert.source === "MANUAL" ? `Test by ${alert.triggered_by}` : alert.device_id || "Device"}
-                    </td>
-                    <td data-label="Incident">
-                      {alert.incident_id ? (
-                        <Link to={`/incidents/${alert.incident_id}`}>
-                          #{alert.incident_id} <StatusBadge status={alert.incident_status} />
-                        </Link>
-                      ) : (
-                        <span className="muted">Pending</span>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable label="Recent alerts" columns={alertColumns(units, now, timeZone)} rows={alerts} rowKey={(alert) => alert.alert_id} />
         )}
         <LoadMore list={list} />
       </section>

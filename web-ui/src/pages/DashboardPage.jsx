@@ -3,8 +3,15 @@ import { Link } from "react-router";
 
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
-import { ACTIVE_INCIDENT_STATUSES, UNACKNOWLEDGED_STATUSES, eventName, roleName, statusName } from "../domain.js";
-import { bySeverityThenAge, formatDuration, timeAgo } from "../format.js";
+import {
+  ACTIVE_INCIDENT_STATUSES,
+  UNACKNOWLEDGED_STATUSES,
+  WS_FRAME_INCIDENT_UPDATED,
+  eventName,
+  roleName,
+  statusName,
+} from "../domain.js";
+import { bySeverityThenAge, formatDuration, subjectOf, timeAgo } from "../format.js";
 import ActiveSilences from "../ActiveSilences.jsx";
 import { applyIncidentFrame, applyIncidentRow, incidentMap } from "../incidentCache.js";
 import IncidentTable from "../IncidentTable.jsx";
@@ -132,7 +139,7 @@ function useLiveDashboard() {
         reload();
         return;
       }
-      if (event.type !== "incident_updated") return;
+      if (event.type !== WS_FRAME_INCIDENT_UPDATED) return;
       if (loading.current) loading.current.push(event);
       else applyFrame(event);
       clearTimeout(figuresTimer.current);
@@ -255,7 +262,7 @@ export default function DashboardPage() {
               <li key={incident.incident_id}>
                 {incident.is_test && <TestBadge />}{" "}
                 <Link to={`/incidents/${incident.incident_id}`}>
-                  #{incident.incident_id} {incident.title} — {incident.patient_name}
+                  #{incident.incident_id} {incident.title} — {subjectOf(incident)}
                 </Link>{" "}
                 ({statusName(incident.status, incident.assignment_reason)}, raised {timeAgo(incident.created_at, now)})
               </li>

@@ -4,7 +4,16 @@ import { Link, useParams } from "react-router";
 import { api } from "../api.js";
 import { useAuth, useTimeZone } from "../auth.jsx";
 import { ACTIVE_INCIDENT_STATUSES, actionName, assignmentReasonName, historyName, roleName } from "../domain.js";
-import { formatDateTime, formatDuration, formatRange, formatReading, humanize, outsideRange } from "../format.js";
+import {
+  formatDateTime,
+  formatDuration,
+  formatRange,
+  formatReading,
+  humanize,
+  outsideRange,
+  placeOf,
+  subjectOf,
+} from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
 import WhyThisPerson from "../WhyThisPerson.jsx";
 import { MonitorSilentNotice } from "../MonitorSilent.jsx";
@@ -234,14 +243,21 @@ function IncidentDetailPage({ id }) {
         <div>
           <p className="eyebrow">Incident #{incident.incident_id}</p>
           <h1>{incident.title}</h1>
-          <p className="patient-line" data-testid="patient-line">
-            <strong>
-              <Link to={`/patients/${encodeURIComponent(incident.patient_id)}`}>{incident.patient_name}</Link>
-            </strong>
-            {incident.patient_age !== null && incident.patient_age !== undefined && `, ${incident.patient_age} y`} ·{" "}
-            {incident.ward} · Room {incident.room}
-          </p>
-          <MonitorSilentNotice patientId={incident.patient_id} />
+          {incident.patient_id ? (
+            <p className="patient-line" data-testid="patient-line">
+              <strong>
+                <Link to={`/patients/${encodeURIComponent(incident.patient_id)}`}>{incident.patient_name}</Link>
+              </strong>
+              {incident.patient_age !== null && incident.patient_age !== undefined && `, ${incident.patient_age} y`} ·{" "}
+              {incident.ward} · Room {incident.room}
+            </p>
+          ) : (
+            // A device's own alarm (a silent ward monitor or gateway): no patient, the device and its ward.
+            <p className="patient-line" data-testid="patient-line">
+              <strong>{subjectOf(incident)}</strong> · {placeOf(incident)}
+            </p>
+          )}
+          {incident.patient_id && <MonitorSilentNotice patientId={incident.patient_id} />}
           {incident.is_test && (
             <p className="test-notice" role="note">
               <TestBadge /> A test alert raised by a clinician (a drill), not an alarm from the patient's device.
@@ -355,15 +371,19 @@ function IncidentDetailPage({ id }) {
           <DeliveryTimeline incident={incident} />
 
           <section className="panel" aria-labelledby="details-title">
-            <h2 id="details-title">Patient and reading</h2>
+            <h2 id="details-title">{incident.patient_id ? "Patient and reading" : "Device"}</h2>
             <dl className="facts" data-testid="patient-context">
-              <Fact label="Patient">
-                {incident.patient_name} ({incident.patient_id})
-              </Fact>
+              {incident.patient_id ? (
+                <Fact label="Patient">
+                  {incident.patient_name} ({incident.patient_id})
+                </Fact>
+              ) : (
+                <Fact label="Device">{incident.device_name}</Fact>
+              )}
               <Fact label="Age">
                 {incident.patient_age === null || incident.patient_age === undefined ? null : `${incident.patient_age} years`}
               </Fact>
-              <Fact label="Ward">{incident.ward}</Fact>
+              <Fact label="Ward">{incident.ward ?? (incident.patient_id ? null : "Hospital-wide")}</Fact>
               <Fact label="Room / bed">{incident.room}</Fact>
               <Fact label="Alert">
                 {incident.alert_name} ({humanize(incident.category)})

@@ -6,7 +6,7 @@ import { useAuth, useTimeZone } from "../auth.jsx";
 import { formatDateTime } from "../format.js";
 import { deviceLabel, enablePushOnThisDevice, pushSupported, reachChanged, thisDevicesMethodId } from "../reach/push.js";
 import { KIND_NAMES, URGENCIES, delayName, rowsOf, rowsProblem, sourceName, stepsOf } from "../reach/rules.js";
-import { Empty, ErrorNotice, Loading, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, Loading, useRequest, useResource } from "../ui.jsx";
 
 // "My notifications": how HealthGuard reaches me when no tab of it is open. My contact methods
 // (email verified by a code, Web Push on each of my devices) and my rules (which method, how long
@@ -16,25 +16,6 @@ function methodStatus(method) {
   if (method.disabled_at) return { tone: "failed", text: `Disabled${method.disabled_reason ? `: ${method.disabled_reason}` : ""}` };
   if (method.verified) return { tone: "ok", text: "Working" };
   return { tone: "pending", text: "Not verified" };
-}
-
-// One request at a time from a form or button: busy while it runs, its failure kept to show.
-function useRequest(request) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const run = async (...args) => {
-    setBusy(true);
-    setError(null);
-    try {
-      return await request(...args);
-    } catch (failure) {
-      setError(failure);
-      return undefined;
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, run, dismiss: () => setError(null) };
 }
 
 function submitting(run) {

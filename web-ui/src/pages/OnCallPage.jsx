@@ -5,31 +5,21 @@ import { roleName } from "../domain.js";
 import { useAuth } from "../auth.jsx";
 import { dayOf, formatDay, formatShift, formatTime } from "../format.js";
 import { useIncidentUpdates } from "../live.jsx";
-import { Empty, ErrorNotice, FilterSelect, Loading, useResource } from "../ui.jsx";
+import { Empty, ErrorNotice, FilterSelect, Loading, useRequest, useResource } from "../ui.jsx";
 
 const SCHEDULE_DAYS = 7;
 
 function AvailabilityCard() {
   const { employee, updateEmployee } = useAuth();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
   const away = employee?.availability === "AWAY";
 
-  const toggle = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const updated = await api("/employees/me/availability", {
-        method: "PATCH",
-        body: { availability: away ? "AVAILABLE" : "AWAY" },
-      });
-      updateEmployee(updated);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run: toggle } = useRequest(async () => {
+    const updated = await api("/employees/me/availability", {
+      method: "PATCH",
+      body: { availability: away ? "AVAILABLE" : "AWAY" },
+    });
+    updateEmployee(updated);
+  });
 
   return (
     <section className="panel availability" aria-labelledby="availability-title">

@@ -6,7 +6,7 @@ import { useState } from "react";
 import { api } from "../api.js";
 import { useTimeZone } from "../auth.jsx";
 import { formatDateTime } from "../format.js";
-import { Empty, ErrorNotice, Loading } from "../ui.jsx";
+import { DataTable, Empty, ErrorNotice, Loading, useRequest } from "../ui.jsx";
 
 const EMPTY_SEARCH = { patient_id: "", employee_id: "", since: "", until: "" };
 
@@ -31,29 +31,38 @@ function Accessor({ entry }) {
   return "A HealthGuard service";
 }
 
+// The access log's columns: one entry per patient in an answer.
+function accessColumns(timeZone) {
+  return [
+    {
+      label: "When",
+      cell: (entry) => <time dateTime={entry.accessed_at}>{formatDateTime(entry.accessed_at, timeZone)}</time>,
+    },
+    { label: "Who", cell: (entry) => <Accessor entry={entry} /> },
+    { label: "Patient", cell: (entry) => entry.patient_id },
+    { label: "What", cell: (entry) => <code>{entry.route}</code> },
+    { label: "From", cell: (entry) => entry.address ?? "—" },
+    {
+      label: "Purpose",
+      cell: (entry) =>
+        entry.purpose === "break-glass" ? <strong title={entry.reason}>Break-glass: {entry.reason}</strong> : "Treatment",
+    },
+  ];
+}
+
 export default function PrivacyPage() {
   const timeZone = useTimeZone();
   const [search, setSearch] = useState(EMPTY_SEARCH);
   const [asked, setAsked] = useState(null);
   const [result, setResult] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
 
-  const run = async (query, before) => {
-    setBusy(true);
-    setError(null);
-    try {
-      const page = await api("/privacy/access-log", { query: { ...query, before } });
-      setResult((previous) =>
-        before && previous ? { entries: [...previous.entries, ...page.entries], next: page.next } : page,
-      );
-      setAsked(query);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, run, dismiss } = useRequest(async (query, before) => {
+    const page = await api("/privacy/access-log", { query: { ...query, before } });
+    setResult((previous) =>
+      before && previous ? { entries: [...previous.entries, ...page.entries], next: page.next } : page,
+    );
+    setAsked(query);
+  });
 
   const submit = (event) => {
     event.preventDefault();
@@ -92,46 +101,11 @@ export default function PrivacyPage() {
           </a>
         )}
       </form>
-      {error && <ErrorNotice error={error} what="the access log" onDismiss={() => setError(null)} />}
+      {error && <ErrorNotice error={error} what="the access log" onDismiss={dismiss} />}
       {busy && !result && <Loading what="Searching" />}
       {result && result.entries.length === 0 && <Empty>No access matches this search.</Empty>}
       {result && result.entries.length > 0 && (
-        <table className="table" data-testid="access-log">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Who</th>
-              <th scope="col">Patient</th>
-              <th scope="col">What</th>
-              <th scope="col">From</th>
-              <th scope="col">Purpose</th>
-            </tr>
-          </thead>
-          <tbody>
-            {result.entries.map((entry) => (
-              <tr key={entry.access_id}>
-                <td>
-                  <time dateTime={entry.accessed_at}>{formatDateTime(entry.accessed_at, timeZone)}</time>
-                </td>
-                <td>
-                  <Accessor entry={entry} />
-                </td>
-                <td>{entry.patient_id}</td>
-                <td>
-                  <code>{entry.route}</code>
-                </td>
-                <td>{entry.address ?? "—"}</td>
-                <td>
-                  {entry.purpose === "break-glass" ? (
-                    <strong title={entry.reason}>Break-glass: {entry.reason}</strong>
-                  ) : (
-                    "Treatment"
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable label="Access log" testId="access-log" columns={accessColumns(timeZone)} rows={result.entries} rowKey={(entry) => entry.access_id} />
       )}
       {result?.next && (
         <button type="button" disabled={busy} onClick={() => run(asked, result.next)}>
