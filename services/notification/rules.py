@@ -29,44 +29,30 @@ class Step:
 HOSPITAL_DEFAULT = (Step(0, 0, kind="push"), Step(1, 120, kind="email"))
 
 
-def steps_for(cur, *, employee_id: str, urgency: str) -> tuple[tuple[Step, ...], str]:
-    """The person's steps for an urgency, in order, and where they come from
-    ('personal' | 'role' | 'hospital')."""
+def steps_of_many(cur, *, employee_ids) -> dict[tuple[str, str], tuple[tuple[Step, ...], str]]:
+    """(employee_id, urgency) -> the steps in force, in order, and where they come from
+    ('personal' | 'role' | 'hospital'), for every urgency of each person: one query for any
+    number of people (a batch of pagings, or one person's own page)."""
+    employee_ids = list(dict.fromkeys(employee_ids))
     cur.execute("""
-        SELECT CASE WHEN r.employee_id IS NULL THEN 'role' ELSE 'personal' END AS source,
-               r.position, r.delay_seconds, r.kind, r.contact_method_id
-        FROM employees e
-        JOIN notification_rules r ON r.urgency = %(urgency)s
-             AND (r.employee_id = e.employee_id OR r.role = e.role)
-        WHERE e.employee_id = %(employee_id)s
-        ORDER BY r.position""", {"employee_id": employee_id, "urgency": urgency})
-    rows = cur.fetchall()
-    for source in ("personal", "role"):
-        mine = [Step(r["position"], r["delay_seconds"], r["kind"], r["contact_method_id"])
-                for r in rows if r["source"] == source]
-        if mine:
-            return tuple(mine), source
-    return HOSPITAL_DEFAULT, "hospital"
-
-
-def steps_of_many(cur, *, employee_ids) -> dict[tuple[str, str], tuple[Step, ...]]:
-    """(employee_id, urgency) -> the steps in force, for many people at once (one query, the
-    same precedence as steps_for: personal, then role); absent: the hospital default."""
-    cur.execute("""
-        SELECT e.employee_id, r.urgency, r.employee_id IS NOT NULL AS personal,
+        SELECT e.employee_id, r.urgency,
+               CASE WHEN r.employee_id IS NULL THEN 'role' ELSE 'personal' END AS source,
                r.position, r.delay_seconds, r.kind, r.contact_method_id
         FROM employees e
         JOIN notification_rules r ON r.employee_id = e.employee_id OR r.role = e.role
         WHERE e.employee_id = ANY(%s)
-        ORDER BY r.position""", (list(employee_ids),))
-    found: dict[tuple[str, str, bool], list[Step]] = {}
+        ORDER BY r.position""", (employee_ids,))
+    found: dict[tuple[str, str, str], list[Step]] = {}
     for r in cur.fetchall():
-        found.setdefault((r["employee_id"], r["urgency"], r["personal"]), []).append(
+        found.setdefault((r["employee_id"], r["urgency"], r["source"]), []).append(
             Step(r["position"], r["delay_seconds"], r["kind"], r["contact_method_id"]))
     result = {}
-    for (employee_id, urgency, personal), steps in found.items():
-        if personal or (employee_id, urgency, True) not in found:
-            result[(employee_id, urgency)] = tuple(steps)
+    for employee_id in employee_ids:
+        for urgency in URGENCIES:
+            source = next((source for source in ("personal", "role")
+                           if (employee_id, urgency, source) in found), "hospital")
+            steps = found.get((employee_id, urgency, source), HOSPITAL_DEFAULT)
+            result[(employee_id, urgency)] = (tuple(steps), source)
     return result
 
 
@@ -78,11 +64,10 @@ def as_json(steps, source: str | None = None) -> list[dict]:
 
 def my_rules(cur, *, employee_id: str) -> dict:
     """For each urgency: the steps in force and where they come from."""
-    result = {}
-    for urgency in URGENCIES:
-        steps, source = steps_for(cur, employee_id=employee_id, urgency=urgency)
-        result[urgency] = {"source": source, "steps": as_json(steps)}
-    return result
+    in_force = steps_of_many(cur, employee_ids=[employee_id])
+    return {urgency: {"source": in_force[(employee_id, urgency)][1],
+                      "steps": as_json(in_force[(employee_id, urgency)][0])}
+            for urgency in URGENCIES}
 
 
 def _checked(steps: list[dict], *, personal: bool) -> list[Step]:

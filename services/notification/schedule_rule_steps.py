@@ -109,7 +109,7 @@ def schedule_many(cur, *, incidents: dict, pagings, now: datetime.datetime) -> t
     for incident_id, employee_id, key, since in todo:
         urgency = rules.urgency_of(incidents[incident_id]["severity"])
         rows += _rows_of_paging(incident_id, employee_id, key, since, now=now,
-                                steps=steps.get((employee_id, urgency), rules.HOSPITAL_DEFAULT),
+                                steps=steps[(employee_id, urgency)][0],
                                 methods=methods.get(employee_id, []))
     columns = ("incident_id", "employee_id", "contact_method_id", "channel", "address_hint",
                "assignment_key", "assigned_at", "rule_step", "step_target", "due_at", "status",
